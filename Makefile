@@ -1,0 +1,67 @@
+# loyalty — PGXS build, plus the project's own targets:
+#   make demo    deps, build, install, throwaway server, sample programme
+#   make test    deps, build, install, throwaway server, every test layer
+#   make deps    install missing Debian packages (as root)
+#   make stop    stop the throwaway server under ./tmp
+
+EXTENSION   = loyalty
+EXTVERSION  = 0.1
+MODULE_big  = loyalty
+OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+
+# The install script is assembled from one SQL part per concept, in this order.
+SQL_PARTS   = src/loyalty.sql src/identifier.sql src/program.sql src/customer.sql
+INSTALL_SQL = $(EXTENSION)--$(EXTVERSION).sql
+DATA        = $(INSTALL_SQL) $(wildcard src/updates/$(EXTENSION)--*--*.sql)
+EXTRA_CLEAN = $(INSTALL_SQL)
+PG_CFLAGS   = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers
+
+# pg_regress: one test per feature in sql/ with expected output in expected/
+REGRESS     = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+REGRESS_OPTS = --inputdir=. --outputdir=tmp/regress
+# isolationtester specs in test/isolation/specs, expected in test/isolation/expected
+ISOLATION   = $(patsubst test/isolation/specs/%.spec,%,$(sort $(wildcard test/isolation/specs/*.spec)))
+ISOLATION_OPTS = --inputdir=test/isolation --outputdir=tmp/isolation
+
+PG_CONFIG  ?= pg_config
+export PG_CONFIG
+PGXS       := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+
+ifneq ($(wildcard $(PGXS)),)
+include $(PGXS)
+
+all: $(INSTALL_SQL)
+
+$(INSTALL_SQL): $(SQL_PARTS)
+	cat $(SQL_PARTS) > $@
+else
+# A fresh machine has no server headers yet: only deps, demo and test work,
+# and they install the headers before they build.
+all install installcheck:
+	@echo "PostgreSQL server development files not found (pg_config: $(PG_CONFIG)); run 'make deps' first" >&2; exit 1
+endif
+
+.PHONY: deps demo test stop install-ext
+
+deps:
+	test/deps.sh
+
+# Install into the server found by pg_config; use sudo when its directories
+# are not writable by the current user.
+install-ext: all
+	@if [ -w "$(DESTDIR)$(pkglibdir)" ] && [ -w "$(DESTDIR)$(datadir)/extension" ]; then \
+		$(MAKE) install; \
+	else \
+		sudo -n $(MAKE) install || { echo "make install needs write access to $(pkglibdir): run it as root or with sudo" >&2; exit 1; }; \
+	fi
+
+demo: deps
+	$(MAKE) install-ext
+	test/demo.sh
+
+test: deps
+	$(MAKE) install-ext
+	test/run-tests.sh
+
+stop:
+	test/server.sh stop

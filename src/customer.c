@@ -1,0 +1,325 @@
+/*
+ * src/customer.c
+ *
+ * Finding a customer at the till: loyalty.identify(program, identifier [,
+ * kind]) reads a card number, a phone number, an e-mail address or a
+ * customer id and answers with the customer, or with why there is none.  An
+ * unknown or mistyped card is routine at a till, so it is an answer, not an
+ * error.  loyalty.normalize_identifier() gives the stored form of an
+ * identifier under a programme's rules.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type_d.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+
+#include "jsonbuild.h"
+#include "program.h"
+
+PG_FUNCTION_INFO_V1(loyalty_identify);
+PG_FUNCTION_INFO_V1(loyalty_normalize_identifier);
+
+/* an identifier in its stored form, to look up */
+typedef struct Candidate
+{
+	IdentKind	kind;
+	char	   *value;
+} Candidate;
+
+/* what a lookup found; strings are allocated in the caller's context */
+typedef struct FoundCustomer
+{
+	char	   *ident_status;	/* of the identifier; "active" for an id */
+	int64		id;
+	char	   *status;
+	char	   *tier;
+	char	   *birth_date;
+	char	   *home_city;
+	Jsonb	   *attributes;
+} FoundCustomer;
+
+/* the columns both lookups return, in this order */
+#define CUSTOMER_COLUMNS \
+	" c.id, c.status, c.tier, pg_catalog.to_char(c.birth_date, 'YYYY-MM-DD')," \
+	" c.home_city, c.attributes"
+
+/* Read an identifier kind argument, or fail naming it */
+static IdentKind
+KindArg(text *arg, bool allow_id)
+{
+	char	   *name = text_to_cstring(arg);
+	IdentKind	kind;
+
+	if (!ParseIdentKind(name, allow_id, &kind))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown identifier kind \"%s\"", name),
+				 errhint(allow_id ? "The kinds are card, phone, email and id." :
+						 "The kinds are card, phone and email.")));
+	return kind;
+}
+
+/* The stored form of value as an identifier of kind, or NULL with *err */
+static char *
+NormalizeAs(const LoyaltyProgram *program, IdentKind kind, const char *value,
+			NormError *err)
+{
+	switch (kind)
+	{
+		case IDENT_CARD:
+			return NormalizeCard(value, &program->card, err);
+		case IDENT_PHONE:
+			return NormalizePhone(value, program->phone_country, err);
+		case IDENT_EMAIL:
+			return NormalizeEmail(value, err);
+		case IDENT_CUSTOMER_ID:
+			{
+				char	   *end;
+				long long	id;
+
+				errno = 0;
+				id = strtoll(value, &end, 10);
+				if (errno != 0 || end == value || *end != '\0' || id <= 0)
+				{
+					err->sqlerrcode = ERRCODE_INVALID_TEXT_REPRESENTATION;
+					err->message = psprintf("invalid customer id \"%s\"", value);
+					err->detail = NULL;
+					err->hint = NULL;
+					return NULL;
+				}
+				return psprintf("%lld", id);
+			}
+	}
+	pg_unreachable();
+}
+
+/*
+ * Look one candidate up; true and *found filled if it is bound to a
+ * customer.  A customer id of a merged account leads to the account it was
+ * merged into.  The caller is connected to SPI.
+ */
+static bool
+LookupCandidate(const LoyaltyProgram *program, const Candidate *cand,
+				MemoryContext resultcxt, FoundCustomer *found)
+{
+	static SPIPlanPtr by_identifier = NULL;
+	static SPIPlanPtr by_id = NULL;
+	Datum		args[3];
+	HeapTuple	tuple;
+	TupleDesc	desc;
+	bool		isnull;
+	Datum		d;
+	MemoryContext spicxt;
+
+	if (by_identifier == NULL)
+	{
+		Oid			types[3] = {INT8OID, TEXTOID, TEXTOID};
+
+		by_identifier = PrepareKept(
+			"SELECT i.status," CUSTOMER_COLUMNS
+			" FROM loyalty.identifier i JOIN loyalty.customer c"
+			" ON c.id OPERATOR(pg_catalog.=) i.customer_id"
+			" WHERE i.program_id OPERATOR(pg_catalog.=) $1"
+			" AND i.kind OPERATOR(pg_catalog.=) $2"
+			" AND i.value OPERATOR(pg_catalog.=) $3", 3, types);
+	}
+	if (by_id == NULL)
+	{
+		Oid			types[2] = {INT8OID, INT8OID};
+
+		by_id = PrepareKept(
+			"SELECT 'active'::pg_catalog.text," CUSTOMER_COLUMNS
+			" FROM loyalty.customer m JOIN loyalty.customer c"
+			" ON c.id OPERATOR(pg_catalog.=) COALESCE(m.merged_into, m.id)"
+			" WHERE m.program_id OPERATOR(pg_catalog.=) $1"
+			" AND m.id OPERATOR(pg_catalog.=) $2", 2, types);
+	}
+
+	args[0] = Int64GetDatum(program->id);
+	if (cand->kind == IDENT_CUSTOMER_ID)
+	{
+		args[1] = Int64GetDatum(strtoll(cand->value, NULL, 10));
+		if (SPI_execute_plan(by_id, args, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read loyalty.customer");
+	}
+	else
+	{
+		args[1] = CStringGetTextDatum(IdentKindName(cand->kind));
+		args[2] = CStringGetTextDatum(cand->value);
+		if (SPI_execute_plan(by_identifier, args, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read loyalty.identifier");
+	}
+	if (SPI_processed == 0)
+		return false;
+
+	tuple = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	spicxt = MemoryContextSwitchTo(resultcxt);
+	found->ident_status = SPI_getvalue(tuple, desc, 1);
+	found->id = DatumGetInt64(SPI_getbinval(tuple, desc, 2, &isnull));
+	found->status = SPI_getvalue(tuple, desc, 3);
+	found->tier = SPI_getvalue(tuple, desc, 4);
+	found->birth_date = SPI_getvalue(tuple, desc, 5);
+	found->home_city = SPI_getvalue(tuple, desc, 6);
+	d = SPI_getbinval(tuple, desc, 7, &isnull);
+	found->attributes = isnull ? NULL : DatumGetJsonbPCopy(d);
+	MemoryContextSwitchTo(spicxt);
+	return true;
+}
+
+/* The identifier object of an answer */
+static void
+AddIdentifier(JsonBuild *jb, const char *key, const Candidate *cand,
+			  const char *status)
+{
+	JbBeginObject(jb, key);
+	JbText(jb, "kind", IdentKindName(cand->kind));
+	JbText(jb, "value", cand->value);
+	if (status)
+		JbText(jb, "status", status);
+	JbEndObject(jb);
+}
+
+/*
+ * loyalty.identify(program text, identifier text, kind text default null)
+ * returns jsonb.  Without a kind, an input with "@" is an e-mail address;
+ * otherwise it is tried as a card number, then as a phone number, and the
+ * first that is bound to a customer answers.
+ */
+Datum
+loyalty_identify(PG_FUNCTION_ARGS)
+{
+	char	   *code;
+	char	   *input;
+	LoyaltyProgram program;
+	Candidate	cands[2];
+	int			ncands = 0;
+	NormError	err;
+	const char *invalid = NULL;
+	FoundCustomer found;
+	int			hit = -1;
+	JsonBuild	jb = NULL;
+	MemoryContext callcxt = CurrentMemoryContext;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	code = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	input = text_to_cstring(PG_GETARG_TEXT_PP(1));
+
+	SPI_connect();
+	LoadProgram(code, &program);
+
+	if (!PG_ARGISNULL(2))
+	{
+		IdentKind	kind = KindArg(PG_GETARG_TEXT_PP(2), true);
+		char	   *value = NormalizeAs(&program, kind, input, &err);
+
+		if (value)
+			cands[ncands++] = (Candidate) {kind, value};
+		else
+			invalid = err.message;
+	}
+	else if (strchr(input, '@') != NULL)
+	{
+		char	   *value = NormalizeEmail(input, &err);
+
+		if (value)
+			cands[ncands++] = (Candidate) {IDENT_EMAIL, value};
+		else
+			invalid = err.message;
+	}
+	else
+	{
+		NormError	phone_err;
+		char	   *card = NormalizeCard(input, &program.card, &err);
+		char	   *phone = NormalizePhone(input, program.phone_country, &phone_err);
+
+		if (card)
+			cands[ncands++] = (Candidate) {IDENT_CARD, card};
+		if (phone)
+			cands[ncands++] = (Candidate) {IDENT_PHONE, phone};
+		if (ncands == 0)
+			invalid = psprintf("%s; %s", err.message, phone_err.message);
+	}
+
+	/* candidate values live in the SPI context: copy them out */
+	for (int i = 0; i < ncands; i++)
+	{
+		cands[i].value = MemoryContextStrdup(callcxt, cands[i].value);
+		if (LookupCandidate(&program, &cands[i], callcxt, &found))
+		{
+			hit = i;
+			break;
+		}
+	}
+	if (invalid)
+		invalid = MemoryContextStrdup(callcxt, invalid);
+	SPI_finish();
+
+	JbBeginObject(&jb, NULL);
+	JbText(&jb, "program", code);
+	if (hit >= 0 && strcmp(found.ident_status, "active") == 0)
+	{
+		JbBool(&jb, "found", true);
+		JbInt(&jb, "customer_id", found.id);
+		JbText(&jb, "status", found.status);
+		JbText(&jb, "tier", found.tier);
+		JbText(&jb, "birth_date", found.birth_date);
+		JbText(&jb, "home_city", found.home_city);
+		JbJsonb(&jb, "attributes", found.attributes);
+		AddIdentifier(&jb, "identifier", &cands[hit], found.ident_status);
+		if (cands[hit].kind == IDENT_CUSTOMER_ID &&
+			found.id != strtoll(cands[hit].value, NULL, 10))
+			JbInt(&jb, "merged_from", strtoll(cands[hit].value, NULL, 10));
+	}
+	else if (hit >= 0)
+	{
+		JbBool(&jb, "found", false);
+		JbText(&jb, "reason", psprintf("identifier_%s", found.ident_status));
+		AddIdentifier(&jb, "identifier", &cands[hit], found.ident_status);
+	}
+	else if (invalid)
+	{
+		JbBool(&jb, "found", false);
+		JbText(&jb, "reason", "invalid_identifier");
+		JbText(&jb, "detail", invalid);
+	}
+	else
+	{
+		JbBool(&jb, "found", false);
+		JbText(&jb, "reason", "not_found");
+		JbBeginArray(&jb, "tried");
+		for (int i = 0; i < ncands; i++)
+			AddIdentifier(&jb, NULL, &cands[i], NULL);
+		JbEndArray(&jb);
+	}
+	PG_RETURN_JSONB_P(JbFinish(&jb));
+}
+
+/*
+ * loyalty.normalize_identifier(program text, kind text, value text) returns
+ * text: the form in which the programme stores the identifier, or an error
+ * saying what is wrong with it.
+ */
+Datum
+loyalty_normalize_identifier(PG_FUNCTION_ARGS)
+{
+	char	   *code = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	IdentKind	kind = KindArg(PG_GETARG_TEXT_PP(1), false);
+	char	   *value = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	LoyaltyProgram program;
+	NormError	err;
+	char	   *out;
+
+	SPI_connect();
+	LoadProgram(code, &program);
+	SPI_finish();
+
+	out = NormalizeAs(&program, kind, value, &err);
+	if (out == NULL)
+		ReportNormError(&err);
+	PG_RETURN_TEXT_P(cstring_to_text(out));
+}

@@ -1,0 +1,139 @@
+/*
+ * src/jsonbuild.c
+ *
+ * Small helpers over pushJsonbValue.  A NULL key adds an array element;
+ * otherwise a key and its value are added to the open object.
+ */
+#include "postgres.h"
+
+#include "utils/numeric.h"
+
+#include "jsonbuild.h"
+
+static void
+Key(JsonBuild *jb, const char *key)
+{
+	JsonbValue	k;
+
+	if (key == NULL)
+		return;
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	pushJsonbValue(jb, WJB_KEY, &k);
+}
+
+static void
+Value(JsonBuild *jb, const char *key, JsonbValue *v)
+{
+	Key(jb, key);
+	pushJsonbValue(jb, key ? WJB_VALUE : WJB_ELEM, v);
+}
+
+/* Open an object: the result itself, a keyed member, or an array element */
+void
+JbBeginObject(JsonBuild *jb, const char *key)
+{
+	Key(jb, key);
+	pushJsonbValue(jb, WJB_BEGIN_OBJECT, NULL);
+}
+
+void
+JbEndObject(JsonBuild *jb)
+{
+	pushJsonbValue(jb, WJB_END_OBJECT, NULL);
+}
+
+void
+JbBeginArray(JsonBuild *jb, const char *key)
+{
+	Key(jb, key);
+	pushJsonbValue(jb, WJB_BEGIN_ARRAY, NULL);
+}
+
+void
+JbEndArray(JsonBuild *jb)
+{
+	pushJsonbValue(jb, WJB_END_ARRAY, NULL);
+}
+
+/* A string member; a NULL value gives JSON null */
+void
+JbText(JsonBuild *jb, const char *key, const char *value)
+{
+	JsonbValue	v;
+
+	if (value == NULL)
+	{
+		JbNull(jb, key);
+		return;
+	}
+	v.type = jbvString;
+	v.val.string.val = (char *) value;
+	v.val.string.len = strlen(value);
+	Value(jb, key, &v);
+}
+
+void
+JbInt(JsonBuild *jb, const char *key, int64 value)
+{
+	JsonbValue	v;
+
+	v.type = jbvNumeric;
+	v.val.numeric = int64_to_numeric(value);
+	Value(jb, key, &v);
+}
+
+void
+JbBool(JsonBuild *jb, const char *key, bool value)
+{
+	JsonbValue	v;
+
+	v.type = jbvBool;
+	v.val.boolean = value;
+	Value(jb, key, &v);
+}
+
+void
+JbNull(JsonBuild *jb, const char *key)
+{
+	JsonbValue	v;
+
+	v.type = jbvNull;
+	Value(jb, key, &v);
+}
+
+/* Embed a whole jsonb value; NULL gives JSON null */
+void
+JbJsonb(JsonBuild *jb, const char *key, Jsonb *value)
+{
+	JsonbValue	v;
+
+	if (value == NULL)
+	{
+		JbNull(jb, key);
+		return;
+	}
+	if (JB_ROOT_IS_SCALAR(value))
+	{
+		JsonbValue	scalar;
+
+		if (!JsonbExtractScalar(&value->root, &scalar))
+			elog(ERROR, "jsonb scalar expected");
+		Value(jb, key, &scalar);
+		return;
+	}
+	v.type = jbvBinary;
+	v.val.binary.data = &value->root;
+	v.val.binary.len = VARSIZE(value) - VARHDRSZ;
+	Value(jb, key, &v);
+}
+
+/* Close the outermost object and return the jsonb */
+Jsonb *
+JbFinish(JsonBuild *jb)
+{
+	JsonbValue *result = pushJsonbValue(jb, WJB_END_OBJECT, NULL);
+
+	return JsonbValueToJsonb(result);
+}

@@ -1,0 +1,25 @@
+/*
+ * src/jsonbuild.h
+ *
+ * Building jsonb results directly in C, without printing and re-parsing
+ * text: the functions at the till answer in jsonb.
+ */
+#ifndef LOYALTY_JSONBUILD_H
+#define LOYALTY_JSONBUILD_H
+
+#include "utils/jsonb.h"
+
+typedef JsonbParseState *JsonBuild;
+
+extern void JbBeginObject(JsonBuild *jb, const char *key);
+extern void JbEndObject(JsonBuild *jb);
+extern void JbBeginArray(JsonBuild *jb, const char *key);
+extern void JbEndArray(JsonBuild *jb);
+extern void JbText(JsonBuild *jb, const char *key, const char *value);
+extern void JbInt(JsonBuild *jb, const char *key, int64 value);
+extern void JbBool(JsonBuild *jb, const char *key, bool value);
+extern void JbNull(JsonBuild *jb, const char *key);
+extern void JbJsonb(JsonBuild *jb, const char *key, Jsonb *value);
+extern Jsonb *JbFinish(JsonBuild *jb);
+
+#endif

@@ -1,0 +1,21 @@
+/*
+ * src/loyalty.c
+ *
+ * The module: its magic block and _PG_init, which reserves the "loyalty."
+ * prefix for the settings each concept defines.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/guc.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+/* Load-time set-up of every concept */
+void
+_PG_init(void)
+{
+	MarkGUCPrefixReserved("loyalty");
+}

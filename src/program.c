@@ -1,0 +1,71 @@
+/*
+ * src/program.c
+ *
+ * Programmes: loading one by its code.  The plan is prepared once per backend
+ * and kept; the plan cache replans it when the table changes.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type_d.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+
+#include "program.h"
+
+/* Prepare a query through SPI and keep its plan for the life of the backend */
+SPIPlanPtr
+PrepareKept(const char *query, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(query, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s",
+			 query, SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	return plan;
+}
+
+/*
+ * Load the programme with the given code into *program; the caller is
+ * connected to SPI.  An unknown code is an error: it is a configuration
+ * mistake of the caller, not a routine event at a till.
+ */
+void
+LoadProgram(const char *code, LoyaltyProgram *program)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		arg = CStringGetTextDatum(code);
+	HeapTuple	tuple;
+	TupleDesc	desc;
+	bool		isnull;
+	Datum		country;
+
+	if (plan == NULL)
+	{
+		Oid			argtypes[1] = {TEXTOID};
+
+		plan = PrepareKept("SELECT id, phone_country, card_min_length::int4,"
+						   " card_max_length::int4, card_luhn"
+						   " FROM loyalty.program WHERE code OPERATOR(pg_catalog.=) $1",
+						   1, argtypes);
+	}
+	if (SPI_execute_plan(plan, &arg, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read loyalty.program");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("programme \"%s\" does not exist", code),
+				 errhint("SELECT code FROM loyalty.program lists the programmes.")));
+
+	tuple = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	program->id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
+	program->code = code;		/* the caller's string, which outlives SPI */
+	country = SPI_getbinval(tuple, desc, 2, &isnull);
+	program->phone_country = isnull ? NULL :
+		LookupPhoneCountry(TextDatumGetCString(country));
+	program->card.min_length = DatumGetInt32(SPI_getbinval(tuple, desc, 3, &isnull));
+	program->card.max_length = DatumGetInt32(SPI_getbinval(tuple, desc, 4, &isnull));
+	program->card.luhn = DatumGetBool(SPI_getbinval(tuple, desc, 5, &isnull));
+}

@@ -1,0 +1,25 @@
+/*
+ * src/program.h
+ *
+ * A loyalty programme as the C functions need it: its id and its rules for
+ * reading identifiers.  Loaded by code through SPI.
+ */
+#ifndef LOYALTY_PROGRAM_H
+#define LOYALTY_PROGRAM_H
+
+#include "executor/spi.h"
+
+#include "identifier.h"
+
+typedef struct LoyaltyProgram
+{
+	int64		id;
+	const char *code;
+	const PhoneCountry *phone_country;	/* NULL: only international numbers */
+	CardRule	card;
+} LoyaltyProgram;
+
+extern void LoadProgram(const char *code, LoyaltyProgram *program);
+extern SPIPlanPtr PrepareKept(const char *query, int nargs, Oid *argtypes);
+
+#endif
