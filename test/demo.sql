@@ -1,0 +1,70 @@
+-- A sample programme and what loyalty does with it so far.
+\pset footer off
+\set QUIET on
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+
+\echo
+\echo '== A programme: a sports chain in Russia, cards with a Luhn digit, 5% back in bonus points'
+BEGIN;
+INSERT INTO loyalty.program (code, name, default_currency, phone_country,
+                             card_min_length, card_max_length, card_luhn,
+                             accrual_rate_bp, accrual_delay, max_points_bp)
+VALUES ('sport', 'Sport club', 'bonus', 'RU', 16, 16, true, 500, '2 hours', 3000);
+INSERT INTO loyalty.currency (program_id, code, name, exponent, money_per_unit)
+SELECT id, 'bonus', 'Bonus points', 0, 1 FROM loyalty.program WHERE code = 'sport';
+COMMIT;
+SELECT p.code, p.name, p.phone_country AS phones_in, p.card_min_length AS card_digits,
+       p.card_luhn AS luhn, p.accrual_rate_bp / 100.0 AS "accrual %",
+       p.accrual_delay, p.max_points_bp / 100.0 AS "max paid with points %",
+       c.code AS currency, c.money_per_unit AS "roubles per point"
+  FROM loyalty.program p JOIN loyalty.currency c ON c.program_id = p.id;
+
+\echo
+\echo '== Phone numbers: every way a cashier types one gives the same E.164 number'
+SELECT written AS "typed at the till", loyalty.normalize_phone(written, 'RU') AS stored
+  FROM unnest(ARRAY['8 (916) 123-45-67', '+7 916 123 45 67', '79161234567',
+                    '916 123-45-67', '+44 (0)20 7946 0958']) AS written;
+
+\echo
+\echo '== Enrolling customers'
+SELECT loyalty.enroll('sport', card => '4111 1111 1111 1111', phone => '8 916 123-45-67',
+                      email => 'Anna.Petrova@Example.com', birth_date => '1990-05-01',
+                      home_city => 'Moscow', attributes => '{"sport": "ski"}') AS anna \gset
+SELECT loyalty.enroll('sport', phone => '+7 903 765-43-21', home_city => 'Kazan') AS boris \gset
+SELECT c.id AS customer, c.home_city, i.kind, i.value, i.status
+  FROM loyalty.customer c JOIN loyalty.identifier i ON i.customer_id = c.id
+ ORDER BY c.id, i.kind;
+
+\echo
+\echo '== At the till: identify by card, phone or e-mail'
+SELECT written AS "presented", r ->> 'found' AS found, r ->> 'customer_id' AS customer,
+       r -> 'identifier' ->> 'kind' AS "read as", r ->> 'reason' AS reason
+  FROM unnest(ARRAY['4111-1111-1111-1111', '89161234567', 'ANNA.PETROVA@example.com',
+                    '4111 1111 1111 1112', '+7 999 000 00 00']) AS written,
+       LATERAL loyalty_identify('sport', written) AS r;
+\echo 'The whole answer for a phone:'
+SELECT jsonb_pretty(loyalty_identify('sport', '+7 916 123 45 67')) AS "loyalty_identify('sport', '+7 916 123 45 67')";
+
+\echo
+\echo '== A duplicate is refused with a clear error, and nothing is written'
+\set ON_ERROR_STOP off
+SELECT loyalty.enroll('sport', phone => '+7 (916) 123-45-67');
+\set ON_ERROR_STOP on
+
+\echo
+\echo '== A lost card is replaced: the old one identifies nobody, the new one finds Anna'
+SELECT loyalty.replace_card('sport', '4111 1111 1111 1111', '5555 5555 5555 4444', 'card lost') AS customer;
+SELECT written AS "presented", r ->> 'found' AS found, r ->> 'customer_id' AS customer, r ->> 'reason' AS reason
+  FROM unnest(ARRAY['4111111111111111', '5555555555554444']) AS written,
+       LATERAL loyalty_identify('sport', written) AS r;
+
+\echo
+\echo '== Boris turns out to be Anna''s second account: merge them'
+SELECT loyalty.merge_customers('sport', :boris, :anna, 'same person, confirmed by phone call') AS merged_into;
+SELECT loyalty_identify('sport', '+7 903 765-43-21') ->> 'customer_id' AS "Boris's phone now finds";
+
+\echo
+\echo '== Who changed what, and why'
+SELECT customer_id AS customer, action, detail, actor, reason
+  FROM loyalty.customer_log ORDER BY id;

@@ -1,0 +1,99 @@
+-- Schema objects, their owners and their grants.
+BEGIN;
+SELECT plan(27);
+
+SELECT has_extension('loyalty');
+SELECT has_schema('loyalty');
+SELECT tables_are('loyalty', ARRAY['program', 'currency', 'customer', 'identifier', 'customer_log']);
+SELECT functions_are('loyalty', ARRAY[
+    'normalize_phone', 'normalize_card', 'normalize_email', 'phone_country_valid',
+    'phone_countries', 'normalize_identifier', 'identify', 'identifier_normalize_trigger',
+    'program_id', 'customer_for_update', 'identifier_insert', 'require_reason', 'enroll',
+    'add_identifier', 'replace_card', 'set_identifier_status', 'merge_customers']);
+SELECT has_function('public', 'loyalty_identify', ARRAY['text', 'text', 'text'],
+                    'the checkout name public.loyalty_identify exists');
+SELECT is((SELECT prosrc FROM pg_proc WHERE oid = 'public.loyalty_identify(text,text,text)'::regprocedure),
+          (SELECT prosrc FROM pg_proc WHERE oid = 'loyalty.identify(text,text,text)'::regprocedure),
+          'public.loyalty_identify is the same C symbol as loyalty.identify');
+
+-- Owned by the role that created the extension.
+SELECT is_empty($$
+    SELECT c.relname FROM pg_class c JOIN pg_extension e ON e.extname = 'loyalty'
+     WHERE c.relnamespace = 'loyalty'::regnamespace AND c.relowner <> e.extowner$$,
+    'every relation in schema loyalty is owned by the extension owner');
+SELECT is_empty($$
+    SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_extension e ON e.extname = 'loyalty'
+     WHERE p.pronamespace = 'loyalty'::regnamespace AND p.proowner <> e.extowner$$,
+    'every function in schema loyalty is owned by the extension owner');
+
+-- Keys, indexes and the normalising trigger.
+SELECT col_is_pk('loyalty'::name, 'identifier'::name, ARRAY['program_id', 'kind', 'value']::name[], 'identifier key is (program_id, kind, value)');
+SELECT col_is_pk('loyalty'::name, 'customer'::name, 'id'::name, 'customer key is id');
+SELECT fk_ok('loyalty'::name, 'identifier'::name, ARRAY['program_id', 'customer_id']::name[],
+             'loyalty'::name, 'customer'::name, ARRAY['program_id', 'id']::name[]);
+SELECT has_index('loyalty'::name, 'identifier'::name, 'identifier_customer_idx'::name, ARRAY['customer_id']::name[], 'identifiers are found by customer');
+SELECT has_trigger('loyalty'::name, 'identifier'::name, 'identifier_normalize'::name, 'identifiers are normalised by a trigger');
+SELECT col_is_unique('loyalty'::name, 'program'::name, ARRAY['code']::name[], 'programme codes are unique');
+
+-- pg_dump keeps the data of every table and the position of every sequence.
+SELECT set_eq(
+    $$SELECT unnest(extconfig)::regclass::text FROM pg_extension WHERE extname = 'loyalty'$$,
+    ARRAY['loyalty.program', 'loyalty.program_id_seq', 'loyalty.currency', 'loyalty.customer',
+          'loyalty.customer_id_seq', 'loyalty.identifier', 'loyalty.customer_log',
+          'loyalty.customer_log_id_seq'],
+    'every table and sequence is marked for pg_dump');
+
+-- Functions with the owner's rights pin search_path and are not public.
+SELECT is_empty($$
+    SELECT p.oid::regprocedure FROM pg_proc p
+      JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+      JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'loyalty'
+     WHERE p.prosecdef AND NOT coalesce(p.proconfig @> '{"search_path=pg_catalog, pg_temp"}', false)$$,
+    'every SECURITY DEFINER function sets search_path = pg_catalog, pg_temp');
+SELECT is_empty($$
+    SELECT p.oid::regprocedure FROM pg_proc p
+      JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+      JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'loyalty'
+     WHERE p.prosecdef AND has_function_privilege('public', p.oid, 'EXECUTE')$$,
+    'no SECURITY DEFINER function is executable by PUBLIC');
+SELECT is_definer('loyalty', 'identify', ARRAY['text', 'text', 'text']);
+SELECT is_empty($$
+    SELECT c.relname FROM pg_class c
+     WHERE c.relnamespace = 'loyalty'::regnamespace
+       AND (has_table_privilege('public', c.oid, 'SELECT') OR has_table_privilege('public', c.oid, 'INSERT')
+            OR has_table_privilege('public', c.oid, 'UPDATE') OR has_table_privilege('public', c.oid, 'DELETE'))$$,
+    'PUBLIC has no privilege on any table');
+
+-- A role without grants: pure functions yes, tables and accounts no.
+CREATE ROLE loyalty_tap_nobody;
+CREATE ROLE loyalty_tap_till;
+GRANT USAGE ON SCHEMA loyalty TO loyalty_tap_nobody, loyalty_tap_till;
+GRANT EXECUTE ON FUNCTION loyalty.identify(text, text, text) TO loyalty_tap_till;
+INSERT INTO loyalty.program (code, name, default_currency, phone_country) VALUES ('tap', 'TAP', 'bonus', 'RU');
+INSERT INTO loyalty.currency (program_id, code, name, money_per_unit)
+SELECT id, 'bonus', 'Bonus', 1 FROM loyalty.program WHERE code = 'tap';
+SET CONSTRAINTS ALL IMMEDIATE;
+SELECT ok(loyalty.enroll('tap', phone => '+79161234567') > 0, 'the owner enrolls a customer');
+
+SET ROLE loyalty_tap_nobody;
+SELECT is(loyalty.normalize_phone('8 916 123 45 67', 'RU'), '+79161234567',
+          'anyone may normalise a phone number');
+SELECT throws_ok($$SELECT count(*) FROM loyalty.customer$$, '42501', NULL,
+                 'a role without grants cannot read customers');
+SELECT throws_ok($$SELECT count(*) FROM loyalty.identifier$$, '42501', NULL,
+                 'a role without grants cannot read identifiers');
+SELECT throws_ok($$SELECT loyalty.identify('tap', '+79161234567')$$, '42501', NULL,
+                 'a role without grants cannot identify');
+SELECT throws_ok($$SELECT loyalty.enroll('tap', phone => '+79160000000')$$, '42501', NULL,
+                 'a role without grants cannot enroll');
+RESET ROLE;
+
+SET ROLE loyalty_tap_till;
+SELECT is(loyalty.identify('tap', '8 916 123 45 67') ->> 'found', 'true',
+          'a role granted identify finds the customer without table privileges');
+SELECT throws_ok($$SELECT count(*) FROM loyalty.customer$$, '42501', NULL,
+                 'and still cannot read the table');
+RESET ROLE;
+
+SELECT * FROM finish();
+ROLLBACK;

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# test/run-tests.sh — run every test layer against the throwaway server:
+#   pg_regress          sql/*.sql against expected/*.out
+#   pgTAP               test/pgtap/*.sql, by pg_prove
+#   isolationtester     test/isolation/specs/*.spec, by pg_isolation_regress
+# The extension must be installed (make install).  Prints a summary and a
+# last line "N passed, N failed"; exits non-zero if anything failed.
+# LOYALTY_KEEP_SERVER=1 leaves a server this script started running.
+set -uo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+PG_CONFIG=${PG_CONFIG:-pg_config}
+PGXS_SRC=$(dirname "$(dirname "$("$PG_CONFIG" --pgxs)")")
+PG_REGRESS="$PGXS_SRC/test/regress/pg_regress"
+PG_ISOLATION_REGRESS="$PGXS_SRC/test/isolation/pg_isolation_regress"
+
+started=0
+if ! test/server.sh status >/dev/null 2>&1; then
+	started=1
+fi
+test/server.sh start || exit 1
+if [ "$started" = 1 ] && [ "${LOYALTY_KEEP_SERVER:-0}" != 1 ]; then
+	trap 'test/server.sh stop >/dev/null' EXIT
+fi
+# shellcheck disable=SC1091
+. tmp/server.env
+
+declare -a LAYERS PASSED FAILED
+record() { LAYERS+=("$1"); PASSED+=("$2"); FAILED+=("$3"); }
+
+# Count "name ... ok" and "name ... FAILED" lines of a pg_regress run.
+regress_counts() {
+	local log=$1 ok bad
+	ok=$(grep -cE '^(test |     )?[[:space:]]*[A-Za-z0-9_-]+[[:space:]]+\.\.\. ok' "$log")
+	bad=$(grep -cE '\.\.\. (FAILED|failed)' "$log")
+	echo "$ok $bad"
+}
+
+# Run a pg_regress-driven layer: name, driver, output directory, database,
+# then driver options up to "--", then the tests.
+run_pg_regress() {
+	local name=$1 bin=$2 outputdir=$3 db=$4 opts=() ok bad rc
+	shift 4
+	while [ "$1" != -- ]; do opts+=("$1"); shift; done
+	shift
+	echo
+	echo "== $name: $# tests"
+	rm -rf "$outputdir"
+	mkdir -p "$outputdir"
+	"$bin" "${opts[@]}" --outputdir="$outputdir" --bindir="$PGBINDIR" \
+		--dbname="$db" "$@" 2>&1 | tee "tmp/$name.log"
+	rc=${PIPESTATUS[0]}
+	read -r ok bad < <(regress_counts "tmp/$name.log")
+	if [ "$rc" -ne 0 ]; then
+		[ "$bad" -gt 0 ] || bad=1
+		if [ -f "$outputdir/regression.diffs" ]; then
+			echo "---- $outputdir/regression.diffs"
+			cat "$outputdir/regression.diffs"
+		fi
+	fi
+	record "$name" "$ok" "$bad"
+}
+
+# pg_regress: the tests create the extension themselves.
+mapfile -t REGRESS < <(ls sql/*.sql 2>/dev/null | sed 's|sql/||; s|\.sql$||')
+if [ ${#REGRESS[@]} -gt 0 ]; then
+	run_pg_regress pg_regress "$PG_REGRESS" tmp/regress loyalty_regress \
+		--inputdir=. -- "${REGRESS[@]}"
+fi
+
+# pgTAP: a fresh database with pgtap and loyalty; each file rolls itself back.
+mapfile -t TAP < <(ls test/pgtap/*.sql 2>/dev/null)
+if [ ${#TAP[@]} -gt 0 ]; then
+	echo
+	echo "== pgTAP: ${#TAP[@]} files"
+	"$PGBINDIR/dropdb" --if-exists loyalty_tap
+	"$PGBINDIR/createdb" loyalty_tap
+	"$PGBINDIR/psql" -X -q -v ON_ERROR_STOP=1 -d loyalty_tap \
+		-c 'CREATE EXTENSION pgtap' -c 'CREATE EXTENSION loyalty'
+	pg_prove -v -d loyalty_tap "${TAP[@]}" 2>&1 | tee tmp/pgtap.log
+	rc=${PIPESTATUS[0]}
+	ok=$(grep -cE '^[[:space:]]*ok [0-9]+' tmp/pgtap.log)
+	bad=$(grep -cE '^[[:space:]]*not ok [0-9]+' tmp/pgtap.log)
+	if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
+		bad=1	# a bad plan or a crashed file
+	fi
+	record pgTAP "$ok" "$bad"
+fi
+
+# isolationtester: pg_isolation_regress creates the database with the extension.
+mapfile -t SPECS < <(ls test/isolation/specs/*.spec 2>/dev/null | sed 's|.*/||; s|\.spec$||')
+if [ ${#SPECS[@]} -gt 0 ]; then
+	run_pg_regress isolation "$PG_ISOLATION_REGRESS" tmp/isolation loyalty_isolation \
+		--inputdir=test/isolation --load-extension=loyalty -- "${SPECS[@]}"
+fi
+
+total_ok=0
+total_bad=0
+echo
+echo "== summary"
+printf '%-12s %8s %8s\n' layer passed failed
+for i in "${!LAYERS[@]}"; do
+	printf '%-12s %8d %8d\n' "${LAYERS[$i]}" "${PASSED[$i]}" "${FAILED[$i]}"
+	total_ok=$((total_ok + PASSED[i]))
+	total_bad=$((total_bad + FAILED[i]))
+done
+echo "$total_ok passed, $total_bad failed"
+[ "$total_bad" -eq 0 ] && [ "$total_ok" -gt 0 ]
