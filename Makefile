@@ -3,6 +3,7 @@
 #   make test    deps, build, install, throwaway server, every test layer
 #   make deps    install missing Debian packages (as root)
 #   make stop    stop the throwaway server under ./tmp
+#   make test-valgrind  the tests against a server under valgrind
 
 EXTENSION   = loyalty
 EXTVERSION  = 0.1
@@ -41,18 +42,22 @@ all install installcheck:
 	@echo "PostgreSQL server development files not found (pg_config: $(PG_CONFIG)); run 'make deps' first" >&2; exit 1
 endif
 
-.PHONY: deps demo test stop install-ext
+.PHONY: deps demo test test-valgrind stop install-ext
 
 deps:
 	test/deps.sh
 
 # Install into the server found by pg_config; use sudo when its directories
-# are not writable by the current user.
+# are not writable, unless the installed files are already these.
 install-ext: all
 	@if [ -w "$(DESTDIR)$(pkglibdir)" ] && [ -w "$(DESTDIR)$(datadir)/extension" ]; then \
 		$(MAKE) install; \
+	elif cmp -s $(MODULE_big)$(DLSUFFIX) "$(DESTDIR)$(pkglibdir)/$(MODULE_big)$(DLSUFFIX)" && \
+		cmp -s $(INSTALL_SQL) "$(DESTDIR)$(datadir)/extension/$(INSTALL_SQL)" && \
+		cmp -s $(EXTENSION).control "$(DESTDIR)$(datadir)/extension/$(EXTENSION).control"; then \
+		echo "loyalty is installed and up to date in $(pkglibdir)"; \
 	else \
-		sudo -n $(MAKE) install || { echo "make install needs write access to $(pkglibdir): run it as root or with sudo" >&2; exit 1; }; \
+		sudo -n $(MAKE) install || { echo "make install needs write access to $(pkglibdir) and $(datadir)/extension: run it as root or with sudo" >&2; exit 1; }; \
 	fi
 
 demo: deps
@@ -62,6 +67,11 @@ demo: deps
 test: deps
 	$(MAKE) install-ext
 	test/run-tests.sh
+
+# The suite against a server running under valgrind memcheck (slow).
+test-valgrind: deps
+	$(MAKE) install-ext
+	test/valgrind.sh
 
 stop:
 	test/server.sh stop

@@ -8,6 +8,8 @@
 #   test/server.sh status  say whether it runs, and where
 #   test/server.sh env     print the libpq variables that reach it
 #
+# LOYALTY_PG_WRAPPER=/path/to/script starts the server through that script
+# instead of the postgres binary (test/valgrind.sh uses it).
 # The cluster loads pg_cron (cron.database_name = loyalty), listens on a free
 # port on 127.0.0.1 and on a socket beside its data.  As root the server runs
 # as the "postgres" user (created if missing); otherwise as the caller.  The
@@ -135,7 +137,8 @@ max_prepared_transactions = 10
 log_min_messages = warning
 log_line_prefix = '%m [%p] %q%u@%d '
 CONF
-		as_server "$BINDIR/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start >/dev/null ||
+		as_server "$BINDIR/pg_ctl" -D "$DATA" -l "$LOG" -w -t 120 \
+			-p "${LOYALTY_PG_WRAPPER:-$BINDIR/postgres}" start >/dev/null ||
 			{ tail -n 20 "$LOG" >&2; die "the server did not start (log: $LOG)"; }
 	fi
 	write_env "$port"
