@@ -33,7 +33,8 @@ if [ "$(id -u)" -eq 0 ]; then
 	if ! id "$RUNAS" >/dev/null 2>&1; then
 		useradd --system --user-group --home-dir /nonexistent --shell /usr/sbin/nologin "$RUNAS"
 	fi
-	as_server() { runuser -u "$RUNAS" -- "$@"; }
+	# from /, since the server user may not be able to enter the checkout
+	as_server() { (cd / && runuser -u "$RUNAS" -- "$@"); }
 else
 	RUNAS=$(id -un)
 	as_server() { "$@"; }
