@@ -58,13 +58,7 @@ SELECT is((SELECT count(*) FROM loyalty.identifier WHERE value = '+79161234567')
 
 -- Randomised: Russian mobile numbers written in random national and
 -- international forms all normalise to +7 and the ten digits.
-\getenv seed LOYALTY_TEST_SEED
-\if :{?seed}
-\else
-SELECT (extract(epoch FROM clock_timestamp())::bigint % 10000) / 10000.0 AS seed \gset
-\endif
-SELECT diag('random seed ' || :'seed' || ' (LOYALTY_TEST_SEED=' || :'seed' || ' repeats this run)')
-  FROM (SELECT setseed(:'seed'::float8)) s;
+\ir seed.psql
 CREATE TEMP TABLE phones AS
 SELECT '9' || lpad((random() * 999999999)::bigint::text, 9, '0') AS nsn,
        (random() * 5)::int AS form

@@ -5,13 +5,7 @@
 BEGIN;
 SELECT plan(8);
 
-\getenv seed LOYALTY_TEST_SEED
-\if :{?seed}
-\else
-SELECT (extract(epoch FROM clock_timestamp())::bigint % 10000) / 10000.0 AS seed \gset
-\endif
-SELECT diag('random seed ' || :'seed' || ' (LOYALTY_TEST_SEED=' || :'seed' || ' repeats this run)')
-  FROM (SELECT setseed(:'seed'::float8)) s;
+\ir seed.psql
 
 -- Random strings over an alphabet that reaches every branch of the parsers:
 -- digits, separators, "+", "@", dots, letters, hyphens, multibyte letters.
