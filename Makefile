@@ -11,7 +11,8 @@ MODULE_big  = loyalty
 OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 
 # The install script is assembled from one SQL part per concept, in this order.
-SQL_PARTS   = src/loyalty.sql src/identifier.sql src/program.sql src/customer.sql
+SQL_PARTS   = src/loyalty.sql src/identifier.sql src/program.sql src/customer.sql \
+              src/ledger.sql
 INSTALL_SQL = $(EXTENSION)--$(EXTVERSION).sql
 DATA        = $(INSTALL_SQL) $(wildcard src/updates/$(EXTENSION)--*--*.sql)
 EXTRA_CLEAN = $(INSTALL_SQL)
@@ -34,6 +35,9 @@ ifneq ($(wildcard $(PGXS)),)
 include $(PGXS)
 
 all: $(INSTALL_SQL)
+
+# PGXS tracks no header dependencies: rebuild every object when a header moves.
+$(OBJS): $(wildcard src/*.h)
 
 $(INSTALL_SQL): $(SQL_PARTS)
 	cat $(SQL_PARTS) > $@

@@ -394,6 +394,8 @@ BEGIN
                'kind', i.kind, 'value', i.value) ORDER BY i.kind, i.value), '[]')
       INTO moved
       FROM @extschema@.identifier i WHERE i.customer_id OPERATOR(pg_catalog.=) s.id;
+    -- points: every lot moves with its window, with ledger entries on both sides
+    PERFORM @extschema@.merge_wallets(s.id, t.id, merge_customers.reason);
     UPDATE @extschema@.identifier i SET customer_id = t.id, updated_at = pg_catalog.now()
      WHERE i.customer_id OPERATOR(pg_catalog.=) s.id;
     UPDATE @extschema@.customer c SET merged_into = t.id, updated_at = pg_catalog.now()
@@ -417,7 +419,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION @extschema@.merge_customers(text, bigint, bigint, text) IS
-'move every identifier of the source customer to the target and mark the source merged; returns the target id';
+'move every identifier, wallet and lot of the source customer to the target and mark the source merged; returns the target id';
 
 -- Functions that read or change accounts run with the owner's rights and are
 -- granted explicitly; nobody may call them by default.

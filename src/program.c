@@ -12,11 +12,18 @@
 
 #include "program.h"
 
-/* Prepare a query through SPI and keep its plan for the life of the backend */
+/* Prepare a query through SPI and keep its generic plan for the life of the backend */
 SPIPlanPtr
 PrepareKept(const char *query, int nargs, Oid *argtypes)
 {
-	SPIPlanPtr	plan = SPI_prepare(query, nargs, argtypes);
+	SPIPlanPtr	plan;
+
+	/*
+	 * Always the generic plan: the statements are key lookups whose plan does
+	 * not depend on the values, and custom plans would be planned on every
+	 * call (array arguments make them look cheaper than the generic one).
+	 */
+	plan = SPI_prepare_cursor(query, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
 
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed for \"%s\": %s",
@@ -24,6 +31,25 @@ PrepareKept(const char *query, int nargs, Oid *argtypes)
 	if (SPI_keepplan(plan) != 0)
 		elog(ERROR, "SPI_keepplan failed");
 	return plan;
+}
+
+/*
+ * Execute a kept statement (preparing it the first time) with a fresh
+ * snapshot, so that a read after a row lock sees what the lock waited for.
+ * NULL nulls means no argument is NULL.  Returns the SPI result code.
+ */
+int
+RunKept(KeptQuery *query, Datum *values, const char *nulls, long tcount)
+{
+	int			rc;
+
+	if (query->plan == NULL)
+		query->plan = PrepareKept(query->sql, query->nargs, query->argtypes);
+	rc = SPI_execute_plan(query->plan, values, nulls, false, tcount);
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s",
+			 query->sql, SPI_result_code_string(rc));
+	return rc;
 }
 
 /*

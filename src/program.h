@@ -19,7 +19,17 @@ typedef struct LoyaltyProgram
 	CardRule	card;
 } LoyaltyProgram;
 
+/* A statement prepared on first use and kept for the life of the backend */
+typedef struct KeptQuery
+{
+	const char *sql;
+	int			nargs;
+	Oid			argtypes[24];
+	SPIPlanPtr	plan;
+} KeptQuery;
+
 extern void LoadProgram(const char *code, LoyaltyProgram *program);
 extern SPIPlanPtr PrepareKept(const char *query, int nargs, Oid *argtypes);
+extern int	RunKept(KeptQuery *query, Datum *values, const char *nulls, long tcount);
 
 #endif

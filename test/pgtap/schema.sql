@@ -4,12 +4,15 @@ SELECT plan(27);
 
 SELECT has_extension('loyalty');
 SELECT has_schema('loyalty');
-SELECT tables_are('loyalty', ARRAY['program', 'currency', 'customer', 'identifier', 'customer_log']);
+SELECT tables_are('loyalty', ARRAY['program', 'currency', 'customer', 'identifier', 'customer_log',
+                                   'wallet', 'ledger', 'lot', 'lot_usage', 'hold']);
 SELECT functions_are('loyalty', ARRAY[
     'normalize_phone', 'normalize_card', 'normalize_email', 'phone_country_valid',
     'phone_countries', 'normalize_identifier', 'identify', 'identifier_normalize_trigger',
     'program_id', 'customer_for_update', 'identifier_insert', 'require_reason', 'enroll',
-    'add_identifier', 'replace_card', 'set_identifier_status', 'merge_customers']);
+    'add_identifier', 'replace_card', 'set_identifier_status', 'merge_customers',
+    'forbid_history_change', 'accrue', 'redeem', 'hold', 'capture', 'release', 'adjust',
+    'transfer', 'convert', 'merge_wallets', 'expire_due', 'release_expired_holds', 'balance']);
 SELECT has_function('public', 'loyalty_identify', ARRAY['text', 'text', 'text'],
                     'the checkout name public.loyalty_identify exists');
 SELECT is((SELECT prosrc FROM pg_proc WHERE oid = 'public.loyalty_identify(text,text,text)'::regprocedure),
@@ -40,7 +43,8 @@ SELECT set_eq(
     $$SELECT unnest(extconfig)::regclass::text FROM pg_extension WHERE extname = 'loyalty'$$,
     ARRAY['loyalty.program', 'loyalty.program_id_seq', 'loyalty.currency', 'loyalty.customer',
           'loyalty.customer_id_seq', 'loyalty.identifier', 'loyalty.customer_log',
-          'loyalty.customer_log_id_seq'],
+          'loyalty.customer_log_id_seq', 'loyalty.wallet', 'loyalty.ledger', 'loyalty.lot',
+          'loyalty.lot_id_seq', 'loyalty.lot_usage', 'loyalty.hold', 'loyalty.hold_id_seq'],
     'every table and sequence is marked for pg_dump');
 
 -- Functions with the owner's rights pin search_path and are not public.
