@@ -202,8 +202,7 @@ loyalty_accrue(PG_FUNCTION_ARGS)
 	if (has_valid_to && valid_to <= now)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the lot would have expired already: valid_to %s is not after now()",
-						timestamptz_to_str(valid_to))));
+				 errmsg("the lot would have expired already: valid_to is not after now()")));
 	CheckKind(kind);
 	lot.amount = amount;
 	lot.valid_from = valid_from;
@@ -436,9 +435,16 @@ ConvertAmount(int64 points, Numeric rate, int shift)
 											ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
 	Datum		x = DirectFunctionCall1(int8_numeric, Int64GetDatum(points));
 
+	Datum		top = DirectFunctionCall1(int8_numeric, Int64GetDatum(PG_INT64_MAX));
+
 	x = DirectFunctionCall2(numeric_mul, x, NumericGetDatum(rate));
 	x = DirectFunctionCall2(numeric_mul, x, scale);
 	x = DirectFunctionCall1(numeric_floor, x);
+	if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, x, top)) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("converting " INT64_FORMAT " points at this rate is out of range", points),
+				 errhint("Check the rate: it is whole target points per whole source point.")));
 	return DatumGetInt64(DirectFunctionCall1(numeric_int8, x));
 }
 
