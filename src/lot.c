@@ -32,37 +32,50 @@ static KeptQuery create_query = {
 	INT4OID, TEXTOID, INT8OID, INT8OID}, NULL
 };
 
-/* Read the wallet's lots with points left, oldest first */
+/* Read a lot from the row's columns first.. (id, amount, remaining, valid_from,
+ * valid_to, priority, kind, restriction) */
+void
+ReadLot(HeapTuple row, TupleDesc desc, int first, Lot *l)
+{
+	bool		isnull;
+	Datum		d;
+
+	l->id = DatumGetInt64(SPI_getbinval(row, desc, first, &isnull));
+	l->amount = DatumGetInt64(SPI_getbinval(row, desc, first + 1, &isnull));
+	l->remaining = DatumGetInt64(SPI_getbinval(row, desc, first + 2, &isnull));
+	l->valid_from = DatumGetTimestampTz(SPI_getbinval(row, desc, first + 3, &isnull));
+	d = SPI_getbinval(row, desc, first + 4, &isnull);
+	l->has_valid_to = !isnull;
+	l->valid_to = isnull ? 0 : DatumGetTimestampTz(d);
+	l->priority = DatumGetInt32(SPI_getbinval(row, desc, first + 5, &isnull));
+	l->kind = SPI_getvalue(row, desc, first + 6);
+	l->restriction = SPI_getvalue(row, desc, first + 7);
+	l->take = 0;
+}
+
+/*
+ * The wallet's lots with points left.  The lock for spending read them
+ * already, in the same snapshot as the wallet row; they are used once, if
+ * nothing has changed the lots since.
+ */
 int
 LoadLots(Wallet *w, Lot **lots)
 {
 	Datum		args[2] = {Int64GetDatum(w->customer_id), CStringGetTextDatum(w->currency)};
-	TupleDesc	desc;
 	int			n;
 	int			i;
 
+	if (w->lots_fresh)
+	{
+		w->lots_fresh = false;
+		*lots = w->lots;
+		return w->nlots;
+	}
 	RunKept(&lots_query, args, NULL, 0);
 	n = (int) SPI_processed;
-	desc = SPI_tuptable->tupdesc;
 	*lots = palloc0(sizeof(Lot) * Max(n, 1));
 	for (i = 0; i < n; i++)
-	{
-		HeapTuple	row = SPI_tuptable->vals[i];
-		Lot		   *l = &(*lots)[i];
-		bool		isnull;
-		Datum		d;
-
-		l->id = DatumGetInt64(SPI_getbinval(row, desc, 1, &isnull));
-		l->amount = DatumGetInt64(SPI_getbinval(row, desc, 2, &isnull));
-		l->remaining = DatumGetInt64(SPI_getbinval(row, desc, 3, &isnull));
-		l->valid_from = DatumGetTimestampTz(SPI_getbinval(row, desc, 4, &isnull));
-		d = SPI_getbinval(row, desc, 5, &isnull);
-		l->has_valid_to = !isnull;
-		l->valid_to = isnull ? 0 : DatumGetTimestampTz(d);
-		l->priority = DatumGetInt32(SPI_getbinval(row, desc, 6, &isnull));
-		l->kind = SPI_getvalue(row, desc, 7);
-		l->restriction = SPI_getvalue(row, desc, 8);
-	}
+		ReadLot(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &(*lots)[i]);
 	return n;
 }
 

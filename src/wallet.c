@@ -39,10 +39,22 @@ static KeptQuery lock_skip_query = {
 	" WHERE w.customer_id = $1 AND w.currency = $2 FOR UPDATE SKIP LOCKED",
 	2, {INT8OID, TEXTOID}, NULL
 };
-/* For spending, the customer's status too (not locked: a status is advisory) */
+/*
+ * For spending, the customer's status and the wallet's live lots too, read in
+ * one statement.  The lots come from the statement's snapshot; they are the
+ * lots under the lock only if the wallet's version in that snapshot ("seen")
+ * is the version locked, since every change of a lot writes a ledger entry.
+ * After waiting for another transaction's lock they are not, and are read
+ * again.  (The customer's status is advisory and not locked.)
+ */
 static KeptQuery lock_spend_query = {
-	WALLET_COLUMNS ", c.status"
+	WALLET_COLUMNS ", c.status,"
+	" (SELECT v.version FROM loyalty.wallet v WHERE v.customer_id = $1 AND v.currency = $2),"
+	" l.id, l.amount, l.remaining, l.valid_from, l.valid_to, l.priority, l.kind, l.restriction"
 	" FROM loyalty.wallet w JOIN loyalty.customer c ON c.id = w.customer_id"
+	" LEFT JOIN LATERAL (SELECT * FROM loyalty.lot"
+	"                    WHERE customer_id = w.customer_id AND currency = w.currency"
+	"                      AND remaining > 0) l ON true"
 	" WHERE w.customer_id = $1 AND w.currency = $2 FOR UPDATE OF w",
 	2, {INT8OID, TEXTOID}, NULL
 };
@@ -178,12 +190,13 @@ ColInt64(int row, int column)
 	return isnull ? 0 : DatumGetInt64(d);
 }
 
-/* Fill w from the row of lock_query */
+/* Fill w from the rows of a lock query */
 static void
-ReadWallet(Wallet *w)
+ReadWallet(Wallet *w, bool spend)
 {
 	bool		isnull;
 	Datum		d;
+	int			i;
 
 	w->program_id = DatumGetInt64(Col(1, &isnull));
 	w->balance = DatumGetInt64(Col(2, &isnull));
@@ -200,9 +213,19 @@ ReadWallet(Wallet *w)
 				 errmsg("customer " INT64_FORMAT " was merged into customer " INT64_FORMAT,
 						w->customer_id, DatumGetInt64(d)),
 				 errhint("Use customer " INT64_FORMAT ".", DatumGetInt64(d))));
-	if (SPI_tuptable->tupdesc->natts >= 7)
-		text_to_cstring_buffer(DatumGetTextPP(Col(7, &isnull)),
-							   w->customer_status, sizeof(w->customer_status));
+	if (!spend)
+		return;
+	text_to_cstring_buffer(DatumGetTextPP(Col(7, &isnull)),
+						   w->customer_status, sizeof(w->customer_status));
+	d = Col(8, &isnull);
+	if (isnull || DatumGetInt64(d) != w->version)
+		return;					/* lots changed while we waited for the lock */
+	Col(9, &isnull);
+	w->nlots = isnull ? 0 : (int) SPI_processed;
+	w->lots = palloc0(sizeof(Lot) * Max(w->nlots, 1));
+	for (i = 0; i < w->nlots; i++)
+		ReadLot(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 9, &w->lots[i]);
+	w->lots_fresh = true;
 }
 
 /*
@@ -256,11 +279,13 @@ WalletLock(Wallet *w, int64 customer_id, const char *currency, WalletLockMode mo
 
 	for (attempt = 0; attempt < 2; attempt++)
 	{
+		bool		spend = (mode & WALLET_SPEND) && !(mode & WALLET_SKIP_LOCKED);
+
 		RunKept((mode & WALLET_SKIP_LOCKED) ? &lock_skip_query :
-				(mode & WALLET_SPEND) ? &lock_spend_query : &lock_query, args, NULL, 1);
-		if (SPI_processed == 1)
+				spend ? &lock_spend_query : &lock_query, args, NULL, spend ? 0 : 1);
+		if (SPI_processed >= 1)
 		{
-			ReadWallet(w);
+			ReadWallet(w, spend);
 			return true;
 		}
 		if (mode & WALLET_SKIP_LOCKED)
@@ -389,6 +414,8 @@ WalletTouch(Wallet *w, bool force, int *holds_released)
 
 			RunKept(&set_next_expiry_query, set, w->has_next_expiry ? NULL : "  n", 0);
 		}
+		if (nlots > 0)
+			w->lots_fresh = false;
 		for (i = 0; i < nlots; i++)
 		{
 			Entry		e = {0};
@@ -594,6 +621,7 @@ WalletAppend(Wallet *w, Entry *e, EntryResult *result)
 	RunKept(query, args, nulls, 0);
 	if (SPI_processed != 1)
 		elog(ERROR, "ledger entry of customer " INT64_FORMAT " was not written", w->customer_id);
+	w->lots_fresh = false;
 	w->balance = balance;
 	w->held = held;
 	w->version++;

@@ -25,7 +25,7 @@ typedef enum WalletLockMode
 	WALLET_CREATE = 1,			/* wait for the lock; create the wallet if missing */
 	WALLET_EXISTING = 2,		/* wait for the lock; a missing wallet is an error */
 	WALLET_SKIP_LOCKED = 4,		/* skip (return false) if in use or missing */
-	WALLET_SPEND = 8			/* flag: also read the customer's status */
+	WALLET_SPEND = 8			/* flag: also read the customer's status and lots */
 } WalletLockMode;
 
 typedef struct Wallet
@@ -41,6 +41,9 @@ typedef struct Wallet
 	TimestampTz next_expiry;	/* lower bound of live lots' valid_to */
 	char		customer_status[16];	/* read with WALLET_SPEND only */
 	TimestampTz now;			/* the transaction's now() */
+	struct Lot *lots;			/* live lots read with the lock (WALLET_SPEND) */
+	int			nlots;
+	bool		lots_fresh;		/* lots are as the lock left them: LoadLots may use them */
 } Wallet;
 
 /* A lot to create with the entry that credits it */
@@ -135,6 +138,7 @@ extern char *ArgTextOrNull(FunctionCallInfo fcinfo, int argno, const char *name)
 
 /* lot.c */
 extern int	LoadLots(Wallet *w, Lot **lots);
+extern void ReadLot(HeapTuple row, TupleDesc desc, int first, Lot *l);
 extern int64 LotsAvailable(Wallet *w, Lot *lots, int n, Applicable *app);
 extern int64 LotsPending(Wallet *w, Lot *lots, int n);
 extern int64 AllocateLots(Wallet *w, Lot *lots, int n, Applicable *app, int64 amount);
