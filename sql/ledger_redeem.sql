@@ -25,12 +25,13 @@ INSERT INTO loyalty.currency (program_id, code, name, money_per_unit) VALUES (1,
 COMMIT;
 SELECT loyalty.enroll('shop', phone => '+79160000001') AS anna \gset
 
--- Lots: 1 regular (never expires), 2 and 3 expire in 10 and 20 days, 4 expires
--- in 20 days with a higher priority, 5 is for skis only, 6 is pending.
+-- Lots: 1 regular (never expires), 2 expires at midnight in 21 days, 3 in 10
+-- days, 4 at the same instant as 2 with a higher priority, 5 is for skis only,
+-- 6 is pending.
 SELECT lot_id FROM loyalty.accrue(:anna, 'bonus', 100);
-SELECT lot_id FROM loyalty.accrue(:anna, 'bonus', 100, valid_to => now() + interval '20 days');
+SELECT lot_id FROM loyalty.accrue(:anna, 'bonus', 100, valid_to => date_trunc('day', now()) + interval '21 days');
 SELECT lot_id FROM loyalty.accrue(:anna, 'bonus', 100, valid_to => now() + interval '10 days', kind => 'birthday');
-SELECT lot_id FROM loyalty.accrue(:anna, 'bonus', 100, valid_to => now() + interval '20 days', priority => 9);
+SELECT lot_id FROM loyalty.accrue(:anna, 'bonus', 100, valid_to => date_trunc('day', now()) + interval '21 days', priority => 9);
 SELECT lot_id FROM loyalty.accrue(:anna, 'bonus', 100, restriction => 'ski', kind => 'product');
 SELECT lot_id FROM loyalty.accrue(:anna, 'bonus', 100, valid_from => now() + interval '1 day');
 SELECT balance, held, available, pending, restricted, version FROM loyalty.balance(:anna);

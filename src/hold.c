@@ -15,6 +15,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "direct.h"
 #include "program.h"
 #include "wallet.h"
 
@@ -96,6 +97,7 @@ loyalty_hold(PG_FUNCTION_ARGS)
 	EntryResultInit(&result, fcinfo);
 
 	SPI_connect();
+	DirectBegin();
 	WalletLock(&w, customer, currency, WALLET_CREATE | WALLET_SPEND);
 	if (e.idempotency_key && WalletReplay(&w, e.idempotency_key, &e, true, &result))
 		hold_id = result.hold_id;
@@ -129,6 +131,7 @@ loyalty_hold(PG_FUNCTION_ARGS)
 		e.hold_id = hold_id;
 		WalletAppend(&w, &e, &result);
 	}
+	DirectEnd();
 	SPI_finish();
 	PG_RETURN_INT64(hold_id);
 }
@@ -214,10 +217,14 @@ loyalty_capture(PG_FUNCTION_ARGS)
 	EntryResultInit(&result, fcinfo);
 
 	SPI_connect();
+	DirectBegin();
 	LockHold(id, &w, &h);
-	if (!e.idempotency_key || !WalletReplay(&w, e.idempotency_key, &e, false, &result))
+	/* a replay must ask for what the first call took */
+	e.amount = -(PG_ARGISNULL(1) ? h.amount : PG_GETARG_INT64(1));
+	e.held_amount = -h.amount;
+	if (!e.idempotency_key || !WalletReplay(&w, e.idempotency_key, &e, true, &result))
 	{
-		int64		amount = PG_ARGISNULL(1) ? h.amount : PG_GETARG_INT64(1);
+		int64		amount = -e.amount;
 		Applicable	app;
 
 		CheckHoldActive(&w, &h, "capture");
@@ -231,11 +238,10 @@ loyalty_capture(PG_FUNCTION_ARGS)
 		ApplicableFromArray(&app, h.applicable);
 		TakePoints(&w, &app, amount, w.held - h.amount, &e);
 		ResolveHold(&w, &h, "captured", amount);
-		e.amount = -amount;
-		e.held_amount = -h.amount;
 		e.receipt_id = h.receipt_id;
 		WalletAppend(&w, &e, &result);
 	}
+	DirectEnd();
 	SPI_finish();
 	PG_RETURN_DATUM(result.datum);
 }
@@ -256,16 +262,18 @@ loyalty_release(PG_FUNCTION_ARGS)
 	EntryResultInit(&result, fcinfo);
 
 	SPI_connect();
+	DirectBegin();
 	LockHold(id, &w, &h);
-	if (!e.idempotency_key || !WalletReplay(&w, e.idempotency_key, &e, false, &result))
+	e.held_amount = -h.amount;
+	if (!e.idempotency_key || !WalletReplay(&w, e.idempotency_key, &e, true, &result))
 	{
 		CheckHoldActive(&w, &h, "release");
 		WalletTouch(&w, false, NULL);
 		ResolveHold(&w, &h, "released", 0);
-		e.held_amount = -h.amount;
 		e.receipt_id = h.receipt_id;
 		WalletAppend(&w, &e, &result);
 	}
+	DirectEnd();
 	SPI_finish();
 	PG_RETURN_DATUM(result.datum);
 }

@@ -17,6 +17,7 @@
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 
+#include "direct.h"
 #include "program.h"
 #include "wallet.h"
 
@@ -105,11 +106,18 @@ ArgTextOrNull(FunctionCallInfo fcinfo, int argno, const char *name)
 char *
 ArgText(FunctionCallInfo fcinfo, int argno, const char *name)
 {
+	char	   *value;
+
 	if (PG_ARGISNULL(argno))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s must not be null", name)));
-	return ArgTextOrNull(fcinfo, argno, name);
+	value = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	if (value[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be empty", name)));
+	return value;
 }
 
 /* An optional timestamptz argument, which must be finite */
@@ -220,12 +228,14 @@ loyalty_accrue(PG_FUNCTION_ARGS)
 	EntryResultInit(&result, fcinfo);
 
 	SPI_connect();
+	DirectBegin();
 	LockArgs(&w, fcinfo, WALLET_CREATE);
 	if (!e.idempotency_key || !WalletReplay(&w, e.idempotency_key, &e, true, &result))
 	{
 		WalletTouch(&w, false, NULL);
 		WalletAppend(&w, &e, &result);
 	}
+	DirectEnd();
 	SPI_finish();
 	PG_RETURN_DATUM(result.datum);
 }
@@ -252,6 +262,7 @@ loyalty_redeem(PG_FUNCTION_ARGS)
 	EntryResultInit(&result, fcinfo);
 
 	SPI_connect();
+	DirectBegin();
 	LockArgs(&w, fcinfo, WALLET_CREATE | WALLET_SPEND);
 	if (!e.idempotency_key || !WalletReplay(&w, e.idempotency_key, &e, true, &result))
 	{
@@ -261,6 +272,7 @@ loyalty_redeem(PG_FUNCTION_ARGS)
 		TakePoints(&w, &app, amount, w.held, &e);
 		WalletAppend(&w, &e, &result);
 	}
+	DirectEnd();
 	SPI_finish();
 	PG_RETURN_DATUM(result.datum);
 }
@@ -297,6 +309,7 @@ loyalty_adjust(PG_FUNCTION_ARGS)
 	EntryResultInit(&result, fcinfo);
 
 	SPI_connect();
+	DirectBegin();
 	LockArgs(&w, fcinfo, WALLET_CREATE);
 	if (!e.idempotency_key || !WalletReplay(&w, e.idempotency_key, &e, true, &result))
 	{
@@ -315,6 +328,7 @@ loyalty_adjust(PG_FUNCTION_ARGS)
 			TakePoints(&w, &everything, -delta, w.held, &e);
 		WalletAppend(&w, &e, &result);
 	}
+	DirectEnd();
 	SPI_finish();
 	PG_RETURN_DATUM(result.datum);
 }
@@ -368,6 +382,17 @@ AppendTransfer(Wallet *a, Wallet *b, Lot *lots, int n, int64 amount,
 	WalletAppend(b, &in, NULL);
 }
 
+/* Points move only between customers of one programme */
+static void
+CheckSameProgram(Wallet *a, Wallet *b)
+{
+	if (a->program_id != b->program_id)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("customers " INT64_FORMAT " and " INT64_FORMAT " belong to different programmes",
+						a->customer_id, b->customer_id)));
+}
+
 /*
  * transfer(from_customer, to_customer, currency, amount, reason,
  *          idempotency_key) returns the transfer_out entry
@@ -392,16 +417,14 @@ loyalty_transfer(PG_FUNCTION_ARGS)
 				 errmsg("cannot transfer points from customer " INT64_FORMAT " to itself", from)));
 	expect.operation = "transfer_out";
 	expect.amount = -amount;
+	expect.peer_customer_id = to;
 	expect.idempotency_key = ArgTextOrNull(fcinfo, 5, "idempotency_key");
 	EntryResultInit(&result, fcinfo);
 
 	SPI_connect();
+	DirectBegin();
 	WalletLockPair(&a, from, currency, &b, to, currency, WALLET_CREATE);
-	if (a.program_id != b.program_id)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("customers " INT64_FORMAT " and " INT64_FORMAT " belong to different programmes",
-						from, to)));
+	CheckSameProgram(&a, &b);
 	if (!expect.idempotency_key ||
 		!WalletReplay(&a, expect.idempotency_key, &expect, true, &result))
 	{
@@ -412,6 +435,7 @@ loyalty_transfer(PG_FUNCTION_ARGS)
 		AppendTransfer(&a, &b, expect.lots, expect.nlots, amount, expect.idempotency_key,
 					   reason, &result);
 	}
+	DirectEnd();
 	SPI_finish();
 	PG_RETURN_DATUM(result.datum);
 }
@@ -525,6 +549,7 @@ loyalty_convert(PG_FUNCTION_ARGS)
 	EntryResultInit(&result, fcinfo);
 
 	SPI_connect();
+	DirectBegin();
 	WalletLockPair(&a, customer, from, &b, customer, to, WALLET_CREATE);
 	if (!out.idempotency_key || !WalletReplay(&a, out.idempotency_key, &out, false, &result))
 	{
@@ -553,6 +578,13 @@ loyalty_convert(PG_FUNCTION_ARGS)
 			int64		total = ConvertAmount(taken, rate,
 											  CurrencyExponent(&b) - CurrencyExponent(&a));
 
+			if (total == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("converting " INT64_FORMAT " \"%s\" at this rate gives no \"%s\"",
+								taken, from, to),
+						 errhint("Check the rate: it is whole target points per whole source point.")));
+
 			if (total > 0)
 				CopyLots(&b, lots, n, SpreadOverLots(lots, n, taken, total), "converted");
 			out.lots = lots;
@@ -564,6 +596,7 @@ loyalty_convert(PG_FUNCTION_ARGS)
 				WalletAppend(&b, &in, NULL);
 		}
 	}
+	DirectEnd();
 	SPI_finish();
 	if (result.isnull)
 		PG_RETURN_NULL();
@@ -592,6 +625,7 @@ loyalty_merge_wallets(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("cannot merge customer " INT64_FORMAT " into itself", source)));
 	SPI_connect();
+	DirectBegin();
 	RunKept(&wallets_of_query, &arg, NULL, 0);
 	n = (int) SPI_processed;
 	currencies = palloc(sizeof(char *) * Max(n, 1));
@@ -607,6 +641,7 @@ loyalty_merge_wallets(PG_FUNCTION_ARGS)
 		int64		taken = 0;
 
 		WalletLockPair(&a, source, currencies[i], &b, target, currencies[i], WALLET_CREATE);
+		CheckSameProgram(&a, &b);
 		WalletTouch(&a, false, NULL);
 		WalletTouch(&b, false, NULL);
 		if (a.held > 0)
@@ -625,6 +660,7 @@ loyalty_merge_wallets(PG_FUNCTION_ARGS)
 			AppendTransfer(&a, &b, lots, m, taken, NULL, reason, NULL);
 		WalletSetMerged(&a, target);
 	}
+	DirectEnd();
 	SPI_finish();
 	PG_RETURN_INT32(n);
 }
@@ -661,6 +697,7 @@ loyalty_balance(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	SPI_connect();
+	DirectBegin();
 	RunKept(&balance_customer_query, args, nulls, 1);
 	if (SPI_processed == 0)
 		ereport(ERROR,
@@ -677,7 +714,8 @@ loyalty_balance(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("currency \"%s\" does not exist in programme \"%s\"", currency,
-						SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2))));
+						SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2)),
+				 errhint("SELECT code FROM loyalty.currency lists the currencies.")));
 	RunKept(&balance_query, args, nulls, 0);
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -687,6 +725,7 @@ loyalty_balance(PG_FUNCTION_ARGS)
 		heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, values, isnulls);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, isnulls);
 	}
+	DirectEnd();
 	SPI_finish();
 	return (Datum) 0;
 }

@@ -53,7 +53,7 @@ CREATE UNIQUE INDEX ledger_idempotency_key_idx ON @extschema@.ledger (program_id
     WHERE idempotency_key IS NOT NULL;
 COMMENT ON TABLE @extschema@.ledger IS 'append-only history of every change of a wallet, one entry per version';
 COMMENT ON COLUMN @extschema@.ledger.version IS 'the wallet''s version after this entry: contiguous from 1 in each wallet';
-COMMENT ON COLUMN @extschema@.ledger.operation IS 'accrue, redeem, hold, capture, release, expire, adjust, refund, convert, transfer_in or transfer_out';
+COMMENT ON COLUMN @extschema@.ledger.operation IS 'accrue, redeem, hold, capture, release, expire, adjust, refund (receipt returns), convert, transfer_in or transfer_out';
 COMMENT ON COLUMN @extschema@.ledger.amount IS 'signed change of the stored balance, in minor units';
 COMMENT ON COLUMN @extschema@.ledger.held_amount IS 'signed change of the held points (holds, captures, releases)';
 COMMENT ON COLUMN @extschema@.ledger.balance_after IS 'stored balance after this entry';
@@ -97,7 +97,7 @@ COMMENT ON TABLE @extschema@.lot IS 'points with a validity window: they count w
 COMMENT ON COLUMN @extschema@.lot.remaining IS 'points of the lot not yet spent, moved or recorded as expired';
 COMMENT ON COLUMN @extschema@.lot.valid_from IS 'the lot counts from this instant; before it, its points are pending';
 COMMENT ON COLUMN @extschema@.lot.valid_to IS 'the lot stops counting at this instant (NULL: never)';
-COMMENT ON COLUMN @extschema@.lot.kind IS 'regular, birthday, product, promo, service, converted, transfer, adjustment...';
+COMMENT ON COLUMN @extschema@.lot.kind IS 'regular, birthday, product, promo, service, converted, adjustment...; points moved to another wallet keep their kind';
 COMMENT ON COLUMN @extschema@.lot.priority IS 'among lots expiring at the same time, higher priority is spent first';
 COMMENT ON COLUMN @extschema@.lot.restriction IS 'where the points may be spent; NULL: anywhere. A restricted lot is spent only when the caller says its restriction applies';
 COMMENT ON COLUMN @extschema@.lot.created_version IS 'version of the ledger entry that created the lot in its wallet';

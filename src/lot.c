@@ -8,62 +8,54 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
+#include "catalog/pg_class_d.h"
 #include "catalog/pg_type_d.h"
+#include "commands/sequence.h"
 #include "executor/spi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
+#include "direct.h"
 #include "program.h"
 #include "wallet.h"
 
-static KeptQuery lots_query = {
-	"SELECT id, amount, remaining, valid_from, valid_to, priority, kind, restriction"
-	" FROM loyalty.lot WHERE customer_id = $1 AND currency = $2 AND remaining > 0"
-	" ORDER BY id",
-	2, {INT8OID, TEXTOID}, NULL
-};
-
-static KeptQuery create_query = {
-	"INSERT INTO loyalty.lot (program_id, customer_id, currency, amount, remaining,"
-	" valid_from, valid_to, kind, priority, restriction, created_version, source_lot_id)"
-	" VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
-	11, {INT8OID, INT8OID, TEXTOID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID,
-	INT4OID, TEXTOID, INT8OID, INT8OID}, NULL
-};
-
-/* Read a lot from the row's columns first.. (id, amount, remaining, valid_from,
- * valid_to, priority, kind, restriction) */
-void
-ReadLot(HeapTuple row, TupleDesc desc, int first, Lot *l)
+/* A lot as read from its row */
+static void
+ReadLot(TupleTableSlot *row, Lot *l)
 {
 	bool		isnull;
 	Datum		d;
 
-	l->id = DatumGetInt64(SPI_getbinval(row, desc, first, &isnull));
-	l->amount = DatumGetInt64(SPI_getbinval(row, desc, first + 1, &isnull));
-	l->remaining = DatumGetInt64(SPI_getbinval(row, desc, first + 2, &isnull));
-	l->valid_from = DatumGetTimestampTz(SPI_getbinval(row, desc, first + 3, &isnull));
-	d = SPI_getbinval(row, desc, first + 4, &isnull);
+	l->id = DatumGetInt64(DirectGet(row, DT_LOT, "id", &isnull));
+	l->amount = DatumGetInt64(DirectGet(row, DT_LOT, "amount", &isnull));
+	l->remaining = DatumGetInt64(DirectGet(row, DT_LOT, "remaining", &isnull));
+	l->valid_from = DatumGetTimestampTz(DirectGet(row, DT_LOT, "valid_from", &isnull));
+	d = DirectGet(row, DT_LOT, "valid_to", &isnull);
 	l->has_valid_to = !isnull;
 	l->valid_to = isnull ? 0 : DatumGetTimestampTz(d);
-	l->priority = DatumGetInt32(SPI_getbinval(row, desc, first + 5, &isnull));
-	l->kind = SPI_getvalue(row, desc, first + 6);
-	l->restriction = SPI_getvalue(row, desc, first + 7);
+	l->priority = DatumGetInt32(DirectGet(row, DT_LOT, "priority", &isnull));
+	l->kind = TextDatumGetCString(DirectGet(row, DT_LOT, "kind", &isnull));
+	d = DirectGet(row, DT_LOT, "restriction", &isnull);
+	l->restriction = isnull ? NULL : TextDatumGetCString(d);
 	l->take = 0;
 }
 
 /*
- * The wallet's lots with points left.  The lock for spending read them
- * already, in the same snapshot as the wallet row; they are used once, if
- * nothing has changed the lots since.
+ * The wallet's lots with points left (an index range scan).  The lock for
+ * spending read them already; they are used once, if nothing has changed
+ * the lots since.
  */
 int
 LoadLots(Wallet *w, Lot **lots)
 {
-	Datum		args[2] = {Int64GetDatum(w->customer_id), CStringGetTextDatum(w->currency)};
-	int			n;
-	int			i;
+	DirectKey	keys[2] = {{INT8OID, Int64GetDatum(w->customer_id)},
+	{TEXTOID, CStringGetTextDatum(w->currency)}};
+	DirectScan *scan;
+	TupleTableSlot *row;
+	int			size = 8;
+	int			n = 0;
 
 	if (w->lots_fresh)
 	{
@@ -71,11 +63,18 @@ LoadLots(Wallet *w, Lot **lots)
 		*lots = w->lots;
 		return w->nlots;
 	}
-	RunKept(&lots_query, args, NULL, 0);
-	n = (int) SPI_processed;
-	*lots = palloc0(sizeof(Lot) * Max(n, 1));
-	for (i = 0; i < n; i++)
-		ReadLot(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &(*lots)[i]);
+	*lots = palloc0(sizeof(Lot) * size);
+	scan = DirectScanBegin(DT_LOT, "lot_wallet_live_idx", 2, keys);
+	while ((row = DirectScanNext(scan)) != NULL)
+	{
+		if (n == size)
+		{
+			size *= 2;
+			*lots = repalloc(*lots, sizeof(Lot) * size);
+		}
+		ReadLot(row, &(*lots)[n++]);
+	}
+	DirectScanEnd(scan);
 	return n;
 }
 
@@ -178,61 +177,41 @@ AllocateLots(Wallet *w, Lot *lots, int n, Applicable *app, int64 amount)
 }
 
 /*
- * The ids and takes of the lots an entry spends, as int8 datums for the
- * statement that writes it; each lot's remaining drops by its take.
- * Returns how many lots give something.
- */
-int
-TakenLots(Lot *lots, int n, Datum **ids, Datum **amounts)
-{
-	int			m = 0;
-	int			i;
-
-	*ids = palloc(sizeof(Datum) * Max(n, 1));
-	*amounts = palloc(sizeof(Datum) * Max(n, 1));
-	for (i = 0; i < n; i++)
-	{
-		if (lots[i].take <= 0)
-			continue;
-		(*ids)[m] = Int64GetDatum(lots[i].id);
-		(*amounts)[m] = Int64GetDatum(lots[i].take);
-		lots[i].remaining -= lots[i].take;
-		m++;
-	}
-	return m;
-}
-
-/*
  * Create a lot in the wallet for the ledger entry (w, version) about to be
- * appended, when one entry credits several lots (transfers, conversions,
- * merges); returns its id.  The wallet's next_expiry moves earlier if the
+ * appended; returns its id.  The wallet's next_expiry moves earlier if the
  * lot expires sooner.
  */
 int64
 CreateLot(Wallet *w, int64 version, NewLot *lot)
 {
-	Datum		args[11];
-	char		nulls[11];
-	bool		isnull;
+	static Oid	seq = InvalidOid;
+	TupleTableSlot *row = DirectNewRow(DT_LOT);
+	int64		id;
 
-	memset(nulls, ' ', sizeof(nulls));
-	args[0] = Int64GetDatum(w->program_id);
-	args[1] = Int64GetDatum(w->customer_id);
-	args[2] = CStringGetTextDatum(w->currency);
-	args[3] = Int64GetDatum(lot->amount);
-	args[4] = TimestampTzGetDatum(lot->valid_from);
-	args[5] = TimestampTzGetDatum(lot->valid_to);
-	nulls[5] = lot->has_valid_to ? ' ' : 'n';
-	args[6] = CStringGetTextDatum(lot->kind);
-	args[7] = Int32GetDatum(lot->priority);
-	args[8] = lot->restriction ? CStringGetTextDatum(lot->restriction) : 0;
-	nulls[8] = lot->restriction ? ' ' : 'n';
-	args[9] = Int64GetDatum(version);
-	args[10] = Int64GetDatum(lot->source_lot_id);
-	nulls[10] = lot->source_lot_id ? ' ' : 'n';
-	RunKept(&create_query, args, nulls, 1);
+	/* the identity's sequence, looked up again if it was recreated */
+	if (!OidIsValid(seq) || get_rel_relkind(seq) != RELKIND_SEQUENCE)
+		seq = get_relname_relid("lot_id_seq", get_namespace_oid("loyalty", false));
+	id = nextval_internal(seq, false);
+	DirectSet(row, DT_LOT, "id", Int64GetDatum(id), false);
+	DirectSet(row, DT_LOT, "program_id", Int64GetDatum(w->program_id), false);
+	DirectSet(row, DT_LOT, "customer_id", Int64GetDatum(w->customer_id), false);
+	DirectSet(row, DT_LOT, "currency", CStringGetTextDatum(w->currency), false);
+	DirectSet(row, DT_LOT, "amount", Int64GetDatum(lot->amount), false);
+	DirectSet(row, DT_LOT, "remaining", Int64GetDatum(lot->amount), false);
+	DirectSet(row, DT_LOT, "valid_from", TimestampTzGetDatum(lot->valid_from), false);
+	DirectSet(row, DT_LOT, "valid_to", TimestampTzGetDatum(lot->valid_to), !lot->has_valid_to);
+	DirectSet(row, DT_LOT, "kind", CStringGetTextDatum(lot->kind), false);
+	DirectSet(row, DT_LOT, "priority", Int32GetDatum(lot->priority), false);
+	DirectSet(row, DT_LOT, "restriction",
+			  lot->restriction ? CStringGetTextDatum(lot->restriction) : (Datum) 0,
+			  lot->restriction == NULL);
+	DirectSet(row, DT_LOT, "created_version", Int64GetDatum(version), false);
+	DirectSet(row, DT_LOT, "source_lot_id", Int64GetDatum(lot->source_lot_id),
+			  lot->source_lot_id == 0);
+	DirectSet(row, DT_LOT, "created_at", TimestampTzGetDatum(w->now), false);
+	DirectInsert(DT_LOT, row);
 	LowerNextExpiry(w, lot);
-	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	return id;
 }
 
 /* A new lot of amount points with the window and restriction of lot */

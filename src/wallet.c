@@ -20,44 +20,13 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "direct.h"
 #include "program.h"
 #include "wallet.h"
-
-#define WALLET_COLUMNS \
-	"SELECT w.program_id, w.balance, w.held, w.version, w.next_expiry, w.merged_into"
-
-static KeptQuery lock_query = {
-	WALLET_COLUMNS " FROM loyalty.wallet w"
-	" WHERE w.customer_id = $1 AND w.currency = $2 FOR UPDATE",
-	2, {INT8OID, TEXTOID}, NULL
-};
-static KeptQuery lock_skip_query = {
-	WALLET_COLUMNS " FROM loyalty.wallet w"
-	" WHERE w.customer_id = $1 AND w.currency = $2 FOR UPDATE SKIP LOCKED",
-	2, {INT8OID, TEXTOID}, NULL
-};
-/*
- * For spending, the customer's status and the wallet's live lots too, read in
- * one statement.  The lots come from the statement's snapshot; they are the
- * lots under the lock only if the wallet's version in that snapshot ("seen")
- * is the version locked, since every change of a lot writes a ledger entry.
- * After waiting for another transaction's lock they are not, and are read
- * again.  (The customer's status is advisory and not locked.)
- */
-static KeptQuery lock_spend_query = {
-	WALLET_COLUMNS ", c.status,"
-	" (SELECT v.version FROM loyalty.wallet v WHERE v.customer_id = $1 AND v.currency = $2),"
-	" l.id, l.amount, l.remaining, l.valid_from, l.valid_to, l.priority, l.kind, l.restriction"
-	" FROM loyalty.wallet w JOIN loyalty.customer c ON c.id = w.customer_id"
-	" LEFT JOIN LATERAL (SELECT * FROM loyalty.lot"
-	"                    WHERE customer_id = w.customer_id AND currency = w.currency"
-	"                      AND remaining > 0) l ON true"
-	" WHERE w.customer_id = $1 AND w.currency = $2 FOR UPDATE OF w",
-	2, {INT8OID, TEXTOID}, NULL
-};
 
 /* Creating a wallet: the customer is share-locked so a merge cannot pass */
 static KeptQuery customer_query = {
@@ -74,60 +43,6 @@ static KeptQuery create_query = {
 	3, {INT8OID, TEXTOID, INT8OID}, NULL
 };
 
-/*
- * Appending an entry: the wallet row takes the new balance, held, version and
- * next expiry, the ledger the entry ($1-$18).  Two variants do more in the
- * same statement: create the lot the entry credits ($19-$24), or take points
- * from lots and record their usage ($19-$21; no entry if a lot is missing).
- */
-#define UPDATE_WALLET \
-	"w AS (UPDATE loyalty.wallet" \
-	"      SET balance = $4, held = $5, version = $6, next_expiry = $7, updated_at = now()" \
-	"      WHERE customer_id = $1 AND currency = $2)"
-#define INSERT_LEDGER \
-	" INSERT INTO loyalty.ledger (program_id, customer_id, currency, version," \
-	"   operation, amount, held_amount, balance_after, held_after, lot_id, hold_id," \
-	"   receipt_id, peer_customer_id, peer_currency, idempotency_key, actor, reason)"
-#define ENTRY_ARGTYPES \
-	INT8OID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID, \
-	TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, INT8OID, TEXTOID, \
-	TEXTOID, TEXTOID, TEXTOID
-
-static KeptQuery append_query = {
-	"WITH " UPDATE_WALLET INSERT_LEDGER
-	" VALUES ($3, $1, $2, $6, $8, $9, $10, $4, $5, $11, $12, $13, $14, $15, $16, $17, $18)"
-	" RETURNING *",
-	18, {ENTRY_ARGTYPES}, NULL
-};
-static KeptQuery append_lot_query = {
-	"WITH l AS (INSERT INTO loyalty.lot (program_id, customer_id, currency, amount, remaining,"
-	"             valid_from, valid_to, kind, priority, restriction, created_version,"
-	"             source_lot_id)"
-	"           VALUES ($3, $1, $2, $9, $9, $19, $20, $21, $22, $23, $6, $24) RETURNING id), "
-	UPDATE_WALLET INSERT_LEDGER
-	" SELECT $3, $1, $2, $6, $8, $9, $10, $4, $5, l.id, $12, $13, $14, $15, $16, $17, $18"
-	" FROM l RETURNING *",
-	24, {ENTRY_ARGTYPES, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, INT4OID, TEXTOID, INT8OID},
-	NULL
-};
-static KeptQuery append_spend_query = {
-	"WITH x AS (SELECT * FROM unnest($19::bigint[], $20::bigint[]) AS x (lot_id, amount)),"
-	" u AS (UPDATE loyalty.lot l SET remaining = l.remaining - x.amount"
-	"       FROM x WHERE l.id = x.lot_id AND l.customer_id = $1 AND l.currency = $2"
-	"       RETURNING l.id),"
-	" g AS (INSERT INTO loyalty.lot_usage (customer_id, currency, version, lot_id, amount)"
-	"       SELECT $1, $2, $6, x.lot_id, x.amount FROM x), "
-	UPDATE_WALLET INSERT_LEDGER
-	" SELECT $3, $1, $2, $6, $8, $9, $10, $4, $5, $11, $12, $13, $14, $15, $16, $17, $18"
-	" WHERE (SELECT count(*) FROM u) = $21 RETURNING *",
-	21, {ENTRY_ARGTYPES, INT8ARRAYOID, INT8ARRAYOID, INT8OID}, NULL
-};
-
-static KeptQuery replay_query = {
-	"SELECT * FROM loyalty.ledger WHERE program_id = $1 AND idempotency_key = $2",
-	2, {INT8OID, TEXTOID}, NULL
-};
-
 static KeptQuery expired_lots_query = {
 	"SELECT id, remaining FROM loyalty.lot"
 	" WHERE customer_id = $1 AND currency = $2 AND remaining > 0 AND valid_to <= $3"
@@ -137,10 +52,6 @@ static KeptQuery expired_lots_query = {
 static KeptQuery next_expiry_query = {
 	"SELECT min(valid_to) FROM loyalty.lot"
 	" WHERE customer_id = $1 AND currency = $2 AND remaining > 0 AND valid_to > $3",
-	3, {INT8OID, TEXTOID, TIMESTAMPTZOID}, NULL
-};
-static KeptQuery set_next_expiry_query = {
-	"UPDATE loyalty.wallet SET next_expiry = $3 WHERE customer_id = $1 AND currency = $2",
 	3, {INT8OID, TEXTOID, TIMESTAMPTZOID}, NULL
 };
 static KeptQuery expired_holds_query = {
@@ -154,23 +65,19 @@ static KeptQuery expire_hold_query = {
 	" WHERE id = $1",
 	2, {INT8OID, INT8OID}, NULL
 };
-static KeptQuery set_merged_query = {
-	"UPDATE loyalty.wallet SET merged_into = $3, updated_at = now()"
-	" WHERE customer_id = $1 AND currency = $2",
-	3, {INT8OID, TEXTOID, INT8OID}, NULL
-};
 
+/* What is due, in deadline order, after the position ($2, $3) a sweep reached */
 static KeptQuery due_lots_query = {
-	"SELECT DISTINCT customer_id, currency FROM"
-	" (SELECT customer_id, currency FROM loyalty.lot"
-	"  WHERE remaining > 0 AND valid_to <= $1 ORDER BY valid_to LIMIT $2) d",
-	2, {TIMESTAMPTZOID, INT8OID}, NULL
+	"SELECT customer_id, currency, valid_to, id FROM loyalty.lot"
+	" WHERE remaining > 0 AND valid_to <= $1 AND (valid_to, id) > ($2, $3)"
+	" ORDER BY valid_to, id LIMIT $4",
+	4, {TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, INT8OID}, NULL
 };
 static KeptQuery due_holds_query = {
-	"SELECT DISTINCT customer_id, currency FROM"
-	" (SELECT customer_id, currency FROM loyalty.hold"
-	"  WHERE status = 'active' AND expires_at <= $1 ORDER BY expires_at LIMIT $2) d",
-	2, {TIMESTAMPTZOID, INT8OID}, NULL
+	"SELECT customer_id, currency, expires_at, id FROM loyalty.hold"
+	" WHERE status = 'active' AND expires_at <= $1 AND (expires_at, id) > ($2, $3)"
+	" ORDER BY expires_at, id LIMIT $4",
+	4, {TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, INT8OID}, NULL
 };
 
 /* Column of the first row of the last SPI result, and whether it is NULL */
@@ -190,42 +97,43 @@ ColInt64(int row, int column)
 	return isnull ? 0 : DatumGetInt64(d);
 }
 
-/* Fill w from the rows of a lock query */
+/* Fill w from its locked row; NULL Datums are zero */
+static Datum
+WalletCol(Wallet *w, const char *column, bool *isnull)
+{
+	return DirectGet(w->row, DT_WALLET, column, isnull);
+}
+
 static void
-ReadWallet(Wallet *w, bool spend)
+ReadWallet(Wallet *w)
 {
 	bool		isnull;
 	Datum		d;
-	int			i;
 
-	w->program_id = DatumGetInt64(Col(1, &isnull));
-	w->balance = DatumGetInt64(Col(2, &isnull));
-	w->held = DatumGetInt64(Col(3, &isnull));
-	w->version = DatumGetInt64(Col(4, &isnull));
+	w->program_id = DatumGetInt64(WalletCol(w, "program_id", &isnull));
+	w->balance = DatumGetInt64(WalletCol(w, "balance", &isnull));
+	w->held = DatumGetInt64(WalletCol(w, "held", &isnull));
+	w->version = DatumGetInt64(WalletCol(w, "version", &isnull));
 	w->version_locked = w->version;
-	d = Col(5, &isnull);
+	d = WalletCol(w, "next_expiry", &isnull);
 	w->has_next_expiry = !isnull;
 	w->next_expiry = isnull ? 0 : DatumGetTimestampTz(d);
-	d = Col(6, &isnull);
-	if (!isnull)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("customer " INT64_FORMAT " was merged into customer " INT64_FORMAT,
-						w->customer_id, DatumGetInt64(d)),
-				 errhint("Use customer " INT64_FORMAT ".", DatumGetInt64(d))));
-	if (!spend)
-		return;
-	text_to_cstring_buffer(DatumGetTextPP(Col(7, &isnull)),
+	d = WalletCol(w, "merged_into", &isnull);
+	w->merged_into = isnull ? 0 : DatumGetInt64(d);
+}
+
+/* The customer's status, for operations that spend (advisory: not locked) */
+static void
+ReadCustomerStatus(Wallet *w)
+{
+	DirectKey	key = {INT8OID, Int64GetDatum(w->customer_id)};
+	TupleTableSlot *c = DirectFetch(DT_CUSTOMER, "customer_pkey", 1, &key);
+	bool		isnull;
+
+	if (c == NULL)
+		elog(ERROR, "customer " INT64_FORMAT " of a wallet does not exist", w->customer_id);
+	text_to_cstring_buffer(DatumGetTextPP(DirectGet(c, DT_CUSTOMER, "status", &isnull)),
 						   w->customer_status, sizeof(w->customer_status));
-	d = Col(8, &isnull);
-	if (isnull || DatumGetInt64(d) != w->version)
-		return;					/* lots changed while we waited for the lock */
-	Col(9, &isnull);
-	w->nlots = isnull ? 0 : (int) SPI_processed;
-	w->lots = palloc0(sizeof(Lot) * Max(w->nlots, 1));
-	for (i = 0; i < w->nlots; i++)
-		ReadLot(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 9, &w->lots[i]);
-	w->lots_fresh = true;
 }
 
 /*
@@ -264,12 +172,13 @@ CheckCustomerCurrency(int64 customer_id, const char *currency)
  * Lock the wallet (customer_id, currency) and read it into *w.  A missing
  * wallet is created (WALLET_CREATE) once the customer and currency are
  * checked.  Returns false only in WALLET_SKIP_LOCKED mode, when the wallet is
- * in use by another transaction or does not exist.
+ * in use by another transaction, missing, or merged away.  WALLET_SPEND also
+ * reads the customer's status and the wallet's live lots.
  */
 bool
 WalletLock(Wallet *w, int64 customer_id, const char *currency, WalletLockMode mode)
 {
-	Datum		args[3] = {Int64GetDatum(customer_id), CStringGetTextDatum(currency), 0};
+	bool		skip = (mode & WALLET_SKIP_LOCKED) != 0;
 	int			attempt;
 
 	memset(w, 0, sizeof(Wallet));
@@ -279,17 +188,35 @@ WalletLock(Wallet *w, int64 customer_id, const char *currency, WalletLockMode mo
 
 	for (attempt = 0; attempt < 2; attempt++)
 	{
-		bool		spend = (mode & WALLET_SPEND) && !(mode & WALLET_SKIP_LOCKED);
+		Datum		args[3];
+		bool		locked;
 
-		RunKept((mode & WALLET_SKIP_LOCKED) ? &lock_skip_query :
-				spend ? &lock_spend_query : &lock_query, args, NULL, spend ? 0 : 1);
-		if (SPI_processed >= 1)
+		w->row = DirectLockWallet(customer_id, currency, skip, &locked);
+		if (locked)
 		{
-			ReadWallet(w, spend);
+			ReadWallet(w);
+			if (w->merged_into)
+			{
+				if (skip)
+					return false;
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("customer " INT64_FORMAT " was merged into customer " INT64_FORMAT,
+								customer_id, w->merged_into),
+						 errhint("Use customer " INT64_FORMAT ".", w->merged_into)));
+			}
+			if (mode & WALLET_SPEND)
+			{
+				ReadCustomerStatus(w);
+				w->nlots = LoadLots(w, &w->lots);
+				w->lots_fresh = true;
+			}
 			return true;
 		}
-		if (mode & WALLET_SKIP_LOCKED)
+		if (skip)
 			return false;
+		args[0] = Int64GetDatum(customer_id);
+		args[1] = CStringGetTextDatum(currency);
 		args[2] = Int64GetDatum(CheckCustomerCurrency(customer_id, currency));
 		if (mode & WALLET_EXISTING)
 			ereport(ERROR,
@@ -363,6 +290,8 @@ WalletCheckVersion(Wallet *w, FunctionCallInfo fcinfo, int argno)
 				 errhint("Read the balance again and retry.")));
 }
 
+static void UpdateWallet(Wallet *w, int64 balance, int64 held, int64 version);
+
 /* Recompute the exact next expiry of the wallet's lots that have not expired */
 static void
 RefreshNextExpiry(Wallet *w)
@@ -409,11 +338,7 @@ WalletTouch(Wallet *w, bool force, int *holds_released)
 		/* the next expiry after these lots, which each entry then writes */
 		RefreshNextExpiry(w);
 		if (nlots == 0)
-		{
-			Datum		set[3] = {args[0], args[1], TimestampTzGetDatum(w->next_expiry)};
-
-			RunKept(&set_next_expiry_query, set, w->has_next_expiry ? NULL : "  n", 0);
-		}
+			UpdateWallet(w, w->balance, w->held, w->version);
 		if (nlots > 0)
 			w->lots_fresh = false;
 		for (i = 0; i < nlots; i++)
@@ -480,28 +405,23 @@ EntryResultInit(EntryResult *result, FunctionCallInfo fcinfo)
 }
 
 /*
- * Keep the ledger row of the last SPI result as the operation's result,
+ * Keep a ledger row (its columns in values/nulls) as the operation's result,
  * built in the caller's context with the function's declared row type.
  */
 static void
-KeepEntry(EntryResult *result)
+KeepEntry(EntryResult *result, TupleDesc desc, Datum *values, bool *nulls)
 {
-	HeapTuple	row = SPI_tuptable->vals[0];
-	TupleDesc	desc = SPI_tuptable->tupdesc;
-	bool		isnull;
-	Datum		hold = SPI_getbinval(row, desc, SPI_fnumber(desc, "hold_id"), &isnull);
+	int			hold = DirectAttno(DT_LEDGER, "hold_id") - 1;
 	TupleDesc	rdesc;
 
-	result->hold_id = isnull ? 0 : DatumGetInt64(hold);
-	if (get_call_result_type(result->fcinfo, NULL, &rdesc) == TYPEFUNC_COMPOSITE)
+	result->hold_id = nulls[hold] ? 0 : DatumGetInt64(values[hold]);
+	if (result->fcinfo &&
+		get_call_result_type(result->fcinfo, NULL, &rdesc) == TYPEFUNC_COMPOSITE)
 	{
 		MemoryContext old = MemoryContextSwitchTo(result->callcxt);
-		Datum	   *values = palloc(sizeof(Datum) * desc->natts);
-		bool	   *nulls = palloc(sizeof(bool) * desc->natts);
 
 		if (rdesc->natts != desc->natts)
 			elog(ERROR, "result type does not match loyalty.ledger");
-		heap_deform_tuple(row, desc, values, nulls);
 		rdesc = BlessTupleDesc(CreateTupleDescCopy(rdesc));
 		result->datum = HeapTupleGetDatum(heap_form_tuple(rdesc, values, nulls));
 		result->isnull = false;
@@ -520,36 +440,105 @@ LowerNextExpiry(Wallet *w, NewLot *lot)
 	}
 }
 
-/* Set a text argument, or NULL */
 static inline void
-TextArg(Datum *args, char *nulls, int i, const char *value)
+SetText(TupleTableSlot *row, DirectTable t, const char *column, const char *value)
 {
-	args[i] = value ? CStringGetTextDatum(value) : (Datum) 0;
-	nulls[i] = value ? ' ' : 'n';
+	DirectSet(row, t, column, value ? CStringGetTextDatum(value) : (Datum) 0, value == NULL);
 }
 
-/* Set an id argument, zero being NULL */
 static inline void
-IdArg(Datum *args, char *nulls, int i, int64 value)
+SetInt64(TupleTableSlot *row, DirectTable t, const char *column, int64 value)
 {
-	args[i] = Int64GetDatum(value);
-	nulls[i] = value ? ' ' : 'n';
+	DirectSet(row, t, column, Int64GetDatum(value), false);
+}
+
+/* Set an id, zero being NULL */
+static inline void
+SetId(TupleTableSlot *row, DirectTable t, const char *column, int64 value)
+{
+	DirectSet(row, t, column, Int64GetDatum(value), value == 0);
 }
 
 /*
- * Append an entry to a locked wallet in one statement: the wallet row takes
- * the new balance, held and version, the ledger the entry, and with it the
- * lot it creates (e->new_lot) or the lots it spends (e->lots) are written.
- * The result, if wanted, is the entry as written.
+ * Take each lot's take from it, and record the usage under the entry
+ * (w, version) about to be appended.
+ */
+static void
+SpendLots(Wallet *w, int64 version, Lot *lots, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		DirectKey	key = {INT8OID, Int64GetDatum(lots[i].id)};
+		TupleTableSlot *old;
+		TupleTableSlot *row;
+		bool		isnull;
+		int64		remaining;
+		int			natts;
+
+		if (lots[i].take <= 0)
+			continue;
+		old = DirectFetch(DT_LOT, "lot_pkey", 1, &key);
+		if (old == NULL)
+			elog(ERROR, "lot " INT64_FORMAT " does not exist", lots[i].id);
+		remaining = DatumGetInt64(DirectGet(old, DT_LOT, "remaining", &isnull));
+		if (remaining < lots[i].take ||
+			DatumGetInt64(DirectGet(old, DT_LOT, "customer_id", &isnull)) != w->customer_id)
+			elog(ERROR, "lot " INT64_FORMAT " has " INT64_FORMAT " left, not " INT64_FORMAT,
+				 lots[i].id, remaining, lots[i].take);
+		slot_getallattrs(old);
+		natts = old->tts_tupleDescriptor->natts;
+		row = DirectNewRow(DT_LOT);
+		memcpy(row->tts_values, old->tts_values, sizeof(Datum) * natts);
+		memcpy(row->tts_isnull, old->tts_isnull, sizeof(bool) * natts);
+		SetInt64(row, DT_LOT, "remaining", remaining - lots[i].take);
+		DirectUpdate(DT_LOT, old, row);
+		lots[i].remaining = remaining - lots[i].take;
+
+		row = DirectNewRow(DT_LOT_USAGE);
+		SetInt64(row, DT_LOT_USAGE, "customer_id", w->customer_id);
+		SetText(row, DT_LOT_USAGE, "currency", w->currency);
+		SetInt64(row, DT_LOT_USAGE, "version", version);
+		SetInt64(row, DT_LOT_USAGE, "lot_id", lots[i].id);
+		SetInt64(row, DT_LOT_USAGE, "amount", lots[i].take);
+		DirectInsert(DT_LOT_USAGE, row);
+	}
+}
+
+/* Write the wallet row's new balance, held, version, next expiry, merge */
+static void
+UpdateWallet(Wallet *w, int64 balance, int64 held, int64 version)
+{
+	TupleTableSlot *row = DirectNewRow(DT_WALLET);
+	int			natts = w->row->tts_tupleDescriptor->natts;
+
+	slot_getallattrs(w->row);
+	memcpy(row->tts_values, w->row->tts_values, sizeof(Datum) * natts);
+	memcpy(row->tts_isnull, w->row->tts_isnull, sizeof(bool) * natts);
+	SetInt64(row, DT_WALLET, "balance", balance);
+	SetInt64(row, DT_WALLET, "held", held);
+	SetInt64(row, DT_WALLET, "version", version);
+	DirectSet(row, DT_WALLET, "next_expiry", TimestampTzGetDatum(w->next_expiry),
+			  !w->has_next_expiry);
+	DirectSet(row, DT_WALLET, "updated_at", TimestampTzGetDatum(w->now), false);
+	DirectSet(row, DT_WALLET, "merged_into", Int64GetDatum(w->merged_into), w->merged_into == 0);
+	DirectUpdate(DT_WALLET, w->row, row);
+}
+
+/*
+ * Append an entry to a locked wallet: the lot it creates (e->new_lot), the
+ * points it takes from lots (e->lots, with their usage), the wallet row's
+ * new balance, held and version, and the ledger entry.  The result, if
+ * wanted, is the entry as written.
  */
 void
 WalletAppend(Wallet *w, Entry *e, EntryResult *result)
 {
-	Datum		args[24];
-	char		nulls[24];
 	int64		balance;
 	int64		held;
-	KeptQuery  *query = &append_query;
+	int64		version = w->version + 1;
+	TupleTableSlot *row;
 
 	if (pg_add_s64_overflow(w->balance, e->amount, &balance))
 		ereport(ERROR,
@@ -562,96 +551,91 @@ WalletAppend(Wallet *w, Entry *e, EntryResult *result)
 	if (balance < 0 || held < 0)
 		elog(ERROR, "ledger entry would leave balance " INT64_FORMAT " held " INT64_FORMAT,
 			 balance, held);
-	if (e->new_lot)
-		LowerNextExpiry(w, e->new_lot);
-
-	memset(nulls, ' ', sizeof(nulls));
-	args[0] = Int64GetDatum(w->customer_id);
-	args[1] = CStringGetTextDatum(w->currency);
-	args[2] = Int64GetDatum(w->program_id);
-	args[3] = Int64GetDatum(balance);
-	args[4] = Int64GetDatum(held);
-	args[5] = Int64GetDatum(w->version + 1);
-	args[6] = TimestampTzGetDatum(w->next_expiry);
-	nulls[6] = w->has_next_expiry ? ' ' : 'n';
-	args[7] = CStringGetTextDatum(e->operation);
-	args[8] = Int64GetDatum(e->amount);
-	args[9] = Int64GetDatum(e->held_amount);
-	IdArg(args, nulls, 10, e->lot_id);
-	IdArg(args, nulls, 11, e->hold_id);
-	TextArg(args, nulls, 12, e->receipt_id);
-	IdArg(args, nulls, 13, e->peer_customer_id);
-	TextArg(args, nulls, 14, e->peer_currency);
-	TextArg(args, nulls, 15, e->idempotency_key);
-	TextArg(args, nulls, 16, e->actor ? e->actor : SessionActor());
-	TextArg(args, nulls, 17, e->reason);
 
 	if (e->new_lot)
 	{
-		NewLot	   *l = e->new_lot;
-
-		if (l->amount != e->amount)
+		if (e->new_lot->amount != e->amount)
 			elog(ERROR, "a lot created with an entry must hold the entry's amount");
-		query = &append_lot_query;
-		args[18] = TimestampTzGetDatum(l->valid_from);
-		args[19] = TimestampTzGetDatum(l->valid_to);
-		nulls[19] = l->has_valid_to ? ' ' : 'n';
-		TextArg(args, nulls, 20, l->kind);
-		args[21] = Int32GetDatum(l->priority);
-		TextArg(args, nulls, 22, l->restriction);
-		IdArg(args, nulls, 23, l->source_lot_id);
+		e->lot_id = CreateLot(w, version, e->new_lot);
 	}
-	else if (e->nlots > 0)
-	{
-		Datum	   *ids;
-		Datum	   *amounts;
-		int			m = TakenLots(e->lots, e->nlots, &ids, &amounts);
+	if (e->nlots > 0)
+		SpendLots(w, version, e->lots, e->nlots);
+	UpdateWallet(w, balance, held, version);
 
-		if (m > 0)
-		{
-			query = &append_spend_query;
-			args[18] = PointerGetDatum(construct_array(ids, m, INT8OID, 8, FLOAT8PASSBYVAL,
-													   TYPALIGN_DOUBLE));
-			args[19] = PointerGetDatum(construct_array(amounts, m, INT8OID, 8, FLOAT8PASSBYVAL,
-													   TYPALIGN_DOUBLE));
-			args[20] = Int64GetDatum(m);
-		}
-	}
+	row = DirectNewRow(DT_LEDGER);
+	SetInt64(row, DT_LEDGER, "program_id", w->program_id);
+	SetInt64(row, DT_LEDGER, "customer_id", w->customer_id);
+	SetText(row, DT_LEDGER, "currency", w->currency);
+	SetInt64(row, DT_LEDGER, "version", version);
+	SetText(row, DT_LEDGER, "operation", e->operation);
+	SetInt64(row, DT_LEDGER, "amount", e->amount);
+	SetInt64(row, DT_LEDGER, "held_amount", e->held_amount);
+	SetInt64(row, DT_LEDGER, "balance_after", balance);
+	SetInt64(row, DT_LEDGER, "held_after", held);
+	SetId(row, DT_LEDGER, "lot_id", e->lot_id);
+	SetId(row, DT_LEDGER, "hold_id", e->hold_id);
+	SetText(row, DT_LEDGER, "receipt_id", e->receipt_id);
+	SetId(row, DT_LEDGER, "peer_customer_id", e->peer_customer_id);
+	SetText(row, DT_LEDGER, "peer_currency", e->peer_currency);
+	SetText(row, DT_LEDGER, "idempotency_key", e->idempotency_key);
+	SetText(row, DT_LEDGER, "actor", e->actor ? e->actor : SessionActor());
+	SetText(row, DT_LEDGER, "reason", e->reason);
+	DirectSet(row, DT_LEDGER, "created_at", TimestampTzGetDatum(w->now), false);
+	DirectInsert(DT_LEDGER, row);
 
-	RunKept(query, args, nulls, 0);
-	if (SPI_processed != 1)
-		elog(ERROR, "ledger entry of customer " INT64_FORMAT " was not written", w->customer_id);
-	w->lots_fresh = false;
 	w->balance = balance;
 	w->held = held;
-	w->version++;
+	w->version = version;
+	w->lots_fresh = false;
 	if (result)
-		KeepEntry(result);
+		KeepEntry(result, row->tts_tupleDescriptor, row->tts_values, row->tts_isnull);
 }
 
 /* Mark a wallet whose customer was merged away; it takes no more operations */
 void
 WalletSetMerged(Wallet *w, int64 target)
 {
-	Datum		args[3] = {Int64GetDatum(w->customer_id), CStringGetTextDatum(w->currency),
-	Int64GetDatum(target)};
+	w->merged_into = target;
+	UpdateWallet(w, w->balance, w->held, w->version);
+}
 
-	RunKept(&set_merged_query, args, NULL, 0);
+/* The replayed entry names the same other customer or currency, if any */
+static bool
+SamePeer(TupleTableSlot *row, const Entry *expect)
+{
+	bool		isnull;
+	Datum		d;
+
+	if (expect->peer_customer_id != 0)
+	{
+		d = DirectGet(row, DT_LEDGER, "peer_customer_id", &isnull);
+		if (isnull || DatumGetInt64(d) != expect->peer_customer_id)
+			return false;
+	}
+	if (expect->peer_currency != NULL)
+	{
+		d = DirectGet(row, DT_LEDGER, "peer_currency", &isnull);
+		if (isnull || strcmp(TextDatumGetCString(d), expect->peer_currency) != 0)
+			return false;
+	}
+	return true;
 }
 
 /*
  * If the idempotency key was used before in the wallet's programme, check
  * that it was for the same operation and keep its entry as the result:
  * returns true, and the caller writes nothing.  A key used for something
- * else is an error.
+ * else is an error.  An entry with the key that another transaction is
+ * writing right now is waited for (under the same wallet's lock that cannot
+ * happen; for another wallet it is a key used twice).
  */
 bool
 WalletReplay(Wallet *w, const char *key, const Entry *expect, bool check_amounts,
 			 EntryResult *result)
 {
-	Datum		args[2] = {Int64GetDatum(w->program_id), CStringGetTextDatum(key)};
-	HeapTuple	row;
-	TupleDesc	desc;
+	DirectKey	keys[2] = {{INT8OID, Int64GetDatum(w->program_id)},
+	{TEXTOID, CStringGetTextDatum(key)}};
+	TupleTableSlot *row;
 	bool		isnull;
 	int64		customer;
 	char	   *currency;
@@ -661,38 +645,43 @@ WalletReplay(Wallet *w, const char *key, const Entry *expect, bool check_amounts
 	int64		version;
 	Datum		hold;
 
-	RunKept(&replay_query, args, NULL, 1);
-	if (SPI_processed == 0)
+	row = DirectFetchLatest(DT_LEDGER, "ledger_idempotency_key_idx", 2, keys);
+	if (row == NULL)
 		return false;
-	row = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	customer = DatumGetInt64(SPI_getbinval(row, desc, SPI_fnumber(desc, "customer_id"), &isnull));
-	currency = SPI_getvalue(row, desc, SPI_fnumber(desc, "currency"));
-	operation = SPI_getvalue(row, desc, SPI_fnumber(desc, "operation"));
-	amount = DatumGetInt64(SPI_getbinval(row, desc, SPI_fnumber(desc, "amount"), &isnull));
-	held_amount = DatumGetInt64(SPI_getbinval(row, desc, SPI_fnumber(desc, "held_amount"), &isnull));
-	version = DatumGetInt64(SPI_getbinval(row, desc, SPI_fnumber(desc, "version"), &isnull));
-	hold = SPI_getbinval(row, desc, SPI_fnumber(desc, "hold_id"), &isnull);
+	customer = DatumGetInt64(DirectGet(row, DT_LEDGER, "customer_id", &isnull));
+	currency = TextDatumGetCString(DirectGet(row, DT_LEDGER, "currency", &isnull));
+	operation = TextDatumGetCString(DirectGet(row, DT_LEDGER, "operation", &isnull));
+	amount = DatumGetInt64(DirectGet(row, DT_LEDGER, "amount", &isnull));
+	held_amount = DatumGetInt64(DirectGet(row, DT_LEDGER, "held_amount", &isnull));
+	version = DatumGetInt64(DirectGet(row, DT_LEDGER, "version", &isnull));
+	hold = DirectGet(row, DT_LEDGER, "hold_id", &isnull);
 
 	if (customer != w->customer_id || strcmp(currency, w->currency) != 0 ||
 		strcmp(operation, expect->operation) != 0 ||
 		(check_amounts && (amount != expect->amount || held_amount != expect->held_amount)) ||
-		(expect->hold_id != 0 && (isnull || DatumGetInt64(hold) != expect->hold_id)))
+		(expect->hold_id != 0 && (isnull || DatumGetInt64(hold) != expect->hold_id)) ||
+		!SamePeer(row, expect))
 		ereport(ERROR,
 				(errcode(ERRCODE_LOYALTY_KEY_REUSED),
 				 errmsg("idempotency key \"%s\" was already used for another operation", key),
 				 errdetail("It recorded %s of " INT64_FORMAT " (held " INT64_FORMAT ") in the \"%s\" wallet of customer " INT64_FORMAT " at version " INT64_FORMAT ".",
 						   operation, amount, held_amount, currency, customer, version),
 				 errhint("Use a new key for a new operation.")));
-	KeepEntry(result);
+	slot_getallattrs(row);
+	KeepEntry(result, row->tts_tupleDescriptor, row->tts_values, row->tts_isnull);
 	return true;
 }
 
+/* Due items a sweep reads at a time */
+#define SWEEP_CHUNK 500
+
 /*
- * expire_due(batch_limit, time_budget) and release_expired_holds(...): touch
- * wallets with something due, skipping wallets in use (their own operation
- * touches them), until batch_limit items are recorded, nothing due is left
- * or the time budget is spent.  Returns how many were recorded.
+ * expire_due(batch_limit, time_budget) and release_expired_holds(...): go
+ * through what is due in deadline order and touch its wallets, passing over
+ * wallets in use (their own operation touches them) and never coming back
+ * within the call, until batch_limit items are recorded (finishing the
+ * wallet at hand), nothing due is left, or the time budget is spent.
+ * Returns how many were recorded.
  */
 int32
 WalletSweep(FunctionCallInfo fcinfo, bool holds)
@@ -702,8 +691,10 @@ WalletSweep(FunctionCallInfo fcinfo, bool holds)
 	int64		budget_us = 10 * USECS_PER_SEC;
 	TimestampTz started = GetCurrentTimestamp();
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	TimestampTz after_due = DT_NOBEGIN;
+	int64		after_id = 0;
 	int64		done = 0;
-	bool		out_of_time = false;
+	bool		stop = false;
 
 	if (limit <= 0)
 		ereport(ERROR,
@@ -720,14 +711,15 @@ WalletSweep(FunctionCallInfo fcinfo, bool holds)
 	}
 
 	SPI_connect();
-	while (done < limit && !out_of_time)
+	DirectBegin();
+	while (!stop)
 	{
-		Datum		args[2] = {TimestampTzGetDatum(now), Int64GetDatum(limit - done)};
+		Datum		args[4] = {TimestampTzGetDatum(now), TimestampTzGetDatum(after_due),
+		Int64GetDatum(after_id), Int64GetDatum(SWEEP_CHUNK)};
 		int			n;
 		int			i;
 		int64	   *customers;
 		char	  **currencies;
-		int64		before = done;
 
 		RunKept(holds ? &due_holds_query : &due_lots_query, args, NULL, 0);
 		n = (int) SPI_processed;
@@ -740,16 +732,23 @@ WalletSweep(FunctionCallInfo fcinfo, bool holds)
 			customers[i] = ColInt64(i, 1);
 			currencies[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
 		}
-		for (i = 0; i < n; i++)
+		after_due = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[n - 1],
+													  SPI_tuptable->tupdesc, 3, &(bool){false}));
+		after_id = ColInt64(n - 1, 4);
+
+		for (i = 0; i < n && !stop; i++)
 		{
 			Wallet		w;
 			int			released;
 			int			expired;
 
+			if (i > 0 && customers[i] == customers[i - 1] &&
+				strcmp(currencies[i], currencies[i - 1]) == 0)
+				continue;
 			if (TimestampDifferenceExceeds(started, GetCurrentTimestamp(),
 										   (int) Min(budget_us / 1000, PG_INT32_MAX)))
 			{
-				out_of_time = true;
+				stop = true;
 				break;
 			}
 			CHECK_FOR_INTERRUPTS();
@@ -757,10 +756,10 @@ WalletSweep(FunctionCallInfo fcinfo, bool holds)
 				continue;
 			expired = WalletTouch(&w, true, &released);
 			done += holds ? released : expired;
+			stop = done >= limit;
 		}
-		if (done == before)
-			break;				/* everything due is in wallets in use */
 	}
+	DirectEnd();
 	SPI_finish();
 	return (int32) Min(done, PG_INT32_MAX);
 }

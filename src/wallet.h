@@ -11,6 +11,7 @@
 
 #include "fmgr.h"
 #include "utils/array.h"
+#include "executor/tuptable.h"
 #include "utils/timestamp.h"
 
 /* SQLSTATEs of the extension's own (documented in docs/functions.md) */
@@ -41,6 +42,8 @@ typedef struct Wallet
 	TimestampTz next_expiry;	/* lower bound of live lots' valid_to */
 	char		customer_status[16];	/* read with WALLET_SPEND only */
 	TimestampTz now;			/* the transaction's now() */
+	int64		merged_into;	/* 0, or the customer this one was merged into */
+	TupleTableSlot *row;		/* the locked wallet row, as last written */
 	struct Lot *lots;			/* live lots read with the lock (WALLET_SPEND) */
 	int			nlots;
 	bool		lots_fresh;		/* lots are as the lock left them: LoadLots may use them */
@@ -138,11 +141,9 @@ extern char *ArgTextOrNull(FunctionCallInfo fcinfo, int argno, const char *name)
 
 /* lot.c */
 extern int	LoadLots(Wallet *w, Lot **lots);
-extern void ReadLot(HeapTuple row, TupleDesc desc, int first, Lot *l);
 extern int64 LotsAvailable(Wallet *w, Lot *lots, int n, Applicable *app);
 extern int64 LotsPending(Wallet *w, Lot *lots, int n);
 extern int64 AllocateLots(Wallet *w, Lot *lots, int n, Applicable *app, int64 amount);
-extern int	TakenLots(Lot *lots, int n, Datum **ids, Datum **amounts);
 extern int64 CreateLot(Wallet *w, int64 version, NewLot *lot);
 extern void LotToNew(Lot *lot, int64 amount, const char *kind, NewLot *out);
 extern void ApplicableFromArray(Applicable *app, ArrayType *array);

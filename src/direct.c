@@ -1,0 +1,412 @@
+/*
+ * src/direct.c
+ *
+ * Row access for the hot path without planning or executor start-up: every
+ * points operation reads and writes a handful of rows by key, and going
+ * through SPI for each (plan lookup, executor start, CHECK expressions read
+ * again, portal, snapshot) cost several times the work itself.  Reads are
+ * index scans; writes go through ExecSimpleRelationInsert/Update, which
+ * maintain the indexes, check constraints and fire row triggers like an
+ * INSERT or UPDATE statement would.
+ *
+ * Visibility: reads use a snapshot taken when the wallet is locked (so they
+ * see what the lock waited for, under READ COMMITTED), advanced to the
+ * current command before each read so that the operation sees its own
+ * writes.  Under REPEATABLE READ and SERIALIZABLE, a wallet changed since the
+ * transaction's snapshot is a serialization failure, as for an UPDATE.
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type_d.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "nodes/makefuncs.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+#include "direct.h"
+
+static const char *const table_names[DT_COUNT] = {
+	"wallet", "ledger", "lot", "lot_usage", "customer"
+};
+
+struct DirectScan
+{
+	Relation	index;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+};
+
+/* The state of the one operation in progress in this backend */
+typedef struct DirectState
+{
+	Oid			nsp;
+	EState	   *estate;
+	Snapshot	snapshot;		/* registered; NULL until the first read */
+	bool		after_triggers; /* AfterTriggerBeginQuery was called */
+	Relation	rel[DT_COUNT];
+	ResultRelInfo *rri[DT_COUNT];
+	TupleTableSlot *row[DT_COUNT];
+} DirectState;
+
+static DirectState D;
+
+/* Start an operation's direct access; the caller is connected to SPI */
+void
+DirectBegin(void)
+{
+	List	   *rtable = NIL;
+	int			t;
+
+	memset(&D, 0, sizeof(D));
+	D.nsp = get_namespace_oid("loyalty", false);
+	D.estate = CreateExecutorState();
+	for (t = 0; t < DT_COUNT; t++)
+	{
+		RangeTblEntry *rte = makeNode(RangeTblEntry);
+
+		rte->rtekind = RTE_RELATION;
+		rte->relid = get_relname_relid(table_names[t], D.nsp);
+		if (!OidIsValid(rte->relid))
+			elog(ERROR, "table loyalty.%s does not exist", table_names[t]);
+		rte->relkind = RELKIND_RELATION;
+		rte->rellockmode = t == DT_CUSTOMER ? AccessShareLock : RowExclusiveLock;
+		rtable = lappend(rtable, rte);
+	}
+	ExecInitRangeTable(D.estate, rtable);
+}
+
+/* End it: fire what row triggers queued, close everything */
+void
+DirectEnd(void)
+{
+	int			t;
+
+	if (D.after_triggers)
+		AfterTriggerEndQuery(D.estate);
+	for (t = 0; t < DT_COUNT; t++)
+	{
+		if (D.rri[t])
+			ExecCloseIndices(D.rri[t]);
+		if (D.rel[t])
+			table_close(D.rel[t], NoLock);
+	}
+	ExecResetTupleTable(D.estate->es_tupleTable, false);
+	/* relations the trigger machinery opened (foreign key checks) */
+	ExecCloseResultRelations(D.estate);
+	ExecCloseRangeTableRelations(D.estate);
+	FreeExecutorState(D.estate);
+	if (D.snapshot)
+		UnregisterSnapshot(D.snapshot);
+	memset(&D, 0, sizeof(D));
+}
+
+static Relation
+Table(DirectTable t)
+{
+	if (D.rel[t] == NULL)
+	{
+		RangeTblEntry *rte = list_nth(D.estate->es_range_table, t);
+
+		D.rel[t] = table_open(rte->relid, rte->rellockmode);
+	}
+	return D.rel[t];
+}
+
+/* The table ready for writing: result relation, indexes, after triggers */
+static ResultRelInfo *
+Writable(DirectTable t)
+{
+	if (D.rri[t] == NULL)
+	{
+		D.rri[t] = makeNode(ResultRelInfo);
+		InitResultRelInfo(D.rri[t], Table(t), t + 1, NULL, 0);
+		ExecOpenIndices(D.rri[t], false);
+		if (!D.after_triggers)
+		{
+			AfterTriggerBeginQuery();
+			D.after_triggers = true;
+		}
+	}
+	return D.rri[t];
+}
+
+/* Take a new snapshot: reads see everything committed until now */
+static void
+NewSnapshot(void)
+{
+	if (D.snapshot)
+		UnregisterSnapshot(D.snapshot);
+	D.snapshot = RegisterSnapshot(GetTransactionSnapshot());
+}
+
+/* The reading snapshot, advanced so that it sees this operation's writes */
+static Snapshot
+ReadSnapshot(void)
+{
+	CommandCounterIncrement();
+	if (D.snapshot == NULL)
+		NewSnapshot();
+	D.snapshot->curcid = GetCurrentCommandId(false);
+	return D.snapshot;
+}
+
+/* Column number of a column, by name */
+int
+DirectAttno(DirectTable t, const char *column)
+{
+	TupleDesc	desc = RelationGetDescr(Table(t));
+	int			i;
+
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute a = TupleDescAttr(desc, i);
+
+		if (!a->attisdropped && strcmp(NameStr(a->attname), column) == 0)
+			return i + 1;
+	}
+	elog(ERROR, "column \"%s\" of loyalty.%s does not exist", column, table_names[t]);
+	return 0;
+}
+
+Datum
+DirectGet(TupleTableSlot *row, DirectTable t, const char *column, bool *isnull)
+{
+	return slot_getattr(row, DirectAttno(t, column), isnull);
+}
+
+void
+DirectSet(TupleTableSlot *row, DirectTable t, const char *column, Datum value, bool isnull)
+{
+	int			attno = DirectAttno(t, column);
+
+	row->tts_values[attno - 1] = value;
+	row->tts_isnull[attno - 1] = isnull;
+}
+
+/* An empty row of the table, every column NULL, to fill with DirectSet */
+TupleTableSlot *
+DirectNewRow(DirectTable t)
+{
+	TupleTableSlot *row;
+
+	if (D.row[t] == NULL)
+		D.row[t] = ExecInitExtraTupleSlot(D.estate, RelationGetDescr(Table(t)), &TTSOpsVirtual);
+	row = D.row[t];
+	ExecClearTuple(row);
+	memset(row->tts_isnull, true, sizeof(bool) * row->tts_tupleDescriptor->natts);
+	return row;
+}
+
+/* Insert a row built with DirectNewRow */
+void
+DirectInsert(DirectTable t, TupleTableSlot *row)
+{
+	ResultRelInfo *rri = Writable(t);
+
+	ExecStoreVirtualTuple(row);
+	D.estate->es_snapshot = ReadSnapshot();
+	D.estate->es_output_cid = GetCurrentCommandId(true);
+	ExecSimpleRelationInsert(rri, D.estate, row);
+}
+
+/*
+ * Replace the row old (read or locked by this operation) with row; old then
+ * holds the new version.
+ */
+void
+DirectUpdate(DirectTable t, TupleTableSlot *old, TupleTableSlot *row)
+{
+	ResultRelInfo *rri = Writable(t);
+
+	ExecStoreVirtualTuple(row);
+	D.estate->es_snapshot = ReadSnapshot();
+	D.estate->es_output_cid = GetCurrentCommandId(true);
+	ExecSimpleRelationUpdate(rri, D.estate, NULL, old, row);
+	/* old becomes the row just written, for a later update in this operation */
+	if (!table_tuple_fetch_row_version(Table(t), &row->tts_tid, SnapshotAny, old))
+		elog(ERROR, "row just written to loyalty.%s not found", table_names[t]);
+}
+
+/* Scan keys: the index's leading columns equal to keys */
+static ScanKey
+Keys(Relation index, int nkeys, DirectKey *keys)
+{
+	ScanKey		sk = palloc(sizeof(ScanKeyData) * nkeys);
+	int			i;
+
+	for (i = 0; i < nkeys; i++)
+		ScanKeyEntryInitialize(&sk[i], 0, i + 1, BTEqualStrategyNumber, InvalidOid,
+							   index->rd_indcollation[i],
+							   keys[i].type == INT8OID ? F_INT8EQ : F_TEXTEQ,
+							   keys[i].value);
+	return sk;
+}
+
+static Relation
+OpenIndex(const char *name)
+{
+	Oid			oid = get_relname_relid(name, D.nsp);
+
+	if (!OidIsValid(oid))
+		elog(ERROR, "index loyalty.%s does not exist", name);
+	return index_open(oid, AccessShareLock);
+}
+
+static DirectScan *
+ScanBegin(DirectTable t, const char *index, int nkeys, DirectKey *keys, Snapshot snapshot)
+{
+	DirectScan *s = palloc(sizeof(DirectScan));
+	Relation	rel = Table(t);
+
+	s->index = OpenIndex(index);
+	s->scan = index_beginscan(rel, s->index, snapshot, nkeys, 0);
+	index_rescan(s->scan, Keys(s->index, nkeys, keys), nkeys, NULL, 0);
+	s->slot = table_slot_create(rel, &D.estate->es_tupleTable);
+	return s;
+}
+
+/* Rows of table t whose index entry starts with keys, as the operation sees them */
+DirectScan *
+DirectScanBegin(DirectTable t, const char *index, int nkeys, DirectKey *keys)
+{
+	return ScanBegin(t, index, nkeys, keys, ReadSnapshot());
+}
+
+/* The next row, or NULL; a row stays valid until the next call */
+TupleTableSlot *
+DirectScanNext(DirectScan *s)
+{
+	return index_getnext_slot(s->scan, ForwardScanDirection, s->slot) ? s->slot : NULL;
+}
+
+void
+DirectScanEnd(DirectScan *s)
+{
+	index_endscan(s->scan);
+	index_close(s->index, NoLock);
+}
+
+/* The one row with this key, or NULL; it stays valid until DirectEnd */
+TupleTableSlot *
+DirectFetch(DirectTable t, const char *index, int nkeys, DirectKey *keys)
+{
+	DirectScan *s = DirectScanBegin(t, index, nkeys, keys);
+	TupleTableSlot *row = DirectScanNext(s);
+
+	DirectScanEnd(s);
+	return row;
+}
+
+/*
+ * The one row with this key in a unique index as it is now, committed or
+ * this transaction's: a row another transaction is writing is waited for.
+ * NULL if there is none.
+ */
+TupleTableSlot *
+DirectFetchLatest(DirectTable t, const char *index, int nkeys, DirectKey *keys)
+{
+	for (;;)
+	{
+		SnapshotData dirty;
+		DirectScan *s;
+		TupleTableSlot *row;
+		TransactionId xwait;
+
+		CommandCounterIncrement();
+		InitDirtySnapshot(dirty);
+		s = ScanBegin(t, index, nkeys, keys, &dirty);
+		row = DirectScanNext(s);
+		xwait = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
+		DirectScanEnd(s);
+		if (row == NULL || !TransactionIdIsValid(xwait))
+			return row;
+		XactLockTableWait(xwait, Table(t), &row->tts_tid, XLTW_InsertIndexUnique);
+	}
+}
+
+/*
+ * Lock the wallet row (customer_id, currency) as UPDATE would, waiting for
+ * (or, with skip_locked, passing over) a transaction that holds it.  Returns
+ * the locked row as it is now, or NULL with *locked false if there is no
+ * such wallet (or it is in use and skip_locked).  Reads after the lock see
+ * what it waited for.
+ */
+TupleTableSlot *
+DirectLockWallet(int64 customer_id, const char *currency, bool skip_locked, bool *locked)
+{
+	Relation	rel = Table(DT_WALLET);
+	TupleTableSlot *slot = table_slot_create(rel, &D.estate->es_tupleTable);
+	DirectKey	keys[2] = {{INT8OID, Int64GetDatum(customer_id)},
+	{TEXTOID, CStringGetTextDatum(currency)}};
+
+	*locked = false;
+	for (;;)
+	{
+		SnapshotData dirty;
+		DirectScan *s;
+		bool		found;
+		TransactionId xwait;
+		TM_FailureData tmfd;
+		TM_Result	res;
+
+		/* find the row's newest version, committed or not */
+		CommandCounterIncrement();
+		InitDirtySnapshot(dirty);
+		s = ScanBegin(DT_WALLET, "wallet_pkey", 2, keys, &dirty);
+		found = index_getnext_slot(s->scan, ForwardScanDirection, slot);
+		xwait = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
+		DirectScanEnd(s);
+		if (!found)
+			return NULL;
+		if (TransactionIdIsValid(xwait))
+		{
+			/* being inserted or changed by a transaction in progress */
+			if (skip_locked)
+				return NULL;
+			XactLockTableWait(xwait, rel, &slot->tts_tid, XLTW_Lock);
+			continue;
+		}
+
+		res = table_tuple_lock(rel, &slot->tts_tid, GetLatestSnapshot(), slot,
+							   GetCurrentCommandId(false), LockTupleNoKeyExclusive,
+							   skip_locked ? LockWaitSkip : LockWaitBlock, 0, &tmfd);
+		switch (res)
+		{
+			case TM_Ok:
+				break;
+			case TM_WouldBlock:
+				return NULL;
+			case TM_Updated:
+			case TM_Deleted:
+				if (IsolationUsesXactSnapshot())
+					ereport(ERROR,
+							(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+							 errmsg("could not serialize access due to concurrent update")));
+				continue;		/* find the new version and lock it */
+			default:
+				elog(ERROR, "unexpected result %d locking the wallet of customer " INT64_FORMAT,
+					 (int) res, customer_id);
+		}
+		if (IsolationUsesXactSnapshot() &&
+			!TransactionIdIsCurrentTransactionId(
+				HeapTupleHeaderGetXmin(ExecFetchSlotHeapTuple(slot, false, NULL)->t_data)) &&
+			!table_tuple_satisfies_snapshot(rel, slot, GetTransactionSnapshot()))
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize access due to concurrent update")));
+		NewSnapshot();
+		*locked = true;
+		return slot;
+	}
+}

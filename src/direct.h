@@ -1,0 +1,55 @@
+/*
+ * src/direct.h
+ *
+ * Row access for the hot path without planning or starting the executor:
+ * index lookups, the wallet row lock, and inserts and updates through the
+ * executor's simple-relation routines (the ones logical replication applies
+ * changes with), which maintain indexes, check constraints and fire row
+ * triggers.  One operation opens what it needs between DirectBegin and
+ * DirectEnd, inside its SPI connection.
+ */
+#ifndef LOYALTY_DIRECT_H
+#define LOYALTY_DIRECT_H
+
+#include "access/tableam.h"
+#include "executor/tuptable.h"
+
+typedef enum DirectTable
+{
+	DT_WALLET,
+	DT_LEDGER,
+	DT_LOT,
+	DT_LOT_USAGE,
+	DT_CUSTOMER,
+	DT_COUNT
+} DirectTable;
+
+/* A key of an index scan: leading columns equal to these values */
+typedef struct DirectKey
+{
+	Oid			type;			/* INT8OID or TEXTOID */
+	Datum		value;
+} DirectKey;
+
+typedef struct DirectScan DirectScan;
+
+extern void DirectBegin(void);
+extern void DirectEnd(void);
+extern int	DirectAttno(DirectTable t, const char *column);
+extern TupleTableSlot *DirectNewRow(DirectTable t);
+extern void DirectInsert(DirectTable t, TupleTableSlot *row);
+extern void DirectUpdate(DirectTable t, TupleTableSlot *old, TupleTableSlot *row);
+extern DirectScan *DirectScanBegin(DirectTable t, const char *index, int nkeys, DirectKey *keys);
+extern TupleTableSlot *DirectScanNext(DirectScan *scan);
+extern void DirectScanEnd(DirectScan *scan);
+extern TupleTableSlot *DirectFetch(DirectTable t, const char *index, int nkeys, DirectKey *keys);
+extern TupleTableSlot *DirectLockWallet(int64 customer_id, const char *currency,
+										bool skip_locked, bool *locked);
+extern TupleTableSlot *DirectFetchLatest(DirectTable t, const char *index, int nkeys,
+										 DirectKey *keys);
+
+/* Column values of a slot read by DirectScanNext / DirectFetch */
+extern Datum DirectGet(TupleTableSlot *row, DirectTable t, const char *column, bool *isnull);
+extern void DirectSet(TupleTableSlot *row, DirectTable t, const char *column, Datum value, bool isnull);
+
+#endif
