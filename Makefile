@@ -1,6 +1,8 @@
 # loyalty — PGXS build, plus the project's own targets:
 #   make demo    deps, build, install, throwaway server, sample programme
 #   make test    deps, build, install, throwaway server, every test layer
+#   make bench   deps, build, install, throwaway server, the benchmarks
+#                (BENCH_MODE=quick by default, full or smoke; see test/bench/run.sh)
 #   make deps    install missing Debian packages (as root)
 #   make stop    stop the throwaway server under ./tmp
 #   make test-valgrind  the tests against a server under valgrind
@@ -48,7 +50,7 @@ all install installcheck:
 	@echo "PostgreSQL server development files not found (pg_config: $(PG_CONFIG)); run 'make deps' first" >&2; exit 1
 endif
 
-.PHONY: deps demo test test-valgrind stop install-ext
+.PHONY: deps demo test test-valgrind bench stop install-ext
 
 deps:
 	test/deps.sh
@@ -73,6 +75,11 @@ demo: deps
 test: deps
 	$(MAKE) install-ext
 	test/run-tests.sh
+
+# pgbench against the throwaway server: ledger operations beside a baseline UPDATE.
+bench: deps
+	$(MAKE) install-ext
+	test/bench/run.sh
 
 # The suite against a server running under valgrind memcheck (slow).
 test-valgrind: deps

@@ -3,6 +3,8 @@
 #   pg_regress          sql/*.sql against expected/*.out
 #   pgTAP               test/pgtap/*.sql, by pg_prove
 #   isolationtester     test/isolation/specs/*.spec, by pg_isolation_regress
+#   bench               test/bench/run.sh in smoke mode: it exits 0 and prints
+#                       every expected "bench ..." figure
 # The extension must be installed (make install).  Prints a summary and a
 # last line "N passed, N failed"; exits non-zero if anything failed.
 # LOYALTY_KEEP_SERVER=1 leaves a server this script started running.
@@ -94,6 +96,33 @@ if [ ${#SPECS[@]} -gt 0 ]; then
 	run_pg_regress isolation "$PG_ISOLATION_REGRESS" tmp/isolation loyalty_isolation \
 		--inputdir=test/isolation --load-extension=loyalty -- "${SPECS[@]}"
 fi
+
+# bench: the benchmarks in smoke mode (a few seconds), so that they cannot rot.
+BENCH_FIGURES=(update.c4 update.c16 ledger.accrue.c4 ledger.accrue.c16 ledger.redeem.c4 ledger.redeem.c16)
+echo
+echo "== bench: smoke mode, ${#BENCH_FIGURES[@]} figures"
+env -u BENCH_DURATION -u BENCH_CLIENTS -u BENCH_ROUNDS -u BENCH_WALLETS \
+	BENCH_MODE=smoke BENCH_DB=loyalty_bench_smoke test/bench/run.sh 2>&1 | tee tmp/bench.log
+rc=${PIPESTATUS[0]}
+ok=0
+bad=0
+for figure in "${BENCH_FIGURES[@]}"; do
+	case "$figure" in
+		update.*) pattern="^bench ${figure//./\\.} [0-9]+ tps\$" ;;
+		*) pattern="^bench ${figure//./\\.} [0-9]+ tps ratio [0-9]+\\.[0-9]{2} vs update\\.${figure##*.}\$" ;;
+	esac
+	if [ "$(grep -cE "$pattern" tmp/bench.log)" -eq 1 ]; then
+		ok=$((ok + 1))
+	else
+		echo "bench: no line \"bench $figure ...\" in the output"
+		bad=$((bad + 1))
+	fi
+done
+if [ "$rc" -ne 0 ]; then
+	echo "bench: test/bench/run.sh exited $rc"
+	[ "$bad" -gt 0 ] || bad=1
+fi
+record bench "$ok" "$bad"
 
 total_ok=0
 total_bad=0

@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# test/bench/run.sh — the project's benchmarks (make bench).
+#
+# Starts the throwaway server if needed, recreates the database loyalty_bench
+# with the extension, loads test/bench/data.sql (one programme, one currency,
+# N customers with one wallet of three lots each, and the baseline table
+# bench_counter of N rows), VACUUM ANALYZE, then runs pgbench
+# (-n -M prepared -j 2) on every benchmark below for every client count.
+#
+# The machine's speed drifts, so every figure is measured beside its baseline:
+# for each client count, ROUNDS rounds each run every benchmark once (the order
+# rotates from round to round).  A benchmark's tps is the median over rounds;
+# its ratio is the median over rounds of (its tps / its baseline's tps in the
+# same round), which cancels drift slower than a round.
+#
+# To add a benchmark: write a pgbench script in test/bench/ (it may use the
+# variables :customers, :currency and pgbench's own :client_id; extend
+# data.sql if it needs more data) and add a line "name script baseline" to
+# BENCHES; a baseline is "-" for a baseline itself.  Its figures appear as
+#   bench NAME.cC TPS tps ratio R vs BASELINE.cC
+#
+# Environment:
+#   BENCH_MODE      smoke (200 wallets, 1 s runs, 1 round),
+#                   quick (10 000 wallets, 3 s runs, 5 rounds; the default),
+#                   full (100 000 wallets, 20 s runs, 5 rounds)
+#   BENCH_DURATION  seconds per pgbench run     (overrides the mode)
+#   BENCH_CLIENTS   client counts, e.g. "4 16"  (default 4 16)
+#   BENCH_ROUNDS    rounds per client count     (overrides the mode)
+#   BENCH_WALLETS   customers with one wallet   (overrides the mode)
+#   BENCH_DB        database (default loyalty_bench; dropped and recreated)
+#   LOYALTY_KEEP_SERVER=1 leaves a server this script started running.
+# Prints a table, then one line per figure (the names are a contract):
+#   bench update.c4 8491 tps
+#   bench ledger.accrue.c4 3755 tps ratio 0.54 vs update.c4
+# Exits non-zero if the set-up or any pgbench run fails (then no bench lines).
+set -euo pipefail
+
+# name            script       baseline
+BENCHES=(
+	"update         update.sql   -"
+	"ledger.accrue  accrue.sql   update"
+	"ledger.redeem  redeem.sql   update"
+)
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$REPO"
+BENCH=test/bench
+MODE=${BENCH_MODE:-quick}
+case "$MODE" in
+	smoke) wallets=200    duration=1  rounds=1 ;;
+	quick) wallets=10000  duration=3  rounds=5 ;;
+	full)  wallets=100000 duration=20 rounds=5 ;;
+	*) echo "run.sh: BENCH_MODE must be smoke, quick or full, not \"$MODE\"" >&2; exit 2 ;;
+esac
+wallets=${BENCH_WALLETS:-$wallets}
+duration=${BENCH_DURATION:-$duration}
+rounds=${BENCH_ROUNDS:-$rounds}
+read -ra CLIENTS <<<"$(echo "${BENCH_CLIENTS:-4 16}" | tr ',' ' ')"
+DB=${BENCH_DB:-loyalty_bench}
+CURRENCY=bonus
+for v in "$wallets" "$duration" "$rounds" "${CLIENTS[@]}"; do
+	[[ "$v" =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: \"$v\" is not a positive integer" >&2; exit 2; }
+done
+
+started=0
+if ! test/server.sh status >/dev/null 2>&1; then
+	started=1
+fi
+test/server.sh start >/dev/null
+if [ "$started" = 1 ] && [ "${LOYALTY_KEEP_SERVER:-0}" != 1 ]; then
+	trap 'test/server.sh stop >/dev/null' EXIT
+fi
+# shellcheck disable=SC1091
+. tmp/server.env
+LOGDIR=tmp/$DB
+rm -rf "$LOGDIR"
+mkdir -p "$LOGDIR"
+
+echo "== bench: mode $MODE, $wallets wallets, clients ${CLIENTS[*]}, $rounds round(s) of ${duration} s runs, $(nproc) CPUs"
+echo "   $("$PGBINDIR/postgres" --version), database $DB, logs in $LOGDIR/"
+
+# The data set, in a fresh database.
+t0=$SECONDS
+"$PGBINDIR/dropdb" --if-exists "$DB" 2>/dev/null
+"$PGBINDIR/createdb" "$DB"
+psql_bench() { "$PGBINDIR/psql" -X -q -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
+psql_bench -c 'CREATE EXTENSION loyalty'
+psql_bench -v customers="$wallets" -v currency="$CURRENCY" -f "$BENCH/data.sql" >"$LOGDIR/data.log"
+psql_bench -c 'VACUUM ANALYZE' -c 'CHECKPOINT'
+echo "   data set loaded in $((SECONDS - t0)) s"
+
+# Parse the benchmark list.
+declare -a NAMES SCRIPTS BASES
+for def in "${BENCHES[@]}"; do
+	read -r name script base <<<"$def"
+	[ -f "$BENCH/$script" ] || { echo "run.sh: no $BENCH/$script for $name" >&2; exit 2; }
+	NAMES+=("$name"); SCRIPTS+=("$script"); BASES+=("$base")
+done
+for base in "${BASES[@]}"; do
+	[ "$base" = - ] || [[ " ${NAMES[*]} " == *" $base "* ]] || { echo "run.sh: unknown baseline $base" >&2; exit 2; }
+done
+
+# One pgbench run: prints its tps, or fails after showing what went wrong.
+pgbench_tps() {
+	local script=$1 clients=$2 log=$3 tps failed
+	if ! "$PGBINDIR/pgbench" -n -M prepared -j $((clients < 2 ? clients : 2)) -c "$clients" \
+		-T "$duration" -D customers="$wallets" -D currency="$CURRENCY" \
+		-f "$BENCH/$script" "$DB" >"$log" 2>&1; then
+		echo "run.sh: pgbench failed ($log):" >&2
+		grep -E 'error|ERROR|abort|DETAIL|HINT' "$log" | sort | uniq -c | sort -rn | head -n 20 >&2 || tail -n 20 "$log" >&2
+		return 1
+	fi
+	failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$log")
+	tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$log")
+	if [ -z "$tps" ] || [ "${failed:-0}" != 0 ]; then
+		echo "run.sh: pgbench reported ${failed:-?} failed transactions, tps ${tps:-none} ($log)" >&2
+		return 1
+	fi
+	echo "$tps"
+}
+
+# median of the arguments
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# TPS[name,clients] and RATIOS[name,clients]: space-separated values per round
+declare -A TPS RATIOS
+errors=0
+n=${#NAMES[@]}
+for c in "${CLIENTS[@]}"; do
+	for ((r = 1; r <= rounds; r++)); do
+		declare -A round=()
+		line="   c$c round $r/$rounds:"
+		for ((k = 0; k < n; k++)); do
+			i=$(((k + r - 1) % n))
+			name=${NAMES[$i]}
+			if tps=$(pgbench_tps "${SCRIPTS[$i]}" "$c" "$LOGDIR/$name.c$c.r$r.log"); then
+				round[$name]=$tps
+				TPS[$name,$c]+="$tps "
+				line+=" $name $(printf '%.0f' "$tps")"
+			else
+				errors=$((errors + 1))
+				line+=" $name FAILED"
+			fi
+		done
+		echo "$line"
+		for i in "${!NAMES[@]}"; do
+			name=${NAMES[$i]} base=${BASES[$i]}
+			if [ "$base" != - ] && [ -n "${round[$name]:-}" ] && [ -n "${round[$base]:-}" ]; then
+				RATIOS[$name,$c]+="$(awk -v a="${round[$name]}" -v b="${round[$base]}" 'BEGIN { printf "%.6f", a / b }') "
+			fi
+		done
+		unset round
+	done
+done
+
+# The table, then the figures.
+echo
+printf '%-16s %7s %9s %13s %7s   %s\n' name clients tps "baseline tps" ratio "tps per round"
+declare -a FIGURES
+for i in "${!NAMES[@]}"; do
+	name=${NAMES[$i]} base=${BASES[$i]}
+	for c in "${CLIENTS[@]}"; do
+		if [ -z "${TPS[$name,$c]:-}" ]; then
+			printf '%-16s %7s %9s\n' "$name" "$c" FAILED
+			continue
+		fi
+		# shellcheck disable=SC2086
+		tps=$(printf '%.0f' "$(median ${TPS[$name,$c]})")
+		per_round=$(for v in ${TPS[$name,$c]}; do printf '%.0f ' "$v"; done)
+		per_round=${per_round% }
+		if [ "$base" = - ]; then
+			printf '%-16s %7s %9s %13s %7s   %s\n' "$name" "$c" "$tps" - - "$per_round"
+			FIGURES+=("bench $name.c$c $tps tps")
+		elif [ -n "${RATIOS[$name,$c]:-}" ] && [ -n "${TPS[$base,$c]:-}" ]; then
+			# shellcheck disable=SC2086
+			btps=$(printf '%.0f' "$(median ${TPS[$base,$c]})")
+			# shellcheck disable=SC2086
+			ratio=$(printf '%.2f' "$(median ${RATIOS[$name,$c]})")
+			printf '%-16s %7s %9s %13s %7s   %s\n' "$name" "$c" "$tps" "$btps" "$ratio" "$per_round"
+			FIGURES+=("bench $name.c$c $tps tps ratio $ratio vs $base.c$c")
+		else
+			printf '%-16s %7s %9s %13s %7s   %s\n' "$name" "$c" "$tps" FAILED - "$per_round"
+		fi
+	done
+done
+echo "(tps: median over rounds; ratio: median over rounds of tps / baseline tps in the same round)"
+
+if [ "$errors" -gt 0 ]; then
+	echo "run.sh: $errors pgbench run(s) failed; see $LOGDIR/" >&2
+	exit 1
+fi
+echo
+printf '%s\n' "${FIGURES[@]}"
