@@ -309,6 +309,19 @@ DirectFetch(DirectTable t, const char *index, int nkeys, DirectKey *keys)
 }
 
 /*
+ * The row version at tid, which this operation read (and nobody else can
+ * have changed: the wallet lock guards it); NULL if it is not visible.
+ */
+TupleTableSlot *
+DirectFetchTid(DirectTable t, ItemPointer tid)
+{
+	Relation	rel = Table(t);
+	TupleTableSlot *slot = table_slot_create(rel, &D.estate->es_tupleTable);
+
+	return table_tuple_fetch_row_version(rel, tid, ReadSnapshot(), slot) ? slot : NULL;
+}
+
+/*
  * The one row with this key in a unique index as it is now, committed or
  * this transaction's: a row another transaction is writing is waited for.
  * NULL if there is none.

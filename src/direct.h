@@ -43,6 +43,7 @@ extern DirectScan *DirectScanBegin(DirectTable t, const char *index, int nkeys, 
 extern TupleTableSlot *DirectScanNext(DirectScan *scan);
 extern void DirectScanEnd(DirectScan *scan);
 extern TupleTableSlot *DirectFetch(DirectTable t, const char *index, int nkeys, DirectKey *keys);
+extern TupleTableSlot *DirectFetchTid(DirectTable t, ItemPointer tid);
 extern TupleTableSlot *DirectLockWallet(int64 customer_id, const char *currency,
 										bool skip_locked, bool *locked);
 extern TupleTableSlot *DirectFetchLatest(DirectTable t, const char *index, int nkeys,

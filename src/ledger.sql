@@ -80,19 +80,23 @@ CREATE TABLE @extschema@.lot (
     restriction     text,
     created_version bigint NOT NULL,
     source_lot_id   bigint,
+    live            boolean NOT NULL DEFAULT true,
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    -- one CHECK, since every statement that writes a lot re-reads them all
+    -- one CHECK, since every write of a lot evaluates them all
     CONSTRAINT lot_amounts_check CHECK (remaining OPERATOR(pg_catalog.>=) 0
                                         AND remaining OPERATOR(pg_catalog.<=) amount
+                                        AND live OPERATOR(pg_catalog.=) (remaining OPERATOR(pg_catalog.>) 0)
                                         AND (valid_to IS NULL OR valid_to OPERATOR(pg_catalog.>) valid_from))
-);
--- A wallet's lots with points left, by expiry: the effective balance and the
--- redemption read this range.
+) WITH (fillfactor = 80);
+-- The partial indexes hold live lots.  They test the flag "live" rather than
+-- remaining > 0, so that spending part of a lot changes no indexed column and
+-- is a HOT update; only the update that empties a lot touches the indexes.
+-- A wallet's live lots, by expiry: the effective balance and redemption read this range.
 CREATE INDEX lot_wallet_live_idx ON @extschema@.lot (customer_id, currency, valid_to)
-    WHERE remaining OPERATOR(pg_catalog.>) 0;
+    WHERE live;
 -- Lots due for recording as expired, for expire_due.
 CREATE INDEX lot_due_idx ON @extschema@.lot (valid_to)
-    WHERE remaining OPERATOR(pg_catalog.>) 0 AND valid_to IS NOT NULL;
+    WHERE live AND valid_to IS NOT NULL;
 COMMENT ON TABLE @extschema@.lot IS 'points with a validity window: they count while valid_from <= now() < valid_to';
 COMMENT ON COLUMN @extschema@.lot.remaining IS 'points of the lot not yet spent, moved or recorded as expired';
 COMMENT ON COLUMN @extschema@.lot.valid_from IS 'the lot counts from this instant; before it, its points are pending';
@@ -102,6 +106,7 @@ COMMENT ON COLUMN @extschema@.lot.priority IS 'among lots expiring at the same t
 COMMENT ON COLUMN @extschema@.lot.restriction IS 'where the points may be spent; NULL: anywhere. A restricted lot is spent only when the caller says its restriction applies';
 COMMENT ON COLUMN @extschema@.lot.created_version IS 'version of the ledger entry that created the lot in its wallet';
 COMMENT ON COLUMN @extschema@.lot.source_lot_id IS 'the lot these points came from (transfer, conversion, merge)';
+COMMENT ON COLUMN @extschema@.lot.live IS 'remaining > 0: the lot is in the partial indexes of live lots';
 
 CREATE TABLE @extschema@.lot_usage (
     customer_id bigint NOT NULL,
@@ -310,12 +315,12 @@ SELECT p.code AS program,
             SELECT pg_catalog.min(x.valid_to) AS at FROM @extschema@.lot x
              WHERE x.customer_id OPERATOR(pg_catalog.=) w.customer_id
                AND x.currency OPERATOR(pg_catalog.=) w.currency
-               AND x.remaining OPERATOR(pg_catalog.>) 0
+               AND x.live
                AND x.valid_from OPERATOR(pg_catalog.<=) pg_catalog.now()
                AND x.valid_to OPERATOR(pg_catalog.>) pg_catalog.now()) n ON true
        WHERE t.customer_id OPERATOR(pg_catalog.=) w.customer_id
          AND t.currency OPERATOR(pg_catalog.=) w.currency
-         AND t.remaining OPERATOR(pg_catalog.>) 0) l ON true
+         AND t.live) l ON true
   LEFT JOIN LATERAL (
       SELECT pg_catalog.sum(o.amount)::bigint AS held
         FROM @extschema@.hold o

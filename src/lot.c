@@ -40,6 +40,8 @@ ReadLot(TupleTableSlot *row, Lot *l)
 	d = DirectGet(row, DT_LOT, "restriction", &isnull);
 	l->restriction = isnull ? NULL : TextDatumGetCString(d);
 	l->take = 0;
+	l->tid = row->tts_tid;
+	l->has_tid = true;
 }
 
 /*
@@ -208,6 +210,7 @@ CreateLot(Wallet *w, int64 version, NewLot *lot)
 	DirectSet(row, DT_LOT, "created_version", Int64GetDatum(version), false);
 	DirectSet(row, DT_LOT, "source_lot_id", Int64GetDatum(lot->source_lot_id),
 			  lot->source_lot_id == 0);
+	DirectSet(row, DT_LOT, "live", BoolGetDatum(true), false);
 	DirectSet(row, DT_LOT, "created_at", TimestampTzGetDatum(w->now), false);
 	DirectInsert(DT_LOT, row);
 	LowerNextExpiry(w, lot);

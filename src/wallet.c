@@ -45,13 +45,13 @@ static KeptQuery create_query = {
 
 static KeptQuery expired_lots_query = {
 	"SELECT id, remaining FROM loyalty.lot"
-	" WHERE customer_id = $1 AND currency = $2 AND remaining > 0 AND valid_to <= $3"
+	" WHERE customer_id = $1 AND currency = $2 AND live AND valid_to <= $3"
 	" ORDER BY valid_to, id",
 	3, {INT8OID, TEXTOID, TIMESTAMPTZOID}, NULL
 };
 static KeptQuery next_expiry_query = {
 	"SELECT min(valid_to) FROM loyalty.lot"
-	" WHERE customer_id = $1 AND currency = $2 AND remaining > 0 AND valid_to > $3",
+	" WHERE customer_id = $1 AND currency = $2 AND live AND valid_to > $3",
 	3, {INT8OID, TEXTOID, TIMESTAMPTZOID}, NULL
 };
 static KeptQuery expired_holds_query = {
@@ -69,7 +69,7 @@ static KeptQuery expire_hold_query = {
 /* What is due, in deadline order, after the position ($2, $3) a sweep reached */
 static KeptQuery due_lots_query = {
 	"SELECT customer_id, currency, valid_to, id FROM loyalty.lot"
-	" WHERE remaining > 0 AND valid_to <= $1 AND (valid_to, id) > ($2, $3)"
+	" WHERE live AND valid_to <= $1 AND (valid_to, id) > ($2, $3)"
 	" ORDER BY valid_to, id LIMIT $4",
 	4, {TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, INT8OID}, NULL
 };
@@ -479,7 +479,8 @@ SpendLots(Wallet *w, int64 version, Lot *lots, int n)
 
 		if (lots[i].take <= 0)
 			continue;
-		old = DirectFetch(DT_LOT, "lot_pkey", 1, &key);
+		old = lots[i].has_tid ? DirectFetchTid(DT_LOT, &lots[i].tid) :
+			DirectFetch(DT_LOT, "lot_pkey", 1, &key);
 		if (old == NULL)
 			elog(ERROR, "lot " INT64_FORMAT " does not exist", lots[i].id);
 		remaining = DatumGetInt64(DirectGet(old, DT_LOT, "remaining", &isnull));
@@ -493,8 +494,10 @@ SpendLots(Wallet *w, int64 version, Lot *lots, int n)
 		memcpy(row->tts_values, old->tts_values, sizeof(Datum) * natts);
 		memcpy(row->tts_isnull, old->tts_isnull, sizeof(bool) * natts);
 		SetInt64(row, DT_LOT, "remaining", remaining - lots[i].take);
+		DirectSet(row, DT_LOT, "live", BoolGetDatum(remaining > lots[i].take), false);
 		DirectUpdate(DT_LOT, old, row);
 		lots[i].remaining = remaining - lots[i].take;
+		lots[i].tid = old->tts_tid;		/* DirectUpdate left the new version in old */
 
 		row = DirectNewRow(DT_LOT_USAGE);
 		SetInt64(row, DT_LOT_USAGE, "customer_id", w->customer_id);

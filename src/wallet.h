@@ -96,6 +96,8 @@ typedef struct Lot
 	char	   *kind;
 	char	   *restriction;	/* NULL: spendable anywhere */
 	int64		take;			/* points this operation takes from it */
+	bool		has_tid;		/* read directly: where its row version is */
+	ItemPointerData tid;
 } Lot;
 
 /* Which restricted lots an operation may spend */
