@@ -47,6 +47,8 @@ struct DirectScan
 	TupleTableSlot *slot;
 };
 
+#define ATTCACHE 24
+
 /* The state of the one operation in progress in this backend */
 typedef struct DirectState
 {
@@ -57,6 +59,9 @@ typedef struct DirectState
 	Relation	rel[DT_COUNT];
 	ResultRelInfo *rri[DT_COUNT];
 	TupleTableSlot *row[DT_COUNT];
+	/* column numbers looked up, by the address of the (literal) name */
+	const char *attname[DT_COUNT][ATTCACHE];
+	int			attno[DT_COUNT][ATTCACHE];
 } DirectState;
 
 static DirectState D;
@@ -161,19 +166,34 @@ ReadSnapshot(void)
 	return D.snapshot;
 }
 
-/* Column number of a column, by name */
+/* Column number of a column, by name (remembered for the operation) */
 int
 DirectAttno(DirectTable t, const char *column)
 {
-	TupleDesc	desc = RelationGetDescr(Table(t));
+	TupleDesc	desc;
 	int			i;
 
+	for (i = 0; i < ATTCACHE && D.attname[t][i]; i++)
+		if (D.attname[t][i] == column)
+			return D.attno[t][i];
+	desc = RelationGetDescr(Table(t));
 	for (i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute a = TupleDescAttr(desc, i);
 
 		if (!a->attisdropped && strcmp(NameStr(a->attname), column) == 0)
+		{
+			int			slot;
+
+			for (slot = 0; slot < ATTCACHE && D.attname[t][slot]; slot++)
+				;
+			if (slot < ATTCACHE)
+			{
+				D.attname[t][slot] = column;
+				D.attno[t][slot] = i + 1;
+			}
 			return i + 1;
+		}
 	}
 	elog(ERROR, "column \"%s\" of loyalty.%s does not exist", column, table_names[t]);
 	return 0;

@@ -1,4 +1,5 @@
--- A sample programme and what loyalty does with it so far.
+-- A sample programme and what loyalty does with it so far: customers,
+-- identifiers, and the points core (lots, ledger, holds, expiry).
 \pset footer off
 \set QUIET on
 \set SHOW_CONTEXT never
@@ -60,9 +61,72 @@ SELECT written AS "presented", r ->> 'found' AS found, r ->> 'customer_id' AS cu
        LATERAL loyalty_identify('sport', written) AS r;
 
 \echo
+\echo '== Points: lots with validity windows in one versioned wallet'
+SELECT version, operation, amount, balance_after, lot_id, reason
+  FROM loyalty.accrue(:anna, 'bonus', 1200, receipt => 'R-1001', reason => '5% of a 24 000 ski jacket');
+SELECT version, operation, amount, balance_after, lot_id, reason
+  FROM loyalty.accrue(:anna, 'bonus', 700, valid_to => now() + interval '14 days',
+                      kind => 'birthday', reason => 'birthday gift, two weeks');
+SELECT version, operation, amount, balance_after, lot_id, reason
+  FROM loyalty.accrue(:anna, 'bonus', 300, restriction => 'ski', kind => 'product',
+                      reason => 'for skis only');
+SELECT version, operation, amount, balance_after, lot_id, reason
+  FROM loyalty.accrue(:anna, 'bonus', 200, valid_from => now() + interval '2 hours',
+                      reason => 'released two hours after the order');
+SELECT currency, balance, held, available, pending, restricted,
+       next_expiry_amount AS "expiring next" FROM loyalty_balance(:anna);
+
+\echo
+\echo '== Paying 800 points for skis: the ski lot first, then the soonest to expire'
+SELECT version, operation, amount, balance_after, receipt_id
+  FROM loyalty.redeem(:anna, 'bonus', 800, applicable => '{ski}', receipt => 'R-1002',
+                      idempotency_key => 'till-3/R-1002');
+SELECT l.id AS lot, l.kind, l.restriction, u.amount AS "paid", l.remaining AS "left"
+  FROM loyalty.lot_usage u JOIN loyalty.lot l ON l.id = u.lot_id
+ WHERE u.customer_id = :anna AND u.version = 5 ORDER BY l.id;
+\echo 'The till retries after a timeout with the same key: the same answer, nothing written twice'
+SELECT version, operation, amount, balance_after
+  FROM loyalty.redeem(:anna, 'bonus', 800, applicable => '{ski}', receipt => 'R-1002',
+                      idempotency_key => 'till-3/R-1002');
+
+\echo
+\echo '== Online order: points are held, then captured in part; the rest goes back'
+SELECT loyalty.hold(:anna, 'bonus', 300, ttl => interval '15 minutes', receipt => 'WEB-77') AS hold \gset
+SELECT balance, held, available FROM loyalty_balance(:anna);
+SELECT version, operation, amount, held_amount, balance_after, held_after
+  FROM loyalty.capture(:hold, 100);
+
+\echo
+\echo '== Not enough points: a specific SQLSTATE and nothing written'
+\set ON_ERROR_STOP off
+\set VERBOSITY verbose
+SELECT loyalty.redeem(:anna, 'bonus', 100000);
+\set VERBOSITY default
+\set ON_ERROR_STOP on
+
+\echo
 \echo '== Boris turns out to be Anna''s second account: merge them'
+SELECT version, amount, balance_after FROM loyalty.accrue(:boris, 'bonus', 150, reason => 'his own purchase');
 SELECT loyalty.merge_customers('sport', :boris, :anna, 'same person, confirmed by phone call') AS merged_into;
 SELECT loyalty_identify('sport', '+7 903 765-43-21') ->> 'customer_id' AS "Boris's phone now finds";
+SELECT customer_id AS customer, version, operation, amount, balance_after, peer_customer_id AS peer
+  FROM loyalty.ledger WHERE operation LIKE 'transfer%' ORDER BY customer_id;
+
+\echo
+\echo '== Three weeks later (simulated): the birthday lot stopped counting with nothing written;'
+\echo '   the expiry job records it in the ledger'
+UPDATE loyalty.lot SET valid_from = valid_from - interval '21 days', valid_to = valid_to - interval '21 days';
+UPDATE loyalty.wallet SET next_expiry = next_expiry - interval '21 days';
+SELECT balance, pending, stored_balance FROM loyalty.balances WHERE customer_id = :anna;
+SELECT loyalty.expire_due() AS "lots recorded as expired";
+SELECT version, operation, amount, balance_after, lot_id, reason
+  FROM loyalty.ledger WHERE customer_id = :anna AND operation = 'expire';
+
+\echo
+\echo '== The ledger, readable, and what the programme owes'
+SELECT version, operation, amount, held_amount AS held, balance_after, receipt_id, reason
+  FROM loyalty.ledger_entries WHERE customer_id = :anna ORDER BY version;
+SELECT program, currency, wallets, points, pending, money, money_currency FROM loyalty.liability;
 
 \echo
 \echo '== Who changed what, and why'
