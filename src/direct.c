@@ -27,6 +27,8 @@
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "nodes/makefuncs.h"
+#include "optimizer/optimizer.h"
+#include "utils/memutils.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -128,6 +130,56 @@ Table(DirectTable t)
 	return D.rel[t];
 }
 
+/*
+ * A CHECK constraint's expression, parsed and planned once per backend (the
+ * executor would parse its stored text again for every statement).  Keyed
+ * by that text, so a changed constraint is a new entry.
+ */
+typedef struct CheckCache
+{
+	char	   *ccbin;
+	Expr	   *expr;
+	struct CheckCache *next;
+} CheckCache;
+
+static CheckCache *check_cache = NULL;
+
+static Expr *
+CheckExpr(const char *ccbin)
+{
+	CheckCache *c;
+	MemoryContext old;
+
+	for (c = check_cache; c; c = c->next)
+		if (strcmp(c->ccbin, ccbin) == 0)
+			return c->expr;
+	old = MemoryContextSwitchTo(CacheMemoryContext);
+	c = palloc(sizeof(CheckCache));
+	c->ccbin = pstrdup(ccbin);
+	c->expr = expression_planner(stringToNode(ccbin));
+	c->next = check_cache;
+	check_cache = c;
+	MemoryContextSwitchTo(old);
+	return c->expr;
+}
+
+/* Give the result relation its CHECK expressions, from the cache */
+static void
+PrepareChecks(ResultRelInfo *rri)
+{
+	TupleConstr *constr = RelationGetDescr(rri->ri_RelationDesc)->constr;
+	MemoryContext old;
+	int			i;
+
+	if (constr == NULL || constr->num_check == 0)
+		return;
+	old = MemoryContextSwitchTo(D.estate->es_query_cxt);
+	rri->ri_ConstraintExprs = palloc0(sizeof(ExprState *) * constr->num_check);
+	for (i = 0; i < constr->num_check; i++)
+		rri->ri_ConstraintExprs[i] = ExecInitExpr(CheckExpr(constr->check[i].ccbin), NULL);
+	MemoryContextSwitchTo(old);
+}
+
 /* The table ready for writing: result relation, indexes, after triggers */
 static ResultRelInfo *
 Writable(DirectTable t)
@@ -137,6 +189,7 @@ Writable(DirectTable t)
 		D.rri[t] = makeNode(ResultRelInfo);
 		InitResultRelInfo(D.rri[t], Table(t), t + 1, NULL, 0);
 		ExecOpenIndices(D.rri[t], false);
+		PrepareChecks(D.rri[t]);
 		if (!D.after_triggers)
 		{
 			AfterTriggerBeginQuery();

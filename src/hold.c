@@ -105,16 +105,12 @@ loyalty_hold(PG_FUNCTION_ARGS)
 	{
 		Datum		args[8];
 		char		nulls[8] = "        ";
-		Lot		   *lots;
-		int			n;
 		bool		isnull;
 
 		WalletCheckVersion(&w, fcinfo, 6);
 		WalletCheckSpending(&w);
 		WalletTouch(&w, false, NULL);
-		n = LoadLots(&w, &lots);
-		if (LotsAvailable(&w, lots, n, &app) - w.held < amount)
-			ReportInsufficient(&w, lots, n, &app, amount, w.held);
+		RequirePoints(&w, &app, amount, w.held);
 		args[0] = Int64GetDatum(w.program_id);
 		args[1] = Int64GetDatum(customer);
 		args[2] = CStringGetTextDatum(currency);

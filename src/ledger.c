@@ -163,25 +163,6 @@ LockArgs(Wallet *w, FunctionCallInfo fcinfo, WalletLockMode mode)
 }
 
 /*
- * Choose the lots of the locked wallet that pay amount for entry e, in
- * redemption order, or refuse if the lots that apply, less what is held by
- * others, do not reach it.  held_other: the held points the operation does
- * not release itself.
- */
-void
-TakePoints(Wallet *w, Applicable *app, int64 amount, int64 held_other, Entry *e)
-{
-	Lot		   *lots;
-	int			n = LoadLots(w, &lots);
-
-	if (LotsAvailable(w, lots, n, app) - held_other < amount ||
-		AllocateLots(w, lots, n, app, amount) != amount)
-		ReportInsufficient(w, lots, n, app, amount, held_other);
-	e->lots = lots;
-	e->nlots = n;
-}
-
-/*
  * accrue(customer, currency, amount, valid_from, valid_to, kind, priority,
  *        restriction, receipt, idempotency_key, reason) returns ledger
  */

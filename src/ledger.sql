@@ -12,6 +12,8 @@ CREATE TABLE @extschema@.wallet (
     held        bigint NOT NULL DEFAULT 0 CHECK (held OPERATOR(pg_catalog.>=) 0),
     version     bigint NOT NULL DEFAULT 0,
     next_expiry timestamptz,
+    restricted  bigint NOT NULL DEFAULT 0 CHECK (restricted OPERATOR(pg_catalog.>=) 0),
+    pending_until timestamptz,
     merged_into bigint,
     updated_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
     PRIMARY KEY (customer_id, currency),
@@ -23,6 +25,8 @@ COMMENT ON COLUMN @extschema@.wallet.balance IS 'stored balance in minor units: 
 COMMENT ON COLUMN @extschema@.wallet.held IS 'points reserved by holds, including holds past their deadline that are not yet tidied';
 COMMENT ON COLUMN @extschema@.wallet.version IS 'version of the last ledger entry; 0 before the first';
 COMMENT ON COLUMN @extschema@.wallet.next_expiry IS 'no lot of the wallet with points left expires before this instant (NULL: none expires)';
+COMMENT ON COLUMN @extschema@.wallet.restricted IS 'points of the wallet''s lots that carry a restriction (part of balance)';
+COMMENT ON COLUMN @extschema@.wallet.pending_until IS 'no lot of the wallet starts to count after this instant (NULL: none is pending)';
 COMMENT ON COLUMN @extschema@.wallet.merged_into IS 'set when the customer was merged away: the wallet takes no more operations';
 
 CREATE TABLE @extschema@.ledger (
@@ -91,8 +95,11 @@ CREATE TABLE @extschema@.lot (
 -- The partial indexes hold live lots.  They test the flag "live" rather than
 -- remaining > 0, so that spending part of a lot changes no indexed column and
 -- is a HOT update; only the update that empties a lot touches the indexes.
--- A wallet's live lots, by expiry: the effective balance and redemption read this range.
-CREATE INDEX lot_wallet_live_idx ON @extschema@.lot (customer_id, currency, valid_to)
+-- A wallet's live lots in redemption order (soonest expiry, never-expiring
+-- last, then higher priority, then oldest): a redemption reads only the
+-- lots it spends, and the effective balance reads the range.
+CREATE INDEX lot_wallet_live_idx
+    ON @extschema@.lot (customer_id, currency, valid_to, priority DESC, id)
     WHERE live;
 -- Lots due for recording as expired, for expire_due.
 CREATE INDEX lot_due_idx ON @extschema@.lot (valid_to)

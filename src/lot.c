@@ -21,6 +21,9 @@
 #include "program.h"
 #include "wallet.h"
 
+static inline bool LotEffective(Wallet *w, Lot *l);
+static bool LotApplies(Lot *l, Applicable *app);
+
 /* A lot as read from its row */
 static void
 ReadLot(TupleTableSlot *row, Lot *l)
@@ -45,12 +48,12 @@ ReadLot(TupleTableSlot *row, Lot *l)
 }
 
 /*
- * The wallet's lots with points left (an index range scan).  The lock for
- * spending read them already; they are used once, if nothing has changed
- * the lots since.
+ * Read the wallet's live lots in redemption order (the index's order), all
+ * of them, or with enough > 0 only until the lots that app may spend hold
+ * enough points.
  */
-int
-LoadLots(Wallet *w, Lot **lots)
+static int
+ReadLots(Wallet *w, Applicable *app, int64 enough, Lot **lots)
 {
 	DirectKey	keys[2] = {{INT8OID, Int64GetDatum(w->customer_id)},
 	{TEXTOID, CStringGetTextDatum(w->currency)}};
@@ -58,26 +61,33 @@ LoadLots(Wallet *w, Lot **lots)
 	TupleTableSlot *row;
 	int			size = 8;
 	int			n = 0;
+	int64		found = 0;
 
-	if (w->lots_fresh)
-	{
-		w->lots_fresh = false;
-		*lots = w->lots;
-		return w->nlots;
-	}
 	*lots = palloc0(sizeof(Lot) * size);
 	scan = DirectScanBegin(DT_LOT, "lot_wallet_live_idx", 2, keys);
-	while ((row = DirectScanNext(scan)) != NULL)
+	while ((enough <= 0 || found < enough) && (row = DirectScanNext(scan)) != NULL)
 	{
+		Lot		   *l;
+
 		if (n == size)
 		{
 			size *= 2;
 			*lots = repalloc(*lots, sizeof(Lot) * size);
 		}
-		ReadLot(row, &(*lots)[n++]);
+		l = &(*lots)[n++];
+		ReadLot(row, l);
+		if (enough > 0 && LotEffective(w, l) && LotApplies(l, app))
+			found += l->remaining;
 	}
 	DirectScanEnd(scan);
 	return n;
+}
+
+/* The wallet's lots with points left (an index range scan) */
+int
+LoadLots(Wallet *w, Lot **lots)
+{
+	return ReadLots(w, NULL, 0, lots);
 }
 
 /* The lot counts now: valid_from <= now < valid_to */
@@ -214,6 +224,14 @@ CreateLot(Wallet *w, int64 version, NewLot *lot)
 	DirectSet(row, DT_LOT, "created_at", TimestampTzGetDatum(w->now), false);
 	DirectInsert(DT_LOT, row);
 	LowerNextExpiry(w, lot);
+	if (lot->restriction)
+		w->restricted += lot->amount;
+	if (lot->valid_from > w->now &&
+		(!w->has_pending_until || lot->valid_from > w->pending_until))
+	{
+		w->has_pending_until = true;
+		w->pending_until = lot->valid_from;
+	}
 	return id;
 }
 
@@ -252,6 +270,67 @@ ApplicableFromArray(Applicable *app, ArrayType *array)
 	for (i = 0; i < n; i++)
 		if (!nulls[i])
 			app->restrictions[app->n++] = TextDatumGetCString(elems[i]);
+}
+
+/*
+ * The wallet's summary answers what may be spent without reading its lots
+ * when no lot is pending and the operation may spend every lot, or none of
+ * the restricted ones; then it is the balance less the restricted points.
+ */
+static bool
+SummaryAvailable(Wallet *w, Applicable *app, int64 *available)
+{
+	if (WalletPending(w) || !(app->all || app->n == 0 || w->restricted == 0))
+		return false;
+	*available = w->balance - (app->all ? 0 : w->restricted);
+	return true;
+}
+
+/*
+ * Choose the lots that pay amount for the entry e about to be appended, in
+ * redemption order, or refuse if the lots that apply, less what is held by
+ * others, do not reach it (held_other: the held points the operation does
+ * not release itself).  When the summary answers, only the lots that pay are
+ * read.
+ */
+void
+TakePoints(Wallet *w, Applicable *app, int64 amount, int64 held_other, Entry *e)
+{
+	Lot		   *lots;
+	int			n;
+	int64		available;
+
+	if (SummaryAvailable(w, app, &available) && available - held_other >= amount)
+	{
+		n = ReadLots(w, app, amount, &lots);
+		if (AllocateLots(w, lots, n, app, amount) == amount)
+		{
+			e->lots = lots;
+			e->nlots = n;
+			return;
+		}
+	}
+	n = LoadLots(w, &lots);
+	if (LotsAvailable(w, lots, n, app) - held_other < amount ||
+		AllocateLots(w, lots, n, app, amount) != amount)
+		ReportInsufficient(w, lots, n, app, amount, held_other);
+	e->lots = lots;
+	e->nlots = n;
+}
+
+/* Refuse if the wallet cannot give amount to app beyond held_other */
+void
+RequirePoints(Wallet *w, Applicable *app, int64 amount, int64 held_other)
+{
+	Lot		   *lots;
+	int			n;
+	int64		available;
+
+	if (SummaryAvailable(w, app, &available) && available - held_other >= amount)
+		return;
+	n = LoadLots(w, &lots);
+	if (LotsAvailable(w, lots, n, app) - held_other < amount)
+		ReportInsufficient(w, lots, n, app, amount, held_other);
 }
 
 /* Refuse an operation that wants more than the wallet can give */

@@ -120,6 +120,17 @@ ReadWallet(Wallet *w)
 	w->next_expiry = isnull ? 0 : DatumGetTimestampTz(d);
 	d = WalletCol(w, "merged_into", &isnull);
 	w->merged_into = isnull ? 0 : DatumGetInt64(d);
+	w->restricted = DatumGetInt64(WalletCol(w, "restricted", &isnull));
+	d = WalletCol(w, "pending_until", &isnull);
+	w->has_pending_until = !isnull;
+	w->pending_until = isnull ? 0 : DatumGetTimestampTz(d);
+}
+
+/* The wallet may have lots that start to count later */
+bool
+WalletPending(Wallet *w)
+{
+	return w->has_pending_until && w->pending_until > w->now;
 }
 
 /* The customer's status, for operations that spend (advisory: not locked) */
@@ -206,11 +217,7 @@ WalletLock(Wallet *w, int64 customer_id, const char *currency, WalletLockMode mo
 						 errhint("Use customer " INT64_FORMAT ".", w->merged_into)));
 			}
 			if (mode & WALLET_SPEND)
-			{
 				ReadCustomerStatus(w);
-				w->nlots = LoadLots(w, &w->lots);
-				w->lots_fresh = true;
-			}
 			return true;
 		}
 		if (skip)
@@ -339,8 +346,6 @@ WalletTouch(Wallet *w, bool force, int *holds_released)
 		RefreshNextExpiry(w);
 		if (nlots == 0)
 			UpdateWallet(w, w->balance, w->held, w->version);
-		if (nlots > 0)
-			w->lots_fresh = false;
 		for (i = 0; i < nlots; i++)
 		{
 			Entry		e = {0};
@@ -484,6 +489,9 @@ SpendLots(Wallet *w, int64 version, Lot *lots, int n)
 		if (old == NULL)
 			elog(ERROR, "lot " INT64_FORMAT " does not exist", lots[i].id);
 		remaining = DatumGetInt64(DirectGet(old, DT_LOT, "remaining", &isnull));
+		DirectGet(old, DT_LOT, "restriction", &isnull);
+		if (!isnull)
+			w->restricted -= lots[i].take;
 		if (remaining < lots[i].take ||
 			DatumGetInt64(DirectGet(old, DT_LOT, "customer_id", &isnull)) != w->customer_id)
 			elog(ERROR, "lot " INT64_FORMAT " has " INT64_FORMAT " left, not " INT64_FORMAT,
@@ -524,6 +532,11 @@ UpdateWallet(Wallet *w, int64 balance, int64 held, int64 version)
 	SetInt64(row, DT_WALLET, "version", version);
 	DirectSet(row, DT_WALLET, "next_expiry", TimestampTzGetDatum(w->next_expiry),
 			  !w->has_next_expiry);
+	SetInt64(row, DT_WALLET, "restricted", w->restricted);
+	if (!WalletPending(w))
+		w->has_pending_until = false;
+	DirectSet(row, DT_WALLET, "pending_until", TimestampTzGetDatum(w->pending_until),
+			  !w->has_pending_until);
 	DirectSet(row, DT_WALLET, "updated_at", TimestampTzGetDatum(w->now), false);
 	DirectSet(row, DT_WALLET, "merged_into", Int64GetDatum(w->merged_into), w->merged_into == 0);
 	DirectUpdate(DT_WALLET, w->row, row);
@@ -589,7 +602,6 @@ WalletAppend(Wallet *w, Entry *e, EntryResult *result)
 	w->balance = balance;
 	w->held = held;
 	w->version = version;
-	w->lots_fresh = false;
 	if (result)
 		KeepEntry(result, row->tts_tupleDescriptor, row->tts_values, row->tts_isnull);
 }

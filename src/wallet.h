@@ -26,7 +26,7 @@ typedef enum WalletLockMode
 	WALLET_CREATE = 1,			/* wait for the lock; create the wallet if missing */
 	WALLET_EXISTING = 2,		/* wait for the lock; a missing wallet is an error */
 	WALLET_SKIP_LOCKED = 4,		/* skip (return false) if in use or missing */
-	WALLET_SPEND = 8			/* flag: also read the customer's status and lots */
+	WALLET_SPEND = 8			/* flag: also read the customer's status */
 } WalletLockMode;
 
 typedef struct Wallet
@@ -40,13 +40,13 @@ typedef struct Wallet
 	int64		version_locked; /* version when locked, before any touch */
 	bool		has_next_expiry;
 	TimestampTz next_expiry;	/* lower bound of live lots' valid_to */
+	int64		restricted;		/* points in restricted lots */
+	bool		has_pending_until;
+	TimestampTz pending_until;	/* upper bound of live lots' valid_from */
 	char		customer_status[16];	/* read with WALLET_SPEND only */
 	TimestampTz now;			/* the transaction's now() */
 	int64		merged_into;	/* 0, or the customer this one was merged into */
 	TupleTableSlot *row;		/* the locked wallet row, as last written */
-	struct Lot *lots;			/* live lots read with the lock (WALLET_SPEND) */
-	int			nlots;
-	bool		lots_fresh;		/* lots are as the lock left them: LoadLots may use them */
 } Wallet;
 
 /* A lot to create with the entry that credits it */
@@ -151,6 +151,8 @@ extern void LotToNew(Lot *lot, int64 amount, const char *kind, NewLot *out);
 extern void ApplicableFromArray(Applicable *app, ArrayType *array);
 extern void TakePoints(Wallet *w, Applicable *app, int64 amount, int64 held_other,
 					   Entry *e);
+extern bool WalletPending(Wallet *w);
+extern void RequirePoints(Wallet *w, Applicable *app, int64 amount, int64 held_other);
 extern void ReportInsufficient(Wallet *w, Lot *lots, int n, Applicable *app,
 							   int64 requested, int64 held_other);
 
