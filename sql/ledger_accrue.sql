@@ -93,6 +93,7 @@ SELECT * FROM pg_temp.err(format('SELECT loyalty.accrue(%s, %L, 5)', :carol, 'bo
 SELECT * FROM pg_temp.err($$UPDATE loyalty.ledger SET amount = 1000000$$);
 SELECT * FROM pg_temp.err($$DELETE FROM loyalty.ledger$$);
 SELECT * FROM pg_temp.err($$TRUNCATE loyalty.ledger$$);
+-- lot usage is kept in the entries; its view cannot be written
 SELECT * FROM pg_temp.err($$DELETE FROM loyalty.lot_usage$$);
 
 DROP EXTENSION loyalty;

@@ -39,7 +39,7 @@
 #include "direct.h"
 
 static const char *const table_names[DT_COUNT] = {
-	"wallet", "ledger", "lot", "lot_usage", "customer"
+	"wallet", "ledger", "lot", "customer"
 };
 
 struct DirectScan

@@ -19,7 +19,6 @@ typedef enum DirectTable
 	DT_WALLET,
 	DT_LEDGER,
 	DT_LOT,
-	DT_LOT_USAGE,
 	DT_CUSTOMER,
 	DT_COUNT
 } DirectTable;

@@ -45,6 +45,8 @@ CREATE TABLE @extschema@.ledger (
     peer_customer_id bigint,
     peer_currency    text,
     idempotency_key  text,
+    lot_ids          bigint[],
+    lot_amounts      bigint[],
     actor            text NOT NULL,
     reason           text,
     created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
@@ -68,6 +70,8 @@ COMMENT ON COLUMN @extschema@.ledger.receipt_id IS 'the receipt the entry belong
 COMMENT ON COLUMN @extschema@.ledger.peer_customer_id IS 'the other customer of a transfer';
 COMMENT ON COLUMN @extschema@.ledger.peer_currency IS 'the other currency of a conversion';
 COMMENT ON COLUMN @extschema@.ledger.idempotency_key IS 'caller''s key, unique in the programme: a call repeated with it returns this entry and writes nothing';
+COMMENT ON COLUMN @extschema@.ledger.lot_ids IS 'the lots that paid an entry that takes points (see the view lot_usage)';
+COMMENT ON COLUMN @extschema@.ledger.lot_amounts IS 'how much each of lot_ids paid, in the same order';
 COMMENT ON COLUMN @extschema@.ledger.actor IS 'who made the change: the session user, or the actor named by an adjustment';
 
 CREATE TABLE @extschema@.lot (
@@ -115,16 +119,20 @@ COMMENT ON COLUMN @extschema@.lot.created_version IS 'version of the ledger entr
 COMMENT ON COLUMN @extschema@.lot.source_lot_id IS 'the lot these points came from (transfer, conversion, merge)';
 COMMENT ON COLUMN @extschema@.lot.live IS 'remaining > 0: the lot is in the partial indexes of live lots';
 
-CREATE TABLE @extschema@.lot_usage (
-    customer_id bigint NOT NULL,
-    currency    text NOT NULL,
-    version     bigint NOT NULL,
-    lot_id      bigint NOT NULL,
-    amount      bigint NOT NULL,
-    PRIMARY KEY (customer_id, currency, version, lot_id)
-);
-COMMENT ON TABLE @extschema@.lot_usage IS 'which lots paid how much of a ledger entry: a refund restores exactly these lots';
+-- Which lots paid how much of an entry: kept in the entry itself (lot_ids,
+-- lot_amounts), so that spending writes no row more than the entry, and
+-- shown one row per lot by this view.
+CREATE VIEW @extschema@.lot_usage AS
+SELECT e.customer_id, e.currency, e.version, u.lot_id, u.amount
+  FROM @extschema@.ledger e,
+       ROWS FROM (pg_catalog.unnest(e.lot_ids), pg_catalog.unnest(e.lot_amounts)) AS u (lot_id, amount)
+ WHERE e.lot_ids IS NOT NULL;
+COMMENT ON VIEW @extschema@.lot_usage IS 'which lots paid how much of a ledger entry: a refund restores exactly these lots';
+COMMENT ON COLUMN @extschema@.lot_usage.customer_id IS 'the wallet''s customer';
+COMMENT ON COLUMN @extschema@.lot_usage.currency IS 'the wallet''s currency';
 COMMENT ON COLUMN @extschema@.lot_usage.version IS 'the ledger entry (customer_id, currency, version) that took the points';
+COMMENT ON COLUMN @extschema@.lot_usage.lot_id IS 'a lot that paid';
+COMMENT ON COLUMN @extschema@.lot_usage.amount IS 'points taken from that lot';
 
 CREATE TABLE @extschema@.hold (
     id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -155,7 +163,7 @@ COMMENT ON COLUMN @extschema@.hold.expires_at IS 'the hold stops counting at thi
 COMMENT ON COLUMN @extschema@.hold.status IS 'active; captured, released or expired (resolved exactly once)';
 COMMENT ON COLUMN @extschema@.hold.captured IS 'points taken by the capture';
 
--- The ledger and the lot usages are history: nobody rewrites them.
+-- The ledger is history: nobody rewrites it.
 CREATE FUNCTION @extschema@.forbid_history_change()
 RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
@@ -169,16 +177,12 @@ $$;
 CREATE TRIGGER ledger_append_only
     BEFORE UPDATE OR DELETE OR TRUNCATE ON @extschema@.ledger
     FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.forbid_history_change();
-CREATE TRIGGER lot_usage_append_only
-    BEFORE UPDATE OR DELETE OR TRUNCATE ON @extschema@.lot_usage
-    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.forbid_history_change();
 
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.wallet', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.ledger', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.lot', '');
 SELECT pg_catalog.pg_extension_config_dump(
     pg_catalog.pg_get_serial_sequence('@extschema@.lot', 'id'), '');
-SELECT pg_catalog.pg_extension_config_dump('@extschema@.lot_usage', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.hold', '');
 SELECT pg_catalog.pg_extension_config_dump(
     pg_catalog.pg_get_serial_sequence('@extschema@.hold', 'id'), '');

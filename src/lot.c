@@ -3,7 +3,7 @@
  *
  * Points lots: reading a wallet's live lots, what of them may be spent now,
  * choosing which lots pay for a redemption, and writing the consumption
- * (with its lot_usage rows) or a new lot.  The caller holds the wallet lock,
+ * (recorded in the ledger entry) or a new lot.  The caller holds the wallet lock,
  * which guards the wallet's lots too.
  */
 #include "postgres.h"

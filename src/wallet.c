@@ -21,6 +21,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -465,12 +466,15 @@ SetId(TupleTableSlot *row, DirectTable t, const char *column, int64 value)
 }
 
 /*
- * Take each lot's take from it, and record the usage under the entry
- * (w, version) about to be appended.
+ * Take each lot's take from it; the lots and amounts, as int8[], become the
+ * usage recorded in the entry about to be appended (NULL if none).
  */
 static void
-SpendLots(Wallet *w, int64 version, Lot *lots, int n)
+SpendLots(Wallet *w, Lot *lots, int n, Datum *lot_ids, Datum *lot_amounts)
 {
+	Datum	   *ids = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *amounts = palloc(sizeof(Datum) * Max(n, 1));
+	int			m = 0;
 	int			i;
 
 	for (i = 0; i < n; i++)
@@ -506,14 +510,17 @@ SpendLots(Wallet *w, int64 version, Lot *lots, int n)
 		DirectUpdate(DT_LOT, old, row);
 		lots[i].remaining = remaining - lots[i].take;
 		lots[i].tid = old->tts_tid;		/* DirectUpdate left the new version in old */
-
-		row = DirectNewRow(DT_LOT_USAGE);
-		SetInt64(row, DT_LOT_USAGE, "customer_id", w->customer_id);
-		SetText(row, DT_LOT_USAGE, "currency", w->currency);
-		SetInt64(row, DT_LOT_USAGE, "version", version);
-		SetInt64(row, DT_LOT_USAGE, "lot_id", lots[i].id);
-		SetInt64(row, DT_LOT_USAGE, "amount", lots[i].take);
-		DirectInsert(DT_LOT_USAGE, row);
+		ids[m] = Int64GetDatum(lots[i].id);
+		amounts[m] = Int64GetDatum(lots[i].take);
+		m++;
+	}
+	*lot_ids = *lot_amounts = (Datum) 0;
+	if (m > 0)
+	{
+		*lot_ids = PointerGetDatum(construct_array(ids, m, INT8OID, 8, FLOAT8PASSBYVAL,
+												   TYPALIGN_DOUBLE));
+		*lot_amounts = PointerGetDatum(construct_array(amounts, m, INT8OID, 8, FLOAT8PASSBYVAL,
+													   TYPALIGN_DOUBLE));
 	}
 }
 
@@ -544,7 +551,7 @@ UpdateWallet(Wallet *w, int64 balance, int64 held, int64 version)
 
 /*
  * Append an entry to a locked wallet: the lot it creates (e->new_lot), the
- * points it takes from lots (e->lots, with their usage), the wallet row's
+ * points it takes from lots (e->lots, recorded in the entry), the wallet row's
  * new balance, held and version, and the ledger entry.  The result, if
  * wanted, is the entry as written.
  */
@@ -555,6 +562,8 @@ WalletAppend(Wallet *w, Entry *e, EntryResult *result)
 	int64		held;
 	int64		version = w->version + 1;
 	TupleTableSlot *row;
+	Datum		lot_ids = (Datum) 0;
+	Datum		lot_amounts = (Datum) 0;
 
 	if (pg_add_s64_overflow(w->balance, e->amount, &balance))
 		ereport(ERROR,
@@ -575,7 +584,7 @@ WalletAppend(Wallet *w, Entry *e, EntryResult *result)
 		e->lot_id = CreateLot(w, version, e->new_lot);
 	}
 	if (e->nlots > 0)
-		SpendLots(w, version, e->lots, e->nlots);
+		SpendLots(w, e->lots, e->nlots, &lot_ids, &lot_amounts);
 	UpdateWallet(w, balance, held, version);
 
 	row = DirectNewRow(DT_LEDGER);
@@ -594,6 +603,8 @@ WalletAppend(Wallet *w, Entry *e, EntryResult *result)
 	SetId(row, DT_LEDGER, "peer_customer_id", e->peer_customer_id);
 	SetText(row, DT_LEDGER, "peer_currency", e->peer_currency);
 	SetText(row, DT_LEDGER, "idempotency_key", e->idempotency_key);
+	DirectSet(row, DT_LEDGER, "lot_ids", lot_ids, lot_ids == (Datum) 0);
+	DirectSet(row, DT_LEDGER, "lot_amounts", lot_amounts, lot_amounts == (Datum) 0);
 	SetText(row, DT_LEDGER, "actor", e->actor ? e->actor : SessionActor());
 	SetText(row, DT_LEDGER, "reason", e->reason);
 	DirectSet(row, DT_LEDGER, "created_at", TimestampTzGetDatum(w->now), false);

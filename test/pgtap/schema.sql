@@ -1,11 +1,12 @@
 -- Schema objects, their owners and their grants.
 BEGIN;
-SELECT plan(27);
+SELECT plan(28);
 
 SELECT has_extension('loyalty');
 SELECT has_schema('loyalty');
 SELECT tables_are('loyalty', ARRAY['program', 'currency', 'customer', 'identifier', 'customer_log',
-                                   'wallet', 'ledger', 'lot', 'lot_usage', 'hold']);
+                                   'wallet', 'ledger', 'lot', 'hold']);
+SELECT views_are('loyalty', ARRAY['lot_usage', 'balances', 'ledger_entries', 'liability']);
 SELECT functions_are('loyalty', ARRAY[
     'normalize_phone', 'normalize_card', 'normalize_email', 'phone_country_valid',
     'phone_countries', 'normalize_identifier', 'identify', 'identifier_normalize_trigger',
@@ -44,7 +45,7 @@ SELECT set_eq(
     ARRAY['loyalty.program', 'loyalty.program_id_seq', 'loyalty.currency', 'loyalty.customer',
           'loyalty.customer_id_seq', 'loyalty.identifier', 'loyalty.customer_log',
           'loyalty.customer_log_id_seq', 'loyalty.wallet', 'loyalty.ledger', 'loyalty.lot',
-          'loyalty.lot_id_seq', 'loyalty.lot_usage', 'loyalty.hold', 'loyalty.hold_id_seq'],
+          'loyalty.lot_id_seq', 'loyalty.hold', 'loyalty.hold_id_seq'],
     'every table and sequence is marked for pg_dump');
 
 -- Functions with the owner's rights pin search_path and are not public.
