@@ -2,16 +2,7 @@
 CREATE EXTENSION loyalty;
 \set VERBOSITY default
 
-CREATE FUNCTION pg_temp.err(query text, OUT state text, OUT message text, OUT detail text)
-LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE query;
-    state := '00000';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                            detail = PG_EXCEPTION_DETAIL;
-END
-$$;
+\i test/regress/helpers.psql
 -- What is written, to show that a refused call wrote nothing.
 CREATE FUNCTION pg_temp.counts() RETURNS text LANGUAGE sql AS $$
     SELECT format('wallets %s, entries %s, lots %s, usages %s, holds %s, balance %s',

@@ -2,22 +2,7 @@
 -- pending lots; the touch and expire_due record expiry; the views.
 CREATE EXTENSION loyalty;
 
-CREATE FUNCTION pg_temp.err(query text, OUT state text, OUT message text, OUT detail text)
-LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE query;
-    state := '00000';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                            detail = PG_EXCEPTION_DETAIL;
-END
-$$;
--- Time passes: every window and deadline moves back by d.
-CREATE FUNCTION pg_temp.travel(d interval) RETURNS void LANGUAGE sql AS $$
-    UPDATE loyalty.lot SET valid_from = valid_from - d, valid_to = valid_to - d;
-    UPDATE loyalty.hold SET expires_at = expires_at - d;
-    UPDATE loyalty.wallet SET next_expiry = next_expiry - d;
-$$;
+\i test/regress/helpers.psql
 
 BEGIN;
 INSERT INTO loyalty.program (code, name, default_currency, phone_country, money_currency)

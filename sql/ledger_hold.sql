@@ -2,26 +2,11 @@
 -- hold, deadlines that stop counting on every read, the tidying job; bad input.
 CREATE EXTENSION loyalty;
 
-CREATE FUNCTION pg_temp.err(query text, OUT state text, OUT message text, OUT detail text)
-LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE query;
-    state := '00000';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                            detail = PG_EXCEPTION_DETAIL;
-END
-$$;
+\i test/regress/helpers.psql
 CREATE FUNCTION pg_temp.counts() RETURNS text LANGUAGE sql AS $$
     SELECT format('entries %s, holds %s, balance %s, held %s',
                   (SELECT count(*) FROM loyalty.ledger), (SELECT count(*) FROM loyalty.hold),
                   (SELECT sum(balance) FROM loyalty.wallet), (SELECT sum(held) FROM loyalty.wallet))
-$$;
--- Time passes: every window and deadline moves back by d.
-CREATE FUNCTION pg_temp.travel(d interval) RETURNS void LANGUAGE sql AS $$
-    UPDATE loyalty.lot SET valid_from = valid_from - d, valid_to = valid_to - d;
-    UPDATE loyalty.hold SET expires_at = expires_at - d;
-    UPDATE loyalty.wallet SET next_expiry = next_expiry - d;
 $$;
 
 BEGIN;

@@ -2,16 +2,7 @@
 -- customers and currencies that keep each lot's window; bad input.
 CREATE EXTENSION loyalty;
 
-CREATE FUNCTION pg_temp.err(query text, OUT state text, OUT message text, OUT detail text)
-LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE query;
-    state := '00000';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                            detail = PG_EXCEPTION_DETAIL;
-END
-$$;
+\i test/regress/helpers.psql
 CREATE FUNCTION pg_temp.counts() RETURNS text LANGUAGE sql AS $$
     SELECT format('entries %s, lots %s, usages %s, balances %s',
                   (SELECT count(*) FROM loyalty.ledger), (SELECT count(*) FROM loyalty.lot),

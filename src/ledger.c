@@ -85,39 +85,41 @@ ArgPositive(FunctionCallInfo fcinfo, int argno, const char *name)
 	return value;
 }
 
-/* An optional text argument; NULL when absent, an error when empty */
-char *
-ArgTextOrNull(FunctionCallInfo fcinfo, int argno, const char *name)
+/* A text argument, never empty; NULL allowed unless required */
+static char *
+TextArg(FunctionCallInfo fcinfo, int argno, const char *name, bool required)
 {
 	char	   *value;
 
 	if (PG_ARGISNULL(argno))
+	{
+		if (required)
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not be null", name)));
 		return NULL;
+	}
 	value = text_to_cstring(PG_GETARG_TEXT_PP(argno));
 	if (value[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must not be empty", name),
-				 errhint("Pass NULL to leave it out.")));
+				 required ? 0 : errhint("Pass NULL to leave it out.")));
 	return value;
+}
+
+/* An optional text argument; NULL when absent, an error when empty */
+char *
+ArgTextOrNull(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	return TextArg(fcinfo, argno, name, false);
 }
 
 /* A required, non-empty text argument */
 char *
 ArgText(FunctionCallInfo fcinfo, int argno, const char *name)
 {
-	char	   *value;
-
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", name)));
-	value = text_to_cstring(PG_GETARG_TEXT_PP(argno));
-	if (value[0] == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must not be empty", name)));
-	return value;
+	return TextArg(fcinfo, argno, name, true);
 }
 
 /* An optional timestamptz argument, which must be finite */
@@ -152,14 +154,30 @@ CheckKind(const char *kind)
 				 errhint("A kind is a lower-case name of up to 32 letters, digits and _, such as regular, birthday or promo.")));
 }
 
-/* Lock a wallet for a change by customer/currency arguments 0 and 1 */
-static void
-LockArgs(Wallet *w, FunctionCallInfo fcinfo, WalletLockMode mode)
+/*
+ * Start an operation on the wallet of arguments 0 and 1 (customer,
+ * currency): connect, lock it, and replay e's idempotency key.  Returns true
+ * if the operation is to be done, false if the key replayed its first entry
+ * into result.  EndOperation finishes either way.
+ */
+static bool
+BeginOperation(Wallet *w, FunctionCallInfo fcinfo, WalletLockMode mode, Entry *e,
+			   EntryResult *result)
 {
 	int64		customer = ArgInt64(fcinfo, 0, "customer");
 	char	   *currency = ArgText(fcinfo, 1, "currency");
 
+	SPI_connect();
+	DirectBegin();
 	WalletLock(w, customer, currency, mode);
+	return !e->idempotency_key || !WalletReplay(w, e->idempotency_key, e, true, result);
+}
+
+static void
+EndOperation(void)
+{
+	DirectEnd();
+	SPI_finish();
 }
 
 /*
@@ -208,16 +226,12 @@ loyalty_accrue(PG_FUNCTION_ARGS)
 	e.reason = ArgTextOrNull(fcinfo, 10, "reason");
 	EntryResultInit(&result, fcinfo);
 
-	SPI_connect();
-	DirectBegin();
-	LockArgs(&w, fcinfo, WALLET_CREATE);
-	if (!e.idempotency_key || !WalletReplay(&w, e.idempotency_key, &e, true, &result))
+	if (BeginOperation(&w, fcinfo, WALLET_CREATE, &e, &result))
 	{
 		WalletTouch(&w, false, NULL);
 		WalletAppend(&w, &e, &result);
 	}
-	DirectEnd();
-	SPI_finish();
+	EndOperation();
 	PG_RETURN_DATUM(result.datum);
 }
 
@@ -242,10 +256,7 @@ loyalty_redeem(PG_FUNCTION_ARGS)
 	e.reason = ArgTextOrNull(fcinfo, 7, "reason");
 	EntryResultInit(&result, fcinfo);
 
-	SPI_connect();
-	DirectBegin();
-	LockArgs(&w, fcinfo, WALLET_CREATE | WALLET_SPEND);
-	if (!e.idempotency_key || !WalletReplay(&w, e.idempotency_key, &e, true, &result))
+	if (BeginOperation(&w, fcinfo, WALLET_CREATE | WALLET_SPEND, &e, &result))
 	{
 		WalletCheckVersion(&w, fcinfo, 5);
 		WalletCheckSpending(&w);
@@ -253,8 +264,7 @@ loyalty_redeem(PG_FUNCTION_ARGS)
 		TakePoints(&w, &app, amount, w.held, &e);
 		WalletAppend(&w, &e, &result);
 	}
-	DirectEnd();
-	SPI_finish();
+	EndOperation();
 	PG_RETURN_DATUM(result.datum);
 }
 
@@ -289,10 +299,7 @@ loyalty_adjust(PG_FUNCTION_ARGS)
 	e.idempotency_key = ArgTextOrNull(fcinfo, 7, "idempotency_key");
 	EntryResultInit(&result, fcinfo);
 
-	SPI_connect();
-	DirectBegin();
-	LockArgs(&w, fcinfo, WALLET_CREATE);
-	if (!e.idempotency_key || !WalletReplay(&w, e.idempotency_key, &e, true, &result))
+	if (BeginOperation(&w, fcinfo, WALLET_CREATE, &e, &result))
 	{
 		WalletCheckVersion(&w, fcinfo, 6);
 		WalletTouch(&w, false, NULL);
@@ -309,8 +316,7 @@ loyalty_adjust(PG_FUNCTION_ARGS)
 			TakePoints(&w, &everything, -delta, w.held, &e);
 		WalletAppend(&w, &e, &result);
 	}
-	DirectEnd();
-	SPI_finish();
+	EndOperation();
 	PG_RETURN_DATUM(result.datum);
 }
 
@@ -416,8 +422,7 @@ loyalty_transfer(PG_FUNCTION_ARGS)
 		AppendTransfer(&a, &b, expect.lots, expect.nlots, amount, expect.idempotency_key,
 					   reason, &result);
 	}
-	DirectEnd();
-	SPI_finish();
+	EndOperation();
 	PG_RETURN_DATUM(result.datum);
 }
 
@@ -577,8 +582,7 @@ loyalty_convert(PG_FUNCTION_ARGS)
 				WalletAppend(&b, &in, NULL);
 		}
 	}
-	DirectEnd();
-	SPI_finish();
+	EndOperation();
 	if (result.isnull)
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(result.datum);
@@ -641,8 +645,7 @@ loyalty_merge_wallets(PG_FUNCTION_ARGS)
 			AppendTransfer(&a, &b, lots, m, taken, NULL, reason, NULL);
 		WalletSetMerged(&a, target);
 	}
-	DirectEnd();
-	SPI_finish();
+	EndOperation();
 	PG_RETURN_INT32(n);
 }
 
@@ -686,11 +689,7 @@ loyalty_balance(PG_FUNCTION_ARGS)
 				 errmsg("customer " INT64_FORMAT " does not exist", customer)));
 	merged = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (!isnull)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("customer " INT64_FORMAT " was merged into customer " INT64_FORMAT,
-						customer, DatumGetInt64(merged)),
-				 errhint("Use customer " INT64_FORMAT ".", DatumGetInt64(merged))));
+		ReportMerged(customer, DatumGetInt64(merged));
 	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -706,7 +705,6 @@ loyalty_balance(PG_FUNCTION_ARGS)
 		heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, values, isnulls);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, isnulls);
 	}
-	DirectEnd();
-	SPI_finish();
+	EndOperation();
 	return (Datum) 0;
 }

@@ -148,6 +148,17 @@ ReadCustomerStatus(Wallet *w)
 						   w->customer_status, sizeof(w->customer_status));
 }
 
+/* A customer merged into another takes no more operations */
+void
+ReportMerged(int64 customer_id, int64 target)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("customer " INT64_FORMAT " was merged into customer " INT64_FORMAT,
+					customer_id, target),
+			 errhint("Use customer " INT64_FORMAT ".", target)));
+}
+
 /*
  * Check that the customer exists, is not merged away and that the currency is
  * one of its programme's, share-locking the customer; returns its programme.
@@ -166,11 +177,7 @@ CheckCustomerCurrency(int64 customer_id, const char *currency)
 				 errmsg("customer " INT64_FORMAT " does not exist", customer_id)));
 	merged = Col(3, &isnull);
 	if (!isnull)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("customer " INT64_FORMAT " was merged into customer " INT64_FORMAT,
-						customer_id, DatumGetInt64(merged)),
-				 errhint("Use customer " INT64_FORMAT ".", DatumGetInt64(merged))));
+		ReportMerged(customer_id, DatumGetInt64(merged));
 	if (!DatumGetBool(Col(5, &isnull)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -211,11 +218,7 @@ WalletLock(Wallet *w, int64 customer_id, const char *currency, WalletLockMode mo
 			{
 				if (skip)
 					return false;
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("customer " INT64_FORMAT " was merged into customer " INT64_FORMAT,
-								customer_id, w->merged_into),
-						 errhint("Use customer " INT64_FORMAT ".", w->merged_into)));
+				ReportMerged(customer_id, w->merged_into);
 			}
 			if (mode & WALLET_SPEND)
 				ReadCustomerStatus(w);

@@ -125,6 +125,7 @@ extern void WalletLockPair(Wallet *a, int64 customer_a, const char *currency_a,
 						   Wallet *b, int64 customer_b, const char *currency_b,
 						   WalletLockMode mode_b);
 extern void WalletCheckSpending(Wallet *w);
+extern void ReportMerged(int64 customer_id, int64 target);
 extern void WalletCheckVersion(Wallet *w, FunctionCallInfo fcinfo, int argno);
 extern int	WalletTouch(Wallet *w, bool force, int *holds_released);
 extern void WalletAppend(Wallet *w, Entry *e, EntryResult *result);
