@@ -8,7 +8,7 @@
 #   make test-valgrind  the tests against a server under valgrind
 
 EXTENSION   = loyalty
-EXTVERSION  = 0.1
+EXTVERSION  = 0.2
 MODULE_big  = loyalty
 OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 
@@ -16,7 +16,7 @@ OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 SQL_PARTS   = src/loyalty.sql src/identifier.sql src/program.sql src/customer.sql \
               src/ledger.sql
 INSTALL_SQL = $(EXTENSION)--$(EXTVERSION).sql
-DATA        = $(INSTALL_SQL) $(wildcard src/updates/$(EXTENSION)--*--*.sql)
+DATA        = $(INSTALL_SQL) $(wildcard src/updates/$(EXTENSION)--*.sql)
 EXTRA_CLEAN = $(INSTALL_SQL)
 # -Wextra without -Wunused-parameter, which fires inside the server headers
 # (ilist.h, bufpage.h) and on every PG_FUNCTION_ARGS left unused.

@@ -3,6 +3,8 @@
 #   pg_regress          sql/*.sql against expected/*.out
 #   pgTAP               test/pgtap/*.sql, by pg_prove
 #   isolationtester     test/isolation/specs/*.spec, by pg_isolation_regress
+#   upgrade             every released version upgraded to the current one
+#                       equals a fresh install (test/describe.sql)
 #   bench               test/bench/run.sh in smoke mode: it exits 0 and prints
 #                       every expected "bench ..." figure
 # The extension must be installed (make install).  Prints a summary and a
@@ -95,6 +97,38 @@ mapfile -t SPECS < <(ls test/isolation/specs/*.spec 2>/dev/null | sed 's|.*/||; 
 if [ ${#SPECS[@]} -gt 0 ]; then
 	run_pg_regress isolation "$PG_ISOLATION_REGRESS" tmp/isolation loyalty_isolation \
 		--inputdir=test/isolation --load-extension=loyalty -- "${SPECS[@]}"
+fi
+
+# upgrade: every released version (src/updates/loyalty--A.sql), installed and
+# upgraded step by step to the current one, must give the schema a fresh
+# install gives (test/describe.sql lists every object with its definition).
+mapfile -t RELEASED < <(ls src/updates/loyalty--*.sql 2>/dev/null | grep -v -- '--.*--' |
+	sed 's|.*/loyalty--||; s|\.sql$||')
+if [ ${#RELEASED[@]} -gt 0 ]; then
+	echo
+	echo "== upgrade: from ${RELEASED[*]}"
+	up_ok=0
+	up_bad=0
+	"$PGBINDIR/dropdb" --if-exists loyalty_fresh
+	"$PGBINDIR/createdb" loyalty_fresh
+	"$PGBINDIR/psql" -X -q -v ON_ERROR_STOP=1 -d loyalty_fresh -c 'CREATE EXTENSION loyalty'
+	"$PGBINDIR/psql" -X -q -v ON_ERROR_STOP=1 -d loyalty_fresh -f test/describe.sql > tmp/describe-fresh.txt
+	for version in "${RELEASED[@]}"; do
+		"$PGBINDIR/dropdb" --if-exists loyalty_upgrade
+		"$PGBINDIR/createdb" loyalty_upgrade
+		if "$PGBINDIR/psql" -X -q -v ON_ERROR_STOP=1 -d loyalty_upgrade \
+				-c "CREATE EXTENSION loyalty VERSION '$version'" -c 'ALTER EXTENSION loyalty UPDATE' &&
+			"$PGBINDIR/psql" -X -q -v ON_ERROR_STOP=1 -d loyalty_upgrade -f test/describe.sql \
+				> "tmp/describe-from-$version.txt" &&
+			diff -u tmp/describe-fresh.txt "tmp/describe-from-$version.txt"; then
+			echo "upgrade from $version ... ok"
+			up_ok=$((up_ok + 1))
+		else
+			echo "upgrade from $version ... FAILED (the upgraded schema differs from a fresh install)"
+			up_bad=$((up_bad + 1))
+		fi
+	done
+	record upgrade "$up_ok" "$up_bad"
 fi
 
 # bench: the benchmarks in smoke mode (a few seconds), so that they cannot rot.

@@ -1,0 +1,542 @@
+-- loyalty install script, assembled by the Makefile from src/*.sql.
+\echo Use "CREATE EXTENSION loyalty" to load this file. \quit
+
+COMMENT ON SCHEMA @extschema@ IS 'loyalty: retail loyalty programme (customers, identifiers, points, promotions, receipts)';
+-- src/identifier.sql — normalisation of identifiers (C, src/identifier.c).
+-- Pure functions: executable by everyone.
+
+CREATE FUNCTION @extschema@.normalize_phone(phone text, country text DEFAULT NULL)
+RETURNS text
+AS 'MODULE_PATHNAME', 'loyalty_normalize_phone'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.normalize_phone(text, text) IS
+'phone number in E.164 (+ and digits); numbers without + are read in the given country (ISO 3166-1 alpha-2)';
+
+CREATE FUNCTION @extschema@.normalize_card(card text, min_length integer DEFAULT 8,
+                                           max_length integer DEFAULT 19, luhn boolean DEFAULT false)
+RETURNS text
+AS 'MODULE_PATHNAME', 'loyalty_normalize_card'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.normalize_card(text, integer, integer, boolean) IS
+'card number as its digits, checked for length and optionally the Luhn digit';
+
+CREATE FUNCTION @extschema@.normalize_email(email text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'loyalty_normalize_email'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.normalize_email(text) IS
+'e-mail address trimmed and lower-cased, checked for a valid ASCII shape';
+
+CREATE FUNCTION @extschema@.phone_country_valid(country text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'loyalty_phone_country_valid'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.phone_country_valid(text) IS
+'true if normalize_phone knows the numbering plan of this ISO 3166-1 alpha-2 country';
+
+CREATE FUNCTION @extschema@.phone_countries(
+    OUT country text, OUT calling_code text, OUT trunk_prefix text,
+    OUT international_prefixes text, OUT min_digits integer, OUT max_digits integer)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'loyalty_phone_countries'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 30;
+COMMENT ON FUNCTION @extschema@.phone_countries() IS
+'numbering plans known to normalize_phone: calling code, trunk prefix, international prefixes, digits of the national number';
+-- src/program.sql — programmes and their points currencies.
+
+CREATE TABLE @extschema@.program (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    code             text NOT NULL UNIQUE
+                     CHECK (code OPERATOR(pg_catalog.~) '^[a-z0-9][a-z0-9_-]{0,62}$'),
+    name             text NOT NULL CHECK (name OPERATOR(pg_catalog.<>) ''),
+    money_currency   text NOT NULL DEFAULT 'RUB'
+                     CHECK (money_currency OPERATOR(pg_catalog.~) '^[A-Z]{3}$'),
+    money_exponent   smallint NOT NULL DEFAULT 2 CHECK (money_exponent BETWEEN 0 AND 4),
+    default_currency text NOT NULL,
+    phone_country    text CHECK (@extschema@.phone_country_valid(phone_country)
+                                 AND phone_country OPERATOR(pg_catalog.~) '^[A-Z]{2}$'),
+    card_min_length  smallint NOT NULL DEFAULT 8,
+    card_max_length  smallint NOT NULL DEFAULT 19,
+    card_luhn        boolean NOT NULL DEFAULT false,
+    accrual_rate_bp  integer NOT NULL DEFAULT 0 CHECK (accrual_rate_bp BETWEEN 0 AND 100000),
+    accrual_delay    interval NOT NULL DEFAULT '0'
+                     CHECK (accrual_delay OPERATOR(pg_catalog.>=) '0'::interval),
+    max_discount_bp  integer NOT NULL DEFAULT 10000 CHECK (max_discount_bp BETWEEN 0 AND 10000),
+    max_points_bp    integer NOT NULL DEFAULT 10000 CHECK (max_points_bp BETWEEN 0 AND 10000),
+    created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CHECK (card_min_length BETWEEN 1 AND 32 AND card_max_length BETWEEN card_min_length AND 32)
+);
+COMMENT ON TABLE @extschema@.program IS 'a loyalty programme of one brand, country or tenant';
+COMMENT ON COLUMN @extschema@.program.code IS 'short name used by the tills: lower-case letters, digits, _ and -';
+COMMENT ON COLUMN @extschema@.program.money_currency IS 'ISO 4217 code of the money receipts are paid in';
+COMMENT ON COLUMN @extschema@.program.money_exponent IS 'digits of minor units of the money (2: kopecks, cents)';
+COMMENT ON COLUMN @extschema@.program.default_currency IS 'code of the points currency accrued by default';
+COMMENT ON COLUMN @extschema@.program.phone_country IS 'ISO 3166-1 alpha-2 country in which phone numbers without + are read; NULL: only international numbers';
+COMMENT ON COLUMN @extschema@.program.card_min_length IS 'fewest digits of a card number';
+COMMENT ON COLUMN @extschema@.program.card_max_length IS 'most digits of a card number';
+COMMENT ON COLUMN @extschema@.program.card_luhn IS 'card numbers carry a Luhn check digit';
+COMMENT ON COLUMN @extschema@.program.accrual_rate_bp IS 'base accrual: share of the paid amount credited as points, in basis points (500 = 5%)';
+COMMENT ON COLUMN @extschema@.program.accrual_delay IS 'time between a receipt and the release of its accrued points';
+COMMENT ON COLUMN @extschema@.program.max_discount_bp IS 'cap on discounts plus points paid, as a share of the receipt in basis points';
+COMMENT ON COLUMN @extschema@.program.max_points_bp IS 'cap on the share of a receipt payable with points, in basis points';
+
+CREATE TABLE @extschema@.currency (
+    program_id     bigint NOT NULL REFERENCES @extschema@.program (id) ON DELETE CASCADE,
+    code           text NOT NULL CHECK (code OPERATOR(pg_catalog.~) '^[a-z][a-z0-9_]{0,31}$'),
+    name           text NOT NULL CHECK (name OPERATOR(pg_catalog.<>) ''),
+    exponent       smallint NOT NULL DEFAULT 0 CHECK (exponent BETWEEN 0 AND 6),
+    money_per_unit numeric(20,8) NOT NULL CHECK (money_per_unit OPERATOR(pg_catalog.>) 0),
+    PRIMARY KEY (program_id, code)
+);
+COMMENT ON TABLE @extschema@.currency IS 'a points currency of a programme';
+COMMENT ON COLUMN @extschema@.currency.code IS 'short name, unique in the programme (bonus, coins, service)';
+COMMENT ON COLUMN @extschema@.currency.exponent IS 'digits of minor units: amounts are stored as integers of 10^-exponent points';
+COMMENT ON COLUMN @extschema@.currency.money_per_unit IS 'value of one whole point in the programme''s money (major units)';
+
+-- The default currency must be one of the programme's own; deferred so that a
+-- programme and its first currency are created in one transaction.
+ALTER TABLE @extschema@.program
+    ADD CONSTRAINT program_default_currency_fkey
+    FOREIGN KEY (id, default_currency) REFERENCES @extschema@.currency (program_id, code)
+    DEFERRABLE INITIALLY DEFERRED;
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.program', '');
+SELECT pg_catalog.pg_extension_config_dump(
+    pg_catalog.pg_get_serial_sequence('@extschema@.program', 'id'), '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.currency', '');
+-- src/customer.sql — customers, their identifiers, and finding them at the till.
+
+CREATE TABLE @extschema@.customer (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    program_id  bigint NOT NULL REFERENCES @extschema@.program (id),
+    status      text NOT NULL DEFAULT 'active'
+                CHECK (status OPERATOR(pg_catalog.=) ANY ('{active,blocked,fraud_hold,merged}'::text[])),
+    birth_date  date CHECK (birth_date OPERATOR(pg_catalog.>=) '1900-01-01'::date),
+    home_city   text,
+    tier        text,
+    attributes  jsonb NOT NULL DEFAULT '{}'
+                CHECK (pg_catalog.jsonb_typeof(attributes) OPERATOR(pg_catalog.=) 'object'),
+    merged_into bigint REFERENCES @extschema@.customer (id),
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    UNIQUE (program_id, id),
+    CHECK ((status OPERATOR(pg_catalog.=) 'merged') OPERATOR(pg_catalog.=) (merged_into IS NOT NULL))
+);
+CREATE INDEX customer_merged_into_idx ON @extschema@.customer (merged_into)
+    WHERE merged_into IS NOT NULL;
+COMMENT ON TABLE @extschema@.customer IS 'a person''s account in a programme';
+COMMENT ON COLUMN @extschema@.customer.status IS 'active, blocked, fraud_hold, or merged (into merged_into)';
+COMMENT ON COLUMN @extschema@.customer.tier IS 'current tier code; NULL until tiers are configured';
+COMMENT ON COLUMN @extschema@.customer.attributes IS 'free attributes (a JSON object) that conditions can read as customer.NAME';
+COMMENT ON COLUMN @extschema@.customer.merged_into IS 'the account this one was merged into; always the final one';
+
+CREATE TABLE @extschema@.identifier (
+    program_id  bigint NOT NULL,
+    kind        text NOT NULL
+                CHECK (kind OPERATOR(pg_catalog.=) ANY ('{card,phone,email}'::text[])),
+    value       text NOT NULL,
+    customer_id bigint NOT NULL,
+    status      text NOT NULL DEFAULT 'active'
+                CHECK (status OPERATOR(pg_catalog.=) ANY ('{active,blocked,replaced}'::text[])),
+    replaced_by text,
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (program_id, kind, value),
+    FOREIGN KEY (program_id, customer_id) REFERENCES @extschema@.customer (program_id, id),
+    CHECK ((status OPERATOR(pg_catalog.=) 'replaced') OPERATOR(pg_catalog.=) (replaced_by IS NOT NULL))
+);
+CREATE INDEX identifier_customer_idx ON @extschema@.identifier (customer_id);
+COMMENT ON TABLE @extschema@.identifier IS 'a card number, phone number or e-mail address leading to a customer; unique in its programme';
+COMMENT ON COLUMN @extschema@.identifier.value IS 'normalised: card digits, E.164 phone, lower-case e-mail';
+COMMENT ON COLUMN @extschema@.identifier.status IS 'active; blocked (lost or stolen, identifies nobody); replaced (by the card replaced_by)';
+
+CREATE TABLE @extschema@.customer_log (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    program_id  bigint NOT NULL REFERENCES @extschema@.program (id),
+    customer_id bigint NOT NULL REFERENCES @extschema@.customer (id),
+    action      text NOT NULL
+                CHECK (action OPERATOR(pg_catalog.=) ANY
+                       ('{enroll,add_identifier,replace_card,identifier_status,merge}'::text[])),
+    detail      jsonb NOT NULL DEFAULT '{}',
+    actor       text NOT NULL DEFAULT pg_catalog."session_user"(),
+    reason      text,
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+CREATE INDEX customer_log_customer_idx ON @extschema@.customer_log (customer_id, created_at);
+COMMENT ON TABLE @extschema@.customer_log IS 'who changed a customer''s account or identifiers, when and why';
+COMMENT ON COLUMN @extschema@.customer_log.actor IS 'the session user that made the change';
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.customer', '');
+SELECT pg_catalog.pg_extension_config_dump(
+    pg_catalog.pg_get_serial_sequence('@extschema@.customer', 'id'), '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.identifier', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.customer_log', '');
+SELECT pg_catalog.pg_extension_config_dump(
+    pg_catalog.pg_get_serial_sequence('@extschema@.customer_log', 'id'), '');
+
+-- C functions (src/customer.c)
+
+CREATE FUNCTION @extschema@.normalize_identifier(program text, kind text, value text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'loyalty_normalize_identifier'
+LANGUAGE C STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.normalize_identifier(text, text, text) IS
+'the stored form of a card, phone or email identifier under the programme''s rules';
+
+CREATE FUNCTION @extschema@.identify(program text, identifier text, kind text DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'loyalty_identify'
+LANGUAGE C STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.identify(text, text, text) IS
+'find the customer of a card, phone, e-mail or customer id; {"found": false, "reason": ...} when there is none';
+
+-- The same C function under the name the tills know.
+CREATE FUNCTION public.loyalty_identify(program text, identifier text, kind text DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'loyalty_identify'
+LANGUAGE C STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION public.loyalty_identify(text, text, text) IS
+'loyalty.identify under its checkout name';
+
+-- Identifiers are stored normalised, whoever writes them.
+CREATE FUNCTION @extschema@.identifier_normalize_trigger()
+RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    NEW.value := @extschema@.normalize_identifier(
+        (SELECT p.code FROM @extschema@.program p WHERE p.id OPERATOR(pg_catalog.=) NEW.program_id),
+        NEW.kind, NEW.value);
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER identifier_normalize
+    BEFORE INSERT OR UPDATE OF program_id, kind, value ON @extschema@.identifier
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.identifier_normalize_trigger();
+
+-- Administration (SQL): enroll, bind, replace, block, merge.
+
+CREATE FUNCTION @extschema@.program_id(program text)
+RETURNS bigint
+LANGUAGE plpgsql STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pid bigint;
+BEGIN
+    SELECT p.id INTO pid FROM @extschema@.program p WHERE p.code OPERATOR(pg_catalog.=) program;
+    IF pid IS NULL THEN
+        RAISE EXCEPTION 'programme "%" does not exist', program
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'SELECT code FROM loyalty.program lists the programmes.';
+    END IF;
+    RETURN pid;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.program_id(text) IS 'id of the programme with this code, or an error';
+
+-- Lock a customer of the programme that is not merged away; error otherwise.
+CREATE FUNCTION @extschema@.customer_for_update(pid bigint, cid bigint)
+RETURNS @extschema@.customer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c @extschema@.customer;
+BEGIN
+    SELECT * INTO c FROM @extschema@.customer
+     WHERE id OPERATOR(pg_catalog.=) cid AND program_id OPERATOR(pg_catalog.=) pid
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'customer % does not exist in programme "%"', cid,
+              (SELECT p.code FROM @extschema@.program p WHERE p.id OPERATOR(pg_catalog.=) pid)
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    IF c.status OPERATOR(pg_catalog.=) 'merged' THEN
+        RAISE EXCEPTION 'customer % was merged into customer %', cid, c.merged_into
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = pg_catalog.format('Use customer %s.', c.merged_into);
+    END IF;
+    RETURN c;
+END
+$$;
+
+-- Bind one identifier to a customer; a clear unique violation if it is taken.
+CREATE FUNCTION @extschema@.identifier_insert(program text, pid bigint, cid bigint,
+                                              kind text, value text)
+RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    normalized text := @extschema@.normalize_identifier(program, kind, value);
+    holder bigint;
+BEGIN
+    -- ON CONFLICT waits for a concurrent insert of the same identifier to end,
+    -- so of two sessions binding it at once exactly one succeeds.
+    INSERT INTO @extschema@.identifier (program_id, kind, value, customer_id)
+    VALUES (pid, kind, normalized, cid)
+    ON CONFLICT ON CONSTRAINT identifier_pkey DO NOTHING;
+    IF NOT FOUND THEN
+        SELECT i.customer_id INTO holder FROM @extschema@.identifier i
+         WHERE i.program_id OPERATOR(pg_catalog.=) pid
+           AND i.kind OPERATOR(pg_catalog.=) identifier_insert.kind
+           AND i.value OPERATOR(pg_catalog.=) normalized;
+        RAISE EXCEPTION '% "%" is already bound to customer % in programme "%"',
+              kind, normalized, holder, program
+            USING ERRCODE = 'unique_violation',
+                  HINT = 'An identifier belongs to one customer: use loyalty.identify to find that customer, or loyalty.merge_customers to join the two accounts.';
+    END IF;
+    RETURN normalized;
+END
+$$;
+
+CREATE FUNCTION @extschema@.require_reason(reason text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF reason IS NULL OR pg_catalog.btrim(reason) OPERATOR(pg_catalog.=) '' THEN
+        RAISE EXCEPTION 'a reason is required for this change'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Say why, in a few words: it is kept in loyalty.customer_log.';
+    END IF;
+END
+$$;
+
+CREATE FUNCTION @extschema@.enroll(
+    program text,
+    card text DEFAULT NULL,
+    phone text DEFAULT NULL,
+    email text DEFAULT NULL,
+    birth_date date DEFAULT NULL,
+    home_city text DEFAULT NULL,
+    attributes jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pid bigint := @extschema@.program_id(enroll.program);
+    cid bigint;
+    bound jsonb := '{}';
+    ident record;
+BEGIN
+    IF enroll.card IS NULL AND enroll.phone IS NULL AND enroll.email IS NULL THEN
+        RAISE EXCEPTION 'a customer needs at least one identifier'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'card, phone and email are all null.';
+    END IF;
+    IF enroll.attributes IS NULL
+       OR pg_catalog.jsonb_typeof(enroll.attributes) OPERATOR(pg_catalog.<>) 'object' THEN
+        RAISE EXCEPTION 'customer attributes must be a JSON object, not %',
+              COALESCE(pg_catalog.jsonb_typeof(enroll.attributes), 'null')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    INSERT INTO @extschema@.customer (program_id, birth_date, home_city, attributes)
+    VALUES (pid, enroll.birth_date, enroll.home_city, enroll.attributes)
+    RETURNING id INTO cid;
+
+    FOR ident IN
+        SELECT t.kind, t.value
+          FROM (VALUES (1, 'card', enroll.card), (2, 'phone', enroll.phone),
+                       (3, 'email', enroll.email)) AS t(ord, kind, value)
+         WHERE t.value IS NOT NULL
+         ORDER BY t.ord
+    LOOP
+        bound := bound OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(ident.kind,
+                 @extschema@.identifier_insert(enroll.program, pid, cid, ident.kind, ident.value));
+    END LOOP;
+
+    INSERT INTO @extschema@.customer_log (program_id, customer_id, action, detail)
+    VALUES (pid, cid, 'enroll', bound);
+    RETURN cid;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.enroll(text, text, text, text, date, text, jsonb) IS
+'create a customer with its identifiers in one call; returns the customer id';
+
+CREATE FUNCTION @extschema@.add_identifier(program text, customer_id bigint, kind text,
+                                           value text, reason text DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pid bigint := @extschema@.program_id(add_identifier.program);
+    normalized text;
+BEGIN
+    PERFORM @extschema@.customer_for_update(pid, add_identifier.customer_id);
+    normalized := @extschema@.identifier_insert(add_identifier.program, pid,
+                  add_identifier.customer_id, add_identifier.kind, add_identifier.value);
+    INSERT INTO @extschema@.customer_log (program_id, customer_id, action, detail, reason)
+    VALUES (pid, add_identifier.customer_id, 'add_identifier',
+            pg_catalog.jsonb_build_object('kind', add_identifier.kind, 'value', normalized),
+            add_identifier.reason);
+    RETURN normalized;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.add_identifier(text, bigint, text, text, text) IS
+'bind another card, phone or e-mail to an existing customer; returns its stored form';
+
+CREATE FUNCTION @extschema@.replace_card(program text, old_card text, new_card text, reason text)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pid bigint := @extschema@.program_id(replace_card.program);
+    old_value text := @extschema@.normalize_identifier(replace_card.program, 'card', replace_card.old_card);
+    old @extschema@.identifier;
+    new_value text;
+BEGIN
+    PERFORM @extschema@.require_reason(replace_card.reason);
+    SELECT * INTO old FROM @extschema@.identifier i
+     WHERE i.program_id OPERATOR(pg_catalog.=) pid AND i.kind OPERATOR(pg_catalog.=) 'card'
+       AND i.value OPERATOR(pg_catalog.=) old_value
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'card "%" is not bound to any customer in programme "%"', old_value, replace_card.program
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    IF old.status OPERATOR(pg_catalog.=) 'replaced' THEN
+        RAISE EXCEPTION 'card "%" was already replaced by card "%"', old_value, old.replaced_by
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Replace the newer card instead.';
+    END IF;
+    PERFORM @extschema@.customer_for_update(pid, old.customer_id);
+
+    new_value := @extschema@.identifier_insert(replace_card.program, pid, old.customer_id,
+                                               'card', replace_card.new_card);
+    UPDATE @extschema@.identifier i
+       SET status = 'replaced', replaced_by = new_value, updated_at = pg_catalog.now()
+     WHERE i.program_id OPERATOR(pg_catalog.=) pid AND i.kind OPERATOR(pg_catalog.=) 'card'
+       AND i.value OPERATOR(pg_catalog.=) old_value;
+    INSERT INTO @extschema@.customer_log (program_id, customer_id, action, detail, reason)
+    VALUES (pid, old.customer_id, 'replace_card',
+            pg_catalog.jsonb_build_object('old', old_value, 'new', new_value), replace_card.reason);
+    RETURN old.customer_id;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.replace_card(text, text, text, text) IS
+'bind a new card to the customer of an active or blocked card, and mark the old one replaced; returns the customer id';
+
+CREATE FUNCTION @extschema@.set_identifier_status(program text, kind text, value text,
+                                                  status text, reason text)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pid bigint := @extschema@.program_id(set_identifier_status.program);
+    normalized text := @extschema@.normalize_identifier(set_identifier_status.program,
+                       set_identifier_status.kind, set_identifier_status.value);
+    ident @extschema@.identifier;
+BEGIN
+    PERFORM @extschema@.require_reason(set_identifier_status.reason);
+    IF set_identifier_status.status IS NULL
+       OR set_identifier_status.status OPERATOR(pg_catalog.<>) ALL ('{active,blocked}'::text[]) THEN
+        RAISE EXCEPTION 'invalid identifier status "%"', set_identifier_status.status
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'An identifier can be set active or blocked; cards are replaced with loyalty.replace_card.';
+    END IF;
+    SELECT * INTO ident FROM @extschema@.identifier i
+     WHERE i.program_id OPERATOR(pg_catalog.=) pid
+       AND i.kind OPERATOR(pg_catalog.=) set_identifier_status.kind
+       AND i.value OPERATOR(pg_catalog.=) normalized
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '% "%" is not bound to any customer in programme "%"',
+              set_identifier_status.kind, normalized, set_identifier_status.program
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    IF ident.status OPERATOR(pg_catalog.=) 'replaced' THEN
+        RAISE EXCEPTION 'card "%" was replaced by card "%" and cannot be reactivated or blocked',
+              normalized, ident.replaced_by
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    UPDATE @extschema@.identifier i
+       SET status = set_identifier_status.status, updated_at = pg_catalog.now()
+     WHERE i.program_id OPERATOR(pg_catalog.=) pid
+       AND i.kind OPERATOR(pg_catalog.=) set_identifier_status.kind
+       AND i.value OPERATOR(pg_catalog.=) normalized;
+    INSERT INTO @extschema@.customer_log (program_id, customer_id, action, detail, reason)
+    VALUES (pid, ident.customer_id, 'identifier_status',
+            pg_catalog.jsonb_build_object('kind', ident.kind, 'value', normalized,
+                                          'from', ident.status, 'to', set_identifier_status.status),
+            set_identifier_status.reason);
+    RETURN ident.customer_id;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.set_identifier_status(text, text, text, text, text) IS
+'block (lost, stolen) or reactivate a card, phone or e-mail; returns the customer id';
+
+CREATE FUNCTION @extschema@.merge_customers(program text, source bigint, target bigint, reason text)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pid bigint := @extschema@.program_id(merge_customers.program);
+    s @extschema@.customer;
+    t @extschema@.customer;
+    moved jsonb;
+BEGIN
+    PERFORM @extschema@.require_reason(merge_customers.reason);
+    IF merge_customers.source IS NULL OR merge_customers.target IS NULL
+       OR merge_customers.source OPERATOR(pg_catalog.=) merge_customers.target THEN
+        RAISE EXCEPTION 'cannot merge customer % into customer %', merge_customers.source, merge_customers.target
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'Source and target must be two different customers.';
+    END IF;
+    -- lock both accounts in id order, so that merges never deadlock
+    IF merge_customers.source OPERATOR(pg_catalog.<) merge_customers.target THEN
+        s := @extschema@.customer_for_update(pid, merge_customers.source);
+        t := @extschema@.customer_for_update(pid, merge_customers.target);
+    ELSE
+        t := @extschema@.customer_for_update(pid, merge_customers.target);
+        s := @extschema@.customer_for_update(pid, merge_customers.source);
+    END IF;
+    IF s.status OPERATOR(pg_catalog.=) 'fraud_hold' OR t.status OPERATOR(pg_catalog.=) 'fraud_hold' THEN
+        RAISE EXCEPTION 'cannot merge customer % into customer %: an account is on fraud hold', s.id, t.id
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Resolve the fraud hold first.';
+    END IF;
+
+    SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+               'kind', i.kind, 'value', i.value) ORDER BY i.kind, i.value), '[]')
+      INTO moved
+      FROM @extschema@.identifier i WHERE i.customer_id OPERATOR(pg_catalog.=) s.id;
+    UPDATE @extschema@.identifier i SET customer_id = t.id, updated_at = pg_catalog.now()
+     WHERE i.customer_id OPERATOR(pg_catalog.=) s.id;
+    UPDATE @extschema@.customer c SET merged_into = t.id, updated_at = pg_catalog.now()
+     WHERE c.merged_into OPERATOR(pg_catalog.=) s.id;
+    UPDATE @extschema@.customer c
+       SET birth_date = COALESCE(t.birth_date, s.birth_date),
+           home_city = COALESCE(t.home_city, s.home_city),
+           attributes = s.attributes OPERATOR(pg_catalog.||) t.attributes,
+           updated_at = pg_catalog.now()
+     WHERE c.id OPERATOR(pg_catalog.=) t.id;
+    UPDATE @extschema@.customer c
+       SET status = 'merged', merged_into = t.id, updated_at = pg_catalog.now()
+     WHERE c.id OPERATOR(pg_catalog.=) s.id;
+
+    INSERT INTO @extschema@.customer_log (program_id, customer_id, action, detail, reason)
+    VALUES (pid, s.id, 'merge', pg_catalog.jsonb_build_object('into', t.id, 'identifiers', moved),
+            merge_customers.reason),
+           (pid, t.id, 'merge', pg_catalog.jsonb_build_object('from', s.id, 'identifiers', moved),
+            merge_customers.reason);
+    RETURN t.id;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.merge_customers(text, bigint, bigint, text) IS
+'move every identifier of the source customer to the target and mark the source merged; returns the target id';
+
+-- Functions that read or change accounts run with the owner's rights and are
+-- granted explicitly; nobody may call them by default.
+REVOKE ALL ON FUNCTION
+    @extschema@.normalize_identifier(text, text, text),
+    @extschema@.identify(text, text, text),
+    public.loyalty_identify(text, text, text),
+    @extschema@.program_id(text),
+    @extschema@.customer_for_update(bigint, bigint),
+    @extschema@.identifier_insert(text, bigint, bigint, text, text),
+    @extschema@.enroll(text, text, text, text, date, text, jsonb),
+    @extschema@.add_identifier(text, bigint, text, text, text),
+    @extschema@.replace_card(text, text, text, text),
+    @extschema@.set_identifier_status(text, text, text, text, text),
+    @extschema@.merge_customers(text, bigint, bigint, text)
+FROM PUBLIC;
