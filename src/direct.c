@@ -411,6 +411,7 @@ DirectFetchLatest(DirectTable t, const char *index, int nkeys, DirectKey *keys)
 
 		CommandCounterIncrement();
 		InitDirtySnapshot(dirty);
+		dirty.xmin = dirty.xmax = InvalidTransactionId;	/* set only when a row is seen */
 		s = ScanBegin(t, index, nkeys, keys, &dirty);
 		row = DirectScanNext(s);
 		xwait = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
@@ -449,6 +450,7 @@ DirectLockWallet(int64 customer_id, const char *currency, bool skip_locked, bool
 		/* find the row's newest version, committed or not */
 		CommandCounterIncrement();
 		InitDirtySnapshot(dirty);
+		dirty.xmin = dirty.xmax = InvalidTransactionId;	/* set only when a row is seen */
 		s = ScanBegin(DT_WALLET, "wallet_pkey", 2, keys, &dirty);
 		found = index_getnext_slot(s->scan, ForwardScanDirection, slot);
 		xwait = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
