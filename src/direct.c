@@ -25,6 +25,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_type_d.h"
 #include "commands/trigger.h"
+#include "executor/spi.h"
 #include "executor/executor.h"
 #include "nodes/makefuncs.h"
 #include "optimizer/optimizer.h"
@@ -68,13 +69,17 @@ typedef struct DirectState
 
 static DirectState D;
 
-/* Start an operation's direct access; the caller is connected to SPI */
+/*
+ * Start an operation: connect to SPI (for its rare statements) and prepare
+ * direct access.  DirectEnd finishes both.
+ */
 void
 DirectBegin(void)
 {
 	List	   *rtable = NIL;
 	int			t;
 
+	SPI_connect();
 	memset(&D, 0, sizeof(D));
 	D.nsp = get_namespace_oid("loyalty", false);
 	D.estate = CreateExecutorState();
@@ -93,7 +98,7 @@ DirectBegin(void)
 	ExecInitRangeTable(D.estate, rtable);
 }
 
-/* End it: fire what row triggers queued, close everything */
+/* End it: fire what row triggers queued, close everything, leave SPI */
 void
 DirectEnd(void)
 {
@@ -116,6 +121,7 @@ DirectEnd(void)
 	if (D.snapshot)
 		UnregisterSnapshot(D.snapshot);
 	memset(&D, 0, sizeof(D));
+	SPI_finish();
 }
 
 static Relation

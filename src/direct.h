@@ -6,7 +6,7 @@
  * executor's simple-relation routines (the ones logical replication applies
  * changes with), which maintain indexes, check constraints and fire row
  * triggers.  One operation opens what it needs between DirectBegin and
- * DirectEnd, inside its SPI connection.
+ * DirectEnd, which also connect to and leave SPI for its rarer statements.
  */
 #ifndef LOYALTY_DIRECT_H
 #define LOYALTY_DIRECT_H

@@ -96,7 +96,6 @@ loyalty_hold(PG_FUNCTION_ARGS)
 	e.idempotency_key = ArgTextOrNull(fcinfo, 7, "idempotency_key");
 	EntryResultInit(&result, fcinfo);
 
-	SPI_connect();
 	DirectBegin();
 	WalletLock(&w, customer, currency, WALLET_CREATE | WALLET_SPEND);
 	if (e.idempotency_key && WalletReplay(&w, e.idempotency_key, &e, true, &result))
@@ -128,7 +127,6 @@ loyalty_hold(PG_FUNCTION_ARGS)
 		WalletAppend(&w, &e, &result);
 	}
 	DirectEnd();
-	SPI_finish();
 	PG_RETURN_INT64(hold_id);
 }
 
@@ -212,7 +210,6 @@ loyalty_capture(PG_FUNCTION_ARGS)
 	e.idempotency_key = ArgTextOrNull(fcinfo, 2, "idempotency_key");
 	EntryResultInit(&result, fcinfo);
 
-	SPI_connect();
 	DirectBegin();
 	LockHold(id, &w, &h);
 	/* a replay must ask for what the first call took */
@@ -238,7 +235,6 @@ loyalty_capture(PG_FUNCTION_ARGS)
 		WalletAppend(&w, &e, &result);
 	}
 	DirectEnd();
-	SPI_finish();
 	PG_RETURN_DATUM(result.datum);
 }
 
@@ -257,7 +253,6 @@ loyalty_release(PG_FUNCTION_ARGS)
 	e.idempotency_key = ArgTextOrNull(fcinfo, 1, "idempotency_key");
 	EntryResultInit(&result, fcinfo);
 
-	SPI_connect();
 	DirectBegin();
 	LockHold(id, &w, &h);
 	e.held_amount = -h.amount;
@@ -270,6 +265,5 @@ loyalty_release(PG_FUNCTION_ARGS)
 		WalletAppend(&w, &e, &result);
 	}
 	DirectEnd();
-	SPI_finish();
 	PG_RETURN_DATUM(result.datum);
 }

@@ -156,9 +156,9 @@ CheckKind(const char *kind)
 
 /*
  * Start an operation on the wallet of arguments 0 and 1 (customer,
- * currency): connect, lock it, and replay e's idempotency key.  Returns true
+ * currency): begin, lock it, and replay e's idempotency key.  Returns true
  * if the operation is to be done, false if the key replayed its first entry
- * into result.  EndOperation finishes either way.
+ * into result.  DirectEnd finishes either way.
  */
 static bool
 BeginOperation(Wallet *w, FunctionCallInfo fcinfo, WalletLockMode mode, Entry *e,
@@ -167,17 +167,9 @@ BeginOperation(Wallet *w, FunctionCallInfo fcinfo, WalletLockMode mode, Entry *e
 	int64		customer = ArgInt64(fcinfo, 0, "customer");
 	char	   *currency = ArgText(fcinfo, 1, "currency");
 
-	SPI_connect();
 	DirectBegin();
 	WalletLock(w, customer, currency, mode);
 	return !e->idempotency_key || !WalletReplay(w, e->idempotency_key, e, true, result);
-}
-
-static void
-EndOperation(void)
-{
-	DirectEnd();
-	SPI_finish();
 }
 
 /*
@@ -231,7 +223,7 @@ loyalty_accrue(PG_FUNCTION_ARGS)
 		WalletTouch(&w, false, NULL);
 		WalletAppend(&w, &e, &result);
 	}
-	EndOperation();
+	DirectEnd();
 	PG_RETURN_DATUM(result.datum);
 }
 
@@ -264,7 +256,7 @@ loyalty_redeem(PG_FUNCTION_ARGS)
 		TakePoints(&w, &app, amount, w.held, &e);
 		WalletAppend(&w, &e, &result);
 	}
-	EndOperation();
+	DirectEnd();
 	PG_RETURN_DATUM(result.datum);
 }
 
@@ -316,7 +308,7 @@ loyalty_adjust(PG_FUNCTION_ARGS)
 			TakePoints(&w, &everything, -delta, w.held, &e);
 		WalletAppend(&w, &e, &result);
 	}
-	EndOperation();
+	DirectEnd();
 	PG_RETURN_DATUM(result.datum);
 }
 
@@ -408,7 +400,6 @@ loyalty_transfer(PG_FUNCTION_ARGS)
 	expect.idempotency_key = ArgTextOrNull(fcinfo, 5, "idempotency_key");
 	EntryResultInit(&result, fcinfo);
 
-	SPI_connect();
 	DirectBegin();
 	WalletLockPair(&a, from, currency, &b, to, currency, WALLET_CREATE);
 	CheckSameProgram(&a, &b);
@@ -422,7 +413,7 @@ loyalty_transfer(PG_FUNCTION_ARGS)
 		AppendTransfer(&a, &b, expect.lots, expect.nlots, amount, expect.idempotency_key,
 					   reason, &result);
 	}
-	EndOperation();
+	DirectEnd();
 	PG_RETURN_DATUM(result.datum);
 }
 
@@ -534,7 +525,6 @@ loyalty_convert(PG_FUNCTION_ARGS)
 	in.reason = out.reason;
 	EntryResultInit(&result, fcinfo);
 
-	SPI_connect();
 	DirectBegin();
 	WalletLockPair(&a, customer, from, &b, customer, to, WALLET_CREATE);
 	if (!out.idempotency_key || !WalletReplay(&a, out.idempotency_key, &out, false, &result))
@@ -582,7 +572,7 @@ loyalty_convert(PG_FUNCTION_ARGS)
 				WalletAppend(&b, &in, NULL);
 		}
 	}
-	EndOperation();
+	DirectEnd();
 	if (result.isnull)
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(result.datum);
@@ -609,7 +599,6 @@ loyalty_merge_wallets(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("cannot merge customer " INT64_FORMAT " into itself", source)));
-	SPI_connect();
 	DirectBegin();
 	RunKept(&wallets_of_query, &arg, NULL, 0);
 	n = (int) SPI_processed;
@@ -645,7 +634,7 @@ loyalty_merge_wallets(PG_FUNCTION_ARGS)
 			AppendTransfer(&a, &b, lots, m, taken, NULL, reason, NULL);
 		WalletSetMerged(&a, target);
 	}
-	EndOperation();
+	DirectEnd();
 	PG_RETURN_INT32(n);
 }
 
@@ -681,7 +670,6 @@ loyalty_balance(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	SPI_connect();
-	DirectBegin();
 	RunKept(&balance_customer_query, args, nulls, 1);
 	if (SPI_processed == 0)
 		ereport(ERROR,
@@ -705,6 +693,6 @@ loyalty_balance(PG_FUNCTION_ARGS)
 		heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, values, isnulls);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, isnulls);
 	}
-	EndOperation();
+	SPI_finish();
 	return (Datum) 0;
 }

@@ -190,8 +190,8 @@ AllocateLots(Wallet *w, Lot *lots, int n, Applicable *app, int64 amount)
 
 /*
  * Create a lot in the wallet for the ledger entry (w, version) about to be
- * appended; returns its id.  The wallet's next_expiry moves earlier if the
- * lot expires sooner.
+ * appended; returns its id.  The wallet's summary follows: next_expiry moves
+ * earlier, restricted and pending_until grow, as the lot requires.
  */
 int64
 CreateLot(Wallet *w, int64 version, NewLot *lot)

@@ -722,6 +722,7 @@ WalletSweep(FunctionCallInfo fcinfo, bool holds)
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	TimestampTz after_due = DT_NOBEGIN;
 	int64		after_id = 0;
+	bool		isnull;
 	int64		done = 0;
 	bool		stop = false;
 
@@ -739,7 +740,6 @@ WalletSweep(FunctionCallInfo fcinfo, bool holds)
 					 errmsg("time_budget must be positive")));
 	}
 
-	SPI_connect();
 	DirectBegin();
 	while (!stop)
 	{
@@ -762,7 +762,7 @@ WalletSweep(FunctionCallInfo fcinfo, bool holds)
 			currencies[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
 		}
 		after_due = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[n - 1],
-													  SPI_tuptable->tupdesc, 3, &(bool){false}));
+													  SPI_tuptable->tupdesc, 3, &isnull));
 		after_id = ColInt64(n - 1, 4);
 
 		for (i = 0; i < n && !stop; i++)
@@ -789,6 +789,5 @@ WalletSweep(FunctionCallInfo fcinfo, bool holds)
 		}
 	}
 	DirectEnd();
-	SPI_finish();
 	return (int32) Min(done, PG_INT32_MAX);
 }
