@@ -8,13 +8,13 @@
 #   make test-valgrind  the tests against a server under valgrind
 
 EXTENSION   = loyalty
-EXTVERSION  = 0.2
+EXTVERSION  = 0.3
 MODULE_big  = loyalty
 OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 
 # The install script is assembled from one SQL part per concept, in this order.
 SQL_PARTS   = src/loyalty.sql src/identifier.sql src/program.sql src/customer.sql \
-              src/ledger.sql
+              src/ledger.sql src/condition.sql
 INSTALL_SQL = $(EXTENSION)--$(EXTVERSION).sql
 DATA        = $(INSTALL_SQL) $(wildcard src/updates/$(EXTENSION)--*.sql)
 EXTRA_CLEAN = $(INSTALL_SQL)

@@ -39,6 +39,14 @@ SELECT line FROM (
                           FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal), '')
       FROM members m JOIN pg_class c ON m.classid = 'pg_class'::regclass AND c.oid = m.objid
     UNION ALL
+    -- operators: what they call and how the planner may use them
+    SELECT 'operator ' || o.oid::regoperator || ' function ' || o.oprcode::text
+           || ' commutator ' || o.oprcom::regoperator::text || ' negator ' || o.oprnegate::regoperator::text
+           || ' restrict ' || o.oprrest::text || ' join ' || o.oprjoin::text
+           || ' hashes ' || o.oprcanhash::text || ' merges ' || o.oprcanmerge::text
+           || E'\ncomment ' || coalesce(obj_description(o.oid, 'pg_operator'), '')
+      FROM members m JOIN pg_operator o ON m.classid = 'pg_operator'::regclass AND o.oid = m.objid
+    UNION ALL
     -- anything else the extension owns (types, schemas...), by name
     SELECT 'object ' || pg_describe_object(m.classid, m.objid, 0)
       FROM members m WHERE m.classid NOT IN ('pg_proc'::regclass, 'pg_class'::regclass)

@@ -1,6 +1,6 @@
 -- Schema objects, their owners and their grants.
 BEGIN;
-SELECT plan(28);
+SELECT plan(32);
 
 SELECT has_extension('loyalty');
 SELECT has_schema('loyalty');
@@ -13,7 +13,16 @@ SELECT functions_are('loyalty', ARRAY[
     'program_id', 'customer_for_update', 'identifier_insert', 'require_reason', 'enroll',
     'add_identifier', 'replace_card', 'set_identifier_status', 'merge_customers',
     'forbid_history_change', 'accrue', 'redeem', 'hold', 'capture', 'release', 'adjust',
-    'transfer', 'convert', 'merge_wallets', 'expire_due', 'release_expired_holds', 'balance']);
+    'transfer', 'convert', 'merge_wallets', 'expire_due', 'release_expired_holds', 'balance',
+    'condition_in', 'condition_out', 'condition_recv', 'condition_send', 'condition_cmp',
+    'condition_eq', 'condition_ne', 'condition_lt', 'condition_le', 'condition_gt', 'condition_ge',
+    'condition_hash', 'condition_hash_extended', 'matches', 'condition_attributes',
+    'condition_explain', 'match_all']);
+SELECT has_type('loyalty', 'condition', 'the type loyalty.condition exists');
+SELECT has_opclass('loyalty', 'condition_ops', 'conditions sort with a btree opclass');
+SELECT has_opclass('loyalty', 'condition_hash_ops', 'conditions hash with a hash opclass');
+SELECT has_operator('loyalty.condition', 'loyalty', '@@', 'jsonb', 'boolean',
+                    'condition @@ line is the matching operator');
 SELECT has_function('public', 'loyalty_identify', ARRAY['text', 'text', 'text'],
                     'the checkout name public.loyalty_identify exists');
 SELECT is((SELECT prosrc FROM pg_proc WHERE oid = 'public.loyalty_identify(text,text,text)'::regprocedure),
