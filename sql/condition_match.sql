@@ -80,6 +80,11 @@ SELECT c, loyalty.matches(c::loyalty.condition, '{}',
 SELECT loyalty.matches('receipt.weekday = ''mon'' and receipt.hour = 9 and receipt.line_count = 7',
                        '{}', '{"at": "2026-11-28T12:30:00", "weekday": "mon", "hour": 9, "line_count": 7}');
 
+-- only what reads from "at" is derived: a bad hour leaves the date and weekday
+SELECT loyalty.matches('receipt.hour is null and receipt.weekday = ''sat''', '{}', '{"at": "2026-11-28T29:00"}') AS bad_hour,
+       loyalty.matches('receipt.date is null and receipt.hour is null', '{}', '{"at": "28.11.2026 10:00"}') AS bad_date,
+       loyalty.matches('receipt.hour = 0 and receipt.weekday = ''mon''', '{}', '{"at": "2026-11-30 00:59"}') AS midnight;
+
 -- birthday windows across the new year and for 29 February
 SELECT birthday, at, loyalty.matches('customer.birthday_within(3)', '{}',
                                      jsonb_build_object('at', at), jsonb_build_object('birthday', birthday))

@@ -300,9 +300,14 @@ derive_value(CondValue *v, CondScope scope, const char *name, int len, const Con
 				 (jv.val.string.val[10] == 'T' || jv.val.string.val[10] == ' '))
 		{
 			const char *h = jv.val.string.val + 11;
+			int			hour = (h[0] - '0') * 10 + (h[1] - '0');
 
-			if (h[0] >= '0' && h[0] <= '2' && h[1] >= '0' && h[1] <= '9')
-				loyalty_cond_set_text(v, h[0] == '0' ? h + 1 : h, h[0] == '0' ? 1 : 2, false);
+			if (h[0] >= '0' && h[0] <= '9' && h[1] >= '0' && h[1] <= '9' && hour <= 23)
+			{
+				char	   *s = psprintf("%d", hour);
+
+				loyalty_cond_set_text(v, s, strlen(s), false);
+			}
 		}
 	}
 	else if (scope == COND_RECEIPT && NAME_IS("line_count"))
@@ -564,6 +569,7 @@ loyalty_match_all(PG_FUNCTION_ARGS)
 	JsonbIterator *it;
 	JsonbValue	line;
 	JsonbIteratorToken tok;
+	MemoryContext linecxt;
 	int			lineno = 0;
 
 	if (!JB_ROOT_IS_ARRAY(lines) || JB_ROOT_IS_SCALAR(lines))
@@ -590,10 +596,12 @@ loyalty_match_all(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	linecxt = AllocSetContextCreate(CurrentMemoryContext, "loyalty match_all line",
+									ALLOCSET_DEFAULT_SIZES);
 	it = JsonbIteratorInit(&lines->root);
 	while ((tok = JsonbIteratorNext(&it, &line, true)) != WJB_DONE)
 	{
-		Jsonb	   *doc;
+		MemoryContext old;
 		int			count;
 
 		if (tok != WJB_ELEM)
@@ -603,10 +611,13 @@ loyalty_match_all(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("line %d is not a jsonb object", lineno)));
-		doc = JsonbValueToJsonb(&line);
-		docs.doc[COND_LINE] = doc;
+		/* what one line resolves to lives until the next line */
+		MemoryContextReset(linecxt);
+		old = MemoryContextSwitchTo(linecxt);
+		docs.doc[COND_LINE] = JsonbValueToJsonb(&line);
 		resolve_row(row, dict, COND_LINE, &docs);
 		count = loyalty_cond_index_line(index, row, matched);
+		MemoryContextSwitchTo(old);
 		for (int i = 0; i < count; i++)
 		{
 			Datum		values[2] = {Int32GetDatum(lineno), Int32GetDatum(matched[i] + 1)};
@@ -614,7 +625,7 @@ loyalty_match_all(PG_FUNCTION_ARGS)
 
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, isnull);
 		}
-		pfree(doc);
 	}
+	MemoryContextDelete(linecxt);
 	return (Datum) 0;
 }

@@ -1,5 +1,6 @@
 -- A sample programme and what loyalty does with it so far: customers,
--- identifiers, and the points core (lots, ledger, holds, expiry).
+-- identifiers, the points core (lots, ledger, holds, expiry) and the rules
+-- that promotions will use (loyalty.condition).
 \pset footer off
 \set QUIET on
 \set SHOW_CONTEXT never
@@ -132,3 +133,30 @@ SELECT program, currency, wallets, points, pending, money, money_currency FROM l
 \echo '== Who changed what, and why'
 SELECT customer_id AS customer, action, detail, actor, reason
   FROM loyalty.customer_log ORDER BY id;
+
+\echo
+\echo '== Promotion rules: conditions over the lines of Anna''s receipt, compiled once, matched in C'
+CREATE TEMP TABLE demo_rules (promotion text, rule loyalty.condition);
+INSERT INTO demo_rules VALUES
+    ('Alpine week',    'category <@ ''ski/alpine'' and price >= 20000'),
+    ('Atomic & Head',  'brand in (''Head'', ''Atomic'')'),
+    ('Weekend in app', 'receipt.channel = ''app'' and receipt.weekday in (''sat'', ''sun'')'),
+    ('Gold birthday',  'customer.tier = ''gold'' and customer.birthday_within(7)'),
+    ('No clearance',   'category <@ ''ski'' and not tags ? ''clearance''');
+\echo 'The rules as stored (canonical form):'
+SELECT promotion, rule FROM demo_rules;
+SELECT '[{"sku": "SKI-1", "category": "ski/alpine/men", "brand": "Atomic", "price": 32000},
+          {"sku": "POLE-2", "category": "ski/poles", "brand": "Leki", "price": 4500, "tags": ["clearance"]},
+          {"sku": "SOCK-3", "category": "textile/socks", "brand": "Head", "price": 900}]' AS lines,
+       '{"at": "2026-11-28T12:30:00+03:00", "channel": "app", "city": "Moscow"}' AS receipt,
+       '{"tier": "gold", "birthday": "1990-12-01"}' AS customer \gset
+\echo 'Which rule holds on which line (match_all: one index over every rule):'
+SELECT l.doc ->> 'sku' AS line, string_agg(r.promotion, ', ' ORDER BY m.condition) AS promotions
+  FROM loyalty.match_all((SELECT array_agg(rule ORDER BY promotion) FROM demo_rules), :'lines', :'receipt', :'customer') m
+  JOIN (SELECT row_number() OVER (ORDER BY promotion) AS n, promotion FROM demo_rules) r ON r.n = m.condition
+  JOIN jsonb_array_elements(:'lines') WITH ORDINALITY l(doc, ord) ON l.ord = m.line
+ GROUP BY m.line, l.doc ORDER BY m.line;
+\echo 'Why "No clearance" does not apply to the poles:'
+SELECT depth, clause, value, result
+  FROM loyalty.condition_explain((SELECT rule FROM demo_rules WHERE promotion = 'No clearance'),
+                                 (:'lines')::jsonb -> 1, :'receipt', :'customer');
