@@ -35,10 +35,8 @@ typedef struct CondTest
 	int32		on_true;		/* next test, T_ACCEPT or T_REJECT */
 	int32		on_false;
 	CondLit		lit[2];
-	int			nnums;			/* IN: its numbers and strings, sorted */
-	int			nstrs;
-	CondNum    *nums;
-	CondLit    *strs;
+	int			nlits;			/* IN: its literals, numbers then strings, sorted */
+	CondLit    *lits;
 } CondTest;
 
 struct CondProgram
@@ -99,25 +97,16 @@ new_test(CondProgram *p, const CondNode *n, int32 on_true, int32 on_false)
 	return t;
 }
 
-/* Split an IN node's sorted literals into numbers and strings */
+/* An IN node's literals, in their stored (sorted) order */
 static void
 load_list(CondTest *t, CondReader *r, const CondNode *n)
 {
 	CondReader	list = *r;
 
 	list.p = n->list;
-	t->nums = palloc(n->n * sizeof(CondNum));
-	t->strs = palloc(n->n * sizeof(CondLit));
+	t->lits = palloc(n->n * sizeof(CondLit));
 	for (uint32 i = 0; i < n->n; i++)
-	{
-		CondLit		lit;
-
-		cond_read_lit(&list, &lit);
-		if (lit.is_num)
-			t->nums[t->nnums++] = lit.num;
-		else
-			t->strs[t->nstrs++] = lit;
-	}
+		cond_read_lit(&list, &t->lits[t->nlits++]);
 }
 
 /* Compile a node: jump to on_true when it holds, else to on_false */
@@ -222,37 +211,17 @@ compare(const CondValue *v, const CondLit *lit)
 	return cond_strcmp(v->str, v->len, lit->str, lit->len);
 }
 
+/* Is the literal in the test's sorted list? */
 static bool
-in_nums(const CondTest *t, const CondNum *num)
+in_list(const CondTest *t, const CondLit *probe)
 {
 	int			lo = 0,
-				hi = t->nnums - 1;
+				hi = t->nlits - 1;
 
 	while (lo <= hi)
 	{
 		int			mid = (lo + hi) / 2;
-		int			c = loyalty_cond_numcmp(&t->nums[mid], num);
-
-		if (c == 0)
-			return true;
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid - 1;
-	}
-	return false;
-}
-
-static bool
-in_strs(const CondTest *t, const char *s, int len)
-{
-	int			lo = 0,
-				hi = t->nstrs - 1;
-
-	while (lo <= hi)
-	{
-		int			mid = (lo + hi) / 2;
-		int			c = cond_strcmp(t->strs[mid].str, t->strs[mid].len, s, len);
+		int			c = cond_litcmp(&t->lits[mid], probe);
 
 		if (c == 0)
 			return true;
@@ -313,8 +282,12 @@ run_test(const CondTest *t, const CondValue *row)
 		case COP_IN:
 			if (v->kind != COND_SCALAR)
 				return false;
-			hit = (v->has_num && t->nnums > 0 && in_nums(t, &v->num)) ||
-				(t->nstrs > 0 && in_strs(t, v->str, v->len));
+			{
+				CondLit		as_num = {.is_num = true,.num = v->num};
+				CondLit		as_str = {.is_num = false,.len = v->len,.str = v->str};
+
+				hit = (v->has_num && in_list(t, &as_num)) || in_list(t, &as_str);
+			}
 			return hit != t->neg;
 		case COP_PREFIX:
 			return v->kind == COND_SCALAR &&
