@@ -28,11 +28,11 @@ SELECT c, loyalty.matches(c::loyalty.condition,
 
 -- a comparison with a missing value, a null or a value of the wrong kind is false;
 -- so are <>, not in and not like; "is null" is what finds them
-SELECT c, loyalty.matches(c::loyalty.condition, '{"colour": null, "tags": {"a": 1}, "word": "abc"}') AS matches
+SELECT c, loyalty.matches(c::loyalty.condition, '{"colour": null, "tags": {"a": 1}, "nested": [["x"], {"x": 1}], "word": "abc"}') AS matches
   FROM (VALUES
     ('colour = ''red'''), ('colour <> ''red'''), ('colour not in (''red'')'),
     ('colour not like ''r%'''), ('not colour = ''red'''), ('missing < 5'), ('missing is null'),
-    ('tags = ''a'''), ('tags ? ''a'''), ('tags is null'), ('word > 5'), ('word <> 5'),
+    ('tags = ''a'''), ('tags ? ''a'''), ('tags is null'), ('nested ? ''x'''), ('word > 5'), ('word <> 5'),
     ('word = ''abc'' and missing = 1'), ('word = ''abc'' or missing = 1')
   ) AS t(c);
 

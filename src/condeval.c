@@ -233,16 +233,22 @@ in_list(const CondTest *t, const CondLit *probe)
 	return false;
 }
 
+/* Is the value the string tag, or an array with it as an element (as jsonb's ? finds)? */
+static bool
+is_tag(const CondValue *v, const CondLit *tag)
+{
+	return v->kind == COND_SCALAR && v->is_string &&
+		cond_strcmp(v->str, v->len, tag->str, tag->len) == 0;
+}
+
 static bool
 has_tag(const CondValue *v, const CondLit *tag)
 {
-	if (v->kind == COND_SCALAR)
-		return v->is_string && cond_strcmp(v->str, v->len, tag->str, tag->len) == 0;
 	if (v->kind == COND_ARRAY)
 		for (int i = 0; i < v->nelems; i++)
-			if (has_tag(&v->elems[i], tag))
+			if (is_tag(&v->elems[i], tag))
 				return true;
-	return false;
+	return is_tag(v, tag);
 }
 
 /* Run one test against a row */

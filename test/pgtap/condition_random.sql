@@ -146,7 +146,7 @@ CREATE TEMP TABLE conds AS SELECT n, g.c, g.s FROM generate_series(1, 400) n, LA
 CREATE FUNCTION pg_temp.value() RETURNS jsonb LANGUAGE sql VOLATILE AS $$
     SELECT (ARRAY['null', '-1', '0', '0.50', '1', '2.0', '10', '100', '"x"', '"y"', '"Ё"', '"x/y"', '"x/y/z"',
                   '"x/yz"', '"10"', '"2"', '"10.0"', '"1e1"', 'true', '["x", "y"]', '["x/y", 1]', '[]',
-                  '{"x": 1}', '"x y"', '"1"'])[1 + floor(random() * 25)::int]::jsonb
+                  '{"x": 1}', '"x y"', '"1"', '[["x"], "y"]'])[1 + floor(random() * 26)::int]::jsonb
 $$;
 CREATE TEMP TABLE lines AS
 SELECT n, jsonb_object_agg(CASE WHEN nested THEN '_' ELSE k END, pg_temp.value())
