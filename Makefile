@@ -6,6 +6,8 @@
 #   make deps    install missing Debian packages (as root)
 #   make stop    stop the throwaway server under ./tmp
 #   make test-valgrind  the tests against a server under valgrind
+#   make fuzz    deps, then libFuzzer on the condition language outside the
+#                server for FUZZ_SECONDS (default 60; see test/fuzz/run.sh)
 
 EXTENSION   = loyalty
 EXTVERSION  = 0.3
@@ -88,3 +90,11 @@ test-valgrind: deps
 
 stop:
 	test/server.sh stop
+
+# libFuzzer with ASan and UBSan on the condition core (src/cond{parse,code,
+# eval,index}.c) linked with test/fuzz/shim.c instead of the server: builds
+# tmp/fuzz/fuzz_condition, fuzzes for FUZZ_SECONDS, exits non-zero on a crash.
+FUZZ_SECONDS ?= 60
+.PHONY: fuzz
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) test/fuzz/run.sh

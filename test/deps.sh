@@ -12,6 +12,8 @@ PACKAGES=(
 	libtap-parser-sourcehandler-pgtap-perl
 	make
 	gcc
+	clang
+	libclang-rt-14-dev
 )
 
 missing=()
