@@ -13,6 +13,12 @@
 # its ratio is the median over rounds of (its tps / its baseline's tps in the
 # same round), which cancels drift slower than a round.
 #
+# Before that, without the server, the condition matching micro-benchmark:
+# test/bench/condition_match.c (built with gcc and the server's CFLAGS into
+# tmp/condition_match/, linked with the core of loyalty.condition and
+# test/fuzz/shim.c) matches 200 receipts of 50 lines against 100, 1 000 and
+# 10 000 rules through the index and prints microseconds per receipt.
+#
 # To add a benchmark: write a pgbench script in test/bench/ (it may use the
 # variables :customers, :currency and pgbench's own :client_id; extend
 # data.sql if it needs more data) and add a line "name script baseline" to
@@ -28,10 +34,14 @@
 #   BENCH_ROUNDS    rounds per client count     (overrides the mode)
 #   BENCH_WALLETS   customers with one wallet   (overrides the mode)
 #   BENCH_DB        database (default loyalty_bench; dropped and recreated)
+#   BENCH_MATCH_SECONDS  seconds per rule count of condition_match (smoke 0.3,
+#                   quick 2, full 5)
 #   LOYALTY_KEEP_SERVER=1 leaves a server this script started running.
 # Prints a table, then one line per figure (the names are a contract):
 #   bench update.c4 8491 tps
 #   bench ledger.accrue.c4 3755 tps ratio 0.54 vs update.c4
+#   bench condition.match.100 25.8 us
+#   bench condition.match.10000 1178.6 us ratio 12.77 vs condition.match.1000
 # Exits non-zero if the set-up or any pgbench run fails (then no bench lines).
 set -euo pipefail
 
@@ -47,9 +57,9 @@ cd "$REPO"
 BENCH=test/bench
 MODE=${BENCH_MODE:-quick}
 case "$MODE" in
-	smoke) wallets=200    duration=1  rounds=1 ;;
-	quick) wallets=10000  duration=3  rounds=5 ;;
-	full)  wallets=100000 duration=20 rounds=5 ;;
+	smoke) wallets=200    duration=1  rounds=1 match_seconds=0.3 ;;
+	quick) wallets=10000  duration=3  rounds=5 match_seconds=2 ;;
+	full)  wallets=100000 duration=20 rounds=5 match_seconds=5 ;;
 	*) echo "run.sh: BENCH_MODE must be smoke, quick or full, not \"$MODE\"" >&2; exit 2 ;;
 esac
 wallets=${BENCH_WALLETS:-$wallets}
@@ -61,6 +71,35 @@ CURRENCY=bonus
 for v in "$wallets" "$duration" "$rounds" "${CLIENTS[@]}"; do
 	[[ "$v" =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: \"$v\" is not a positive integer" >&2; exit 2; }
 done
+match_seconds=${BENCH_MATCH_SECONDS:-$match_seconds}
+[[ "$match_seconds" =~ ^[0-9]*\.?[0-9]+$ ]] || { echo "run.sh: \"$match_seconds\" is not a number of seconds" >&2; exit 2; }
+
+# The condition matching micro-benchmark, while the machine is quiet; it is
+# rebuilt when a source is newer than the binary.
+MATCH_DIR=tmp/condition_match
+MATCH_BIN=$MATCH_DIR/condition_match
+MATCH_SOURCES=(test/bench/condition_match.c test/fuzz/shim.c
+	src/condparse.c src/condcode.c src/condeval.c src/condindex.c)
+declare -a MATCH_FIGURES=()
+match_failed=0
+mkdir -p "$MATCH_DIR"
+match_stale=0
+[ -x "$MATCH_BIN" ] || match_stale=1
+for f in "${MATCH_SOURCES[@]}" test/fuzz/shim.h src/condition.h src/condcode.h; do
+	if [ "$f" -nt "$MATCH_BIN" ]; then match_stale=1; fi
+done
+PG_CONFIG=${PG_CONFIG:-pg_config}
+# shellcheck disable=SC2046
+if { [ "$match_stale" = 0 ] ||
+		gcc $("$PG_CONFIG" --cflags) -Wextra -Wno-unused-parameter -I src -I test/fuzz \
+			-I "$("$PG_CONFIG" --includedir-server)" "${MATCH_SOURCES[@]}" -lm -o "$MATCH_BIN"; } &&
+	"$MATCH_BIN" -t "$match_seconds" >"$MATCH_DIR/condition_match.out"; then
+	grep -v '^bench ' "$MATCH_DIR/condition_match.out"
+	mapfile -t MATCH_FIGURES < <(grep '^bench ' "$MATCH_DIR/condition_match.out")
+else
+	echo "run.sh: the condition matching benchmark failed ($MATCH_DIR/condition_match.out)" >&2
+	match_failed=1
+fi
 
 started=0
 if ! test/server.sh status >/dev/null 2>&1; then
@@ -189,5 +228,10 @@ if [ "$errors" -gt 0 ]; then
 	echo "run.sh: $errors pgbench run(s) failed; see $LOGDIR/" >&2
 	exit 1
 fi
+if [ "$match_failed" = 1 ]; then
+	echo "run.sh: the condition matching benchmark failed; see $MATCH_DIR/condition_match.out" >&2
+	exit 1
+fi
+FIGURES+=("${MATCH_FIGURES[@]}")
 echo
 printf '%s\n' "${FIGURES[@]}"
