@@ -39,15 +39,6 @@
  *   s<text>   a string            n<text>   a non-string scalar (number, true)
  *   a<a,b,c>  an array of strings A<k>...  an array of k (0-4) values
  *   o         an object           anything else, or no bytes left: missing
- *
- * Known bugs in src/ that are not fixed yet are kept out of the values so
- * that fuzzing goes on past them; build with -DFUZZ_KNOWN_BUGS (run.sh:
- * FUZZ_KNOWN_BUGS=1) to generate them too.  Their inputs are in
- * test/fuzz/crashes/:
- *   index-nested-array-tag.bin: "tags ? 'x'" holds for tags [["x"]] in
- *     loyalty_cond_eval (has_tag descends into nested arrays) but the index
- *     only probes an array's own string elements, so match_all misses what
- *     matches() finds.  Here an array inside an array becomes an object.
  */
 #include "postgres.h"
 
@@ -220,10 +211,6 @@ take_value(Bytes *in, CondValue *v, int nesting)
 						take_value(in, &elems[i], nesting + 1);
 					else
 						loyalty_cond_set_text(&elems[i], "x", 1, true);
-#ifndef FUZZ_KNOWN_BUGS
-					if (elems[i].kind == COND_ARRAY)
-						elems[i].kind = COND_OTHER;
-#endif
 				}
 				v->kind = COND_ARRAY;
 				v->nelems = n;

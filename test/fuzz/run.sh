@@ -7,15 +7,13 @@
 # src/condition.c), with the core's Asserts enabled, then runs it for
 # FUZZ_SECONDS on the growing corpus tmp/fuzz/corpus/ (never committed),
 # started from the committed seeds test/fuzz/seeds/, with the dictionary of
-# the language's words test/fuzz/condition.dict.
+# the language's words test/fuzz/condition.dict.  The inputs of crashes found
+# and fixed before (test/fuzz/crashes/, committed) are replayed first.
 #
 # Environment:
 #   FUZZ_SECONDS    how long to fuzz (default 60); 15 is a smoke run
 #   FUZZ_MAX_LEN    longest input (default 4096)
 #   FUZZ_ARGS       more libFuzzer options, e.g. "-seed=1 -jobs=2"
-#   FUZZ_KNOWN_BUGS=1  also generate the inputs of the known, unfixed bugs in
-#                   src/ (see fuzz_condition.c; their inputs are in
-#                   test/fuzz/crashes/); builds tmp/fuzz/fuzz_condition_known
 # A crash (a sanitizer report, an abort of the harness's checks, a timeout or
 # a leak) leaves its input as tmp/fuzz/crash-* (or leak-*, timeout-*); replay
 # it with tmp/fuzz/fuzz_condition FILE.  The libFuzzer log is tmp/fuzz/fuzz.log.
@@ -31,11 +29,6 @@ PG_CONFIG=${PG_CONFIG:-pg_config}
 CC_FUZZ=${CC_FUZZ:-clang}
 OUT=tmp/fuzz
 BIN=$OUT/fuzz_condition
-KNOWN=()
-if [ "${FUZZ_KNOWN_BUGS:-0}" = 1 ]; then
-	BIN=$OUT/fuzz_condition_known
-	KNOWN=(-DFUZZ_KNOWN_BUGS)
-fi
 SOURCES=(test/fuzz/fuzz_condition.c test/fuzz/shim.c
 	src/condparse.c src/condcode.c src/condeval.c src/condindex.c)
 HEADERS=(test/fuzz/shim.h src/condition.h src/condcode.h)
@@ -59,20 +52,20 @@ if [ "$stale" = 1 ]; then
 	# is built; Asserts on, unlike the packaged server.
 	"$CC_FUZZ" -g -O1 -fno-omit-frame-pointer \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-		-fwrapv -fno-strict-aliasing -DUSE_ASSERT_CHECKING "${KNOWN[@]}" \
+		-fwrapv -fno-strict-aliasing -DUSE_ASSERT_CHECKING \
 		-Wall -Wextra -Wno-unused-parameter -Wno-ignored-attributes \
 		-I src -I test/fuzz -I "$("$PG_CONFIG" --includedir-server)" \
 		"${SOURCES[@]}" -o "$BIN.new" || { echo "run.sh: the build failed" >&2; exit 2; }
 	mv "$BIN.new" "$BIN"
 fi
 
-echo "== fuzz: $BIN for $SECONDS_TO_RUN s, inputs up to $MAX_LEN bytes, corpus $OUT/corpus/ + test/fuzz/seeds/"
+echo "== fuzz: $BIN for $SECONDS_TO_RUN s, inputs up to $MAX_LEN bytes, corpus $OUT/corpus/ + test/fuzz/seeds/ + test/fuzz/crashes/"
 rm -f "$OUT/fuzz.log"
 rc=0
 # shellcheck disable=SC2086
 "$BIN" -max_total_time="$SECONDS_TO_RUN" -max_len="$MAX_LEN" -timeout=10 \
 	-dict=test/fuzz/condition.dict -print_final_stats=1 -artifact_prefix="$OUT/" ${FUZZ_ARGS:-} \
-	"$OUT/corpus" test/fuzz/seeds >"$OUT/fuzz.log" 2>&1 || rc=$?
+	"$OUT/corpus" test/fuzz/seeds test/fuzz/crashes >"$OUT/fuzz.log" 2>&1 || rc=$?
 
 execs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$OUT/fuzz.log" | tail -n 1)
 if [ -z "$execs" ]; then
