@@ -9,13 +9,20 @@
  * (every prefix of its category path, every tag) and evaluates only the
  * conditions found there, plus those with no indexable test.
  *
+ * Two things spare most evaluations:
+ * - a condition that is nothing but its filed tests (category <@ 'ski',
+ *   brand in (...), sku = 'x' or tags ? 'y') holds exactly when a test is
+ *   found: it is not evaluated at all;
+ * - an "and" filed under a line test may also carry a gate: its cheapest
+ *   operand on the receipt or the customer alone (receipt.city = 'Kazan',
+ *   customer.tier in (...)).  The gates are looked up once per receipt, and a
+ *   condition whose gate is shut is passed over on every line.
+ *
  * Conditions that read nothing of the line are decided once per receipt.
  * Tests on receipt.* and customer.* are looked up once per receipt too; a
  * condition filed under them is evaluated on each line only if they hit.
  */
 #include "postgres.h"
-
-#include "port/pg_bitutils.h"
 
 #include "condcode.h"
 
@@ -32,6 +39,13 @@
 #define COST_SHALLOW	8		/* a one-name category path: 'ski' */
 #define COST_MIDDLE		3		/* two names: 'ski/alpine' */
 
+/* Postings: the programs a key leads to, ascending, in one shared array */
+typedef struct Postings
+{
+	int			first;
+	int			count;
+} Postings;
+
 typedef struct IndexKey
 {
 	uint32		hash;
@@ -39,21 +53,36 @@ typedef struct IndexKey
 	int			attr;
 	int			len;
 	const char *bytes;
-	int			first;			/* postings: first and count, once built */
-	int			count;
+	Postings	filed;			/* programs filed under the key */
+	Postings	gated;			/* programs whose gate the key opens */
 } IndexKey;
+
+/* What a posting needs of its program, in one cache line */
+typedef struct Slot
+{
+	uint32		stamp;			/* serial of the last line or receipt that saw it */
+	bool		reads_line;
+	bool		exact;			/* a filed key found is the program holding */
+	bool		gated;			/* passed over unless its gate opened */
+} Slot;
 
 /* A key chosen for a program, before the index is built */
 typedef struct KeyRef
 {
 	int			key;
 	int			program;
+	bool		gate;
 } KeyRef;
+
+#define SCOPE_LINE		1
+#define SCOPE_RECEIPT	2
 
 /* The keys an operand would be filed under, and their cost */
 typedef struct KeySet
 {
 	bool		indexable;
+	bool		exact;			/* the operand holds exactly when a key is found */
+	uint8		scopes;			/* SCOPE_* of the keys */
 	int			cost;
 	int			n;
 	int			max;
@@ -64,7 +93,7 @@ struct CondIndex
 {
 	int			nprograms;
 	CondProgram *const *programs;
-	bool	   *reads_line;
+	Slot	   *slots_of;		/* per program: what a posting needs, in one place */
 	/* keys */
 	int			nkeys;
 	int			maxkeys;
@@ -86,12 +115,14 @@ struct CondIndex
 	int		   *unindexed_receipt;
 	/* per receipt */
 	int			nwords;
-	uint64	   *receipt_matched;	/* receipt-only programs that hold */
+	int			nreceipt_matched;
+	int		   *receipt_matched;	/* programs that hold on every line */
+	uint64	   *open;			/* gated programs whose gate opened (a bitmap) */
 	int			ncandidates;
 	int		   *candidates;		/* line programs found by receipt keys */
 	/* per line */
-	uint64	   *matched;
-	uint32	   *stamp;
+	int			nout;
+	int		   *out;			/* the caller's array of matched programs */
 	uint32		serial;
 	int64		evaluations;
 };
@@ -172,15 +203,27 @@ keyset_add(KeySet *set, int key)
 	set->keys[set->n++] = key;
 }
 
-static int
-scope_cost(const CondDict *dict, int attr)
+static bool
+is_line_attr(const CondDict *dict, int attr)
 {
 	CondScope	scope;
 	const char *name;
 	int			len;
 
 	loyalty_cond_dict_name(dict, attr, &scope, &name, &len);
-	return scope == COND_LINE ? COST_LINE : COST_RECEIPT;
+	return scope == COND_LINE;
+}
+
+/* A leaf's key set: exact, of its attribute's scope, at a cost per key */
+static void
+leaf_set(KeySet *out, const CondDict *dict, int attr, int cost_per_key, int nkeys)
+{
+	bool		line = is_line_attr(dict, attr);
+
+	out->indexable = true;
+	out->exact = true;
+	out->scopes = line ? SCOPE_LINE : SCOPE_RECEIPT;
+	out->cost = nkeys * cost_per_key * (line ? COST_LINE : COST_RECEIPT);
 }
 
 static void
@@ -197,34 +240,61 @@ add_literal_key(CondIndex *ix, KeySet *set, int attr, const CondLit *lit)
 		keyset_add(set, find_key(ix, KEY_EQ_STR, attr, lit->str, lit->len, true));
 }
 
-/* The keys a node can be filed under (reads the node and what is under it) */
+/*
+ * The keys a node can be filed under (reads the node and what is under it).
+ * For an "and", gate (when not NULL) gets its cheapest operand on the
+ * receipt or the customer alone, other than the one chosen.
+ */
 static void
-node_keys(CondIndex *ix, const CondDict *dict, CondReader *r, const int *ids, KeySet *out)
+node_keys(CondIndex *ix, const CondDict *dict, CondReader *r, const int *ids,
+		  KeySet *out, KeySet *gate)
 {
 	CondNode	n;
 
 	memset(out, 0, sizeof(*out));
+	if (gate)
+		memset(gate, 0, sizeof(*gate));
 	cond_read_node(r, &n);
 	switch (n.op)
 	{
 		case COP_AND:
-			for (uint32 i = 0; i < n.n; i++)
 			{
-				KeySet		child;
+				KeySet		best_receipt = {0};
 
-				node_keys(ix, dict, r, ids, &child);
-				if (child.indexable && (!out->indexable || child.cost < out->cost))
-					*out = child;
+				for (uint32 i = 0; i < n.n; i++)
+				{
+					KeySet		child;
+
+					node_keys(ix, dict, r, ids, &child, NULL);
+					if (!child.indexable)
+						continue;
+					if (!out->indexable || child.cost < out->cost)
+					{
+						if (out->indexable && out->scopes == SCOPE_RECEIPT &&
+							(!best_receipt.indexable || out->cost < best_receipt.cost))
+							best_receipt = *out;
+						*out = child;
+					}
+					else if (child.scopes == SCOPE_RECEIPT &&
+							 (!best_receipt.indexable || child.cost < best_receipt.cost))
+						best_receipt = child;
+				}
+				out->exact = false;
+				if (gate && out->indexable && out->scopes != SCOPE_RECEIPT)
+					*gate = best_receipt;
+				break;
 			}
-			break;
 		case COP_OR:
 			out->indexable = true;
+			out->exact = true;
 			for (uint32 i = 0; i < n.n; i++)
 			{
 				KeySet		child;
 
-				node_keys(ix, dict, r, ids, &child);
+				node_keys(ix, dict, r, ids, &child, NULL);
 				out->indexable &= child.indexable;
+				out->exact &= child.exact;
+				out->scopes |= child.scopes;
 				out->cost += child.cost;
 				for (int k = 0; k < child.n && out->indexable; k++)
 					keyset_add(out, child.keys[k]);
@@ -236,8 +306,7 @@ node_keys(CondIndex *ix, const CondDict *dict, CondReader *r, const int *ids, Ke
 		case COP_CMP:
 			if (n.cmp == CMP_EQ)
 			{
-				out->indexable = true;
-				out->cost = scope_cost(dict, ids[n.attr]);
+				leaf_set(out, dict, ids[n.attr], 1, 1);
 				add_literal_key(ix, out, ids[n.attr], &n.lit[0]);
 			}
 			break;
@@ -247,8 +316,7 @@ node_keys(CondIndex *ix, const CondDict *dict, CondReader *r, const int *ids, Ke
 				CondReader	list = *r;
 
 				list.p = n.list;
-				out->indexable = true;
-				out->cost = n.n * scope_cost(dict, ids[n.attr]);
+				leaf_set(out, dict, ids[n.attr], 1, n.n);
 				for (uint32 i = 0; i < n.n; i++)
 				{
 					CondLit		lit;
@@ -264,23 +332,24 @@ node_keys(CondIndex *ix, const CondDict *dict, CondReader *r, const int *ids, Ke
 
 				for (int i = 0; i < n.lit[0].len; i++)
 					names += n.lit[0].str[i] == '/';
-				out->indexable = true;
-				out->cost = scope_cost(dict, ids[n.attr]) *
-					(names == 1 ? COST_SHALLOW : names == 2 ? COST_MIDDLE : 1);
+				leaf_set(out, dict, ids[n.attr],
+						 names == 1 ? COST_SHALLOW : names == 2 ? COST_MIDDLE : 1, 1);
 				keyset_add(out, find_key(ix, KEY_PREFIX, ids[n.attr], n.lit[0].str,
 										 n.lit[0].len, true));
 				break;
 			}
 		case COP_HAS:
-			out->indexable = true;
-			out->cost = scope_cost(dict, ids[n.attr]) * COST_TAG;
+			leaf_set(out, dict, ids[n.attr], COST_TAG, 1);
 			keyset_add(out, find_key(ix, KEY_HAS, ids[n.attr], n.lit[0].str, n.lit[0].len, true));
 			break;
 		default:
 			break;
 	}
 	if (!out->indexable)
+	{
 		out->n = 0;
+		out->exact = false;
+	}
 }
 
 static int *
@@ -288,6 +357,56 @@ append_int(int *arr, int *n, int v)
 {
 	arr[(*n)++] = v;
 	return arr;
+}
+
+static void
+add_ref(KeyRef **refs, int *nrefs, int *maxrefs, int key, int program, bool gate)
+{
+	if (*nrefs >= *maxrefs)
+	{
+		*maxrefs = Max(256, *maxrefs * 2);
+		*refs = *refs ? repalloc(*refs, *maxrefs * sizeof(KeyRef)) : palloc(*maxrefs * sizeof(KeyRef));
+	}
+	(*refs)[(*nrefs)++] = (KeyRef) {.key = key,.program = program,.gate = gate};
+}
+
+/* Lay out the postings of every key: programs ascending, each once */
+static void
+build_postings(CondIndex *ix, const KeyRef *refs, int nrefs)
+{
+	int		   *fill = palloc((2 * ix->nkeys + 1) * sizeof(int));
+	int			at = 0;
+
+	memset(fill, 0, (2 * ix->nkeys + 1) * sizeof(int));
+	for (int i = 0; i < nrefs; i++)
+		fill[2 * refs[i].key + refs[i].gate]++;
+	for (int i = 0; i < 2 * ix->nkeys; i++)
+	{
+		int			count = fill[i];
+
+		fill[i] = at;
+		at += count;
+	}
+	for (int i = 0; i < ix->nkeys; i++)
+	{
+		ix->keys[i].filed.first = fill[2 * i];
+		ix->keys[i].gated.first = fill[2 * i + 1];
+	}
+	ix->postings = palloc((nrefs + 1) * sizeof(int));
+	for (int i = 0; i < nrefs; i++)
+	{
+		int			slot = 2 * refs[i].key + refs[i].gate;
+		Postings   *p = refs[i].gate ? &ix->keys[refs[i].key].gated : &ix->keys[refs[i].key].filed;
+
+		if (fill[slot] > p->first && ix->postings[fill[slot] - 1] == refs[i].program)
+			continue;			/* 'a' twice in one program's or */
+		ix->postings[fill[slot]++] = refs[i].program;
+	}
+	for (int i = 0; i < ix->nkeys; i++)
+	{
+		ix->keys[i].filed.count = fill[2 * i] - ix->keys[i].filed.first;
+		ix->keys[i].gated.count = fill[2 * i + 1] - ix->keys[i].gated.first;
+	}
 }
 
 /* Build the index over programs[0..n) (NULL entries never match) */
@@ -298,18 +417,16 @@ loyalty_cond_index_build(CondProgram *const *programs, int n, const CondDict *di
 	KeyRef	   *refs = NULL;
 	int			nrefs = 0,
 				maxrefs = 0;
-	int		   *fill;
 
 	ix->nprograms = n;
 	ix->programs = programs;
-	ix->reads_line = palloc0((n + 1) * sizeof(bool));
+	ix->slots_of = palloc0((n + 1) * sizeof(Slot));
 	ix->unindexed_line = palloc((n + 1) * sizeof(int));
 	ix->unindexed_receipt = palloc((n + 1) * sizeof(int));
 	ix->candidates = palloc((n + 1) * sizeof(int));
-	ix->stamp = palloc0((n + 1) * sizeof(uint32));
 	ix->nwords = (n + 63) / 64 + 1;
-	ix->receipt_matched = palloc0(ix->nwords * sizeof(uint64));
-	ix->matched = palloc0(ix->nwords * sizeof(uint64));
+	ix->receipt_matched = palloc((n + 1) * sizeof(int));
+	ix->open = palloc0(ix->nwords * sizeof(uint64));
 
 	for (int i = 0; i < n; i++)
 	{
@@ -317,57 +434,30 @@ loyalty_cond_index_build(CondProgram *const *programs, int n, const CondDict *di
 		const Condition *code;
 		CondReader	r;
 		KeySet		set;
+		KeySet		gate;
 
 		if (programs[i] == NULL)
 			continue;
-		ix->reads_line[i] = loyalty_cond_reads_line(programs[i]);
+		ix->slots_of[i].reads_line = loyalty_cond_reads_line(programs[i]);
 		code = cond_program_code(programs[i], &ids);
 		cond_reader_init(&r, code);
-		node_keys(ix, dict, &r, ids, &set);
+		node_keys(ix, dict, &r, ids, &set, &gate);
 		if (!set.indexable)
 		{
-			if (ix->reads_line[i])
+			if (ix->slots_of[i].reads_line)
 				append_int(ix->unindexed_line, &ix->nunindexed_line, i);
 			else
 				append_int(ix->unindexed_receipt, &ix->nunindexed_receipt, i);
 			continue;
 		}
+		ix->slots_of[i].exact = set.exact;
 		for (int k = 0; k < set.n; k++)
-		{
-			if (nrefs >= maxrefs)
-			{
-				maxrefs = Max(256, maxrefs * 2);
-				refs = refs ? repalloc(refs, maxrefs * sizeof(KeyRef)) : palloc(maxrefs * sizeof(KeyRef));
-			}
-			refs[nrefs++] = (KeyRef) {.key = set.keys[k],.program = i};
-		}
+			add_ref(&refs, &nrefs, &maxrefs, set.keys[k], i, false);
+		ix->slots_of[i].gated = gate.indexable;
+		for (int k = 0; k < gate.n; k++)
+			add_ref(&refs, &nrefs, &maxrefs, gate.keys[k], i, true);
 	}
-
-	/* postings: the programs of each key, in program order, each once */
-	for (int i = 0; i < ix->nkeys; i++)
-		ix->keys[i].count = 0;
-	for (int i = 0; i < nrefs; i++)
-		ix->keys[refs[i].key].count++;
-	fill = palloc((ix->nkeys + 1) * sizeof(int));
-	for (int i = 0, at = 0; i < ix->nkeys; i++)
-	{
-		ix->keys[i].first = at;
-		fill[i] = at;
-		at += ix->keys[i].count;
-	}
-	ix->postings = palloc((nrefs + 1) * sizeof(int));
-	for (int i = 0; i < nrefs; i++)
-	{
-		IndexKey   *k = &ix->keys[refs[i].key];
-		int			at = fill[refs[i].key];
-
-		if (at > k->first && ix->postings[at - 1] == refs[i].program)
-			continue;			/* 'a' twice in one program's or */
-		ix->postings[at] = refs[i].program;
-		fill[refs[i].key]++;
-	}
-	for (int i = 0; i < ix->nkeys; i++)
-		ix->keys[i].count = fill[i] - ix->keys[i].first;
+	build_postings(ix, refs, nrefs);
 
 	/* the attributes to look up, by scope */
 	ix->nattrs = loyalty_cond_dict_size(dict);
@@ -379,12 +469,33 @@ loyalty_cond_index_build(CondProgram *const *programs, int n, const CondDict *di
 	for (int a = 0; a < ix->nattrs; a++)
 		if (ix->kinds[a])
 		{
-			if (scope_cost(dict, a) == COST_LINE)
+			if (is_line_attr(dict, a))
 				append_int(ix->line_attrs, &ix->nline_attrs, a);
 			else
 				append_int(ix->receipt_attrs, &ix->nreceipt_attrs, a);
 		}
 	return ix;
+}
+
+static int
+int_cmp(const void *a, const void *b)
+{
+	int			x = *(const int *) a,
+				y = *(const int *) b;
+
+	return x < y ? -1 : x > y;
+}
+
+static inline void
+set_bit(uint64 *words, int i)
+{
+	words[i / 64] |= UINT64CONST(1) << (i % 64);
+}
+
+static inline bool
+bit_is_set(const uint64 *words, int i)
+{
+	return (words[i / 64] >> (i % 64)) & 1;
 }
 
 /* Call fn for every program filed under a key that the value v of attr hits */
@@ -395,11 +506,16 @@ probe_key(CondIndex *ix, uint8 kind, int attr, const char *bytes, int len,
 		  PostingFn fn, const CondValue *row)
 {
 	int			k = find_key(ix, kind, attr, bytes, len, false);
+	const IndexKey *key;
 
 	if (k < 0)
 		return;
-	for (int i = 0; i < ix->keys[k].count; i++)
-		fn(ix, ix->postings[ix->keys[k].first + i], row);
+	key = &ix->keys[k];
+	/* gates are on the receipt and the customer: found while starting a receipt */
+	for (int i = 0; i < key->gated.count; i++)
+		set_bit(ix->open, ix->postings[key->gated.first + i]);
+	for (int i = 0; i < key->filed.count; i++)
+		fn(ix, ix->postings[key->filed.first + i], row);
 }
 
 static void
@@ -444,34 +560,34 @@ evaluate(CondIndex *ix, int program, const CondValue *row)
 	return loyalty_cond_eval(ix->programs[program], row);
 }
 
-static void
-set_bit(uint64 *words, int i)
-{
-	words[i / 64] |= UINT64CONST(1) << (i % 64);
-}
-
 /* Receipt keys: decide receipt-only programs, remember line programs */
 static void
 receipt_posting(CondIndex *ix, int program, const CondValue *row)
 {
-	if (ix->stamp[program] == ix->serial)
+	Slot	   *slot = &ix->slots_of[program];
+
+	if (slot->stamp == ix->serial)
 		return;
-	ix->stamp[program] = ix->serial;
-	if (ix->reads_line[program])
+	slot->stamp = ix->serial;
+	if (slot->exact || (!slot->reads_line && evaluate(ix, program, row)))
+		ix->receipt_matched[ix->nreceipt_matched++] = program;	/* holds on every line */
+	else if (slot->reads_line)
 		ix->candidates[ix->ncandidates++] = program;
-	else if (evaluate(ix, program, row))
-		set_bit(ix->receipt_matched, program);
 }
 
 /* Line keys, candidates and unindexed programs: evaluate each once per line */
 static void
 line_posting(CondIndex *ix, int program, const CondValue *row)
 {
-	if (ix->stamp[program] == ix->serial)
+	Slot	   *slot = &ix->slots_of[program];
+
+	if (slot->stamp == ix->serial)
 		return;
-	ix->stamp[program] = ix->serial;
-	if (evaluate(ix, program, row))
-		set_bit(ix->matched, program);
+	slot->stamp = ix->serial;
+	if (slot->gated && !bit_is_set(ix->open, program))
+		return;
+	if (slot->exact || evaluate(ix, program, row))
+		ix->out[ix->nout++] = program;
 }
 
 static void
@@ -479,7 +595,8 @@ next_serial(CondIndex *ix)
 {
 	if (++ix->serial == 0)
 	{
-		memset(ix->stamp, 0, (ix->nprograms + 1) * sizeof(uint32));
+		for (int i = 0; i <= ix->nprograms; i++)
+			ix->slots_of[i].stamp = 0;
 		ix->serial = 1;
 	}
 }
@@ -492,7 +609,8 @@ void
 loyalty_cond_index_receipt(CondIndex *ix, const CondValue *row)
 {
 	next_serial(ix);
-	memset(ix->receipt_matched, 0, ix->nwords * sizeof(uint64));
+	ix->nreceipt_matched = 0;
+	memset(ix->open, 0, ix->nwords * sizeof(uint64));
 	ix->ncandidates = 0;
 	for (int i = 0; i < ix->nreceipt_attrs; i++)
 		probe_value(ix, ix->receipt_attrs[i], &row[ix->receipt_attrs[i]], receipt_posting, row);
@@ -507,29 +625,36 @@ loyalty_cond_index_receipt(CondIndex *ix, const CondValue *row)
 int
 loyalty_cond_index_line(CondIndex *ix, const CondValue *row, int *out)
 {
-	int			n = 0;
-
 	next_serial(ix);
-	memcpy(ix->matched, ix->receipt_matched, ix->nwords * sizeof(uint64));
+	ix->out = out;
+	ix->nout = 0;
+	for (int i = 0; i < ix->nreceipt_matched; i++)
+	{
+		int			program = ix->receipt_matched[i];
+
+		ix->slots_of[program].stamp = ix->serial;
+		out[ix->nout++] = program;
+	}
 	for (int i = 0; i < ix->nline_attrs; i++)
 		probe_value(ix, ix->line_attrs[i], &row[ix->line_attrs[i]], line_posting, row);
 	for (int i = 0; i < ix->ncandidates; i++)
 		line_posting(ix, ix->candidates[i], row);
 	for (int i = 0; i < ix->nunindexed_line; i++)
 		line_posting(ix, ix->unindexed_line[i], row);
-	for (int w = 0; w < ix->nwords; w++)
-	{
-		uint64		bits = ix->matched[w];
-
-		while (bits)
+	/* each program once (the stamps), in program order */
+	if (ix->nout > 32)
+		qsort(out, ix->nout, sizeof(int), int_cmp);
+	else
+		for (int i = 1; i < ix->nout; i++)
 		{
-			int			b = pg_rightmost_one_pos64(bits);
+			int			v = out[i],
+						j = i;
 
-			out[n++] = w * 64 + b;
-			bits &= bits - 1;
+			for (; j > 0 && out[j - 1] > v; j--)
+				out[j] = out[j - 1];
+			out[j] = v;
 		}
-	}
-	return n;
+	return ix->nout;
 }
 
 /* How many programs no index entry leads to (evaluated on every line or receipt) */
@@ -539,7 +664,8 @@ loyalty_cond_index_unindexed(const CondIndex *ix)
 	return ix->nunindexed_line + ix->nunindexed_receipt;
 }
 
-/* Full evaluations so far: what the index saves is n * lines minus this */
+/* Full evaluations so far: what the index saves is n * lines minus this
+ * (programs found through an exact key are not evaluated) */
 int64
 loyalty_cond_index_evaluations(const CondIndex *ix)
 {

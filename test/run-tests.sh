@@ -5,6 +5,7 @@
 #   isolationtester     test/isolation/specs/*.spec, by pg_isolation_regress
 #   upgrade             every released version upgraded to the current one
 #                       equals a fresh install (test/describe.sql)
+#   fuzz                test/fuzz/run.sh for a few seconds: no crash
 #   bench               test/bench/run.sh in smoke mode: it exits 0 and prints
 #                       every expected "bench ..." figure
 # The extension must be installed (make install).  Prints a summary and a
@@ -131,6 +132,20 @@ if [ ${#RELEASED[@]} -gt 0 ]; then
 	record upgrade "$up_ok" "$up_bad"
 fi
 
+# fuzz: the condition core under libFuzzer with ASan and UBSan for a few
+# seconds (test/fuzz/run.sh; make fuzz runs it longer), replaying the saved
+# crashes first.  LOYALTY_FUZZ_SECONDS sets the time; 0 skips the layer.
+fuzz_seconds=${LOYALTY_FUZZ_SECONDS:-15}
+if [ "$fuzz_seconds" = 0 ]; then
+	echo
+	echo "== fuzz: skipped (LOYALTY_FUZZ_SECONDS=0)"
+else
+	echo
+	echo "== fuzz: ${fuzz_seconds} s"
+	FUZZ_SECONDS=$fuzz_seconds test/fuzz/run.sh 2>&1 | tee tmp/fuzz.log
+	if [ "${PIPESTATUS[0]}" -eq 0 ]; then record fuzz 1 0; else record fuzz 0 1; fi
+fi
+
 # bench: the benchmarks in smoke mode (a few seconds), so that they cannot rot.
 # LOYALTY_SKIP_BENCH=1 skips them (a server under valgrind completes nothing
 # in a one-second run).
@@ -138,7 +153,8 @@ if [ "${LOYALTY_SKIP_BENCH:-0}" = 1 ]; then
 	echo
 	echo "== bench: skipped (LOYALTY_SKIP_BENCH=1)"
 else
-	BENCH_FIGURES=(update.c4 update.c16 ledger.accrue.c4 ledger.accrue.c16 ledger.redeem.c4 ledger.redeem.c16)
+	BENCH_FIGURES=(update.c4 update.c16 ledger.accrue.c4 ledger.accrue.c16 ledger.redeem.c4 ledger.redeem.c16
+		condition.match.100 condition.match.1000 condition.match.10000)
 	echo
 	echo "== bench: smoke mode, ${#BENCH_FIGURES[@]} figures"
 	env -u BENCH_DURATION -u BENCH_CLIENTS -u BENCH_ROUNDS -u BENCH_WALLETS \
@@ -149,6 +165,8 @@ else
 	for figure in "${BENCH_FIGURES[@]}"; do
 		case "$figure" in
 			update.*) pattern="^bench ${figure//./\\.} [0-9]+ tps\$" ;;
+			condition.match.10000) pattern="^bench ${figure//./\\.} [0-9]+\\.[0-9] us ratio [0-9]+\\.[0-9]{2} vs condition\\.match\\.1000\$" ;;
+			condition.match.*) pattern="^bench ${figure//./\\.} [0-9]+\\.[0-9] us\$" ;;
 			*) pattern="^bench ${figure//./\\.} [0-9]+ tps ratio [0-9]+\\.[0-9]{2} vs update\\.${figure##*.}\$" ;;
 		esac
 		if [ "$(grep -cE "$pattern" tmp/bench.log)" -eq 1 ]; then

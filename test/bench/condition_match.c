@@ -8,12 +8,16 @@
  *
  * With a fixed seed it makes a catalogue (a category tree of 20 x 10 x 10
  * names, 500 brands, 50 000 SKUs with a price, most with a size, some with
- * tags), 200 receipts of 50 lines (popular SKUs more often, a channel, the
- * customer's tier and birthday, a date and an hour), and for N = 100, 1 000
- * and 10 000 a mix of rules like a retailer's: category prefixes (mostly two
- * or three names deep), brand lists, SKU lists, price ranges with a category
- * or a brand, customer.tier and receipt.channel tests, tags, sizes, a few
- * rules on the receipt alone and about 1% with no indexable test.
+ * tags; 60 cities of 10 stores each), 200 receipts of 50 lines (popular SKUs
+ * more often, a store, a channel, the customer's tier and birthday, a date
+ * and an hour), and for N = 100, 1 000 and 10 000 a mix of rules like a
+ * retailer's.  What a promotion catalogue grows by are narrow rules, spread
+ * over the whole catalogue: a category two or three names deep, brand lists,
+ * SKU lists, price ranges with a category or a brand, sizes; some for a
+ * customer.tier or a receipt.channel; 40% of them only in some cities or
+ * stores.  Broad rules (a whole department, a tag, the receipt alone, a test
+ * with nothing to look up) are 15% of the rules but at most 60: a chain has
+ * only so many departments.
  *
  * Each N: parse every rule (loyalty_cond_parse), load all into one
  * dictionary, build one index, then check on the first receipts (up to ten,
@@ -52,6 +56,9 @@
 #define NCATEGORIES (NTOP * NMID * NLEAF)
 #define NBRANDS		500
 #define NSKUS		50000
+#define NCITIES		60
+#define NSTORES		600			/* ten per city */
+#define MAX_BROAD	60			/* rules on a whole department, a tag, the receipt */
 #define NRECEIPTS	200
 #define NLINES		50
 #define VERIFY_EVALS 1000000	/* about this many evals check the index */
@@ -99,6 +106,8 @@ typedef struct Sku
 
 typedef struct Receipt
 {
+	const char *city;
+	const char *store;
 	const char *channel;
 	const char *tier;
 	char	   *date;
@@ -118,6 +127,8 @@ typedef struct Ids
 				size,
 				tags,
 				channel,
+				city,
+				store,
 				weekday,
 				hour,
 				date,
@@ -128,6 +139,8 @@ typedef struct Ids
 static char *leaf_path[NCATEGORIES];	/* "top/mid/leaf" */
 static int	leaf_len[NCATEGORIES];
 static char *brand_names[NBRANDS];
+static char *city_names[NCITIES];
+static char *store_codes[NSTORES];
 static Sku	skus[NSKUS];
 static Receipt receipts[NRECEIPTS];
 static uint64 rng_state;
@@ -210,6 +223,10 @@ make_data(void)
 		}
 	for (int b = 0; b < NBRANDS; b++)
 		brand_names[b] = make_word(true);
+	for (int c = 0; c < NCITIES; c++)
+		city_names[c] = make_word(true);
+	for (int st = 0; st < NSTORES; st++)
+		store_codes[st] = psprintf("S%03d", st);
 	for (int s = 0; s < NSKUS; s++)
 	{
 		Sku		   *k = &skus[s];
@@ -233,6 +250,12 @@ make_data(void)
 		int			month = 1 + uniform(12),
 					day = 1 + uniform(28);
 
+		{
+			int			store = skewed(NSTORES);	/* big stores sell more */
+
+			rc->store = store_codes[store];
+			rc->city = city_names[store / (NSTORES / NCITIES)];
+		}
 		rc->channel = channels[uniform(lengthof(channels))];
 		rc->tier = tiers[uniform(lengthof(tiers))];
 		rc->date = psprintf("2025-%02d-%02d", month, day);
@@ -244,12 +267,11 @@ make_data(void)
 	}
 }
 
-/* A category path of a popular SKU's category, cut to depth names */
+/* A category path, cut to depth names; rules spread over the whole tree */
 static char *
 category_prefix(int depth)
 {
-	const Sku  *k = &skus[skewed(NSKUS)];
-	const char *path = leaf_path[k->category];
+	const char *path = leaf_path[uniform(NCATEGORIES)];
 	int			len = 0,
 				names = 0;
 
@@ -263,33 +285,34 @@ static void
 append_brands(StringInfo buf, int count)
 {
 	for (int i = 0; i < count; i++)
-		appendStringInfo(buf, "%s'%s'", i ? ", " : "", brand_names[skewed(NBRANDS)]);
+		appendStringInfo(buf, "%s'%s'", i ? ", " : "", brand_names[uniform(NBRANDS)]);
 }
 
-/* How many names a category rule names: mostly two or three */
+/* How many names a narrow category rule names: two or three */
 static int
 prefix_depth(void)
 {
-	int			u = uniform(100);
-
-	return u < 10 ? 1 : u < 55 ? 2 : 3;
+	return uniform(100) < 40 ? 2 : 3;
 }
 
-/* One rule's text; the kind is drawn with the weights of the mix */
+/*
+ * A narrow rule: what a large promotion catalogue grows by.  A category two
+ * or three names deep, brands, SKUs, prices with a category or a brand,
+ * sizes; some for a tier or a channel; 40% only in some cities or stores.
+ */
 static char *
-make_rule(void)
+narrow_rule(void)
 {
 	StringInfoData buf;
 	int			u = uniform(1000);
 	int			v = uniform(4);
 
 	initStringInfo(&buf);
-	if (u < 350)
+	if (u < 300)
 	{
-		/* a category, sometimes less one brand */
 		appendStringInfo(&buf, "category <@ '%s'", category_prefix(prefix_depth()));
 		if (v == 0)
-			appendStringInfo(&buf, " and brand <> '%s'", brand_names[skewed(NBRANDS)]);
+			appendStringInfo(&buf, " and brand <> '%s'", brand_names[uniform(NBRANDS)]);
 	}
 	else if (u < 470)
 	{
@@ -297,31 +320,31 @@ make_rule(void)
 		append_brands(&buf, 1 + uniform(6));
 		appendStringInfoChar(&buf, ')');
 	}
-	else if (u < 550)
+	else if (u < 620)
 	{
 		int			n = 1 + uniform(20);
 
 		appendStringInfoString(&buf, "sku in (");
 		for (int i = 0; i < n; i++)
-			appendStringInfo(&buf, "%s'%s'", i ? ", " : "", skus[skewed(NSKUS)].code);
+			appendStringInfo(&buf, "%s'%s'", i ? ", " : "", skus[uniform(NSKUS)].code);
 		appendStringInfoChar(&buf, ')');
 	}
-	else if (u < 700)
+	else if (u < 780)
 	{
 		int			lo = 10 * (1 + uniform(50));
 
 		if (v < 2)
 			appendStringInfo(&buf, "category <@ '%s' and price between %d and %d",
-							 category_prefix(2 + uniform(2)), lo, lo * (2 + uniform(5)));
+							 category_prefix(prefix_depth()), lo, lo * (2 + uniform(5)));
 		else
 			appendStringInfo(&buf, "brand = '%s' and price >= %d.99",
-							 brand_names[skewed(NBRANDS)], lo * 5 - 1);
+							 brand_names[uniform(NBRANDS)], lo * 5 - 1);
 	}
-	else if (u < 780)
+	else if (u < 860)
 	{
 		if (v < 2)
 			appendStringInfo(&buf, "customer.tier in ('gold', 'platinum') and category <@ '%s'",
-							 category_prefix(1 + uniform(2)));
+							 category_prefix(prefix_depth()));
 		else
 		{
 			appendStringInfo(&buf, "customer.tier = '%s' and brand in (", tiers[2 + uniform(4)]);
@@ -329,28 +352,58 @@ make_rule(void)
 			appendStringInfoChar(&buf, ')');
 		}
 	}
-	else if (u < 860)
+	else if (u < 940)
 	{
 		if (v < 3)
 			appendStringInfo(&buf, "receipt.channel = 'app' and category <@ '%s'",
-							 category_prefix(1 + uniform(3)));
+							 category_prefix(prefix_depth()));
 		else
 			appendStringInfo(&buf, "receipt.channel in ('web', 'app') and sku = '%s'",
-							 skus[skewed(NSKUS)].code);
+							 skus[uniform(NSKUS)].code);
 	}
-	else if (u < 910)
-	{
-		if (v < 3)
-			appendStringInfo(&buf, "tags ? '%s' and category <@ '%s'",
-							 tag_names[skewed(lengthof(tag_names))], category_prefix(1));
-		else
-			appendStringInfo(&buf, "tags ? '%s'", tag_names[uniform(lengthof(tag_names))]);
-	}
-	else if (u < 960)
+	else
 		appendStringInfo(&buf, "size in ('%s', '%s') and category <@ '%s'",
 						 size_names[uniform(lengthof(size_names))],
 						 size_names[uniform(lengthof(size_names))], category_prefix(3));
-	else if (u < 990)
+	if (uniform(10) < 4)
+	{
+		if (uniform(2) == 0)
+			appendStringInfo(&buf, " and receipt.city = '%s'", city_names[uniform(NCITIES)]);
+		else
+			appendStringInfo(&buf, " and receipt.store in ('%s', '%s', '%s')",
+							 store_codes[uniform(NSTORES)], store_codes[uniform(NSTORES)],
+							 store_codes[uniform(NSTORES)]);
+	}
+	return buf.data;
+}
+
+/*
+ * A broad rule: a whole department, a tag, the receipt alone, or a test
+ * with nothing to look up.  A chain runs a few dozen of these at a time,
+ * however many narrow ones it has: there are only so many departments.
+ */
+static char *
+broad_rule(void)
+{
+	StringInfoData buf;
+	int			u = uniform(100);
+	int			v = uniform(4);
+
+	initStringInfo(&buf);
+	if (u < 35)
+		appendStringInfo(&buf, "category <@ '%s'", category_prefix(1));
+	else if (u < 45)
+		appendStringInfo(&buf, "customer.tier in ('gold', 'platinum') and category <@ '%s'",
+						 category_prefix(1));
+	else if (u < 60)
+	{
+		if (v < 3)
+			appendStringInfo(&buf, "tags ? '%s' and category <@ '%s'",
+							 tag_names[uniform(lengthof(tag_names))], category_prefix(1));
+		else
+			appendStringInfo(&buf, "tags ? '%s'", tag_names[uniform(lengthof(tag_names))]);
+	}
+	else if (u < 85)
 	{
 		/* the receipt alone */
 		switch (v)
@@ -391,6 +444,16 @@ make_rule(void)
 	return buf.data;
 }
 
+/* Rule i of n: the broad ones (15%, at most MAX_BROAD) spread among the narrow */
+static char *
+make_rule(int i, int n)
+{
+	int			broad = Min(n * 15 / 100, MAX_BROAD);
+
+	return (i % Max(n / Max(broad, 1), 1) == 0 && i / Max(n / Max(broad, 1), 1) < broad)
+		? broad_rule() : narrow_rule();
+}
+
 /* Intern the attributes the rows fill (before the rules, so ids are known) */
 static void
 intern_ids(CondDict *dict, Ids *ids)
@@ -403,6 +466,8 @@ intern_ids(CondDict *dict, Ids *ids)
 	INTERN(size, COND_LINE, "size");
 	INTERN(tags, COND_LINE, "tags");
 	INTERN(channel, COND_RECEIPT, "channel");
+	INTERN(city, COND_RECEIPT, "city");
+	INTERN(store, COND_RECEIPT, "store");
 	INTERN(weekday, COND_RECEIPT, "weekday");
 	INTERN(hour, COND_RECEIPT, "hour");
 	INTERN(date, COND_RECEIPT, "date");
@@ -417,6 +482,8 @@ fill_receipt(CondValue *row, int nattrs, const Ids *ids, const Receipt *rc)
 {
 	memset(row, 0, nattrs * sizeof(CondValue));
 	loyalty_cond_set_text(&row[ids->channel], rc->channel, strlen(rc->channel), true);
+	loyalty_cond_set_text(&row[ids->city], rc->city, strlen(rc->city), true);
+	loyalty_cond_set_text(&row[ids->store], rc->store, strlen(rc->store), true);
 	loyalty_cond_set_text(&row[ids->tier], rc->tier, strlen(rc->tier), true);
 	loyalty_cond_set_text(&row[ids->date], rc->date, 10, true);
 	loyalty_cond_set_text(&row[ids->weekday], rc->weekday, 3, true);
@@ -612,7 +679,7 @@ main(int argc, char **argv)
 		s.programs = palloc(s.n * sizeof(CondProgram *));
 		for (int i = 0; i < s.n; i++)
 		{
-			s.texts[i] = make_rule();
+			s.texts[i] = make_rule(i, s.n);
 			s.programs[i] = loyalty_cond_load(loyalty_cond_parse(s.texts[i], strlen(s.texts[i])),
 											  s.dict);
 		}
