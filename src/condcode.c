@@ -187,8 +187,10 @@ cond_read_node(CondReader *r, CondNode *n)
 		case COP_HAS:
 			n->attr = get_attr(r);
 			cond_read_lit(r, &n->lit[0]);
-			if (n->lit[0].is_num || (n->op == COP_PREFIX && n->lit[0].len == 0))
+			if (n->lit[0].is_num)
 				cond_corrupt("a path or tag is not a string");
+			if (n->op == COP_PREFIX && !cond_path_valid(n->lit[0].str, n->lit[0].len))
+				cond_corrupt("a category path has an empty name");
 			break;
 		case COP_LIKE:
 			n->neg = get_flag(r);
@@ -257,6 +259,13 @@ loyalty_cond_attrs(const Condition *c, CondAttr **attrs)
 	return c->nattrs;
 }
 
+/* Is the attribute scope.name? */
+bool
+cond_attr_is(const CondAttr *a, CondScope scope, const char *name)
+{
+	return a->scope == scope && a->len == (int) strlen(name) && memcmp(a->name, name, a->len) == 0;
+}
+
 /* Check every part of a stored condition; raise data_corrupted if one is wrong */
 void
 loyalty_cond_verify(const Condition *c)
@@ -267,7 +276,6 @@ loyalty_cond_verify(const Condition *c)
 	int			sp = 0;
 
 	loyalty_cond_attrs(c, &attrs);
-	pfree(attrs);
 	cond_reader_init(&r, c);
 	pending[0] = 1;
 	while (sp >= 0)
@@ -281,6 +289,10 @@ loyalty_cond_verify(const Condition *c)
 		}
 		pending[sp]--;
 		cond_read_node(&r, &n);
+		if (n.op == COP_BIRTHDAY &&
+			!(cond_attr_is(&attrs[n.attr], COND_CUSTOMER, "birthday") &&
+			  cond_attr_is(&attrs[n.attr2], COND_RECEIPT, "date")))
+			cond_corrupt("a birthday window reads other attributes");
 		if (n.op == COP_AND || n.op == COP_OR || n.op == COP_NOT)
 		{
 			if (sp >= COND_MAX_TREE)
@@ -290,6 +302,7 @@ loyalty_cond_verify(const Condition *c)
 	}
 	if (r.p != r.end)
 		cond_corrupt("bytes follow the code");
+	pfree(attrs);
 }
 
 /*
@@ -774,6 +787,8 @@ loyalty_cond_dict_intern(CondDict *d, CondScope scope, const char *name, int len
 	{
 		int			nslots = Max(64, d->nslots * 2);
 
+		if (d->slots)
+			pfree(d->slots);
 		d->slots = MemoryContextAlloc(d->cxt, nslots * sizeof(int));
 		memset(d->slots, -1, nslots * sizeof(int));
 		d->nslots = nslots;

@@ -93,6 +93,7 @@ extern void cond_skip_node(CondReader *r);
 extern pg_attribute_noreturn() void cond_corrupt(const char *what);
 
 extern bool cond_is_keyword(const char *s, int len);
+extern bool cond_attr_is(const CondAttr *a, CondScope scope, const char *name);
 
 /* Literal order of IN lists: numbers ascending, then strings by bytes */
 extern int	cond_litcmp(const CondLit *a, const CondLit *b);
@@ -113,6 +114,18 @@ cond_path_under(const char *value, int vlen, const char *prefix, int plen)
 extern int	cond_weekday(int y, int m, int d);
 extern uint32 cond_hash(uint32 seed, const char *s, int len);
 extern const Condition *cond_program_code(const CondProgram *p, const int **ids);
+
+/* A category path: names separated by single "/", none empty */
+static inline bool
+cond_path_valid(const char *s, int len)
+{
+	if (len == 0 || s[0] == '/' || s[len - 1] == '/')
+		return false;
+	for (int i = 1; i < len; i++)
+		if (s[i] == '/' && s[i - 1] == '/')
+			return false;
+	return true;
+}
 
 /* Days from a receipt date to the nearest anniversary of a birthday, or -1 */
 extern int	cond_birthday_distance(const CondValue *birthday, const CondValue *date);

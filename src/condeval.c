@@ -92,7 +92,8 @@ new_test(CondProgram *p, const CondNode *n, int32 on_true, int32 on_false)
 	t->lit[1] = n->lit[1];
 	t->on_true = on_true;
 	t->on_false = on_false;
-	if (n->attr >= 0 && p->attrs[n->attr].scope == COND_LINE)
+	if ((n->attr >= 0 && p->attrs[n->attr].scope == COND_LINE) ||
+		(n->attr2 >= 0 && p->attrs[n->attr2].scope == COND_LINE))
 		p->reads_line = true;
 	return t;
 }

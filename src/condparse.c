@@ -428,12 +428,6 @@ parse_string(Parser *p, CondLit *lit, const char *what)
 	parse_value(p, lit, NULL);
 }
 
-static bool
-attr_is(const CondAttr *a, CondScope scope, const char *name)
-{
-	return a->scope == scope && a->len == (int) strlen(name) && memcmp(a->name, name, a->len) == 0;
-}
-
 /* Is s a valid YYYY-MM-DD date? */
 static bool
 is_iso_date(const char *s, int len)
@@ -476,7 +470,7 @@ check_known(Parser *p, const CNode *n, int offset)
 	{
 		const CondLit *l = &n->lits[i];
 
-		if (attr_is(&a, COND_RECEIPT, "weekday"))
+		if (cond_attr_is(&a, COND_RECEIPT, "weekday"))
 		{
 			bool		found = false;
 
@@ -488,7 +482,7 @@ check_known(Parser *p, const CNode *n, int offset)
 				bad_value(p, offset, "receipt.weekday is a day name",
 						  "The days are 'mon', 'tue', 'wed', 'thu', 'fri', 'sat' and 'sun'.");
 		}
-		else if (attr_is(&a, COND_RECEIPT, "hour"))
+		else if (cond_attr_is(&a, COND_RECEIPT, "hour"))
 		{
 			if (!l->is_num || l->num.sign < 0 || l->num.exp > 2 ||
 				l->num.ndigits > Max(l->num.exp, 0) ||
@@ -497,7 +491,7 @@ check_known(Parser *p, const CNode *n, int offset)
 									  l->num.digits[1] > '3'))))
 				bad_value(p, offset, "receipt.hour is a whole number from 0 to 23", NULL);
 		}
-		else if (attr_is(&a, COND_RECEIPT, "date"))
+		else if (cond_attr_is(&a, COND_RECEIPT, "date"))
 		{
 			if (l->is_num || !is_iso_date(l->str, l->len))
 				bad_value(p, offset, "receipt.date is a date written 'YYYY-MM-DD'", NULL);
@@ -686,11 +680,7 @@ parse_predicate(Parser *p)
 			const char *s = n->lits->str;
 			int			len = n->lits->len;
 
-			bool		empty_segment = len == 0 || s[0] == '/' || s[len - 1] == '/';
-
-			for (int i = 1; i < len && !empty_segment; i++)
-				empty_segment = s[i] == '/' && s[i - 1] == '/';
-			if (empty_segment)
+			if (!cond_path_valid(s, len))
 				bad_value(p, offset, psprintf("category path '%.*s' is not valid", len, s),
 						  "A path is names separated by \"/\", such as 'ski/alpine'.");
 		}
@@ -952,6 +942,11 @@ loyalty_cond_parse(const char *text, int len)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("condition is too long: %d bytes (at most %d)", len, COND_MAX_INPUT)));
+	if (memchr(text, '\0', len) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("syntax error at position %d: a condition cannot contain a zero byte",
+						pg_mbstrlen_with_len(text, (const char *) memchr(text, '\0', len) - text) + 1)));
 	memset(&p, 0, sizeof(p));
 	p.dict = loyalty_cond_dict_create();
 	p.text = text;
