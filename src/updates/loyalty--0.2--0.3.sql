@@ -1,6 +1,7 @@
--- loyalty 0.2 -> 0.3: the loyalty.condition type (src/condition.sql).
--- Frozen once released: a later change of src/condition.sql ships in a script
--- of its own, and make test checks that an upgraded schema equals a fresh one.
+-- loyalty 0.2 -> 0.3: the loyalty.condition type (src/condition.sql) and the
+-- product catalogue (src/product.sql).
+-- Frozen once released: a later change of these parts ships in a script of
+-- its own, and make test checks that an upgraded schema equals a fresh one.
 \echo Use "ALTER EXTENSION loyalty UPDATE TO '0.3'" to load this file. \quit
 
 -- src/condition.sql — the loyalty.condition type: a boolean rule over line,
@@ -187,3 +188,27 @@ AS 'MODULE_PATHNAME', 'loyalty_match_all'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 100;
 COMMENT ON FUNCTION @extschema@.match_all(@extschema@.condition[], jsonb, jsonb, jsonb) IS
 'every (line, condition) pair that matches, both numbered from 1, found through an index of the conditions'' equality, prefix and tag tests';
+
+-- src/product.sql — the product catalogue: what a receipt line's sku stands
+-- for, and so what conditions read of a line (its category, brand and
+-- attributes) when the till sends only a sku.
+
+CREATE TABLE @extschema@.product (
+    program_id bigint NOT NULL REFERENCES @extschema@.program (id),
+    sku        text NOT NULL
+               CHECK (sku OPERATOR(pg_catalog.<>) '' AND pg_catalog.length(sku) OPERATOR(pg_catalog.<=) 128),
+    name       text NOT NULL DEFAULT '',
+    category   text CHECK (category OPERATOR(pg_catalog.~) '^[^/]+(/[^/]+)*$'),
+    brand      text CHECK (brand OPERATOR(pg_catalog.<>) ''),
+    attributes jsonb NOT NULL DEFAULT '{}'
+               CHECK (pg_catalog.jsonb_typeof(attributes) OPERATOR(pg_catalog.=) 'object'),
+    PRIMARY KEY (program_id, sku)
+);
+COMMENT ON TABLE @extschema@.product IS 'the product catalogue of a programme: what conditions read of a receipt line that names a sku';
+COMMENT ON COLUMN @extschema@.product.program_id IS 'the programme whose catalogue this is';
+COMMENT ON COLUMN @extschema@.product.sku IS 'the article code the tills send, 1 to 128 characters';
+COMMENT ON COLUMN @extschema@.product.name IS 'the name shown on receipts and in reports';
+COMMENT ON COLUMN @extschema@.product.category IS 'category path, names separated by "/" (ski/alpine/men): what category <@ ''ski'' tests';
+COMMENT ON COLUMN @extschema@.product.brand IS 'brand, as conditions compare it (brand = ''Atomic'')';
+COMMENT ON COLUMN @extschema@.product.attributes IS 'any other attributes conditions read (size, colour, sport, tags...): a JSON object';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.product', '');

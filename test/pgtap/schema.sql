@@ -4,7 +4,7 @@ SELECT plan(32);
 
 SELECT has_extension('loyalty');
 SELECT has_schema('loyalty');
-SELECT tables_are('loyalty', ARRAY['program', 'currency', 'customer', 'identifier', 'customer_log',
+SELECT tables_are('loyalty', ARRAY['program', 'currency', 'customer', 'identifier', 'customer_log', 'product',
                                    'wallet', 'ledger', 'lot', 'hold']);
 SELECT views_are('loyalty', ARRAY['lot_usage', 'balances', 'ledger_entries', 'liability']);
 SELECT functions_are('loyalty', ARRAY[
@@ -54,7 +54,7 @@ SELECT set_eq(
     ARRAY['loyalty.program', 'loyalty.program_id_seq', 'loyalty.currency', 'loyalty.customer',
           'loyalty.customer_id_seq', 'loyalty.identifier', 'loyalty.customer_log',
           'loyalty.customer_log_id_seq', 'loyalty.wallet', 'loyalty.ledger', 'loyalty.lot',
-          'loyalty.lot_id_seq', 'loyalty.hold', 'loyalty.hold_id_seq'],
+          'loyalty.lot_id_seq', 'loyalty.hold', 'loyalty.hold_id_seq', 'loyalty.product'],
     'every table and sequence is marked for pg_dump');
 
 -- Functions with the owner's rights pin search_path and are not public.
