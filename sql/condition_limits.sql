@@ -27,9 +27,12 @@ SELECT length(t) AS text_length,
 -- deep nesting fails cleanly however deep it goes
 SELECT * FROM pg_temp.err($$SELECT (repeat('(', 100000) || 'a = 1')::loyalty.condition$$);
 
--- 64 KB of text is the limit
-SELECT length(('a in (' || string_agg(i::text, ',') || ')')::loyalty.condition::text) > 60000 AS near_limit
-  FROM generate_series(1, 12000) i;
+-- 64 KB of text is the limit, for the input and for its canonical form,
+-- which spaces what the input need not
+SELECT length(('a in (' || string_agg(i::text, ',') || ')')::loyalty.condition::text) > 55000 AS near_limit
+  FROM generate_series(1, 10000) i;
+SELECT * FROM pg_temp.err($$SELECT ('a in (' || string_agg(i::text, ',') || ')')::loyalty.condition
+                              FROM generate_series(1, 12000) i$$);
 SELECT * FROM pg_temp.err($$SELECT ('a = ''' || repeat('x', 65536) || '''')::loyalty.condition$$);
 
 -- a long in-list: sorted, deduplicated, searched

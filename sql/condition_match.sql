@@ -33,7 +33,8 @@ SELECT c, loyalty.matches(c::loyalty.condition, '{"colour": null, "tags": {"a": 
     ('colour = ''red'''), ('colour <> ''red'''), ('colour not in (''red'')'),
     ('colour not like ''r%'''), ('not colour = ''red'''), ('missing < 5'), ('missing is null'),
     ('tags = ''a'''), ('tags ? ''a'''), ('tags is null'), ('nested ? ''x'''), ('word > 5'), ('word <> 5'),
-    ('word = ''abc'' and missing = 1'), ('word = ''abc'' or missing = 1')
+    ('word = ''abc'' and missing = 1'), ('word = ''abc'' or missing = 1'),
+    ('word not in (1, 2)'), ('word not in (1, ''x'')'), ('nested not in (''x'')')
   ) AS t(c);
 
 -- numbers are exact: no floating point anywhere
@@ -75,6 +76,13 @@ SELECT c, loyalty.matches(c::loyalty.condition, '{}',
     ('customer.segments ? ''vip'''), ('customer.city = ''Kazan'''), ('customer.age = 35'),
     ('customer.birthday_within(2)'), ('customer.birthday_within(1)'), ('city is null')
   ) AS t(c);
+
+-- a given date is what weekday and age read; a date that is not a day is no date
+SELECT loyalty.matches('receipt.weekday = ''sat'' and customer.age = 36', '{}',
+                       '{"date": "2026-11-28", "at": "2026-11-27T10:00"}', '{"birthday": "1990-11-28"}') AS given_date,
+       loyalty.matches('receipt.date is null and receipt.weekday is null', '{}', '{"at": "2026-02-31T10:00"}') AS no_such_day,
+       loyalty.matches('receipt.weekday is null and customer.age is null', '{}',
+                       '{"date": "2026-11-28T10:00"}', '{"birthday": "1990-11-28"}') AS date_with_time;
 
 -- given values win over derived ones
 SELECT loyalty.matches('receipt.weekday = ''mon'' and receipt.hour = 9 and receipt.line_count = 7',

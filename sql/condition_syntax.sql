@@ -86,7 +86,7 @@ SELECT src, e.state, e.message
     ('customer.unknown(1)'), ('f(1)'), ('customer.birthday_within()'),
     ('customer.birthday_within(''7'')'), ('customer.birthday_within(7'), ('and = 1'), ('not'),
     ('a = 1 b = 2'), ('= 1'), ('true = 1'), ('a = b'), ('a = 1 and ()'), ('a in (1,)'),
-    ('цвет = ''синий'' and размер')
+    ('цвет = ''синий'' and размер'), ('a = 1é')
   ) AS t(src),
   LATERAL pg_temp.err(format('SELECT %L::loyalty.condition', src)) AS e;
 

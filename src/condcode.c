@@ -109,6 +109,8 @@ cond_read_lit(CondReader *r, CondLit *lit)
 	{
 		lit->len = get_u32(r);
 		lit->str = get_bytes(r, lit->len);
+		if (memchr(lit->str, '\0', lit->len) != NULL)
+			cond_corrupt("a string holds a zero byte");
 		return;
 	}
 	if (kind != LIT_NUMBER)
@@ -252,6 +254,8 @@ loyalty_cond_attrs(const Condition *c, CondAttr **attrs)
 		if (a[i].len == 0)
 			cond_corrupt("an attribute name is empty");
 		a[i].name = get_bytes(&r, a[i].len);
+		if (memchr(a[i].name, '\0', a[i].len) != NULL)
+			cond_corrupt("an attribute name holds a zero byte");
 	}
 	if (r.p != r.end)
 		cond_corrupt("bytes follow the attribute table");
@@ -273,11 +277,13 @@ loyalty_cond_verify(const Condition *c)
 	CondReader	r;
 	CondAttr   *attrs;
 	uint32		pending[COND_MAX_TREE + 1];
+	uint8		parent[COND_MAX_TREE + 1];	/* the op whose children a level holds */
 	int			sp = 0;
 
 	loyalty_cond_attrs(c, &attrs);
 	cond_reader_init(&r, c);
 	pending[0] = 1;
+	parent[0] = 0;
 	while (sp >= 0)
 	{
 		CondNode	n;
@@ -295,9 +301,13 @@ loyalty_cond_verify(const Condition *c)
 			cond_corrupt("a birthday window reads other attributes");
 		if (n.op == COP_AND || n.op == COP_OR || n.op == COP_NOT)
 		{
+			/* canonical: and/or flattened, no double negation */
+			if (parent[sp] == n.op)
+				cond_corrupt("the tree is not in canonical form");
 			if (sp >= COND_MAX_TREE)
 				cond_corrupt("the tree is too deep");
 			pending[++sp] = n.op == COP_NOT ? 1 : n.n;
+			parent[sp] = n.op;
 		}
 	}
 	if (r.p != r.end)
@@ -684,35 +694,46 @@ two_digits(const char *s)
 	return (s[0] - '0') * 10 + (s[1] - '0');
 }
 
-/* Read 'YYYY-MM-DD' (year optional when allow_no_year: 'MM-DD') */
-static bool
-read_date(const CondValue *v, bool allow_no_year, int *y, int *m, int *d)
-{
-	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-	const char *s;
-
-	if (v->kind != COND_SCALAR || !v->is_string)
-		return false;
-	s = v->str;
-	if (v->len == 10 && s[4] == '-' && s[7] == '-' &&
-		two_digits(s) >= 0 && two_digits(s + 2) >= 0)
-	{
-		*y = two_digits(s) * 100 + two_digits(s + 2);
-		s += 5;
-	}
-	else if (v->len == 5 && allow_no_year && s[2] == '-')
-		*y = -1;
-	else
-		return false;
-	*m = two_digits(s);
-	*d = two_digits(s + 3);
-	return *m >= 1 && *m <= 12 && *d >= 1 && *d <= mdays[*m - 1];
-}
-
 static bool
 is_leap(int y)
 {
 	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+/* Is month m of year y (y < 0: any year) this long? */
+static bool
+valid_day(int y, int m, int d)
+{
+	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+
+	return m >= 1 && m <= 12 && d >= 1 && d <= mdays[m - 1] &&
+		!(y >= 0 && m == 2 && d == 29 && !is_leap(y));
+}
+
+/* Read exactly 'YYYY-MM-DD', a real date */
+bool
+cond_read_date(const char *s, int len, int *y, int *m, int *d)
+{
+	if (len != 10 || s[4] != '-' || s[7] != '-' || two_digits(s) < 0 || two_digits(s + 2) < 0 ||
+		(*m = two_digits(s + 5)) < 0 || (*d = two_digits(s + 8)) < 0)
+		return false;
+	*y = two_digits(s) * 100 + two_digits(s + 2);
+	return valid_day(*y, *m, *d);
+}
+
+/* A birthday: 'YYYY-MM-DD', or 'MM-DD' (y = -1) */
+static bool
+read_birthday(const CondValue *v, int *y, int *m, int *d)
+{
+	if (v->kind != COND_SCALAR || !v->is_string)
+		return false;
+	if (v->len == 5 && v->str[2] == '-' &&
+		(*m = two_digits(v->str)) >= 0 && (*d = two_digits(v->str + 3)) >= 0)
+	{
+		*y = -1;
+		return valid_day(*y, *m, *d);
+	}
+	return cond_read_date(v->str, v->len, y, m, d);
 }
 
 /*
@@ -732,7 +753,8 @@ cond_birthday_distance(const CondValue *birthday, const CondValue *date)
 				today,
 				best = -1;
 
-	if (!read_date(birthday, true, &by, &bm, &bd) || !read_date(date, false, &y, &m, &d))
+	if (!read_birthday(birthday, &by, &bm, &bd) || date->kind != COND_SCALAR || !date->is_string ||
+		!cond_read_date(date->str, date->len, &y, &m, &d))
 		return -1;
 	today = days_from_civil(y, m, d);
 	for (int year = y - 1; year <= y + 1; year++)

@@ -112,6 +112,7 @@ cond_path_under(const char *value, int vlen, const char *prefix, int plen)
 }
 
 extern int	cond_weekday(int y, int m, int d);
+extern bool cond_read_date(const char *s, int len, int *y, int *m, int *d);
 extern uint32 cond_hash(uint32 seed, const char *s, int len);
 extern const Condition *cond_program_code(const CondProgram *p, const int **ids);
 

@@ -37,6 +37,8 @@ typedef struct CondTest
 	CondLit		lit[2];
 	int			nlits;			/* IN: its literals, numbers then strings, sorted */
 	CondLit    *lits;
+	bool		has_nums;		/* IN: it has a number literal */
+	bool		has_strs;		/* IN: it has a string literal */
 } CondTest;
 
 struct CondProgram
@@ -107,7 +109,12 @@ load_list(CondTest *t, CondReader *r, const CondNode *n)
 	list.p = n->list;
 	t->lits = palloc(n->n * sizeof(CondLit));
 	for (uint32 i = 0; i < n->n; i++)
-		cond_read_lit(&list, &t->lits[t->nlits++]);
+	{
+		cond_read_lit(&list, &t->lits[t->nlits]);
+		t->has_nums |= t->lits[t->nlits].is_num;
+		t->has_strs |= !t->lits[t->nlits].is_num;
+		t->nlits++;
+	}
 }
 
 /* Compile a node: jump to on_true when it holds, else to on_false */
@@ -287,7 +294,8 @@ run_test(const CondTest *t, const CondValue *row)
 			c = compare(v, &t->lit[0]);
 			return c != 2 && c >= 0 && compare(v, &t->lit[1]) <= 0;
 		case COP_IN:
-			if (v->kind != COND_SCALAR)
+			/* a value that compares with no literal of the list: false, in or not in */
+			if (v->kind != COND_SCALAR || !(t->has_strs || (v->has_num && t->has_nums)))
 				return false;
 			{
 				CondLit		as_num = {.is_num = true,.num = v->num};

@@ -78,10 +78,16 @@ Datum
 loyalty_condition_recv(PG_FUNCTION_ARGS)
 {
 	StringInfo	buf = (StringInfo) PG_GETARG_POINTER(0);
-	int			version = pq_getmsgbyte(buf);
+	int			version;
 	char	   *text;
 	int			nbytes;
 
+	if (buf->cursor >= buf->len)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("binary loyalty.condition is empty"),
+				 errdetail("It starts with a version byte, %d.", COND_SEND_VERSION)));
+	version = pq_getmsgbyte(buf);
 	if (version != COND_SEND_VERSION)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
@@ -250,27 +256,26 @@ set_jsonb_value(CondValue *v, JsonbValue *jv)
 	}
 }
 
-/* Read YYYY-MM-DD at the start of s */
+/* Read YYYY-MM-DD at the start of a jsonb string */
 static bool
-read_ymd(const char *s, int len, int *y, int *m, int *d)
+read_ymd(const JsonbValue *jv, int *y, int *m, int *d)
 {
-	for (int i = 0; i < 10; i++)
-		if (i >= len || (i == 4 || i == 7 ? s[i] != '-' : (s[i] < '0' || s[i] > '9')))
-			return false;
-	*y = atoi(pnstrdup(s, 4));
-	*m = (s[5] - '0') * 10 + (s[6] - '0');
-	*d = (s[8] - '0') * 10 + (s[9] - '0');
-	return *m >= 1 && *m <= 12 && *d >= 1 && *d <= 31;
+	return jv->type == jbvString && jv->val.string.len >= 10 &&
+		cond_read_date(jv->val.string.val, 10, y, m, d);
 }
 
-/* The receipt's date (YYYY-MM-DD), given or from its "at" */
+/*
+ * The receipt's date: its "date" (exactly YYYY-MM-DD), else the first ten
+ * characters of its "at".  What weekday and age derive from.
+ */
 static bool
-receipt_date(const CondDocs *docs, int *y, int *m, int *d, JsonbValue *at)
+receipt_date(const CondDocs *docs, int *y, int *m, int *d)
 {
-	return (find_key(docs->doc[COND_RECEIPT], "date", 4, at) ||
-			find_key(docs->doc[COND_RECEIPT], "at", 2, at)) &&
-		at->type == jbvString &&
-		read_ymd(at->val.string.val, at->val.string.len, y, m, d);
+	JsonbValue	jv;
+
+	if (find_key(docs->doc[COND_RECEIPT], "date", 4, &jv))
+		return jv.type == jbvString && jv.val.string.len == 10 && read_ymd(&jv, y, m, d);
+	return find_key(docs->doc[COND_RECEIPT], "at", 2, &jv) && read_ymd(&jv, y, m, d);
 }
 
 /* Values that are derived when the documents do not give them */
@@ -283,21 +288,22 @@ derive_value(CondValue *v, CondScope scope, const char *name, int len, const Con
 				d;
 
 #define NAME_IS(s) (len == (int) strlen(s) && memcmp(name, s, len) == 0)
-	if (scope == COND_RECEIPT && (NAME_IS("date") || NAME_IS("weekday") || NAME_IS("hour")))
+	if (scope == COND_RECEIPT && NAME_IS("date"))
 	{
-		if (!find_key(docs->doc[COND_RECEIPT], "at", 2, &jv) || jv.type != jbvString ||
-			!read_ymd(jv.val.string.val, jv.val.string.len, &y, &m, &d))
-			return;
-		if (NAME_IS("date"))
+		/* only reached when the receipt gives no "date" */
+		if (find_key(docs->doc[COND_RECEIPT], "at", 2, &jv) && read_ymd(&jv, &y, &m, &d))
 			loyalty_cond_set_text(v, jv.val.string.val, 10, true);
-		else if (NAME_IS("weekday"))
-		{
-			const char *day = weekday_names[cond_weekday(y, m, d)];
-
-			loyalty_cond_set_text(v, day, 3, true);
-		}
-		else if (jv.val.string.len >= 13 &&
-				 (jv.val.string.val[10] == 'T' || jv.val.string.val[10] == ' '))
+	}
+	else if (scope == COND_RECEIPT && NAME_IS("weekday"))
+	{
+		if (receipt_date(docs, &y, &m, &d))
+			loyalty_cond_set_text(v, weekday_names[cond_weekday(y, m, d)], 3, true);
+	}
+	else if (scope == COND_RECEIPT && NAME_IS("hour"))
+	{
+		if (find_key(docs->doc[COND_RECEIPT], "at", 2, &jv) && read_ymd(&jv, &y, &m, &d) &&
+			jv.val.string.len >= 13 &&
+			(jv.val.string.val[10] == 'T' || jv.val.string.val[10] == ' '))
 		{
 			const char *h = jv.val.string.val + 11;
 			int			hour = (h[0] - '0') * 10 + (h[1] - '0');
@@ -328,9 +334,8 @@ derive_value(CondValue *v, CondScope scope, const char *name, int len, const Con
 		JsonbValue	birthday;
 
 		if (find_key(docs->doc[COND_CUSTOMER], "birthday", 8, &birthday) &&
-			birthday.type == jbvString &&
-			read_ymd(birthday.val.string.val, birthday.val.string.len, &by, &bm, &bd) &&
-			receipt_date(docs, &y, &m, &d, &jv))
+			birthday.type == jbvString && birthday.val.string.len == 10 &&
+			read_ymd(&birthday, &by, &bm, &bd) && receipt_date(docs, &y, &m, &d))
 		{
 			int			age = y - by - ((m < bm || (m == bm && d < bd)) ? 1 : 0);
 			char	   *s = psprintf("%d", age);

@@ -274,8 +274,8 @@ next_token(Parser *p)
 				if (j < p->len && (is_ident_char((unsigned char) s[j]) || s[j] == '.'))
 					ereport(ERROR,
 							(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-							 errmsg("syntax error at position %d: a number cannot go on with \"%c\"",
-									char_position(p, j), s[j]),
+							 errmsg("syntax error at position %d: a number cannot go on with \"%.*s\"",
+									char_position(p, j), pg_mblen(s + j), s + j),
 							 errhint("Numbers are written like 1000, -5 or 19.99.")));
 				t->kind = T_NUMBER;
 				t->len = j - i;
@@ -428,28 +428,6 @@ parse_string(Parser *p, CondLit *lit, const char *what)
 	parse_value(p, lit, NULL);
 }
 
-/* Is s a valid YYYY-MM-DD date? */
-static bool
-is_iso_date(const char *s, int len)
-{
-	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-	int			y,
-				m,
-				d;
-
-	if (len != 10 || s[4] != '-' || s[7] != '-')
-		return false;
-	for (int i = 0; i < 10; i++)
-		if (i != 4 && i != 7 && !is_digit(s[i]))
-			return false;
-	y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
-	m = (s[5] - '0') * 10 + (s[6] - '0');
-	d = (s[8] - '0') * 10 + (s[9] - '0');
-	if (m < 1 || m > 12 || d < 1 || d > mdays[m - 1])
-		return false;
-	return !(m == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0));
-}
-
 /*
  * The receipt attributes with a fixed domain check their literals:
  * receipt.weekday ('mon'..'sun', compared for equality only), receipt.hour
@@ -493,7 +471,11 @@ check_known(Parser *p, const CNode *n, int offset)
 		}
 		else if (cond_attr_is(&a, COND_RECEIPT, "date"))
 		{
-			if (l->is_num || !is_iso_date(l->str, l->len))
+			int			y,
+						m,
+						d;
+
+			if (l->is_num || !cond_read_date(l->str, l->len, &y, &m, &d))
 				bad_value(p, offset, "receipt.date is a date written 'YYYY-MM-DD'", NULL);
 		}
 	}
@@ -994,5 +976,11 @@ loyalty_cond_parse(const char *text, int len)
 		appendBinaryStringInfo(&code, attr.name, attr.len);
 	}
 	memcpy(c->data + c->code_len, code.data, code.len);
+
+	/* the canonical text must read back too: it spaces what the input may not */
+	if (strlen(loyalty_cond_print(c)) > COND_MAX_INPUT)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("condition is too long: its canonical form has more than %d bytes", COND_MAX_INPUT)));
 	return c;
 }

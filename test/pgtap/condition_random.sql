@@ -70,7 +70,11 @@ BEGIN
         s := format('(coalesce(pg_temp.n(%s) = any(ARRAY[%s]::numeric[]), false) or coalesce(pg_temp.t(%s) = any(ARRAY[%s]::text[]), false))',
                     val, coalesce(array_to_string(nums, ','), ''), val, coalesce(array_to_string(strs, ','), ''));
         IF c LIKE '% not in (%' THEN
-            s := format('(pg_temp.t(%s) is not null and not %s)', val, s);
+            -- not in: false unless the value compares with a literal of the list
+            s := format('((%s or %s) and not %s)',
+                        CASE WHEN cardinality(strs) > 0 THEN format('pg_temp.t(%s) is not null', val) ELSE 'false' END,
+                        CASE WHEN cardinality(nums) > 0 THEN format('pg_temp.n(%s) is not null', val) ELSE 'false' END,
+                        s);
         END IF;
     ELSIF kind = 3 THEN
         c := format('%s <@ %L', attr, p);
