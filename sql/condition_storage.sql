@@ -60,6 +60,7 @@ SELECT pg_temp.copy_in('\x02'::bytea || convert_to('price>5', 'UTF8')) AS bad_ve
 SELECT pg_temp.copy_in('\x01'::bytea || convert_to('price>', 'UTF8')) AS bad_syntax;
 SELECT pg_temp.copy_in('\x01'::bytea || convert_to('a between 2 and 1', 'UTF8')) AS bad_value;
 SELECT pg_temp.copy_in('\x01'::bytea || '\xff'::bytea) AS bad_encoding;
+SELECT pg_temp.copy_in(''::bytea) AS empty;
 
 -- stored bytes that do not read back are refused (XX001) by every reader;
 -- a binary-compatible cast stands in for a damaged disk

@@ -588,12 +588,12 @@ parse_function(Parser *p, const Token *first, const Token *name)
 	if (p->tok.kind != T_NUMBER)
 		expected(p, "a number of days", NULL);
 	parse_value(p, &days, NULL);
-	if (days.num.sign < 0 || days.num.ndigits > Max(days.num.exp, 0) || days.num.exp > 3)
-		bad_value(p, offset, "customer.birthday_within takes a whole number of days from 0 to 366", NULL);
 	n = new_node(COP_BIRTHDAY);
-	for (int i = 0; i < days.num.exp; i++)
+	for (int i = 0; i < days.num.exp && i < 4; i++)
 		n->days = n->days * 10 + (i < days.num.ndigits ? days.num.digits[i] - '0' : 0);
-	if (n->days > COND_MAX_BIRTHDAY)
+	/* a whole number (no digit past the point), not negative, at most 366 */
+	if (days.num.sign < 0 || days.num.ndigits > Max(days.num.exp, 0) || days.num.exp > 3 ||
+		n->days > COND_MAX_BIRTHDAY)
 		bad_value(p, offset, "customer.birthday_within takes a whole number of days from 0 to 366", NULL);
 	if (p->tok.kind != T_RPAREN)
 		expected(p, "\")\"", NULL);
