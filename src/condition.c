@@ -27,6 +27,7 @@
 #include "utils/numeric.h"
 
 #include "condcode.h"
+#include "conddocs.h"
 
 PG_FUNCTION_INFO_V1(loyalty_condition_in);
 PG_FUNCTION_INFO_V1(loyalty_condition_out);
@@ -51,11 +52,6 @@ PG_FUNCTION_INFO_V1(loyalty_match_all);
 
 static const char *const weekday_names[] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
 
-/* The documents a row of values is read from */
-typedef struct CondDocs
-{
-	Jsonb	   *doc[COND_NSCOPES];	/* line, receipt, customer; NULL if none */
-} CondDocs;
 
 /* condition_in(cstring): parse and compile */
 Datum
@@ -192,7 +188,7 @@ loyalty_condition_hash_extended(PG_FUNCTION_ARGS)
 
 /* Look a key up in doc, then in doc's "attributes" object */
 static bool
-find_key(Jsonb *doc, const char *name, int len, JsonbValue *out)
+find_in(Jsonb *doc, const char *name, int len, JsonbValue *out)
 {
 	JsonbValue	attrs;
 
@@ -204,6 +200,14 @@ find_key(Jsonb *doc, const char *name, int len, JsonbValue *out)
 		attrs.type != jbvBinary || !JsonContainerIsObject(attrs.val.binary.data))
 		return false;
 	return getKeyJsonValueFromContainer(attrs.val.binary.data, name, len, out) != NULL;
+}
+
+/* Look a key up in a scope's document, then in its fallback document */
+static bool
+find_key(const CondDocs *docs, CondScope scope, const char *name, int len, JsonbValue *out)
+{
+	return find_in(docs->doc[scope], name, len, out) ||
+		find_in(docs->fallback[scope], name, len, out);
 }
 
 /* Make v what a jsonb value holds */
@@ -273,9 +277,9 @@ receipt_date(const CondDocs *docs, int *y, int *m, int *d)
 {
 	JsonbValue	jv;
 
-	if (find_key(docs->doc[COND_RECEIPT], "date", 4, &jv))
+	if (find_key(docs, COND_RECEIPT, "date", 4, &jv))
 		return jv.type == jbvString && jv.val.string.len == 10 && read_ymd(&jv, y, m, d);
-	return find_key(docs->doc[COND_RECEIPT], "at", 2, &jv) && read_ymd(&jv, y, m, d);
+	return find_key(docs, COND_RECEIPT, "at", 2, &jv) && read_ymd(&jv, y, m, d);
 }
 
 /* Values that are derived when the documents do not give them */
@@ -291,7 +295,7 @@ derive_value(CondValue *v, CondScope scope, const char *name, int len, const Con
 	if (scope == COND_RECEIPT && NAME_IS("date"))
 	{
 		/* only reached when the receipt gives no "date" */
-		if (find_key(docs->doc[COND_RECEIPT], "at", 2, &jv) && read_ymd(&jv, &y, &m, &d))
+		if (find_key(docs, COND_RECEIPT, "at", 2, &jv) && read_ymd(&jv, &y, &m, &d))
 			loyalty_cond_set_text(v, jv.val.string.val, 10, true);
 	}
 	else if (scope == COND_RECEIPT && NAME_IS("weekday"))
@@ -301,7 +305,7 @@ derive_value(CondValue *v, CondScope scope, const char *name, int len, const Con
 	}
 	else if (scope == COND_RECEIPT && NAME_IS("hour"))
 	{
-		if (find_key(docs->doc[COND_RECEIPT], "at", 2, &jv) && read_ymd(&jv, &y, &m, &d) &&
+		if (find_key(docs, COND_RECEIPT, "at", 2, &jv) && read_ymd(&jv, &y, &m, &d) &&
 			jv.val.string.len >= 13 &&
 			(jv.val.string.val[10] == 'T' || jv.val.string.val[10] == ' '))
 		{
@@ -318,7 +322,7 @@ derive_value(CondValue *v, CondScope scope, const char *name, int len, const Con
 	}
 	else if (scope == COND_RECEIPT && NAME_IS("line_count"))
 	{
-		if (find_key(docs->doc[COND_RECEIPT], "lines", 5, &jv) && jv.type == jbvBinary &&
+		if (find_key(docs, COND_RECEIPT, "lines", 5, &jv) && jv.type == jbvBinary &&
 			JsonContainerIsArray(jv.val.binary.data))
 		{
 			char	   *s = psprintf("%u", JsonContainerSize(jv.val.binary.data));
@@ -333,7 +337,7 @@ derive_value(CondValue *v, CondScope scope, const char *name, int len, const Con
 					bd;
 		JsonbValue	birthday;
 
-		if (find_key(docs->doc[COND_CUSTOMER], "birthday", 8, &birthday) &&
+		if (find_key(docs, COND_CUSTOMER, "birthday", 8, &birthday) &&
 			birthday.type == jbvString && birthday.val.string.len == 10 &&
 			read_ymd(&birthday, &by, &bm, &bd) && receipt_date(docs, &y, &m, &d))
 		{
@@ -354,15 +358,15 @@ resolve_value(CondValue *v, CondScope scope, const char *name, int len, const Co
 	JsonbValue	jv;
 
 	memset(v, 0, sizeof(*v));
-	if (find_key(docs->doc[scope], name, len, &jv))
+	if (find_key(docs, scope, name, len, &jv))
 		set_jsonb_value(v, &jv);
 	else
 		derive_value(v, scope, name, len, docs);
 }
 
 /* Fill row[] for every id of dict in one scope (or all, scope < 0) */
-static void
-resolve_row(CondValue *row, const CondDict *dict, int scope, const CondDocs *docs)
+void
+loyalty_cond_resolve_row(CondValue *row, const CondDict *dict, int scope, const CondDocs *docs)
 {
 	for (int id = 0; id < loyalty_cond_dict_size(dict); id++)
 	{
@@ -416,6 +420,7 @@ cached_program(FunctionCallInfo fcinfo, Condition *c)
 static void
 call_docs(FunctionCallInfo fcinfo, int first, CondDocs *docs)
 {
+	memset(docs, 0, sizeof(*docs));
 	for (int s = 0; s < COND_NSCOPES; s++)
 		docs->doc[s] = (PG_NARGS() > first + s && !PG_ARGISNULL(first + s))
 			? PG_GETARG_JSONB_P(first + s) : NULL;
@@ -432,7 +437,7 @@ loyalty_matches(PG_FUNCTION_ARGS)
 
 	call_docs(fcinfo, 1, &docs);
 	row = palloc((loyalty_cond_dict_size(cache->dict) + 1) * sizeof(CondValue));
-	resolve_row(row, cache->dict, -1, &docs);
+	loyalty_cond_resolve_row(row, cache->dict, -1, &docs);
 	PG_RETURN_BOOL(loyalty_cond_eval(cache->program, row));
 }
 
@@ -478,7 +483,7 @@ value_jsonb(const CondValue *v, CondScope scope, const char *name, int len,
 	JsonbValue	jv;
 
 	*isnull = false;
-	if (find_key(docs->doc[scope], name, len, &jv) && jv.type != jbvNull)
+	if (find_key(docs, scope, name, len, &jv) && jv.type != jbvNull)
 		return PointerGetDatum(JsonbValueToJsonb(&jv));
 	if (v->kind != COND_SCALAR)
 	{
@@ -545,7 +550,7 @@ loyalty_condition_explain(PG_FUNCTION_ARGS)
 
 	call_docs(fcinfo, 1, &docs);
 	row = palloc((loyalty_cond_dict_size(dict) + 1) * sizeof(CondValue));
-	resolve_row(row, dict, -1, &docs);
+	loyalty_cond_resolve_row(row, dict, -1, &docs);
 	InitMaterializedSRF(fcinfo, 0);
 	out.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	out.dict = dict;
@@ -595,8 +600,8 @@ loyalty_match_all(PG_FUNCTION_ARGS)
 	call_docs(fcinfo, 1, &docs);
 	docs.doc[COND_LINE] = NULL;
 	row = palloc0((loyalty_cond_dict_size(dict) + 1) * sizeof(CondValue));
-	resolve_row(row, dict, COND_RECEIPT, &docs);
-	resolve_row(row, dict, COND_CUSTOMER, &docs);
+	loyalty_cond_resolve_row(row, dict, COND_RECEIPT, &docs);
+	loyalty_cond_resolve_row(row, dict, COND_CUSTOMER, &docs);
 	loyalty_cond_index_receipt(index, row);
 
 	InitMaterializedSRF(fcinfo, 0);
@@ -620,7 +625,7 @@ loyalty_match_all(PG_FUNCTION_ARGS)
 		MemoryContextReset(linecxt);
 		old = MemoryContextSwitchTo(linecxt);
 		docs.doc[COND_LINE] = JsonbValueToJsonb(&line);
-		resolve_row(row, dict, COND_LINE, &docs);
+		loyalty_cond_resolve_row(row, dict, COND_LINE, &docs);
 		count = loyalty_cond_index_line(index, row, matched);
 		MemoryContextSwitchTo(old);
 		for (int i = 0; i < count; i++)

@@ -17,6 +17,7 @@
 #include "utils/jsonb.h"
 
 #include "jsonbuild.h"
+#include "customer.h"
 #include "program.h"
 
 PG_FUNCTION_INFO_V1(loyalty_identify);
@@ -322,4 +323,44 @@ loyalty_normalize_identifier(PG_FUNCTION_ARGS)
 	if (out == NULL)
 		ReportNormError(&err);
 	PG_RETURN_TEXT_P(cstring_to_text(out));
+}
+
+/*
+ * The customer a receipt names by an identifier of the given kind (card,
+ * phone, email or id): true with *id; false with *reason (invalid_identifier,
+ * not_found, identifier_blocked, identifier_replaced).  The caller is
+ * connected to SPI; *reason is allocated in resultcxt.
+ */
+bool
+FindReceiptCustomer(const char *program_code, const char *kind_name, const char *value,
+					MemoryContext resultcxt, int64 *id, char **reason)
+{
+	LoyaltyProgram program;
+	IdentKind	kind;
+	NormError	err;
+	Candidate	cand;
+	FoundCustomer found;
+
+	if (!ParseIdentKind(kind_name, true, &kind))
+		elog(ERROR, "unknown identifier kind \"%s\"", kind_name);
+	LoadProgram(program_code, &program);
+	cand.kind = kind;
+	cand.value = NormalizeAs(&program, kind, value, &err);
+	if (cand.value == NULL)
+	{
+		*reason = MemoryContextStrdup(resultcxt, "invalid_identifier");
+		return false;
+	}
+	if (!LookupCandidate(&program, &cand, resultcxt, &found))
+	{
+		*reason = MemoryContextStrdup(resultcxt, "not_found");
+		return false;
+	}
+	if (strcmp(found.ident_status, "active") != 0)
+	{
+		*reason = MemoryContextStrdup(resultcxt, psprintf("identifier_%s", found.ident_status));
+		return false;
+	}
+	*id = found.id;
+	return true;
 }

@@ -84,6 +84,17 @@ JbInt(JsonBuild *jb, const char *key, int64 value)
 	Value(jb, key, &v);
 }
 
+/* A number member */
+void
+JbNumeric(JsonBuild *jb, const char *key, Numeric value)
+{
+	JsonbValue	v;
+
+	v.type = jbvNumeric;
+	v.val.numeric = value;
+	Value(jb, key, &v);
+}
+
 void
 JbBool(JsonBuild *jb, const char *key, bool value)
 {

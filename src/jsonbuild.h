@@ -8,6 +8,7 @@
 #define LOYALTY_JSONBUILD_H
 
 #include "utils/jsonb.h"
+#include "utils/numeric.h"
 
 typedef JsonbParseState *JsonBuild;
 
@@ -17,6 +18,7 @@ extern void JbBeginArray(JsonBuild *jb, const char *key);
 extern void JbEndArray(JsonBuild *jb);
 extern void JbText(JsonBuild *jb, const char *key, const char *value);
 extern void JbInt(JsonBuild *jb, const char *key, int64 value);
+extern void JbNumeric(JsonBuild *jb, const char *key, Numeric value);
 extern void JbBool(JsonBuild *jb, const char *key, bool value);
 extern void JbNull(JsonBuild *jb, const char *key);
 extern void JbJsonb(JsonBuild *jb, const char *key, Jsonb *value);

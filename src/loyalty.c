@@ -9,6 +9,9 @@
 #include "fmgr.h"
 #include "utils/guc.h"
 
+#include "calculate.h"
+#include "catalog.h"
+
 PG_MODULE_MAGIC;
 
 void		_PG_init(void);
@@ -17,5 +20,7 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
+	loyalty_calculate_init();
+	loyalty_catalog_init();
 	MarkGUCPrefixReserved("loyalty");
 }

@@ -1,11 +1,13 @@
 -- Schema objects, their owners and their grants.
 BEGIN;
-SELECT plan(32);
+SELECT plan(33);
 
 SELECT has_extension('loyalty');
 SELECT has_schema('loyalty');
 SELECT tables_are('loyalty', ARRAY['program', 'currency', 'customer', 'identifier', 'customer_log', 'product',
-                                   'wallet', 'ledger', 'lot', 'hold']);
+                                   'wallet', 'ledger', 'lot', 'hold', 'promotion', 'coupon',
+                                   'personal_offer', 'counter', 'segment', 'segment_member',
+                                   'catalog_generation']);
 SELECT views_are('loyalty', ARRAY['lot_usage', 'balances', 'ledger_entries', 'liability']);
 SELECT functions_are('loyalty', ARRAY[
     'normalize_phone', 'normalize_card', 'normalize_email', 'phone_country_valid',
@@ -17,7 +19,8 @@ SELECT functions_are('loyalty', ARRAY[
     'condition_in', 'condition_out', 'condition_recv', 'condition_send', 'condition_cmp',
     'condition_eq', 'condition_ne', 'condition_lt', 'condition_le', 'condition_gt', 'condition_ge',
     'condition_hash', 'condition_hash_extended', 'matches', 'condition_attributes',
-    'condition_explain', 'match_all']);
+    'condition_explain', 'match_all', 'catalog_changed', 'catalog_generation',
+    'normalize_benefit', 'promotion_check', 'calculate']);
 SELECT has_type('loyalty', 'condition', 'the type loyalty.condition exists');
 SELECT has_opclass('loyalty', 'condition_ops', 'conditions sort with a btree opclass');
 SELECT has_opclass('loyalty', 'condition_hash_ops', 'conditions hash with a hash opclass');
@@ -25,6 +28,9 @@ SELECT has_operator('loyalty.condition', 'loyalty', '@@', 'jsonb', 'boolean',
                     'condition @@ line is the matching operator');
 SELECT has_function('public', 'loyalty_identify', ARRAY['text', 'text', 'text'],
                     'the checkout name public.loyalty_identify exists');
+SELECT is((SELECT prosrc FROM pg_proc WHERE oid = 'public.loyalty_calculate(jsonb)'::regprocedure),
+          (SELECT prosrc FROM pg_proc WHERE oid = 'loyalty.calculate(jsonb)'::regprocedure),
+          'public.loyalty_calculate is the same C symbol as loyalty.calculate');
 SELECT is((SELECT prosrc FROM pg_proc WHERE oid = 'public.loyalty_identify(text,text,text)'::regprocedure),
           (SELECT prosrc FROM pg_proc WHERE oid = 'loyalty.identify(text,text,text)'::regprocedure),
           'public.loyalty_identify is the same C symbol as loyalty.identify');
@@ -54,7 +60,9 @@ SELECT set_eq(
     ARRAY['loyalty.program', 'loyalty.program_id_seq', 'loyalty.currency', 'loyalty.customer',
           'loyalty.customer_id_seq', 'loyalty.identifier', 'loyalty.customer_log',
           'loyalty.customer_log_id_seq', 'loyalty.wallet', 'loyalty.ledger', 'loyalty.lot',
-          'loyalty.lot_id_seq', 'loyalty.hold', 'loyalty.hold_id_seq', 'loyalty.product'],
+          'loyalty.lot_id_seq', 'loyalty.hold', 'loyalty.hold_id_seq', 'loyalty.product',
+          'loyalty.promotion', 'loyalty.promotion_id_seq', 'loyalty.coupon', 'loyalty.coupon_id_seq',
+          'loyalty.personal_offer', 'loyalty.counter', 'loyalty.segment', 'loyalty.segment_member'],
     'every table and sequence is marked for pg_dump');
 
 -- Functions with the owner's rights pin search_path and are not public.

@@ -1,0 +1,1667 @@
+/*
+ * src/calculate.c
+ *
+ * loyalty.calculate(receipt jsonb) returns jsonb: read the receipt, find
+ * the customer with their wallets, lots, segments, personal offers, coupons
+ * and counters, match every line against the compiled catalogue, keep the
+ * promotions whose gates hold, search the best combination (src/search.c),
+ * and answer with every amount spread over the lines.  Writes nothing; the
+ * same receipt at the same "at" gives the same answer.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_collation_d.h"
+#include "catalog/pg_type_d.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/datetime.h"
+#include "utils/formatting.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "calculate.h"
+#include "catalog.h"
+#include "condcode.h"
+#include "conddocs.h"
+#include "customer.h"
+#include "jsonbuild.h"
+#include "jsonread.h"
+#include "program.h"
+#include "search.h"
+
+PG_FUNCTION_INFO_V1(loyalty_calculate);
+
+int			loyalty_max_lines = 1000;
+int			loyalty_max_receipt_bytes = 1048576;
+double		loyalty_search_budget_ms = 5.0;
+
+#define QTY_EXPONENT 3			/* quantities to thousandths */
+#define MAX_CODE 64
+
+void
+loyalty_calculate_init(void)
+{
+	DefineCustomIntVariable("loyalty.max_lines",
+							"Most lines calculate accepts in one receipt.",
+							NULL, &loyalty_max_lines, 1000, 1, 100000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("loyalty.max_receipt_size",
+							"Largest receipt document calculate accepts.",
+							NULL, &loyalty_max_receipt_bytes, 1048576, 1024, 64 * 1048576,
+							PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
+	DefineCustomRealVariable("loyalty.search_time_budget",
+							 "Milliseconds the best-benefit search may take before it answers with the best found.",
+							 NULL, &loyalty_search_budget_ms, 5.0, 0.1, 10000.0,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+}
+
+/* A line of the receipt */
+typedef struct RLine
+{
+	int32		no;
+	char	   *sku;
+	int64		qty_milli;
+	int64		unit_price;
+	int64		amount;
+	Jsonb	   *doc;
+	Jsonb	   *product;
+	CondValue  *row;
+} RLine;
+
+/* A points currency's request: none, as many as allowed, or an amount */
+#define REQUEST_NONE	(-2)
+#define REQUEST_MAX		(-1)
+
+typedef struct Coupon
+{
+	char	   *code;			/* as sent */
+	bool		found;
+	int64		promotion_id;
+	char	   *kind;
+	int64		customer_id;	/* personal; 0 otherwise */
+	int32		uses;
+	int32		use_limit;		/* 0: none */
+	bool		in_window;
+	char	   *state;
+	const char *reason;			/* why rejected, or NULL */
+	int			promo;			/* catalogue index of its promotion, or -1 */
+} Coupon;
+
+typedef struct Wallet
+{
+	char	   *currency;
+	int64		balance;
+	int64		held;
+	int64		version;
+	int64		effective;		/* lots valid at "at" */
+} CWallet;
+
+typedef struct CLot
+{
+	int64		id;
+	int			currency;
+	int64		remaining;
+	char	   *restriction;
+	CondProgram *restrict_prog;
+	char	   *valid_to;
+	char	   *kind;
+} CLot;
+
+/* Everything one call reads */
+typedef struct Calc
+{
+	Catalog    *cat;
+	Jsonb	   *doc;
+	JsonDoc		jd;
+	char	   *receipt_id;
+	char	   *store;
+	char	   *city;
+	char	   *country;
+	char	   *channel;
+	TimestampTz at;
+	char	   *at_text;		/* local wall-clock text the window checks read */
+	int			weekday;		/* ISO 1..7 of the local date */
+	int			hour;
+	DateADT		local_date;
+	int			nlines;
+	RLine	   *lines;
+	int			ncoupons;
+	Coupon	   *coupons;
+	int64	   *request;		/* per catalogue currency */
+	bool		exhaustive;
+	/* the customer */
+	bool		identified;		/* an identifier was sent */
+	bool		found;
+	char	   *not_found_reason;
+	int64		customer_id;
+	char	   *status;
+	char	   *tier;
+	char	   *birth_date;
+	StrList		segments;
+	Jsonb	   *customer_doc;
+	int			nwallets;
+	CWallet    *wallets;
+	int64	   *held;			/* per catalogue currency */
+	int64	   *spendable;
+	int			nlots;
+	CLot	   *lots;
+	/* per catalogue promotion */
+	int32	   *offer_uses;		/* personal offer: -1 none, -2 unlimited, else uses left */
+	bool	   *has_coupon;
+	/* conditions */
+	CondValue  *base_row;
+	int			nattrs;
+} Calc;
+
+/* ---- reading the receipt ---- */
+
+static char *
+OptString(Calc *c, const char *key, int maxlen)
+{
+	JsonbValue	v;
+
+	if (!JrKey(&c->doc->root, key, &v) || v.type == jbvNull)
+		return NULL;
+	return JrString(&c->jd, key, &v, maxlen);
+}
+
+static void
+ReadAt(Calc *c)
+{
+	JsonbValue	v;
+	struct pg_tm tm;
+	fsec_t		fsec;
+	int			tz;
+
+	if (JrKey(&c->doc->root, "at", &v) && v.type != jbvNull)
+	{
+		char	   *text = JrString(&c->jd, "at", &v, 64);
+		char	   *field[MAXDATEFIELDS];
+		int			ftype[MAXDATEFIELDS];
+		char		workbuf[MAXDATELEN + MAXDATEFIELDS];
+		int			nf;
+		int			dtype;
+		int			dterr;
+
+		dterr = ParseDateTime(text, workbuf, sizeof(workbuf), field, ftype, MAXDATEFIELDS, &nf);
+		if (dterr == 0)
+			dterr = DecodeDateTime(field, ftype, nf, &dtype, &tm, &fsec, &tz);
+		if (dterr != 0 || dtype != DTK_DATE)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_DATETIME_FORMAT),
+					 errmsg("receipt field \"at\" is not a timestamp: \"%s\"", text),
+					 errhint("Send the store's local time with its offset, e.g. \"2026-03-07T12:30:00+03:00\".")));
+		/* the local wall clock is what is written; the instant takes the offset */
+		if (tm2timestamp(&tm, fsec, &tz, &c->at) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+					 errmsg("receipt field \"at\" is out of range: \"%s\"", text)));
+		c->at_text = text;
+	}
+	else
+	{
+		pg_time_t	t;
+
+		c->at = GetCurrentTransactionStartTimestamp();
+		if (timestamp2tm(c->at, &tz, &tm, &fsec, NULL, NULL) != 0)
+			elog(ERROR, "timestamp out of range");
+		(void) t;
+		c->at_text = psprintf("%04d-%02d-%02dT%02d:%02d:%02d",
+							  tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	}
+	c->local_date = date2j(tm.tm_year, tm.tm_mon, tm.tm_mday) - POSTGRES_EPOCH_JDATE;
+	c->weekday = j2day(c->local_date + POSTGRES_EPOCH_JDATE);
+	if (c->weekday == 0)
+		c->weekday = 7;
+	c->hour = tm.tm_hour;
+}
+
+/* A Jsonb of its own for a container inside the receipt */
+static Jsonb *
+ContainerJsonb(JsonbValue *v)
+{
+	return JsonbValueToJsonb(v);
+}
+
+static void
+ReadLines(Calc *c)
+{
+	JsonbValue	v;
+	JsonbIterator *it;
+	JsonbValue	e;
+	JsonbIteratorToken tok;
+	int			n = 0;
+	int			max_lines = loyalty_max_lines;
+
+	if (!JrKey(&c->doc->root, "lines", &v))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("receipt field \"lines\" is missing"),
+				 errhint("A receipt needs at least one line: {\"lines\": [{\"line\": 1, \"sku\": \"A1\", \"qty\": 1, \"price\": 100.00}]}.")));
+	if (!JrIsArray(&v) || JsonContainerSize(v.val.binary.data) == 0)
+		JrFail(&c->jd, "lines", "a non-empty array of lines");
+	if ((int) JsonContainerSize(v.val.binary.data) > max_lines)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("receipt has %u lines, more than loyalty.max_lines (%d)",
+						JsonContainerSize(v.val.binary.data), max_lines)));
+	c->lines = palloc0(sizeof(RLine) * JsonContainerSize(v.val.binary.data));
+	it = JsonbIteratorInit(v.val.binary.data);
+	while ((tok = JsonbIteratorNext(&it, &e, true)) != WJB_DONE)
+	{
+		RLine	   *l;
+		JsonbValue	f;
+		JsonbContainer *obj;
+		char	   *path;
+		int128		amount;
+
+		if (tok != WJB_ELEM)
+			continue;
+		l = &c->lines[n];
+		if (!JrIsObject(&e))
+			JrFail(&c->jd, psprintf("lines[%d]", n), "an object");
+		obj = e.val.binary.data;
+		l->doc = ContainerJsonb(&e);
+		l->no = n + 1;
+		if (JrKey(obj, "line", &f))
+			l->no = JrInt(&c->jd, psprintf("lines[%d].line", n), &f, 1, 1000000);
+		for (int j = 0; j < n; j++)
+			if (c->lines[j].no == l->no)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("receipt field \"lines[%d].line\" repeats line number %d", n, l->no),
+						 errhint("Every line of a receipt needs a number of its own.")));
+		if (JrKey(obj, "sku", &f) && f.type != jbvNull)
+			l->sku = JrString(&c->jd, psprintf("lines[%d].sku", n), &f, 128);
+		path = psprintf("lines[%d].qty", n);
+		if (!JrKey(obj, "qty", &f))
+			JrFail(&c->jd, path, "a number greater than 0");
+		if (f.type == jbvNumeric && !numeric_is_nan(f.val.numeric) &&
+			!numeric_is_inf(f.val.numeric) &&
+			DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(f.val.numeric),
+											  NumericGetDatum(int64_to_numeric(0)))) <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("receipt field \"%s\" must be greater than 0", path)));
+		l->qty_milli = JrScaled(&c->jd, path, &f, QTY_EXPONENT, 1, INT64CONST(1000000000), NULL);
+		path = psprintf("lines[%d].price", n);
+		if (!JrKey(obj, "price", &f))
+			JrFail(&c->jd, path, "a number");
+		l->unit_price = JrScaled(&c->jd, path, &f, c->cat->money_exponent, 0,
+								 INT64CONST(100000000000000), NULL);
+		amount = ((int128) l->unit_price * l->qty_milli + 500) / 1000;
+		if (amount > INT64CONST(100000000000000))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("receipt line %d comes to more than the calculation accepts", l->no)));
+		l->amount = (int64) amount;
+		if (JrKey(obj, "attributes", &f) && !JrIsObject(&f) && f.type != jbvNull)
+			JrFail(&c->jd, psprintf("lines[%d].attributes", n), "an object");
+		n++;
+	}
+	c->nlines = n;
+}
+
+/* "points": "max", a number (the default currency), or {"currency": "max" | number} */
+static void
+ReadPoints(Calc *c)
+{
+	Catalog    *cat = c->cat;
+	JsonbValue	v;
+
+	c->request = palloc(sizeof(int64) * Max(cat->ncurrencies, 1));
+	for (int i = 0; i < cat->ncurrencies; i++)
+		c->request[i] = REQUEST_NONE;
+	if (!JrKey(&c->doc->root, "points", &v) || v.type == jbvNull)
+		return;
+	if (v.type == jbvString || v.type == jbvNumeric)
+	{
+		int			d = cat->default_currency;
+
+		if (v.type == jbvString)
+		{
+			if (v.val.string.len != 3 || memcmp(v.val.string.val, "max", 3) != 0)
+				JrFail(&c->jd, "points", "\"max\", a number of points, or an object by currency");
+			c->request[d] = REQUEST_MAX;
+		}
+		else
+			c->request[d] = JrScaled(&c->jd, "points", &v, cat->currencies[d].exponent, 0,
+									 INT64CONST(1000000000000), NULL);
+		return;
+	}
+	if (!JrIsObject(&v))
+		JrFail(&c->jd, "points", "\"max\", a number of points, or an object by currency");
+	{
+		JsonbIterator *it = JsonbIteratorInit(v.val.binary.data);
+		JsonbValue	k;
+		JsonbIteratorToken tok;
+
+		while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+		{
+			char	   *code;
+			char	   *path;
+			JsonbValue	val;
+			int			i;
+
+			if (tok != WJB_KEY)
+				continue;
+			code = pnstrdup(k.val.string.val, k.val.string.len);
+			path = psprintf("points.%s", code);
+			for (i = 0; i < cat->ncurrencies; i++)
+				if (strcmp(cat->currencies[i].code, code) == 0)
+					break;
+			if (i == cat->ncurrencies)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_OBJECT),
+						 errmsg("receipt field \"%s\" names an unknown points currency", path),
+						 errhint("The programme's currencies are in loyalty.currency.")));
+			tok = JsonbIteratorNext(&it, &val, true);
+			if (val.type == jbvString && val.val.string.len == 3 &&
+				memcmp(val.val.string.val, "max", 3) == 0)
+				c->request[i] = REQUEST_MAX;
+			else
+				c->request[i] = JrScaled(&c->jd, path, &val, cat->currencies[i].exponent, 0,
+										 INT64CONST(1000000000000), NULL);
+		}
+	}
+}
+
+static void
+ReadCoupons(Calc *c)
+{
+	JsonbValue	v;
+	JsonbIterator *it;
+	JsonbValue	e;
+	JsonbIteratorToken tok;
+	int			n = 0;
+
+	if (!JrKey(&c->doc->root, "coupons", &v) || v.type == jbvNull)
+		return;
+	if (!JrIsArray(&v))
+		JrFail(&c->jd, "coupons", "an array of coupon codes");
+	if (JsonContainerSize(v.val.binary.data) > 100)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("receipt field \"coupons\" has more than 100 codes")));
+	c->coupons = palloc0(sizeof(Coupon) * Max(JsonContainerSize(v.val.binary.data), 1));
+	it = JsonbIteratorInit(v.val.binary.data);
+	while ((tok = JsonbIteratorNext(&it, &e, true)) != WJB_DONE)
+		if (tok == WJB_ELEM)
+		{
+			c->coupons[n].code = JrString(&c->jd, psprintf("coupons[%d]", n), &e, MAX_CODE);
+			c->coupons[n].promo = -1;
+			n++;
+		}
+	c->ncoupons = n;
+}
+
+/* The customer object: exactly one of card, phone, email, id */
+static void
+ReadCustomer(Calc *c, MemoryContext callcxt)
+{
+	static const char *const kinds[] = {"card", "phone", "email", "id", NULL};
+	JsonbValue	v;
+	JsonbValue	f;
+	const char *kind = NULL;
+	char	   *value = NULL;
+
+	if (!JrKey(&c->doc->root, "customer", &v) || v.type == jbvNull)
+		return;
+	if (!JrIsObject(&v))
+		JrFail(&c->jd, "customer", "an object with one of card, phone, email or id");
+	JrUnknownKeys(&c->jd, "customer", v.val.binary.data, kinds);
+	for (const char *const *k = kinds; *k; k++)
+		if (JrKey(v.val.binary.data, *k, &f))
+		{
+			char	   *path = psprintf("customer.%s", *k);
+
+			if (kind)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("receipt field \"customer\" names the customer twice (%s and %s)", kind, *k)));
+			kind = *k;
+			if (f.type == jbvNumeric && strcmp(kind, "id") == 0)
+				value = psprintf("%lld", (long long) JrScaled(&c->jd, path, &f, 0, 1, PG_INT64_MAX, NULL));
+			else
+				value = JrString(&c->jd, path, &f, 320);
+		}
+	if (kind == NULL)
+		JrFail(&c->jd, "customer", "an object with one of card, phone, email or id");
+	c->identified = true;
+	c->found = FindReceiptCustomer(c->cat->code, kind, value, callcxt,
+								   &c->customer_id, &c->not_found_reason);
+}
+
+/* ---- reading the database ---- */
+
+static SPIPlanPtr
+Kept(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types)
+{
+	if (*plan == NULL)
+		*plan = PrepareKept(sql, nargs, types);
+	return *plan;
+}
+
+/* Products of the lines that name a sku, as documents conditions read */
+static void
+LoadProducts(Calc *c)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[2] = {INT8OID, TEXTARRAYOID};
+	Datum	   *skus = palloc(sizeof(Datum) * c->nlines);
+	int			n = 0;
+	Datum		args[2];
+
+	for (int i = 0; i < c->nlines; i++)
+		if (c->lines[i].sku)
+			skus[n++] = CStringGetTextDatum(c->lines[i].sku);
+	if (n == 0)
+		return;
+	args[0] = Int64GetDatum(c->cat->program_id);
+	args[1] = PointerGetDatum(construct_array(skus, n, TEXTOID, -1, false, TYPALIGN_INT));
+	if (SPI_execute_plan(Kept(&plan,
+							  "SELECT sku, pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
+							  " 'sku', sku, 'name', name, 'category', category, 'brand', brand,"
+							  " 'attributes', attributes))"
+							  " FROM loyalty.product WHERE program_id OPERATOR(pg_catalog.=) $1"
+							  " AND sku OPERATOR(pg_catalog.=) ANY ($2)", 2, types),
+						 args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read loyalty.product");
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	t = SPI_tuptable->vals[r];
+		char	   *sku = SPI_getvalue(t, SPI_tuptable->tupdesc, 1);
+		bool		isnull;
+		Jsonb	   *doc = DatumGetJsonbPCopy(SPI_getbinval(t, SPI_tuptable->tupdesc, 2, &isnull));
+
+		for (int i = 0; i < c->nlines; i++)
+			if (c->lines[i].sku && strcmp(c->lines[i].sku, sku) == 0)
+				c->lines[i].product = doc;
+	}
+}
+
+static int
+CurrencyIndex(Catalog *cat, const char *code)
+{
+	for (int i = 0; i < cat->ncurrencies; i++)
+		if (strcmp(cat->currencies[i].code, code) == 0)
+			return i;
+	return -1;
+}
+
+/* The customer's row, segments, wallets, holds, lots and personal offers */
+static void
+LoadCustomer(Calc *c)
+{
+	static SPIPlanPtr cust_plan = NULL;
+	static SPIPlanPtr wallet_plan = NULL;
+	static SPIPlanPtr lot_plan = NULL;
+	static SPIPlanPtr offer_plan = NULL;
+	Catalog    *cat = c->cat;
+	Oid			types2[2] = {INT8OID, TIMESTAMPTZOID};
+	Datum		args[2];
+	bool		isnull;
+
+	args[0] = Int64GetDatum(c->customer_id);
+	args[1] = TimestampTzGetDatum(c->at);
+
+	if (SPI_execute_plan(Kept(&cust_plan,
+							  "SELECT c.status, c.tier, pg_catalog.to_char(c.birth_date, 'YYYY-MM-DD'),"
+							  " ARRAY(SELECT m.segment FROM loyalty.segment_member m"
+							  "       WHERE m.customer_id OPERATOR(pg_catalog.=) c.id ORDER BY m.segment),"
+							  " pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
+							  "  'id', c.id, 'status', c.status, 'tier', c.tier,"
+							  "  'birthday', pg_catalog.to_char(c.birth_date, 'YYYY-MM-DD'),"
+							  "  'home_city', c.home_city,"
+							  "  'segments', ARRAY(SELECT m.segment FROM loyalty.segment_member m"
+							  "       WHERE m.customer_id OPERATOR(pg_catalog.=) c.id ORDER BY m.segment),"
+							  "  'attributes', c.attributes))"
+							  " FROM loyalty.customer c WHERE c.id OPERATOR(pg_catalog.=) $1",
+							  2, types2),
+						 args, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read customer %lld", (long long) c->customer_id);
+	{
+		HeapTuple	t = SPI_tuptable->vals[0];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+
+		c->status = SPI_getvalue(t, d, 1);
+		c->tier = SPI_getvalue(t, d, 2);
+		c->birth_date = SPI_getvalue(t, d, 3);
+		{
+			Datum		arr = SPI_getbinval(t, d, 4, &isnull);
+			Datum	   *elems;
+			bool	   *nulls;
+			int			n;
+
+			deconstruct_array(DatumGetArrayTypeP(arr), TEXTOID, -1, false, TYPALIGN_INT,
+							  &elems, &nulls, &n);
+			c->segments.items = palloc(sizeof(char *) * Max(n, 1));
+			for (int i = 0; i < n; i++)
+				c->segments.items[c->segments.n++] = TextDatumGetCString(elems[i]);
+		}
+		c->customer_doc = DatumGetJsonbPCopy(SPI_getbinval(t, d, 5, &isnull));
+	}
+
+	/* wallets with what is held at "at" */
+	if (SPI_execute_plan(Kept(&wallet_plan,
+							  "SELECT w.currency, w.balance, w.version,"
+							  " COALESCE((SELECT pg_catalog.sum(h.amount) FROM loyalty.hold h"
+							  "  WHERE h.customer_id OPERATOR(pg_catalog.=) w.customer_id"
+							  "  AND h.currency OPERATOR(pg_catalog.=) w.currency"
+							  "  AND h.status OPERATOR(pg_catalog.=) 'active'"
+							  "  AND h.expires_at OPERATOR(pg_catalog.>) $2), 0)::int8"
+							  " FROM loyalty.wallet w WHERE w.customer_id OPERATOR(pg_catalog.=) $1"
+							  " ORDER BY w.currency", 2, types2),
+						 args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read loyalty.wallet");
+	c->nwallets = SPI_processed;
+	c->wallets = palloc0(sizeof(CWallet) * Max(c->nwallets, 1));
+	for (int i = 0; i < c->nwallets; i++)
+	{
+		HeapTuple	t = SPI_tuptable->vals[i];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+
+		c->wallets[i].currency = SPI_getvalue(t, d, 1);
+		c->wallets[i].balance = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
+		c->wallets[i].version = DatumGetInt64(SPI_getbinval(t, d, 3, &isnull));
+		c->wallets[i].held = DatumGetInt64(SPI_getbinval(t, d, 4, &isnull));
+	}
+
+	/* lots valid at "at", in spending order: restricted first, then soonest to expire */
+	if (SPI_execute_plan(Kept(&lot_plan,
+							  "SELECT id, currency, remaining, restriction,"
+							  " pg_catalog.to_char(valid_to, 'YYYY-MM-DD\"T\"HH24:MI:SSOF'), kind"
+							  " FROM loyalty.lot WHERE customer_id OPERATOR(pg_catalog.=) $1 AND live"
+							  " AND valid_from OPERATOR(pg_catalog.<=) $2"
+							  " AND (valid_to IS NULL OR valid_to OPERATOR(pg_catalog.>) $2)"
+							  " ORDER BY restriction IS NULL, valid_to NULLS LAST, priority DESC, id",
+							  2, types2),
+						 args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read loyalty.lot");
+	c->lots = palloc0(sizeof(CLot) * Max(SPI_processed, 1));
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	t = SPI_tuptable->vals[r];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+		CLot	   *lot = &c->lots[c->nlots];
+		char	   *cur = SPI_getvalue(t, d, 2);
+
+		lot->currency = CurrencyIndex(cat, cur);
+		if (lot->currency < 0)
+			continue;
+		lot->id = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
+		lot->remaining = DatumGetInt64(SPI_getbinval(t, d, 3, &isnull));
+		lot->restriction = SPI_getvalue(t, d, 4);
+		lot->valid_to = SPI_getvalue(t, d, 5);
+		lot->kind = SPI_getvalue(t, d, 6);
+		for (int w = 0; w < c->nwallets; w++)
+			if (strcmp(c->wallets[w].currency, cur) == 0)
+				c->wallets[w].effective += lot->remaining;
+		c->nlots++;
+	}
+
+	/* personal offers usable at "at" */
+	if (SPI_execute_plan(Kept(&offer_plan,
+							  "SELECT promotion_id, COALESCE(uses_left, -2)"
+							  " FROM loyalty.personal_offer WHERE customer_id OPERATOR(pg_catalog.=) $1"
+							  " AND valid OPERATOR(pg_catalog.@>) $2", 2, types2),
+						 args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read loyalty.personal_offer");
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		int64		pid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
+		int32		uses = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull));
+
+		for (int k = 0; k < cat->npromos; k++)
+			if (cat->promos[k].id == pid)
+				c->offer_uses[k] = uses;
+	}
+}
+
+static void
+LoadCoupons(Calc *c)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[3] = {INT8OID, TEXTARRAYOID, TIMESTAMPTZOID};
+	Datum		args[3];
+	Datum	   *codes;
+	bool		isnull;
+
+	if (c->ncoupons == 0)
+		return;
+	codes = palloc(sizeof(Datum) * c->ncoupons);
+	for (int i = 0; i < c->ncoupons; i++)
+		codes[i] = CStringGetTextDatum(c->coupons[i].code);
+	args[0] = Int64GetDatum(c->cat->program_id);
+	args[1] = PointerGetDatum(construct_array(codes, c->ncoupons, TEXTOID, -1, false, TYPALIGN_INT));
+	args[2] = TimestampTzGetDatum(c->at);
+	if (SPI_execute_plan(Kept(&plan,
+							  "SELECT pg_catalog.lower(code), promotion_id, kind, COALESCE(customer_id, 0),"
+							  " uses, COALESCE(use_limit, CASE kind WHEN 'multi_use' THEN 0 ELSE 1 END),"
+							  " valid OPERATOR(pg_catalog.@>) $3, state"
+							  " FROM loyalty.coupon WHERE program_id OPERATOR(pg_catalog.=) $1"
+							  " AND pg_catalog.lower(code) OPERATOR(pg_catalog.=) ANY"
+							  "  (SELECT pg_catalog.lower(x) FROM pg_catalog.unnest($2) x)", 3, types),
+						 args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read loyalty.coupon");
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	t = SPI_tuptable->vals[r];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+		char	   *lower = SPI_getvalue(t, d, 1);
+
+		for (int i = 0; i < c->ncoupons; i++)
+		{
+			Coupon	   *cp = &c->coupons[i];
+			char	   *mine = str_tolower(cp->code, strlen(cp->code), DEFAULT_COLLATION_OID);
+
+			if (strcmp(mine, lower) != 0)
+				continue;
+			cp->found = true;
+			cp->promotion_id = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
+			cp->kind = SPI_getvalue(t, d, 3);
+			cp->customer_id = DatumGetInt64(SPI_getbinval(t, d, 4, &isnull));
+			cp->uses = DatumGetInt32(SPI_getbinval(t, d, 5, &isnull));
+			cp->use_limit = DatumGetInt32(SPI_getbinval(t, d, 6, &isnull));
+			cp->in_window = DatumGetBool(SPI_getbinval(t, d, 7, &isnull));
+			cp->state = SPI_getvalue(t, d, 8);
+		}
+	}
+}
+
+/* Counters of promotions with limits: per customer this period, and global */
+typedef struct Usage
+{
+	int64		customer_uses;
+	int64		total_uses;
+	int64		money;
+} Usage;
+
+/* First day of the promotion's limit period that holds the receipt's date */
+static DateADT
+PeriodStart(Calc *c, LimitPeriod period)
+{
+	int			y,
+				m,
+				d;
+
+	j2date(c->local_date + POSTGRES_EPOCH_JDATE, &y, &m, &d);
+	switch (period)
+	{
+		case PERIOD_DAY:
+			return c->local_date;
+		case PERIOD_WEEK:
+			return c->local_date - (c->weekday - 1);
+		case PERIOD_MONTH:
+			return date2j(y, m, 1) - POSTGRES_EPOCH_JDATE;
+		case PERIOD_YEAR:
+			return date2j(y, 1, 1) - POSTGRES_EPOCH_JDATE;
+		default:
+			return DATEVAL_NOBEGIN;
+	}
+}
+
+static void
+LoadUsage(Calc *c, const bool *need, Usage *usage)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[2] = {INT8ARRAYOID, INT8OID};
+	Catalog    *cat = c->cat;
+	Datum	   *ids = palloc(sizeof(Datum) * Max(cat->npromos, 1));
+	int			n = 0;
+	Datum		args[2];
+	bool		isnull;
+
+	for (int k = 0; k < cat->npromos; k++)
+		if (need[k])
+			ids[n++] = Int64GetDatum(cat->promos[k].id);
+	if (n == 0)
+		return;
+	args[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	args[1] = Int64GetDatum(c->found ? c->customer_id : 0);
+	if (SPI_execute_plan(Kept(&plan,
+							  "SELECT promotion_id, customer_id, period_start, uses, money"
+							  " FROM loyalty.counter WHERE promotion_id OPERATOR(pg_catalog.=) ANY ($1)"
+							  " AND customer_id OPERATOR(pg_catalog.=) ANY (ARRAY[0, $2])", 2, types),
+						 args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read loyalty.counter");
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	t = SPI_tuptable->vals[r];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+		int64		pid = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
+		int64		cid = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
+		DateADT		start = DatumGetDateADT(SPI_getbinval(t, d, 3, &isnull));
+		int64		uses = DatumGetInt64(SPI_getbinval(t, d, 4, &isnull));
+		int64		money = DatumGetInt64(SPI_getbinval(t, d, 5, &isnull));
+
+		for (int k = 0; k < cat->npromos; k++)
+		{
+			CatPromo   *p = &cat->promos[k];
+
+			if (p->id != pid)
+				continue;
+			if (cid == 0 && DATE_NOT_FINITE(start))
+			{
+				usage[k].total_uses += uses;
+				usage[k].money += money;
+			}
+			else if (cid != 0 && p->limit_period != PERIOD_NONE &&
+					 start == PeriodStart(c, p->limit_period))
+				usage[k].customer_uses += uses;
+		}
+	}
+}
+
+static bool
+InList(const StrList *list, const char *s)
+{
+	if (s == NULL)
+		return false;
+	for (int i = 0; i < list->n; i++)
+		if (strcmp(list->items[i], s) == 0)
+			return true;
+	return false;
+}
+
+/* Is "at" inside the promotion's active window? */
+static bool
+Running(const CatPromo *p, TimestampTz at)
+{
+	if (p->has_from && (p->from_inc ? at < p->from : at <= p->from))
+		return false;
+	if (p->has_to && (p->to_inc ? at > p->to : at >= p->to))
+		return false;
+	return true;
+}
+
+/* The deepest false clause of a condition, for the reason it failed */
+typedef struct FailedClause
+{
+	int			depth;
+	char	   *clause;
+} FailedClause;
+
+static void
+NoteFalse(void *arg, int depth, const char *clause, int attr, bool result)
+{
+	FailedClause *f = arg;
+
+	if (!result && depth > f->depth)
+	{
+		f->depth = depth;
+		f->clause = pstrdup(clause);
+	}
+}
+
+/*
+ * Why promotion k cannot apply to this receipt, or NULL if it can; *detail
+ * says more where there is more to say.
+ */
+static const char *
+Gate(Calc *c, int k, const Usage *usage, char **detail)
+{
+	CatPromo   *p = &c->cat->promos[k];
+
+	*detail = NULL;
+	if (p->weekdays && !(p->weekdays & (1 << c->weekday)))
+		return "wrong_day";
+	if (p->hours && !(p->hours & (1 << c->hour)))
+		return "wrong_hour";
+	if ((p->countries.n && !InList(&p->countries, c->country)) ||
+		(p->cities.n && !InList(&p->cities, c->city)) ||
+		(p->stores.n && !InList(&p->stores, c->store)) ||
+		(p->channels.n && !InList(&p->channels, c->channel)))
+		return "wrong_place";
+	switch (p->audience)
+	{
+		case AUD_ALL:
+			break;
+		case AUD_TIERS:
+			if (!c->found || !InList(&p->tiers, c->tier))
+			{
+				*detail = "for customers of certain tiers";
+				return "audience";
+			}
+			break;
+		case AUD_SEGMENTS:
+			{
+				bool		in = false;
+
+				for (int i = 0; c->found && i < c->segments.n; i++)
+					in |= InList(&p->segments, c->segments.items[i]);
+				if (!in)
+				{
+					*detail = "for customers of certain segments";
+					return "audience";
+				}
+				break;
+			}
+		case AUD_PERSONAL:
+			if (!c->found || c->offer_uses[k] == -1 || c->offer_uses[k] == 0)
+			{
+				*detail = c->found && c->offer_uses[k] == 0 ? "the personal offer is used up" :
+					"for customers with a personal offer";
+				return "audience";
+			}
+			break;
+		case AUD_BIRTHDAY:
+			{
+				CondValue	b,
+							d;
+				int			dist = -1;
+
+				if (c->found && c->birth_date)
+				{
+					char	   *date = DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(c->local_date)));
+
+					loyalty_cond_set_text(&b, c->birth_date, strlen(c->birth_date), true);
+					(void) date;
+					loyalty_cond_set_text(&d, psprintf("%.10s", c->at_text), 10, true);
+					dist = cond_birthday_distance(&b, &d);
+				}
+				if (dist < 0 || dist > p->birthday_days)
+				{
+					*detail = psprintf("within %d days of the customer's birthday", p->birthday_days);
+					return "audience";
+				}
+				break;
+			}
+		case AUD_COUPON:
+			if (!c->has_coupon[k])
+			{
+				*detail = "for holders of its coupon";
+				return "audience";
+			}
+			break;
+	}
+	if (p->limit_per_customer > 0)
+	{
+		if (!c->found)
+			return "customer_required";
+		if (usage[k].customer_uses >= p->limit_per_customer)
+		{
+			*detail = psprintf("%d per customer per %s", p->limit_per_customer,
+							   p->limit_period == PERIOD_DAY ? "day" :
+							   p->limit_period == PERIOD_WEEK ? "week" :
+							   p->limit_period == PERIOD_MONTH ? "month" :
+							   p->limit_period == PERIOD_YEAR ? "year" : "all time");
+			return "limit_reached";
+		}
+	}
+	if (p->limit_total > 0 && usage[k].total_uses >= p->limit_total)
+	{
+		*detail = psprintf("%lld uses in all", (long long) p->limit_total);
+		return "limit_reached";
+	}
+	if (p->budget > 0 && usage[k].money >= p->budget)
+		return "budget_exhausted";
+	switch (p->benefit.kind)
+	{
+		case BEN_POINTS_PER:
+		case BEN_MULTIPLIER:
+		case BEN_BONUS_LOT:
+			if (!c->found)
+				return "customer_required";
+			if (strcmp(c->status, "blocked") == 0)
+				return "customer_blocked";
+			break;
+		case BEN_FIXED_PRICE:
+			if (p->benefit.in_points)
+			{
+				if (!c->found)
+					return "customer_required";
+				if (strcmp(c->status, "active") != 0)
+				{
+					*detail = psprintf("the customer's account is %s", c->status);
+					return "points_not_spendable";
+				}
+				if (c->request[p->benefit.currency_index] == REQUEST_NONE)
+				{
+					*detail = psprintf("the receipt spends no %s", p->benefit.currency);
+					return "points_not_requested";
+				}
+			}
+			break;
+		default:
+			break;
+	}
+	if (p->receipt_cond && !loyalty_cond_eval(p->receipt_cond, c->base_row))
+	{
+		FailedClause f = {-1, NULL};
+
+		loyalty_cond_explain(p->receipt_cond, c->base_row, NoteFalse, &f);
+		*detail = f.clause;
+		return "receipt_condition";
+	}
+	return NULL;
+}
+
+/* Check each coupon; a valid one unlocks its promotion */
+static void
+CheckCoupons(Calc *c)
+{
+	Catalog    *cat = c->cat;
+
+	for (int i = 0; i < c->ncoupons; i++)
+	{
+		Coupon	   *cp = &c->coupons[i];
+
+		for (int j = 0; j < i && cp->reason == NULL; j++)
+			if (pg_strcasecmp(c->coupons[j].code, cp->code) == 0)
+				cp->reason = "duplicate";
+		if (cp->reason)
+			continue;
+		if (!cp->found)
+			cp->reason = "unknown";
+		else if (strcmp(cp->state, "cancelled") == 0)
+			cp->reason = "cancelled";
+		else if (strcmp(cp->state, "redeemed") == 0 || (cp->use_limit > 0 && cp->uses >= cp->use_limit))
+			cp->reason = "used_up";
+		else if (!cp->in_window)
+			cp->reason = "not_valid_now";
+		else if (strcmp(cp->kind, "personal") == 0 &&
+				 (!c->found || cp->customer_id != c->customer_id))
+			cp->reason = "other_customer";
+		if (cp->reason)
+			continue;
+		for (int k = 0; k < cat->npromos; k++)
+			if (cat->promos[k].id == cp->promotion_id)
+				cp->promo = k;
+		if (cp->promo < 0)
+			cp->reason = "promotion_not_active";
+		else if (!Running(&cat->promos[cp->promo], c->at))
+			cp->reason = "promotion_not_running";
+		else
+			c->has_coupon[cp->promo] = true;
+	}
+}
+
+/* Which lines a restricted lot may pay; NULL for an unrestricted one */
+static bool *
+LotPays(Calc *c, CLot *lot)
+{
+	bool	   *pays;
+
+	if (lot->restriction == NULL)
+		return NULL;
+	pays = palloc0(sizeof(bool) * c->nlines);
+	if (lot->restrict_prog == NULL)
+		return pays;			/* a restriction that is not a condition pays nothing */
+	for (int i = 0; i < c->nlines; i++)
+		pays[i] = loyalty_cond_eval(lot->restrict_prog, c->lines[i].row);
+	return pays;
+}
+
+/* A lot restriction compiled, or NULL if it is a label rather than a condition */
+static CondProgram *
+TryRestriction(Catalog *cat, const char *text)
+{
+	MemoryContext here = CurrentMemoryContext;
+	CondProgram *volatile prog = NULL;
+
+	PG_TRY();
+	{
+		prog = CatalogCondition(cat, text);
+	}
+	PG_CATCH();
+	{
+		/* parsing is pure: nothing to release but the error */
+		MemoryContextSwitchTo(here);
+		FlushErrorState();
+		prog = NULL;
+	}
+	PG_END_TRY();
+	return prog;
+}
+
+/* Compile lot restrictions before rows are sized: they may add attributes */
+static void
+CompileRestrictions(Calc *c)
+{
+	for (int l = 0; l < c->nlots; l++)
+		if (c->lots[l].restriction)
+			c->lots[l].restrict_prog = TryRestriction(c->cat, c->lots[l].restriction);
+}
+
+/* Rows of condition values: the receipt's and customer's, then each line's */
+static void
+ResolveRows(Calc *c)
+{
+	CondDocs	docs;
+	JsonbParseState *ps = NULL;
+	JsonbValue	k,
+				v;
+	int			n = loyalty_cond_dict_size(c->cat->dict);
+
+	memset(&docs, 0, sizeof(docs));
+	docs.doc[COND_RECEIPT] = c->doc;
+	/* "at" as the receipt's local wall clock, for weekday and hour */
+	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
+	k.type = jbvString;
+	k.val.string.val = "at";
+	k.val.string.len = 2;
+	pushJsonbValue(&ps, WJB_KEY, &k);
+	v.type = jbvString;
+	v.val.string.val = c->at_text;
+	v.val.string.len = strlen(c->at_text);
+	pushJsonbValue(&ps, WJB_VALUE, &v);
+	docs.fallback[COND_RECEIPT] = JsonbValueToJsonb(pushJsonbValue(&ps, WJB_END_OBJECT, NULL));
+	docs.doc[COND_CUSTOMER] = c->customer_doc;
+
+	c->nattrs = n;
+	c->base_row = palloc0(sizeof(CondValue) * Max(n, 1));
+	loyalty_cond_resolve_row(c->base_row, c->cat->dict, COND_RECEIPT, &docs);
+	loyalty_cond_resolve_row(c->base_row, c->cat->dict, COND_CUSTOMER, &docs);
+	for (int i = 0; i < c->nlines; i++)
+	{
+		RLine	   *l = &c->lines[i];
+
+		l->row = palloc(sizeof(CondValue) * Max(n, 1));
+		memcpy(l->row, c->base_row, sizeof(CondValue) * n);
+		docs.doc[COND_LINE] = l->doc;
+		docs.fallback[COND_LINE] = l->product;
+		loyalty_cond_resolve_row(l->row, c->cat->dict, COND_LINE, &docs);
+	}
+}
+
+/* ---- the answer ---- */
+
+/* A candidate of the search and the catalogue promotion it is */
+typedef struct Cand
+{
+	int			promo;
+	SPromo		s;
+} Cand;
+
+static int
+cand_cmp(const void *a, const void *b, void *arg)
+{
+	const Cand *x = a,
+			   *y = b;
+	Catalog    *cat = arg;
+	const CatPromo *px = &cat->promos[x->promo],
+			   *py = &cat->promos[y->promo];
+
+	if (px->priority != py->priority)
+		return px->priority > py->priority ? -1 : 1;
+	if (x->s.ub != y->s.ub)
+		return x->s.ub > y->s.ub ? -1 : 1;
+	return strcmp(px->code, py->code);
+}
+
+/* Why a promotion was not applied */
+typedef struct Rejection
+{
+	int			promo;
+	const char *reason;
+	char	   *detail;
+} Rejection;
+
+static void
+JbMoney(JsonBuild *jb, const char *key, Catalog *cat, int64 v)
+{
+	JbNumeric(jb, key, NumericFromScaled(v, cat->money_exponent));
+}
+
+static void
+JbPoints(JsonBuild *jb, const char *key, Catalog *cat, int cur, int64 v)
+{
+	JbNumeric(jb, key, NumericFromScaled(v, cat->currencies[cur].exponent));
+}
+
+static int
+PromoCurrency(Catalog *cat, const CatPromo *p)
+{
+	if (p->benefit.kind == BEN_MULTIPLIER || p->benefit.currency_index < 0)
+		return cat->default_currency;
+	return p->benefit.currency_index;
+}
+
+/* loyalty.calculate(receipt jsonb) returns jsonb */
+Datum
+loyalty_calculate(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *doc = PG_GETARG_JSONB_P(0);
+	MemoryContext callcxt = CurrentMemoryContext;
+	Calc		c;
+	Catalog    *cat;
+	char	   *program;
+	JsonbValue	v;
+	bool	  **elig;
+	bool	   *matched;
+	bool	   *need_usage;
+	Usage	   *usage;
+	Rejection  *rejected;
+	int			nrejected = 0;
+	Cand	   *cands;
+	int			ncands = 0;
+	int		   *match_buf;
+	SProblem	prob;
+	SResult		res;
+	SDetail    *det;
+	JsonBuild	jb = NULL;
+	Jsonb	   *result;
+	Jsonb	   *copy;
+	int			L;
+	int64		to_pay_total = 0;
+	int64		amount_total = 0;
+
+	memset(&c, 0, sizeof(c));
+	if (VARSIZE(doc) > (Size) loyalty_max_receipt_bytes)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("receipt is %zu bytes, more than loyalty.max_receipt_size (%d)",
+						(Size) VARSIZE(doc), loyalty_max_receipt_bytes)));
+	if (!JB_ROOT_IS_OBJECT(doc) || JB_ROOT_IS_SCALAR(doc))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("receipt must be a JSON object")));
+	c.doc = doc;
+	c.jd.name = "receipt";
+	if (!JrKey(&doc->root, "program", &v))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("receipt field \"program\" is missing")));
+	program = JrString(&c.jd, "program", &v, 64);
+
+	SPI_connect();
+	cat = c.cat = CatalogGet(program);
+	L = 0;
+
+	/* the receipt */
+	if (JrKey(&doc->root, "currency", &v) && v.type != jbvNull)
+	{
+		char	   *cur = JrString(&c.jd, "currency", &v, 3);
+
+		if (strcmp(cur, cat->money_currency) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("receipt field \"currency\" is \"%s\", but programme \"%s\" takes %s",
+							cur, cat->code, cat->money_currency)));
+	}
+	ReadAt(&c);
+	c.receipt_id = OptString(&c, "receipt_id", 128);
+	c.store = OptString(&c, "store", 128);
+	c.city = OptString(&c, "city", 128);
+	c.country = OptString(&c, "country", 2);
+	c.channel = OptString(&c, "channel", 32);
+	ReadLines(&c);
+	L = c.nlines;
+	ReadPoints(&c);
+	ReadCoupons(&c);
+	if (JrKey(&doc->root, "search", &v) && v.type != jbvNull)
+	{
+		char	   *mode = JrString(&c.jd, "search", &v, 32);
+
+		if (strcmp(mode, "exhaustive") == 0)
+			c.exhaustive = true;
+		else if (strcmp(mode, "branch_and_bound") != 0)
+			JrFail(&c.jd, "search", "\"branch_and_bound\" or \"exhaustive\"");
+	}
+
+	/* the customer and what they hold */
+	c.offer_uses = palloc(sizeof(int32) * Max(cat->npromos, 1));
+	for (int k = 0; k < cat->npromos; k++)
+		c.offer_uses[k] = -1;
+	c.has_coupon = palloc0(sizeof(bool) * Max(cat->npromos, 1));
+	ReadCustomer(&c, CurrentMemoryContext);
+	if (c.found)
+		LoadCustomer(&c);
+	LoadProducts(&c);
+	LoadCoupons(&c);
+	CheckCoupons(&c);
+	CompileRestrictions(&c);
+	ResolveRows(&c);
+
+	/* which lines each promotion's line condition takes */
+	elig = palloc(sizeof(bool *) * Max(cat->npromos, 1));
+	matched = palloc0(sizeof(bool) * Max(cat->npromos, 1));
+	for (int k = 0; k < cat->npromos; k++)
+		elig[k] = palloc0(sizeof(bool) * L);
+	match_buf = palloc(sizeof(int) * (cat->npromos + 1));
+	loyalty_cond_index_receipt(cat->index, c.base_row);
+	for (int i = 0; i < L; i++)
+	{
+		int			n = loyalty_cond_index_line(cat->index, c.lines[i].row, match_buf);
+
+		for (int j = 0; j < n; j++)
+		{
+			elig[match_buf[j]][i] = true;
+			matched[match_buf[j]] = true;
+		}
+	}
+
+	/* gates */
+	need_usage = palloc0(sizeof(bool) * Max(cat->npromos, 1));
+	usage = palloc0(sizeof(Usage) * Max(cat->npromos, 1));
+	for (int k = 0; k < cat->npromos; k++)
+		need_usage[k] = matched[k] && Running(&cat->promos[k], c.at) &&
+			(cat->promos[k].limit_per_customer > 0 || cat->promos[k].limit_total > 0 ||
+			 cat->promos[k].budget > 0);
+	LoadUsage(&c, need_usage, usage);
+	rejected = palloc(sizeof(Rejection) * Max(cat->npromos, 1));
+	cands = palloc0(sizeof(Cand) * Max(cat->npromos, 1));
+	for (int k = 0; k < cat->npromos; k++)
+	{
+		char	   *detail;
+		const char *reason;
+
+		if (!matched[k] || !Running(&cat->promos[k], c.at))
+			continue;
+		reason = Gate(&c, k, usage, &detail);
+		if (reason)
+		{
+			rejected[nrejected++] = (Rejection) {k, reason, detail};
+			continue;
+		}
+		cands[ncands++].promo = k;
+	}
+
+	/* the problem */
+	memset(&prob, 0, sizeof(prob));
+	prob.nlines = L;
+	prob.lines = palloc0(sizeof(SLine) * Max(L, 1));
+	for (int i = 0; i < L; i++)
+	{
+		RLine	   *l = &c.lines[i];
+		SLine	   *s = &prob.lines[i];
+
+		s->amount = l->amount;
+		s->unit_price = l->unit_price;
+		s->qty_milli = l->qty_milli;
+		s->units = (l->qty_milli % 1000 == 0 && l->qty_milli / 1000 <= 10000) ? l->qty_milli / 1000 : 0;
+		s->floor = Min(l->amount, cat->min_line_price);
+		s->points_ok = !(cat->points_excluded && loyalty_cond_eval(cat->points_excluded, l->row));
+	}
+	prob.ngroups = cat->ngroups;
+	prob.ncurrencies = cat->ncurrencies;
+	prob.currencies = palloc0(sizeof(SCurrency) * Max(cat->ncurrencies, 1));
+	prob.can_spend = c.found && strcmp(c.status, "active") == 0;
+	prob.can_earn = c.found && strcmp(c.status, "blocked") != 0;
+	c.held = palloc0(sizeof(int64) * Max(cat->ncurrencies, 1));
+	c.spendable = palloc0(sizeof(int64) * Max(cat->ncurrencies, 1));
+	for (int w = 0; w < c.nwallets; w++)
+	{
+		int			cur = CurrencyIndex(cat, c.wallets[w].currency);
+
+		if (cur < 0)
+			continue;
+		c.held[cur] = c.wallets[w].held;
+		c.spendable[cur] = Max(0, c.wallets[w].effective - c.wallets[w].held);
+	}
+	for (int i = 0; i < cat->ncurrencies; i++)
+	{
+		SCurrency  *s = &prob.currencies[i];
+		CatCurrency *cc = &cat->currencies[i];
+
+		s->value_num = cc->value_num;
+		s->value_den = cc->value_den;
+		s->value_scaled = (int64) (((int128) cc->value_num * SEARCH_SCALE * cat->earn_weight_bp) /
+								   ((int128) cc->value_den * 10000));
+		s->spendable = (prob.can_spend && c.request[i] != REQUEST_NONE) ? c.spendable[i] : 0;
+		s->request = c.request[i] == REQUEST_MAX ? -1 : Max(c.request[i], 0);
+	}
+	prob.nlots = c.nlots;
+	prob.lots = palloc0(sizeof(SLot) * Max(c.nlots, 1));
+	for (int l = 0; l < c.nlots; l++)
+	{
+		prob.lots[l].currency = c.lots[l].currency;
+		prob.lots[l].remaining = c.lots[l].remaining;
+		prob.lots[l].pays = LotPays(&c, &c.lots[l]);
+	}
+	prob.max_discount_bp = cat->max_discount_bp;
+	prob.max_points_bp = cat->max_points_bp;
+	prob.discount_step = cat->discount_step;
+	prob.accrual_rate_bp = cat->accrual_rate_bp;
+	prob.base_currency = cat->default_currency;
+	if (cat->ncurrencies == 0)
+		prob.can_earn = prob.can_spend = false;
+
+	prob.npromos = ncands;
+	prob.promos = palloc0(sizeof(SPromo) * Max(ncands, 1));
+	for (int j = 0; j < ncands; j++)
+	{
+		CatPromo   *p = &cat->promos[cands[j].promo];
+		SPromo	   *s = &prob.promos[j];
+		const Benefit *b = &p->benefit;
+
+		s->kind = b->kind;
+		s->group = BenefitIsReceiptLevel(b->kind) ? -1 : p->group;
+		s->receipt_group = BenefitIsReceiptLevel(b->kind) ? p->group : -1;
+		s->exclusive = p->exclusive;
+		s->elig = elig[cands[j].promo];
+		s->currency = PromoCurrency(cat, p);
+		s->factor_extra = b->factor_pct - 100;
+		s->threshold = b->threshold;
+		s->amount = b->amount;
+		s->percent_bp = b->percent_bp;
+		s->per = b->per;
+		s->points = b->points;
+		s->price = b->amount;
+		s->in_points = b->in_points;
+		s->buy = b->buy;
+		s->pay = b->pay;
+		s->nparts = b->nparts;
+		if (b->kind == BEN_BUNDLE)
+		{
+			s->part_elig = palloc(sizeof(bool *) * b->nparts);
+			s->part_qty = palloc(sizeof(int32) * b->nparts);
+			for (int q = 0; q < b->nparts; q++)
+			{
+				s->part_elig[q] = palloc0(sizeof(bool) * L);
+				s->part_qty[q] = b->parts[q].qty;
+				for (int i = 0; i < L; i++)
+					s->part_elig[q][i] = s->elig[i] &&
+						loyalty_cond_eval(p->part_conds[q], c.lines[i].row);
+			}
+		}
+	}
+	SearchPrepare(&prob);
+	for (int j = 0; j < ncands; j++)
+		cands[j].s = prob.promos[j];
+	/* a candidate that can give nothing here is not searched */
+	{
+		int			kept = 0;
+
+		for (int j = 0; j < ncands; j++)
+		{
+			if (cands[j].s.ub <= 0)
+				rejected[nrejected++] = (Rejection) {cands[j].promo, "no_benefit", NULL};
+			else
+				cands[kept++] = cands[j];
+		}
+		ncands = kept;
+	}
+	qsort_arg(cands, ncands, sizeof(Cand), cand_cmp, cat);
+	prob.npromos = ncands;
+	for (int j = 0; j < ncands; j++)
+		prob.promos[j] = cands[j].s;
+
+	if (c.exhaustive)
+		SearchExhaustive(&prob, &res);
+	else
+		SearchBranchAndBound(&prob, loyalty_search_budget_ms, &res);
+	det = SearchDetailAlloc(&prob);
+	SearchEvaluate(&prob, res.chosen, &res.outcome, det);
+
+	/* the answer */
+	JbBeginObject(&jb, NULL);
+	JbText(&jb, "program", cat->code);
+	JbText(&jb, "receipt_id", c.receipt_id);
+	JbText(&jb, "at", DatumGetCString(DirectFunctionCall1(timestamptz_out, TimestampTzGetDatum(c.at))));
+	JbText(&jb, "currency", cat->money_currency);
+
+	if (!c.identified)
+		JbNull(&jb, "customer");
+	else
+	{
+		JbBeginObject(&jb, "customer");
+		JbBool(&jb, "found", c.found);
+		if (!c.found)
+			JbText(&jb, "reason", c.not_found_reason);
+		else
+		{
+			JbInt(&jb, "id", c.customer_id);
+			JbText(&jb, "status", c.status);
+			JbText(&jb, "tier", c.tier);
+			JbBeginArray(&jb, "segments");
+			for (int i = 0; i < c.segments.n; i++)
+				JbText(&jb, NULL, c.segments.items[i]);
+			JbEndArray(&jb);
+			if (!prob.can_spend)
+				JbText(&jb, "points_spending", psprintf("not allowed: the account is %s", c.status));
+			JbBeginArray(&jb, "wallets");
+			for (int w = 0; w < c.nwallets; w++)
+			{
+				int			cur = CurrencyIndex(cat, c.wallets[w].currency);
+
+				if (cur < 0)
+					continue;
+				JbBeginObject(&jb, NULL);
+				JbText(&jb, "currency", c.wallets[w].currency);
+				JbPoints(&jb, "balance", cat, cur, c.wallets[w].effective);
+				JbPoints(&jb, "held", cat, cur, c.wallets[w].held);
+				JbPoints(&jb, "available", cat, cur, c.spendable[cur]);
+				JbInt(&jb, "version", c.wallets[w].version);
+				JbEndObject(&jb);
+			}
+			JbEndArray(&jb);
+		}
+		JbEndObject(&jb);
+	}
+
+	JbBeginArray(&jb, "lines");
+	for (int i = 0; i < L; i++)
+	{
+		RLine	   *l = &c.lines[i];
+		int64		disc = 0;
+		int64		paid = 0;
+
+		JbBeginObject(&jb, NULL);
+		JbInt(&jb, "line", l->no);
+		JbText(&jb, "sku", l->sku);
+		JbNumeric(&jb, "qty", DatumGetNumeric(DirectFunctionCall1(numeric_trim_scale,
+																   NumericGetDatum(NumericFromScaled(l->qty_milli, QTY_EXPONENT)))));
+		JbMoney(&jb, "price", cat, l->unit_price);
+		JbMoney(&jb, "amount", cat, l->amount);
+		JbBeginArray(&jb, "discounts");
+		for (int j = 0; j < ncands; j++)
+			if (det->part[j * L + i] > 0)
+			{
+				JbBeginObject(&jb, NULL);
+				JbText(&jb, "promotion", cat->promos[cands[j].promo].code);
+				JbMoney(&jb, "amount", cat, det->part[j * L + i]);
+				JbEndObject(&jb);
+				disc += det->part[j * L + i];
+			}
+		JbEndArray(&jb);
+		JbMoney(&jb, "discount", cat, disc);
+		JbBeginArray(&jb, "points_paid");
+		for (int lot = 0; lot < c.nlots; lot++)
+			if (det->lot_points[lot * L + i] > 0)
+			{
+				int			cur = c.lots[lot].currency;
+
+				JbBeginObject(&jb, NULL);
+				JbText(&jb, "currency", cat->currencies[cur].code);
+				JbInt(&jb, "lot", c.lots[lot].id);
+				JbPoints(&jb, "points", cat, cur, det->lot_points[lot * L + i]);
+				JbMoney(&jb, "amount", cat, det->lot_money[lot * L + i]);
+				JbEndObject(&jb);
+				paid += det->lot_money[lot * L + i];
+			}
+		JbEndArray(&jb);
+		JbMoney(&jb, "points_amount", cat, paid);
+		JbBeginArray(&jb, "points_earned");
+		for (int j = -1; j < ncands; j++)
+		{
+			int64		pts = det->earn[(j + 1) * L + i];
+			int			cur = j < 0 ? cat->default_currency :
+				PromoCurrency(cat, &cat->promos[cands[j].promo]);
+
+			if (pts <= 0)
+				continue;
+			JbBeginObject(&jb, NULL);
+			JbText(&jb, "currency", cat->currencies[cur].code);
+			JbText(&jb, "promotion", j < 0 ? NULL : cat->promos[cands[j].promo].code);
+			JbPoints(&jb, "points", cat, cur, pts);
+			JbEndObject(&jb);
+		}
+		JbEndArray(&jb);
+		JbMoney(&jb, "to_pay", cat, l->amount - disc - paid);
+		JbEndObject(&jb);
+		to_pay_total += l->amount - disc - paid;
+		amount_total += l->amount;
+	}
+	JbEndArray(&jb);
+
+	JbBeginArray(&jb, "gifts");
+	for (int j = 0; j < ncands; j++)
+		if (res.chosen[j] && prob.promos[j].kind == BEN_GIFT)
+		{
+			const Benefit *b = &cat->promos[cands[j].promo].benefit;
+
+			JbBeginObject(&jb, NULL);
+			JbText(&jb, "promotion", cat->promos[cands[j].promo].code);
+			JbText(&jb, "sku", b->sku);
+			JbText(&jb, "name", b->name);
+			JbMoney(&jb, "value", cat, b->amount);
+			JbEndObject(&jb);
+		}
+	JbEndArray(&jb);
+
+	JbBeginArray(&jb, "bonus_lots");
+	for (int j = 0; j < ncands; j++)
+		if (res.chosen[j] && prob.promos[j].kind == BEN_BONUS_LOT && det->promo_earn[j + 1] > 0)
+		{
+			const Benefit *b = &cat->promos[cands[j].promo].benefit;
+
+			JbBeginObject(&jb, NULL);
+			JbText(&jb, "promotion", cat->promos[cands[j].promo].code);
+			JbText(&jb, "currency", b->currency);
+			JbPoints(&jb, "points", cat, b->currency_index, b->points);
+			if (b->valid_days > 0)
+				JbInt(&jb, "valid_days", b->valid_days);
+			else
+				JbNull(&jb, "valid_days");
+			JbText(&jb, "restriction", b->restriction);
+			JbEndObject(&jb);
+		}
+	JbEndArray(&jb);
+
+	JbBeginObject(&jb, "totals");
+	JbMoney(&jb, "amount", cat, amount_total);
+	JbMoney(&jb, "discount", cat, res.outcome.discount);
+	JbMoney(&jb, "points_paid", cat, res.outcome.points_money);
+	JbMoney(&jb, "to_pay", cat, to_pay_total);
+	JbBeginObject(&jb, "points_spent");
+	for (int cur = 0; cur < cat->ncurrencies; cur++)
+	{
+		int64		pts = 0;
+
+		for (int lot = 0; lot < c.nlots; lot++)
+			if (c.lots[lot].currency == cur)
+				for (int i = 0; i < L; i++)
+					pts += det->lot_points[lot * L + i];
+		if (pts > 0)
+			JbPoints(&jb, cat->currencies[cur].code, cat, cur, pts);
+	}
+	JbEndObject(&jb);
+	JbBeginObject(&jb, "points_earned");
+	for (int cur = 0; cur < cat->ncurrencies; cur++)
+	{
+		int64		pts = cur == cat->default_currency ? det->promo_earn[0] : 0;
+
+		for (int j = 0; j < ncands; j++)
+			if (PromoCurrency(cat, &cat->promos[cands[j].promo]) == cur)
+				pts += det->promo_earn[j + 1];
+		if (pts > 0)
+			JbPoints(&jb, cat->currencies[cur].code, cat, cur, pts);
+	}
+	JbEndObject(&jb);
+	JbEndObject(&jb);
+
+	JbBeginObject(&jb, "promotions");
+	JbBeginArray(&jb, "applied");
+	for (int j = 0; j < ncands; j++)
+	{
+		CatPromo   *p = &cat->promos[cands[j].promo];
+		bool		gave = det->promo_discount[j] > 0 || det->promo_earn[j + 1] > 0 ||
+			(res.chosen[j] && p->benefit.kind == BEN_GIFT);
+
+		for (int i = 0; i < L && !gave; i++)
+			gave = det->fpaid[j * L + i] > 0;
+		if (!res.chosen[j] || !gave)
+			continue;
+		JbBeginObject(&jb, NULL);
+		JbText(&jb, "code", p->code);
+		JbText(&jb, "name", p->name);
+		JbText(&jb, "kind", BenefitKindNames[p->benefit.kind]);
+		JbMoney(&jb, "discount", cat, det->promo_discount[j]);
+		if (det->promo_earn[j + 1] > 0)
+			JbPoints(&jb, "points_earned", cat, PromoCurrency(cat, p), det->promo_earn[j + 1]);
+		if (det->capped[j])
+			JbBool(&jb, "capped", true);
+		JbEndObject(&jb);
+	}
+	JbEndArray(&jb);
+	JbBeginArray(&jb, "not_applied");
+	for (int j = 0; j < ncands; j++)
+	{
+		CatPromo   *p = &cat->promos[cands[j].promo];
+		bool		gave = det->promo_discount[j] > 0 || det->promo_earn[j + 1] > 0 ||
+			(res.chosen[j] && p->benefit.kind == BEN_GIFT);
+
+		for (int i = 0; i < L && !gave; i++)
+			gave = det->fpaid[j * L + i] > 0;
+		if (res.chosen[j] && gave)
+			continue;
+		JbBeginObject(&jb, NULL);
+		JbText(&jb, "code", p->code);
+		JbText(&jb, "name", p->name);
+		if (det->below_threshold[j])
+		{
+			JbText(&jb, "reason", "below_threshold");
+			JbText(&jb, "detail", DatumGetCString(DirectFunctionCall1(numeric_out,
+																	   NumericGetDatum(NumericFromScaled(p->benefit.threshold, cat->money_exponent)))));
+		}
+		else if (res.chosen[j] && det->capped[j])
+			JbText(&jb, "reason", "cap");
+		else
+			JbText(&jb, "reason", "excluded_by_better");
+		JbEndObject(&jb);
+	}
+	for (int r = 0; r < nrejected; r++)
+	{
+		CatPromo   *p = &cat->promos[rejected[r].promo];
+
+		JbBeginObject(&jb, NULL);
+		JbText(&jb, "code", p->code);
+		JbText(&jb, "name", p->name);
+		JbText(&jb, "reason", rejected[r].reason);
+		if (rejected[r].detail)
+			JbText(&jb, "detail", rejected[r].detail);
+		JbEndObject(&jb);
+	}
+	JbEndArray(&jb);
+	JbEndObject(&jb);
+
+	JbBeginArray(&jb, "coupons");
+	for (int i = 0; i < c.ncoupons; i++)
+	{
+		Coupon	   *cp = &c.coupons[i];
+		const char *reason = cp->reason;
+
+		if (reason == NULL)
+		{
+			reason = "promotion_not_applied";
+			for (int j = 0; j < ncands; j++)
+				if (cands[j].promo == cp->promo && res.chosen[j])
+					reason = NULL;
+		}
+		JbBeginObject(&jb, NULL);
+		JbText(&jb, "code", cp->code);
+		JbText(&jb, "status", reason ? "rejected" : "accepted");
+		if (reason)
+			JbText(&jb, "reason", reason);
+		if (cp->promo >= 0)
+			JbText(&jb, "promotion", cat->promos[cp->promo].code);
+		JbEndObject(&jb);
+	}
+	JbEndArray(&jb);
+
+	JbBool(&jb, "optimal", res.optimal);
+	JbInt(&jb, "explored", res.explored);
+	JbInt(&jb, "candidates", ncands);
+	JbInt(&jb, "catalog_generation", cat->generation);
+	result = JbFinish(&jb);
+
+	copy = MemoryContextAlloc(callcxt, VARSIZE(result));
+	memcpy(copy, result, VARSIZE(result));
+	SPI_finish();
+	PG_RETURN_JSONB_P(copy);
+}

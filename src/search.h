@@ -1,0 +1,138 @@
+/*
+ * src/search.h
+ *
+ * The best-benefit search of loyalty.calculate, apart from SQL: a receipt's
+ * lines, the candidate promotions with what each would give on each line,
+ * the customer's spendable lots, and the evaluation of a combination of
+ * promotions (caps, stacking, points paid and earned) that both the branch
+ * and bound search and the exhaustive check use.
+ *
+ * Amounts are integers: money in minor units, points in minor units of
+ * their currency.  A combination's value is scaled by SEARCH_SCALE so that
+ * earned points, worth a fraction of a minor unit of money, compare exactly.
+ */
+#ifndef LOYALTY_SEARCH_H
+#define LOYALTY_SEARCH_H
+
+#include "benefit.h"
+
+#define SEARCH_SCALE		INT64CONST(10000)
+#define SEARCH_MAX_EXHAUSTIVE 20	/* candidates the exhaustive check accepts */
+
+typedef struct SLine
+{
+	int64		amount;			/* price x quantity */
+	int64		unit_price;
+	int64		qty_milli;		/* quantity in thousandths */
+	int32		units;			/* whole units; 0 when the quantity is not whole */
+	int64		floor;			/* the least the line may come to */
+	bool		points_ok;		/* points may pay for it */
+} SLine;
+
+typedef struct SPromo
+{
+	BenefitKind kind;
+	int			group;			/* stacking group number, or -1 */
+	bool		exclusive;
+	int64	   *disc;			/* per line: money off (line benefits) */
+	int64	   *fpoints;		/* per line: points a fixed price in points takes */
+	int64	   *lineval;		/* per line: what it is worth there, scaled */
+	bool	   *elig;			/* per line: the line condition holds */
+	int			currency;		/* of points_per, bonus_lot, fixed price in points */
+	int32		factor_extra;	/* multiplier: factor - 1, in percent */
+	int64		threshold;		/* receipt_off */
+	int64		amount;			/* receipt_off amount; gift value */
+	int32		percent_bp;		/* receipt_off percent */
+	int64		per;			/* points_per */
+	int64		points;			/* points_per, bonus_lot; fixed price in points per unit */
+	int64		price;			/* amount_off per unit; fixed price; bundle price */
+	bool		in_points;		/* fixed price in points */
+	int32		buy;			/* n_for_m */
+	int32		pay;
+	int			nparts;			/* bundle components: which lines, how many units */
+	bool	  **part_elig;
+	int32	   *part_qty;
+	int			receipt_group;	/* group of a receipt-level benefit, or -1 */
+	int64		ub;				/* most it can add to any combination, scaled */
+} SPromo;
+
+typedef struct SCurrency
+{
+	int64		value_num;		/* one minor unit of points is worth */
+	int64		value_den;		/* value_num / value_den minor units of money */
+	int64		value_scaled;	/* its worth as earned: value x weight x SCALE */
+	int64		spendable;		/* effective balance less held; 0 if none */
+	int64		request;		/* points asked to spend; -1: as many as allowed */
+} SCurrency;
+
+typedef struct SLot
+{
+	int			currency;
+	int64		remaining;
+	bool	   *pays;			/* per line, for a restricted lot; NULL: any line */
+} SLot;
+
+typedef struct SProblem
+{
+	int			nlines;
+	SLine	   *lines;
+	int			npromos;		/* candidates, in tie-break order */
+	SPromo	   *promos;
+	int			ngroups;
+	int			ncurrencies;
+	SCurrency  *currencies;
+	int			nlots;			/* in spending order */
+	SLot	   *lots;
+	int64		total;			/* sum of line amounts */
+	int32		max_discount_bp;
+	int32		max_points_bp;
+	int64		discount_step;
+	int32		accrual_rate_bp;
+	int			base_currency;	/* of the base accrual and multipliers */
+	bool		can_spend;
+	bool		can_earn;
+} SProblem;
+
+/* Where every amount of a combination went (SearchEvaluate with detail) */
+typedef struct SDetail
+{
+	int64	   *part;			/* [promo * nlines + line]: money off */
+	int64	   *fpaid;			/* [promo * nlines + line]: points of a fixed price in points */
+	int64	   *fmoney;			/* [promo * nlines + line]: money those points paid */
+	int64	   *lot_points;		/* [lot * nlines + line]: requested points paid */
+	int64	   *lot_money;		/* [lot * nlines + line]: money they paid */
+	int64	   *earn;			/* [(promo + 1) * nlines + line]: points earned; row 0
+								 * is the base accrual */
+	int64	   *promo_earn;		/* [promo + 1]: points earned, row 0 the base */
+	int64	   *promo_discount;	/* [promo]: money off in all */
+	bool	   *capped;			/* [promo]: reduced by a cap */
+	bool	   *below_threshold;	/* [promo]: receipt_off under its threshold */
+} SDetail;
+
+typedef struct SOutcome
+{
+	int64		value;			/* scaled */
+	int64		discount;
+	int64		points_money;	/* money paid with points, fixed prices included */
+	int64		gifts;
+	int64		earned_value;	/* scaled */
+	bool		cap_bound;
+} SOutcome;
+
+typedef struct SResult
+{
+	bool	   *chosen;			/* [promo] */
+	SOutcome	outcome;
+	bool		optimal;
+	int64		explored;		/* combinations evaluated */
+} SResult;
+
+extern int64 SpreadLargestRemainder(int64 total, const int64 *weight, const int64 *cap,
+									int n, int64 *out);
+extern void SearchPrepare(SProblem *p);
+extern void SearchEvaluate(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail);
+extern SDetail *SearchDetailAlloc(const SProblem *p);
+extern void SearchBranchAndBound(const SProblem *p, double budget_ms, SResult *result);
+extern void SearchExhaustive(const SProblem *p, SResult *result);
+
+#endif
