@@ -263,4 +263,16 @@ SELECT count(*) AS bad_promotions_written FROM loyalty.promotion WHERE code = 'B
 -- the normal form that is stored
 SELECT benefit FROM loyalty.promotion WHERE code = 'SKI10';
 
+-- A restore (its script sets check_function_bodies off) keeps benefits as
+-- written, possibly before their currencies.  A benefit that does not read
+-- when the catalogue is compiled leaves only its promotion out, with a warning.
+SET check_function_bodies = off;
+INSERT INTO loyalty.promotion (program_id, code, name, status, benefit)
+VALUES (1, 'RESTORED', 'restored', 'active', '{"kind": "points_per", "per": 20, "points": 1, "currency": "gone"}');
+RESET check_function_bodies;
+SELECT r -> 'totals' -> 'discount' AS discount,
+       (SELECT string_agg(a ->> 'code', ', ') FROM jsonb_array_elements(r -> 'promotions' -> 'applied') a) AS applied
+  FROM loyalty.calculate(pg_temp.receipt(jsonb_build_array(:'skis'::jsonb))) r;
+DELETE FROM loyalty.promotion WHERE code = 'RESTORED';
+
 DROP EXTENSION loyalty CASCADE;

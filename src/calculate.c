@@ -203,12 +203,10 @@ ReadAt(Calc *c)
 	}
 	else
 	{
-		pg_time_t	t;
-
+		/* the transaction's start, on the session's wall clock */
 		c->at = GetCurrentTransactionStartTimestamp();
 		if (timestamp2tm(c->at, &tz, &tm, &fsec, NULL, NULL) != 0)
 			elog(ERROR, "timestamp out of range");
-		(void) t;
 		c->at_text = psprintf("%04d-%02d-%02dT%02d:%02d:%02d",
 							  tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 	}
@@ -437,12 +435,18 @@ ReadCustomer(Calc *c, MemoryContext callcxt)
 
 /* ---- reading the database ---- */
 
-static SPIPlanPtr
-Kept(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types)
+/*
+ * Run a read-only statement prepared on first use and kept; its rows are in
+ * SPI_tuptable.  what names the table in the error that cannot happen.
+ */
+static void
+Select(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types, Datum *args,
+	   const char *what)
 {
 	if (*plan == NULL)
 		*plan = PrepareKept(sql, nargs, types);
-	return *plan;
+	if (SPI_execute_plan(*plan, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read %s", what);
 }
 
 /* Products of the lines that name a sku, as documents conditions read */
@@ -462,14 +466,13 @@ LoadProducts(Calc *c)
 		return;
 	args[0] = Int64GetDatum(c->cat->program_id);
 	args[1] = PointerGetDatum(construct_array(skus, n, TEXTOID, -1, false, TYPALIGN_INT));
-	if (SPI_execute_plan(Kept(&plan,
+	Select(&plan,
 							  "SELECT sku, pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
 							  " 'sku', sku, 'name', name, 'category', category, 'brand', brand,"
 							  " 'attributes', attributes))"
 							  " FROM loyalty.product WHERE program_id OPERATOR(pg_catalog.=) $1"
-							  " AND sku OPERATOR(pg_catalog.=) ANY ($2)", 2, types),
-						 args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read loyalty.product");
+							  " AND sku OPERATOR(pg_catalog.=) ANY ($2)",
+		   2, types, args, "loyalty.product");
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		HeapTuple	t = SPI_tuptable->vals[r];
@@ -508,7 +511,7 @@ LoadCustomer(Calc *c)
 	args[0] = Int64GetDatum(c->customer_id);
 	args[1] = TimestampTzGetDatum(c->at);
 
-	if (SPI_execute_plan(Kept(&cust_plan,
+	Select(&cust_plan,
 							  "SELECT c.status, c.tier, pg_catalog.to_char(c.birth_date, 'YYYY-MM-DD'),"
 							  " ARRAY(SELECT m.segment FROM loyalty.segment_member m"
 							  "       WHERE m.customer_id OPERATOR(pg_catalog.=) c.id ORDER BY m.segment),"
@@ -520,9 +523,9 @@ LoadCustomer(Calc *c)
 							  "       WHERE m.customer_id OPERATOR(pg_catalog.=) c.id ORDER BY m.segment),"
 							  "  'attributes', c.attributes))"
 							  " FROM loyalty.customer c WHERE c.id OPERATOR(pg_catalog.=) $1",
-							  2, types2),
-						 args, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "could not read customer %lld", (long long) c->customer_id);
+		   2, types2, args, "loyalty.customer");
+	if (SPI_processed != 1)
+		elog(ERROR, "customer %lld is missing", (long long) c->customer_id);
 	{
 		HeapTuple	t = SPI_tuptable->vals[0];
 		TupleDesc	d = SPI_tuptable->tupdesc;
@@ -546,7 +549,7 @@ LoadCustomer(Calc *c)
 	}
 
 	/* wallets with what is held at "at" */
-	if (SPI_execute_plan(Kept(&wallet_plan,
+	Select(&wallet_plan,
 							  "SELECT w.currency, w.balance, w.version,"
 							  " COALESCE((SELECT pg_catalog.sum(h.amount) FROM loyalty.hold h"
 							  "  WHERE h.customer_id OPERATOR(pg_catalog.=) w.customer_id"
@@ -554,9 +557,8 @@ LoadCustomer(Calc *c)
 							  "  AND h.status OPERATOR(pg_catalog.=) 'active'"
 							  "  AND h.expires_at OPERATOR(pg_catalog.>) $2), 0)::int8"
 							  " FROM loyalty.wallet w WHERE w.customer_id OPERATOR(pg_catalog.=) $1"
-							  " ORDER BY w.currency", 2, types2),
-						 args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read loyalty.wallet");
+							  " ORDER BY w.currency",
+		   2, types2, args, "loyalty.wallet");
 	c->nwallets = SPI_processed;
 	c->wallets = palloc0(sizeof(CWallet) * Max(c->nwallets, 1));
 	for (int i = 0; i < c->nwallets; i++)
@@ -571,16 +573,14 @@ LoadCustomer(Calc *c)
 	}
 
 	/* lots valid at "at", in spending order: restricted first, then soonest to expire */
-	if (SPI_execute_plan(Kept(&lot_plan,
+	Select(&lot_plan,
 							  "SELECT id, currency, remaining, restriction,"
 							  " pg_catalog.to_char(valid_to, 'YYYY-MM-DD\"T\"HH24:MI:SSOF'), kind"
 							  " FROM loyalty.lot WHERE customer_id OPERATOR(pg_catalog.=) $1 AND live"
 							  " AND valid_from OPERATOR(pg_catalog.<=) $2"
 							  " AND (valid_to IS NULL OR valid_to OPERATOR(pg_catalog.>) $2)"
 							  " ORDER BY restriction IS NULL, valid_to NULLS LAST, priority DESC, id",
-							  2, types2),
-						 args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read loyalty.lot");
+		   2, types2, args, "loyalty.lot");
 	c->lots = palloc0(sizeof(CLot) * Max(SPI_processed, 1));
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
@@ -604,12 +604,11 @@ LoadCustomer(Calc *c)
 	}
 
 	/* personal offers usable at "at" */
-	if (SPI_execute_plan(Kept(&offer_plan,
+	Select(&offer_plan,
 							  "SELECT promotion_id, COALESCE(uses_left, -2)"
 							  " FROM loyalty.personal_offer WHERE customer_id OPERATOR(pg_catalog.=) $1"
-							  " AND valid OPERATOR(pg_catalog.@>) $2", 2, types2),
-						 args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read loyalty.personal_offer");
+							  " AND valid OPERATOR(pg_catalog.@>) $2",
+		   2, types2, args, "loyalty.personal_offer");
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		int64		pid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
@@ -638,15 +637,14 @@ LoadCoupons(Calc *c)
 	args[0] = Int64GetDatum(c->cat->program_id);
 	args[1] = PointerGetDatum(construct_array(codes, c->ncoupons, TEXTOID, -1, false, TYPALIGN_INT));
 	args[2] = TimestampTzGetDatum(c->at);
-	if (SPI_execute_plan(Kept(&plan,
+	Select(&plan,
 							  "SELECT pg_catalog.lower(code), promotion_id, kind, COALESCE(customer_id, 0),"
 							  " uses, COALESCE(use_limit, CASE kind WHEN 'multi_use' THEN 0 ELSE 1 END),"
 							  " valid OPERATOR(pg_catalog.@>) $3, state"
 							  " FROM loyalty.coupon WHERE program_id OPERATOR(pg_catalog.=) $1"
 							  " AND pg_catalog.lower(code) OPERATOR(pg_catalog.=) ANY"
-							  "  (SELECT pg_catalog.lower(x) FROM pg_catalog.unnest($2) x)", 3, types),
-						 args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read loyalty.coupon");
+							  "  (SELECT pg_catalog.lower(x) FROM pg_catalog.unnest($2) x)",
+		   3, types, args, "loyalty.coupon");
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		HeapTuple	t = SPI_tuptable->vals[r];
@@ -722,12 +720,11 @@ LoadUsage(Calc *c, const bool *need, Usage *usage)
 		return;
 	args[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
 	args[1] = Int64GetDatum(c->found ? c->customer_id : 0);
-	if (SPI_execute_plan(Kept(&plan,
+	Select(&plan,
 							  "SELECT promotion_id, customer_id, period_start, uses, money"
 							  " FROM loyalty.counter WHERE promotion_id OPERATOR(pg_catalog.=) ANY ($1)"
-							  " AND customer_id OPERATOR(pg_catalog.=) ANY (ARRAY[0, $2])", 2, types),
-						 args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read loyalty.counter");
+							  " AND customer_id OPERATOR(pg_catalog.=) ANY (ARRAY[0, $2])",
+		   2, types, args, "loyalty.counter");
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		HeapTuple	t = SPI_tuptable->vals[r];
@@ -856,10 +853,8 @@ Gate(Calc *c, int k, const Usage *usage, char **detail)
 
 				if (c->found && c->birth_date)
 				{
-					char	   *date = DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(c->local_date)));
-
+					/* the receipt's local date, as written in "at" */
 					loyalty_cond_set_text(&b, c->birth_date, strlen(c->birth_date), true);
-					(void) date;
 					loyalty_cond_set_text(&d, psprintf("%.10s", c->at_text), 10, true);
 					dist = cond_birthday_distance(&b, &d);
 				}
@@ -1218,10 +1213,9 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 	ResolveRows(&c);
 
 	/* which lines each promotion's line condition takes */
-	elig = palloc(sizeof(bool *) * Max(cat->npromos, 1));
+	/* (the lines of a promotion no line matches are never allocated) */
+	elig = palloc0(sizeof(bool *) * Max(cat->npromos, 1));
 	matched = palloc0(sizeof(bool) * Max(cat->npromos, 1));
-	for (int k = 0; k < cat->npromos; k++)
-		elig[k] = palloc0(sizeof(bool) * L);
 	match_buf = palloc(sizeof(int) * (cat->npromos + 1));
 	loyalty_cond_index_receipt(cat->index, c.base_row);
 	for (int i = 0; i < L; i++)
@@ -1230,8 +1224,12 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 
 		for (int j = 0; j < n; j++)
 		{
-			elig[match_buf[j]][i] = true;
-			matched[match_buf[j]] = true;
+			int			k = match_buf[j];
+
+			if (elig[k] == NULL)
+				elig[k] = palloc0(sizeof(bool) * L);
+			elig[k][i] = true;
+			matched[k] = true;
 		}
 	}
 
@@ -1239,7 +1237,7 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 	need_usage = palloc0(sizeof(bool) * Max(cat->npromos, 1));
 	usage = palloc0(sizeof(Usage) * Max(cat->npromos, 1));
 	for (int k = 0; k < cat->npromos; k++)
-		need_usage[k] = matched[k] && Running(&cat->promos[k], c.at) &&
+		need_usage[k] = matched[k] && !cat->promos[k].broken && Running(&cat->promos[k], c.at) &&
 			(cat->promos[k].limit_per_customer > 0 || cat->promos[k].limit_total > 0 ||
 			 cat->promos[k].budget > 0);
 	LoadUsage(&c, need_usage, usage);
@@ -1250,7 +1248,7 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 		char	   *detail;
 		const char *reason;
 
-		if (!matched[k] || !Running(&cat->promos[k], c.at))
+		if (!matched[k] || cat->promos[k].broken || !Running(&cat->promos[k], c.at))
 			continue;
 		reason = Gate(&c, k, usage, &detail);
 		if (reason)
@@ -1369,7 +1367,11 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 
 		for (int j = 0; j < ncands; j++)
 		{
-			if (cands[j].s.ub <= 0)
+			if (cands[j].s.ub <= 0 && cands[j].s.kind == BEN_RECEIPT_OFF)
+				rejected[nrejected++] = (Rejection) {cands[j].promo, "below_threshold",
+					DatumGetCString(DirectFunctionCall1(numeric_out,
+														NumericGetDatum(NumericFromScaled(cands[j].s.threshold, cat->money_exponent))))};
+			else if (cands[j].s.ub <= 0)
 				rejected[nrejected++] = (Rejection) {cands[j].promo, "no_benefit", NULL};
 			else
 				cands[kept++] = cands[j];
@@ -1501,7 +1503,7 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 
 	JbBeginArray(&jb, "gifts");
 	for (int j = 0; j < ncands; j++)
-		if (res.chosen[j] && prob.promos[j].kind == BEN_GIFT)
+		if (det->won[j] && prob.promos[j].kind == BEN_GIFT)
 		{
 			const Benefit *b = &cat->promos[cands[j].promo].benefit;
 
@@ -1571,7 +1573,7 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 	{
 		CatPromo   *p = &cat->promos[cands[j].promo];
 		bool		gave = det->promo_discount[j] > 0 || det->promo_earn[j + 1] > 0 ||
-			(res.chosen[j] && p->benefit.kind == BEN_GIFT);
+			det->won[j];
 
 		for (int i = 0; i < L && !gave; i++)
 			gave = det->fpaid[j * L + i] > 0;
@@ -1594,7 +1596,7 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 	{
 		CatPromo   *p = &cat->promos[cands[j].promo];
 		bool		gave = det->promo_discount[j] > 0 || det->promo_earn[j + 1] > 0 ||
-			(res.chosen[j] && p->benefit.kind == BEN_GIFT);
+			det->won[j];
 
 		for (int i = 0; i < L && !gave; i++)
 			gave = det->fpaid[j * L + i] > 0;

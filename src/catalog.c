@@ -156,6 +156,40 @@ GetCondition(Catalog *cat, HeapTuple tuple, TupleDesc desc, int col)
 	return loyalty_cond_load((Condition *) PG_DETOAST_DATUM_COPY(d), cat->dict);
 }
 
+/*
+ * A stored benefit read again, or false with a warning: one that no longer
+ * reads (its currency was deleted since) must not stop the others.
+ */
+static bool
+ParseStoredBenefit(Jsonb *doc, const BenefitContext *ctx, Benefit *out,
+				   const char *promo_code, const char *program_code)
+{
+	MemoryContext here = CurrentMemoryContext;
+	volatile bool ok = true;
+
+	PG_TRY();
+	{
+		BenefitParse(doc, ctx, out);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *err;
+
+		/* parsing is pure: nothing to release but the error */
+		MemoryContextSwitchTo(here);
+		err = CopyErrorData();
+		FlushErrorState();
+		ereport(WARNING,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("promotion \"%s\" of programme \"%s\" is left out: %s",
+						promo_code, program_code, err->message),
+				 errhint("Save its benefit again with UPDATE loyalty.promotion SET benefit = ...")));
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
 /* Read the programme, its currencies and its active promotions */
 static void
 LoadCatalog(Catalog *cat, const char *code)
@@ -333,7 +367,12 @@ LoadCatalog(Catalog *cat, const char *code)
 			p->birthday_days = GetInt32(t, desc, 19, 0);
 			p->line_cond = GetCondition(cat, t, desc, 20);
 			p->receipt_cond = GetCondition(cat, t, desc, 21);
-			BenefitParse(DatumGetJsonbP(SPI_getbinval(t, desc, 22, &isnull)), &bctx, &p->benefit);
+			if (!ParseStoredBenefit(DatumGetJsonbP(SPI_getbinval(t, desc, 22, &isnull)), &bctx,
+									&p->benefit, p->code, code))
+			{
+				p->broken = true;
+				continue;
+			}
 			if (p->benefit.kind == BEN_BUNDLE)
 			{
 				p->part_conds = palloc(sizeof(CondProgram *) * p->benefit.nparts);

@@ -83,6 +83,7 @@ typedef struct CatPromo
 	LimitPeriod limit_period;
 	int64		limit_total;	/* 0: none */
 	int64		budget;			/* minor units of money; 0: none */
+	bool		broken;			/* its benefit no longer reads: left out */
 } CatPromo;
 
 /* A condition compiled on demand (lot restrictions), by its text */

@@ -46,15 +46,16 @@ int64
 SpreadLargestRemainder(int64 total, const int64 *weight, const int64 *cap,
 					   int n, int64 *out)
 {
-	bool	   *done = palloc0(sizeof(bool) * Max(n, 1));
-	int64	   *rem = palloc(sizeof(int64) * Max(n, 1));
+	bool		done_buf[64];
+	int64		rem_buf[64];
+	bool	   *done = n <= 64 ? done_buf : palloc(sizeof(bool) * n);
+	int64	   *rem = n <= 64 ? rem_buf : palloc(sizeof(int64) * n);
 	int64		left = total;
 
 	for (int i = 0; i < n; i++)
 	{
 		out[i] = 0;
-		if (weight[i] <= 0 || (cap && cap[i] <= 0))
-			done[i] = true;
+		done[i] = weight[i] <= 0 || (cap && cap[i] <= 0);
 	}
 	while (left > 0)
 	{
@@ -105,8 +106,11 @@ SpreadLargestRemainder(int64 total, const int64 *weight, const int64 *cap,
 		}
 		break;
 	}
-	pfree(done);
-	pfree(rem);
+	if (n > 64)
+	{
+		pfree(done);
+		pfree(rem);
+	}
 	return total - left;
 }
 
@@ -320,8 +324,10 @@ SearchPrepare(SProblem *p)
 				}
 				break;
 			case BEN_RECEIPT_OFF:
-				ub = (c->percent_bp > 0 ? MulDiv(elig_amount, c->percent_bp, 10000) :
-					  Min(c->amount, elig_amount)) * SEARCH_SCALE;
+				/* the lines only ever come to less than their amounts */
+				if (elig_amount >= c->threshold && elig_amount > 0)
+					ub = (c->percent_bp > 0 ? MulDiv(elig_amount, c->percent_bp, 10000) :
+						  Min(c->amount, elig_amount)) * SEARCH_SCALE;
 				break;
 			case BEN_POINTS_PER:
 				if (p->can_earn)
@@ -364,6 +370,7 @@ typedef struct Eval
 	int64	   *line_disc;		/* money off per line */
 	int64	   *room;			/* what a line may still lose */
 	int64	   *paid_points;	/* money paid with points per line */
+	int64	   *pre_receipt;	/* what each line came to before receipt discounts */
 	int64	   *avail;			/* per currency: spendable, less what is reserved */
 	int		   *best;			/* per group: the promotion holding the line */
 	int64	   *lot_left;
@@ -371,21 +378,158 @@ typedef struct Eval
 	int64	   *part;
 	bool	   *covered;		/* [promo * nlines + line]: fixed price in points affordable */
 	bool	   *holds;			/* [promo * nlines + line]: the benefit applies there */
+	int64	   *add_value;		/* [promo]: what a receipt benefit that only adds is
+								 * worth, scaled; -1 if it is not in */
+	int64	   *add_points;		/* [promo]: the points it earns */
+	bool	   *add_won;		/* [promo]: it applies */
+	int64	   *obj_paid;		/* per line: what it comes to before the cap and
+								 * points, which points earned are valued on */
 	Reserve    *res;			/* points reserved by fixed prices in points */
 	int			nres;
 } Eval;
 
-/* Is candidate k's benefit applied on line i, given what holds the groups there */
-static inline bool
-Holds(const SProblem *p, const bool *in, const Eval *e, int k, int i)
+/*
+ * Which points per money, bonus lots and gifts apply.  They take nothing
+ * from the lines; of one receipt stacking group the one worth most applies
+ * (the earliest on a tie), and none if a receipt discount of the group does.
+ */
+static void
+AdditiveWinners(const SProblem *p, const bool *in, Eval *e, const int64 *paid)
 {
-	const SPromo *c = &p->promos[k];
+	for (int k = 0; k < p->npromos; k++)
+	{
+		const SPromo *c = &p->promos[k];
 
-	if (!in[k] || c->lineval[i] <= 0 || BenefitIsReceiptLevel(c->kind))
-		return false;
-	if (c->in_points && !e->covered[k * p->nlines + i])
-		return false;
-	return c->group < 0 || e->best[c->group] == k;
+		e->add_value[k] = -1;
+		e->add_won[k] = false;
+		if (!in[k] || !(c->kind == BEN_POINTS_PER || c->kind == BEN_BONUS_LOT || c->kind == BEN_GIFT))
+			continue;
+		e->add_points[k] = 0;
+		if (c->kind == BEN_GIFT)
+			e->add_value[k] = c->amount * SEARCH_SCALE;
+		else if (!p->can_earn)
+			e->add_value[k] = 0;
+		else
+		{
+			if (c->kind == BEN_POINTS_PER)
+			{
+				int64		sum = 0;
+
+				for (int i = 0; i < p->nlines; i++)
+					if (c->elig[i])
+						sum += paid[i];
+				e->add_points[k] = (sum / c->per) * c->points;
+			}
+			else
+				e->add_points[k] = c->points;
+			e->add_value[k] = e->add_points[k] * p->currencies[c->currency].value_scaled;
+		}
+	}
+	for (int k = 0; k < p->npromos; k++)
+	{
+		const SPromo *c = &p->promos[k];
+		bool		won = e->add_value[k] >= 0;
+
+		if (won && c->receipt_group >= 0)
+			for (int j = 0; j < p->npromos && won; j++)
+			{
+				const SPromo *o = &p->promos[j];
+
+				if (j == k || !in[j] || o->receipt_group != c->receipt_group)
+					continue;
+				if (o->kind == BEN_RECEIPT_OFF ||
+					(e->add_value[j] >= 0 &&
+					 (e->add_value[j] > e->add_value[k] || (e->add_value[j] == e->add_value[k] && j < k))))
+					won = false;
+			}
+		e->add_won[k] = won;
+	}
+}
+
+/*
+ * Points earned on paid[] (per line): the base accrual, multipliers on the
+ * lines they hold, points per money, bonus lots; their value, scaled.
+ * With detail, the winners of the receipt groups are those already chosen
+ * (on what the combination is worth), and every amount is written down.
+ */
+static int64
+Earn(const SProblem *p, const bool *in, Eval *e, const int64 *paid, SDetail *detail)
+{
+	const SCurrency *base_cur = &p->currencies[p->base_currency];
+	int			L = p->nlines;
+	int64		value = 0;
+	int64		base = 0;
+
+	for (int i = 0; i < L; i++)
+		base += paid[i];
+	if (p->accrual_rate_bp > 0)
+	{
+		int64		pts = EarnPoints(p, base, 100);
+
+		value += pts * base_cur->value_scaled;
+		if (detail)
+		{
+			detail->promo_earn[0] = pts;
+			SpreadLargestRemainder(pts, paid, NULL, L, detail->earn);
+		}
+	}
+	for (int k = 0; k < p->npromos; k++)
+	{
+		const SPromo *c = &p->promos[k];
+		int64		sum = 0;
+		int64		pts;
+
+		if (!in[k] || c->kind != BEN_MULTIPLIER)
+			continue;
+		/* a multiplier earns on the lines it holds */
+		for (int i = 0; i < L; i++)
+		{
+			e->part[i] = e->holds[k * L + i] ? paid[i] : 0;
+			sum += e->part[i];
+		}
+		pts = EarnPoints(p, sum, c->factor_extra);
+		value += pts * base_cur->value_scaled;
+		if (detail)
+		{
+			detail->promo_earn[k + 1] = pts;
+			SpreadLargestRemainder(pts, e->part, NULL, L, detail->earn + (k + 1) * L);
+		}
+	}
+	if (!detail)
+		AdditiveWinners(p, in, e, paid);
+	for (int k = 0; k < p->npromos; k++)
+	{
+		const SPromo *c = &p->promos[k];
+		int64		pts;
+
+		if (!e->add_won[k] || c->kind == BEN_GIFT)
+			continue;
+		if (c->kind == BEN_POINTS_PER)
+		{
+			int64		sum = 0;
+
+			for (int i = 0; i < L; i++)
+			{
+				e->part[i] = c->elig[i] ? paid[i] : 0;
+				sum += e->part[i];
+			}
+			pts = (sum / c->per) * c->points;
+		}
+		else
+		{
+			for (int i = 0; i < L; i++)
+				e->part[i] = c->elig[i] ? p->lines[i].amount : 0;
+			pts = c->points;
+		}
+		value += pts * p->currencies[c->currency].value_scaled;
+		if (detail)
+		{
+			detail->won[k] = true;
+			detail->promo_earn[k + 1] = pts;
+			SpreadLargestRemainder(pts, e->part, NULL, L, detail->earn + (k + 1) * L);
+		}
+	}
+	return value;
 }
 
 /*
@@ -405,19 +549,14 @@ SearchEvaluate(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail
 	int64		cap;
 
 	memset(out, 0, sizeof(*out));
-	e.line_disc = palloc0(sizeof(int64) * L);
-	e.room = palloc(sizeof(int64) * L);
-	e.paid_points = palloc0(sizeof(int64) * L);
-	e.avail = palloc(sizeof(int64) * Max(p->ncurrencies, 1));
-	e.holds = palloc0(sizeof(bool) * Max(p->npromos * L, 1));
-	e.res = palloc(sizeof(Reserve) * Max(p->npromos * L * p->nlots, 1));
+	if (!p->indexed)
+		elog(ERROR, "SearchEvaluate before SearchIndex");
+	e = *(Eval *) p->scratch;
+	memset(e.line_disc, 0, sizeof(int64) * L);
+	memset(e.paid_points, 0, sizeof(int64) * L);
+	memset(e.holds, 0, sizeof(bool) * Max(p->npromos * L, 1));
+	memset(e.covered, 0, sizeof(bool) * Max(p->npromos * L, 1));
 	e.nres = 0;
-	e.best = palloc(sizeof(int) * Max(p->ngroups, 1));
-	e.lot_left = palloc(sizeof(int64) * Max(p->nlots, 1));
-	e.weight = palloc(sizeof(int64) * L);
-	e.part = palloc(sizeof(int64) * L);
-	e.covered = palloc0(sizeof(bool) * Max(p->npromos * L, 1));
-
 	for (int l = 0; l < p->nlots; l++)
 		e.lot_left[l] = p->lots[l].remaining;
 	for (int i = 0; i < L; i++)
@@ -471,26 +610,36 @@ SearchEvaluate(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail
 	/* line benefits: the best of each stacking group holds the line */
 	for (int i = 0; i < L; i++)
 	{
-		for (int g = 0; g < p->ngroups; g++)
-			e.best[g] = -1;
-		for (int k = 0; k < p->npromos; k++)
+		int			first = p->line_first[i];
+		int			last = p->line_first[i + 1];
+
+		for (int x = first; x < last; x++)
 		{
+			int			k = p->line_cands[x];
 			const SPromo *c = &p->promos[k];
 
-			if (!in[k] || c->group < 0 || c->lineval[i] <= 0 ||
-				BenefitIsReceiptLevel(c->kind) ||
-				(c->in_points && !e.covered[k * L + i]))
+			if (in[k] && c->group >= 0)
+				e.best[c->group] = -1;
+		}
+		for (int x = first; x < last; x++)
+		{
+			int			k = p->line_cands[x];
+			const SPromo *c = &p->promos[k];
+
+			if (!in[k] || c->group < 0 || (c->in_points && !e.covered[k * L + i]))
 				continue;
 			if (e.best[c->group] < 0 ||
 				c->lineval[i] > p->promos[e.best[c->group]].lineval[i])
 				e.best[c->group] = k;
 		}
-		for (int k = 0; k < p->npromos; k++)
+		for (int x = first; x < last; x++)
 		{
+			int			k = p->line_cands[x];
 			const SPromo *c = &p->promos[k];
 			int64		take;
 
-			if (!Holds(p, in, &e, k, i))
+			if (!in[k] || (c->in_points && !e.covered[k * L + i]) ||
+				(c->group >= 0 && e.best[c->group] != k))
 				continue;
 			e.holds[k * L + i] = true;
 			if (c->kind == BEN_MULTIPLIER)
@@ -541,6 +690,9 @@ SearchEvaluate(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail
 			detail->lot_money[res->lot * L + res->line] += money;
 		}
 
+	for (int i = 0; i < L; i++)
+		e.pre_receipt[i] = p->lines[i].amount - e.line_disc[i] - e.paid_points[i];
+
 	/* receipt discounts above a threshold, on what the lines come to now */
 	for (int k = 0; k < p->npromos; k++)
 	{
@@ -573,7 +725,10 @@ SearchEvaluate(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail
 	}
 
 	for (int i = 0; i < L; i++)
+	{
 		discount += e.line_disc[i];
+		e.obj_paid[i] = p->lines[i].amount - e.line_disc[i] - e.paid_points[i];
+	}
 
 	/* the cap on discounts (points paid come out of what it leaves) */
 	cap = MulDiv(p->total, p->max_discount_bp, 10000);
@@ -658,78 +813,31 @@ SearchEvaluate(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail
 		pfree(budget);
 	}
 
-	/* points earned on the money paid */
+	/*
+	 * Points earned.  What a combination is worth counts them on what the
+	 * lines come to after discounts, before the cap and the points paid:
+	 * so that a promotion that joins never makes the others earn more, and
+	 * the search's bounds hold.  The answer shows them on the money paid.
+	 */
 	if (p->can_earn)
 	{
-		const SCurrency *base_cur = &p->currencies[p->base_currency];
-		int64		base = 0;
-
-		for (int i = 0; i < L; i++)
-			e.weight[i] = p->lines[i].amount - e.line_disc[i] - e.paid_points[i];
-		for (int i = 0; i < L; i++)
-			base += e.weight[i];
-		if (p->accrual_rate_bp > 0)
+		earned_value = Earn(p, in, &e, e.obj_paid, NULL);
+		if (detail)
 		{
-			int64		pts = EarnPoints(p, base, 100);
-
-			earned_value += pts * base_cur->value_scaled;
-			if (detail)
-			{
-				detail->promo_earn[0] = pts;
-				SpreadLargestRemainder(pts, e.weight, NULL, L, detail->earn);
-			}
-		}
-		for (int k = 0; k < p->npromos; k++)
-		{
-			const SPromo *c = &p->promos[k];
-			int64		paid = 0;
-			int64		pts = 0;
-			int64		value_scaled;
-
-			if (!in[k])
-				continue;
-			if (c->kind == BEN_MULTIPLIER)
-			{
-				/* a multiplier earns on the lines it holds */
-				for (int i = 0; i < L; i++)
-				{
-					e.part[i] = e.holds[k * L + i] ? e.weight[i] : 0;
-					paid += e.part[i];
-				}
-				pts = EarnPoints(p, paid, c->factor_extra);
-				value_scaled = base_cur->value_scaled;
-			}
-			else if (c->kind == BEN_POINTS_PER)
-			{
-				for (int i = 0; i < L; i++)
-				{
-					e.part[i] = c->elig[i] ? e.weight[i] : 0;
-					paid += e.part[i];
-				}
-				pts = (paid / c->per) * c->points;
-				value_scaled = p->currencies[c->currency].value_scaled;
-			}
-			else if (c->kind == BEN_BONUS_LOT)
-			{
-				for (int i = 0; i < L; i++)
-					e.part[i] = c->elig[i] ? p->lines[i].amount : 0;
-				pts = c->points;
-				value_scaled = p->currencies[c->currency].value_scaled;
-			}
-			else
-				continue;
-			earned_value += pts * value_scaled;
-			if (detail)
-			{
-				detail->promo_earn[k + 1] = pts;
-				SpreadLargestRemainder(pts, e.part, NULL, L, detail->earn + (k + 1) * L);
-			}
+			for (int i = 0; i < L; i++)
+				e.weight[i] = p->lines[i].amount - e.line_disc[i] - e.paid_points[i];
+			(void) Earn(p, in, &e, e.weight, detail);
 		}
 	}
-
+	else
+		AdditiveWinners(p, in, &e, e.obj_paid);
 	for (int k = 0; k < p->npromos; k++)
-		if (in[k] && p->promos[k].kind == BEN_GIFT)
+		if (e.add_won[k] && p->promos[k].kind == BEN_GIFT)
+		{
 			gifts += p->promos[k].amount;
+			if (detail)
+				detail->won[k] = true;
+		}
 
 	if (detail)
 		for (int k = 0; k < p->npromos; k++)
@@ -741,21 +849,11 @@ SearchEvaluate(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail
 
 	out->discount = discount;
 	out->points_money = points_money + fixed_money;
+	out->fixed_money = fixed_money;
 	out->gifts = gifts;
 	out->earned_value = earned_value;
 	out->value = (discount + points_money + fixed_money + gifts) * SEARCH_SCALE + earned_value;
 
-	pfree(e.line_disc);
-	pfree(e.room);
-	pfree(e.paid_points);
-	pfree(e.avail);
-	pfree(e.holds);
-	pfree(e.res);
-	pfree(e.best);
-	pfree(e.lot_left);
-	pfree(e.weight);
-	pfree(e.part);
-	pfree(e.covered);
 }
 
 SDetail *
@@ -775,17 +873,118 @@ SearchDetailAlloc(const SProblem *p)
 	d->promo_discount = palloc0(sizeof(int64) * P);
 	d->capped = palloc0(sizeof(bool) * P);
 	d->below_threshold = palloc0(sizeof(bool) * P);
+	d->won = palloc0(sizeof(bool) * P);
 	return d;
 }
 
-/* May candidate k join the combination in[0..k-1]? */
+/* Do a and b give the same on every line and compete alike? */
 static bool
-Compatible(const SProblem *p, const bool *in, int k, int upto)
+Twins(const SProblem *p, const SPromo *a, const SPromo *b)
+{
+	int			L = p->nlines;
+
+	if (a->kind != b->kind || a->group != b->group || a->receipt_group != b->receipt_group ||
+		a->exclusive != b->exclusive || a->in_points != b->in_points ||
+		a->currency != b->currency || a->threshold != b->threshold ||
+		a->amount != b->amount || a->percent_bp != b->percent_bp || a->per != b->per ||
+		a->points != b->points || a->price != b->price || a->buy != b->buy ||
+		a->pay != b->pay || a->nparts != b->nparts || a->factor_extra != b->factor_extra ||
+		memcmp(a->elig, b->elig, sizeof(bool) * L) != 0 ||
+		memcmp(a->disc, b->disc, sizeof(int64) * L) != 0 ||
+		memcmp(a->fpoints, b->fpoints, sizeof(int64) * L) != 0 ||
+		memcmp(a->lineval, b->lineval, sizeof(int64) * L) != 0)
+		return false;
+	for (int q = 0; q < a->nparts; q++)
+		if (a->part_qty[q] != b->part_qty[q] ||
+			memcmp(a->part_elig[q], b->part_elig[q], sizeof(bool) * L) != 0)
+			return false;
+	return true;
+}
+
+/*
+ * Decide which candidates the search decides, index each line's candidates,
+ * and allocate the evaluation's scratch; once the candidates are in their
+ * final order.
+ *
+ * Line choices are not searched: a line benefit (a discount, a fixed price
+ * in money, a multiplier) applies wherever it is the best of its stacking
+ * group on the line, which each evaluation decides line by line.  Neither
+ * are points per money, bonus lots and gifts: they take nothing from any
+ * line, and each evaluation keeps the one worth most of each receipt
+ * stacking group.  The search decides what spans lines or competes for the
+ * receipt: N for M, bundles, prices in points, receipt discounts, and
+ * exclusive promotions.
+ */
+void
+SearchIndex(SProblem *p)
+{
+	int			L = p->nlines;
+	int			n = 0;
+	Eval	   *e;
+
+	p->line_first = palloc(sizeof(int) * (L + 1));
+	p->line_cands = palloc(sizeof(int) * Max(p->npromos * L, 1));
+	for (int i = 0; i < L; i++)
+	{
+		p->line_first[i] = n;
+		for (int k = 0; k < p->npromos; k++)
+			if (p->promos[k].lineval[i] > 0 && !BenefitIsReceiptLevel(p->promos[k].kind))
+				p->line_cands[n++] = k;
+	}
+	p->line_first[L] = n;
+
+	p->searched = palloc(sizeof(int) * Max(p->npromos, 1));
+	p->nsearched = 0;
+	for (int k = 0; k < p->npromos; k++)
+	{
+		SPromo	   *c = &p->promos[k];
+
+		c->twin_of = -1;
+		c->fixed = !c->exclusive &&
+			(c->kind == BEN_PERCENT_OFF || c->kind == BEN_AMOUNT_OFF ||
+			 (c->kind == BEN_FIXED_PRICE && !c->in_points) || c->kind == BEN_MULTIPLIER ||
+			 c->kind == BEN_POINTS_PER || c->kind == BEN_BONUS_LOT || c->kind == BEN_GIFT);
+		if (!c->fixed)
+		{
+			/* an earlier searched twin: the same benefit on the same lines */
+			for (int x = 0; x < p->nsearched && c->twin_of < 0; x++)
+				if (Twins(p, &p->promos[p->searched[x]], c))
+					c->twin_of = p->searched[x];
+			p->searched[p->nsearched++] = k;
+		}
+	}
+
+	e = palloc0(sizeof(Eval));
+	e->line_disc = palloc0(sizeof(int64) * Max(L, 1));
+	e->room = palloc(sizeof(int64) * Max(L, 1));
+	e->paid_points = palloc0(sizeof(int64) * Max(L, 1));
+	e->pre_receipt = palloc0(sizeof(int64) * Max(L, 1));
+	e->avail = palloc(sizeof(int64) * Max(p->ncurrencies, 1));
+	e->holds = palloc0(sizeof(bool) * Max(p->npromos * L, 1));
+	e->res = palloc(sizeof(Reserve) * Max(p->npromos * L * Max(p->nlots, 1), 1));
+	e->best = palloc(sizeof(int) * Max(p->ngroups, 1));
+	e->lot_left = palloc(sizeof(int64) * Max(p->nlots, 1));
+	e->weight = palloc(sizeof(int64) * Max(L, 1));
+	e->part = palloc(sizeof(int64) * Max(L, 1));
+	e->covered = palloc0(sizeof(bool) * Max(p->npromos * L, 1));
+	e->add_value = palloc(sizeof(int64) * Max(p->npromos, 1));
+	e->add_points = palloc(sizeof(int64) * Max(p->npromos, 1));
+	e->add_won = palloc0(sizeof(bool) * Max(p->npromos, 1));
+	e->obj_paid = palloc0(sizeof(int64) * Max(L, 1));
+	p->scratch = e;
+	p->indexed = true;
+}
+
+/* May searched candidate k join the searched candidates already in in[]? */
+static bool
+Compatible(const SProblem *p, const bool *in, int k)
 {
 	const SPromo *c = &p->promos[k];
 
-	for (int j = 0; j < upto; j++)
+	for (int x = 0; x < p->nsearched; x++)
 	{
+		int			j = p->searched[x];
+
 		if (!in[j] || j == k)
 			continue;
 		if (c->exclusive || p->promos[j].exclusive)
@@ -794,6 +993,73 @@ Compatible(const SProblem *p, const bool *in, int k, int upto)
 			return false;
 	}
 	return true;
+}
+
+/*
+ * Can line candidate k hold no line, whatever else joins?  So when on each
+ * of its lines a promotion of its stacking group that is in (and not priced
+ * in points, whose lines depend on the points) is worth more, or as much and
+ * comes first.  Then k changes nothing, in this combination or any larger.
+ */
+static bool
+Shadowed(const SProblem *p, const bool *in, int k)
+{
+	const SPromo *c = &p->promos[k];
+
+	if (c->group < 0 || BenefitIsReceiptLevel(c->kind))
+		return false;
+	for (int i = 0; i < p->nlines; i++)
+	{
+		bool		held = false;
+
+		if (c->lineval[i] <= 0)
+			continue;
+		for (int x = p->line_first[i]; x < p->line_first[i + 1] && !held; x++)
+		{
+			int			j = p->line_cands[x];
+			const SPromo *o = &p->promos[j];
+
+			if (j != k && in[j] && o->group == c->group && !o->in_points &&
+				(o->lineval[i] > c->lineval[i] || (o->lineval[i] == c->lineval[i] && j < k)))
+				held = true;
+		}
+		if (!held)
+			return false;
+	}
+	return true;
+}
+
+/* Line discounts apply unless an exclusive promotion does */
+static void
+SetFixed(const SProblem *p, bool *in)
+{
+	bool		exclusive = false;
+
+	for (int x = 0; x < p->nsearched; x++)
+		if (in[p->searched[x]] && p->promos[p->searched[x]].exclusive)
+			exclusive = true;
+	for (int k = 0; k < p->npromos; k++)
+		if (p->promos[k].fixed)
+			in[k] = !exclusive;
+}
+
+/*
+ * Is the combination (a_value, a) better than (b_value, b)?  Greater value;
+ * on a tie, the one that includes the earlier searched candidate.
+ */
+static bool
+Better(const SProblem *p, int64 a_value, const bool *a, int64 b_value, const bool *b)
+{
+	if (a_value != b_value)
+		return a_value > b_value;
+	for (int x = 0; x < p->nsearched; x++)
+	{
+		int			k = p->searched[x];
+
+		if (a[k] != b[k])
+			return a[k];
+	}
+	return false;
 }
 
 /* State of the branch and bound */
@@ -809,6 +1075,10 @@ typedef struct BB
 	struct timespec start;
 	double		budget_ms;
 	bool		stopped;
+	int64	   *group_ub;		/* scratch of the bound, per stacking group */
+	int64	   *line_group_ub;	/* and per line and stacking group */
+	int64	   *line_group_held;	/* what holds each line and group now */
+	int64	   *pre;			/* per depth: pre_receipt of the node's evaluation */
 } BB;
 
 static double
@@ -820,11 +1090,21 @@ ElapsedMs(const struct timespec *start)
 	return (now.tv_sec - start->tv_sec) * 1000.0 + (now.tv_nsec - start->tv_nsec) / 1e6;
 }
 
+/*
+ * Decide the x-th searched candidate (exclusive ones are tried apart).
+ * known is the value of bb->in if the caller has it: excluding a candidate
+ * leaves the combination as it was, so that branch needs no evaluation.
+ */
 static void
-Branch(BB *bb, int k)
+Branch(BB *bb, int x, const SOutcome *known, const int64 *known_pre)
 {
 	const SProblem *p = bb->p;
 	SOutcome	o;
+	int64		value;
+	bool		have_known = known != NULL;
+	const int64 *pre = known_pre;	/* what the lines came to before receipt
+									 * discounts, when known */
+	int			k;
 
 	if (bb->stopped)
 		return;
@@ -833,105 +1113,263 @@ Branch(BB *bb, int k)
 		bb->stopped = true;
 		return;
 	}
-	if (k == p->npromos)
+	while (x < p->nsearched && p->promos[p->searched[x]].exclusive)
+		x++;
+	if (have_known)
+	{
+		o = *known;
+		value = o.value;
+	}
+	else if (x == p->nsearched || bb->have_best)
 	{
 		SearchEvaluate(p, bb->in, &o, NULL);
+		value = o.value;
+		have_known = true;
+		if (x < p->nsearched)
+		{
+			int64	   *copy = bb->pre + (int64) x * p->nlines;
+
+			memcpy(copy, ((Eval *) p->scratch)->pre_receipt, sizeof(int64) * p->nlines);
+			pre = copy;
+		}
+	}
+	else
+		value = 0;				/* not needed: nothing to prune against yet */
+	if (x == p->nsearched)
+	{
 		bb->explored++;
-		if (!bb->have_best || o.value > bb->best_value)
+		if (!bb->have_best || value > bb->best_value)
 		{
 			bb->have_best = true;
-			bb->best_value = o.value;
+			bb->best_value = value;
 			memcpy(bb->best, bb->in, sizeof(bool) * p->npromos);
 		}
 		return;
 	}
+	k = p->searched[x];
 	if (bb->have_best)
 	{
 		/* what is decided, plus the most each open candidate could add */
-		int64		bound;
+		int64		bound = value;
 
-		SearchEvaluate(p, bb->in, &o, NULL);
-		bound = o.value;
-		for (int j = k; j < p->npromos; j++)
-			if (Compatible(p, bb->in, j, k))
-				bound += p->promos[j].ub;
+		/*
+		 * Of one receipt group at most one can join, and on a line at most
+		 * one of each stacking group holds it: count only the greatest.
+		 */
+		memset(bb->group_ub, 0, sizeof(int64) * Max(p->ngroups, 1));
+		memset(bb->line_group_ub, 0, sizeof(int64) * Max(p->ngroups * p->nlines, 1));
+		for (int y = x; y < p->nsearched; y++)
+		{
+			int			j = p->searched[y];
+			const SPromo *c = &p->promos[j];
+			int64		ub = c->ub;
+
+			if (c->exclusive || !Compatible(p, bb->in, j))
+				continue;
+			if (c->kind == BEN_RECEIPT_OFF && pre)
+			{
+				/*
+				 * Whatever joins, its lines come to no more than they do
+				 * now: the discount it can give is known more closely.
+				 */
+				int64		base = 0;
+
+				for (int i = 0; i < p->nlines; i++)
+					if (c->elig[i])
+						base += pre[i];
+				if (base < c->threshold || base <= 0)
+					ub = 0;
+				else
+				{
+					int64		money = c->percent_bp > 0 ? MulDiv(base, c->percent_bp, 10000) :
+						Min(c->amount, base);
+
+					ub = money * SEARCH_SCALE;
+				}
+			}
+			if (c->receipt_group >= 0)
+				bb->group_ub[c->receipt_group] = Max(bb->group_ub[c->receipt_group], ub);
+			else if (c->group < 0 || BenefitIsReceiptLevel(c->kind))
+				bound += ub;
+			else
+			{
+				for (int i = 0; i < p->nlines; i++)
+				{
+					int64	   *m = &bb->line_group_ub[i * p->ngroups + c->group];
+
+					*m = Max(*m, c->lineval[i]);
+				}
+			}
+		}
+		for (int g = 0; g < p->ngroups; g++)
+			bound += bb->group_ub[g];
+
+		/*
+		 * On a line, a newcomer of a stacking group gains at most what it
+		 * is worth there over what holds the group now (what holds it only
+		 * ever grows).  Prices in points count as holding nothing, since
+		 * their points may not cover them.
+		 */
+		memset(bb->line_group_held, 0, sizeof(int64) * Max(p->ngroups * p->nlines, 1));
+		for (int i = 0; i < p->nlines; i++)
+			for (int y = p->line_first[i]; y < p->line_first[i + 1]; y++)
+			{
+				int			j = p->line_cands[y];
+				const SPromo *h = &p->promos[j];
+				int64	   *held = &bb->line_group_held[i * p->ngroups + h->group];
+
+				if (bb->in[j] && h->group >= 0 && !h->in_points)
+					*held = Max(*held, h->lineval[i]);
+			}
+		for (int i = 0; i < p->ngroups * p->nlines; i++)
+			bound += Max(0, bb->line_group_ub[i] - bb->line_group_held[i]);
+
+		/*
+		 * And the cap: discounts and points paid never pass it, so past
+		 * what is decided only prices in points can add money; and points
+		 * earned, valued before the cap, only fall as promotions join.
+		 */
+		{
+			int64		cap = MulDiv(p->total, p->max_discount_bp, 10000);
+			int64		more_fixed = 0;
+			int64		capped;
+
+			for (int y = x; y < p->nsearched; y++)
+			{
+				const SPromo *c = &p->promos[p->searched[y]];
+
+				if (!c->exclusive && c->in_points)
+					more_fixed += c->ub / SEARCH_SCALE + 1;
+			}
+			capped = (Max(cap, o.discount + o.points_money - o.fixed_money) +
+					  o.fixed_money + more_fixed + o.gifts) * SEARCH_SCALE + o.earned_value;
+			bound = Min(bound, capped);
+		}
 		if (bound <= bb->best_value)
 			return;
 	}
-	if (Compatible(p, bb->in, k, k))
+	/*
+	 * A twin of an earlier candidate left out is left out too: with the
+	 * earlier one instead, a combination is worth the same and wins the tie.
+	 */
+	if (Compatible(p, bb->in, k) &&
+		(p->promos[k].twin_of < 0 || bb->in[p->promos[k].twin_of]))
 	{
+		bool		shadowed = Shadowed(p, bb->in, k);
+
 		bb->in[k] = true;
-		Branch(bb, k + 1);
+		Branch(bb, x + 1, shadowed && have_known ? &o : NULL, shadowed ? pre : NULL);
 		bb->in[k] = false;
+		/* without it every completion is worth the same, and loses the tie */
+		if (shadowed)
+			return;
 	}
-	Branch(bb, k + 1);
+	Branch(bb, x + 1, have_known ? &o : NULL, pre);
 }
 
 /*
- * The combination of greatest value, by depth-first branch and bound,
- * including a candidate before excluding it; stops after budget_ms (0: no
- * limit) with the best found and optimal false.
+ * The combination of greatest value.  Line discounts are not searched: each
+ * line takes the best of each stacking group, decided line by line.  The
+ * other candidates are decided by a depth-first branch and bound that
+ * includes a candidate before excluding it (so the first best found wins a
+ * tie, as Better wants); each exclusive candidate is then tried alone.
+ * Stops after budget_ms (0: no limit) with the best found, optimal false.
  */
 void
-SearchBranchAndBound(const SProblem *p, double budget_ms, SResult *result)
+SearchBranchAndBound(SProblem *p, double budget_ms, SResult *result)
 {
 	BB			bb;
+	bool	   *alone;
 
+	if (!p->indexed)
+		SearchIndex(p);
 	memset(&bb, 0, sizeof(bb));
 	bb.p = p;
 	bb.in = palloc0(sizeof(bool) * Max(p->npromos, 1));
 	bb.best = palloc0(sizeof(bool) * Max(p->npromos, 1));
 	bb.budget_ms = budget_ms;
+	bb.group_ub = palloc0(sizeof(int64) * Max(p->ngroups, 1));
+	bb.line_group_ub = palloc0(sizeof(int64) * Max(p->ngroups * p->nlines, 1));
+	bb.line_group_held = palloc0(sizeof(int64) * Max(p->ngroups * p->nlines, 1));
+	bb.pre = palloc(sizeof(int64) * Max(p->nsearched * p->nlines, 1));
 	clock_gettime(CLOCK_MONOTONIC, &bb.start);
-	Branch(&bb, 0);
+	SetFixed(p, bb.in);
+	Branch(&bb, 0, NULL, NULL);
+	alone = palloc0(sizeof(bool) * Max(p->npromos, 1));
+	for (int x = 0; x < p->nsearched && !bb.stopped; x++)
+	{
+		int			k = p->searched[x];
+		SOutcome	o;
+
+		if (!p->promos[k].exclusive)
+			continue;
+		memset(alone, 0, sizeof(bool) * p->npromos);
+		alone[k] = true;
+		SetFixed(p, alone);
+		SearchEvaluate(p, alone, &o, NULL);
+		bb.explored++;
+		if (!bb.have_best || Better(p, o.value, alone, bb.best_value, bb.best))
+		{
+			bb.have_best = true;
+			bb.best_value = o.value;
+			memcpy(bb.best, alone, sizeof(bool) * p->npromos);
+		}
+	}
 	if (!bb.have_best)
-		memset(bb.best, 0, sizeof(bool) * Max(p->npromos, 1));
+		SetFixed(p, bb.best);
 	result->chosen = bb.best;
 	SearchEvaluate(p, bb.best, &result->outcome, NULL);
 	result->optimal = !bb.stopped;
 	result->explored = bb.explored;
 	pfree(bb.in);
+	pfree(alone);
 }
 
 /*
- * Every combination, from the one including all candidates down (the order
- * in which the branch and bound meets them), keeping the first of greatest
- * value.
+ * Every combination of the searched candidates (line discounts applying as
+ * in the branch and bound), keeping the best by Better: the check the
+ * branch and bound is tested against.
  */
 void
-SearchExhaustive(const SProblem *p, SResult *result)
+SearchExhaustive(SProblem *p, SResult *result)
 {
-	int			n = p->npromos;
-	bool	   *in = palloc0(sizeof(bool) * Max(n, 1));
-	bool	   *best = palloc0(sizeof(bool) * Max(n, 1));
+	int			n;
+	bool	   *in;
+	bool	   *best;
 	bool		have = false;
 	int64		best_value = 0;
 
+	if (!p->indexed)
+		SearchIndex(p);
+	n = p->nsearched;
 	if (n > SEARCH_MAX_EXHAUSTIVE)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("exhaustive search over %d candidate promotions is too large", n),
 				 errdetail("It accepts at most %d.", SEARCH_MAX_EXHAUSTIVE)));
+	in = palloc0(sizeof(bool) * Max(p->npromos, 1));
+	best = palloc0(sizeof(bool) * Max(p->npromos, 1));
 	result->explored = 0;
-	for (int64 mask = (INT64CONST(1) << n) - 1; mask >= 0; mask--)
+	for (int64 mask = 0; mask < (INT64CONST(1) << n); mask++)
 	{
 		SOutcome	o;
 		bool		valid = true;
 
-		for (int k = 0; k < n; k++)
-			in[k] = (mask >> (n - 1 - k)) & 1;
-		for (int k = 0; k < n && valid; k++)
-			if (in[k] && !Compatible(p, in, k, n))
+		for (int x = 0; x < n; x++)
+			in[p->searched[x]] = (mask >> x) & 1;
+		for (int x = 0; x < n && valid; x++)
+			if (in[p->searched[x]] && !Compatible(p, in, p->searched[x]))
 				valid = false;
 		if (!valid)
 			continue;
+		SetFixed(p, in);
 		SearchEvaluate(p, in, &o, NULL);
 		result->explored++;
-		if (!have || o.value > best_value)
+		if (!have || Better(p, o.value, in, best_value, best))
 		{
 			have = true;
 			best_value = o.value;
-			memcpy(best, in, sizeof(bool) * Max(n, 1));
+			memcpy(best, in, sizeof(bool) * Max(p->npromos, 1));
 		}
 	}
 	result->chosen = best;

@@ -53,6 +53,10 @@ typedef struct SPromo
 	bool	  **part_elig;
 	int32	   *part_qty;
 	int			receipt_group;	/* group of a receipt-level benefit, or -1 */
+	int			twin_of;		/* an earlier searched candidate that is the same
+								 * in every way that counts, or -1 */
+	bool		fixed;			/* not searched: applies unless an exclusive
+								 * promotion does (see SearchIndex) */
 	int64		ub;				/* most it can add to any combination, scaled */
 } SPromo;
 
@@ -91,6 +95,14 @@ typedef struct SProblem
 	int			base_currency;	/* of the base accrual and multipliers */
 	bool		can_spend;
 	bool		can_earn;
+	/* built by SearchIndex, once the candidates are in their final order */
+	bool		indexed;
+	int		   *line_first;		/* [nlines + 1]: where each line's list starts */
+	int		   *line_cands;		/* candidates with a line benefit worth something
+								 * on the line, in candidate order */
+	int			nsearched;		/* candidates the search decides, in order */
+	int		   *searched;
+	void	   *scratch;		/* of SearchEvaluate */
 } SProblem;
 
 /* Where every amount of a combination went (SearchEvaluate with detail) */
@@ -107,6 +119,8 @@ typedef struct SDetail
 	int64	   *promo_discount;	/* [promo]: money off in all */
 	bool	   *capped;			/* [promo]: reduced by a cap */
 	bool	   *below_threshold;	/* [promo]: receipt_off under its threshold */
+	bool	   *won;			/* [promo]: a points per money, bonus lot or gift
+								 * that applies (the best of its receipt group) */
 } SDetail;
 
 typedef struct SOutcome
@@ -114,6 +128,7 @@ typedef struct SOutcome
 	int64		value;			/* scaled */
 	int64		discount;
 	int64		points_money;	/* money paid with points, fixed prices included */
+	int64		fixed_money;	/* of which fixed prices in points */
 	int64		gifts;
 	int64		earned_value;	/* scaled */
 	bool		cap_bound;
@@ -130,9 +145,10 @@ typedef struct SResult
 extern int64 SpreadLargestRemainder(int64 total, const int64 *weight, const int64 *cap,
 									int n, int64 *out);
 extern void SearchPrepare(SProblem *p);
+extern void SearchIndex(SProblem *p);
 extern void SearchEvaluate(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail);
 extern SDetail *SearchDetailAlloc(const SProblem *p);
-extern void SearchBranchAndBound(const SProblem *p, double budget_ms, SResult *result);
-extern void SearchExhaustive(const SProblem *p, SResult *result);
+extern void SearchBranchAndBound(SProblem *p, double budget_ms, SResult *result);
+extern void SearchExhaustive(SProblem *p, SResult *result);
 
 #endif

@@ -223,7 +223,12 @@ RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    NEW.benefit := @extschema@.normalize_benefit(NEW.benefit, NEW.program_id);
+    -- A restore (pg_dump scripts turn check_function_bodies off) writes
+    -- benefits that were checked when first saved, possibly before the
+    -- currencies they name: they are kept as they are.
+    IF pg_catalog.current_setting('check_function_bodies') OPERATOR(pg_catalog.<>) 'off' THEN
+        NEW.benefit := @extschema@.normalize_benefit(NEW.benefit, NEW.program_id);
+    END IF;
     IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
         NEW.updated_at := pg_catalog.now();
     END IF;

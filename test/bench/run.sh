@@ -25,10 +25,27 @@
 # BENCHES; a baseline is "-" for a baseline itself.  Its figures appear as
 #   bench NAME.cC TPS tps ratio R vs BASELINE.cC
 #
+# Then the receipt calculation, in a database of its own (BENCH_DB_calc,
+# loaded by test/bench/calculate_data.sql: customers with a card and three
+# lots, 1 000 active promotions of a realistic mix and 9 000 more paused,
+# 20 000 products, receipts of 20 lines).  At 2 and 4 clients, each round
+# runs the baseline select1.sql (SELECT 1) and calculate.sql (calculate of a
+# random stored receipt); at 4 clients it then switches the 9 000 paused
+# promotions on, runs calculate again (the 10k figure) and switches them off.
+# Latencies come from pgbench's per-transaction log of the 1k runs at 4
+# clients.  Figures:
+#   bench calculate.c2 1669 tps ratio 0.01 vs select1.c2
+#   bench calculate.p99 5.46 ms
+#   bench calculate.10k.c4 1067 tps ratio 0.60 vs calculate.c4
+#
 # Environment:
-#   BENCH_MODE      smoke (200 wallets, 1 s runs, 1 round),
-#                   quick (10 000 wallets, 3 s runs, 5 rounds; the default),
-#                   full (100 000 wallets, 20 s runs, 5 rounds)
+#   BENCH_MODE      smoke (200 wallets, 1 s runs, 1 round; 2 000 customers
+#                   for calculate),
+#                   quick (10 000 wallets, 3 s runs, 5 rounds; 100 000
+#                   customers; the default),
+#                   full (100 000 wallets, 20 s runs, 5 rounds; 1 000 000
+#                   customers)
+#   BENCH_CUSTOMERS customers of the calculate data set (overrides the mode)
 #   BENCH_DURATION  seconds per pgbench run     (overrides the mode)
 #   BENCH_CLIENTS   client counts, e.g. "4 16"  (default 4 16)
 #   BENCH_ROUNDS    rounds per client count     (overrides the mode)
@@ -57,18 +74,20 @@ cd "$REPO"
 BENCH=test/bench
 MODE=${BENCH_MODE:-quick}
 case "$MODE" in
-	smoke) wallets=200    duration=1  rounds=1 match_seconds=0.3 ;;
-	quick) wallets=10000  duration=3  rounds=5 match_seconds=2 ;;
-	full)  wallets=100000 duration=20 rounds=5 match_seconds=5 ;;
+	smoke) wallets=200    duration=1  rounds=1 match_seconds=0.3 customers=2000 ;;
+	quick) wallets=10000  duration=3  rounds=5 match_seconds=2 customers=100000 ;;
+	full)  wallets=100000 duration=20 rounds=5 match_seconds=5 customers=1000000 ;;
 	*) echo "run.sh: BENCH_MODE must be smoke, quick or full, not \"$MODE\"" >&2; exit 2 ;;
 esac
 wallets=${BENCH_WALLETS:-$wallets}
+customers=${BENCH_CUSTOMERS:-$customers}
 duration=${BENCH_DURATION:-$duration}
 rounds=${BENCH_ROUNDS:-$rounds}
 read -ra CLIENTS <<<"$(echo "${BENCH_CLIENTS:-4 16}" | tr ',' ' ')"
 DB=${BENCH_DB:-loyalty_bench}
 CURRENCY=bonus
-for v in "$wallets" "$duration" "$rounds" "${CLIENTS[@]}"; do
+receipts=5000
+for v in "$wallets" "$customers" "$duration" "$rounds" "${CLIENTS[@]}"; do
 	[[ "$v" =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: \"$v\" is not a positive integer" >&2; exit 2; }
 done
 match_seconds=${BENCH_MATCH_SECONDS:-$match_seconds}
@@ -141,10 +160,11 @@ done
 
 # One pgbench run: prints its tps, or fails after showing what went wrong.
 pgbench_tps() {
-	local script=$1 clients=$2 log=$3 tps failed
+	local script=$1 clients=$2 log=$3 db=${4:-$DB} tps failed
+	shift $(($# < 4 ? $# : 4))
 	if ! "$PGBINDIR/pgbench" -n -M prepared -j $((clients < 2 ? clients : 2)) -c "$clients" \
-		-T "$duration" -D customers="$wallets" -D currency="$CURRENCY" \
-		-f "$BENCH/$script" "$DB" >"$log" 2>&1; then
+		-T "$duration" -D customers="$wallets" -D currency="$CURRENCY" -D receipts="$receipts" \
+		"$@" -f "$BENCH/$script" "$db" >"$log" 2>&1; then
 		echo "run.sh: pgbench failed ($log):" >&2
 		grep -E 'error|ERROR|abort|DETAIL|HINT' "$log" | sort | uniq -c | sort -rn | head -n 20 >&2 || tail -n 20 "$log" >&2
 		return 1
@@ -223,6 +243,87 @@ for i in "${!NAMES[@]}"; do
 	done
 done
 echo "(tps: median over rounds; ratio: median over rounds of tps / baseline tps in the same round)"
+
+# The receipt calculation: its own data set, SELECT 1 as the baseline.
+CDB=${DB}_calc
+[ "$MODE" = smoke ] && receipts=500
+t0=$SECONDS
+"$PGBINDIR/dropdb" --if-exists "$CDB" 2>/dev/null
+"$PGBINDIR/createdb" "$CDB"
+psql_calc() { "$PGBINDIR/psql" -X -q -v ON_ERROR_STOP=1 -d "$CDB" "$@"; }
+psql_calc -c 'CREATE EXTENSION loyalty'
+psql_calc -v customers="$customers" -v receipts="$receipts" -f "$BENCH/calculate_data.sql" >"$LOGDIR/calculate_data.log"
+psql_calc -c 'VACUUM ANALYZE' -c 'CHECKPOINT'
+echo
+echo "== calculate: $customers customers, 1 000 + 9 000 promotions, $receipts receipts of 20 lines, loaded in $((SECONDS - t0)) s"
+declare -A CTPS CRATIO
+# the values of the rounds, as whole numbers
+rounds_of() { for v in $1; do printf '%.0f ' "$v"; done; }
+LATDIR=$LOGDIR/latency
+rm -rf "$LATDIR"
+mkdir -p "$LATDIR"
+set_extra() { psql_calc -c "UPDATE loyalty.promotion SET status = '$2' WHERE status = '$1' AND id > 1000"; }
+for c in 2 4; do
+	for ((r = 1; r <= rounds; r++)); do
+		line="   c$c round $r/$rounds:"
+		if s1=$(pgbench_tps select1.sql "$c" "$LOGDIR/select1.c$c.r$r.log" "$CDB") &&
+			ct=$(pgbench_tps calculate.sql "$c" "$LOGDIR/calculate.c$c.r$r.log" "$CDB" \
+				$([ "$c" = 4 ] && echo "-l --log-prefix=$LATDIR/calc")); then
+			CTPS[select1,$c]+="$s1 "
+			CTPS[calculate,$c]+="$ct "
+			CRATIO[calculate,$c]+="$(awk -v a="$ct" -v b="$s1" 'BEGIN { printf "%.6f", a / b }') "
+			line+=" select1 $(printf '%.0f' "$s1") calculate $(printf '%.0f' "$ct")"
+			if [ "$c" = 4 ]; then
+				set_extra paused active
+				if tk=$(pgbench_tps calculate.sql "$c" "$LOGDIR/calculate.10k.c$c.r$r.log" "$CDB"); then
+					CTPS[calculate.10k,$c]+="$tk "
+					CRATIO[calculate.10k,$c]+="$(awk -v a="$tk" -v b="$ct" 'BEGIN { printf "%.6f", a / b }') "
+					line+=" calculate.10k $(printf '%.0f' "$tk")"
+				else
+					errors=$((errors + 1))
+					line+=" calculate.10k FAILED"
+				fi
+				set_extra active paused
+			fi
+		else
+			errors=$((errors + 1))
+			line+=" FAILED"
+		fi
+		echo "$line"
+	done
+done
+echo
+printf '%-16s %7s %9s %13s %7s   %s\n' name clients tps "baseline tps" ratio "tps per round"
+for c in 2 4; do
+	if [ -n "${CTPS[select1,$c]:-}" ]; then
+		# shellcheck disable=SC2086
+		tps=$(printf '%.0f' "$(median ${CTPS[select1,$c]})")
+		printf '%-16s %7s %9s %13s %7s   %s\n' select1 "$c" "$tps" - - "$(rounds_of "${CTPS[select1,$c]}")"
+		FIGURES+=("bench select1.c$c $tps tps")
+	fi
+	for name in calculate calculate.10k; do
+		[ -n "${CTPS[$name,$c]:-}" ] || continue
+		base=select1.c$c
+		basetps=${CTPS[select1,$c]}
+		[ "$name" = calculate.10k ] && { base=calculate.c$c; basetps=${CTPS[calculate,$c]}; }
+		# shellcheck disable=SC2086
+		tps=$(printf '%.0f' "$(median ${CTPS[$name,$c]})")
+		# shellcheck disable=SC2086
+		btps=$(printf '%.0f' "$(median $basetps)")
+		# shellcheck disable=SC2086
+		ratio=$(printf '%.2f' "$(median ${CRATIO[$name,$c]})")
+		printf '%-16s %7s %9s %13s %7s   %s\n' "$name" "$c" "$tps" "$btps" "$ratio" "$(rounds_of "${CTPS[$name,$c]}")"
+		FIGURES+=("bench $name.c$c $tps tps ratio $ratio vs $base")
+	done
+done
+# latency percentiles over every calculate of the 1k runs at 4 clients
+if compgen -G "$LATDIR/calc*" >/dev/null; then
+	read -r p50 p99 n < <(cat "$LATDIR"/calc* | awk '{ print $3 }' | sort -n |
+		awk '{ v[NR] = $1 } END { i50 = int(NR * 0.50); i99 = int(NR * 0.99); if (i50 < 1) i50 = 1; if (i99 < 1) i99 = 1;
+			printf "%.2f %.2f %d\n", v[i50] / 1000, v[i99] / 1000, NR }')
+	echo "(calculate at 4 clients: p50 $p50 ms, p99 $p99 ms over $n calls; tps: median over rounds)"
+	FIGURES+=("bench calculate.p50 $p50 ms" "bench calculate.p99 $p99 ms")
+fi
 
 if [ "$errors" -gt 0 ]; then
 	echo "run.sh: $errors pgbench run(s) failed; see $LOGDIR/" >&2

@@ -1,0 +1,2 @@
+-- the read-path baseline
+SELECT 1;
