@@ -39,7 +39,7 @@ const char *const BenefitKindNames[BEN_NKINDS] = {
 };
 
 #define MONEY_MAX	INT64CONST(100000000000000)	/* 10^14 minor units */
-#define POINTS_MAX	INT64CONST(1000000000000)		/* 10^12 minor units */
+#define POINTS_MAX	INT64CONST(1000000000)		/* 10^9 minor units of points */
 
 /* Benefits decided per receipt rather than per line */
 bool

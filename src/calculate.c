@@ -13,6 +13,7 @@
 #include "catalog/pg_collation_d.h"
 #include "catalog/pg_type_d.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/datetime.h"
@@ -39,6 +40,7 @@ int			loyalty_max_receipt_bytes = 1048576;
 double		loyalty_search_budget_ms = 5.0;
 
 #define QTY_EXPONENT 3			/* quantities to thousandths */
+#define RECEIPT_MAX INT64CONST(1000000000000)	/* 10^12 minor units of money */
 #define MAX_CODE 64
 
 void
@@ -186,10 +188,15 @@ ReadAt(Calc *c)
 		int			dtype;
 		int			dterr;
 
-		dterr = ParseDateTime(text, workbuf, sizeof(workbuf), field, ftype, MAXDATEFIELDS, &nf);
+		/* a date and a time as written (not "now" or "today") */
+		if (!(strlen(text) >= 16 && isdigit((unsigned char) text[0]) && text[4] == '-' &&
+			  text[7] == '-' && (text[10] == 'T' || text[10] == ' ')))
+			dterr = DTERR_BAD_FORMAT;
+		else
+			dterr = ParseDateTime(text, workbuf, sizeof(workbuf), field, ftype, MAXDATEFIELDS, &nf);
 		if (dterr == 0)
 			dterr = DecodeDateTime(field, ftype, nf, &dtype, &tm, &fsec, &tz);
-		if (dterr != 0 || dtype != DTK_DATE)
+		if (dterr != 0 || dtype != DTK_DATE || tm.tm_hour > 23)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_DATETIME_FORMAT),
 					 errmsg("receipt field \"at\" is not a timestamp: \"%s\"", text),
@@ -199,7 +206,9 @@ ReadAt(Calc *c)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 					 errmsg("receipt field \"at\" is out of range: \"%s\"", text)));
-		c->at_text = text;
+		/* the wall clock as read, for the weekday, hour and date conditions */
+		c->at_text = psprintf("%04d-%02d-%02dT%02d:%02d:%02d",
+							  tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 	}
 	else
 	{
@@ -991,35 +1000,13 @@ LotPays(Calc *c, CLot *lot)
 	return pays;
 }
 
-/* A lot restriction compiled, or NULL if it is a label rather than a condition */
-static CondProgram *
-TryRestriction(Catalog *cat, const char *text)
-{
-	MemoryContext here = CurrentMemoryContext;
-	CondProgram *volatile prog = NULL;
-
-	PG_TRY();
-	{
-		prog = CatalogCondition(cat, text);
-	}
-	PG_CATCH();
-	{
-		/* parsing is pure: nothing to release but the error */
-		MemoryContextSwitchTo(here);
-		FlushErrorState();
-		prog = NULL;
-	}
-	PG_END_TRY();
-	return prog;
-}
-
 /* Compile lot restrictions before rows are sized: they may add attributes */
 static void
 CompileRestrictions(Calc *c)
 {
 	for (int l = 0; l < c->nlots; l++)
 		if (c->lots[l].restriction)
-			c->lots[l].restrict_prog = TryRestriction(c->cat, c->lots[l].restriction);
+			c->lots[l].restrict_prog = CatalogCondition(c->cat, c->lots[l].restriction);
 }
 
 /* Rows of condition values: the receipt's and customer's, then each line's */
@@ -1116,6 +1103,18 @@ PromoCurrency(Catalog *cat, const CatPromo *p)
 	return p->benefit.currency_index;
 }
 
+/* Did candidate j give anything: money off, points, a price in points, a gift? */
+static bool
+Gave(const SDetail *det, int j, int L)
+{
+	if (det->promo_discount[j] > 0 || det->promo_earn[j + 1] > 0 || det->won[j])
+		return true;
+	for (int i = 0; i < L; i++)
+		if (det->fpaid[j * L + i] > 0)
+			return true;
+	return false;
+}
+
 /* loyalty.calculate(receipt jsonb) returns jsonb */
 Datum
 loyalty_calculate(PG_FUNCTION_ARGS)
@@ -1186,6 +1185,18 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 	c.channel = OptString(&c, "channel", 32);
 	ReadLines(&c);
 	L = c.nlines;
+	{
+		int64		total = 0;
+
+		for (int i = 0; i < L; i++)
+			total += c.lines[i].amount;	/* each at most 10^14: no overflow */
+		if (total > RECEIPT_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("receipt comes to more than the calculation accepts"),
+					 errdetail("Its lines come to %lld minor units; at most %lld are accepted.",
+							   (long long) total, (long long) RECEIPT_MAX)));
+	}
 	ReadPoints(&c);
 	ReadCoupons(&c);
 	if (JrKey(&doc->root, "search", &v) && v.type != jbvNull)
@@ -1193,7 +1204,14 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 		char	   *mode = JrString(&c.jd, "search", &v, 32);
 
 		if (strcmp(mode, "exhaustive") == 0)
+		{
+			/* a check for tests: its time grows as 2^n */
+			if (!superuser())
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("receipt field \"search\": only a superuser may ask for the exhaustive search")));
 			c.exhaustive = true;
+		}
 		else if (strcmp(mode, "branch_and_bound") != 0)
 			JrFail(&c.jd, "search", "\"branch_and_bound\" or \"exhaustive\"");
 	}
@@ -1300,7 +1318,9 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 		s->value_den = cc->value_den;
 		s->value_scaled = (int64) (((int128) cc->value_num * SEARCH_SCALE * cat->earn_weight_bp) /
 								   ((int128) cc->value_den * 10000));
-		s->spendable = (prob.can_spend && c.request[i] != REQUEST_NONE) ? c.spendable[i] : 0;
+		/* what the receipt asks to spend bounds prices in points too */
+		s->spendable = !prob.can_spend || c.request[i] == REQUEST_NONE ? 0 :
+			c.request[i] == REQUEST_MAX ? c.spendable[i] : Min(c.request[i], c.spendable[i]);
 		s->request = c.request[i] == REQUEST_MAX ? -1 : Max(c.request[i], 0);
 	}
 	prob.nlots = c.nlots;
@@ -1371,7 +1391,9 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 				rejected[nrejected++] = (Rejection) {cands[j].promo, "below_threshold",
 					DatumGetCString(DirectFunctionCall1(numeric_out,
 														NumericGetDatum(NumericFromScaled(cands[j].s.threshold, cat->money_exponent))))};
-			else if (cands[j].s.ub <= 0)
+			else if (cands[j].s.ub <= 0 && cands[j].s.kind != BEN_GIFT &&
+					 cands[j].s.kind != BEN_MULTIPLIER && cands[j].s.kind != BEN_POINTS_PER &&
+					 cands[j].s.kind != BEN_BONUS_LOT)
 				rejected[nrejected++] = (Rejection) {cands[j].promo, "no_benefit", NULL};
 			else
 				cands[kept++] = cands[j];
@@ -1572,12 +1594,7 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 	for (int j = 0; j < ncands; j++)
 	{
 		CatPromo   *p = &cat->promos[cands[j].promo];
-		bool		gave = det->promo_discount[j] > 0 || det->promo_earn[j + 1] > 0 ||
-			det->won[j];
-
-		for (int i = 0; i < L && !gave; i++)
-			gave = det->fpaid[j * L + i] > 0;
-		if (!res.chosen[j] || !gave)
+		if (!res.chosen[j] || !Gave(det, j, L))
 			continue;
 		JbBeginObject(&jb, NULL);
 		JbText(&jb, "code", p->code);
@@ -1595,12 +1612,7 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 	for (int j = 0; j < ncands; j++)
 	{
 		CatPromo   *p = &cat->promos[cands[j].promo];
-		bool		gave = det->promo_discount[j] > 0 || det->promo_earn[j + 1] > 0 ||
-			det->won[j];
-
-		for (int i = 0; i < L && !gave; i++)
-			gave = det->fpaid[j * L + i] > 0;
-		if (res.chosen[j] && gave)
+		if (res.chosen[j] && Gave(det, j, L))
 			continue;
 		JbBeginObject(&jb, NULL);
 		JbText(&jb, "code", p->code);
@@ -1642,7 +1654,7 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 		{
 			reason = "promotion_not_applied";
 			for (int j = 0; j < ncands; j++)
-				if (cands[j].promo == cp->promo && res.chosen[j])
+				if (cands[j].promo == cp->promo && res.chosen[j] && Gave(det, j, L))
 					reason = NULL;
 		}
 		JbBeginObject(&jb, NULL);

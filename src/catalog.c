@@ -25,6 +25,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
+#include "utils/snapmgr.h"
 
 #include "catalog.h"
 #include "jsonread.h"
@@ -44,7 +45,11 @@ static void
 CatalogInvalidate(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || GenerationRelid == InvalidOid || relid == GenerationRelid)
+	{
 		CatalogStale = true;
+		/* looked up again: the extension may have been dropped and created */
+		GenerationRelid = InvalidOid;
+	}
 }
 
 void
@@ -60,7 +65,9 @@ GenerationTable(void)
 	Oid			relid = get_relname_relid("catalog_generation", nsp);
 
 	if (!OidIsValid(relid))
-		elog(ERROR, "table loyalty.catalog_generation is missing");
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("table loyalty.catalog_generation is missing")));
 	return relid;
 }
 
@@ -74,9 +81,13 @@ loyalty_catalog_changed(PG_FUNCTION_ARGS)
 				 errmsg("catalog_changed() must be called as a trigger")));
 	SPI_connect();
 	if (SPI_execute("UPDATE loyalty.catalog_generation"
-					" SET generation = generation OPERATOR(pg_catalog.+) 1,"
-					" changed_at = pg_catalog.now()", false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not update loyalty.catalog_generation");
+					" SET generation = pg_catalog.nextval('loyalty.catalog_generation_seq'),"
+					" changed_at = pg_catalog.now()", false, 0) != SPI_OK_UPDATE ||
+		SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("the row of loyalty.catalog_generation is missing"),
+				 errhint("Reinstall the extension, or insert the row: INSERT INTO loyalty.catalog_generation VALUES (true, nextval('loyalty.catalog_generation_seq'), now()).")));
 	SPI_finish();
 	CacheInvalidateRelcacheByRelid(GenerationTable());
 	return PointerGetDatum(NULL);
@@ -156,6 +167,17 @@ GetCondition(Catalog *cat, HeapTuple tuple, TupleDesc desc, int col)
 	return loyalty_cond_load((Condition *) PG_DETOAST_DATUM_COPY(d), cat->dict);
 }
 
+/* An error that reading bad text or a bad document gives, not a failure of the server */
+bool
+IsReadError(int sqlerrcode)
+{
+	return sqlerrcode == ERRCODE_INVALID_PARAMETER_VALUE ||
+		sqlerrcode == ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE ||
+		sqlerrcode == ERRCODE_UNDEFINED_OBJECT ||
+		sqlerrcode == ERRCODE_INVALID_TEXT_REPRESENTATION ||
+		sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+}
+
 /*
  * A stored benefit read again, or false with a warning: one that no longer
  * reads (its currency was deleted since) must not stop the others.
@@ -178,6 +200,8 @@ ParseStoredBenefit(Jsonb *doc, const BenefitContext *ctx, Benefit *out,
 		/* parsing is pure: nothing to release but the error */
 		MemoryContextSwitchTo(here);
 		err = CopyErrorData();
+		if (!IsReadError(err->sqlerrcode))
+			PG_RE_THROW();
 		FlushErrorState();
 		ereport(WARNING,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -256,7 +280,8 @@ LoadCatalog(Catalog *cat, const char *code)
 	 */
 	MemoryContextSwitchTo(cat->cxt);
 	arg = CStringGetTextDatum(code);
-	if (SPI_execute_plan(program_plan, &arg, NULL, true, 1) != SPI_OK_SELECT)
+	if (SPI_execute_snapshot(program_plan, &arg, NULL, GetLatestSnapshot(), InvalidSnapshot,
+							 true, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read loyalty.program");
 	MemoryContextSwitchTo(cat->cxt);
 	if (SPI_processed == 0)
@@ -283,7 +308,8 @@ LoadCatalog(Catalog *cat, const char *code)
 		cat->points_excluded = GetCondition(cat, t, desc, 12);
 
 		arg = Int64GetDatum(cat->program_id);
-		if (SPI_execute_plan(currency_plan, &arg, NULL, true, 0) != SPI_OK_SELECT)
+		if (SPI_execute_snapshot(currency_plan, &arg, NULL, GetLatestSnapshot(), InvalidSnapshot,
+								 true, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read loyalty.currency");
 		MemoryContextSwitchTo(cat->cxt);
 		cat->ncurrencies = SPI_processed;
@@ -310,7 +336,8 @@ LoadCatalog(Catalog *cat, const char *code)
 	}
 
 	arg = Int64GetDatum(cat->program_id);
-	if (SPI_execute_plan(promo_plan, &arg, NULL, true, 0) != SPI_OK_SELECT)
+	if (SPI_execute_snapshot(promo_plan, &arg, NULL, GetLatestSnapshot(), InvalidSnapshot,
+							 true, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read loyalty.promotion");
 	MemoryContextSwitchTo(cat->cxt);
 	cat->npromos = SPI_processed;
@@ -419,18 +446,32 @@ LoadCatalog(Catalog *cat, const char *code)
 	cat->index = loyalty_cond_index_build(line_conds, cat->npromos, cat->dict);
 }
 
-/* Read the generation; drop every compiled catalogue if it moved */
+/*
+ * Read the generation; drop every compiled catalogue if it moved.  The flag
+ * is cleared before the read, so that an invalidation that arrives while
+ * reading (at the lock) marks the cache stale again; the read and the
+ * compiling that follows use the latest snapshot, so that they see every
+ * change whose invalidation has arrived, whatever the caller's isolation.
+ */
 static void
 CheckGeneration(void)
 {
+	static SPIPlanPtr plan = NULL;
 	int64		generation;
 	bool		isnull;
 
+	CatalogStale = false;
 	if (GenerationRelid == InvalidOid)
 		GenerationRelid = GenerationTable();
-	if (SPI_execute("SELECT generation FROM loyalty.catalog_generation", true, 1) != SPI_OK_SELECT ||
-		SPI_processed != 1)
+	if (plan == NULL)
+		plan = PrepareKept("SELECT generation FROM loyalty.catalog_generation", 0, NULL);
+	if (SPI_execute_snapshot(plan, NULL, NULL, GetLatestSnapshot(), InvalidSnapshot,
+							 true, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read loyalty.catalog_generation");
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("the row of loyalty.catalog_generation is missing")));
 	generation = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	if (generation != CatalogGeneration && CatalogCxt != NULL)
 	{
@@ -439,7 +480,6 @@ CheckGeneration(void)
 		Catalogs = NIL;
 	}
 	CatalogGeneration = generation;
-	CatalogStale = false;
 }
 
 /*
@@ -480,12 +520,19 @@ CatalogGet(const char *program_code)
 	return cat;
 }
 
-/* A condition text compiled over the catalogue's dictionary, kept with it */
+/*
+ * A condition text compiled over the catalogue's dictionary, kept with it;
+ * NULL for a text that is not a condition (a lot's restriction may be a
+ * label), which is kept too.  The text is parsed in a context of its own
+ * first, so that a failure leaves nothing in the catalogue's.
+ */
 CondProgram *
 CatalogCondition(Catalog *cat, const char *text)
 {
 	ListCell   *lc;
-	MemoryContext old;
+	MemoryContext here = CurrentMemoryContext;
+	MemoryContext tmp;
+	Condition  *volatile parsed = NULL;
 	CatCondition *cc;
 
 	foreach(lc, cat->conditions)
@@ -494,13 +541,41 @@ CatalogCondition(Catalog *cat, const char *text)
 		if (strcmp(cc->text, text) == 0)
 			return cc->program;
 	}
-	old = MemoryContextSwitchTo(cat->cxt);
+	tmp = AllocSetContextCreate(here, "loyalty condition", ALLOCSET_SMALL_SIZES);
+	MemoryContextSwitchTo(tmp);
+	PG_TRY();
+	{
+		parsed = loyalty_cond_parse(text, strlen(text));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *err;
+
+		MemoryContextSwitchTo(here);
+		err = CopyErrorData();
+		if (!IsReadError(err->sqlerrcode))
+			PG_RE_THROW();
+		FlushErrorState();
+		parsed = NULL;
+	}
+	PG_END_TRY();
+
+	/* a bounded cache: restrictions come from a handful of promotions */
+	MemoryContextSwitchTo(cat->cxt);
 	cc = palloc(sizeof(CatCondition));
 	cc->text = pstrdup(text);
-	cc->program = loyalty_cond_load(loyalty_cond_parse(text, strlen(text)), cat->dict);
-	/* a bounded cache: lot restrictions come from a handful of promotions */
+	cc->program = NULL;
+	if (parsed)
+	{
+		/* the program may point into the value: keep a copy of it here */
+		Condition  *kept = palloc(VARSIZE(parsed));
+
+		memcpy(kept, parsed, VARSIZE(parsed));
+		cc->program = loyalty_cond_load(kept, cat->dict);
+	}
 	if (list_length(cat->conditions) < 1000)
 		cat->conditions = lappend(cat->conditions, cc);
-	MemoryContextSwitchTo(old);
+	MemoryContextSwitchTo(here);
+	MemoryContextDelete(tmp);
 	return cc->program;
 }

@@ -122,6 +122,7 @@ typedef struct Catalog
 
 extern Catalog *CatalogGet(const char *program_code);
 extern CondProgram *CatalogCondition(Catalog *cat, const char *text);
+extern bool IsReadError(int sqlerrcode);
 extern void loyalty_catalog_init(void);
 
 #endif

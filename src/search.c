@@ -25,9 +25,25 @@
 
 #include <time.h>
 
+#include "miscadmin.h"
+
 #include "search.h"
 
 typedef __int128 int128_t;
+
+/*
+ * Points at their scaled worth.  Capped far above any receipt (a receipt
+ * comes to at most 10^12 minor units, 10^16 scaled), so that sums of values
+ * never overflow.
+ */
+#define VALUE_CAP	INT64CONST(1000000000000000000)
+static inline int64
+Worth(int64 points, int64 value_scaled)
+{
+	int128_t	v = (int128_t) points * value_scaled;
+
+	return v > VALUE_CAP / 16 ? VALUE_CAP / 16 : (int64) v;
+}
 
 /* floor(a * b / c) for non-negative a, b and positive c */
 static inline int64
@@ -156,26 +172,28 @@ unit_cmp_asc(const void *a, const void *b)
 static void
 PrepareNForM(const SProblem *p, SPromo *c)
 {
+	Unit	   *lines = palloc(sizeof(Unit) * Max(p->nlines, 1));
 	int			n = 0;
-	Unit	   *units;
-	int64		free_units;
 	int64		count = 0;
+	int64		free_units;
 
 	for (int i = 0; i < p->nlines; i++)
-		if (c->elig[i])
+		if (c->elig[i] && p->lines[i].units > 0)
+		{
 			count += p->lines[i].units;
+			lines[n++] = (Unit) {p->lines[i].unit_price, i};
+		}
 	free_units = (count / c->buy) * (c->buy - c->pay);
-	if (free_units == 0)
-		return;
-	units = palloc(sizeof(Unit) * count);
-	for (int i = 0; i < p->nlines; i++)
-		if (c->elig[i])
-			for (int u = 0; u < p->lines[i].units; u++)
-				units[n++] = (Unit) {p->lines[i].unit_price, i};
-	qsort(units, n, sizeof(Unit), unit_cmp_asc);
-	for (int64 k = 0; k < free_units; k++)
-		c->disc[units[k].line] += units[k].price;
-	pfree(units);
+	/* the cheapest lines first, each giving as many units as it has */
+	qsort(lines, n, sizeof(Unit), unit_cmp_asc);
+	for (int x = 0; x < n && free_units > 0; x++)
+	{
+		int64		take = Min(free_units, (int64) p->lines[lines[x].line].units);
+
+		c->disc[lines[x].line] += take * lines[x].price;
+		free_units -= take;
+	}
+	pfree(lines);
 }
 
 /*
@@ -194,10 +212,12 @@ PrepareBundle(const SProblem *p, SPromo *c)
 
 	for (int i = 0; i < p->nlines; i++)
 		left[i] = p->lines[i].units;
-	for (;;)
+	for (int sets = 0; sets < 10000; sets++)
 	{
 		int64		value = 0;
 		bool		complete = true;
+
+		CHECK_FOR_INTERRUPTS();
 
 		memset(taken, 0, sizeof(int32) * p->nlines);
 		for (int k = 0; k < c->nparts && complete; k++)
@@ -279,8 +299,8 @@ SearchPrepare(SProblem *p)
 			case BEN_AMOUNT_OFF:
 				for (int i = 0; i < p->nlines; i++)
 					if (c->elig[i])
-						c->disc[i] = Min(p->lines[i].amount,
-										 (c->price * p->lines[i].qty_milli + 500) / 1000);
+						c->disc[i] = (int64) Min((int128_t) p->lines[i].amount,
+												 ((int128_t) c->price * p->lines[i].qty_milli + 500) / 1000);
 				break;
 			case BEN_FIXED_PRICE:
 				for (int i = 0; i < p->nlines; i++)
@@ -294,15 +314,16 @@ SearchPrepare(SProblem *p)
 						const SCurrency *cur = &p->currencies[c->currency];
 						int64		money;
 
-						if (l->units == 0 || !p->can_spend)
+						if (l->units == 0 || !p->can_spend || !l->points_ok)
 							continue;
-						c->fpoints[i] = c->points * l->units;
+						c->fpoints[i] = c->points * l->units;	/* <= 1e12 x 1e4 */
 						money = Min(l->amount, MoneyOf(cur, c->fpoints[i]));
 						c->disc[i] = l->amount - money;
 						c->lineval[i] = l->amount * SEARCH_SCALE;
 					}
 					else
-						c->disc[i] = Max(0, l->amount - (c->price * l->qty_milli + 500) / 1000);
+						c->disc[i] = (int64) Max(0, (int128_t) l->amount -
+												 ((int128_t) c->price * l->qty_milli + 500) / 1000);
 				}
 				break;
 			case BEN_N_FOR_M:
@@ -316,11 +337,12 @@ SearchPrepare(SProblem *p)
 				{
 					int64		pts = EarnPoints(p, elig_amount, c->factor_extra) + 1;
 
+					/* at least 1, so that a weight of 0 still lets it hold lines */
 					for (int i = 0; i < p->nlines; i++)
 						if (c->elig[i])
-							c->lineval[i] = (EarnPoints(p, p->lines[i].amount, c->factor_extra) + 1) *
-								p->currencies[p->base_currency].value_scaled;
-					ub = pts * p->currencies[p->base_currency].value_scaled;
+							c->lineval[i] = Max(1, Worth(EarnPoints(p, p->lines[i].amount, c->factor_extra) + 1,
+														 p->currencies[p->base_currency].value_scaled));
+					ub = Worth(pts, p->currencies[p->base_currency].value_scaled);
 				}
 				break;
 			case BEN_RECEIPT_OFF:
@@ -331,12 +353,12 @@ SearchPrepare(SProblem *p)
 				break;
 			case BEN_POINTS_PER:
 				if (p->can_earn)
-					ub = (elig_amount / c->per) * c->points *
-						p->currencies[c->currency].value_scaled;
+					ub = Worth((elig_amount / c->per) * c->points,
+							   p->currencies[c->currency].value_scaled);
 				break;
 			case BEN_BONUS_LOT:
 				if (p->can_earn)
-					ub = c->points * p->currencies[c->currency].value_scaled;
+					ub = Worth(c->points, p->currencies[c->currency].value_scaled);
 				break;
 			case BEN_GIFT:
 				ub = c->amount * SEARCH_SCALE;
@@ -422,7 +444,7 @@ AdditiveWinners(const SProblem *p, const bool *in, Eval *e, const int64 *paid)
 			}
 			else
 				e->add_points[k] = c->points;
-			e->add_value[k] = e->add_points[k] * p->currencies[c->currency].value_scaled;
+			e->add_value[k] = Worth(e->add_points[k], p->currencies[c->currency].value_scaled);
 		}
 	}
 	for (int k = 0; k < p->npromos; k++)
@@ -466,7 +488,7 @@ Earn(const SProblem *p, const bool *in, Eval *e, const int64 *paid, SDetail *det
 	{
 		int64		pts = EarnPoints(p, base, 100);
 
-		value += pts * base_cur->value_scaled;
+		value += Worth(pts, base_cur->value_scaled);
 		if (detail)
 		{
 			detail->promo_earn[0] = pts;
@@ -488,7 +510,7 @@ Earn(const SProblem *p, const bool *in, Eval *e, const int64 *paid, SDetail *det
 			sum += e->part[i];
 		}
 		pts = EarnPoints(p, sum, c->factor_extra);
-		value += pts * base_cur->value_scaled;
+		value += Worth(pts, base_cur->value_scaled);
 		if (detail)
 		{
 			detail->promo_earn[k + 1] = pts;
@@ -521,10 +543,10 @@ Earn(const SProblem *p, const bool *in, Eval *e, const int64 *paid, SDetail *det
 				e->part[i] = c->elig[i] ? p->lines[i].amount : 0;
 			pts = c->points;
 		}
-		value += pts * p->currencies[c->currency].value_scaled;
+		value += Worth(pts, p->currencies[c->currency].value_scaled);
 		if (detail)
 		{
-			detail->won[k] = true;
+			detail->won[k] = pts > 0;
 			detail->promo_earn[k + 1] = pts;
 			SpreadLargestRemainder(pts, e->part, NULL, L, detail->earn + (k + 1) * L);
 		}
@@ -795,8 +817,10 @@ SearchEvaluate(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail
 				m = Min(e.room[i], room_total);
 				pts = Min(PointsFor(cur, m), Min(e.lot_left[l], budget[lot->currency]));
 				money = MoneyOf(cur, pts);
-				if (pts <= 0)
+				if (money <= 0)
 					continue;
+				/* no point more than the money needs */
+				pts = (int64) (((int128_t) money * cur->value_den + cur->value_num - 1) / cur->value_num);
 				e.lot_left[l] -= pts;
 				budget[lot->currency] -= pts;
 				e.room[i] -= money;
@@ -947,7 +971,7 @@ SearchIndex(SProblem *p)
 		if (!c->fixed)
 		{
 			/* an earlier searched twin: the same benefit on the same lines */
-			for (int x = 0; x < p->nsearched && c->twin_of < 0; x++)
+			for (int x = 0; x < p->nsearched && c->twin_of < 0 && !c->in_points; x++)
 				if (Twins(p, &p->promos[p->searched[x]], c))
 					c->twin_of = p->searched[x];
 			p->searched[p->nsearched++] = k;
@@ -961,7 +985,15 @@ SearchIndex(SProblem *p)
 	e->pre_receipt = palloc0(sizeof(int64) * Max(L, 1));
 	e->avail = palloc(sizeof(int64) * Max(p->ncurrencies, 1));
 	e->holds = palloc0(sizeof(bool) * Max(p->npromos * L, 1));
-	e->res = palloc(sizeof(Reserve) * Max(p->npromos * L * Max(p->nlots, 1), 1));
+	{
+		/* every reservation but the last of a line empties a lot */
+		Size		n_in_points = 0;
+
+		for (int k = 0; k < p->npromos; k++)
+			if (p->promos[k].in_points)
+				n_in_points++;
+		e->res = palloc(sizeof(Reserve) * (n_in_points * (Size) L + p->nlots + 1));
+	}
 	e->best = palloc(sizeof(int) * Max(p->ngroups, 1));
 	e->lot_left = palloc(sizeof(int64) * Max(p->nlots, 1));
 	e->weight = palloc(sizeof(int64) * Max(L, 1));
@@ -1006,7 +1038,8 @@ Shadowed(const SProblem *p, const bool *in, int k)
 {
 	const SPromo *c = &p->promos[k];
 
-	if (c->group < 0 || BenefitIsReceiptLevel(c->kind))
+	/* a price in points reserves points even where it holds nothing */
+	if (c->group < 0 || BenefitIsReceiptLevel(c->kind) || c->in_points)
 		return false;
 	for (int i = 0; i < p->nlines; i++)
 	{
@@ -1108,6 +1141,7 @@ Branch(BB *bb, int x, const SOutcome *known, const int64 *known_pre)
 
 	if (bb->stopped)
 		return;
+	CHECK_FOR_INTERRUPTS();
 	if ((++bb->nodes & 63) == 0 && bb->budget_ms > 0 && ElapsedMs(&bb->start) > bb->budget_ms)
 	{
 		bb->stopped = true;
@@ -1206,9 +1240,8 @@ Branch(BB *bb, int x, const SOutcome *known, const int64 *known_pre)
 
 		/*
 		 * On a line, a newcomer of a stacking group gains at most what it
-		 * is worth there over what holds the group now (what holds it only
-		 * ever grows).  Prices in points count as holding nothing, since
-		 * their points may not cover them.
+		 * is worth there over the discount that holds the group now (what
+		 * holds it only ever grows).
 		 */
 		memset(bb->line_group_held, 0, sizeof(int64) * Max(p->ngroups * p->nlines, 1));
 		for (int i = 0; i < p->nlines; i++)
@@ -1216,10 +1249,17 @@ Branch(BB *bb, int x, const SOutcome *known, const int64 *known_pre)
 			{
 				int			j = p->line_cands[y];
 				const SPromo *h = &p->promos[j];
-				int64	   *held = &bb->line_group_held[i * p->ngroups + h->group];
 
-				if (bb->in[j] && h->group >= 0 && !h->in_points)
+				/*
+				 * A multiplier's worth there is an estimate from above, and a
+				 * price in points may not be covered: neither counts as held.
+				 */
+				if (bb->in[j] && h->group >= 0 && !h->in_points && h->kind != BEN_MULTIPLIER)
+				{
+					int64	   *held = &bb->line_group_held[i * p->ngroups + h->group];
+
 					*held = Max(*held, h->lineval[i]);
+				}
 			}
 		for (int i = 0; i < p->ngroups * p->nlines; i++)
 			bound += Max(0, bb->line_group_ub[i] - bb->line_group_held[i]);
@@ -1355,6 +1395,7 @@ SearchExhaustive(SProblem *p, SResult *result)
 		SOutcome	o;
 		bool		valid = true;
 
+		CHECK_FOR_INTERRUPTS();
 		for (int x = 0; x < n; x++)
 			in[p->searched[x]] = (mask >> x) & 1;
 		for (int x = 0; x < n && valid; x++)

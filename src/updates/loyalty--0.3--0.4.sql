@@ -177,12 +177,17 @@ COMMENT ON TABLE @extschema@.segment_member IS 'the customers of a segment';
 -- The catalogue generation: bumped by every statement that changes what the
 -- backends compile (promotions, programmes, currencies); a backend compares
 -- it with the generation it compiled and recompiles only when it moved.
+-- The numbers come from a sequence, which a rollback does not give back: a
+-- generation is never reused, so a catalogue compiled from changes that
+-- were rolled back never passes for a committed one.
+CREATE SEQUENCE @extschema@.catalog_generation_seq;
 CREATE TABLE @extschema@.catalog_generation (
     singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     generation bigint NOT NULL,
     changed_at timestamptz NOT NULL
 );
-INSERT INTO @extschema@.catalog_generation VALUES (true, 1, pg_catalog.now());
+INSERT INTO @extschema@.catalog_generation
+VALUES (true, pg_catalog.nextval('@extschema@.catalog_generation_seq'), pg_catalog.now());
 COMMENT ON TABLE @extschema@.catalog_generation IS 'one row: the generation of the compiled promotion catalogue';
 
 CREATE FUNCTION @extschema@.catalog_changed()

@@ -5,7 +5,7 @@
 -- bound must give exactly the answer of the exhaustive enumeration, every
 -- time.  The seed is printed; LOYALTY_TEST_SEED repeats a run.
 BEGIN;
-SELECT plan(5);
+SELECT plan(6);
 
 \ir seed.psql
 
@@ -181,6 +181,32 @@ SELECT is_empty($$
     'line discounts, points and amounts to pay add up exactly to the totals, and none is negative');
 SELECT ok((SELECT count(*) FILTER (WHERE (bb -> 'promotions' -> 'applied') <> '[]') FROM outcome) > 1000,
           'most receipts apply some promotion (the test exercises the search)');
+
+-- A case the bound once missed: a multiplier holding the line is worth less
+-- than its estimate once a discount applies, so it must not count as what a
+-- newcomer of its group has to beat.  One line of 2 x 5.00; points worth
+-- 0.01; always: 50% off, x2 (group g), a gift of 0.01 (receipt group r);
+-- searched: 0.01 off the receipt (group r, first by priority), 2 for 1
+-- (group g).  The best leaves the receipt discount out and keeps the gift.
+SET CONSTRAINTS ALL DEFERRED;
+INSERT INTO loyalty.program (code, name, default_currency, accrual_rate_bp) VALUES ('bf2', 'Bound', 'pts', 500);
+INSERT INTO loyalty.currency (program_id, code, name, money_per_unit)
+SELECT id, 'pts', 'Points', 0.01 FROM loyalty.program WHERE code = 'bf2';
+SET CONSTRAINTS ALL IMMEDIATE;
+SELECT loyalty.enroll('bf2', card => '10000002') AS bf2_customer \gset
+INSERT INTO loyalty.promotion (program_id, code, name, status, benefit, stacking_group, priority)
+SELECT p.id, v.code, v.code, 'active', v.benefit::jsonb, v.grp, v.prio
+  FROM loyalty.program p,
+       (VALUES ('D', '{"kind": "percent_off", "percent": 50}', NULL, 0),
+               ('M', '{"kind": "multiplier", "factor": 2}', 'g', 0),
+               ('G', '{"kind": "gift", "sku": "G", "value": 0.01}', 'r', 0),
+               ('S', '{"kind": "receipt_off", "threshold": 0, "amount": 0.01}', 'r', 5),
+               ('N', '{"kind": "n_for_m", "buy": 2, "pay": 1}', 'g', 0)) v (code, benefit, grp, prio)
+ WHERE p.code = 'bf2';
+SELECT is(loyalty.calculate(r) - 'explored' - 'optimal',
+          loyalty.calculate(r || '{"search": "exhaustive"}') - 'explored' - 'optimal',
+          'a multiplier holding a line does not hide what a newcomer of its group gains')
+  FROM (SELECT '{"program": "bf2", "customer": {"card": "10000002"}, "lines": [{"line": 1, "qty": 2, "price": 5}]}'::jsonb AS r) s;
 
 SELECT * FROM finish();
 ROLLBACK;
