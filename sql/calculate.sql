@@ -105,6 +105,11 @@ DELETE FROM loyalty.promotion WHERE code = 'R500';
 -- 999.99 / 20 = 49 points, besides the base 5% (49 points).
 SELECT pg_temp.promo('PER20', NULL, '{"kind": "points_per", "per": 20, "points": 1}');
 SELECT * FROM pg_temp.show(loyalty.calculate(pg_temp.receipt(jsonb_build_array(:'socks'::jsonb))));
+-- with earn_weight 0 points count for nothing in the comparison, but are
+-- still earned
+UPDATE loyalty.program SET earn_weight = 0;
+SELECT * FROM pg_temp.show(loyalty.calculate(pg_temp.receipt(jsonb_build_array(:'socks'::jsonb))));
+UPDATE loyalty.program SET earn_weight = 1;
 DELETE FROM loyalty.promotion WHERE code = 'PER20';
 
 -- multiplier x3 on a Saturday: the base 5% of 999.99 is 49 points; x3 adds
@@ -224,6 +229,9 @@ SELECT q, (pg_temp.err(format('SELECT loyalty.calculate(%L)', q))).* FROM (VALUE
     ('{"program": "shop", "currency": "EUR", "lines": [{"qty": 1, "price": 1}]}'),
     ('{"program": "shop", "lines": [{"line": 1, "qty": 1, "price": 1}, {"line": 1, "qty": 1, "price": 2}]}'),
     ('{"program": "shop", "at": "yesterday-ish", "lines": [{"qty": 1, "price": 1}]}'),
+    ('{"program": "shop", "at": "now", "lines": [{"qty": 1, "price": 1}]}'),
+    ('{"program": "shop", "at": "2026-03-07T24:00:00+03:00", "lines": [{"qty": 1, "price": 1}]}'),
+    ('{"program": "shop", "lines": [{"qty": 1, "price": 20000000000}]}'),
     ('{"program": "shop", "points": {"miles": 10}, "lines": [{"qty": 1, "price": 1}]}'),
     ('{"program": "shop", "points": "all", "lines": [{"qty": 1, "price": 1}]}'),
     ('{"program": "shop", "customer": {"card": "1", "phone": "2"}, "lines": [{"qty": 1, "price": 1}]}'),
@@ -237,6 +245,15 @@ SET loyalty.max_receipt_size = 1024;
 SELECT (pg_temp.err(format('SELECT loyalty.calculate(%L)',
         jsonb_build_object('program', 'shop', 'note', repeat('x', 2000), 'lines', '[{"qty": 1, "price": 1}]'::jsonb)))).*;
 RESET loyalty.max_receipt_size;
+-- the exhaustive search is for superusers, whoever owns the function
+DROP ROLE IF EXISTS calc_tester;
+CREATE ROLE calc_tester;
+GRANT USAGE ON SCHEMA loyalty TO calc_tester;
+GRANT EXECUTE ON FUNCTION loyalty.calculate(jsonb) TO calc_tester;
+SET ROLE calc_tester;
+SELECT (pg_temp.err($$SELECT loyalty.calculate('{"program": "shop", "search": "exhaustive", "lines": [{"qty": 1, "price": 1}]}')$$)).*;
+SELECT loyalty.calculate('{"program": "shop", "lines": [{"qty": 1, "price": 1}]}') -> 'totals' -> 'amount' AS amount;
+RESET ROLE;
 
 -- Bad benefits are refused when saved, naming the field; nothing is written.
 SELECT b, (pg_temp.err(format($f$SELECT pg_temp.promo('BAD', NULL, %L)$f$, b))).* FROM (VALUES
@@ -276,3 +293,5 @@ SELECT r -> 'totals' -> 'discount' AS discount,
 DELETE FROM loyalty.promotion WHERE code = 'RESTORED';
 
 DROP EXTENSION loyalty CASCADE;
+DROP OWNED BY calc_tester;
+DROP ROLE calc_tester;
