@@ -1,6 +1,6 @@
 -- A sample programme and what loyalty does with it so far: customers,
--- identifiers, the points core (lots, ledger, holds, expiry) and the rules
--- that promotions will use (loyalty.condition).
+-- identifiers, the points core (lots, ledger, holds, expiry), the rules of
+-- promotions (loyalty.condition), and the receipt calculation at the till.
 \pset footer off
 \set QUIET on
 \set SHOW_CONTEXT never
@@ -160,3 +160,54 @@ SELECT l.doc ->> 'sku' AS line, string_agg(r.promotion, ', ' ORDER BY m.conditio
 SELECT depth, clause, value, result
   FROM loyalty.condition_explain((SELECT rule FROM demo_rules WHERE promotion = 'No clearance'),
                                  (:'lines')::jsonb -> 1, :'receipt', :'customer');
+
+\echo
+\echo '== The checkout: loyalty_calculate chooses the best promotions, spends points, previews the accrual'
+INSERT INTO loyalty.product (program_id, sku, name, category, brand, attributes)
+SELECT p.id, v.sku, v.name, v.category, v.brand, v.attributes::jsonb FROM loyalty.program p,
+       (VALUES ('SKI-1', 'Redster G9', 'ski/alpine/men', 'Atomic', '{}'),
+               ('POLE-2', 'Carbon poles', 'ski/poles', 'Leki', '{"tags": ["clearance"]}'),
+               ('SOCK-3', 'Ski socks', 'textile/socks', 'Head', '{}')) v (sku, name, category, brand, attributes)
+ WHERE p.code = 'sport';
+INSERT INTO loyalty.promotion (program_id, code, name, status, line_condition, benefit, stacking_group)
+SELECT p.id, v.code, v.name, 'active', v.cond::loyalty.condition, v.benefit::jsonb, v.grp
+  FROM loyalty.program p,
+       (VALUES ('ALPINE10', 'Alpine week: 10% off skis from 20 000', 'category <@ ''ski/alpine'' and price >= 20000',
+                '{"kind": "percent_off", "percent": 10}', 'skis'),
+               ('ATOMIC3000', 'Atomic: 3 000 off', 'brand = ''Atomic''',
+                '{"kind": "amount_off", "amount": 3000}', 'skis'),
+               ('SOCKS3FOR2', 'Socks: 3 for 2', 'category <@ ''textile/socks''',
+                '{"kind": "n_for_m", "buy": 3, "pay": 2}', NULL),
+               ('BIG500', '500 off a receipt from 30 000', NULL,
+                '{"kind": "receipt_off", "threshold": 30000, "amount": 500}', NULL),
+               ('SKILOT', '500 bonus points for skis, valid 30 days', 'category <@ ''ski/alpine''',
+                '{"kind": "bonus_lot", "points": 500, "valid_days": 30, "restriction": "category <@ ''ski''"}', NULL))
+       v (code, name, cond, benefit, grp)
+ WHERE p.code = 'sport';
+SELECT loyalty_calculate(jsonb_build_object(
+           'program', 'sport', 'receipt_id', 'R-1002', 'customer', jsonb_build_object('id', :anna),
+           'city', 'Moscow', 'channel', 'pos', 'points', 'max',
+           'at', to_char(now() AT TIME ZONE 'Europe/Moscow', 'YYYY-MM-DD"T"HH24:MI:SS') || '+03:00',
+           'lines', '[{"line": 1, "sku": "SKI-1", "qty": 1, "price": 32000},
+                      {"line": 2, "sku": "POLE-2", "qty": 1, "price": 4500},
+                      {"line": 3, "sku": "SOCK-3", "qty": 3, "price": 900}]'::jsonb)) AS calc \gset
+\echo 'Each line: its discounts, the points that pay it, what it earns, what is left to pay:'
+SELECT l ->> 'line' AS line, l ->> 'sku' AS sku, l ->> 'amount' AS amount,
+       (SELECT string_agg((d ->> 'promotion') || ' -' || (d ->> 'amount'), ', ')
+          FROM jsonb_array_elements(l -> 'discounts') d) AS discounts,
+       l ->> 'points_amount' AS "paid with points",
+       (SELECT sum((e ->> 'points')::numeric) FROM jsonb_array_elements(l -> 'points_earned') e) AS "points earned",
+       l ->> 'to_pay' AS "to pay"
+  FROM jsonb_array_elements((:'calc')::jsonb -> 'lines') l;
+\echo 'The receipt:'
+SELECT t ->> 'amount' AS amount, t ->> 'discount' AS discount, t ->> 'points_paid' AS "paid with points",
+       t ->> 'to_pay' AS "to pay", t -> 'points_earned' AS "points earned",
+       (:'calc')::jsonb -> 'bonus_lots' -> 0 ->> 'points' AS "bonus lot for skis",
+       (:'calc')::jsonb ->> 'optimal' AS optimal
+  FROM (SELECT (:'calc')::jsonb -> 'totals' AS t) s;
+\echo 'Promotions applied, and those left out with the reason:'
+SELECT a ->> 'code' AS promotion, 'applied' AS outcome, a ->> 'discount' AS discount
+  FROM jsonb_array_elements((:'calc')::jsonb -> 'promotions' -> 'applied') a
+UNION ALL
+SELECT a ->> 'code', a ->> 'reason', NULL
+  FROM jsonb_array_elements((:'calc')::jsonb -> 'promotions' -> 'not_applied') a;
