@@ -21,6 +21,8 @@
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "utils/rangetypes.h"
+#include "utils/typcache.h"
 #include "utils/timestamp.h"
 
 #include "calculate.h"
@@ -28,6 +30,7 @@
 #include "condcode.h"
 #include "conddocs.h"
 #include "customer.h"
+#include "direct.h"
 #include "jsonbuild.h"
 #include "jsonread.h"
 #include "program.h"
@@ -108,8 +111,9 @@ typedef struct CLot
 	int64		remaining;
 	char	   *restriction;
 	CondProgram *restrict_prog;
-	char	   *valid_to;
-	char	   *kind;
+	bool		expires;
+	TimestampTz valid_to;		/* if it expires */
+	int32		priority;
 } CLot;
 
 /* Everything one call reads */
@@ -151,8 +155,10 @@ typedef struct Calc
 	int			nlots;
 	CLot	   *lots;
 	/* per catalogue promotion */
-	int32	   *offer_uses;		/* personal offer: -1 none, -2 unlimited, else uses left */
-	bool	   *has_coupon;
+	/* personal offers usable at "at" */
+	int			noffers;
+	int		   *offer_promo;	/* catalogue index */
+	int32	   *offer_uses;		/* uses left; -2 without limit */
 	/* conditions */
 	CondValue  *base_row;
 	int			nattrs;
@@ -407,7 +413,7 @@ ReadCoupons(Calc *c)
 
 /* The customer object: exactly one of card, phone, email, id */
 static void
-ReadCustomer(Calc *c, MemoryContext callcxt)
+ReadCustomer(Calc *c, MemoryContext callcxt, FoundCustomer *found)
 {
 	static const char *const kinds[] = {"card", "phone", "email", "id", NULL};
 	JsonbValue	v;
@@ -438,60 +444,118 @@ ReadCustomer(Calc *c, MemoryContext callcxt)
 	if (kind == NULL)
 		JrFail(&c->jd, "customer", "an object with one of card, phone, email or id");
 	c->identified = true;
-	c->found = FindReceiptCustomer(c->cat->code, kind, value, callcxt,
-								   &c->customer_id, &c->not_found_reason);
+	c->found = FindReceiptCustomer(&c->cat->program, kind, value, callcxt,
+								   found, &c->not_found_reason);
+	if (c->found)
+		c->customer_id = found->id;
 }
 
 /* ---- reading the database ---- */
 
 /*
- * Run a read-only statement prepared on first use and kept; its rows are in
- * SPI_tuptable.  what names the table in the error that cannot happen.
+ * Everything is read by index with the statement's snapshot (direct.c):
+ * a handful of rows per receipt, each found by key, where planning and
+ * starting a statement would cost more than the reading.
  */
-static void
-Select(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types, Datum *args,
-	   const char *what)
+
+static DirectKey
+Int8Key(int64 v)
 {
-	if (*plan == NULL)
-		*plan = PrepareKept(sql, nargs, types);
-	if (SPI_execute_plan(*plan, args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read %s", what);
+	return (DirectKey) {INT8OID, Int64GetDatum(v)};
+}
+
+static DirectKey
+TextKey(const char *v)
+{
+	return (DirectKey) {TEXTOID, CStringGetTextDatum(v)};
+}
+
+static int64
+GetInt8(DirectScan *s, const char *column, int64 if_null)
+{
+	bool		isnull;
+	Datum		d = DirectReadGet(s, column, &isnull);
+
+	return isnull ? if_null : DatumGetInt64(d);
+}
+
+static int32
+GetInt4(DirectScan *s, const char *column, int32 if_null)
+{
+	bool		isnull;
+	Datum		d = DirectReadGet(s, column, &isnull);
+
+	return isnull ? if_null : DatumGetInt32(d);
+}
+
+/* Does the tstzrange column hold "at"? */
+static bool
+RangeHolds(DirectScan *s, const char *column, TimestampTz at)
+{
+	static TypeCacheEntry *typcache = NULL;
+	bool		isnull;
+	Datum		d = DirectReadGet(s, column, &isnull);
+
+	if (isnull)
+		return false;
+	if (typcache == NULL)
+		typcache = lookup_type_cache(TSTZRANGEOID, TYPECACHE_RANGE_INFO);
+	return range_contains_elem_internal(typcache, DatumGetRangeTypeP(d), TimestampTzGetDatum(at));
+}
+
+/* A jsonb column without its null members (as jsonb_strip_nulls) */
+static Jsonb *
+GetJsonbStripped(DirectScan *s, const char *column)
+{
+	bool		isnull;
+	Datum		d = DirectReadGet(s, column, &isnull);
+
+	return isnull ? NULL : DatumGetJsonbP(DirectFunctionCall1(jsonb_strip_nulls, d));
+}
+
+/* A text member, left out when NULL (as jsonb_strip_nulls would) */
+static void
+JbTextIf(JsonBuild *jb, const char *key, const char *value)
+{
+	if (value)
+		JbText(jb, key, value);
 }
 
 /* Products of the lines that name a sku, as documents conditions read */
 static void
 LoadProducts(Calc *c)
 {
-	static SPIPlanPtr plan = NULL;
-	Oid			types[2] = {INT8OID, TEXTARRAYOID};
-	Datum	   *skus = palloc(sizeof(Datum) * c->nlines);
-	int			n = 0;
-	Datum		args[2];
-
 	for (int i = 0; i < c->nlines; i++)
-		if (c->lines[i].sku)
-			skus[n++] = CStringGetTextDatum(c->lines[i].sku);
-	if (n == 0)
-		return;
-	args[0] = Int64GetDatum(c->cat->program_id);
-	args[1] = PointerGetDatum(construct_array(skus, n, TEXTOID, -1, false, TYPALIGN_INT));
-	Select(&plan,
-							  "SELECT sku, pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
-							  " 'sku', sku, 'name', name, 'category', category, 'brand', brand,"
-							  " 'attributes', attributes))"
-							  " FROM loyalty.product WHERE program_id OPERATOR(pg_catalog.=) $1"
-							  " AND sku OPERATOR(pg_catalog.=) ANY ($2)",
-		   2, types, args, "loyalty.product");
-	for (uint64 r = 0; r < SPI_processed; r++)
 	{
-		HeapTuple	t = SPI_tuptable->vals[r];
-		char	   *sku = SPI_getvalue(t, SPI_tuptable->tupdesc, 1);
-		bool		isnull;
-		Jsonb	   *doc = DatumGetJsonbPCopy(SPI_getbinval(t, SPI_tuptable->tupdesc, 2, &isnull));
+		RLine	   *l = &c->lines[i];
+		DirectKey	keys[2];
+		DirectScan *s;
+		JsonBuild	jb = NULL;
 
-		for (int i = 0; i < c->nlines; i++)
-			if (c->lines[i].sku && strcmp(c->lines[i].sku, sku) == 0)
-				c->lines[i].product = doc;
+		if (l->sku == NULL)
+			continue;
+		for (int j = 0; j < i && l->product == NULL; j++)
+			if (c->lines[j].sku && strcmp(c->lines[j].sku, l->sku) == 0)
+				l->product = c->lines[j].product;
+		if (l->product)
+			continue;
+		keys[0] = Int8Key(c->cat->program_id);
+		keys[1] = TextKey(l->sku);
+		s = DirectReadBegin("product", "product_pkey", 2, keys);
+		if (DirectScanNext(s))
+		{
+			Jsonb	   *attributes = GetJsonbStripped(s, "attributes");
+
+			JbBeginObject(&jb, NULL);
+			JbText(&jb, "sku", l->sku);
+			JbTextIf(&jb, "name", DirectReadText(s, "name"));
+			JbTextIf(&jb, "category", DirectReadText(s, "category"));
+			JbTextIf(&jb, "brand", DirectReadText(s, "brand"));
+			if (attributes)
+				JbJsonb(&jb, "attributes", attributes);
+			l->product = JbFinish(&jb);
+		}
+		DirectReadEnd(s);
 	}
 }
 
@@ -504,178 +568,192 @@ CurrencyIndex(Catalog *cat, const char *code)
 	return -1;
 }
 
-/* The customer's row, segments, wallets, holds, lots and personal offers */
-static void
-LoadCustomer(Calc *c)
+/* Lots in spending order: restricted first, then soonest to expire, then priority */
+static int
+lot_cmp(const void *a, const void *b)
 {
-	static SPIPlanPtr cust_plan = NULL;
-	static SPIPlanPtr wallet_plan = NULL;
-	static SPIPlanPtr lot_plan = NULL;
-	static SPIPlanPtr offer_plan = NULL;
-	Catalog    *cat = c->cat;
-	Oid			types2[2] = {INT8OID, TIMESTAMPTZOID};
-	Datum		args[2];
-	bool		isnull;
+	const CLot *x = a,
+			   *y = b;
 
-	args[0] = Int64GetDatum(c->customer_id);
-	args[1] = TimestampTzGetDatum(c->at);
-
-	Select(&cust_plan,
-							  "SELECT c.status, c.tier, pg_catalog.to_char(c.birth_date, 'YYYY-MM-DD'),"
-							  " ARRAY(SELECT m.segment FROM loyalty.segment_member m"
-							  "       WHERE m.customer_id OPERATOR(pg_catalog.=) c.id ORDER BY m.segment),"
-							  " pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
-							  "  'id', c.id, 'status', c.status, 'tier', c.tier,"
-							  "  'birthday', pg_catalog.to_char(c.birth_date, 'YYYY-MM-DD'),"
-							  "  'home_city', c.home_city,"
-							  "  'segments', ARRAY(SELECT m.segment FROM loyalty.segment_member m"
-							  "       WHERE m.customer_id OPERATOR(pg_catalog.=) c.id ORDER BY m.segment),"
-							  "  'attributes', c.attributes))"
-							  " FROM loyalty.customer c WHERE c.id OPERATOR(pg_catalog.=) $1",
-		   2, types2, args, "loyalty.customer");
-	if (SPI_processed != 1)
-		elog(ERROR, "customer %lld is missing", (long long) c->customer_id);
-	{
-		HeapTuple	t = SPI_tuptable->vals[0];
-		TupleDesc	d = SPI_tuptable->tupdesc;
-
-		c->status = SPI_getvalue(t, d, 1);
-		c->tier = SPI_getvalue(t, d, 2);
-		c->birth_date = SPI_getvalue(t, d, 3);
-		{
-			Datum		arr = SPI_getbinval(t, d, 4, &isnull);
-			Datum	   *elems;
-			bool	   *nulls;
-			int			n;
-
-			deconstruct_array(DatumGetArrayTypeP(arr), TEXTOID, -1, false, TYPALIGN_INT,
-							  &elems, &nulls, &n);
-			c->segments.items = palloc(sizeof(char *) * Max(n, 1));
-			for (int i = 0; i < n; i++)
-				c->segments.items[c->segments.n++] = TextDatumGetCString(elems[i]);
-		}
-		c->customer_doc = DatumGetJsonbPCopy(SPI_getbinval(t, d, 5, &isnull));
-	}
-
-	/* wallets with what is held at "at" */
-	Select(&wallet_plan,
-							  "SELECT w.currency, w.balance, w.version,"
-							  " COALESCE((SELECT pg_catalog.sum(h.amount) FROM loyalty.hold h"
-							  "  WHERE h.customer_id OPERATOR(pg_catalog.=) w.customer_id"
-							  "  AND h.currency OPERATOR(pg_catalog.=) w.currency"
-							  "  AND h.status OPERATOR(pg_catalog.=) 'active'"
-							  "  AND h.expires_at OPERATOR(pg_catalog.>) $2), 0)::int8"
-							  " FROM loyalty.wallet w WHERE w.customer_id OPERATOR(pg_catalog.=) $1"
-							  " ORDER BY w.currency",
-		   2, types2, args, "loyalty.wallet");
-	c->nwallets = SPI_processed;
-	c->wallets = palloc0(sizeof(CWallet) * Max(c->nwallets, 1));
-	for (int i = 0; i < c->nwallets; i++)
-	{
-		HeapTuple	t = SPI_tuptable->vals[i];
-		TupleDesc	d = SPI_tuptable->tupdesc;
-
-		c->wallets[i].currency = SPI_getvalue(t, d, 1);
-		c->wallets[i].balance = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
-		c->wallets[i].version = DatumGetInt64(SPI_getbinval(t, d, 3, &isnull));
-		c->wallets[i].held = DatumGetInt64(SPI_getbinval(t, d, 4, &isnull));
-	}
-
-	/* lots valid at "at", in spending order: restricted first, then soonest to expire */
-	Select(&lot_plan,
-							  "SELECT id, currency, remaining, restriction,"
-							  " pg_catalog.to_char(valid_to, 'YYYY-MM-DD\"T\"HH24:MI:SSOF'), kind"
-							  " FROM loyalty.lot WHERE customer_id OPERATOR(pg_catalog.=) $1 AND live"
-							  " AND valid_from OPERATOR(pg_catalog.<=) $2"
-							  " AND (valid_to IS NULL OR valid_to OPERATOR(pg_catalog.>) $2)"
-							  " ORDER BY restriction IS NULL, valid_to NULLS LAST, priority DESC, id",
-		   2, types2, args, "loyalty.lot");
-	c->lots = palloc0(sizeof(CLot) * Max(SPI_processed, 1));
-	for (uint64 r = 0; r < SPI_processed; r++)
-	{
-		HeapTuple	t = SPI_tuptable->vals[r];
-		TupleDesc	d = SPI_tuptable->tupdesc;
-		CLot	   *lot = &c->lots[c->nlots];
-		char	   *cur = SPI_getvalue(t, d, 2);
-
-		lot->currency = CurrencyIndex(cat, cur);
-		if (lot->currency < 0)
-			continue;
-		lot->id = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
-		lot->remaining = DatumGetInt64(SPI_getbinval(t, d, 3, &isnull));
-		lot->restriction = SPI_getvalue(t, d, 4);
-		lot->valid_to = SPI_getvalue(t, d, 5);
-		lot->kind = SPI_getvalue(t, d, 6);
-		for (int w = 0; w < c->nwallets; w++)
-			if (strcmp(c->wallets[w].currency, cur) == 0)
-				c->wallets[w].effective += lot->remaining;
-		c->nlots++;
-	}
-
-	/* personal offers usable at "at" */
-	Select(&offer_plan,
-							  "SELECT promotion_id, COALESCE(uses_left, -2)"
-							  " FROM loyalty.personal_offer WHERE customer_id OPERATOR(pg_catalog.=) $1"
-							  " AND valid OPERATOR(pg_catalog.@>) $2",
-		   2, types2, args, "loyalty.personal_offer");
-	for (uint64 r = 0; r < SPI_processed; r++)
-	{
-		int64		pid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
-		int32		uses = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull));
-
-		for (int k = 0; k < cat->npromos; k++)
-			if (cat->promos[k].id == pid)
-				c->offer_uses[k] = uses;
-	}
+	if ((x->restriction == NULL) != (y->restriction == NULL))
+		return x->restriction == NULL ? 1 : -1;
+	if (x->expires != y->expires)
+		return x->expires ? -1 : 1;
+	if (x->expires && x->valid_to != y->valid_to)
+		return x->valid_to < y->valid_to ? -1 : 1;
+	if (x->priority != y->priority)
+		return x->priority > y->priority ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id ? 1 : 0;
 }
 
+/* The customer's segments, wallets, holds, lots and personal offers */
+static void
+LoadCustomer(Calc *c, const FoundCustomer *fc)
+{
+	Catalog    *cat = c->cat;
+	DirectKey	key = Int8Key(c->customer_id);
+	DirectScan *s;
+	JsonBuild	jb = NULL;
+	int			nalloc;
+	bool		isnull;
+
+	c->status = fc->status;
+	c->tier = fc->tier;
+	c->birth_date = fc->birth_date;
+
+	/* segments, in the index's order (by code) */
+	nalloc = 4;
+	c->segments.items = palloc(sizeof(char *) * nalloc);
+	s = DirectReadBegin("segment_member", "segment_member_pkey", 1, &key);
+	while (DirectScanNext(s))
+	{
+		if (c->segments.n == nalloc)
+			c->segments.items = repalloc(c->segments.items, sizeof(char *) * (nalloc *= 2));
+		c->segments.items[c->segments.n++] = DirectReadText(s, "segment");
+	}
+	DirectReadEnd(s);
+
+	/* the document customer.* conditions read */
+	JbBeginObject(&jb, NULL);
+	JbInt(&jb, "id", c->customer_id);
+	JbTextIf(&jb, "status", fc->status);
+	JbTextIf(&jb, "tier", fc->tier);
+	JbTextIf(&jb, "birthday", fc->birth_date);
+	JbTextIf(&jb, "home_city", fc->home_city);
+	JbBeginArray(&jb, "segments");
+	for (int i = 0; i < c->segments.n; i++)
+		JbText(&jb, NULL, c->segments.items[i]);
+	JbEndArray(&jb);
+	if (fc->attributes)
+		JbJsonb(&jb, "attributes",
+				DatumGetJsonbP(DirectFunctionCall1(jsonb_strip_nulls, JsonbPGetDatum(fc->attributes))));
+	c->customer_doc = JbFinish(&jb);
+
+	/* wallets, by currency */
+	nalloc = 2;
+	c->wallets = palloc0(sizeof(CWallet) * nalloc);
+	s = DirectReadBegin("wallet", "wallet_pkey", 1, &key);
+	while (DirectScanNext(s))
+	{
+		CWallet    *w;
+
+		if (c->nwallets == nalloc)
+		{
+			c->wallets = repalloc(c->wallets, sizeof(CWallet) * nalloc * 2);
+			memset(c->wallets + nalloc, 0, sizeof(CWallet) * nalloc);
+			nalloc *= 2;
+		}
+		w = &c->wallets[c->nwallets++];
+		w->currency = DirectReadText(s, "currency");
+		w->balance = GetInt8(s, "balance", 0);
+		w->version = GetInt8(s, "version", 0);
+	}
+	DirectReadEnd(s);
+
+	/* what active holds take at "at" */
+	s = DirectReadBegin("hold", "hold_wallet_active_idx", 1, &key);
+	while (DirectScanNext(s))
+	{
+		char	   *status = DirectReadText(s, "status");
+		char	   *cur = DirectReadText(s, "currency");
+		TimestampTz expires = DatumGetTimestampTz(DirectReadGet(s, "expires_at", &isnull));
+
+		if (strcmp(status, "active") != 0 || expires <= c->at)
+			continue;
+		for (int w = 0; w < c->nwallets; w++)
+			if (strcmp(c->wallets[w].currency, cur) == 0)
+				c->wallets[w].held += GetInt8(s, "amount", 0);
+	}
+	DirectReadEnd(s);
+
+	/* lots valid at "at", in spending order */
+	nalloc = 4;
+	c->lots = palloc0(sizeof(CLot) * nalloc);
+	s = DirectReadBegin("lot", "lot_wallet_live_idx", 1, &key);
+	while (DirectScanNext(s))
+	{
+		CLot	   *lot;
+		Datum		to;
+		int			cur;
+
+		if (!DatumGetBool(DirectReadGet(s, "live", &isnull)) ||
+			DatumGetTimestampTz(DirectReadGet(s, "valid_from", &isnull)) > c->at)
+			continue;
+		to = DirectReadGet(s, "valid_to", &isnull);
+		if (!isnull && DatumGetTimestampTz(to) <= c->at)
+			continue;
+		cur = CurrencyIndex(cat, DirectReadText(s, "currency"));
+		if (cur < 0)
+			continue;
+		if (c->nlots == nalloc)
+			c->lots = repalloc(c->lots, sizeof(CLot) * (nalloc *= 2));
+		lot = &c->lots[c->nlots++];
+		memset(lot, 0, sizeof(CLot));
+		lot->currency = cur;
+		lot->expires = !isnull;
+		lot->valid_to = isnull ? 0 : DatumGetTimestampTz(to);
+		lot->id = GetInt8(s, "id", 0);
+		lot->remaining = GetInt8(s, "remaining", 0);
+		lot->priority = GetInt4(s, "priority", 0);
+		lot->restriction = DirectReadText(s, "restriction");
+	}
+	DirectReadEnd(s);
+	qsort(c->lots, c->nlots, sizeof(CLot), lot_cmp);
+	for (int l = 0; l < c->nlots; l++)
+		for (int w = 0; w < c->nwallets; w++)
+			if (strcmp(c->wallets[w].currency, cat->currencies[c->lots[l].currency].code) == 0)
+				c->wallets[w].effective += c->lots[l].remaining;
+
+	/* personal offers of active promotions usable at "at" */
+	nalloc = 4;
+	c->offer_promo = palloc(sizeof(int) * nalloc);
+	c->offer_uses = palloc(sizeof(int32) * nalloc);
+	s = DirectReadBegin("personal_offer", "personal_offer_pkey", 1, &key);
+	while (DirectScanNext(s))
+	{
+		int			k = CatalogPromoIndex(cat, GetInt8(s, "promotion_id", 0));
+
+		if (k < 0 || !RangeHolds(s, "valid", c->at))
+			continue;
+		if (c->noffers == nalloc)
+		{
+			nalloc *= 2;
+			c->offer_promo = repalloc(c->offer_promo, sizeof(int) * nalloc);
+			c->offer_uses = repalloc(c->offer_uses, sizeof(int32) * nalloc);
+		}
+		c->offer_promo[c->noffers] = k;
+		c->offer_uses[c->noffers++] = GetInt4(s, "uses_left", -2);
+	}
+	DirectReadEnd(s);
+}
+
+/* The coupons the receipt names, by code regardless of case */
 static void
 LoadCoupons(Calc *c)
 {
-	static SPIPlanPtr plan = NULL;
-	Oid			types[3] = {INT8OID, TEXTARRAYOID, TIMESTAMPTZOID};
-	Datum		args[3];
-	Datum	   *codes;
-	bool		isnull;
-
-	if (c->ncoupons == 0)
-		return;
-	codes = palloc(sizeof(Datum) * c->ncoupons);
 	for (int i = 0; i < c->ncoupons; i++)
-		codes[i] = CStringGetTextDatum(c->coupons[i].code);
-	args[0] = Int64GetDatum(c->cat->program_id);
-	args[1] = PointerGetDatum(construct_array(codes, c->ncoupons, TEXTOID, -1, false, TYPALIGN_INT));
-	args[2] = TimestampTzGetDatum(c->at);
-	Select(&plan,
-							  "SELECT pg_catalog.lower(code), promotion_id, kind, COALESCE(customer_id, 0),"
-							  " uses, COALESCE(use_limit, CASE kind WHEN 'multi_use' THEN 0 ELSE 1 END),"
-							  " valid OPERATOR(pg_catalog.@>) $3, state"
-							  " FROM loyalty.coupon WHERE program_id OPERATOR(pg_catalog.=) $1"
-							  " AND pg_catalog.lower(code) OPERATOR(pg_catalog.=) ANY"
-							  "  (SELECT pg_catalog.lower(x) FROM pg_catalog.unnest($2) x)",
-		   3, types, args, "loyalty.coupon");
-	for (uint64 r = 0; r < SPI_processed; r++)
 	{
-		HeapTuple	t = SPI_tuptable->vals[r];
-		TupleDesc	d = SPI_tuptable->tupdesc;
-		char	   *lower = SPI_getvalue(t, d, 1);
+		Coupon	   *cp = &c->coupons[i];
+		DirectKey	keys[2];
+		DirectScan *s;
 
-		for (int i = 0; i < c->ncoupons; i++)
+		keys[0] = Int8Key(c->cat->program_id);
+		keys[1] = TextKey(str_tolower(cp->code, strlen(cp->code), DEFAULT_COLLATION_OID));
+		s = DirectReadBegin("coupon", "coupon_code_idx", 2, keys);
+		if (DirectScanNext(s))
 		{
-			Coupon	   *cp = &c->coupons[i];
-			char	   *mine = str_tolower(cp->code, strlen(cp->code), DEFAULT_COLLATION_OID);
+			char	   *kind = DirectReadText(s, "kind");
 
-			if (strcmp(mine, lower) != 0)
-				continue;
 			cp->found = true;
-			cp->promotion_id = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
-			cp->kind = SPI_getvalue(t, d, 3);
-			cp->customer_id = DatumGetInt64(SPI_getbinval(t, d, 4, &isnull));
-			cp->uses = DatumGetInt32(SPI_getbinval(t, d, 5, &isnull));
-			cp->use_limit = DatumGetInt32(SPI_getbinval(t, d, 6, &isnull));
-			cp->in_window = DatumGetBool(SPI_getbinval(t, d, 7, &isnull));
-			cp->state = SPI_getvalue(t, d, 8);
+			cp->promotion_id = GetInt8(s, "promotion_id", 0);
+			cp->kind = kind;
+			cp->customer_id = GetInt8(s, "customer_id", 0);
+			cp->uses = GetInt4(s, "uses", 0);
+			cp->use_limit = GetInt4(s, "use_limit", strcmp(kind, "multi_use") == 0 ? 0 : 1);
+			cp->in_window = RangeHolds(s, "valid", c->at);
+			cp->state = DirectReadText(s, "state");
 		}
+		DirectReadEnd(s);
 	}
 }
 
@@ -712,52 +790,37 @@ PeriodStart(Calc *c, LimitPeriod period)
 }
 
 static void
-LoadUsage(Calc *c, const bool *need, Usage *usage)
+LoadUsage(Calc *c, int n, const int *promo, Usage *usage)
 {
-	static SPIPlanPtr plan = NULL;
-	Oid			types[2] = {INT8ARRAYOID, INT8OID};
 	Catalog    *cat = c->cat;
-	Datum	   *ids = palloc(sizeof(Datum) * Max(cat->npromos, 1));
-	int			n = 0;
-	Datum		args[2];
-	bool		isnull;
 
-	for (int k = 0; k < cat->npromos; k++)
-		if (need[k])
-			ids[n++] = Int64GetDatum(cat->promos[k].id);
-	if (n == 0)
-		return;
-	args[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
-	args[1] = Int64GetDatum(c->found ? c->customer_id : 0);
-	Select(&plan,
-							  "SELECT promotion_id, customer_id, period_start, uses, money"
-							  " FROM loyalty.counter WHERE promotion_id OPERATOR(pg_catalog.=) ANY ($1)"
-							  " AND customer_id OPERATOR(pg_catalog.=) ANY (ARRAY[0, $2])",
-		   2, types, args, "loyalty.counter");
-	for (uint64 r = 0; r < SPI_processed; r++)
+	for (int m = 0; m < n; m++)
 	{
-		HeapTuple	t = SPI_tuptable->vals[r];
-		TupleDesc	d = SPI_tuptable->tupdesc;
-		int64		pid = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
-		int64		cid = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
-		DateADT		start = DatumGetDateADT(SPI_getbinval(t, d, 3, &isnull));
-		int64		uses = DatumGetInt64(SPI_getbinval(t, d, 4, &isnull));
-		int64		money = DatumGetInt64(SPI_getbinval(t, d, 5, &isnull));
+		CatPromo   *p = &cat->promos[promo[m]];
 
-		for (int k = 0; k < cat->npromos; k++)
+		if (p->limit_per_customer <= 0 && p->limit_total <= 0 && p->budget <= 0)
+			continue;
+		/* the global count (customer 0), then the customer's */
+		for (int who = 0; who < (c->found ? 2 : 1); who++)
 		{
-			CatPromo   *p = &cat->promos[k];
+			DirectKey	keys[2] = {Int8Key(p->id), Int8Key(who == 0 ? 0 : c->customer_id)};
+			DirectScan *s = DirectReadBegin("counter", "counter_pkey", 2, keys);
 
-			if (p->id != pid)
-				continue;
-			if (cid == 0 && DATE_NOT_FINITE(start))
+			while (DirectScanNext(s))
 			{
-				usage[k].total_uses += uses;
-				usage[k].money += money;
+				bool		isnull;
+				DateADT		start = DatumGetDateADT(DirectReadGet(s, "period_start", &isnull));
+
+				if (who == 0 && DATE_NOT_FINITE(start))
+				{
+					usage[m].total_uses += GetInt8(s, "uses", 0);
+					usage[m].money += GetInt8(s, "money", 0);
+				}
+				else if (who == 1 && p->limit_period != PERIOD_NONE &&
+						 start == PeriodStart(c, p->limit_period))
+					usage[m].customer_uses += GetInt8(s, "uses", 0);
 			}
-			else if (cid != 0 && p->limit_period != PERIOD_NONE &&
-					 start == PeriodStart(c, p->limit_period))
-				usage[k].customer_uses += uses;
+			DirectReadEnd(s);
 		}
 	}
 }
@@ -803,9 +866,19 @@ NoteFalse(void *arg, int depth, const char *clause, int attr, bool result)
 	}
 }
 
+/* Does the receipt carry a valid coupon of promotion k? */
+static bool
+HasCoupon(const Calc *c, int k)
+{
+	for (int i = 0; i < c->ncoupons; i++)
+		if (c->coupons[i].reason == NULL && c->coupons[i].promo == k)
+			return true;
+	return false;
+}
+
 /*
  * Why promotion k cannot apply to this receipt, or NULL if it can; *detail
- * says more where there is more to say.
+ * says more where there is more to say.  usage is its counters.
  */
 static const char *
 Gate(Calc *c, int k, const Usage *usage, char **detail)
@@ -847,13 +920,20 @@ Gate(Calc *c, int k, const Usage *usage, char **detail)
 				break;
 			}
 		case AUD_PERSONAL:
-			if (!c->found || c->offer_uses[k] == -1 || c->offer_uses[k] == 0)
 			{
-				*detail = c->found && c->offer_uses[k] == 0 ? "the personal offer is used up" :
-					"for customers with a personal offer";
-				return "audience";
+				int32		uses = -1;	/* none */
+
+				for (int i = 0; i < c->noffers; i++)
+					if (c->offer_promo[i] == k)
+						uses = c->offer_uses[i];
+				if (uses == -1 || uses == 0)
+				{
+					*detail = uses == 0 ? "the personal offer is used up" :
+						"for customers with a personal offer";
+					return "audience";
+				}
+				break;
 			}
-			break;
 		case AUD_BIRTHDAY:
 			{
 				CondValue	b,
@@ -875,7 +955,7 @@ Gate(Calc *c, int k, const Usage *usage, char **detail)
 				break;
 			}
 		case AUD_COUPON:
-			if (!c->has_coupon[k])
+			if (!HasCoupon(c, k))
 			{
 				*detail = "for holders of its coupon";
 				return "audience";
@@ -886,7 +966,7 @@ Gate(Calc *c, int k, const Usage *usage, char **detail)
 	{
 		if (!c->found)
 			return "customer_required";
-		if (usage[k].customer_uses >= p->limit_per_customer)
+		if (usage->customer_uses >= p->limit_per_customer)
 		{
 			*detail = psprintf("%d per customer per %s", p->limit_per_customer,
 							   p->limit_period == PERIOD_DAY ? "day" :
@@ -896,12 +976,12 @@ Gate(Calc *c, int k, const Usage *usage, char **detail)
 			return "limit_reached";
 		}
 	}
-	if (p->limit_total > 0 && usage[k].total_uses >= p->limit_total)
+	if (p->limit_total > 0 && usage->total_uses >= p->limit_total)
 	{
 		*detail = psprintf("%lld uses in all", (long long) p->limit_total);
 		return "limit_reached";
 	}
-	if (p->budget > 0 && usage[k].money >= p->budget)
+	if (p->budget > 0 && usage->money >= p->budget)
 		return "budget_exhausted";
 	switch (p->benefit.kind)
 	{
@@ -972,15 +1052,11 @@ CheckCoupons(Calc *c)
 			cp->reason = "other_customer";
 		if (cp->reason)
 			continue;
-		for (int k = 0; k < cat->npromos; k++)
-			if (cat->promos[k].id == cp->promotion_id)
-				cp->promo = k;
+		cp->promo = CatalogPromoIndex(cat, cp->promotion_id);
 		if (cp->promo < 0)
 			cp->reason = "promotion_not_active";
 		else if (!Running(&cat->promos[cp->promo], c->at))
 			cp->reason = "promotion_not_running";
-		else
-			c->has_coupon[cp->promo] = true;
 	}
 }
 
@@ -1056,6 +1132,7 @@ ResolveRows(Calc *c)
 typedef struct Cand
 {
 	int			promo;
+	bool	   *elig;
 	SPromo		s;
 } Cand;
 
@@ -1115,6 +1192,15 @@ Gave(const SDetail *det, int j, int L)
 	return false;
 }
 
+static int
+int_cmp_asc(const void *a, const void *b)
+{
+	int			x = *(const int *) a,
+				y = *(const int *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
 /* loyalty.calculate(receipt jsonb) returns jsonb */
 Datum
 loyalty_calculate(PG_FUNCTION_ARGS)
@@ -1122,18 +1208,19 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 	Jsonb	   *doc = PG_GETARG_JSONB_P(0);
 	MemoryContext callcxt = CurrentMemoryContext;
 	Calc		c;
+	FoundCustomer fc;
 	Catalog    *cat;
 	char	   *program;
 	JsonbValue	v;
-	bool	  **elig;
-	bool	   *matched;
-	bool	   *need_usage;
+	bool	  **elig;			/* by number among the matched */
+	int		   *matched;		/* catalogue indexes */
+	int			nmatched = 0;
+	int			nalloc;
 	Usage	   *usage;
 	Rejection  *rejected;
 	int			nrejected = 0;
 	Cand	   *cands;
 	int			ncands = 0;
-	int		   *match_buf;
 	SProblem	prob;
 	SResult		res;
 	SDetail    *det;
@@ -1217,63 +1304,85 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 	}
 
 	/* the customer and what they hold */
-	c.offer_uses = palloc(sizeof(int32) * Max(cat->npromos, 1));
-	for (int k = 0; k < cat->npromos; k++)
-		c.offer_uses[k] = -1;
-	c.has_coupon = palloc0(sizeof(bool) * Max(cat->npromos, 1));
-	ReadCustomer(&c, CurrentMemoryContext);
+	ReadCustomer(&c, CurrentMemoryContext, &fc);
 	if (c.found)
-		LoadCustomer(&c);
+		LoadCustomer(&c, &fc);
 	LoadProducts(&c);
 	LoadCoupons(&c);
 	CheckCoupons(&c);
 	CompileRestrictions(&c);
 	ResolveRows(&c);
 
-	/* which lines each promotion's line condition takes */
-	/* (the lines of a promotion no line matches are never allocated) */
-	elig = palloc0(sizeof(bool *) * Max(cat->npromos, 1));
-	matched = palloc0(sizeof(bool) * Max(cat->npromos, 1));
-	match_buf = palloc(sizeof(int) * (cat->npromos + 1));
+	/*
+	 * Which lines each promotion's line condition takes: the promotions some
+	 * line matches, numbered in the catalogue's scratch (work stays in
+	 * proportion to what the receipt matches, not to the catalogue).
+	 */
+	if (++cat->call == 0)
+	{
+		memset(cat->stamp, 0, sizeof(uint32) * cat->npromos);
+		cat->call = 1;
+	}
+	nalloc = 64;
+	matched = palloc(sizeof(int) * nalloc);
+	elig = palloc(sizeof(bool *) * nalloc);
 	loyalty_cond_index_receipt(cat->index, c.base_row);
 	for (int i = 0; i < L; i++)
 	{
-		int			n = loyalty_cond_index_line(cat->index, c.lines[i].row, match_buf);
+		int			n = loyalty_cond_index_line(cat->index, c.lines[i].row, cat->match_buf);
 
 		for (int j = 0; j < n; j++)
 		{
-			int			k = match_buf[j];
+			int			k = cat->match_buf[j];
 
-			if (elig[k] == NULL)
-				elig[k] = palloc0(sizeof(bool) * L);
-			elig[k][i] = true;
-			matched[k] = true;
+			if (cat->stamp[k] != cat->call)
+			{
+				/* a promotion not running, or broken, is left out at once */
+				cat->stamp[k] = cat->call;
+				cat->slot[k] = -1;
+				if (cat->promos[k].broken || !Running(&cat->promos[k], c.at))
+					continue;
+				if (nmatched == nalloc)
+				{
+					nalloc *= 2;
+					matched = repalloc(matched, sizeof(int) * nalloc);
+					elig = repalloc(elig, sizeof(bool *) * nalloc);
+				}
+				cat->slot[k] = nmatched;
+				matched[nmatched] = k;
+				elig[nmatched++] = palloc0(sizeof(bool) * L);
+			}
+			if (cat->slot[k] >= 0)
+				elig[cat->slot[k]][i] = true;
 		}
 	}
 
-	/* gates */
-	need_usage = palloc0(sizeof(bool) * Max(cat->npromos, 1));
-	usage = palloc0(sizeof(Usage) * Max(cat->npromos, 1));
-	for (int k = 0; k < cat->npromos; k++)
-		need_usage[k] = matched[k] && !cat->promos[k].broken && Running(&cat->promos[k], c.at) &&
-			(cat->promos[k].limit_per_customer > 0 || cat->promos[k].limit_total > 0 ||
-			 cat->promos[k].budget > 0);
-	LoadUsage(&c, need_usage, usage);
-	rejected = palloc(sizeof(Rejection) * Max(cat->npromos, 1));
-	cands = palloc0(sizeof(Cand) * Max(cat->npromos, 1));
-	for (int k = 0; k < cat->npromos; k++)
+	/* gates, in catalogue order */
+	qsort(matched, nmatched, sizeof(int), int_cmp_asc);
 	{
+		bool	  **by_slot = palloc(sizeof(bool *) * Max(nmatched, 1));
+
+		for (int m = 0; m < nmatched; m++)
+			by_slot[m] = elig[cat->slot[matched[m]]];
+		elig = by_slot;
+	}
+	usage = palloc0(sizeof(Usage) * Max(nmatched, 1));
+	LoadUsage(&c, nmatched, matched, usage);
+	rejected = palloc(sizeof(Rejection) * Max(nmatched, 1));
+	cands = palloc0(sizeof(Cand) * Max(nmatched, 1));
+	for (int m = 0; m < nmatched; m++)
+	{
+		int			k = matched[m];
 		char	   *detail;
 		const char *reason;
 
-		if (!matched[k] || cat->promos[k].broken || !Running(&cat->promos[k], c.at))
-			continue;
-		reason = Gate(&c, k, usage, &detail);
+		reason = Gate(&c, k, &usage[m], &detail);
 		if (reason)
 		{
 			rejected[nrejected++] = (Rejection) {k, reason, detail};
 			continue;
 		}
+		cands[ncands].elig = elig[m];
 		cands[ncands++].promo = k;
 	}
 
@@ -1351,7 +1460,7 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 		s->group = BenefitIsReceiptLevel(b->kind) ? -1 : p->group;
 		s->receipt_group = BenefitIsReceiptLevel(b->kind) ? p->group : -1;
 		s->exclusive = p->exclusive;
-		s->elig = elig[cands[j].promo];
+		s->elig = cands[j].elig;
 		s->currency = PromoCurrency(cat, p);
 		s->factor_extra = b->factor_pct - 100;
 		s->threshold = b->threshold;

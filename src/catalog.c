@@ -342,6 +342,9 @@ LoadCatalog(Catalog *cat, const char *code)
 	MemoryContextSwitchTo(cat->cxt);
 	cat->npromos = SPI_processed;
 	cat->promos = palloc0(sizeof(CatPromo) * Max(cat->npromos, 1));
+	cat->slot = palloc(sizeof(int) * Max(cat->npromos, 1));
+	cat->stamp = palloc0(sizeof(uint32) * Max(cat->npromos, 1));
+	cat->match_buf = palloc(sizeof(int) * (cat->npromos + 1));
 	{
 		BenefitContext bctx;
 		const char **codes = palloc(sizeof(char *) * Max(cat->ncurrencies, 1));
@@ -437,6 +440,10 @@ LoadCatalog(Catalog *cat, const char *code)
 		}
 	}
 	cat->ngroups = list_length(groups);
+
+	/* its rules for identifiers, for finding the receipt's customer */
+	LoadProgram(cat->code, &cat->program);
+	MemoryContextSwitchTo(cat->cxt);
 
 	/* the index over line conditions; "true" for promotions without one */
 	always = loyalty_cond_load(loyalty_cond_parse("true", 4), cat->dict);
@@ -578,4 +585,25 @@ CatalogCondition(Catalog *cat, const char *text)
 	MemoryContextSwitchTo(here);
 	MemoryContextDelete(tmp);
 	return cc->program;
+}
+
+/* The catalogue index of the active promotion with this id, or -1 */
+int
+CatalogPromoIndex(const Catalog *cat, int64 id)
+{
+	int			lo = 0,
+				hi = cat->npromos - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+
+		if (cat->promos[mid].id == id)
+			return mid;
+		if (cat->promos[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return -1;
 }

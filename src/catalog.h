@@ -14,6 +14,7 @@
 
 #include "benefit.h"
 #include "condition.h"
+#include "program.h"
 
 typedef enum Audience
 {
@@ -96,6 +97,7 @@ typedef struct CatCondition
 typedef struct Catalog
 {
 	int64		program_id;
+	LoyaltyProgram program;		/* its rules for identifiers */
 	char	   *code;
 	char	   *money_currency;
 	int			money_exponent;
@@ -116,12 +118,22 @@ typedef struct Catalog
 	CondIndex  *index;			/* over every promotion's line condition
 								 * (true where it has none) */
 	List	   *conditions;		/* of CatCondition */
+	/*
+	 * Scratch of one calculation: slot[k] numbers promotion k among those
+	 * the receipt's lines matched, valid when stamp[k] is this call's
+	 * number (so that nothing needs clearing, even after an error).
+	 */
+	int		   *slot;
+	uint32	   *stamp;
+	int		   *match_buf;		/* npromos + 1 */
+	uint32		call;
 	int64		generation;
 	MemoryContext cxt;
 } Catalog;
 
 extern Catalog *CatalogGet(const char *program_code);
 extern CondProgram *CatalogCondition(Catalog *cat, const char *text);
+extern int	CatalogPromoIndex(const Catalog *cat, int64 id);
 extern bool IsReadError(int sqlerrcode);
 extern void loyalty_catalog_init(void);
 

@@ -16,8 +16,9 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 
-#include "jsonbuild.h"
 #include "customer.h"
+#include "direct.h"
+#include "jsonbuild.h"
 #include "program.h"
 
 PG_FUNCTION_INFO_V1(loyalty_identify);
@@ -30,22 +31,6 @@ typedef struct Candidate
 	char	   *value;
 } Candidate;
 
-/* what a lookup found; strings are allocated in the caller's context */
-typedef struct FoundCustomer
-{
-	char	   *ident_status;	/* of the identifier; "active" for an id */
-	int64		id;
-	char	   *status;
-	char	   *tier;
-	char	   *birth_date;
-	char	   *home_city;
-	Jsonb	   *attributes;
-} FoundCustomer;
-
-/* the columns both lookups return, in this order */
-#define CUSTOMER_COLUMNS \
-	" c.id, c.status, c.tier, pg_catalog.to_char(c.birth_date, 'YYYY-MM-DD')," \
-	" c.home_city, c.attributes"
 
 /* Read an identifier kind argument, or fail naming it */
 static IdentKind
@@ -97,78 +82,80 @@ NormalizeAs(const LoyaltyProgram *program, IdentKind kind, const char *value,
 	pg_unreachable();
 }
 
+
+/* The customer row with this id: true and *found filled (but ident_status) */
+static bool
+ReadCustomerRow(int64 program_id, int64 id, bool follow_merge, FoundCustomer *found)
+{
+	DirectKey	key = {INT8OID, Int64GetDatum(id)};
+	DirectScan *s = DirectReadBegin("customer", "customer_pkey", 1, &key);
+	bool		isnull;
+	Datum		d;
+
+	if (DirectScanNext(s) == NULL ||
+		DatumGetInt64(DirectReadGet(s, "program_id", &isnull)) != program_id)
+	{
+		DirectReadEnd(s);
+		return false;
+	}
+	d = DirectReadGet(s, "merged_into", &isnull);
+	if (follow_merge && !isnull)
+	{
+		int64		into = DatumGetInt64(d);
+
+		DirectReadEnd(s);
+		return ReadCustomerRow(program_id, into, false, found);
+	}
+	found->id = id;
+	found->status = DirectReadText(s, "status");
+	found->tier = DirectReadText(s, "tier");
+	found->home_city = DirectReadText(s, "home_city");
+	d = DirectReadGet(s, "birth_date", &isnull);
+	found->birth_date = isnull ? NULL : FormatDate(DatumGetDateADT(d));
+	d = DirectReadGet(s, "attributes", &isnull);
+	found->attributes = isnull ? NULL : DatumGetJsonbPCopy(d);
+	DirectReadEnd(s);
+	return true;
+}
+
 /*
  * Look one candidate up; true and *found filled if it is bound to a
  * customer.  A customer id of a merged account leads to the account it was
- * merged into.  The caller is connected to SPI.
+ * merged into.  Reads by index with the statement's snapshot.
  */
 static bool
 LookupCandidate(const LoyaltyProgram *program, const Candidate *cand,
 				MemoryContext resultcxt, FoundCustomer *found)
 {
-	static SPIPlanPtr by_identifier = NULL;
-	static SPIPlanPtr by_id = NULL;
-	Datum		args[3];
-	HeapTuple	tuple;
-	TupleDesc	desc;
-	bool		isnull;
-	Datum		d;
-	MemoryContext spicxt;
+	MemoryContext old = MemoryContextSwitchTo(resultcxt);
+	bool		ok;
 
-	if (by_identifier == NULL)
-	{
-		Oid			types[3] = {INT8OID, TEXTOID, TEXTOID};
-
-		by_identifier = PrepareKept(
-			"SELECT i.status," CUSTOMER_COLUMNS
-			" FROM loyalty.identifier i JOIN loyalty.customer c"
-			" ON c.id OPERATOR(pg_catalog.=) i.customer_id"
-			" WHERE i.program_id OPERATOR(pg_catalog.=) $1"
-			" AND i.kind OPERATOR(pg_catalog.=) $2"
-			" AND i.value OPERATOR(pg_catalog.=) $3", 3, types);
-	}
-	if (by_id == NULL)
-	{
-		Oid			types[2] = {INT8OID, INT8OID};
-
-		by_id = PrepareKept(
-			"SELECT 'active'::pg_catalog.text," CUSTOMER_COLUMNS
-			" FROM loyalty.customer m JOIN loyalty.customer c"
-			" ON c.id OPERATOR(pg_catalog.=) COALESCE(m.merged_into, m.id)"
-			" WHERE m.program_id OPERATOR(pg_catalog.=) $1"
-			" AND m.id OPERATOR(pg_catalog.=) $2", 2, types);
-	}
-
-	args[0] = Int64GetDatum(program->id);
 	if (cand->kind == IDENT_CUSTOMER_ID)
 	{
-		args[1] = Int64GetDatum(strtoll(cand->value, NULL, 10));
-		if (SPI_execute_plan(by_id, args, NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not read loyalty.customer");
+		ok = ReadCustomerRow(program->id, strtoll(cand->value, NULL, 10), true, found);
+		found->ident_status = "active";
 	}
 	else
 	{
-		args[1] = CStringGetTextDatum(IdentKindName(cand->kind));
-		args[2] = CStringGetTextDatum(cand->value);
-		if (SPI_execute_plan(by_identifier, args, NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not read loyalty.identifier");
-	}
-	if (SPI_processed == 0)
-		return false;
+		DirectKey	keys[3] = {{INT8OID, Int64GetDatum(program->id)},
+		{TEXTOID, CStringGetTextDatum(IdentKindName(cand->kind))},
+		{TEXTOID, CStringGetTextDatum(cand->value)}};
+		DirectScan *s = DirectReadBegin("identifier", "identifier_pkey", 3, keys);
+		int64		id = 0;
+		bool		isnull;
 
-	tuple = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	spicxt = MemoryContextSwitchTo(resultcxt);
-	found->ident_status = SPI_getvalue(tuple, desc, 1);
-	found->id = DatumGetInt64(SPI_getbinval(tuple, desc, 2, &isnull));
-	found->status = SPI_getvalue(tuple, desc, 3);
-	found->tier = SPI_getvalue(tuple, desc, 4);
-	found->birth_date = SPI_getvalue(tuple, desc, 5);
-	found->home_city = SPI_getvalue(tuple, desc, 6);
-	d = SPI_getbinval(tuple, desc, 7, &isnull);
-	found->attributes = isnull ? NULL : DatumGetJsonbPCopy(d);
-	MemoryContextSwitchTo(spicxt);
-	return true;
+		ok = DirectScanNext(s) != NULL;
+		if (ok)
+		{
+			found->ident_status = DirectReadText(s, "status");
+			id = DatumGetInt64(DirectReadGet(s, "customer_id", &isnull));
+		}
+		DirectReadEnd(s);
+		if (ok && !ReadCustomerRow(program->id, id, false, found))
+			elog(ERROR, "customer " INT64_FORMAT " of an identifier is missing", id);
+	}
+	MemoryContextSwitchTo(old);
+	return ok;
 }
 
 /* The identifier object of an answer */
@@ -328,39 +315,35 @@ loyalty_normalize_identifier(PG_FUNCTION_ARGS)
 /*
  * The customer a receipt names by an identifier of the given kind (card,
  * phone, email or id): true with *id; false with *reason (invalid_identifier,
- * not_found, identifier_blocked, identifier_replaced).  The caller is
- * connected to SPI; *reason is allocated in resultcxt.
+ * not_found, identifier_blocked, identifier_replaced).  What is found and
+ * *reason are allocated in resultcxt.
  */
 bool
-FindReceiptCustomer(const char *program_code, const char *kind_name, const char *value,
-					MemoryContext resultcxt, int64 *id, char **reason)
+FindReceiptCustomer(const LoyaltyProgram *program, const char *kind_name, const char *value,
+					MemoryContext resultcxt, FoundCustomer *found, char **reason)
 {
-	LoyaltyProgram program;
 	IdentKind	kind;
 	NormError	err;
 	Candidate	cand;
-	FoundCustomer found;
 
 	if (!ParseIdentKind(kind_name, true, &kind))
 		elog(ERROR, "unknown identifier kind \"%s\"", kind_name);
-	LoadProgram(program_code, &program);
 	cand.kind = kind;
-	cand.value = NormalizeAs(&program, kind, value, &err);
+	cand.value = NormalizeAs(program, kind, value, &err);
 	if (cand.value == NULL)
 	{
 		*reason = MemoryContextStrdup(resultcxt, "invalid_identifier");
 		return false;
 	}
-	if (!LookupCandidate(&program, &cand, resultcxt, &found))
+	if (!LookupCandidate(program, &cand, resultcxt, found))
 	{
 		*reason = MemoryContextStrdup(resultcxt, "not_found");
 		return false;
 	}
-	if (strcmp(found.ident_status, "active") != 0)
+	if (strcmp(found->ident_status, "active") != 0)
 	{
-		*reason = MemoryContextStrdup(resultcxt, psprintf("identifier_%s", found.ident_status));
+		*reason = MemoryContextStrdup(resultcxt, psprintf("identifier_%s", found->ident_status));
 		return false;
 	}
-	*id = found.id;
 	return true;
 }

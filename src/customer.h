@@ -6,8 +6,23 @@
 #ifndef LOYALTY_CUSTOMER_H
 #define LOYALTY_CUSTOMER_H
 
-extern bool FindReceiptCustomer(const char *program_code, const char *kind_name,
+#include "program.h"
+#include "utils/jsonb.h"
+
+/* what a lookup found; strings are allocated in the caller's context */
+typedef struct FoundCustomer
+{
+	char	   *ident_status;	/* of the identifier; "active" for an id */
+	int64		id;
+	char	   *status;
+	char	   *tier;
+	char	   *birth_date;
+	char	   *home_city;
+	Jsonb	   *attributes;
+} FoundCustomer;
+
+extern bool FindReceiptCustomer(const LoyaltyProgram *program, const char *kind_name,
 								const char *value, MemoryContext resultcxt,
-								int64 *id, char **reason);
+								FoundCustomer *found, char **reason);
 
 #endif

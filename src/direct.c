@@ -45,6 +45,7 @@ static const char *const table_names[DT_COUNT] = {
 
 struct DirectScan
 {
+	Relation	rel;			/* opened by DirectReadBegin, else NULL */
 	Relation	index;
 	IndexScanDesc scan;
 	TupleTableSlot *slot;
@@ -333,9 +334,9 @@ Keys(Relation index, int nkeys, DirectKey *keys)
 }
 
 static Relation
-OpenIndex(const char *name)
+OpenIndex(Oid nsp, const char *name)
 {
-	Oid			oid = get_relname_relid(name, D.nsp);
+	Oid			oid = get_relname_relid(name, nsp);
 
 	if (!OidIsValid(oid))
 		elog(ERROR, "index loyalty.%s does not exist", name);
@@ -348,7 +349,8 @@ ScanBegin(DirectTable t, const char *index, int nkeys, DirectKey *keys, Snapshot
 	DirectScan *s = palloc(sizeof(DirectScan));
 	Relation	rel = Table(t);
 
-	s->index = OpenIndex(index);
+	s->rel = NULL;
+	s->index = OpenIndex(D.nsp, index);
 	s->scan = index_beginscan(rel, s->index, snapshot, nkeys, 0);
 	index_rescan(s->scan, Keys(s->index, nkeys, keys), nkeys, NULL, 0);
 	s->slot = table_slot_create(rel, &D.estate->es_tupleTable);
@@ -374,6 +376,76 @@ DirectScanEnd(DirectScan *s)
 {
 	index_endscan(s->scan);
 	index_close(s->index, NoLock);
+}
+
+/*
+ * Reading outside an operation, for the read-only functions (calculate,
+ * identify): rows of loyalty.table whose entry in loyalty.index starts with
+ * keys, as the active snapshot (the calling statement's) sees them, without
+ * SPI, planning or an executor.  Table and index are locked AccessShare, as
+ * a query would (so it works on a standby too).  DirectScanNext gives the
+ * rows; DirectReadEnd closes the scan.
+ */
+DirectScan *
+DirectReadBegin(const char *table, const char *index, int nkeys, DirectKey *keys)
+{
+	Oid			nsp = get_namespace_oid("loyalty", false);
+	Oid			relid = get_relname_relid(table, nsp);
+	DirectScan *s = palloc(sizeof(DirectScan));
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "table loyalty.%s does not exist", table);
+	s->rel = table_open(relid, AccessShareLock);
+	s->index = OpenIndex(nsp, index);
+	s->scan = index_beginscan(s->rel, s->index, GetActiveSnapshot(), nkeys, 0);
+	index_rescan(s->scan, Keys(s->index, nkeys, keys), nkeys, NULL, 0);
+	s->slot = table_slot_create(s->rel, NULL);
+	return s;
+}
+
+/* Column number of a column of a DirectReadBegin scan's table */
+int
+DirectReadAttno(DirectScan *s, const char *column)
+{
+	TupleDesc	desc = RelationGetDescr(s->rel);
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute a = TupleDescAttr(desc, i);
+
+		if (!a->attisdropped && strcmp(NameStr(a->attname), column) == 0)
+			return i + 1;
+	}
+	elog(ERROR, "column \"%s\" of loyalty.%s does not exist", column,
+		 RelationGetRelationName(s->rel));
+	return 0;
+}
+
+/* A column of the current row of a DirectReadBegin scan, by name */
+Datum
+DirectReadGet(DirectScan *s, const char *column, bool *isnull)
+{
+	return slot_getattr(s->slot, DirectReadAttno(s, column), isnull);
+}
+
+/* A text column of the current row as a C string; NULL for SQL NULL */
+char *
+DirectReadText(DirectScan *s, const char *column)
+{
+	bool		isnull;
+	Datum		d = DirectReadGet(s, column, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+void
+DirectReadEnd(DirectScan *s)
+{
+	ExecDropSingleTupleTableSlot(s->slot);
+	index_endscan(s->scan);
+	index_close(s->index, NoLock);
+	table_close(s->rel, NoLock);
+	pfree(s);
 }
 
 /* The one row with this key, or NULL; it stays valid until DirectEnd */

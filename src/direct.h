@@ -48,6 +48,14 @@ extern TupleTableSlot *DirectLockWallet(int64 customer_id, const char *currency,
 extern TupleTableSlot *DirectFetchLatest(DirectTable t, const char *index, int nkeys,
 										 DirectKey *keys);
 
+/* Reading outside an operation, with the active snapshot */
+extern DirectScan *DirectReadBegin(const char *table, const char *index, int nkeys,
+								   DirectKey *keys);
+extern int	DirectReadAttno(DirectScan *scan, const char *column);
+extern Datum DirectReadGet(DirectScan *scan, const char *column, bool *isnull);
+extern char *DirectReadText(DirectScan *scan, const char *column);
+extern void DirectReadEnd(DirectScan *scan);
+
 /* Column values of a slot read by DirectScanNext / DirectFetch */
 extern Datum DirectGet(TupleTableSlot *row, DirectTable t, const char *column, bool *isnull);
 extern void DirectSet(TupleTableSlot *row, DirectTable t, const char *column, Datum value, bool isnull);

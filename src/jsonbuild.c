@@ -6,7 +6,10 @@
  */
 #include "postgres.h"
 
+#include "utils/date.h"
+#include "utils/datetime.h"
 #include "utils/numeric.h"
+#include "utils/timestamp.h"
 
 #include "jsonbuild.h"
 
@@ -147,4 +150,47 @@ JbFinish(JsonBuild *jb)
 	JsonbValue *result = pushJsonbValue(jb, WJB_END_OBJECT, NULL);
 
 	return JsonbValueToJsonb(result);
+}
+
+/* A date as YYYY-MM-DD (as to_char would print it) */
+char *
+FormatDate(DateADT date)
+{
+	int			y,
+				m,
+				d;
+
+	if (DATE_NOT_FINITE(date))
+		return pstrdup(DATE_IS_NOBEGIN(date) ? "-infinity" : "infinity");
+	j2date(date + POSTGRES_EPOCH_JDATE, &y, &m, &d);
+	return y > 0 ? psprintf("%04d-%02d-%02d", y, m, d) : psprintf("%04d-%02d-%02d BC", 1 - y, m, d);
+}
+
+/*
+ * An instant as YYYY-MM-DDTHH:MI:SS+HH[:MI] in the session's time zone (as
+ * to_char(ts, 'YYYY-MM-DD"T"HH24:MI:SSOF') would print it)
+ */
+char *
+FormatTimestamptz(TimestampTz ts)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+	int			tz;
+	int			off;
+	char		zone[16];
+
+	if (TIMESTAMP_NOT_FINITE(ts))
+		return pstrdup(TIMESTAMP_IS_NOBEGIN(ts) ? "-infinity" : "infinity");
+	if (timestamp2tm(ts, &tz, &tm, &fsec, NULL, NULL) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range")));
+	off = -tz;
+	if (off % SECS_PER_HOUR / SECS_PER_MINUTE != 0)
+		snprintf(zone, sizeof(zone), "%c%02d:%02d", off < 0 ? '-' : '+',
+				 abs(off) / SECS_PER_HOUR, abs(off) % SECS_PER_HOUR / SECS_PER_MINUTE);
+	else
+		snprintf(zone, sizeof(zone), "%c%02d", off < 0 ? '-' : '+', abs(off) / SECS_PER_HOUR);
+	return psprintf("%04d-%02d-%02dT%02d:%02d:%02d%s", tm.tm_year > 0 ? tm.tm_year : 1 - tm.tm_year,
+					tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, zone);
 }

@@ -7,6 +7,8 @@
 #ifndef LOYALTY_JSONBUILD_H
 #define LOYALTY_JSONBUILD_H
 
+#include "datatype/timestamp.h"
+#include "utils/date.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 
@@ -23,5 +25,9 @@ extern void JbBool(JsonBuild *jb, const char *key, bool value);
 extern void JbNull(JsonBuild *jb, const char *key);
 extern void JbJsonb(JsonBuild *jb, const char *key, Jsonb *value);
 extern Jsonb *JbFinish(JsonBuild *jb);
+
+/* Values as answers print them */
+extern char *FormatDate(DateADT date);
+extern char *FormatTimestamptz(TimestampTz ts);
 
 #endif

@@ -10,6 +10,9 @@
 #
 # LOYALTY_PG_WRAPPER=/path/to/script starts the server through that script
 # instead of the postgres binary (test/valgrind.sh uses it).
+# LOYALTY_SHARED_BUFFERS sets shared_buffers (default 2GB: the benchmark's
+# million customers fit, as a production server's working set would; the
+# memory is only touched as pages are read).
 # The cluster loads pg_cron (cron.database_name = loyalty), listens on a free
 # port on 127.0.0.1 and on a socket beside its data.  As root the server runs
 # as the "postgres" user (created if missing); otherwise as the caller.  The
@@ -134,6 +137,7 @@ unix_socket_directories = '$SOCK'
 shared_preload_libraries = 'pg_cron'
 cron.database_name = '$DBNAME'
 max_connections = 100
+shared_buffers = '${LOYALTY_SHARED_BUFFERS:-2GB}'
 max_prepared_transactions = 10
 log_min_messages = warning
 log_line_prefix = '%m [%p] %q%u@%d '
