@@ -10,7 +10,7 @@
 #                server for FUZZ_SECONDS (default 60; see test/fuzz/run.sh)
 
 EXTENSION   = loyalty
-EXTVERSION  = 0.4
+EXTVERSION  = 0.5
 MODULE_big  = loyalty
 OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 

@@ -292,6 +292,34 @@ SELECT r -> 'totals' -> 'discount' AS discount,
   FROM loyalty.calculate(pg_temp.receipt(jsonb_build_array(:'skis'::jsonb))) r;
 DELETE FROM loyalty.promotion WHERE code = 'RESTORED';
 
+-- Products are kept per backend once read; a change to loyalty.product
+-- empties the cache, so the next calculate reads the row as it is now:
+-- 10% off alpine skis applies, then not once SKI is filed under touring,
+-- again once it is back; a sku removed from the catalogue matches nothing.
+SELECT pg_temp.promo('ALPINE', 'category <@ ''ski/alpine''', '{"kind": "percent_off", "percent": 10}');
+CREATE FUNCTION pg_temp.alpine() RETURNS text LANGUAGE sql AS $$
+    SELECT coalesce(string_agg((d ->> 'promotion') || ' ' || (d ->> 'amount'), ', '), 'none')
+      FROM jsonb_array_elements(loyalty.calculate(pg_temp.receipt(
+               '[{"line": 1, "sku": "SKI", "qty": 1, "price": 20000}]')) -> 'lines' -> 0 -> 'discounts') d
+$$;
+SELECT pg_temp.alpine() AS before_change;
+UPDATE loyalty.product SET category = 'ski/touring' WHERE sku = 'SKI';
+SELECT pg_temp.alpine() AS filed_under_touring;
+BEGIN;
+UPDATE loyalty.product SET category = 'ski/alpine' WHERE sku = 'SKI';
+SELECT pg_temp.alpine() AS back_in_alpine_uncommitted;
+ROLLBACK;
+SELECT pg_temp.alpine() AS after_rollback;
+UPDATE loyalty.product SET category = 'ski/alpine' WHERE sku = 'SKI';
+SELECT pg_temp.alpine() AS back_in_alpine;
+-- with the cache off, the same answers
+SET loyalty.product_cache_size = 0;
+SELECT pg_temp.alpine() AS without_cache;
+RESET loyalty.product_cache_size;
+DELETE FROM loyalty.product WHERE sku = 'SKI';
+SELECT pg_temp.alpine() AS sku_removed;
+DELETE FROM loyalty.promotion WHERE code = 'ALPINE';
+
 DROP EXTENSION loyalty CASCADE;
 DROP OWNED BY calc_tester;
 DROP ROLE calc_tester;

@@ -33,6 +33,7 @@
 #include "direct.h"
 #include "jsonbuild.h"
 #include "jsonread.h"
+#include "product.h"
 #include "program.h"
 #include "search.h"
 
@@ -503,16 +504,6 @@ RangeHolds(DirectScan *s, const char *column, TimestampTz at)
 	return range_contains_elem_internal(typcache, DatumGetRangeTypeP(d), TimestampTzGetDatum(at));
 }
 
-/* A jsonb column without its null members (as jsonb_strip_nulls) */
-static Jsonb *
-GetJsonbStripped(DirectScan *s, const char *column)
-{
-	bool		isnull;
-	Datum		d = DirectReadGet(s, column, &isnull);
-
-	return isnull ? NULL : DatumGetJsonbP(DirectFunctionCall1(jsonb_strip_nulls, d));
-}
-
 /* A text member, left out when NULL (as jsonb_strip_nulls would) */
 static void
 JbTextIf(JsonBuild *jb, const char *key, const char *value)
@@ -528,34 +519,14 @@ LoadProducts(Calc *c)
 	for (int i = 0; i < c->nlines; i++)
 	{
 		RLine	   *l = &c->lines[i];
-		DirectKey	keys[2];
-		DirectScan *s;
-		JsonBuild	jb = NULL;
 
 		if (l->sku == NULL)
 			continue;
 		for (int j = 0; j < i && l->product == NULL; j++)
 			if (c->lines[j].sku && strcmp(c->lines[j].sku, l->sku) == 0)
 				l->product = c->lines[j].product;
-		if (l->product)
-			continue;
-		keys[0] = Int8Key(c->cat->program_id);
-		keys[1] = TextKey(l->sku);
-		s = DirectReadBegin("product", "product_pkey", 2, keys);
-		if (DirectScanNext(s))
-		{
-			Jsonb	   *attributes = GetJsonbStripped(s, "attributes");
-
-			JbBeginObject(&jb, NULL);
-			JbText(&jb, "sku", l->sku);
-			JbTextIf(&jb, "name", DirectReadText(s, "name"));
-			JbTextIf(&jb, "category", DirectReadText(s, "category"));
-			JbTextIf(&jb, "brand", DirectReadText(s, "brand"));
-			if (attributes)
-				JbJsonb(&jb, "attributes", attributes);
-			l->product = JbFinish(&jb);
-		}
-		DirectReadEnd(s);
+		if (l->product == NULL)
+			l->product = ProductDoc(c->cat->program_id, l->sku);
 	}
 }
 

@@ -389,6 +389,14 @@ DirectScanEnd(DirectScan *s)
 DirectScan *
 DirectReadBegin(const char *table, const char *index, int nkeys, DirectKey *keys)
 {
+	return DirectReadBeginAt(table, index, nkeys, keys, GetActiveSnapshot());
+}
+
+/* The same with another snapshot, which the caller keeps registered */
+DirectScan *
+DirectReadBeginAt(const char *table, const char *index, int nkeys, DirectKey *keys,
+				  Snapshot snapshot)
+{
 	Oid			nsp = get_namespace_oid("loyalty", false);
 	Oid			relid = get_relname_relid(table, nsp);
 	DirectScan *s = palloc(sizeof(DirectScan));
@@ -397,7 +405,7 @@ DirectReadBegin(const char *table, const char *index, int nkeys, DirectKey *keys
 		elog(ERROR, "table loyalty.%s does not exist", table);
 	s->rel = table_open(relid, AccessShareLock);
 	s->index = OpenIndex(nsp, index);
-	s->scan = index_beginscan(s->rel, s->index, GetActiveSnapshot(), nkeys, 0);
+	s->scan = index_beginscan(s->rel, s->index, snapshot, nkeys, 0);
 	index_rescan(s->scan, Keys(s->index, nkeys, keys), nkeys, NULL, 0);
 	s->slot = table_slot_create(s->rel, NULL);
 	return s;

@@ -51,6 +51,8 @@ extern TupleTableSlot *DirectFetchLatest(DirectTable t, const char *index, int n
 /* Reading outside an operation, with the active snapshot */
 extern DirectScan *DirectReadBegin(const char *table, const char *index, int nkeys,
 								   DirectKey *keys);
+extern DirectScan *DirectReadBeginAt(const char *table, const char *index, int nkeys,
+									 DirectKey *keys, Snapshot snapshot);
 extern int	DirectReadAttno(DirectScan *scan, const char *column);
 extern Datum DirectReadGet(DirectScan *scan, const char *column, bool *isnull);
 extern char *DirectReadText(DirectScan *scan, const char *column);

@@ -22,3 +22,15 @@ COMMENT ON COLUMN @extschema@.product.category IS 'category path, names separate
 COMMENT ON COLUMN @extschema@.product.brand IS 'brand, as conditions compare it (brand = ''Atomic'')';
 COMMENT ON COLUMN @extschema@.product.attributes IS 'any other attributes conditions read (size, colour, sport, tags...): a JSON object';
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.product', '');
+
+-- Each backend keeps the products it read for calculate (src/product.c): a
+-- statement that changes them empties every backend's cache once it commits.
+CREATE FUNCTION @extschema@.product_changed()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'loyalty_product_changed'
+LANGUAGE C SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.product_changed() IS
+'statement trigger: every backend''s cache of products is emptied once the change commits';
+CREATE TRIGGER product_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.product
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.product_changed();

@@ -19,7 +19,7 @@ SELECT functions_are('loyalty', ARRAY[
     'condition_in', 'condition_out', 'condition_recv', 'condition_send', 'condition_cmp',
     'condition_eq', 'condition_ne', 'condition_lt', 'condition_le', 'condition_gt', 'condition_ge',
     'condition_hash', 'condition_hash_extended', 'matches', 'condition_attributes',
-    'condition_explain', 'match_all', 'catalog_changed', 'catalog_generation',
+    'condition_explain', 'match_all', 'catalog_changed', 'catalog_generation', 'product_changed',
     'normalize_benefit', 'promotion_check', 'calculate']);
 SELECT has_type('loyalty', 'condition', 'the type loyalty.condition exists');
 SELECT has_opclass('loyalty', 'condition_ops', 'conditions sort with a btree opclass');
