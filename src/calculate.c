@@ -1163,6 +1163,42 @@ Gave(const SDetail *det, int j, int L)
 	return false;
 }
 
+/*
+ * The memory of a call: one context is kept between calls (reset, with its
+ * first block), so that a call allocates from memory already mapped rather
+ * than growing and trimming the heap every time.  While in use it is a
+ * child of the caller's context, so an error frees it with that.
+ */
+#define CALL_BLOCK_SIZE (512 * 1024)
+
+static MemoryContext SpareCxt = NULL;
+
+static MemoryContext
+CalcContext(MemoryContext parent)
+{
+	MemoryContext cxt = SpareCxt;
+
+	SpareCxt = NULL;
+	if (cxt == NULL)
+		return AllocSetContextCreate(parent, "loyalty calculate", 0, CALL_BLOCK_SIZE,
+									 ALLOCSET_DEFAULT_MAXSIZE);
+	MemoryContextSetParent(cxt, parent);
+	return cxt;
+}
+
+static void
+CalcContextDone(MemoryContext cxt)
+{
+	if (SpareCxt != NULL)
+	{
+		MemoryContextDelete(cxt);	/* a nested call kept one already */
+		return;
+	}
+	MemoryContextReset(cxt);
+	MemoryContextSetParent(cxt, TopMemoryContext);
+	SpareCxt = cxt;
+}
+
 static int
 int_cmp_asc(const void *a, const void *b)
 {
@@ -1178,6 +1214,7 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 {
 	Jsonb	   *doc = PG_GETARG_JSONB_P(0);
 	MemoryContext callcxt = CurrentMemoryContext;
+	MemoryContext cxt;
 	Calc		c;
 	FoundCustomer fc;
 	Catalog    *cat;
@@ -1222,6 +1259,9 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	cat = c.cat = CatalogGet(program);
+	SPI_finish();
+	cxt = CalcContext(callcxt);
+	MemoryContextSwitchTo(cxt);
 	L = 0;
 
 	/* the receipt */
@@ -1538,6 +1578,10 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 		JbEndObject(&jb);
 	}
 
+	/*
+	 * Members are added in jsonb's key order (shorter first, then bytewise),
+	 * so that closing each object finds its keys already sorted.
+	 */
 	JbBeginArray(&jb, "lines");
 	for (int i = 0; i < L; i++)
 	{
@@ -1545,25 +1589,30 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 		int64		disc = 0;
 		int64		paid = 0;
 
+		for (int j = 0; j < ncands; j++)
+			disc += Max(det->part[j * L + i], 0);
+		for (int lot = 0; lot < c.nlots; lot++)
+			paid += det->lot_points[lot * L + i] > 0 ? det->lot_money[lot * L + i] : 0;
+
 		JbBeginObject(&jb, NULL);
-		JbInt(&jb, "line", l->no);
-		JbText(&jb, "sku", l->sku);
 		JbNumeric(&jb, "qty", DatumGetNumeric(DirectFunctionCall1(numeric_trim_scale,
 																   NumericGetDatum(NumericFromScaled(l->qty_milli, QTY_EXPONENT)))));
+		JbText(&jb, "sku", l->sku);
+		JbInt(&jb, "line", l->no);
 		JbMoney(&jb, "price", cat, l->unit_price);
 		JbMoney(&jb, "amount", cat, l->amount);
+		JbMoney(&jb, "to_pay", cat, l->amount - disc - paid);
+		JbMoney(&jb, "discount", cat, disc);
 		JbBeginArray(&jb, "discounts");
 		for (int j = 0; j < ncands; j++)
 			if (det->part[j * L + i] > 0)
 			{
 				JbBeginObject(&jb, NULL);
-				JbText(&jb, "promotion", cat->promos[cands[j].promo].code);
 				JbMoney(&jb, "amount", cat, det->part[j * L + i]);
+				JbText(&jb, "promotion", cat->promos[cands[j].promo].code);
 				JbEndObject(&jb);
-				disc += det->part[j * L + i];
 			}
 		JbEndArray(&jb);
-		JbMoney(&jb, "discount", cat, disc);
 		JbBeginArray(&jb, "points_paid");
 		for (int lot = 0; lot < c.nlots; lot++)
 			if (det->lot_points[lot * L + i] > 0)
@@ -1571,12 +1620,11 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 				int			cur = c.lots[lot].currency;
 
 				JbBeginObject(&jb, NULL);
-				JbText(&jb, "currency", cat->currencies[cur].code);
 				JbInt(&jb, "lot", c.lots[lot].id);
-				JbPoints(&jb, "points", cat, cur, det->lot_points[lot * L + i]);
 				JbMoney(&jb, "amount", cat, det->lot_money[lot * L + i]);
+				JbPoints(&jb, "points", cat, cur, det->lot_points[lot * L + i]);
+				JbText(&jb, "currency", cat->currencies[cur].code);
 				JbEndObject(&jb);
-				paid += det->lot_money[lot * L + i];
 			}
 		JbEndArray(&jb);
 		JbMoney(&jb, "points_amount", cat, paid);
@@ -1590,13 +1638,12 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 			if (pts <= 0)
 				continue;
 			JbBeginObject(&jb, NULL);
+			JbPoints(&jb, "points", cat, cur, pts);
 			JbText(&jb, "currency", cat->currencies[cur].code);
 			JbText(&jb, "promotion", j < 0 ? NULL : cat->promos[cands[j].promo].code);
-			JbPoints(&jb, "points", cat, cur, pts);
 			JbEndObject(&jb);
 		}
 		JbEndArray(&jb);
-		JbMoney(&jb, "to_pay", cat, l->amount - disc - paid);
 		JbEndObject(&jb);
 		to_pay_total += l->amount - disc - paid;
 		amount_total += l->amount;
@@ -1756,6 +1803,7 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 
 	copy = MemoryContextAlloc(callcxt, VARSIZE(result));
 	memcpy(copy, result, VARSIZE(result));
-	SPI_finish();
+	MemoryContextSwitchTo(callcxt);
+	CalcContextDone(cxt);
 	PG_RETURN_JSONB_P(copy);
 }
