@@ -26,8 +26,11 @@ LANGUAGE sql AS $$
            (SELECT string_agg((d ->> 'promotion') || ' ' || (d ->> 'amount'), ', ')
               FROM jsonb_array_elements(l -> 'discounts') d),
            (l ->> 'points_amount')::numeric, (l ->> 'to_pay')::numeric,
-           (SELECT string_agg(coalesce(e ->> 'promotion', 'base') || ' ' || (e ->> 'points'), ', ')
-              FROM jsonb_array_elements(l -> 'points_earned') e)
+           (SELECT string_agg(x, ', ' ORDER BY o, x)
+              FROM jsonb_array_elements(l -> 'points_earned') e,
+                   LATERAL (SELECT 0 AS o, 'base ' || (e ->> 'base') AS x WHERE e ? 'base'
+                            UNION ALL
+                            SELECT 1, p.key || ' ' || p.value FROM jsonb_each_text(e -> 'by_promotion') p) s)
       FROM jsonb_array_elements(r -> 'lines') l
 $$;
 CREATE FUNCTION pg_temp.totals(r jsonb) RETURNS TABLE (totals jsonb, applied text, not_applied text)

@@ -1628,19 +1628,30 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 			}
 		JbEndArray(&jb);
 		JbMoney(&jb, "points_amount", cat, paid);
+		/* per currency: the total, the base accrual, and what each promotion adds */
 		JbBeginArray(&jb, "points_earned");
-		for (int j = -1; j < ncands; j++)
+		for (int cur = 0; cur < cat->ncurrencies; cur++)
 		{
-			int64		pts = det->earn[(j + 1) * L + i];
-			int			cur = j < 0 ? cat->default_currency :
-				PromoCurrency(cat, &cat->promos[cands[j].promo]);
+			int64		base = cur == cat->default_currency ? det->earn[i] : 0;
+			int64		total = Max(base, 0);
 
-			if (pts <= 0)
+			for (int j = 0; j < ncands; j++)
+				if (det->earn[(j + 1) * L + i] > 0 &&
+					PromoCurrency(cat, &cat->promos[cands[j].promo]) == cur)
+					total += det->earn[(j + 1) * L + i];
+			if (total <= 0)
 				continue;
 			JbBeginObject(&jb, NULL);
-			JbPoints(&jb, "points", cat, cur, pts);
+			if (base > 0)
+				JbPoints(&jb, "base", cat, cur, base);
+			JbPoints(&jb, "points", cat, cur, total);
 			JbText(&jb, "currency", cat->currencies[cur].code);
-			JbText(&jb, "promotion", j < 0 ? NULL : cat->promos[cands[j].promo].code);
+			JbBeginObject(&jb, "by_promotion");
+			for (int j = 0; j < ncands; j++)
+				if (det->earn[(j + 1) * L + i] > 0 &&
+					PromoCurrency(cat, &cat->promos[cands[j].promo]) == cur)
+					JbPoints(&jb, cat->promos[cands[j].promo].code, cat, cur, det->earn[(j + 1) * L + i]);
+			JbEndObject(&jb);
 			JbEndObject(&jb);
 		}
 		JbEndArray(&jb);
