@@ -1199,6 +1199,27 @@ CalcContextDone(MemoryContext cxt)
 	SpareCxt = cxt;
 }
 
+/* Candidates by code, in jsonb's order of keys: shorter first, then bytewise */
+typedef struct CodeOrder
+{
+	const Catalog *cat;
+	const Cand *cands;
+} CodeOrder;
+
+static int
+code_cmp(const void *a, const void *b, void *arg)
+{
+	const CodeOrder *o = arg;
+	const char *x = o->cat->promos[o->cands[*(const int *) a].promo].code;
+	const char *y = o->cat->promos[o->cands[*(const int *) b].promo].code;
+	size_t		lx = strlen(x),
+				ly = strlen(y);
+
+	if (lx != ly)
+		return lx < ly ? -1 : 1;
+	return memcmp(x, y, lx);
+}
+
 static int
 int_cmp_asc(const void *a, const void *b)
 {
@@ -1215,6 +1236,7 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 	Jsonb	   *doc = PG_GETARG_JSONB_P(0);
 	MemoryContext callcxt = CurrentMemoryContext;
 	MemoryContext cxt;
+	int		   *by_code;
 	Calc		c;
 	FoundCustomer fc;
 	Catalog    *cat;
@@ -1340,7 +1362,7 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 	loyalty_cond_index_receipt(cat->index, c.base_row);
 	for (int i = 0; i < L; i++)
 	{
-		int			n = loyalty_cond_index_line(cat->index, c.lines[i].row, cat->match_buf);
+		int			n = loyalty_cond_index_line_unordered(cat->index, c.lines[i].row, cat->match_buf);
 
 		for (int j = 0; j < n; j++)
 		{
@@ -1580,8 +1602,17 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 
 	/*
 	 * Members are added in jsonb's key order (shorter first, then bytewise),
-	 * so that closing each object finds its keys already sorted.
+	 * so that closing each object finds its keys already sorted; by_code
+	 * lists the candidates in that order of their codes.
 	 */
+	by_code = palloc(sizeof(int) * Max(ncands, 1));
+	for (int j = 0; j < ncands; j++)
+		by_code[j] = j;
+	{
+		CodeOrder	order = {cat, cands};
+
+		qsort_arg(by_code, ncands, sizeof(int), code_cmp, &order);
+	}
 	JbBeginArray(&jb, "lines");
 	for (int i = 0; i < L; i++)
 	{
@@ -1647,10 +1678,14 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 			JbPoints(&jb, "points", cat, cur, total);
 			JbText(&jb, "currency", cat->currencies[cur].code);
 			JbBeginObject(&jb, "by_promotion");
-			for (int j = 0; j < ncands; j++)
+			for (int x = 0; x < ncands; x++)
+			{
+				int			j = by_code[x];
+
 				if (det->earn[(j + 1) * L + i] > 0 &&
 					PromoCurrency(cat, &cat->promos[cands[j].promo]) == cur)
 					JbPoints(&jb, cat->promos[cands[j].promo].code, cat, cur, det->earn[(j + 1) * L + i]);
+			}
 			JbEndObject(&jb);
 			JbEndObject(&jb);
 		}
@@ -1736,13 +1771,13 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 			continue;
 		JbBeginObject(&jb, NULL);
 		JbText(&jb, "code", p->code);
-		JbText(&jb, "name", p->name);
 		JbText(&jb, "kind", BenefitKindNames[p->benefit.kind]);
+		JbText(&jb, "name", p->name);
+		if (det->capped[j])
+			JbBool(&jb, "capped", true);
 		JbMoney(&jb, "discount", cat, det->promo_discount[j]);
 		if (det->promo_earn[j + 1] > 0)
 			JbPoints(&jb, "points_earned", cat, PromoCurrency(cat, p), det->promo_earn[j + 1]);
-		if (det->capped[j])
-			JbBool(&jb, "capped", true);
 		JbEndObject(&jb);
 	}
 	JbEndArray(&jb);
@@ -1757,9 +1792,9 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 		JbText(&jb, "name", p->name);
 		if (det->below_threshold[j])
 		{
-			JbText(&jb, "reason", "below_threshold");
 			JbText(&jb, "detail", DatumGetCString(DirectFunctionCall1(numeric_out,
 																	   NumericGetDatum(NumericFromScaled(p->benefit.threshold, cat->money_exponent)))));
+			JbText(&jb, "reason", "below_threshold");
 		}
 		else if (res.chosen[j] && det->capped[j])
 			JbText(&jb, "reason", "cap");
@@ -1774,9 +1809,9 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 		JbBeginObject(&jb, NULL);
 		JbText(&jb, "code", p->code);
 		JbText(&jb, "name", p->name);
-		JbText(&jb, "reason", rejected[r].reason);
 		if (rejected[r].detail)
 			JbText(&jb, "detail", rejected[r].detail);
+		JbText(&jb, "reason", rejected[r].reason);
 		JbEndObject(&jb);
 	}
 	JbEndArray(&jb);

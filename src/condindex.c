@@ -620,10 +620,11 @@ loyalty_cond_index_receipt(CondIndex *ix, const CondValue *row)
 
 /*
  * Match one line (row: its values and the receipt's).  Writes the numbers
- * of the programs that hold to out[], ascending; returns how many.
+ * of the programs that hold to out[], each once, in no particular order;
+ * returns how many.
  */
 int
-loyalty_cond_index_line(CondIndex *ix, const CondValue *row, int *out)
+loyalty_cond_index_line_unordered(CondIndex *ix, const CondValue *row, int *out)
 {
 	next_serial(ix);
 	ix->out = out;
@@ -641,7 +642,14 @@ loyalty_cond_index_line(CondIndex *ix, const CondValue *row, int *out)
 		line_posting(ix, ix->candidates[i], row);
 	for (int i = 0; i < ix->nunindexed_line; i++)
 		line_posting(ix, ix->unindexed_line[i], row);
-	/* each program once (the stamps), in program order */
+	return ix->nout;
+}
+
+/* The same, the numbers ascending */
+int
+loyalty_cond_index_line(CondIndex *ix, const CondValue *row, int *out)
+{
+	loyalty_cond_index_line_unordered(ix, row, out);
 	if (ix->nout > 32)
 		qsort(out, ix->nout, sizeof(int), int_cmp);
 	else

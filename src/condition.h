@@ -143,6 +143,7 @@ extern CondIndex *loyalty_cond_index_build(CondProgram *const *programs, int n,
 										   const CondDict *dict);
 extern void loyalty_cond_index_receipt(CondIndex *ix, const CondValue *row);
 extern int	loyalty_cond_index_line(CondIndex *ix, const CondValue *row, int *out);
+extern int	loyalty_cond_index_line_unordered(CondIndex *ix, const CondValue *row, int *out);
 extern int	loyalty_cond_index_unindexed(const CondIndex *ix);
 extern int64 loyalty_cond_index_evaluations(const CondIndex *ix);
 

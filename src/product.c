@@ -26,6 +26,7 @@
 #include "commands/trigger.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "common/hashfn.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
@@ -48,7 +49,7 @@ int			loyalty_product_cache_size = 50000;
 typedef struct ProductKey
 {
 	int64		program_id;
-	char		sku[SKU_MAX + 1];	/* zero-padded: the key is hashed as bytes */
+	char		sku[SKU_MAX + 1];
 } ProductKey;
 
 typedef struct ProductEntry
@@ -87,6 +88,25 @@ loyalty_product_init(void)
 	CacheRegisterRelcacheCallback(ProductInvalidate, (Datum) 0);
 }
 
+/* Keys hash and compare over the sku's characters only, not the padding */
+static uint32
+KeyHash(const void *key, Size keysize)
+{
+	const ProductKey *k = key;
+
+	return hash_combine(hash_bytes_uint32((uint32) k->program_id),
+						hash_bytes((const unsigned char *) k->sku, strlen(k->sku)));
+}
+
+static int
+KeyMatch(const void *key1, const void *key2, Size keysize)
+{
+	const ProductKey *a = key1,
+			   *b = key2;
+
+	return a->program_id == b->program_id ? strcmp(a->sku, b->sku) : 1;
+}
+
 /* An empty cache, the old one dropped */
 static void
 ResetCache(void)
@@ -99,9 +119,11 @@ ResetCache(void)
 									   ALLOCSET_DEFAULT_SIZES);
 	ctl.keysize = sizeof(ProductKey);
 	ctl.entrysize = sizeof(ProductEntry);
+	ctl.hash = KeyHash;
+	ctl.match = KeyMatch;
 	ctl.hcxt = ProductCxt;
 	Products = hash_create("loyalty products", 1024, &ctl,
-						   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+						   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
 	ProductStale = false;
 	if (ProductRelid == InvalidOid)
 		ProductRelid = get_relname_relid("product", get_namespace_oid("loyalty", false));
@@ -158,7 +180,6 @@ ProductDoc(int64 program_id, const char *sku)
 		return ReadDoc(program_id, sku, GetActiveSnapshot());
 	if (Products == NULL || ProductStale || hash_get_num_entries(Products) >= loyalty_product_cache_size)
 		ResetCache();
-	memset(&key, 0, sizeof(key));
 	key.program_id = program_id;
 	strcpy(key.sku, sku);
 	e = hash_search(Products, &key, HASH_FIND, NULL);
