@@ -1102,6 +1102,7 @@ typedef struct BB
 	bool	   *in;
 	bool	   *best;
 	int64		best_value;
+	SOutcome	best_outcome;
 	bool		have_best;
 	int64		explored;
 	int64		nodes;
@@ -1121,6 +1122,146 @@ ElapsedMs(const struct timespec *start)
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	return (now.tv_sec - start->tv_sec) * 1000.0 + (now.tv_nsec - start->tv_nsec) / 1e6;
+}
+
+/*
+ * What receipt discount c can give at most when the lines come to pre
+ * before receipt discounts (whatever joins, they come to no more).
+ */
+static int64
+ReceiptOffBound(const SProblem *p, const SPromo *c, const int64 *pre)
+{
+	int64		base = 0;
+	int64		money;
+
+	for (int i = 0; i < p->nlines; i++)
+		if (c->elig[i])
+			base += pre[i];
+	if (base < c->threshold || base <= 0)
+		return 0;
+	money = c->percent_bp > 0 ? MulDiv(base, c->percent_bp, 10000) : Min(c->amount, base);
+	return money * SEARCH_SCALE;
+}
+
+/*
+ * The most a combination that keeps bb->in and decides the searched
+ * candidates from x on can be worth: value (what bb->in is worth, its
+ * outcome o, its lines before receipt discounts pre, if known) plus the most
+ * each open candidate could add, and no more than the cap allows.
+ */
+static int64
+NodeBound(BB *bb, int x, int64 value, const SOutcome *o, const int64 *pre)
+{
+	const SProblem *p = bb->p;
+	int64		bound = value;
+
+	/*
+	 * Of one receipt group at most one can join, and on a line at most
+	 * one of each stacking group holds it: count only the greatest.
+	 */
+	memset(bb->group_ub, 0, sizeof(int64) * Max(p->ngroups, 1));
+	memset(bb->line_group_ub, 0, sizeof(int64) * Max(p->ngroups * p->nlines, 1));
+	for (int y = x; y < p->nsearched; y++)
+	{
+		int			j = p->searched[y];
+		const SPromo *c = &p->promos[j];
+		int64		ub = c->ub;
+
+		if (c->exclusive || !Compatible(p, bb->in, j))
+			continue;
+		if (c->kind == BEN_RECEIPT_OFF && pre)
+			ub = ReceiptOffBound(p, c, pre);
+		if (c->receipt_group >= 0)
+			bb->group_ub[c->receipt_group] = Max(bb->group_ub[c->receipt_group], ub);
+		else if (c->group < 0 || BenefitIsReceiptLevel(c->kind))
+			bound += ub;
+		else
+		{
+			for (int i = 0; i < p->nlines; i++)
+			{
+				int64	   *m = &bb->line_group_ub[i * p->ngroups + c->group];
+
+				*m = Max(*m, c->lineval[i]);
+			}
+		}
+	}
+	for (int g = 0; g < p->ngroups; g++)
+		bound += bb->group_ub[g];
+
+	/*
+	 * On a line, a newcomer of a stacking group gains at most what it
+	 * is worth there over the discount that holds the group now (what
+	 * holds it only ever grows).
+	 */
+	memset(bb->line_group_held, 0, sizeof(int64) * Max(p->ngroups * p->nlines, 1));
+	for (int i = 0; i < p->nlines; i++)
+		for (int y = p->line_first[i]; y < p->line_first[i + 1]; y++)
+		{
+			int			j = p->line_cands[y];
+			const SPromo *h = &p->promos[j];
+
+			/*
+			 * A multiplier's worth there is an estimate from above, and a
+			 * price in points may not be covered: neither counts as held.
+			 */
+			if (bb->in[j] && h->group >= 0 && !h->in_points && h->kind != BEN_MULTIPLIER)
+			{
+				int64	   *held = &bb->line_group_held[i * p->ngroups + h->group];
+
+				*held = Max(*held, h->lineval[i]);
+			}
+		}
+	for (int i = 0; i < p->ngroups * p->nlines; i++)
+		bound += Max(0, bb->line_group_ub[i] - bb->line_group_held[i]);
+
+	/*
+	 * And the cap: discounts and points paid never pass it, so past
+	 * what is decided only prices in points can add money; and points
+	 * earned, valued before the cap, only fall as promotions join.
+	 */
+	{
+		int64		cap = MulDiv(p->total, p->max_discount_bp, 10000);
+		int64		more_fixed = 0;
+		int64		capped;
+
+		for (int y = x; y < p->nsearched; y++)
+		{
+			const SPromo *c = &p->promos[p->searched[y]];
+
+			if (!c->exclusive && c->in_points)
+				more_fixed += c->ub / SEARCH_SCALE + 1;
+		}
+		capped = (Max(cap, o->discount + o->points_money - o->fixed_money) +
+				  o->fixed_money + more_fixed + o->gifts) * SEARCH_SCALE + o->earned_value;
+		bound = Min(bound, capped);
+	}
+	return bound;
+}
+
+/*
+ * Can no combination with candidate k joined (and bb->in, worth value with
+ * outcome o) beat the best found?  Decided without evaluating it, for a
+ * candidate whose worth the bound counts whole (not per line, not a price
+ * in points): it adds at most that, and of its receipt group nothing else
+ * can join.  Such a candidate in a receipt group of many (one receipt
+ * discount of fifteen) is then passed over rather than evaluated in turn.
+ */
+static bool
+IncludeCannotWin(BB *bb, int x, int k, int64 value, const SOutcome *o, const int64 *pre)
+{
+	const SProblem *p = bb->p;
+	const SPromo *c = &p->promos[k];
+	int64		ub;
+	bool		cannot;
+
+	if (!bb->have_best || o == NULL || c->in_points ||
+		!(c->receipt_group >= 0 || c->group < 0 || BenefitIsReceiptLevel(c->kind)))
+		return false;
+	ub = c->kind == BEN_RECEIPT_OFF && pre ? ReceiptOffBound(p, c, pre) : c->ub;
+	bb->in[k] = true;
+	cannot = NodeBound(bb, x + 1, value + ub, o, pre) <= bb->best_value;
+	bb->in[k] = false;
+	return cannot;
 }
 
 /*
@@ -1176,6 +1317,7 @@ Branch(BB *bb, int x, const SOutcome *known, const int64 *known_pre)
 		{
 			bb->have_best = true;
 			bb->best_value = value;
+			bb->best_outcome = o;
 			memcpy(bb->best, bb->in, sizeof(bool) * p->npromos);
 		}
 		return;
@@ -1184,108 +1326,7 @@ Branch(BB *bb, int x, const SOutcome *known, const int64 *known_pre)
 	if (bb->have_best)
 	{
 		/* what is decided, plus the most each open candidate could add */
-		int64		bound = value;
-
-		/*
-		 * Of one receipt group at most one can join, and on a line at most
-		 * one of each stacking group holds it: count only the greatest.
-		 */
-		memset(bb->group_ub, 0, sizeof(int64) * Max(p->ngroups, 1));
-		memset(bb->line_group_ub, 0, sizeof(int64) * Max(p->ngroups * p->nlines, 1));
-		for (int y = x; y < p->nsearched; y++)
-		{
-			int			j = p->searched[y];
-			const SPromo *c = &p->promos[j];
-			int64		ub = c->ub;
-
-			if (c->exclusive || !Compatible(p, bb->in, j))
-				continue;
-			if (c->kind == BEN_RECEIPT_OFF && pre)
-			{
-				/*
-				 * Whatever joins, its lines come to no more than they do
-				 * now: the discount it can give is known more closely.
-				 */
-				int64		base = 0;
-
-				for (int i = 0; i < p->nlines; i++)
-					if (c->elig[i])
-						base += pre[i];
-				if (base < c->threshold || base <= 0)
-					ub = 0;
-				else
-				{
-					int64		money = c->percent_bp > 0 ? MulDiv(base, c->percent_bp, 10000) :
-						Min(c->amount, base);
-
-					ub = money * SEARCH_SCALE;
-				}
-			}
-			if (c->receipt_group >= 0)
-				bb->group_ub[c->receipt_group] = Max(bb->group_ub[c->receipt_group], ub);
-			else if (c->group < 0 || BenefitIsReceiptLevel(c->kind))
-				bound += ub;
-			else
-			{
-				for (int i = 0; i < p->nlines; i++)
-				{
-					int64	   *m = &bb->line_group_ub[i * p->ngroups + c->group];
-
-					*m = Max(*m, c->lineval[i]);
-				}
-			}
-		}
-		for (int g = 0; g < p->ngroups; g++)
-			bound += bb->group_ub[g];
-
-		/*
-		 * On a line, a newcomer of a stacking group gains at most what it
-		 * is worth there over the discount that holds the group now (what
-		 * holds it only ever grows).
-		 */
-		memset(bb->line_group_held, 0, sizeof(int64) * Max(p->ngroups * p->nlines, 1));
-		for (int i = 0; i < p->nlines; i++)
-			for (int y = p->line_first[i]; y < p->line_first[i + 1]; y++)
-			{
-				int			j = p->line_cands[y];
-				const SPromo *h = &p->promos[j];
-
-				/*
-				 * A multiplier's worth there is an estimate from above, and a
-				 * price in points may not be covered: neither counts as held.
-				 */
-				if (bb->in[j] && h->group >= 0 && !h->in_points && h->kind != BEN_MULTIPLIER)
-				{
-					int64	   *held = &bb->line_group_held[i * p->ngroups + h->group];
-
-					*held = Max(*held, h->lineval[i]);
-				}
-			}
-		for (int i = 0; i < p->ngroups * p->nlines; i++)
-			bound += Max(0, bb->line_group_ub[i] - bb->line_group_held[i]);
-
-		/*
-		 * And the cap: discounts and points paid never pass it, so past
-		 * what is decided only prices in points can add money; and points
-		 * earned, valued before the cap, only fall as promotions join.
-		 */
-		{
-			int64		cap = MulDiv(p->total, p->max_discount_bp, 10000);
-			int64		more_fixed = 0;
-			int64		capped;
-
-			for (int y = x; y < p->nsearched; y++)
-			{
-				const SPromo *c = &p->promos[p->searched[y]];
-
-				if (!c->exclusive && c->in_points)
-					more_fixed += c->ub / SEARCH_SCALE + 1;
-			}
-			capped = (Max(cap, o.discount + o.points_money - o.fixed_money) +
-					  o.fixed_money + more_fixed + o.gifts) * SEARCH_SCALE + o.earned_value;
-			bound = Min(bound, capped);
-		}
-		if (bound <= bb->best_value)
+		if (NodeBound(bb, x, value, &o, pre) <= bb->best_value)
 			return;
 	}
 	/*
@@ -1293,7 +1334,8 @@ Branch(BB *bb, int x, const SOutcome *known, const int64 *known_pre)
 	 * earlier one instead, a combination is worth the same and wins the tie.
 	 */
 	if (Compatible(p, bb->in, k) &&
-		(p->promos[k].twin_of < 0 || bb->in[p->promos[k].twin_of]))
+		(p->promos[k].twin_of < 0 || bb->in[p->promos[k].twin_of]) &&
+		!IncludeCannotWin(bb, x, k, value, have_known ? &o : NULL, pre))
 	{
 		bool		shadowed = Shadowed(p, bb->in, k);
 
@@ -1352,13 +1394,18 @@ SearchBranchAndBound(SProblem *p, double budget_ms, SResult *result)
 		{
 			bb.have_best = true;
 			bb.best_value = o.value;
+			bb.best_outcome = o;
 			memcpy(bb.best, alone, sizeof(bool) * p->npromos);
 		}
 	}
-	if (!bb.have_best)
-		SetFixed(p, bb.best);
 	result->chosen = bb.best;
-	SearchEvaluate(p, bb.best, &result->outcome, NULL);
+	if (bb.have_best)
+		result->outcome = bb.best_outcome;
+	else
+	{
+		SetFixed(p, bb.best);
+		SearchEvaluate(p, bb.best, &result->outcome, NULL);
+	}
 	result->optimal = !bb.stopped;
 	result->explored = bb.explored;
 	pfree(bb.in);
