@@ -1107,12 +1107,20 @@ typedef struct Cand
 	SPromo		s;
 } Cand;
 
+/* The search order: priority, then worth, then code (sorts indexes into cands) */
+typedef struct CandOrder
+{
+	const Catalog *cat;
+	const Cand *cands;
+} CandOrder;
+
 static int
 cand_cmp(const void *a, const void *b, void *arg)
 {
-	const Cand *x = a,
-			   *y = b;
-	Catalog    *cat = arg;
+	const CandOrder *o = arg;
+	const Cand *x = &o->cands[*(const int *) a],
+			   *y = &o->cands[*(const int *) b];
+	const Catalog *cat = o->cat;
 	const CatPromo *px = &cat->promos[x->promo],
 			   *py = &cat->promos[y->promo];
 
@@ -1200,16 +1208,10 @@ CalcContextDone(MemoryContext cxt)
 }
 
 /* Candidates by code, in jsonb's order of keys: shorter first, then bytewise */
-typedef struct CodeOrder
-{
-	const Catalog *cat;
-	const Cand *cands;
-} CodeOrder;
-
 static int
 code_cmp(const void *a, const void *b, void *arg)
 {
-	const CodeOrder *o = arg;
+	const CandOrder *o = arg;
 	const char *x = o->cat->promos[o->cands[*(const int *) a].promo].code;
 	const char *y = o->cat->promos[o->cands[*(const int *) b].promo].code;
 	size_t		lx = strlen(x),
@@ -1542,7 +1544,18 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 		}
 		ncands = kept;
 	}
-	qsort_arg(cands, ncands, sizeof(Cand), cand_cmp, cat);
+	{
+		int		   *order = palloc(sizeof(int) * Max(ncands, 1));
+		Cand	   *sorted = palloc(sizeof(Cand) * Max(ncands, 1));
+		CandOrder	arg = {cat, cands};
+
+		for (int j = 0; j < ncands; j++)
+			order[j] = j;
+		qsort_arg(order, ncands, sizeof(int), cand_cmp, &arg);
+		for (int j = 0; j < ncands; j++)
+			sorted[j] = cands[order[j]];
+		cands = sorted;
+	}
 	prob.npromos = ncands;
 	for (int j = 0; j < ncands; j++)
 		prob.promos[j] = cands[j].s;
@@ -1609,7 +1622,7 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 	for (int j = 0; j < ncands; j++)
 		by_code[j] = j;
 	{
-		CodeOrder	order = {cat, cands};
+		CandOrder	order = {cat, cands};
 
 		qsort_arg(by_code, ncands, sizeof(int), code_cmp, &order);
 	}

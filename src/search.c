@@ -1110,6 +1110,7 @@ typedef struct BB
 	double		budget_ms;
 	bool		stopped;
 	int64	   *group_ub;		/* scratch of the bound, per stacking group */
+	bool	   *group_taken;	/* and whether a searched candidate in holds it */
 	int64	   *line_group_ub;	/* and per line and stacking group */
 	int64	   *line_group_held;	/* what holds each line and group now */
 	int64	   *pre;			/* per depth: pre_receipt of the node's evaluation */
@@ -1154,6 +1155,20 @@ NodeBound(BB *bb, int x, int64 value, const SOutcome *o, const int64 *pre)
 {
 	const SProblem *p = bb->p;
 	int64		bound = value;
+	bool		exclusive_in = false;
+
+	/* what Compatible would say of each open candidate, in one pass */
+	memset(bb->group_taken, 0, sizeof(bool) * Max(p->ngroups, 1));
+	for (int y = 0; y < p->nsearched; y++)
+	{
+		const SPromo *c = &p->promos[p->searched[y]];
+
+		if (!bb->in[p->searched[y]])
+			continue;
+		exclusive_in |= c->exclusive;
+		if (c->receipt_group >= 0)
+			bb->group_taken[c->receipt_group] = true;
+	}
 
 	/*
 	 * Of one receipt group at most one can join, and on a line at most
@@ -1167,7 +1182,8 @@ NodeBound(BB *bb, int x, int64 value, const SOutcome *o, const int64 *pre)
 		const SPromo *c = &p->promos[j];
 		int64		ub = c->ub;
 
-		if (c->exclusive || !Compatible(p, bb->in, j))
+		if (bb->in[j] || c->exclusive || exclusive_in ||
+			(c->receipt_group >= 0 && bb->group_taken[c->receipt_group]))
 			continue;
 		if (c->kind == BEN_RECEIPT_OFF && pre)
 			ub = ReceiptOffBound(p, c, pre);
@@ -1371,6 +1387,7 @@ SearchBranchAndBound(SProblem *p, double budget_ms, SResult *result)
 	bb.best = palloc0(sizeof(bool) * Max(p->npromos, 1));
 	bb.budget_ms = budget_ms;
 	bb.group_ub = palloc0(sizeof(int64) * Max(p->ngroups, 1));
+	bb.group_taken = palloc0(sizeof(bool) * Max(p->ngroups, 1));
 	bb.line_group_ub = palloc0(sizeof(int64) * Max(p->ngroups * p->nlines, 1));
 	bb.line_group_held = palloc0(sizeof(int64) * Max(p->ngroups * p->nlines, 1));
 	bb.pre = palloc(sizeof(int64) * Max(p->nsearched * p->nlines, 1));
