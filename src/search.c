@@ -1156,6 +1156,7 @@ NodeBound(BB *bb, int x, int64 value, const SOutcome *o, const int64 *pre)
 	const SProblem *p = bb->p;
 	int64		bound = value;
 	bool		exclusive_in = false;
+	bool		per_line = false;	/* an open candidate counted per line */
 
 	/* what Compatible would say of each open candidate, in one pass */
 	memset(bb->group_taken, 0, sizeof(bool) * Max(p->ngroups, 1));
@@ -1175,7 +1176,6 @@ NodeBound(BB *bb, int x, int64 value, const SOutcome *o, const int64 *pre)
 	 * one of each stacking group holds it: count only the greatest.
 	 */
 	memset(bb->group_ub, 0, sizeof(int64) * Max(p->ngroups, 1));
-	memset(bb->line_group_ub, 0, sizeof(int64) * Max(p->ngroups * p->nlines, 1));
 	for (int y = x; y < p->nsearched; y++)
 	{
 		int			j = p->searched[y];
@@ -1193,6 +1193,9 @@ NodeBound(BB *bb, int x, int64 value, const SOutcome *o, const int64 *pre)
 			bound += ub;
 		else
 		{
+			if (!per_line)
+				memset(bb->line_group_ub, 0, sizeof(int64) * Max(p->ngroups * p->nlines, 1));
+			per_line = true;
 			for (int i = 0; i < p->nlines; i++)
 			{
 				int64	   *m = &bb->line_group_ub[i * p->ngroups + c->group];
@@ -1203,32 +1206,34 @@ NodeBound(BB *bb, int x, int64 value, const SOutcome *o, const int64 *pre)
 	}
 	for (int g = 0; g < p->ngroups; g++)
 		bound += bb->group_ub[g];
-
-	/*
-	 * On a line, a newcomer of a stacking group gains at most what it
-	 * is worth there over the discount that holds the group now (what
-	 * holds it only ever grows).
-	 */
-	memset(bb->line_group_held, 0, sizeof(int64) * Max(p->ngroups * p->nlines, 1));
-	for (int i = 0; i < p->nlines; i++)
-		for (int y = p->line_first[i]; y < p->line_first[i + 1]; y++)
-		{
-			int			j = p->line_cands[y];
-			const SPromo *h = &p->promos[j];
-
-			/*
-			 * A multiplier's worth there is an estimate from above, and a
-			 * price in points may not be covered: neither counts as held.
-			 */
-			if (bb->in[j] && h->group >= 0 && !h->in_points && h->kind != BEN_MULTIPLIER)
+	if (per_line)
+	{
+		/*
+		 * On a line, a newcomer of a stacking group gains at most what it
+		 * is worth there over the discount that holds the group now (what
+		 * holds it only ever grows).
+		 */
+		memset(bb->line_group_held, 0, sizeof(int64) * Max(p->ngroups * p->nlines, 1));
+		for (int i = 0; i < p->nlines; i++)
+			for (int y = p->line_first[i]; y < p->line_first[i + 1]; y++)
 			{
-				int64	   *held = &bb->line_group_held[i * p->ngroups + h->group];
+				int			j = p->line_cands[y];
+				const SPromo *h = &p->promos[j];
 
-				*held = Max(*held, h->lineval[i]);
+				/*
+				 * A multiplier's worth there is an estimate from above, and a
+				 * price in points may not be covered: neither counts as held.
+				 */
+				if (bb->in[j] && h->group >= 0 && !h->in_points && h->kind != BEN_MULTIPLIER)
+				{
+					int64	   *held = &bb->line_group_held[i * p->ngroups + h->group];
+
+					*held = Max(*held, h->lineval[i]);
+				}
 			}
-		}
-	for (int i = 0; i < p->ngroups * p->nlines; i++)
-		bound += Max(0, bb->line_group_ub[i] - bb->line_group_held[i]);
+		for (int i = 0; i < p->ngroups * p->nlines; i++)
+			bound += Max(0, bb->line_group_ub[i] - bb->line_group_held[i]);
+	}
 
 	/*
 	 * And the cap: discounts and points paid never pass it, so past
