@@ -23,6 +23,7 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
 #include <time.h>
 
 #include "miscadmin.h"
@@ -925,6 +926,19 @@ Twins(const SProblem *p, const SPromo *a, const SPromo *b)
 	return true;
 }
 
+/* Greater worth first; then the candidates' order */
+static int
+searched_cmp(const void *a, const void *b, void *arg)
+{
+	const SProblem *p = arg;
+	int			x = *(const int *) a,
+				y = *(const int *) b;
+
+	if (p->promos[x].ub != p->promos[y].ub)
+		return p->promos[x].ub > p->promos[y].ub ? -1 : 1;
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
 /*
  * Decide which candidates the search decides, index each line's candidates,
  * and allocate the evaluation's scratch; once the candidates are in their
@@ -977,6 +991,14 @@ SearchIndex(SProblem *p)
 			p->searched[p->nsearched++] = k;
 		}
 	}
+
+	/*
+	 * The search decides the weightiest first (a stable sort: a twin stays
+	 * after the candidate it twins), so that the many small choices (one
+	 * receipt discount of fifteen) come last, where the bound is tight.
+	 * Ties do not follow this order but the candidates' own (Better).
+	 */
+	qsort_arg(p->searched, p->nsearched, sizeof(int), searched_cmp, p);
 
 	e = palloc0(sizeof(Eval));
 	e->line_disc = palloc0(sizeof(int64) * Max(L, 1));
@@ -1078,20 +1100,17 @@ SetFixed(const SProblem *p, bool *in)
 
 /*
  * Is the combination (a_value, a) better than (b_value, b)?  Greater value;
- * on a tie, the one that includes the earlier searched candidate.
+ * on a tie, the one that includes the first searched candidate, in the
+ * candidates' order (priority, then worth, then code), on which they differ.
  */
 static bool
 Better(const SProblem *p, int64 a_value, const bool *a, int64 b_value, const bool *b)
 {
 	if (a_value != b_value)
 		return a_value > b_value;
-	for (int x = 0; x < p->nsearched; x++)
-	{
-		int			k = p->searched[x];
-
-		if (a[k] != b[k])
+	for (int k = 0; k < p->npromos; k++)
+		if (!p->promos[k].fixed && a[k] != b[k])
 			return a[k];
-	}
 	return false;
 }
 
@@ -1111,10 +1130,47 @@ typedef struct BB
 	bool		stopped;
 	int64	   *group_ub;		/* scratch of the bound, per stacking group */
 	bool	   *group_taken;	/* and whether a searched candidate in holds it */
+	bool	   *line_open;		/* per line: an open candidate is worth something there */
 	int64	   *line_group_ub;	/* and per line and stacking group */
 	int64	   *line_group_held;	/* what holds each line and group now */
 	int64	   *pre;			/* per depth: pre_receipt of the node's evaluation */
 } BB;
+
+/*
+ * Does every combination that keeps what bb->in decides before search
+ * position x lose a tie to the best found?  The first candidate (in
+ * Better's order) on which such a combination and the best differ decides;
+ * when that is one already decided, whatever the open ones become, it is
+ * known: they lose if the best includes it.
+ */
+static bool
+LosesTies(const BB *bb, int x)
+{
+	const SProblem *p = bb->p;
+	int			first_decided = INT_MAX;
+	int			first_open = INT_MAX;
+
+	for (int y = 0; y < p->nsearched; y++)
+	{
+		int			k = p->searched[y];
+
+		if (y < x)
+		{
+			if (bb->in[k] != bb->best[k])
+				first_decided = Min(first_decided, k);
+		}
+		else if (!p->promos[k].exclusive)
+			first_open = Min(first_open, k);
+	}
+	return first_decided < first_open && bb->best[first_decided];
+}
+
+/* Can no combination of the subtree at x, bounded by bound, beat the best? */
+static bool
+CannotWin(const BB *bb, int x, int64 bound)
+{
+	return bound < bb->best_value || (bound == bb->best_value && LosesTies(bb, x));
+}
 
 static double
 ElapsedMs(const struct timespec *start)
@@ -1194,13 +1250,20 @@ NodeBound(BB *bb, int x, int64 value, const SOutcome *o, const int64 *pre)
 		else
 		{
 			if (!per_line)
+			{
 				memset(bb->line_group_ub, 0, sizeof(int64) * Max(p->ngroups * p->nlines, 1));
+				memset(bb->line_open, 0, sizeof(bool) * Max(p->nlines, 1));
+			}
 			per_line = true;
 			for (int i = 0; i < p->nlines; i++)
 			{
 				int64	   *m = &bb->line_group_ub[i * p->ngroups + c->group];
 
-				*m = Max(*m, c->lineval[i]);
+				if (c->lineval[i] > *m)
+				{
+					*m = c->lineval[i];
+					bb->line_open[i] = true;
+				}
 			}
 		}
 	}
@@ -1213,8 +1276,11 @@ NodeBound(BB *bb, int x, int64 value, const SOutcome *o, const int64 *pre)
 		 * is worth there over the discount that holds the group now (what
 		 * holds it only ever grows).
 		 */
-		memset(bb->line_group_held, 0, sizeof(int64) * Max(p->ngroups * p->nlines, 1));
 		for (int i = 0; i < p->nlines; i++)
+		{
+			if (!bb->line_open[i])
+				continue;
+			memset(&bb->line_group_held[i * p->ngroups], 0, sizeof(int64) * p->ngroups);
 			for (int y = p->line_first[i]; y < p->line_first[i + 1]; y++)
 			{
 				int			j = p->line_cands[y];
@@ -1231,8 +1297,10 @@ NodeBound(BB *bb, int x, int64 value, const SOutcome *o, const int64 *pre)
 					*held = Max(*held, h->lineval[i]);
 				}
 			}
-		for (int i = 0; i < p->ngroups * p->nlines; i++)
-			bound += Max(0, bb->line_group_ub[i] - bb->line_group_held[i]);
+			for (int g = 0; g < p->ngroups; g++)
+				bound += Max(0, bb->line_group_ub[i * p->ngroups + g] -
+							 bb->line_group_held[i * p->ngroups + g]);
+		}
 	}
 
 	/*
@@ -1261,11 +1329,14 @@ NodeBound(BB *bb, int x, int64 value, const SOutcome *o, const int64 *pre)
 
 /*
  * Can no combination with candidate k joined (and bb->in, worth value with
- * outcome o) beat the best found?  Decided without evaluating it, for a
- * candidate whose worth the bound counts whole (not per line, not a price
- * in points): it adds at most that, and of its receipt group nothing else
- * can join.  Such a candidate in a receipt group of many (one receipt
- * discount of fifteen) is then passed over rather than evaluated in turn.
+ * outcome o) beat the best found?  Decided without evaluating it: k adds at
+ * most its whole worth (ub; a receipt discount's as the lines come to now),
+ * the others what the bound gives them without k (on k's lines they may
+ * lose to it, never gain), and of k's receipt group nothing else can join.
+ * Not for a price in points, whose points may be wanted elsewhere.  Of a
+ * receipt group of many (one receipt discount of fifteen), or of many
+ * "3 for 2" of one stacking group, a member that cannot beat the best is
+ * then passed over rather than evaluated in turn.
  */
 static bool
 IncludeCannotWin(BB *bb, int x, int k, int64 value, const SOutcome *o, const int64 *pre)
@@ -1275,12 +1346,14 @@ IncludeCannotWin(BB *bb, int x, int k, int64 value, const SOutcome *o, const int
 	int64		ub;
 	bool		cannot;
 
-	if (!bb->have_best || o == NULL || c->in_points ||
-		!(c->receipt_group >= 0 || c->group < 0 || BenefitIsReceiptLevel(c->kind)))
+	if (!bb->have_best || o == NULL || c->in_points)
 		return false;
 	ub = c->kind == BEN_RECEIPT_OFF && pre ? ReceiptOffBound(p, c, pre) : c->ub;
+	if (c->receipt_group >= 0)
+		bb->in[k] = true;		/* its receipt group is taken */
+	ub = NodeBound(bb, x + 1, value + ub, o, pre);
 	bb->in[k] = true;
-	cannot = NodeBound(bb, x + 1, value + ub, o, pre) <= bb->best_value;
+	cannot = CannotWin(bb, x + 1, ub);
 	bb->in[k] = false;
 	return cannot;
 }
@@ -1334,7 +1407,7 @@ Branch(BB *bb, int x, const SOutcome *known, const int64 *known_pre)
 	if (x == p->nsearched)
 	{
 		bb->explored++;
-		if (!bb->have_best || value > bb->best_value)
+		if (!bb->have_best || Better(p, value, bb->in, bb->best_value, bb->best))
 		{
 			bb->have_best = true;
 			bb->best_value = value;
@@ -1347,7 +1420,7 @@ Branch(BB *bb, int x, const SOutcome *known, const int64 *known_pre)
 	if (bb->have_best)
 	{
 		/* what is decided, plus the most each open candidate could add */
-		if (NodeBound(bb, x, value, &o, pre) <= bb->best_value)
+		if (CannotWin(bb, x, NodeBound(bb, x, value, &o, pre)))
 			return;
 	}
 	/*
@@ -1393,6 +1466,7 @@ SearchBranchAndBound(SProblem *p, double budget_ms, SResult *result)
 	bb.budget_ms = budget_ms;
 	bb.group_ub = palloc0(sizeof(int64) * Max(p->ngroups, 1));
 	bb.group_taken = palloc0(sizeof(bool) * Max(p->ngroups, 1));
+	bb.line_open = palloc0(sizeof(bool) * Max(p->nlines, 1));
 	bb.line_group_ub = palloc0(sizeof(int64) * Max(p->ngroups * p->nlines, 1));
 	bb.line_group_held = palloc0(sizeof(int64) * Max(p->ngroups * p->nlines, 1));
 	bb.pre = palloc(sizeof(int64) * Max(p->nsearched * p->nlines, 1));

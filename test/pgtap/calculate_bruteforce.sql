@@ -5,7 +5,7 @@
 -- bound must give exactly the answer of the exhaustive enumeration, every
 -- time.  The seed is printed; LOYALTY_TEST_SEED repeats a run.
 BEGIN;
-SELECT plan(6);
+SELECT plan(7);
 
 \ir seed.psql
 
@@ -207,6 +207,29 @@ SELECT is(loyalty.calculate(r) - 'explored' - 'optimal',
           loyalty.calculate(r || '{"search": "exhaustive"}') - 'explored' - 'optimal',
           'a multiplier holding a line does not hide what a newcomer of its group gains')
   FROM (SELECT '{"program": "bf2", "customer": {"card": "10000002"}, "lines": [{"line": 1, "qty": 2, "price": 5}]}'::jsonb AS r) s;
+
+-- Ties go by priority, whatever order the search decides in: the search
+-- tries the receipt discount worth more first (B, 400.00 off), but the cap
+-- of 30% of 1 000.00 makes A (300.00 off, higher priority) worth as much,
+-- so A wins the tie.  A search that stopped at a subtree that can only tie
+-- would keep B.
+SET CONSTRAINTS ALL DEFERRED;
+INSERT INTO loyalty.program (code, name, default_currency, max_discount_bp) VALUES ('bf3', 'Ties', 'pts', 3000);
+INSERT INTO loyalty.currency (program_id, code, name, money_per_unit)
+SELECT id, 'pts', 'Points', 1 FROM loyalty.program WHERE code = 'bf3';
+SET CONSTRAINTS ALL IMMEDIATE;
+INSERT INTO loyalty.promotion (program_id, code, name, status, benefit, stacking_group, priority)
+SELECT p.id, v.code, v.code, 'active', v.benefit::jsonb, 'r', v.prio
+  FROM loyalty.program p,
+       (VALUES ('A', '{"kind": "receipt_off", "threshold": 0, "amount": 300}', 2),
+               ('B', '{"kind": "receipt_off", "threshold": 0, "amount": 400}', 1)) v (code, benefit, prio)
+ WHERE p.code = 'bf3';
+SELECT is(ARRAY[loyalty.calculate(r) #>> '{promotions,applied,0,code}',
+                loyalty.calculate(r || '{"search": "exhaustive"}') #>> '{promotions,applied,0,code}',
+                loyalty.calculate(r) #>> '{totals,discount}'],
+          ARRAY['A', 'A', '300.00'],
+          'a tie in worth goes to the promotion of higher priority, though the search tries the other first')
+  FROM (SELECT '{"program": "bf3", "lines": [{"line": 1, "qty": 1, "price": 1000}]}'::jsonb AS r) s;
 
 SELECT * FROM finish();
 ROLLBACK;
