@@ -154,7 +154,7 @@ if [ "${LOYALTY_SKIP_BENCH:-0}" = 1 ]; then
 	echo "== bench: skipped (LOYALTY_SKIP_BENCH=1)"
 else
 	BENCH_FIGURES=(update.c4 update.c16 ledger.accrue.c4 ledger.accrue.c16 ledger.redeem.c4 ledger.redeem.c16
-		select1.c2 select1.c4 calculate.c2 calculate.c4 calculate.10k.c4 calculate.p50 calculate.p99
+		select1.c2 select1.c4 calculate.c2 calculate.c4 calculate.10k.c4 calculate.p50 calculate.p99 calculate.p50.c2 calculate.p99.c2 calculate.answer.c2 calculate.answer.c4
 		condition.match.100 condition.match.1000 condition.match.10000)
 	echo
 	echo "== bench: smoke mode, ${#BENCH_FIGURES[@]} figures"
@@ -167,7 +167,7 @@ else
 		case "$figure" in
 			update.* | select1.*) pattern="^bench ${figure//./\\.} [0-9]+ tps\$" ;;
 			calculate.10k.c4) pattern="^bench calculate\\.10k\\.c4 [0-9]+ tps ratio [0-9]+\\.[0-9]{2} vs calculate\\.c4\$" ;;
-			calculate.p50 | calculate.p99) pattern="^bench ${figure//./\\.} [0-9]+\\.[0-9]{2} ms\$" ;;
+			calculate.p50 | calculate.p99 | calculate.p50.c2 | calculate.p99.c2) pattern="^bench ${figure//./\\.} [0-9]+\\.[0-9]{2} ms\$" ;;
 			calculate.*) pattern="^bench ${figure//./\\.} [0-9]+ tps ratio [0-9]+\\.[0-9]{2} vs select1\\.${figure##*.}\$" ;;
 			condition.match.10000) pattern="^bench ${figure//./\\.} [0-9]+\\.[0-9] us ratio [0-9]+\\.[0-9]{2} vs condition\\.match\\.1000\$" ;;
 			condition.match.*) pattern="^bench ${figure//./\\.} [0-9]+\\.[0-9] us\$" ;;

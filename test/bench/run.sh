@@ -29,12 +29,16 @@
 # loaded by test/bench/calculate_data.sql: customers with a card and three
 # lots, 1 000 active promotions of a realistic mix and 9 000 more paused,
 # 20 000 products, receipts of 20 lines).  At 2 and 4 clients, each round
-# runs the baseline select1.sql (SELECT 1) and calculate.sql (calculate of a
-# random stored receipt); at 4 clients it then switches the 9 000 paused
-# promotions on, runs calculate again (the 10k figure) and switches them off.
-# Latencies come from pgbench's per-transaction log of the 1k runs at 4
-# clients.  Figures:
+# runs the baseline select1.sql (SELECT 1), calculate.sql (calculate of a
+# random stored receipt) and answer.sql (the stored answer of a random
+# receipt: what reading, printing and sending an answer alone costs, the
+# ceiling of calculate's figure); at 4 clients it then switches the 9 000
+# paused promotions on, runs calculate again (the 10k figure) and switches
+# them off.  Latencies come from pgbench's per-transaction log of the 1k
+# runs: calculate.p50 and .p99 at 4 clients (two per core), .p50.c2 and
+# .p99.c2 at 2.  Figures:
 #   bench calculate.c2 1669 tps ratio 0.01 vs select1.c2
+#   bench calculate.answer.c2 9000 tps ratio 0.05 vs select1.c2
 #   bench calculate.p99 5.46 ms
 #   bench calculate.10k.c4 1067 tps ratio 0.60 vs calculate.c4
 #
@@ -268,11 +272,14 @@ for c in 2 4; do
 		line="   c$c round $r/$rounds:"
 		if s1=$(pgbench_tps select1.sql "$c" "$LOGDIR/select1.c$c.r$r.log" "$CDB") &&
 			ct=$(pgbench_tps calculate.sql "$c" "$LOGDIR/calculate.c$c.r$r.log" "$CDB" \
-				$([ "$c" = 4 ] && echo "-l --log-prefix=$LATDIR/calc")); then
+				-l --log-prefix="$LATDIR/calc$c") &&
+			ca=$(pgbench_tps answer.sql "$c" "$LOGDIR/answer.c$c.r$r.log" "$CDB"); then
 			CTPS[select1,$c]+="$s1 "
 			CTPS[calculate,$c]+="$ct "
 			CRATIO[calculate,$c]+="$(awk -v a="$ct" -v b="$s1" 'BEGIN { printf "%.6f", a / b }') "
-			line+=" select1 $(printf '%.0f' "$s1") calculate $(printf '%.0f' "$ct")"
+			CTPS[calculate.answer,$c]+="$ca "
+			CRATIO[calculate.answer,$c]+="$(awk -v a="$ca" -v b="$s1" 'BEGIN { printf "%.6f", a / b }') "
+			line+=" select1 $(printf '%.0f' "$s1") calculate $(printf '%.0f' "$ct") answer $(printf '%.0f' "$ca")"
 			if [ "$c" = 4 ]; then
 				set_extra paused active
 				if tk=$(pgbench_tps calculate.sql "$c" "$LOGDIR/calculate.10k.c$c.r$r.log" "$CDB"); then
@@ -301,7 +308,7 @@ for c in 2 4; do
 		printf '%-16s %7s %9s %13s %7s   %s\n' select1 "$c" "$tps" - - "$(rounds_of "${CTPS[select1,$c]}")"
 		FIGURES+=("bench select1.c$c $tps tps")
 	fi
-	for name in calculate calculate.10k; do
+	for name in calculate calculate.answer calculate.10k; do
 		[ -n "${CTPS[$name,$c]:-}" ] || continue
 		base=select1.c$c
 		basetps=${CTPS[select1,$c]}
@@ -316,14 +323,17 @@ for c in 2 4; do
 		FIGURES+=("bench $name.c$c $tps tps ratio $ratio vs $base")
 	done
 done
-# latency percentiles over every calculate of the 1k runs at 4 clients
-if compgen -G "$LATDIR/calc*" >/dev/null; then
-	read -r p50 p99 n < <(cat "$LATDIR"/calc* | awk '{ print $3 }' | sort -n |
+# latency percentiles over every calculate of the 1k runs, at 4 clients and at 2
+for c in 4 2; do
+	compgen -G "$LATDIR/calc$c.*" >/dev/null || continue
+	read -r p50 p99 n < <(cat "$LATDIR"/calc"$c".* | awk '{ print $3 }' | sort -n |
 		awk '{ v[NR] = $1 } END { i50 = int(NR * 0.50); i99 = int(NR * 0.99); if (i50 < 1) i50 = 1; if (i99 < 1) i99 = 1;
 			printf "%.2f %.2f %d\n", v[i50] / 1000, v[i99] / 1000, NR }')
-	echo "(calculate at 4 clients: p50 $p50 ms, p99 $p99 ms over $n calls; tps: median over rounds)"
-	FIGURES+=("bench calculate.p50 $p50 ms" "bench calculate.p99 $p99 ms")
-fi
+	echo "(calculate at $c clients: p50 $p50 ms, p99 $p99 ms over $n calls; tps: median over rounds)"
+	suffix=
+	if [ "$c" = 2 ]; then suffix=.c2; fi
+	FIGURES+=("bench calculate.p50$suffix $p50 ms" "bench calculate.p99$suffix $p99 ms")
+done
 
 if [ "$errors" -gt 0 ]; then
 	echo "run.sh: $errors pgbench run(s) failed; see $LOGDIR/" >&2
