@@ -38,7 +38,7 @@
 # runs: calculate.p50 and .p99 at 4 clients (two per core), .p50.c2 and
 # .p99.c2 at 2.  Figures:
 #   bench calculate.c2 1669 tps ratio 0.01 vs select1.c2
-#   bench calculate.answer.c2 9000 tps ratio 0.05 vs select1.c2
+#   bench calculate.answer.c2 11503 tps ratio 0.08 vs select1.c2
 #   bench calculate.p99 5.46 ms
 #   bench calculate.10k.c4 1067 tps ratio 0.60 vs calculate.c4
 #
