@@ -315,10 +315,23 @@ ROLLBACK;
 SELECT pg_temp.alpine() AS after_rollback;
 UPDATE loyalty.product SET category = 'ski/alpine' WHERE sku = 'SKI';
 SELECT pg_temp.alpine() AS back_in_alpine;
--- with the cache off, the same answers
+-- with the cache off, or of one product (emptied whenever full), the same answers
 SET loyalty.product_cache_size = 0;
 SELECT pg_temp.alpine() AS without_cache;
+CREATE FUNCTION pg_temp.three() RETURNS jsonb LANGUAGE sql AS $$
+    SELECT loyalty.calculate(pg_temp.receipt(jsonb_build_array(
+               '{"line": 1, "sku": "SKI", "qty": 1, "price": 20000}'::jsonb,
+               '{"line": 2, "sku": "JKT", "qty": 1, "price": 5000}'::jsonb,
+               '{"line": 3, "sku": "SOCK", "qty": 3, "price": 333.33}'::jsonb)))
+$$;
+SELECT pg_temp.three() AS three_cached \gset
+SET loyalty.product_cache_size = 1;
+SELECT pg_temp.alpine() AS cache_of_one, pg_temp.three() = :'three_cached'::jsonb AS three_skus_alike;
 RESET loyalty.product_cache_size;
+-- the setting is a superuser's
+SET ROLE calc_tester;
+SET loyalty.product_cache_size = 10;
+RESET ROLE;
 DELETE FROM loyalty.product WHERE sku = 'SKI';
 SELECT pg_temp.alpine() AS sku_removed;
 DELETE FROM loyalty.promotion WHERE code = 'ALPINE';
