@@ -269,7 +269,7 @@ ReadLines(Calc *c)
 		RLine	   *l;
 		JsonbValue	f;
 		JsonbContainer *obj;
-		char	   *path;
+		char		path[64];	/* the field, for errors */
 		int128		amount;
 
 		if (tok != WJB_ELEM)
@@ -281,7 +281,10 @@ ReadLines(Calc *c)
 		l->doc = ContainerJsonb(&e);
 		l->no = n + 1;
 		if (JrKey(obj, "line", &f))
-			l->no = JrInt(&c->jd, psprintf("lines[%d].line", n), &f, 1, 1000000);
+		{
+			snprintf(path, sizeof(path), "lines[%d].line", n);
+			l->no = JrInt(&c->jd, path, &f, 1, 1000000);
+		}
 		for (int j = 0; j < n; j++)
 			if (c->lines[j].no == l->no)
 				ereport(ERROR,
@@ -289,8 +292,11 @@ ReadLines(Calc *c)
 						 errmsg("receipt field \"lines[%d].line\" repeats line number %d", n, l->no),
 						 errhint("Every line of a receipt needs a number of its own.")));
 		if (JrKey(obj, "sku", &f) && f.type != jbvNull)
-			l->sku = JrString(&c->jd, psprintf("lines[%d].sku", n), &f, 128);
-		path = psprintf("lines[%d].qty", n);
+		{
+			snprintf(path, sizeof(path), "lines[%d].sku", n);
+			l->sku = JrString(&c->jd, path, &f, 128);
+		}
+		snprintf(path, sizeof(path), "lines[%d].qty", n);
 		if (!JrKey(obj, "qty", &f))
 			JrFail(&c->jd, path, "a number greater than 0");
 		if (f.type == jbvNumeric && !numeric_is_nan(f.val.numeric) &&
@@ -301,7 +307,7 @@ ReadLines(Calc *c)
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 					 errmsg("receipt field \"%s\" must be greater than 0", path)));
 		l->qty_milli = JrScaled(&c->jd, path, &f, QTY_EXPONENT, 1, INT64CONST(1000000000), NULL);
-		path = psprintf("lines[%d].price", n);
+		snprintf(path, sizeof(path), "lines[%d].price", n);
 		if (!JrKey(obj, "price", &f))
 			JrFail(&c->jd, path, "a number");
 		l->unit_price = JrScaled(&c->jd, path, &f, c->cat->money_exponent, 0,
