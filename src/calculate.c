@@ -1213,19 +1213,15 @@ CalcContextDone(MemoryContext cxt)
 	SpareCxt = cxt;
 }
 
-/* Candidates by code, in jsonb's order of keys: shorter first, then bytewise */
+/* Candidates by code, in jsonb's order of keys (ranked with the catalogue) */
 static int
 code_cmp(const void *a, const void *b, void *arg)
 {
 	const CandOrder *o = arg;
-	const char *x = o->cat->promos[o->cands[*(const int *) a].promo].code;
-	const char *y = o->cat->promos[o->cands[*(const int *) b].promo].code;
-	size_t		lx = strlen(x),
-				ly = strlen(y);
+	int			x = o->cat->promos[o->cands[*(const int *) a].promo].code_rank;
+	int			y = o->cat->promos[o->cands[*(const int *) b].promo].code_rank;
 
-	if (lx != ly)
-		return lx < ly ? -1 : 1;
-	return memcmp(x, y, lx);
+	return x < y ? -1 : x > y ? 1 : 0;
 }
 
 static int

@@ -214,6 +214,21 @@ ParseStoredBenefit(Jsonb *doc, const BenefitContext *ctx, Benefit *out,
 	return ok;
 }
 
+/* Promotions by code as jsonb orders object keys: shorter first, then bytewise */
+static int
+code_key_cmp(const void *a, const void *b, void *arg)
+{
+	const Catalog *cat = arg;
+	const char *x = cat->promos[*(const int *) a].code;
+	const char *y = cat->promos[*(const int *) b].code;
+	size_t		lx = strlen(x),
+				ly = strlen(y);
+
+	if (lx != ly)
+		return lx < ly ? -1 : 1;
+	return memcmp(x, y, lx);
+}
+
 /* Read the programme, its currencies and its active promotions */
 static void
 LoadCatalog(Catalog *cat, const char *code)
@@ -444,6 +459,18 @@ LoadCatalog(Catalog *cat, const char *code)
 	/* its rules for identifiers, for finding the receipt's customer */
 	LoadProgram(cat->code, &cat->program);
 	MemoryContextSwitchTo(cat->cxt);
+
+	/* the codes' order as keys of a jsonb object, for answers built in it */
+	{
+		int		   *order = palloc(sizeof(int) * Max(cat->npromos, 1));
+
+		for (int k = 0; k < cat->npromos; k++)
+			order[k] = k;
+		qsort_arg(order, cat->npromos, sizeof(int), code_key_cmp, cat);
+		for (int r = 0; r < cat->npromos; r++)
+			cat->promos[order[r]].code_rank = r;
+		pfree(order);
+	}
 
 	/* the index over line conditions; "true" for promotions without one */
 	always = loyalty_cond_load(loyalty_cond_parse("true", 4), cat->dict);

@@ -55,6 +55,7 @@ typedef struct CatPromo
 {
 	int64		id;
 	char	   *code;
+	int			code_rank;		/* its place in jsonb's order of keys */
 	char	   *name;
 	bool		has_from;		/* the active window */
 	bool		from_inc;
