@@ -3,6 +3,8 @@
 #   pg_regress          sql/*.sql against expected/*.out
 #   pgTAP               test/pgtap/*.sql, by pg_prove
 #   isolationtester     test/isolation/specs/*.spec, by pg_isolation_regress
+#   pg_cron             test/cron/jobs.sql in the database pg_cron serves: the
+#                       jobs scheduled, run by pg_cron, unscheduled
 #   upgrade             every released version upgraded to the current one
 #                       equals a fresh install (test/describe.sql)
 #   fuzz                test/fuzz/run.sh for a few seconds: no crash
@@ -98,6 +100,17 @@ mapfile -t SPECS < <(ls test/isolation/specs/*.spec 2>/dev/null | sed 's|.*/||; 
 if [ ${#SPECS[@]} -gt 0 ]; then
 	run_pg_regress isolation "$PG_ISOLATION_REGRESS" tmp/isolation loyalty_isolation \
 		--inputdir=test/isolation --load-extension=loyalty -- "${SPECS[@]}"
+fi
+
+# pg_cron: the jobs scheduled and run for real, in the database pg_cron serves
+# (test/cron/jobs.sql polls up to two minutes for the jobs to do their work).
+echo
+echo "== pg_cron: the jobs scheduled, run and unscheduled in database $PGDATABASE"
+if "$PGBINDIR/psql" -X -q -v ON_ERROR_STOP=1 -d "$PGDATABASE" -f test/cron/jobs.sql 2>&1 | tee tmp/cron.log &&
+	[ "${PIPESTATUS[0]}" -eq 0 ]; then
+	record pg_cron "$(grep -c '^ok - ' tmp/cron.log)" 0
+else
+	record pg_cron "$(grep -c '^ok - ' tmp/cron.log)" 1
 fi
 
 # upgrade: every released version (src/updates/loyalty--A.sql), installed and

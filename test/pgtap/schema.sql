@@ -8,7 +8,7 @@ SELECT tables_are('loyalty', ARRAY['program', 'currency', 'customer', 'identifie
                                    'wallet', 'ledger', 'lot', 'hold', 'promotion', 'coupon',
                                    'personal_offer', 'counter', 'segment', 'segment_member',
                                    'catalog_generation']);
-SELECT views_are('loyalty', ARRAY['lot_usage', 'balances', 'ledger_entries', 'liability']);
+SELECT views_are('loyalty', ARRAY['lot_usage', 'balances', 'ledger_entries', 'liability', 'job_health']);
 SELECT functions_are('loyalty', ARRAY[
     'normalize_phone', 'normalize_card', 'normalize_email', 'phone_country_valid',
     'phone_countries', 'normalize_identifier', 'identify', 'identifier_normalize_trigger',
@@ -20,6 +20,7 @@ SELECT functions_are('loyalty', ARRAY[
     'condition_eq', 'condition_ne', 'condition_lt', 'condition_le', 'condition_gt', 'condition_ge',
     'condition_hash', 'condition_hash_extended', 'matches', 'condition_attributes',
     'condition_explain', 'match_all', 'catalog_changed', 'catalog_generation', 'product_changed',
+    'jobs', 'require_pg_cron', 'schedule_jobs', 'unschedule_jobs', 'job_health_rows',
     'normalize_benefit', 'promotion_check', 'calculate']);
 SELECT has_type('loyalty', 'condition', 'the type loyalty.condition exists');
 SELECT has_opclass('loyalty', 'condition_ops', 'conditions sort with a btree opclass');

@@ -1,0 +1,153 @@
+
+-- src/jobs.sql — the background jobs: plain functions, each safe to run
+-- concurrently and after a failover (each works from what is due now),
+-- scheduled with pg_cron by loyalty.schedule_jobs() under stable names, and
+-- watched through the view loyalty.job_health.
+
+-- The jobs: name (the pg_cron job name), schedule (cron syntax), the
+-- command, and what it does.  Each command does what is due now within a
+-- time budget under the minute, so runs do not pile up.
+CREATE FUNCTION @extschema@.jobs()
+RETURNS TABLE (job text, schedule text, command text, description text)
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    VALUES ('loyalty.expire_due', '* * * * *',
+            'SELECT loyalty.expire_due(10000, ''50 seconds'')',
+            'records expired lots as expire entries in the ledger'),
+           ('loyalty.release_expired_holds', '* * * * *',
+            'SELECT loyalty.release_expired_holds(10000, ''50 seconds'')',
+            'marks holds past their deadline expired, with release entries')
+$$;
+COMMENT ON FUNCTION @extschema@.jobs() IS
+'the background jobs: pg_cron name, schedule, command and what each does';
+
+-- pg_cron keeps its jobs in one database (cron.database_name); the jobs are
+-- scheduled there, to run in it.
+CREATE FUNCTION @extschema@.require_pg_cron()
+RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pg_catalog.to_regproc('cron.schedule_in_database') IS NULL THEN
+        RAISE EXCEPTION 'pg_cron is not installed in database "%"', pg_catalog.current_database()
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Set shared_preload_libraries = ''pg_cron'' and cron.database_name = '''
+                         || pg_catalog.current_database()
+                         || ''', restart, run CREATE EXTENSION pg_cron in this database, then call this again.'
+                         || ' Without pg_cron, run the functions of loyalty.jobs() from any scheduler.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.require_pg_cron() IS
+'fail with SQLSTATE 55000 and a hint unless pg_cron is installed in this database';
+
+CREATE FUNCTION @extschema@.schedule_jobs()
+RETURNS TABLE (job text, schedule text, jobid bigint)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM @extschema@.require_pg_cron();
+    -- schedule_in_database replaces a job of the same name and user: an upsert
+    RETURN QUERY
+    SELECT j.job, j.schedule,
+           cron.schedule_in_database(j.job, j.schedule, j.command, pg_catalog.current_database())
+      FROM @extschema@.jobs() j;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.schedule_jobs() IS
+'schedule every job of loyalty.jobs() with pg_cron under its stable name (again: replaces them); needs pg_cron in this database';
+
+CREATE FUNCTION @extschema@.unschedule_jobs()
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n integer := 0;
+    j record;
+BEGIN
+    PERFORM @extschema@.require_pg_cron();
+    FOR j IN SELECT c.jobid FROM cron.job c JOIN @extschema@.jobs() d ON d.job OPERATOR(pg_catalog.=) c.jobname
+              WHERE c.username OPERATOR(pg_catalog.=) CURRENT_USER
+    LOOP
+        PERFORM cron.unschedule(j.jobid);
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.unschedule_jobs() IS
+'remove the jobs of loyalty.jobs() from pg_cron; returns how many were scheduled';
+
+-- Each job with its last run (from pg_cron, when it is here) and its backlog
+-- (from the extension's tables): what is due now and how long it has waited.
+CREATE FUNCTION @extschema@.job_health_rows()
+RETURNS TABLE (job text, schedule text, scheduled boolean, active boolean,
+               last_start timestamptz, last_duration interval, last_status text,
+               last_message text, runs_failed_last_day bigint,
+               backlog bigint, oldest_due_age interval)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    due record;
+BEGIN
+    FOR job, schedule IN SELECT d.job, d.schedule FROM @extschema@.jobs() d ORDER BY d.job LOOP
+        scheduled := NULL;
+        active := NULL;
+        last_start := NULL;
+        last_duration := NULL;
+        last_status := NULL;
+        last_message := NULL;
+        runs_failed_last_day := NULL;
+        IF pg_catalog.to_regclass('cron.job_run_details') IS NOT NULL THEN
+            EXECUTE $q$
+                SELECT j.jobid IS NOT NULL, j.active, r.start_time,
+                       r.end_time OPERATOR(pg_catalog.-) r.start_time, r.status, r.return_message,
+                       (SELECT pg_catalog.count(*) FROM cron.job_run_details f
+                         WHERE f.jobid OPERATOR(pg_catalog.=) j.jobid
+                           AND f.status OPERATOR(pg_catalog.=) 'failed'
+                           AND f.start_time OPERATOR(pg_catalog.>)
+                               (pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 day'))
+                  FROM (SELECT 1) one
+                  LEFT JOIN cron.job j ON j.jobname OPERATOR(pg_catalog.=) $1
+                       AND j.database OPERATOR(pg_catalog.=) pg_catalog.current_database()
+                  LEFT JOIN LATERAL (SELECT * FROM cron.job_run_details d
+                                      WHERE d.jobid OPERATOR(pg_catalog.=) j.jobid
+                                      ORDER BY d.runid DESC LIMIT 1) r ON true
+                 ORDER BY j.jobid DESC NULLS LAST LIMIT 1 $q$
+              INTO scheduled, active, last_start, last_duration, last_status, last_message,
+                   runs_failed_last_day
+             USING job;
+        END IF;
+        IF job OPERATOR(pg_catalog.=) 'loyalty.expire_due' THEN
+            SELECT pg_catalog.count(*), pg_catalog.min(l.valid_to) INTO due
+              FROM @extschema@.lot l
+             WHERE l.live AND l.valid_to IS NOT NULL AND l.valid_to OPERATOR(pg_catalog.<=) pg_catalog.now();
+        ELSE
+            SELECT pg_catalog.count(*), pg_catalog.min(h.expires_at) INTO due
+              FROM @extschema@.hold h
+             WHERE h.status OPERATOR(pg_catalog.=) 'active'
+               AND h.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now();
+        END IF;
+        backlog := due.count;
+        oldest_due_age := pg_catalog.now() OPERATOR(pg_catalog.-) due.min;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.job_health_rows() IS 'the rows of the view loyalty.job_health';
+
+CREATE VIEW @extschema@.job_health AS
+SELECT * FROM @extschema@.job_health_rows();
+COMMENT ON VIEW @extschema@.job_health IS
+'each job: whether pg_cron has it, its last run (start, duration, status, message), failed runs in the last day, and its backlog (rows due now, age of the oldest)';
+COMMENT ON COLUMN @extschema@.job_health.job IS 'the pg_cron job name';
+COMMENT ON COLUMN @extschema@.job_health.schedule IS 'the schedule schedule_jobs() gives it (cron syntax)';
+COMMENT ON COLUMN @extschema@.job_health.scheduled IS 'pg_cron has the job for this database; NULL without pg_cron';
+COMMENT ON COLUMN @extschema@.job_health.active IS 'pg_cron''s active flag of the job';
+COMMENT ON COLUMN @extschema@.job_health.last_start IS 'start of the last run';
+COMMENT ON COLUMN @extschema@.job_health.last_duration IS 'how long the last run took; NULL while it runs';
+COMMENT ON COLUMN @extschema@.job_health.last_status IS 'pg_cron''s status of the last run: succeeded, failed, running...';
+COMMENT ON COLUMN @extschema@.job_health.last_message IS 'what the last run returned, or its error';
+COMMENT ON COLUMN @extschema@.job_health.runs_failed_last_day IS 'failed runs in the last 24 hours';
+COMMENT ON COLUMN @extschema@.job_health.backlog IS 'rows due now that the job has not done: lots past valid_to, holds past expires_at';
+COMMENT ON COLUMN @extschema@.job_health.oldest_due_age IS 'how long the oldest of them has been due; NULL when none';
