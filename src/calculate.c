@@ -465,36 +465,6 @@ ReadCustomer(Calc *c, MemoryContext callcxt, FoundCustomer *found)
  * starting a statement would cost more than the reading.
  */
 
-static DirectKey
-Int8Key(int64 v)
-{
-	return (DirectKey) {INT8OID, Int64GetDatum(v)};
-}
-
-static DirectKey
-TextKey(const char *v)
-{
-	return (DirectKey) {TEXTOID, CStringGetTextDatum(v)};
-}
-
-static int64
-GetInt8(DirectScan *s, const char *column, int64 if_null)
-{
-	bool		isnull;
-	Datum		d = DirectReadGet(s, column, &isnull);
-
-	return isnull ? if_null : DatumGetInt64(d);
-}
-
-static int32
-GetInt4(DirectScan *s, const char *column, int32 if_null)
-{
-	bool		isnull;
-	Datum		d = DirectReadGet(s, column, &isnull);
-
-	return isnull ? if_null : DatumGetInt32(d);
-}
-
 /* Does the tstzrange column hold "at"? */
 static bool
 RangeHolds(DirectScan *s, const char *column, TimestampTz at)
@@ -508,14 +478,6 @@ RangeHolds(DirectScan *s, const char *column, TimestampTz at)
 	if (typcache == NULL)
 		typcache = lookup_type_cache(TSTZRANGEOID, TYPECACHE_RANGE_INFO);
 	return range_contains_elem_internal(typcache, DatumGetRangeTypeP(d), TimestampTzGetDatum(at));
-}
-
-/* A text member, left out when NULL (as jsonb_strip_nulls would) */
-static void
-JbTextIf(JsonBuild *jb, const char *key, const char *value)
-{
-	if (value)
-		JbText(jb, key, value);
 }
 
 /* Products of the lines that name a sku, as documents conditions read */
@@ -568,7 +530,7 @@ static void
 LoadCustomer(Calc *c, const FoundCustomer *fc)
 {
 	Catalog    *cat = c->cat;
-	DirectKey	key = Int8Key(c->customer_id);
+	DirectKey	key = DirectInt8Key(c->customer_id);
 	DirectScan *s;
 	JsonBuild	jb = NULL;
 	int			nalloc;
@@ -622,8 +584,8 @@ LoadCustomer(Calc *c, const FoundCustomer *fc)
 		}
 		w = &c->wallets[c->nwallets++];
 		w->currency = DirectReadText(s, "currency");
-		w->balance = GetInt8(s, "balance", 0);
-		w->version = GetInt8(s, "version", 0);
+		w->balance = DirectReadInt8(s, "balance", 0);
+		w->version = DirectReadInt8(s, "version", 0);
 	}
 	DirectReadEnd(s);
 
@@ -639,7 +601,7 @@ LoadCustomer(Calc *c, const FoundCustomer *fc)
 			continue;
 		for (int w = 0; w < c->nwallets; w++)
 			if (strcmp(c->wallets[w].currency, cur) == 0)
-				c->wallets[w].held += GetInt8(s, "amount", 0);
+				c->wallets[w].held += DirectReadInt8(s, "amount", 0);
 	}
 	DirectReadEnd(s);
 
@@ -669,9 +631,9 @@ LoadCustomer(Calc *c, const FoundCustomer *fc)
 		lot->currency = cur;
 		lot->expires = !isnull;
 		lot->valid_to = isnull ? 0 : DatumGetTimestampTz(to);
-		lot->id = GetInt8(s, "id", 0);
-		lot->remaining = GetInt8(s, "remaining", 0);
-		lot->priority = GetInt4(s, "priority", 0);
+		lot->id = DirectReadInt8(s, "id", 0);
+		lot->remaining = DirectReadInt8(s, "remaining", 0);
+		lot->priority = DirectReadInt4(s, "priority", 0);
 		lot->restriction = DirectReadText(s, "restriction");
 	}
 	DirectReadEnd(s);
@@ -688,7 +650,7 @@ LoadCustomer(Calc *c, const FoundCustomer *fc)
 	s = DirectReadBegin("personal_offer", "personal_offer_pkey", 1, &key);
 	while (DirectScanNext(s))
 	{
-		int			k = CatalogPromoIndex(cat, GetInt8(s, "promotion_id", 0));
+		int			k = CatalogPromoIndex(cat, DirectReadInt8(s, "promotion_id", 0));
 
 		if (k < 0 || !RangeHolds(s, "valid", c->at))
 			continue;
@@ -699,7 +661,7 @@ LoadCustomer(Calc *c, const FoundCustomer *fc)
 			c->offer_uses = repalloc(c->offer_uses, sizeof(int32) * nalloc);
 		}
 		c->offer_promo[c->noffers] = k;
-		c->offer_uses[c->noffers++] = GetInt4(s, "uses_left", -2);
+		c->offer_uses[c->noffers++] = DirectReadInt4(s, "uses_left", -2);
 	}
 	DirectReadEnd(s);
 }
@@ -714,19 +676,19 @@ LoadCoupons(Calc *c)
 		DirectKey	keys[2];
 		DirectScan *s;
 
-		keys[0] = Int8Key(c->cat->program_id);
-		keys[1] = TextKey(str_tolower(cp->code, strlen(cp->code), DEFAULT_COLLATION_OID));
+		keys[0] = DirectInt8Key(c->cat->program_id);
+		keys[1] = DirectTextKey(str_tolower(cp->code, strlen(cp->code), DEFAULT_COLLATION_OID));
 		s = DirectReadBegin("coupon", "coupon_code_idx", 2, keys);
 		if (DirectScanNext(s))
 		{
 			char	   *kind = DirectReadText(s, "kind");
 
 			cp->found = true;
-			cp->promotion_id = GetInt8(s, "promotion_id", 0);
+			cp->promotion_id = DirectReadInt8(s, "promotion_id", 0);
 			cp->kind = kind;
-			cp->customer_id = GetInt8(s, "customer_id", 0);
-			cp->uses = GetInt4(s, "uses", 0);
-			cp->use_limit = GetInt4(s, "use_limit", strcmp(kind, "multi_use") == 0 ? 0 : 1);
+			cp->customer_id = DirectReadInt8(s, "customer_id", 0);
+			cp->uses = DirectReadInt4(s, "uses", 0);
+			cp->use_limit = DirectReadInt4(s, "use_limit", strcmp(kind, "multi_use") == 0 ? 0 : 1);
 			cp->in_window = RangeHolds(s, "valid", c->at);
 			cp->state = DirectReadText(s, "state");
 		}
@@ -780,7 +742,7 @@ LoadUsage(Calc *c, int n, const int *promo, Usage *usage)
 		/* the global count (customer 0), then the customer's */
 		for (int who = 0; who < (c->found ? 2 : 1); who++)
 		{
-			DirectKey	keys[2] = {Int8Key(p->id), Int8Key(who == 0 ? 0 : c->customer_id)};
+			DirectKey	keys[2] = {DirectInt8Key(p->id), DirectInt8Key(who == 0 ? 0 : c->customer_id)};
 			DirectScan *s = DirectReadBegin("counter", "counter_pkey", 2, keys);
 
 			while (DirectScanNext(s))
@@ -790,12 +752,12 @@ LoadUsage(Calc *c, int n, const int *promo, Usage *usage)
 
 				if (who == 0 && DATE_NOT_FINITE(start))
 				{
-					usage[m].total_uses += GetInt8(s, "uses", 0);
-					usage[m].money += GetInt8(s, "money", 0);
+					usage[m].total_uses += DirectReadInt8(s, "uses", 0);
+					usage[m].money += DirectReadInt8(s, "money", 0);
 				}
 				else if (who == 1 && p->limit_period != PERIOD_NONE &&
 						 start == PeriodStart(c, p->limit_period))
-					usage[m].customer_uses += GetInt8(s, "uses", 0);
+					usage[m].customer_uses += DirectReadInt8(s, "uses", 0);
 			}
 			DirectReadEnd(s);
 		}

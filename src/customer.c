@@ -87,13 +87,12 @@ NormalizeAs(const LoyaltyProgram *program, IdentKind kind, const char *value,
 static bool
 ReadCustomerRow(int64 program_id, int64 id, bool follow_merge, FoundCustomer *found)
 {
-	DirectKey	key = {INT8OID, Int64GetDatum(id)};
+	DirectKey	key = DirectInt8Key(id);
 	DirectScan *s = DirectReadBegin("customer", "customer_pkey", 1, &key);
 	bool		isnull;
 	Datum		d;
 
-	if (DirectScanNext(s) == NULL ||
-		DatumGetInt64(DirectReadGet(s, "program_id", &isnull)) != program_id)
+	if (DirectScanNext(s) == NULL || DirectReadInt8(s, "program_id", 0) != program_id)
 	{
 		DirectReadEnd(s);
 		return false;
@@ -137,18 +136,16 @@ LookupCandidate(const LoyaltyProgram *program, const Candidate *cand,
 	}
 	else
 	{
-		DirectKey	keys[3] = {{INT8OID, Int64GetDatum(program->id)},
-		{TEXTOID, CStringGetTextDatum(IdentKindName(cand->kind))},
-		{TEXTOID, CStringGetTextDatum(cand->value)}};
+		DirectKey	keys[3] = {DirectInt8Key(program->id),
+			DirectTextKey(IdentKindName(cand->kind)), DirectTextKey(cand->value)};
 		DirectScan *s = DirectReadBegin("identifier", "identifier_pkey", 3, keys);
 		int64		id = 0;
-		bool		isnull;
 
 		ok = DirectScanNext(s) != NULL;
 		if (ok)
 		{
 			found->ident_status = DirectReadText(s, "status");
-			id = DatumGetInt64(DirectReadGet(s, "customer_id", &isnull));
+			id = DirectReadInt8(s, "customer_id", 0);
 		}
 		DirectReadEnd(s);
 		if (ok && !ReadCustomerRow(program->id, id, false, found))

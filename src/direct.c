@@ -411,6 +411,19 @@ DirectReadBeginAt(const char *table, const char *index, int nkeys, DirectKey *ke
 	return s;
 }
 
+/* Keys of a scan */
+DirectKey
+DirectInt8Key(int64 value)
+{
+	return (DirectKey) {INT8OID, Int64GetDatum(value)};
+}
+
+DirectKey
+DirectTextKey(const char *value)
+{
+	return (DirectKey) {TEXTOID, CStringGetTextDatum(value)};
+}
+
 /* Column number of a column of a DirectReadBegin scan's table */
 int
 DirectReadAttno(DirectScan *s, const char *column)
@@ -434,6 +447,25 @@ Datum
 DirectReadGet(DirectScan *s, const char *column, bool *isnull)
 {
 	return slot_getattr(s->slot, DirectReadAttno(s, column), isnull);
+}
+
+/* An integer column of the current row; if_null for SQL NULL */
+int64
+DirectReadInt8(DirectScan *s, const char *column, int64 if_null)
+{
+	bool		isnull;
+	Datum		d = DirectReadGet(s, column, &isnull);
+
+	return isnull ? if_null : DatumGetInt64(d);
+}
+
+int32
+DirectReadInt4(DirectScan *s, const char *column, int32 if_null)
+{
+	bool		isnull;
+	Datum		d = DirectReadGet(s, column, &isnull);
+
+	return isnull ? if_null : DatumGetInt32(d);
 }
 
 /* A text column of the current row as a C string; NULL for SQL NULL */

@@ -56,6 +56,10 @@ extern DirectScan *DirectReadBeginAt(const char *table, const char *index, int n
 extern int	DirectReadAttno(DirectScan *scan, const char *column);
 extern Datum DirectReadGet(DirectScan *scan, const char *column, bool *isnull);
 extern char *DirectReadText(DirectScan *scan, const char *column);
+extern int64 DirectReadInt8(DirectScan *scan, const char *column, int64 if_null);
+extern int32 DirectReadInt4(DirectScan *scan, const char *column, int32 if_null);
+extern DirectKey DirectInt8Key(int64 value);
+extern DirectKey DirectTextKey(const char *value);
 extern void DirectReadEnd(DirectScan *scan);
 
 /* Column values of a slot read by DirectScanNext / DirectFetch */

@@ -9,7 +9,6 @@
 #include "utils/date.h"
 #include "utils/datetime.h"
 #include "utils/numeric.h"
-#include "utils/timestamp.h"
 
 #include "jsonbuild.h"
 
@@ -58,6 +57,14 @@ void
 JbEndArray(JsonBuild *jb)
 {
 	pushJsonbValue(jb, WJB_END_ARRAY, NULL);
+}
+
+/* A string member, left out when the value is NULL (as jsonb_strip_nulls would) */
+void
+JbTextIf(JsonBuild *jb, const char *key, const char *value)
+{
+	if (value)
+		JbText(jb, key, value);
 }
 
 /* A string member; a NULL value gives JSON null */
@@ -164,33 +171,4 @@ FormatDate(DateADT date)
 		return pstrdup(DATE_IS_NOBEGIN(date) ? "-infinity" : "infinity");
 	j2date(date + POSTGRES_EPOCH_JDATE, &y, &m, &d);
 	return y > 0 ? psprintf("%04d-%02d-%02d", y, m, d) : psprintf("%04d-%02d-%02d BC", 1 - y, m, d);
-}
-
-/*
- * An instant as YYYY-MM-DDTHH:MI:SS+HH[:MI] in the session's time zone (as
- * to_char(ts, 'YYYY-MM-DD"T"HH24:MI:SSOF') would print it)
- */
-char *
-FormatTimestamptz(TimestampTz ts)
-{
-	struct pg_tm tm;
-	fsec_t		fsec;
-	int			tz;
-	int			off;
-	char		zone[16];
-
-	if (TIMESTAMP_NOT_FINITE(ts))
-		return pstrdup(TIMESTAMP_IS_NOBEGIN(ts) ? "-infinity" : "infinity");
-	if (timestamp2tm(ts, &tz, &tm, &fsec, NULL, NULL) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("timestamp out of range")));
-	off = -tz;
-	if (off % SECS_PER_HOUR / SECS_PER_MINUTE != 0)
-		snprintf(zone, sizeof(zone), "%c%02d:%02d", off < 0 ? '-' : '+',
-				 abs(off) / SECS_PER_HOUR, abs(off) % SECS_PER_HOUR / SECS_PER_MINUTE);
-	else
-		snprintf(zone, sizeof(zone), "%c%02d", off < 0 ? '-' : '+', abs(off) / SECS_PER_HOUR);
-	return psprintf("%04d-%02d-%02dT%02d:%02d:%02d%s", tm.tm_year > 0 ? tm.tm_year : 1 - tm.tm_year,
-					tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, zone);
 }

@@ -7,7 +7,6 @@
 #ifndef LOYALTY_JSONBUILD_H
 #define LOYALTY_JSONBUILD_H
 
-#include "datatype/timestamp.h"
 #include "utils/date.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
@@ -19,6 +18,7 @@ extern void JbEndObject(JsonBuild *jb);
 extern void JbBeginArray(JsonBuild *jb, const char *key);
 extern void JbEndArray(JsonBuild *jb);
 extern void JbText(JsonBuild *jb, const char *key, const char *value);
+extern void JbTextIf(JsonBuild *jb, const char *key, const char *value);
 extern void JbInt(JsonBuild *jb, const char *key, int64 value);
 extern void JbNumeric(JsonBuild *jb, const char *key, Numeric value);
 extern void JbBool(JsonBuild *jb, const char *key, bool value);
@@ -26,8 +26,7 @@ extern void JbNull(JsonBuild *jb, const char *key);
 extern void JbJsonb(JsonBuild *jb, const char *key, Jsonb *value);
 extern Jsonb *JbFinish(JsonBuild *jb);
 
-/* Values as answers print them */
+/* A date as answers print it */
 extern char *FormatDate(DateADT date);
-extern char *FormatTimestamptz(TimestampTz ts);
 
 #endif

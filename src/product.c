@@ -24,9 +24,9 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_type_d.h"
 #include "commands/trigger.h"
+#include "common/hashfn.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
-#include "common/hashfn.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
@@ -133,26 +133,21 @@ ResetCache(void)
 static Jsonb *
 ReadDoc(int64 program_id, const char *sku, Snapshot snapshot)
 {
-	DirectKey	keys[2] = {{INT8OID, Int64GetDatum(program_id)},
-	{TEXTOID, CStringGetTextDatum(sku)}};
+	DirectKey	keys[2] = {DirectInt8Key(program_id), DirectTextKey(sku)};
 	DirectScan *s = DirectReadBeginAt("product", "product_pkey", 2, keys, snapshot);
 	Jsonb	   *doc = NULL;
 
 	if (DirectScanNext(s))
 	{
 		JsonBuild	jb = NULL;
-		char	   *v;
 		bool		isnull;
 		Datum		attributes = DirectReadGet(s, "attributes", &isnull);
 
 		JbBeginObject(&jb, NULL);
 		JbText(&jb, "sku", sku);
-		if ((v = DirectReadText(s, "name")) != NULL)
-			JbText(&jb, "name", v);
-		if ((v = DirectReadText(s, "category")) != NULL)
-			JbText(&jb, "category", v);
-		if ((v = DirectReadText(s, "brand")) != NULL)
-			JbText(&jb, "brand", v);
+		JbTextIf(&jb, "name", DirectReadText(s, "name"));
+		JbTextIf(&jb, "category", DirectReadText(s, "category"));
+		JbTextIf(&jb, "brand", DirectReadText(s, "brand"));
 		if (!isnull)
 			JbJsonb(&jb, "attributes",
 					DatumGetJsonbP(DirectFunctionCall1(jsonb_strip_nulls, attributes)));

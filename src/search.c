@@ -1344,6 +1344,7 @@ IncludeCannotWin(BB *bb, int x, int k, int64 value, const SOutcome *o, const int
 	const SProblem *p = bb->p;
 	const SPromo *c = &p->promos[k];
 	int64		ub;
+	int64		bound;
 	bool		cannot;
 
 	if (!bb->have_best || o == NULL || c->in_points)
@@ -1351,9 +1352,9 @@ IncludeCannotWin(BB *bb, int x, int k, int64 value, const SOutcome *o, const int
 	ub = c->kind == BEN_RECEIPT_OFF && pre ? ReceiptOffBound(p, c, pre) : c->ub;
 	if (c->receipt_group >= 0)
 		bb->in[k] = true;		/* its receipt group is taken */
-	ub = NodeBound(bb, x + 1, value + ub, o, pre);
-	bb->in[k] = true;
-	cannot = CannotWin(bb, x + 1, ub);
+	bound = NodeBound(bb, x + 1, value + ub, o, pre);
+	bb->in[k] = true;			/* and k decided in, for the tie */
+	cannot = CannotWin(bb, x + 1, bound);
 	bb->in[k] = false;
 	return cannot;
 }

@@ -124,15 +124,18 @@ BEGIN
                    runs_failed_last_day
              USING job;
         END IF;
+        -- each job's own backlog; a job without one shows NULL
         IF job OPERATOR(pg_catalog.=) 'loyalty.expire_due' THEN
             SELECT pg_catalog.count(*), pg_catalog.min(l.valid_to) INTO due
               FROM @extschema@.lot l
              WHERE l.live AND l.valid_to IS NOT NULL AND l.valid_to OPERATOR(pg_catalog.<=) pg_catalog.now();
-        ELSE
+        ELSIF job OPERATOR(pg_catalog.=) 'loyalty.release_expired_holds' THEN
             SELECT pg_catalog.count(*), pg_catalog.min(h.expires_at) INTO due
               FROM @extschema@.hold h
              WHERE h.status OPERATOR(pg_catalog.=) 'active'
                AND h.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now();
+        ELSE
+            SELECT NULL::bigint AS count, NULL::timestamptz AS min INTO due;
         END IF;
         backlog := due.count;
         oldest_due_age := pg_catalog.now() OPERATOR(pg_catalog.-) due.min;
