@@ -21,7 +21,6 @@
 #include "program.h"
 #include "wallet.h"
 
-static inline bool LotEffective(Wallet *w, Lot *l);
 static bool LotApplies(Lot *l, Applicable *app);
 
 /* A lot as read from its row */
@@ -91,7 +90,7 @@ LoadLots(Wallet *w, Lot **lots)
 }
 
 /* The lot counts now: valid_from <= now < valid_to */
-static inline bool
+bool
 LotEffective(Wallet *w, Lot *l)
 {
 	return l->valid_from <= w->now && (!l->has_valid_to || l->valid_to > w->now);

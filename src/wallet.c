@@ -469,8 +469,11 @@ SetId(TupleTableSlot *row, DirectTable t, const char *column, int64 value)
 }
 
 /*
- * Take each lot's take from it; the lots and amounts, as int8[], become the
- * usage recorded in the entry about to be appended (NULL if none).
+ * Take each lot's take from it (a negative take gives points back to the
+ * lot, within what it was created with); the lots and amounts, as int8[],
+ * become the usage recorded in the entry about to be appended (NULL if
+ * none).  Points given back to a lot whose window has closed are recorded
+ * as expired by the wallet's next touch.
  */
 static void
 SpendLots(Wallet *w, Lot *lots, int n, Datum *lot_ids, Datum *lot_amounts)
@@ -487,31 +490,44 @@ SpendLots(Wallet *w, Lot *lots, int n, Datum *lot_ids, Datum *lot_amounts)
 		TupleTableSlot *row;
 		bool		isnull;
 		int64		remaining;
+		int64		amount;
+		int64		left;
+		Datum		d;
 		int			natts;
 
-		if (lots[i].take <= 0)
+		if (lots[i].take == 0)
 			continue;
 		old = lots[i].has_tid ? DirectFetchTid(DT_LOT, &lots[i].tid) :
 			DirectFetch(DT_LOT, "lot_pkey", 1, &key);
 		if (old == NULL)
 			elog(ERROR, "lot " INT64_FORMAT " does not exist", lots[i].id);
 		remaining = DatumGetInt64(DirectGet(old, DT_LOT, "remaining", &isnull));
+		amount = DatumGetInt64(DirectGet(old, DT_LOT, "amount", &isnull));
+		left = remaining - lots[i].take;
+		if (left < 0 || left > amount ||
+			DatumGetInt64(DirectGet(old, DT_LOT, "customer_id", &isnull)) != w->customer_id ||
+			strcmp(TextDatumGetCString(DirectGet(old, DT_LOT, "currency", &isnull)), w->currency) != 0)
+			elog(ERROR, "lot " INT64_FORMAT " has " INT64_FORMAT " of " INT64_FORMAT " left, not " INT64_FORMAT " to take",
+				 lots[i].id, remaining, amount, lots[i].take);
 		DirectGet(old, DT_LOT, "restriction", &isnull);
 		if (!isnull)
 			w->restricted -= lots[i].take;
-		if (remaining < lots[i].take ||
-			DatumGetInt64(DirectGet(old, DT_LOT, "customer_id", &isnull)) != w->customer_id)
-			elog(ERROR, "lot " INT64_FORMAT " has " INT64_FORMAT " left, not " INT64_FORMAT,
-				 lots[i].id, remaining, lots[i].take);
+		d = DirectGet(old, DT_LOT, "valid_to", &isnull);
+		if (lots[i].take < 0 && !isnull &&
+			(!w->has_next_expiry || DatumGetTimestampTz(d) < w->next_expiry))
+		{
+			w->has_next_expiry = true;
+			w->next_expiry = DatumGetTimestampTz(d);
+		}
 		slot_getallattrs(old);
 		natts = old->tts_tupleDescriptor->natts;
 		row = DirectNewRow(DT_LOT);
 		memcpy(row->tts_values, old->tts_values, sizeof(Datum) * natts);
 		memcpy(row->tts_isnull, old->tts_isnull, sizeof(bool) * natts);
-		SetInt64(row, DT_LOT, "remaining", remaining - lots[i].take);
-		DirectSet(row, DT_LOT, "live", BoolGetDatum(remaining > lots[i].take), false);
+		SetInt64(row, DT_LOT, "remaining", left);
+		DirectSet(row, DT_LOT, "live", BoolGetDatum(left > 0), false);
 		DirectUpdate(DT_LOT, old, row);
-		lots[i].remaining = remaining - lots[i].take;
+		lots[i].remaining = left;
 		lots[i].tid = old->tts_tid;		/* DirectUpdate left the new version in old */
 		ids[m] = Int64GetDatum(lots[i].id);
 		amounts[m] = Int64GetDatum(lots[i].take);

@@ -144,6 +144,7 @@ extern char *ArgTextOrNull(FunctionCallInfo fcinfo, int argno, const char *name)
 
 /* lot.c */
 extern int	LoadLots(Wallet *w, Lot **lots);
+extern bool LotEffective(Wallet *w, Lot *l);
 extern int64 LotsAvailable(Wallet *w, Lot *lots, int n, Applicable *app);
 extern int64 LotsPending(Wallet *w, Lot *lots, int n);
 extern int64 AllocateLots(Wallet *w, Lot *lots, int n, Applicable *app, int64 amount);
