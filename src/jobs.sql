@@ -6,17 +6,25 @@
 
 -- The jobs: name (the pg_cron job name), schedule (cron syntax), the
 -- command, and what it does.  Each command does what is due now within a
--- time budget under the minute, so runs do not pile up.
+-- time budget under the minute, so runs do not pile up; the ones that lock
+-- wallets run in one-second transactions (loyalty.run_job), so that a till
+-- never waits long for a wallet a job holds.
 CREATE FUNCTION @extschema@.jobs()
 RETURNS TABLE (job text, schedule text, command text, description text)
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
 AS $$
-    VALUES ('loyalty.expire_due', '* * * * *',
-            'SELECT loyalty.expire_due(10000, ''50 seconds'')',
+    VALUES ('loyalty.release_accruals', '* * * * *',
+            'CALL loyalty.run_job(''release_accruals'', ''50 seconds'')',
+            'releases the accruals of the queue that are due as lots'),
+           ('loyalty.expire_due', '* * * * *',
+            'CALL loyalty.run_job(''expire_due'', ''50 seconds'')',
             'records expired lots as expire entries in the ledger'),
            ('loyalty.release_expired_holds', '* * * * *',
-            'SELECT loyalty.release_expired_holds(10000, ''50 seconds'')',
-            'marks holds past their deadline expired, with release entries')
+            'CALL loyalty.run_job(''release_expired_holds'', ''50 seconds'')',
+            'marks holds past their deadline expired, with release entries'),
+           ('loyalty.create_partitions', '17 * * * *',
+            'SELECT loyalty.create_partitions(3)',
+            'keeps monthly partitions of receipts and receipt lines three months ahead')
 $$;
 COMMENT ON FUNCTION @extschema@.jobs() IS
 'the background jobs: pg_cron name, schedule, command and what each does';
@@ -123,6 +131,10 @@ BEGIN
             SELECT pg_catalog.count(*), pg_catalog.min(l.valid_to) INTO due
               FROM @extschema@.lot l
              WHERE l.live AND l.valid_to IS NOT NULL AND l.valid_to OPERATOR(pg_catalog.<=) pg_catalog.now();
+        ELSIF job OPERATOR(pg_catalog.=) 'loyalty.release_accruals' THEN
+            SELECT pg_catalog.count(*), pg_catalog.min(q.release_at) INTO due
+              FROM @extschema@.accrual_queue q
+             WHERE q.release_at OPERATOR(pg_catalog.<=) pg_catalog.now();
         ELSIF job OPERATOR(pg_catalog.=) 'loyalty.release_expired_holds' THEN
             SELECT pg_catalog.count(*), pg_catalog.min(h.expires_at) INTO due
               FROM @extschema@.hold h
@@ -152,5 +164,5 @@ COMMENT ON COLUMN @extschema@.job_health.last_duration IS 'how long the last run
 COMMENT ON COLUMN @extschema@.job_health.last_status IS 'pg_cron''s status of the last run: succeeded, failed, running...';
 COMMENT ON COLUMN @extschema@.job_health.last_message IS 'what the last run returned, or its error';
 COMMENT ON COLUMN @extschema@.job_health.runs_failed_last_day IS 'failed runs in the last 24 hours';
-COMMENT ON COLUMN @extschema@.job_health.backlog IS 'rows due now that the job has not done: lots past valid_to, holds past expires_at';
+COMMENT ON COLUMN @extschema@.job_health.backlog IS 'rows due now that the job has not done: accruals past release_at, lots past valid_to, holds past expires_at';
 COMMENT ON COLUMN @extschema@.job_health.oldest_due_age IS 'how long the oldest of them has been due; NULL when none';

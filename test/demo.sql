@@ -1,6 +1,7 @@
 -- A sample programme and what loyalty does with it so far: customers,
 -- identifiers, the points core (lots, ledger, holds, expiry), the rules of
--- promotions (loyalty.condition), and the receipt calculation at the till.
+-- promotions (loyalty.condition), the receipt calculation at the till, and
+-- the checkout written, replayed and cancelled.
 \pset footer off
 \set QUIET on
 \set SHOW_CONTEXT never
@@ -184,13 +185,14 @@ SELECT p.id, v.code, v.name, 'active', v.cond::loyalty.condition, v.benefit::jso
                 '{"kind": "bonus_lot", "points": 500, "valid_days": 30, "restriction": "category <@ ''ski''"}', NULL))
        v (code, name, cond, benefit, grp)
  WHERE p.code = 'sport';
-SELECT loyalty_calculate(jsonb_build_object(
-           'program', 'sport', 'receipt_id', 'R-1002', 'customer', jsonb_build_object('id', :anna),
+SELECT jsonb_build_object(
+           'program', 'sport', 'receipt_id', 'R-2001', 'customer', jsonb_build_object('id', :anna),
            'city', 'Moscow', 'channel', 'pos', 'points', 'max',
            'at', to_char(now() AT TIME ZONE 'Europe/Moscow', 'YYYY-MM-DD"T"HH24:MI:SS') || '+03:00',
            'lines', '[{"line": 1, "sku": "SKI-1", "qty": 1, "price": 32000},
                       {"line": 2, "sku": "POLE-2", "qty": 1, "price": 4500},
-                      {"line": 3, "sku": "SOCK-3", "qty": 3, "price": 900}]'::jsonb)) AS calc \gset
+                      {"line": 3, "sku": "SOCK-3", "qty": 3, "price": 900}]'::jsonb) AS receipt \gset
+SELECT loyalty_calculate(:'receipt') AS calc \gset
 \echo 'Each line: its discounts, the points that pay it, what it earns, what is left to pay:'
 SELECT l ->> 'line' AS line, l ->> 'sku' AS sku, l ->> 'amount' AS amount,
        (SELECT string_agg((d ->> 'promotion') || ' -' || (d ->> 'amount'), ', ')
@@ -211,3 +213,42 @@ SELECT a ->> 'code' AS promotion, 'applied' AS outcome, a ->> 'discount' AS disc
 UNION ALL
 SELECT a ->> 'code', a ->> 'reason', NULL
   FROM jsonb_array_elements((:'calc')::jsonb -> 'promotions' -> 'not_applied') a;
+
+\echo
+\echo '== The customer pays: loyalty_commit writes what the till showed, in one transaction'
+\echo '   (the lots the calculation chose pay; the accrual and the bonus lot wait for the programme delay)'
+SELECT loyalty_commit(:'receipt', :'calc') -> 'commit' AS committed \gset
+SELECT e ->> 'operation' AS operation, e ->> 'currency' AS currency, e ->> 'amount' AS amount,
+       e ->> 'version' AS "wallet version"
+  FROM jsonb_array_elements((:'committed')::jsonb -> 'ledger') e;
+SELECT (:'committed')::jsonb ->> 'accrual' AS accrual, (:'committed')::jsonb -> 'points_earned' AS earned,
+       to_char(((:'committed')::jsonb ->> 'release_at')::timestamptz - now(), 'HH24:MI') AS "released in";
+SELECT currency, balance, available, pending, version FROM loyalty_balance(:anna);
+\echo 'The till timed out and sends the same receipt again: the stored answer, nothing written twice'
+SELECT loyalty_commit(:'receipt', :'calc') #>> '{commit,replayed}' AS replayed,
+       (SELECT count(*) FROM loyalty.receipt WHERE receipt_id = 'R-2001') AS "receipts R-2001",
+       (SELECT count(*) FROM loyalty.ledger WHERE idempotency_key LIKE 'loyalty:%:R-2001:%') AS "its ledger entries";
+\echo 'Another till shows the same points to a second receipt and commits after the first: refused, 40001'
+\set ON_ERROR_STOP off
+\set VERBOSITY verbose
+SELECT loyalty_commit(jsonb_set(:'receipt', '{receipt_id}', '"R-2002"'), :'calc');
+\set VERBOSITY default
+\set ON_ERROR_STOP on
+SELECT receipt_id, status, (amount / 100.0)::numeric(14, 2) AS amount, (to_pay / 100.0)::numeric(14, 2) AS "to pay",
+       points_spent, points_earned
+  FROM loyalty.receipt WHERE receipt_id = 'R-2001';
+
+\echo
+\echo '== Two hours later (simulated): the release job credits the queued accrual and the bonus lot'
+UPDATE loyalty.accrual_queue SET release_at = now() - interval '1 second' WHERE receipt_id = 'R-2001';
+SELECT loyalty.release_accruals() AS "accruals released";
+SELECT kind, amount, remaining, restriction, valid_to IS NOT NULL AS expires FROM loyalty.lot
+ WHERE customer_id = :anna AND id IN (SELECT lot_id FROM loyalty.ledger WHERE idempotency_key LIKE 'loyalty:accrual:R-2001:%');
+SELECT currency, balance, available, version FROM loyalty_balance(:anna);
+
+\echo
+\echo '== Anna brings everything back: loyalty_cancel returns the points to the lots they came from'
+\echo '   and takes back what the receipt earned'
+SELECT e ->> 'operation' AS operation, e ->> 'amount' AS amount
+  FROM jsonb_array_elements(loyalty_cancel('sport', 'R-2001', 'returned in full') -> 'ledger') e;
+SELECT currency, balance, available, version FROM loyalty_balance(:anna);

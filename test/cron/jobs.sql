@@ -1,7 +1,8 @@
 -- test/cron/jobs.sql — the jobs really scheduled and run by pg_cron, in the
 -- database pg_cron serves (cron.database_name, "loyalty" on the test
--- server).  A lot that expires in a few seconds and a hold of a few seconds
--- are recorded by the scheduled jobs within two minutes (polled), the jobs
+-- server).  A lot that expires in a few seconds, a hold of a few seconds and
+-- a receipt's accrual queued for a few seconds are recorded and released by
+-- the scheduled jobs within two minutes (polled), the jobs
 -- report a successful run in loyalty.job_health, and unschedule_jobs()
 -- removes them.  Each check prints "ok ..." or raises; run by
 -- test/run-tests.sh with ON_ERROR_STOP.  Leaves the programme it creates
@@ -22,7 +23,8 @@ $$;
 
 SELECT 'cron' || to_char(clock_timestamp(), 'YYYYMMDDHH24MISSUS') AS code, clock_timestamp() AS started \gset
 BEGIN;
-INSERT INTO loyalty.program (code, name, default_currency) VALUES (:'code', 'pg_cron test', 'bonus');
+INSERT INTO loyalty.program (code, name, default_currency, accrual_rate_bp, accrual_delay)
+VALUES (:'code', 'pg_cron test', 'bonus', 1000, '5 seconds');
 INSERT INTO loyalty.currency (program_id, code, name, money_per_unit)
 SELECT id, 'bonus', 'Bonus', 1 FROM loyalty.program WHERE code = :'code';
 COMMIT;
@@ -30,9 +32,15 @@ SELECT loyalty.enroll(:'code', phone => '+79160000000') AS customer \gset
 SELECT (loyalty.accrue(:customer, 'bonus', 100, valid_to => now() + interval '3 seconds')).version AS v1 \gset
 SELECT (loyalty.accrue(:customer, 'bonus', 50)).version AS v2 \gset
 SELECT loyalty.hold(:customer, 'bonus', 30, ttl => '3 seconds') AS hold \gset
+-- a receipt whose 10% accrual (100 points) is queued for five seconds
+SELECT loyalty.commit(jsonb_build_object('program', :'code', 'receipt_id', :'code' || '-R1',
+                                         'customer', jsonb_build_object('id', :customer),
+                                         'lines', '[{"line": 1, "qty": 1, "price": 1000}]'::jsonb))
+       #>> '{commit,accrual}' AS accrual \gset
 
 \pset tuples_only on
 \pset format unaligned
+SELECT pg_temp.check(:'accrual' = 'queued', 'the receipt''s accrual is queued');
 SELECT pg_temp.check((SELECT count(*) FROM loyalty.schedule_jobs()) = (SELECT count(*) FROM loyalty.jobs()),
                      'schedule_jobs() schedules every job');
 SELECT pg_temp.check((SELECT count(*) FROM loyalty.schedule_jobs()) = (SELECT count(*) FROM loyalty.jobs())
@@ -51,26 +59,34 @@ DECLARE
     deadline timestamptz := clock_timestamp() + interval '150 seconds';
     expired boolean;
     released boolean;
+    accrued boolean;
 BEGIN
     LOOP
         expired := EXISTS (SELECT 1 FROM loyalty.ledger WHERE customer_id = c AND operation = 'expire');
         released := (SELECT status = 'expired' FROM loyalty.hold WHERE id = h);
-        EXIT WHEN expired AND released;
+        accrued := EXISTS (SELECT 1 FROM loyalty.ledger WHERE customer_id = c AND operation = 'accrue'
+                                                         AND idempotency_key LIKE 'loyalty:accrual:%');
+        EXIT WHEN expired AND released AND accrued;
         IF clock_timestamp() > deadline THEN
-            RAISE EXCEPTION 'not ok - after 150 s: lot expired %, hold released %', expired, released;
+            RAISE EXCEPTION 'not ok - after 150 s: lot expired %, hold released %, accrual released %',
+                expired, released, accrued;
         END IF;
         PERFORM pg_sleep(2);
     END LOOP;
 END
 $$;
-\echo ok - the scheduled jobs recorded the expired lot and released the hold past its deadline
+\echo ok - the scheduled jobs recorded the expired lot, released the hold past its deadline and the queued accrual
 
-SELECT pg_temp.check(balance = 50 AND held = 0, 'the wallet keeps the 50 points that do not expire, none held')
+SELECT pg_temp.check(balance = 150 AND held = 0,
+                     'the wallet keeps the 50 points that do not expire and the 100 released, none held')
   FROM loyalty.wallet WHERE customer_id = :customer;
+SELECT pg_temp.check(NOT EXISTS (SELECT 1 FROM loyalty.job_health WHERE scheduled IS NOT TRUE),
+                     'job_health shows every job scheduled');
 SELECT pg_temp.check(NOT EXISTS (SELECT 1 FROM loyalty.job_health
-                                  WHERE scheduled IS NOT TRUE OR last_status IS DISTINCT FROM 'succeeded'
-                                     OR last_start < :'started' OR last_duration IS NULL),
-                     'job_health shows every job scheduled, with a last run that succeeded');
+                                  WHERE schedule = '* * * * *'
+                                    AND (last_status IS DISTINCT FROM 'succeeded'
+                                         OR last_start < :'started' OR last_duration IS NULL)),
+                     'job_health shows every job that runs each minute with a last run that succeeded');
 SELECT pg_temp.check(loyalty.unschedule_jobs() = (SELECT count(*) FROM loyalty.jobs()),
                      'unschedule_jobs() removes every job');
 SELECT pg_temp.check(NOT EXISTS (SELECT 1 FROM cron.job WHERE jobname IN (SELECT job FROM loyalty.jobs())),

@@ -7,7 +7,8 @@ SELECT has_schema('loyalty');
 SELECT tables_are('loyalty', ARRAY['program', 'currency', 'customer', 'identifier', 'customer_log', 'product',
                                    'wallet', 'ledger', 'lot', 'hold', 'promotion', 'coupon',
                                    'personal_offer', 'counter', 'segment', 'segment_member',
-                                   'catalog_generation']);
+                                   'catalog_generation', 'receipt_key', 'receipt', 'receipt_line',
+                                   'receipt_default', 'receipt_line_default', 'accrual_queue']);
 SELECT views_are('loyalty', ARRAY['lot_usage', 'balances', 'ledger_entries', 'liability', 'job_health']);
 SELECT functions_are('loyalty', ARRAY[
     'normalize_phone', 'normalize_card', 'normalize_email', 'phone_country_valid',
@@ -21,7 +22,9 @@ SELECT functions_are('loyalty', ARRAY[
     'condition_hash', 'condition_hash_extended', 'matches', 'condition_attributes',
     'condition_explain', 'match_all', 'catalog_changed', 'catalog_generation', 'product_changed',
     'jobs', 'require_pg_cron', 'schedule_jobs', 'unschedule_jobs', 'job_health_rows',
-    'normalize_benefit', 'promotion_check', 'calculate']);
+    'normalize_benefit', 'promotion_check', 'calculate', 'spend_lots', 'return_lots', 'take_back',
+    'release_accruals', 'minor_units', 'period_start', 'answer_changes', 'receipt_replay', 'commit',
+    'cancel', 'create_partitions', 'run_job']);
 SELECT has_type('loyalty', 'condition', 'the type loyalty.condition exists');
 SELECT has_opclass('loyalty', 'condition_ops', 'conditions sort with a btree opclass');
 SELECT has_opclass('loyalty', 'condition_hash_ops', 'conditions hash with a hash opclass');
@@ -63,7 +66,9 @@ SELECT set_eq(
           'loyalty.customer_log_id_seq', 'loyalty.wallet', 'loyalty.ledger', 'loyalty.lot',
           'loyalty.lot_id_seq', 'loyalty.hold', 'loyalty.hold_id_seq', 'loyalty.product',
           'loyalty.promotion', 'loyalty.promotion_id_seq', 'loyalty.coupon', 'loyalty.coupon_id_seq',
-          'loyalty.personal_offer', 'loyalty.counter', 'loyalty.segment', 'loyalty.segment_member'],
+          'loyalty.personal_offer', 'loyalty.counter', 'loyalty.segment', 'loyalty.segment_member',
+          'loyalty.receipt_key', 'loyalty.receipt_default', 'loyalty.receipt_line_default',
+          'loyalty.accrual_queue', 'loyalty.accrual_queue_id_seq'],
     'every table and sequence is marked for pg_dump');
 
 -- Functions with the owner's rights pin search_path and are not public.

@@ -1,0 +1,198 @@
+-- loyalty.commit, loyalty.cancel, the accrual queue and release_accruals:
+-- a receipt written as calculate showed it (the lots calculate chose pay,
+-- coupons, offers and counters count, the accrual at once or queued), a
+-- replay, a replay with other content, a stale calculation (40001), cancel
+-- before and after the accrual's release, and every bad input with its
+-- SQLSTATE and nothing written.
+CREATE EXTENSION loyalty;
+\set VERBOSITY default
+
+\i test/regress/helpers.psql
+
+BEGIN;
+INSERT INTO loyalty.program (code, name, default_currency, accrual_rate_bp, phone_country)
+VALUES ('shop', 'Shop', 'bonus', 500, 'RU');   -- 5% back, released at once
+INSERT INTO loyalty.currency (program_id, code, name, money_per_unit) VALUES (1, 'bonus', 'Bonus', 1);
+INSERT INTO loyalty.program (code, name, default_currency, accrual_rate_bp, accrual_delay)
+VALUES ('late', 'Late', 'coins', 1000, '2 hours');   -- 10% back, two hours later
+INSERT INTO loyalty.currency (program_id, code, name, money_per_unit) VALUES (2, 'coins', 'Coins', 1);
+COMMIT;
+INSERT INTO loyalty.product (program_id, sku, name, category, brand) VALUES
+    (1, 'SKI', 'Skis', 'ski/alpine', 'Atomic'),
+    (1, 'JKT', 'Jacket', 'textile/jackets', 'Columbia');
+SELECT loyalty.enroll('shop', card => '10000001') AS anna \gset
+SELECT loyalty.enroll('shop', card => '10000002') AS boris \gset
+SELECT loyalty.enroll('late', phone => '+79160000003') AS vera \gset
+-- anna has two lots: 300 expiring in ten days, 1000 that never expire
+SELECT (loyalty.accrue(:anna, 'bonus', 300, valid_to => now() + interval '10 days')).version;
+SELECT (loyalty.accrue(:anna, 'bonus', 1000)).version;
+INSERT INTO loyalty.promotion (program_id, code, name, status, line_condition, benefit, audience,
+                               limit_per_customer, limit_period, limit_total)
+VALUES (1, 'SKI10', 'Skis 10% off', 'active', 'category <@ ''ski''',
+        '{"kind": "percent_off", "percent": 10}', 'all', NULL, NULL, NULL),
+       (1, 'WELCOME', 'Welcome bonus lot', 'active', NULL,
+        '{"kind": "bonus_lot", "points": 50, "valid_days": 30}', 'all', 1, 'ever', NULL),
+       (1, 'JKT500', 'Jacket 500 off with a coupon', 'active', 'sku = ''JKT''',
+        '{"kind": "amount_off", "amount": 500}', 'coupon', NULL, NULL, 2);
+INSERT INTO loyalty.coupon (program_id, code, promotion_id, kind) VALUES (1, 'JK-1', 3, 'single_use');
+
+CREATE FUNCTION pg_temp.receipt(id text, card text, lines jsonb, extra jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE sql AS $$
+    SELECT jsonb_build_object('program', 'shop', 'receipt_id', id,
+                              'customer', jsonb_build_object('card', card), 'lines', lines) || extra
+$$;
+CREATE FUNCTION pg_temp.entries(c bigint) RETURNS TABLE (version bigint, operation text, amount bigint,
+                                                         balance_after bigint, lot_ids bigint[],
+                                                         lot_amounts bigint[], receipt_id text, key text)
+LANGUAGE sql AS $$
+    SELECT version, operation, amount, balance_after, lot_ids, lot_amounts, receipt_id, idempotency_key
+      FROM loyalty.ledger WHERE customer_id = c ORDER BY version
+$$;
+\set lines '[{"line": 1, "sku": "SKI", "qty": 1, "price": 20000}, {"line": 2, "sku": "JKT", "qty": 1, "price": 5000}]'
+
+-- 1. Commit what calculate showed: 10% off the skis, 500 off the jacket with
+-- the coupon, anna's 1300 points (the lot expiring soonest first), 5% of
+-- the money paid and the welcome lot of 50 earned at once.
+SELECT pg_temp.receipt('R1', '10000001', :'lines', '{"points": "max", "coupons": ["JK-1"]}') AS r1 \gset
+SELECT loyalty.calculate(:'r1') AS seen \gset
+SELECT loyalty.commit(:'r1', :'seen') AS done \gset
+SELECT :'done'::jsonb -> 'totals' AS totals;
+SELECT jsonb_pretty((:'done'::jsonb -> 'commit') - 'committed_at') AS commit;
+SELECT loyalty.answer_changes(:'seen', :'done') AS same_as_seen;
+SELECT * FROM pg_temp.entries(:anna);
+SELECT customer_id, status, amount, discount, points_money, to_pay, points_spent, points_earned,
+       coupons, counters, offers, actor = session_user AS by_me
+  FROM loyalty.receipt;
+SELECT line, sku, qty, price, amount, discount, points_money, to_pay,
+       jsonb_array_length(points_paid) AS lots_paid
+  FROM loyalty.receipt_line ORDER BY line;
+SELECT code, uses, state FROM loyalty.coupon;
+SELECT promotion_id, customer_id, period_start, uses, money FROM loyalty.counter ORDER BY 1, 2;
+SELECT balance, available, version FROM loyalty.balance(:anna);
+
+-- 2. A replay (the till lost the answer) returns the stored answer and
+-- writes nothing; the same id with other content is refused.
+SELECT count(*) AS entries_before FROM loyalty.ledger \gset
+SELECT (loyalty.commit(:'r1') - 'commit') = (:'done'::jsonb - 'commit') AS same_answer,
+       loyalty.commit(:'r1') #> '{commit,replayed}' AS replayed;
+SELECT count(*) = :entries_before AS nothing_written FROM loyalty.ledger;
+SELECT state, message FROM pg_temp.err(format('SELECT loyalty.commit(%L)', jsonb_set(:'r1', '{lines,0,qty}', '2')));
+-- under the checkout name too
+SELECT public.loyalty_commit(:'r1') #> '{commit,replayed}' AS replayed;
+
+-- 3. A stale calculation: boris's points moved between calculate and
+-- commit; commit refuses with 40001, says what changed, and writes nothing.
+SELECT (loyalty.accrue(:boris, 'bonus', 400)).version;
+SELECT pg_temp.receipt('R2', '10000002', '[{"line": 1, "sku": "SKI", "qty": 1, "price": 1000}]',
+                       '{"points": "max"}') AS r2 \gset
+SELECT loyalty.calculate(:'r2') AS seen2 \gset
+SELECT (loyalty.redeem(:boris, 'bonus', 100)).version;
+SELECT * FROM pg_temp.err(format('SELECT loyalty.commit(%L, %L)', :'r2', :'seen2'));
+SELECT count(*) AS receipts FROM loyalty.receipt WHERE receipt_id = 'R2';
+SELECT count(*) AS keys FROM loyalty.receipt_key WHERE receipt_id = 'R2';
+-- calculated again, it commits with the 300 points left
+SELECT loyalty.calculate(:'r2') AS seen2 \gset
+SELECT loyalty.commit(:'r2', :'seen2') #> '{commit,points_spent}' AS spent;
+-- the single-use coupon is gone, so a receipt that saw it accepted is stale
+SELECT loyalty.commit(pg_temp.receipt('R3', '10000002', :'lines', '{"coupons": ["JK-1"]}'))
+       #> '{coupons,0}' AS coupon_now;
+
+-- 4. Cancel after release: the points spent go back to the lots they came
+-- from (the lot expiring in ten days gets its 300 back), the accruals are
+-- taken back, the coupon and the counters are given back.
+SELECT jsonb_pretty(loyalty.cancel('shop', 'R1', 'customer changed her mind') - 'cancelled_at') AS cancelled;
+SELECT * FROM pg_temp.entries(:anna) WHERE version > 4;
+SELECT id, amount, remaining, valid_to IS NOT NULL AS expires, live FROM loyalty.lot
+ WHERE customer_id = :anna ORDER BY id;
+SELECT balance, available FROM loyalty.balance(:anna);
+SELECT code, uses, state FROM loyalty.coupon;
+SELECT promotion_id, customer_id, uses, money FROM loyalty.counter ORDER BY 1, 2;
+SELECT status, cancel_reason FROM loyalty.receipt WHERE receipt_id = 'R1';
+-- a second cancel returns the first result and writes nothing
+SELECT count(*) AS entries_before FROM loyalty.ledger \gset
+SELECT loyalty.cancel('shop', 'R1') -> 'replayed' AS replayed,
+       public.loyalty_cancel('shop', 'R1') -> 'status' AS status;
+SELECT count(*) = :entries_before AS nothing_written FROM loyalty.ledger;
+-- the coupon is usable again
+SELECT loyalty.calculate(pg_temp.receipt('R4', '10000002', :'lines', '{"coupons": ["JK-1"]}'))
+       #> '{coupons,0,status}' AS coupon;
+
+-- 5. A queued accrual (programme "late": two hours): nothing is credited at
+-- commit; release_accruals releases it once due; cancel before release
+-- removes it from the queue.
+SELECT loyalty.commit('{"program": "late", "receipt_id": "L1", "customer": {"phone": "+79160000003"},
+                        "lines": [{"line": 1, "qty": 1, "price": 1000}]}') -> 'commit' AS l1
+\gset
+SELECT :'l1'::jsonb ->> 'accrual' AS accrual, :'l1'::jsonb -> 'points_earned' AS earned,
+       (:'l1'::jsonb ->> 'release_at')::timestamptz - (:'l1'::jsonb ->> 'committed_at')::timestamptz AS delay;
+SELECT loyalty.commit('{"program": "late", "receipt_id": "L2", "customer": {"phone": "+79160000003"},
+                        "lines": [{"line": 1, "qty": 2, "price": 1000}]}') #>> '{commit,accrual}' AS accrual;
+SELECT receipt_id, customer_id, currency, amount, kind, idempotency_key, release_at > now() AS later
+  FROM loyalty.accrual_queue ORDER BY id;
+SELECT balance, pending FROM loyalty.balance(:vera);
+SELECT loyalty.release_accruals() AS released_early;
+SELECT job, backlog FROM loyalty.job_health WHERE job = 'loyalty.release_accruals';
+-- L2 is cancelled while queued; two hours pass; L1 is released
+SELECT loyalty.cancel('late', 'L2') -> 'accruals_dequeued' AS dequeued;
+UPDATE loyalty.accrual_queue SET release_at = release_at - interval '2 hours';
+SELECT job, backlog FROM loyalty.job_health WHERE job = 'loyalty.release_accruals';
+SELECT loyalty.release_accruals() AS released;
+SELECT loyalty.release_accruals() AS released_again;
+SELECT * FROM pg_temp.entries(:vera);
+SELECT balance FROM loyalty.balance(:vera);
+-- cancelling L1 now takes the released accrual back
+SELECT loyalty.cancel('late', 'L1') -> 'ledger' AS ledger;
+SELECT balance FROM loyalty.balance(:vera);
+-- run_job releases in one-second transactions; it commits, so it needs its own
+-- transaction and refuses a job it does not know
+SELECT * FROM pg_temp.err($$CALL loyalty.run_job('release_accruals', '5 seconds')$$);
+CALL loyalty.run_job('release_accruals', '5 seconds');
+SELECT * FROM pg_temp.err($$CALL loyalty.run_job('vacuum_everything')$$);
+SELECT * FROM pg_temp.err($$CALL loyalty.run_job('expire_due', '-1 second')$$);
+
+-- 6. Anonymous receipts are written with no ledger entries.
+SELECT loyalty.commit('{"program": "shop", "receipt_id": "A1", "lines": [{"line": 1, "sku": "SKI", "qty": 1, "price": 100}]}')
+       #> '{commit,status}' AS anonymous;
+SELECT receipt_id, customer_id, to_pay FROM loyalty.receipt WHERE receipt_id = 'A1';
+
+-- 7. Bad input: each a specific SQLSTATE, and nothing written.
+SELECT count(*) AS receipts_before FROM loyalty.receipt \gset
+SELECT * FROM pg_temp.err($$SELECT loyalty.commit(NULL)$$);
+SELECT * FROM pg_temp.err($$SELECT loyalty.commit('[1]')$$);
+SELECT * FROM pg_temp.err($$SELECT loyalty.commit('{"lines": []}')$$);
+SELECT * FROM pg_temp.err($$SELECT loyalty.commit('{"program": "nope", "receipt_id": "X"}')$$);
+SELECT * FROM pg_temp.err($$SELECT loyalty.commit('{"program": "shop", "lines": [{"qty": 1, "price": 1}]}')$$);
+SELECT * FROM pg_temp.err($$SELECT loyalty.commit('{"program": "shop", "receipt_id": 7, "lines": [{"qty": 1, "price": 1}]}')$$);
+SELECT * FROM pg_temp.err($$SELECT loyalty.commit('{"program": "shop", "receipt_id": "", "lines": [{"qty": 1, "price": 1}]}')$$);
+SELECT * FROM pg_temp.err($$SELECT loyalty.commit('{"program": "shop", "receipt_id": "X", "lines": [{"qty": 0, "price": 1}]}')$$);
+SELECT * FROM pg_temp.err($$SELECT loyalty.commit('{"program": "shop", "receipt_id": "X", "lines": [{"qty": 1, "price": 1}]}', '"seen"')$$);
+SELECT count(*) = :receipts_before AS nothing_written FROM loyalty.receipt;
+SELECT count(*) AS keys_left FROM loyalty.receipt_key WHERE receipt_id = 'X';
+SELECT * FROM pg_temp.err($$SELECT loyalty.cancel('shop', 'never')$$);
+SELECT * FROM pg_temp.err($$SELECT loyalty.cancel('nope', 'R1')$$);
+SELECT * FROM pg_temp.err($$SELECT loyalty.cancel(NULL, 'R1')$$);
+SELECT * FROM pg_temp.err($$SELECT loyalty.release_accruals('0')$$);
+
+-- The internal ledger operations check what they are given.
+SELECT * FROM pg_temp.err($$SELECT loyalty.spend_lots(1, 'bonus', '{1,2}', '{1}')$$);
+SELECT * FROM pg_temp.err($$SELECT loyalty.spend_lots(1, 'bonus', '{1}', '{0}')$$);
+SELECT * FROM pg_temp.err($$SELECT loyalty.spend_lots(1, 'bonus', '{1,1}', '{1,1}')$$);
+SELECT * FROM pg_temp.err($$SELECT loyalty.spend_lots(1, 'bonus', '{1}', '{null}')$$);
+SELECT * FROM pg_temp.err($$SELECT loyalty.spend_lots(1, 'bonus', '{9999}', '{1}')$$);
+SELECT * FROM pg_temp.err($$SELECT loyalty.return_lots(1, 'bonus', '{1}', '{1000000}')$$);
+SELECT * FROM pg_temp.err($$SELECT loyalty.return_lots(1, 'bonus', '{9999}', '{1}')$$);
+SELECT * FROM pg_temp.err($$SELECT loyalty.take_back(2, 'bonus', 1, 100000)$$);
+SELECT * FROM pg_temp.err($$SELECT loyalty.take_back(2, 'bonus', 1, 0)$$);
+
+-- 8. Partitions: monthly ones are created ahead, and rows of their month
+-- move out of the default partition.
+SELECT count(*) AS in_default FROM loyalty.receipt_default;
+SELECT loyalty.create_partitions(1) AS created;
+SELECT loyalty.create_partitions(1) AS created_again;
+SELECT count(*) AS in_default FROM loyalty.receipt_default;
+SELECT count(*) AS in_month FROM loyalty.receipt
+ WHERE tableoid = format('loyalty.receipt_%s', to_char(now(), 'YYYY_MM'))::regclass;
+SELECT count(*) AS lines_in_default FROM loyalty.receipt_line_default;
+SELECT * FROM pg_temp.err($$SELECT loyalty.create_partitions(-1)$$);
+-- a replay still finds the receipt in its partition
+SELECT loyalty.commit(:'r1') #>> '{commit,status}' AS status;

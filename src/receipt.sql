@@ -1,0 +1,771 @@
+
+-- src/receipt.sql — committed receipts and their lines (partitioned by the
+-- month of the commit), the register of receipt ids that makes commit
+-- idempotent, the accrual queue, and commit, cancel and release_accruals.
+--
+-- commit writes what calculate shows: it locks the customer's wallets,
+-- calculates again, compares with what the till saw, and then writes the
+-- receipt, the redemption of exactly the lots calculate chose
+-- (loyalty.spend_lots), the coupon, offer and counter uses, and the accrual,
+-- at once or queued for the programme's accrual_delay.  Ledger entries of a
+-- receipt carry idempotency keys derived from its id
+-- ('loyalty:redeem:<receipt>:<currency>', 'loyalty:accrual:<receipt>:<n>'),
+-- so that cancel finds them and a second release of an accrual is a replay.
+
+-- One row per committed receipt id: the idempotency register.  A
+-- partitioned table cannot hold a unique key without its partition key, so
+-- the id is unique here, and the receipt is found by (id, committed_at).
+CREATE TABLE @extschema@.receipt_key (
+    program_id   bigint NOT NULL,
+    receipt_id   text NOT NULL,
+    committed_at timestamptz NOT NULL,
+    digest       bytea NOT NULL,
+    PRIMARY KEY (program_id, receipt_id)
+);
+COMMENT ON TABLE @extschema@.receipt_key IS 'every committed receipt id of a programme, once: what makes commit idempotent';
+COMMENT ON COLUMN @extschema@.receipt_key.committed_at IS 'when the receipt was committed: its partition in loyalty.receipt';
+COMMENT ON COLUMN @extschema@.receipt_key.digest IS 'SHA-256 of the receipt document as committed: a replay must send the same document';
+
+CREATE TABLE @extschema@.receipt (
+    program_id     bigint NOT NULL,
+    receipt_id     text NOT NULL,
+    committed_at   timestamptz NOT NULL,
+    customer_id    bigint,
+    status         text NOT NULL DEFAULT 'committed'
+                   CHECK (status OPERATOR(pg_catalog.=) ANY ('{committed,cancelled}'::text[])),
+    at             timestamptz NOT NULL,
+    store          text,
+    amount         bigint NOT NULL,
+    discount       bigint NOT NULL,
+    points_money   bigint NOT NULL,
+    to_pay         bigint NOT NULL,
+    points_spent   jsonb NOT NULL,
+    points_earned  jsonb NOT NULL,
+    accruals       jsonb NOT NULL,
+    coupons        text[] NOT NULL,
+    counters       jsonb NOT NULL,
+    offers         bigint[] NOT NULL,
+    answer         jsonb NOT NULL,
+    actor          text NOT NULL,
+    cancelled_at   timestamptz,
+    cancel_reason  text,
+    cancel_result  jsonb,
+    PRIMARY KEY (program_id, receipt_id, committed_at)
+) PARTITION BY RANGE (committed_at);
+CREATE INDEX receipt_customer_idx ON @extschema@.receipt (customer_id, committed_at);
+COMMENT ON TABLE @extschema@.receipt IS 'a committed receipt: its totals, what it spent, earned and used, and the answer commit gave; partitioned by the month of committed_at';
+COMMENT ON COLUMN @extschema@.receipt.receipt_id IS 'the receipt id the till sent, unique in the programme';
+COMMENT ON COLUMN @extschema@.receipt.committed_at IS 'the commit''s transaction time (the partition key)';
+COMMENT ON COLUMN @extschema@.receipt.customer_id IS 'the customer; NULL for an anonymous receipt or an identifier that found nobody';
+COMMENT ON COLUMN @extschema@.receipt.status IS 'committed or cancelled';
+COMMENT ON COLUMN @extschema@.receipt.at IS 'the receipt''s time as calculated';
+COMMENT ON COLUMN @extschema@.receipt.amount IS 'what the lines come to before discounts, in minor units of money';
+COMMENT ON COLUMN @extschema@.receipt.discount IS 'discounts, in minor units of money';
+COMMENT ON COLUMN @extschema@.receipt.points_money IS 'money paid with points, in minor units';
+COMMENT ON COLUMN @extschema@.receipt.to_pay IS 'what the customer paid in money, in minor units';
+COMMENT ON COLUMN @extschema@.receipt.points_spent IS 'points spent per currency, in minor units of the currency: {"bonus": 500}';
+COMMENT ON COLUMN @extschema@.receipt.points_earned IS 'points earned per currency, in minor units, bonus lots included';
+COMMENT ON COLUMN @extschema@.receipt.accruals IS 'the accruals: [{key, currency, amount, kind, valid_for, restriction}], released at once or queued';
+COMMENT ON COLUMN @extschema@.receipt.coupons IS 'the coupons the receipt used (as sent)';
+COMMENT ON COLUMN @extschema@.receipt.counters IS 'the usage counters it counted in: [{promotion_id, customer_id, period_start, money}]';
+COMMENT ON COLUMN @extschema@.receipt.offers IS 'promotions whose personal offer it used';
+COMMENT ON COLUMN @extschema@.receipt.answer IS 'the answer commit returned, which a replay returns again';
+COMMENT ON COLUMN @extschema@.receipt.actor IS 'the session user that committed it';
+
+CREATE TABLE @extschema@.receipt_line (
+    program_id     bigint NOT NULL,
+    receipt_id     text NOT NULL,
+    committed_at   timestamptz NOT NULL,
+    line           integer NOT NULL,
+    sku            text,
+    qty            numeric NOT NULL,
+    price          bigint NOT NULL,
+    amount         bigint NOT NULL,
+    discount       bigint NOT NULL,
+    points_money   bigint NOT NULL,
+    to_pay         bigint NOT NULL,
+    discounts      jsonb NOT NULL,
+    points_paid    jsonb NOT NULL,
+    points_earned  jsonb NOT NULL,
+    PRIMARY KEY (program_id, receipt_id, committed_at, line)
+) PARTITION BY RANGE (committed_at);
+COMMENT ON TABLE @extschema@.receipt_line IS 'a line of a committed receipt with its discounts, points paid and points earned; partitioned like loyalty.receipt';
+COMMENT ON COLUMN @extschema@.receipt_line.line IS 'the line number of the receipt';
+COMMENT ON COLUMN @extschema@.receipt_line.price IS 'price per unit, in minor units of money';
+COMMENT ON COLUMN @extschema@.receipt_line.amount IS 'price times quantity, in minor units';
+COMMENT ON COLUMN @extschema@.receipt_line.discount IS 'discounts on the line, in minor units';
+COMMENT ON COLUMN @extschema@.receipt_line.points_money IS 'money of the line paid with points, in minor units';
+COMMENT ON COLUMN @extschema@.receipt_line.to_pay IS 'what the line cost in money, in minor units';
+COMMENT ON COLUMN @extschema@.receipt_line.discounts IS 'discounts by promotion, as calculate gave them';
+COMMENT ON COLUMN @extschema@.receipt_line.points_paid IS 'the lots that paid the line, as calculate gave them';
+COMMENT ON COLUMN @extschema@.receipt_line.points_earned IS 'points the line earned per currency, as calculate gave them';
+
+-- Rows of months that have no partition yet land in the default partitions;
+-- loyalty.create_partitions() (a daily job) keeps months ahead and moves
+-- such rows into their month.
+CREATE TABLE @extschema@.receipt_default PARTITION OF @extschema@.receipt DEFAULT;
+CREATE TABLE @extschema@.receipt_line_default PARTITION OF @extschema@.receipt_line DEFAULT;
+
+CREATE TABLE @extschema@.accrual_queue (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    program_id      bigint NOT NULL,
+    receipt_id      text NOT NULL,
+    customer_id     bigint NOT NULL,
+    currency        text NOT NULL,
+    amount          bigint NOT NULL CHECK (amount OPERATOR(pg_catalog.>) 0),
+    kind            text NOT NULL,
+    priority        integer NOT NULL DEFAULT 0,
+    valid_for       interval CHECK (valid_for OPERATOR(pg_catalog.>) '0'::interval),
+    restriction     text,
+    idempotency_key text NOT NULL,
+    release_at      timestamptz NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000,
+        autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 100000,
+        autovacuum_vacuum_cost_delay = 0);
+-- The claim reads this index from its start: rows released are deleted, and
+-- the index entries they leave are marked dead by the scans that pass them
+-- and removed by the table's eager autovacuum.
+CREATE INDEX accrual_queue_due_idx ON @extschema@.accrual_queue (release_at, id);
+CREATE INDEX accrual_queue_receipt_idx ON @extschema@.accrual_queue (program_id, receipt_id);
+COMMENT ON TABLE @extschema@.accrual_queue IS 'accruals waiting for release_at: released as lots by loyalty.release_accruals, removed by cancel';
+COMMENT ON COLUMN @extschema@.accrual_queue.amount IS 'points in minor units of the currency';
+COMMENT ON COLUMN @extschema@.accrual_queue.kind IS 'kind of the lot to create: regular, or promo for a bonus lot';
+COMMENT ON COLUMN @extschema@.accrual_queue.valid_for IS 'the lot expires this long after its release (NULL: never)';
+COMMENT ON COLUMN @extschema@.accrual_queue.restriction IS 'the lot''s restriction (a condition), or NULL';
+COMMENT ON COLUMN @extschema@.accrual_queue.idempotency_key IS 'key of the accrue entry the release writes';
+COMMENT ON COLUMN @extschema@.accrual_queue.release_at IS 'when the points are released';
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.receipt_key', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.receipt_default', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.receipt_line_default', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.accrual_queue', '');
+SELECT pg_catalog.pg_extension_config_dump(
+    pg_catalog.pg_get_serial_sequence('@extschema@.accrual_queue', 'id'), '');
+
+-- The ledger operations of receipts (src/receipt.c)
+
+CREATE FUNCTION @extschema@.spend_lots(customer bigint, currency text, lot_ids bigint[],
+                                       amounts bigint[], receipt text DEFAULT NULL,
+                                       idempotency_key text DEFAULT NULL)
+RETURNS @extschema@.ledger
+AS 'MODULE_PATHNAME', 'loyalty_spend_lots'
+LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.spend_lots(bigint, text, bigint[], bigint[], text, text) IS
+'spend exactly amounts[i] from lot lot_ids[i] (what calculate chose); 40001 if the lots no longer hold them';
+
+CREATE FUNCTION @extschema@.return_lots(customer bigint, currency text, lot_ids bigint[],
+                                        amounts bigint[], receipt text DEFAULT NULL,
+                                        idempotency_key text DEFAULT NULL)
+RETURNS @extschema@.ledger
+AS 'MODULE_PATHNAME', 'loyalty_return_lots'
+LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.return_lots(bigint, text, bigint[], bigint[], text, text) IS
+'give amounts[i] back to lot lot_ids[i] with a refund entry, keeping the lot''s window';
+
+CREATE FUNCTION @extschema@.take_back(customer bigint, currency text, lot bigint, amount bigint,
+                                      receipt text DEFAULT NULL, idempotency_key text DEFAULT NULL)
+RETURNS @extschema@.ledger
+AS 'MODULE_PATHNAME', 'loyalty_take_back'
+LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.take_back(bigint, text, bigint, bigint, text, text) IS
+'take back an accrual with a refund entry: from its lot as far as it holds, the rest from the wallet''s other points';
+
+CREATE FUNCTION @extschema@.release_accruals(time_budget interval DEFAULT '50 seconds')
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'loyalty_release_accruals'
+LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.release_accruals(interval) IS
+'release the due accruals of the queue as lots, in chunks claimed with SKIP LOCKED, until none is due or time_budget is spent; returns how many';
+
+-- Money and points in the answer are numbers in major units; stored, they
+-- are integers of minor units.
+CREATE FUNCTION @extschema@.minor_units(value numeric, exponent integer)
+RETURNS bigint
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT (value OPERATOR(pg_catalog.*) pg_catalog.power(10::numeric, exponent))::bigint $$;
+COMMENT ON FUNCTION @extschema@.minor_units(numeric, integer) IS
+'a number of major units as an integer of minor units (12.34 with exponent 2 is 1234)';
+
+-- First day of a promotion's limit period that holds a date (as calculate counts)
+CREATE FUNCTION @extschema@.period_start(period text, day date)
+RETURNS date
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE period
+           WHEN 'day' THEN day
+           WHEN 'week' THEN day OPERATOR(pg_catalog.-) (pg_catalog.date_part('isodow', day)::integer OPERATOR(pg_catalog.-) 1)
+           WHEN 'month' THEN pg_catalog.date_trunc('month', day::timestamp)::date
+           WHEN 'year' THEN pg_catalog.date_trunc('year', day::timestamp)::date
+           ELSE '-infinity'::date END
+$$;
+COMMENT ON FUNCTION @extschema@.period_start(text, date) IS
+'first day of the limit period (day, week, month, year; else -infinity) that holds day';
+
+-- What changed between the calculation the till saw and the one commit made:
+-- the parts of the answer that decide money and points.
+CREATE FUNCTION @extschema@.answer_changes(seen jsonb, now_answer jsonb)
+RETURNS text[]
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT COALESCE(pg_catalog.array_agg(v.part ORDER BY v.ord), '{}')
+      FROM (VALUES (1, 'totals', seen OPERATOR(pg_catalog.->) 'totals', now_answer OPERATOR(pg_catalog.->) 'totals'),
+                   (2, 'lines', seen OPERATOR(pg_catalog.->) 'lines', now_answer OPERATOR(pg_catalog.->) 'lines'),
+                   (3, 'promotions.applied', seen OPERATOR(pg_catalog.#>) '{promotions,applied}',
+                       now_answer OPERATOR(pg_catalog.#>) '{promotions,applied}'),
+                   (4, 'coupons', seen OPERATOR(pg_catalog.->) 'coupons', now_answer OPERATOR(pg_catalog.->) 'coupons'),
+                   (5, 'gifts', seen OPERATOR(pg_catalog.->) 'gifts', now_answer OPERATOR(pg_catalog.->) 'gifts'),
+                   (6, 'bonus_lots', seen OPERATOR(pg_catalog.->) 'bonus_lots', now_answer OPERATOR(pg_catalog.->) 'bonus_lots'))
+           AS v (ord, part, a, b)
+     WHERE v.a IS DISTINCT FROM v.b
+$$;
+COMMENT ON FUNCTION @extschema@.answer_changes(jsonb, jsonb) IS
+'the parts of two answers of calculate that differ: totals, lines, promotions.applied, coupons, gifts, bonus_lots';
+
+-- Replaying a committed receipt id: the same document gets the stored answer
+CREATE FUNCTION @extschema@.receipt_replay(pid bigint, rid text, digest bytea)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k @extschema@.receipt_key;
+    r record;
+BEGIN
+    SELECT * INTO STRICT k FROM @extschema@.receipt_key
+     WHERE program_id OPERATOR(pg_catalog.=) pid AND receipt_id OPERATOR(pg_catalog.=) rid;
+    IF k.digest OPERATOR(pg_catalog.<>) digest THEN
+        RAISE EXCEPTION 'receipt "%" was committed with other content', rid
+            USING ERRCODE = '23L02',
+                  DETAIL = pg_catalog.format('It was committed at %s; a replay must send the same document.', k.committed_at),
+                  HINT = 'Give a new receipt a new receipt_id; cancel or refund a committed one.';
+    END IF;
+    SELECT t.answer, t.status INTO r FROM @extschema@.receipt t
+     WHERE t.program_id OPERATOR(pg_catalog.=) pid AND t.receipt_id OPERATOR(pg_catalog.=) rid
+       AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at;
+    RETURN pg_catalog.jsonb_set(pg_catalog.jsonb_set(r.answer, '{commit,replayed}', 'true'),
+                                '{commit,status}', pg_catalog.to_jsonb(r.status));
+END
+$$;
+COMMENT ON FUNCTION @extschema@.receipt_replay(bigint, text, bytea) IS
+'the stored answer of a committed receipt id, if the document is the same; 23L02 if not';
+
+CREATE FUNCTION @extschema@.commit(receipt jsonb, expected jsonb DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pcode text;
+    p @extschema@.program;
+    rid text;
+    digest bytea;
+    ident jsonb;
+    kind text;
+    val text;
+    cid bigint;
+    answer jsonb;
+    changed text[];
+    local_day date;
+    spent jsonb := '{}';
+    earned jsonb := '{}';
+    accruals jsonb := '[]';
+    counters jsonb := '[]';
+    offers bigint[] := '{}';
+    coupons text[] := '{}';
+    entries jsonb := '[]';
+    e @extschema@.ledger;
+    x record;
+    n integer := 0;
+    release_at timestamptz;
+    result jsonb;
+BEGIN
+    IF receipt IS NULL THEN
+        RAISE EXCEPTION 'receipt must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF pg_catalog.jsonb_typeof(receipt) OPERATOR(pg_catalog.<>) 'object' THEN
+        RAISE EXCEPTION 'receipt must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF expected IS NOT NULL AND pg_catalog.jsonb_typeof(expected) OPERATOR(pg_catalog.<>) 'object' THEN
+        RAISE EXCEPTION 'expected must be the JSON object calculate returned'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.jsonb_typeof(receipt OPERATOR(pg_catalog.->) 'program') IS DISTINCT FROM 'string' THEN
+        RAISE EXCEPTION 'receipt field "program" is missing or not a string'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    pcode := receipt OPERATOR(pg_catalog.->>) 'program';
+    SELECT * INTO p FROM @extschema@.program g WHERE g.code OPERATOR(pg_catalog.=) pcode;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'programme "%" does not exist', pcode
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'SELECT code FROM loyalty.program lists the programmes.';
+    END IF;
+    rid := receipt OPERATOR(pg_catalog.->>) 'receipt_id';
+    IF pg_catalog.jsonb_typeof(receipt OPERATOR(pg_catalog.->) 'receipt_id') IS DISTINCT FROM 'string'
+       OR rid OPERATOR(pg_catalog.=) '' OR pg_catalog.length(rid) OPERATOR(pg_catalog.>) 128 THEN
+        RAISE EXCEPTION 'receipt field "receipt_id" must be a string of 1 to 128 characters to commit'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'The receipt id makes a commit safe to repeat: send the same id again when the outcome is unknown.';
+    END IF;
+
+    -- Claim the id.  A transaction committing the same id is waited for;
+    -- if it committed, this is a replay.
+    digest := pg_catalog.sha256(pg_catalog.convert_to(receipt::text, 'UTF8'));
+    INSERT INTO @extschema@.receipt_key (program_id, receipt_id, committed_at, digest)
+    VALUES (p.id, rid, pg_catalog.now(), digest)
+    ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN
+        RETURN @extschema@.receipt_replay(p.id, rid, digest);
+    END IF;
+
+    -- Lock the customer's wallets, then calculate with what they hold now
+    IF pg_catalog.jsonb_typeof(receipt OPERATOR(pg_catalog.->) 'customer') OPERATOR(pg_catalog.=) 'object' THEN
+        SELECT c.key, c.value INTO kind, val
+          FROM pg_catalog.jsonb_each_text(receipt OPERATOR(pg_catalog.->) 'customer') c
+         WHERE c.key OPERATOR(pg_catalog.=) ANY ('{card,phone,email,id}'::text[]) LIMIT 1;
+        IF kind IS NOT NULL AND val IS NOT NULL THEN
+            ident := @extschema@.identify(pcode, val, kind);
+            IF (ident OPERATOR(pg_catalog.->>) 'found')::boolean THEN
+                cid := (ident OPERATOR(pg_catalog.->>) 'customer_id')::bigint;
+                PERFORM 1 FROM @extschema@.wallet w
+                  WHERE w.customer_id OPERATOR(pg_catalog.=) cid
+                  ORDER BY w.currency FOR NO KEY UPDATE;
+            END IF;
+        END IF;
+    END IF;
+    answer := @extschema@.calculate(receipt);
+    IF (answer OPERATOR(pg_catalog.#>>) '{customer,id}')::bigint IS DISTINCT FROM cid THEN
+        RAISE EXCEPTION 'receipt "%": the customer''s identifier moved while committing', rid
+            USING ERRCODE = 'serialization_failure', HINT = 'Calculate the receipt again.';
+    END IF;
+    IF expected IS NOT NULL THEN
+        changed := @extschema@.answer_changes(expected, answer);
+        IF pg_catalog.cardinality(changed) OPERATOR(pg_catalog.>) 0 THEN
+            RAISE EXCEPTION 'receipt "%" calculates differently now: % changed', rid,
+                  pg_catalog.array_to_string(changed, ', ')
+                USING ERRCODE = 'serialization_failure',
+                      DETAIL = pg_catalog.format('Totals seen: %s; now: %s.',
+                                                 expected OPERATOR(pg_catalog.->) 'totals',
+                                                 answer OPERATOR(pg_catalog.->) 'totals'),
+                      HINT = 'A wallet, coupon or limit moved since the calculation: calculate again, show it, and commit that.';
+        END IF;
+    END IF;
+    local_day := COALESCE(pg_catalog.left(receipt OPERATOR(pg_catalog.->>) 'at', 10)::date,
+                          pg_catalog.now()::date);
+
+    -- Coupons: one use each, if still there to use
+    FOR x IN SELECT c OPERATOR(pg_catalog.->>) 'code' AS code
+               FROM pg_catalog.jsonb_array_elements(answer OPERATOR(pg_catalog.->) 'coupons') c
+              WHERE c OPERATOR(pg_catalog.->>) 'status' OPERATOR(pg_catalog.=) 'accepted'
+    LOOP
+        UPDATE @extschema@.coupon o
+           SET uses = o.uses OPERATOR(pg_catalog.+) 1,
+               state = CASE WHEN o.uses OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=)
+                                 COALESCE(o.use_limit, CASE WHEN o.kind OPERATOR(pg_catalog.=) 'multi_use' THEN NULL ELSE 1 END)
+                            THEN 'redeemed' ELSE o.state END
+         WHERE o.program_id OPERATOR(pg_catalog.=) p.id
+           AND pg_catalog.lower(o.code) OPERATOR(pg_catalog.=) pg_catalog.lower(x.code)
+           AND o.state OPERATOR(pg_catalog.=) 'issued'
+           AND (o.uses OPERATOR(pg_catalog.<)
+                COALESCE(o.use_limit, CASE WHEN o.kind OPERATOR(pg_catalog.=) 'multi_use' THEN NULL ELSE 1 END)
+                OR COALESCE(o.use_limit, CASE WHEN o.kind OPERATOR(pg_catalog.=) 'multi_use' THEN NULL ELSE 1 END) IS NULL);
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'receipt "%": coupon "%" was used up meanwhile', rid, x.code
+                USING ERRCODE = 'serialization_failure', HINT = 'Calculate the receipt again.';
+        END IF;
+        coupons := coupons OPERATOR(pg_catalog.||) x.code;
+    END LOOP;
+
+    -- Personal offers and usage counters of the promotions applied
+    FOR x IN SELECT m.id, m.audience, m.limit_per_customer, m.limit_period, m.limit_total, m.budget,
+                    @extschema@.minor_units((a OPERATOR(pg_catalog.->>) 'discount')::numeric, p.money_exponent) AS money
+               FROM pg_catalog.jsonb_array_elements(answer OPERATOR(pg_catalog.#>) '{promotions,applied}') a
+               JOIN @extschema@.promotion m ON m.program_id OPERATOR(pg_catalog.=) p.id
+                                           AND m.code OPERATOR(pg_catalog.=) (a OPERATOR(pg_catalog.->>) 'code')
+              ORDER BY m.id
+    LOOP
+        IF x.audience OPERATOR(pg_catalog.=) 'personal' THEN
+            UPDATE @extschema@.personal_offer o SET uses_left = o.uses_left OPERATOR(pg_catalog.-) 1
+             WHERE o.customer_id OPERATOR(pg_catalog.=) cid AND o.promotion_id OPERATOR(pg_catalog.=) x.id
+               AND o.uses_left OPERATOR(pg_catalog.>) 0;
+            IF FOUND THEN
+                offers := offers OPERATOR(pg_catalog.||) x.id;
+            ELSIF EXISTS (SELECT 1 FROM @extschema@.personal_offer o
+                           WHERE o.customer_id OPERATOR(pg_catalog.=) cid
+                             AND o.promotion_id OPERATOR(pg_catalog.=) x.id AND o.uses_left IS NOT NULL) THEN
+                RAISE EXCEPTION 'receipt "%": the personal offer of promotion % was used up meanwhile', rid, x.id
+                    USING ERRCODE = 'serialization_failure', HINT = 'Calculate the receipt again.';
+            END IF;
+        END IF;
+        IF x.limit_per_customer IS NOT NULL THEN
+            INSERT INTO @extschema@.counter AS t (promotion_id, customer_id, period_start, uses, money)
+            VALUES (x.id, cid, @extschema@.period_start(x.limit_period, local_day), 1, x.money)
+            ON CONFLICT (promotion_id, customer_id, period_start) DO UPDATE
+               SET uses = t.uses OPERATOR(pg_catalog.+) 1, money = t.money OPERATOR(pg_catalog.+) x.money,
+                   updated_at = pg_catalog.now()
+             WHERE t.uses OPERATOR(pg_catalog.<) x.limit_per_customer;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'receipt "%": customer % reached the limit of promotion % meanwhile', rid, cid, x.id
+                    USING ERRCODE = 'serialization_failure', HINT = 'Calculate the receipt again.';
+            END IF;
+            counters := counters OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+                'promotion_id', x.id, 'customer_id', cid,
+                'period_start', @extschema@.period_start(x.limit_period, local_day), 'money', x.money);
+        END IF;
+        IF x.limit_total IS NOT NULL OR x.budget IS NOT NULL THEN
+            INSERT INTO @extschema@.counter AS t (promotion_id, customer_id, period_start, uses, money)
+            VALUES (x.id, 0, '-infinity', 1, x.money)
+            ON CONFLICT (promotion_id, customer_id, period_start) DO UPDATE
+               SET uses = t.uses OPERATOR(pg_catalog.+) 1, money = t.money OPERATOR(pg_catalog.+) x.money,
+                   updated_at = pg_catalog.now()
+             WHERE (x.limit_total IS NULL OR t.uses OPERATOR(pg_catalog.<) x.limit_total)
+               AND (x.budget IS NULL OR t.money OPERATOR(pg_catalog.<) x.budget);
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'receipt "%": promotion % reached its limit or budget meanwhile', rid, x.id
+                    USING ERRCODE = 'serialization_failure', HINT = 'Calculate the receipt again.';
+            END IF;
+            counters := counters OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+                'promotion_id', x.id, 'customer_id', 0, 'period_start', '-infinity', 'money', x.money);
+        END IF;
+    END LOOP;
+
+    -- Points spent: exactly the lots calculate chose, per currency
+    FOR x IN SELECT s.currency,
+                    pg_catalog.array_agg(s.lot ORDER BY s.lot) AS lots,
+                    pg_catalog.array_agg(s.points ORDER BY s.lot) AS points,
+                    pg_catalog.sum(s.points)::bigint AS total
+               FROM (SELECT pp OPERATOR(pg_catalog.->>) 'currency', (pp OPERATOR(pg_catalog.->>) 'lot')::bigint,
+                            pg_catalog.sum(@extschema@.minor_units((pp OPERATOR(pg_catalog.->>) 'points')::numeric, k.exponent))::bigint AS points
+                       FROM pg_catalog.jsonb_array_elements(answer OPERATOR(pg_catalog.->) 'lines') l,
+                            pg_catalog.jsonb_array_elements(l OPERATOR(pg_catalog.->) 'points_paid') pp
+                       JOIN @extschema@.currency k ON k.program_id OPERATOR(pg_catalog.=) p.id
+                                                  AND k.code OPERATOR(pg_catalog.=) (pp OPERATOR(pg_catalog.->>) 'currency')
+                      GROUP BY 1, 2) s (currency, lot, points)
+              GROUP BY 1 ORDER BY 1
+    LOOP
+        e := @extschema@.spend_lots(cid, x.currency, x.lots, x.points, rid,
+                                    'loyalty:redeem:' OPERATOR(pg_catalog.||) rid
+                                    OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) x.currency);
+        spent := spent OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(x.currency, x.total);
+        entries := entries OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+            'currency', e.currency, 'operation', e.operation, 'amount', e.amount, 'version', e.version);
+    END LOOP;
+
+    -- Points earned: the regular accrual per currency, then each bonus lot
+    IF cid IS NOT NULL THEN
+        FOR x IN
+            WITH bonus AS (
+                SELECT b OPERATOR(pg_catalog.->>) 'currency' AS currency,
+                       @extschema@.minor_units((b OPERATOR(pg_catalog.->>) 'points')::numeric, k.exponent) AS amount,
+                       CASE WHEN b OPERATOR(pg_catalog.->>) 'valid_days' IS NULL THEN NULL
+                            ELSE pg_catalog.make_interval(days => (b OPERATOR(pg_catalog.->>) 'valid_days')::integer) END AS valid_for,
+                       b OPERATOR(pg_catalog.->>) 'restriction' AS restriction, o AS ord
+                  FROM pg_catalog.jsonb_array_elements(answer OPERATOR(pg_catalog.->) 'bonus_lots') WITH ORDINALITY AS t (b, o)
+                  JOIN @extschema@.currency k ON k.program_id OPERATOR(pg_catalog.=) p.id
+                                             AND k.code OPERATOR(pg_catalog.=) (b OPERATOR(pg_catalog.->>) 'currency'))
+            SELECT t.currency, t.amount, t.kind, t.valid_for, t.restriction
+              FROM (SELECT e2.key AS currency,
+                           @extschema@.minor_units(e2.value::numeric, k.exponent)
+                             OPERATOR(pg_catalog.-) COALESCE((SELECT pg_catalog.sum(b.amount) FROM bonus b
+                                                              WHERE b.currency OPERATOR(pg_catalog.=) e2.key), 0)::bigint AS amount,
+                           'regular'::text AS kind, NULL::interval AS valid_for, NULL::text AS restriction,
+                           0 AS grp, 0::bigint AS ord
+                      FROM pg_catalog.jsonb_each_text(answer OPERATOR(pg_catalog.#>) '{totals,points_earned}') e2
+                      JOIN @extschema@.currency k ON k.program_id OPERATOR(pg_catalog.=) p.id
+                                                 AND k.code OPERATOR(pg_catalog.=) e2.key
+                    UNION ALL
+                    SELECT b.currency, b.amount, 'promo', b.valid_for, b.restriction, 1, b.ord FROM bonus b) t
+             WHERE t.amount OPERATOR(pg_catalog.>) 0
+             ORDER BY t.grp, t.currency, t.ord
+        LOOP
+            n := n OPERATOR(pg_catalog.+) 1;
+            accruals := accruals OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+                'key', 'loyalty:accrual:' OPERATOR(pg_catalog.||) rid OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) n,
+                'currency', x.currency, 'amount', x.amount, 'kind', x.kind,
+                'valid_for', x.valid_for, 'restriction', x.restriction);
+            earned := earned OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(x.currency,
+                COALESCE((earned OPERATOR(pg_catalog.->>) x.currency)::bigint, 0) OPERATOR(pg_catalog.+) x.amount);
+        END LOOP;
+    END IF;
+    IF pg_catalog.jsonb_array_length(accruals) OPERATOR(pg_catalog.>) 0 THEN
+        IF p.accrual_delay OPERATOR(pg_catalog.>) '0'::interval THEN
+            release_at := pg_catalog.now() OPERATOR(pg_catalog.+) p.accrual_delay;
+            -- the wallets exist before the queue names them
+            INSERT INTO @extschema@.wallet (customer_id, currency, program_id)
+            SELECT DISTINCT cid, a OPERATOR(pg_catalog.->>) 'currency', p.id
+              FROM pg_catalog.jsonb_array_elements(accruals) a
+            ON CONFLICT DO NOTHING;
+            INSERT INTO @extschema@.accrual_queue (program_id, receipt_id, customer_id, currency, amount,
+                                                   kind, valid_for, restriction, idempotency_key, release_at)
+            SELECT p.id, rid, cid, a OPERATOR(pg_catalog.->>) 'currency', (a OPERATOR(pg_catalog.->>) 'amount')::bigint,
+                   a OPERATOR(pg_catalog.->>) 'kind', (a OPERATOR(pg_catalog.->>) 'valid_for')::interval,
+                   a OPERATOR(pg_catalog.->>) 'restriction', a OPERATOR(pg_catalog.->>) 'key', release_at
+              FROM pg_catalog.jsonb_array_elements(accruals) a;
+        ELSE
+            FOR x IN SELECT a OPERATOR(pg_catalog.->>) 'currency' AS currency,
+                            (a OPERATOR(pg_catalog.->>) 'amount')::bigint AS amount,
+                            a OPERATOR(pg_catalog.->>) 'kind' AS kind,
+                            (a OPERATOR(pg_catalog.->>) 'valid_for')::interval AS valid_for,
+                            a OPERATOR(pg_catalog.->>) 'restriction' AS restriction,
+                            a OPERATOR(pg_catalog.->>) 'key' AS key
+                       FROM pg_catalog.jsonb_array_elements(accruals) a
+            LOOP
+                e := @extschema@.accrue(cid, x.currency, x.amount, NULL,
+                                        pg_catalog.now() OPERATOR(pg_catalog.+) x.valid_for,
+                                        x.kind, 0, x.restriction, rid, x.key);
+                entries := entries OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+                    'currency', e.currency, 'operation', e.operation, 'amount', e.amount, 'version', e.version);
+            END LOOP;
+        END IF;
+    END IF;
+
+    result := answer OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('commit', pg_catalog.jsonb_build_object(
+        'status', 'committed', 'replayed', false, 'committed_at', pg_catalog.now(),
+        'accrual', CASE WHEN pg_catalog.jsonb_array_length(accruals) OPERATOR(pg_catalog.=) 0 THEN 'none'
+                        WHEN release_at IS NOT NULL THEN 'queued' ELSE 'released' END,
+        'release_at', release_at, 'points_spent', spent, 'points_earned', earned, 'ledger', entries));
+
+    INSERT INTO @extschema@.receipt (program_id, receipt_id, committed_at, customer_id, at, store,
+                                     amount, discount, points_money, to_pay, points_spent, points_earned,
+                                     accruals, coupons, counters, offers, answer, actor)
+    VALUES (p.id, rid, pg_catalog.now(), cid, (answer OPERATOR(pg_catalog.->>) 'at')::timestamptz,
+            receipt OPERATOR(pg_catalog.->>) 'store',
+            @extschema@.minor_units((answer OPERATOR(pg_catalog.#>>) '{totals,amount}')::numeric, p.money_exponent),
+            @extschema@.minor_units((answer OPERATOR(pg_catalog.#>>) '{totals,discount}')::numeric, p.money_exponent),
+            @extschema@.minor_units((answer OPERATOR(pg_catalog.#>>) '{totals,points_paid}')::numeric, p.money_exponent),
+            @extschema@.minor_units((answer OPERATOR(pg_catalog.#>>) '{totals,to_pay}')::numeric, p.money_exponent),
+            spent, earned, accruals, coupons, counters, offers, result, SESSION_USER);
+    INSERT INTO @extschema@.receipt_line (program_id, receipt_id, committed_at, line, sku, qty, price,
+                                          amount, discount, points_money, to_pay, discounts,
+                                          points_paid, points_earned)
+    SELECT p.id, rid, pg_catalog.now(), (l OPERATOR(pg_catalog.->>) 'line')::integer, l OPERATOR(pg_catalog.->>) 'sku',
+           (l OPERATOR(pg_catalog.->>) 'qty')::numeric,
+           @extschema@.minor_units((l OPERATOR(pg_catalog.->>) 'price')::numeric, p.money_exponent),
+           @extschema@.minor_units((l OPERATOR(pg_catalog.->>) 'amount')::numeric, p.money_exponent),
+           @extschema@.minor_units((l OPERATOR(pg_catalog.->>) 'discount')::numeric, p.money_exponent),
+           @extschema@.minor_units((l OPERATOR(pg_catalog.->>) 'points_amount')::numeric, p.money_exponent),
+           @extschema@.minor_units((l OPERATOR(pg_catalog.->>) 'to_pay')::numeric, p.money_exponent),
+           l OPERATOR(pg_catalog.->) 'discounts', l OPERATOR(pg_catalog.->) 'points_paid',
+           l OPERATOR(pg_catalog.->) 'points_earned'
+      FROM pg_catalog.jsonb_array_elements(answer OPERATOR(pg_catalog.->) 'lines') l;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.commit(jsonb, jsonb) IS
+'write a receipt as calculate shows it: lines, redemption of the lots chosen, coupon and counter uses, the accrual (at once or queued); idempotent by receipt_id';
+
+CREATE FUNCTION public.loyalty_commit(receipt jsonb, expected jsonb DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT @extschema@.commit(receipt, expected) $$;
+COMMENT ON FUNCTION public.loyalty_commit(jsonb, jsonb) IS 'loyalty.commit under its checkout name';
+
+CREATE FUNCTION @extschema@.cancel(program text, receipt_id text, reason text DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pid bigint;
+    rid text := receipt_id;
+    k @extschema@.receipt_key;
+    r @extschema@.receipt;
+    queued text[];
+    x record;
+    e @extschema@.ledger;
+    entries jsonb := '[]';
+    result jsonb;
+BEGIN
+    IF program IS NULL OR rid IS NULL THEN
+        RAISE EXCEPTION 'program and receipt_id must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    pid := @extschema@.program_id(program);
+    SELECT * INTO k FROM @extschema@.receipt_key t
+     WHERE t.program_id OPERATOR(pg_catalog.=) pid AND t.receipt_id OPERATOR(pg_catalog.=) rid
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'receipt "%" of programme "%" was not committed', rid, program
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    SELECT * INTO STRICT r FROM @extschema@.receipt t
+     WHERE t.program_id OPERATOR(pg_catalog.=) pid AND t.receipt_id OPERATOR(pg_catalog.=) rid
+       AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at;
+    IF r.status OPERATOR(pg_catalog.=) 'cancelled' THEN
+        RETURN pg_catalog.jsonb_set(r.cancel_result, '{replayed}', 'true');
+    END IF;
+
+    -- Accruals still queued go; a release in progress is waited for.  This
+    -- comes before the wallet locks: a release never waits for a wallet.
+    WITH gone AS (
+        DELETE FROM @extschema@.accrual_queue q
+         WHERE q.program_id OPERATOR(pg_catalog.=) pid AND q.receipt_id OPERATOR(pg_catalog.=) rid
+        RETURNING q.idempotency_key)
+    SELECT COALESCE(pg_catalog.array_agg(g.idempotency_key), '{}') INTO queued FROM gone g;
+    IF r.customer_id IS NOT NULL THEN
+        PERFORM 1 FROM @extschema@.wallet w
+          WHERE w.customer_id OPERATOR(pg_catalog.=) r.customer_id
+          ORDER BY w.currency FOR NO KEY UPDATE;
+    END IF;
+
+    -- Points spent go back to the lots that paid
+    FOR x IN SELECT l.currency, l.lot_ids, l.lot_amounts
+               FROM pg_catalog.jsonb_object_keys(r.points_spent) c (currency)
+               JOIN @extschema@.ledger l
+                 ON l.program_id OPERATOR(pg_catalog.=) pid
+                AND l.idempotency_key OPERATOR(pg_catalog.=) ('loyalty:redeem:' OPERATOR(pg_catalog.||) rid
+                                                            OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) c.currency)
+              ORDER BY l.currency
+    LOOP
+        e := @extschema@.return_lots(r.customer_id, x.currency, x.lot_ids, x.lot_amounts, rid, NULL);
+        entries := entries OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+            'currency', e.currency, 'operation', e.operation, 'amount', e.amount, 'version', e.version);
+    END LOOP;
+
+    -- Accruals already released are taken back
+    FOR x IN SELECT l.currency, l.lot_id, l.amount
+               FROM pg_catalog.jsonb_array_elements(r.accruals) a
+               JOIN @extschema@.ledger l
+                 ON l.program_id OPERATOR(pg_catalog.=) pid
+                AND l.idempotency_key OPERATOR(pg_catalog.=) (a OPERATOR(pg_catalog.->>) 'key')
+              WHERE (a OPERATOR(pg_catalog.->>) 'key') OPERATOR(pg_catalog.<>) ALL (queued)
+              ORDER BY l.currency, l.lot_id
+    LOOP
+        e := @extschema@.take_back(r.customer_id, x.currency, x.lot_id, x.amount, rid, NULL);
+        entries := entries OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+            'currency', e.currency, 'operation', e.operation, 'amount', e.amount, 'version', e.version);
+    END LOOP;
+
+    -- Coupon, offer and counter uses are given back
+    UPDATE @extschema@.coupon o
+       SET uses = o.uses OPERATOR(pg_catalog.-) 1,
+           state = CASE WHEN o.state OPERATOR(pg_catalog.=) 'redeemed' THEN 'issued' ELSE o.state END
+     WHERE o.program_id OPERATOR(pg_catalog.=) pid
+       AND pg_catalog.lower(o.code) OPERATOR(pg_catalog.=) ANY
+           (SELECT pg_catalog.lower(c) FROM pg_catalog.unnest(r.coupons) c)
+       AND o.uses OPERATOR(pg_catalog.>) 0;
+    UPDATE @extschema@.personal_offer o SET uses_left = o.uses_left OPERATOR(pg_catalog.+) 1
+     WHERE o.customer_id OPERATOR(pg_catalog.=) r.customer_id
+       AND o.promotion_id OPERATOR(pg_catalog.=) ANY (r.offers)
+       AND o.uses_left IS NOT NULL;
+    UPDATE @extschema@.counter t
+       SET uses = t.uses OPERATOR(pg_catalog.-) 1,
+           money = GREATEST(t.money OPERATOR(pg_catalog.-) (c OPERATOR(pg_catalog.->>) 'money')::bigint, 0),
+           updated_at = pg_catalog.now()
+      FROM pg_catalog.jsonb_array_elements(r.counters) c
+     WHERE t.promotion_id OPERATOR(pg_catalog.=) (c OPERATOR(pg_catalog.->>) 'promotion_id')::bigint
+       AND t.customer_id OPERATOR(pg_catalog.=) (c OPERATOR(pg_catalog.->>) 'customer_id')::bigint
+       AND t.period_start OPERATOR(pg_catalog.=) (c OPERATOR(pg_catalog.->>) 'period_start')::date
+       AND t.uses OPERATOR(pg_catalog.>) 0;
+
+    result := pg_catalog.jsonb_build_object(
+        'program', program, 'receipt_id', rid, 'status', 'cancelled', 'replayed', false,
+        'cancelled_at', pg_catalog.now(), 'customer_id', r.customer_id,
+        'accruals_dequeued', pg_catalog.cardinality(queued), 'ledger', entries);
+    UPDATE @extschema@.receipt t
+       SET status = 'cancelled', cancelled_at = pg_catalog.now(), cancel_reason = reason,
+           cancel_result = result
+     WHERE t.program_id OPERATOR(pg_catalog.=) pid AND t.receipt_id OPERATOR(pg_catalog.=) rid
+       AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.cancel(text, text, text) IS
+'cancel a committed receipt: queued accruals removed, released ones taken back, spent points returned to their lots, coupon, offer and counter uses given back; a second cancel returns the first result';
+
+CREATE FUNCTION public.loyalty_cancel(program text, receipt_id text, reason text DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT @extschema@.cancel(program, receipt_id, reason) $$;
+COMMENT ON FUNCTION public.loyalty_cancel(text, text, text) IS 'loyalty.cancel under its checkout name';
+
+-- Monthly partitions of receipt and receipt_line, from the current month to
+-- months_ahead months later.  Rows of such a month that sit in the default
+-- partition (no job ran before the month began) move into it.
+CREATE FUNCTION @extschema@.create_partitions(months_ahead integer DEFAULT 3)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    m integer;
+    first date;
+    next date;
+    parent text;
+    name text;
+    made integer := 0;
+BEGIN
+    IF months_ahead IS NULL OR months_ahead OPERATOR(pg_catalog.<) 0 OR months_ahead OPERATOR(pg_catalog.>) 120 THEN
+        RAISE EXCEPTION 'months_ahead must be from 0 to 120, not %', months_ahead
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOR m IN 0 .. months_ahead LOOP
+        first := (pg_catalog.date_trunc('month', pg_catalog.now()) OPERATOR(pg_catalog.+)
+                  pg_catalog.make_interval(months => m))::date;
+        next := (first OPERATOR(pg_catalog.+) '1 month'::interval)::date;
+        FOREACH parent IN ARRAY '{receipt,receipt_line}'::text[] LOOP
+            name := pg_catalog.format('%s_%s', parent, pg_catalog.to_char(first, 'YYYY_MM'));
+            CONTINUE WHEN pg_catalog.to_regclass(pg_catalog.format('@extschema@.%I', name)) IS NOT NULL;
+            EXECUTE pg_catalog.format('CREATE TABLE @extschema@.%I (LIKE @extschema@.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
+                                      name, parent);
+            EXECUTE pg_catalog.format(
+                'WITH moved AS (DELETE FROM @extschema@.%I WHERE committed_at >= %L AND committed_at < %L RETURNING *)'
+                ' INSERT INTO @extschema@.%I SELECT * FROM moved',
+                parent OPERATOR(pg_catalog.||) '_default', first, next, name);
+            EXECUTE pg_catalog.format('ALTER TABLE @extschema@.%I ATTACH PARTITION @extschema@.%I FOR VALUES FROM (%L) TO (%L)',
+                                      parent, name, first::timestamptz, next::timestamptz);
+            made := made OPERATOR(pg_catalog.+) 1;
+        END LOOP;
+    END LOOP;
+    RETURN made;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.create_partitions(integer) IS
+'create the monthly partitions of receipt and receipt_line from this month to months_ahead later; returns how many were created';
+
+-- A job run in slices, each its own transaction, so that wallets locked by
+-- a slice are free again within a second.  No SET clause and no SECURITY
+-- DEFINER (a procedure with either cannot commit): every name is qualified.
+CREATE PROCEDURE @extschema@.run_job(job text, time_budget interval DEFAULT '50 seconds')
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    deadline timestamptz := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) time_budget;
+    slice interval;
+    n bigint;
+BEGIN
+    IF job IS NULL OR job OPERATOR(pg_catalog.<>) ALL ('{release_accruals,expire_due,release_expired_holds}'::text[]) THEN
+        RAISE EXCEPTION 'job "%" cannot run in slices', job
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'The jobs that run in slices are release_accruals, expire_due and release_expired_holds.';
+    END IF;
+    IF time_budget IS NULL OR time_budget OPERATOR(pg_catalog.<=) '0'::interval THEN
+        RAISE EXCEPTION 'time_budget must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    LOOP
+        slice := LEAST('1 second'::interval, deadline OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp());
+        EXIT WHEN slice OPERATOR(pg_catalog.<=) '0'::interval;
+        IF job OPERATOR(pg_catalog.=) 'release_accruals' THEN
+            n := @extschema@.release_accruals(slice);
+        ELSIF job OPERATOR(pg_catalog.=) 'expire_due' THEN
+            n := @extschema@.expire_due(100000, slice);
+        ELSE
+            n := @extschema@.release_expired_holds(100000, slice);
+        END IF;
+        COMMIT;
+        EXIT WHEN n OPERATOR(pg_catalog.=) 0;
+    END LOOP;
+END
+$$;
+COMMENT ON PROCEDURE @extschema@.run_job(text, interval) IS
+'run release_accruals, expire_due or release_expired_holds in one-second transactions until nothing is due or time_budget is spent (CALL it outside a transaction block)';
+
+REVOKE ALL ON FUNCTION
+    @extschema@.spend_lots(bigint, text, bigint[], bigint[], text, text),
+    @extschema@.return_lots(bigint, text, bigint[], bigint[], text, text),
+    @extschema@.take_back(bigint, text, bigint, bigint, text, text),
+    @extschema@.release_accruals(interval),
+    @extschema@.receipt_replay(bigint, text, bytea),
+    @extschema@.commit(jsonb, jsonb),
+    public.loyalty_commit(jsonb, jsonb),
+    @extschema@.cancel(text, text, text),
+    public.loyalty_cancel(text, text, text),
+    @extschema@.create_partitions(integer)
+FROM PUBLIC;
+REVOKE ALL ON PROCEDURE @extschema@.run_job(text, interval) FROM PUBLIC;
