@@ -196,3 +196,5 @@ SELECT count(*) AS lines_in_default FROM loyalty.receipt_line_default;
 SELECT * FROM pg_temp.err($$SELECT loyalty.create_partitions(-1)$$);
 -- a replay still finds the receipt in its partition
 SELECT loyalty.commit(:'r1') #>> '{commit,status}' AS status;
+
+DROP EXTENSION loyalty CASCADE;

@@ -7,7 +7,7 @@
 -- The jobs: name (the pg_cron job name), schedule (cron syntax), the
 -- command, and what it does.  Each command does what is due now within a
 -- time budget under the minute, so runs do not pile up; the ones that lock
--- wallets run in one-second transactions (loyalty.run_job), so that a till
+-- wallets run in transactions of at most 0.2 s (loyalty.run_job), so that a till
 -- never waits long for a wallet a job holds.
 CREATE FUNCTION @extschema@.jobs()
 RETURNS TABLE (job text, schedule text, command text, description text)

@@ -222,6 +222,7 @@ loyalty_accrue(PG_FUNCTION_ARGS)
 	{
 		WalletTouch(&w, false, NULL);
 		WalletAppend(&w, &e, &result);
+		WalletPayDebt(&w, e.lot_id, amount);
 	}
 	DirectEnd();
 	PG_RETURN_DATUM(result.datum);

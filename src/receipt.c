@@ -6,7 +6,8 @@
  *
  *   spend_lots      spend exactly the points calculate chose, lot by lot
  *   return_lots     give points back to the lots they were taken from
- *   take_back       take back an accrual: from its lot, the rest from any
+ *   take_back       take back an accrual: from its lot, the rest from any,
+ *                   what is missing as a debt if the caller allows it
  *   release_accruals  release the accrual queue's due rows as lots
  *
  * The first three are internal (called by the receipt functions with
@@ -275,11 +276,15 @@ loyalty_return_lots(PG_FUNCTION_ARGS)
 }
 
 /*
- * take_back(customer, currency, lot, amount, receipt, idempotency_key)
- * returns ledger: a refund entry of -amount that takes the points from the
- * lot an accrual created, as far as they are left in it, and the rest from
- * the wallet's other points in redemption order.  What holds reserve is not
- * taken; if the wallet cannot give amount, the error is P0L01.
+ * take_back(customer, currency, lot, amount, receipt, idempotency_key,
+ *           shortfall) returns ledger: a refund entry that takes the points
+ * of an accrual back, from the lot it created as far as they are left in
+ * it, the rest from the wallet's other points in redemption order.  What
+ * holds reserve is not taken.  If the wallet cannot give amount, shortfall
+ * decides: 'error' (the default) fails with P0L01; 'debt' takes what it can
+ * and the rest becomes the wallet's debt, which the next accruals pay
+ * first; 'forgive' takes what it can and leaves the rest to the caller
+ * (who withholds it in money).  The entry's amount says what was taken.
  */
 Datum
 loyalty_take_back(PG_FUNCTION_ARGS)
@@ -288,11 +293,17 @@ loyalty_take_back(PG_FUNCTION_ARGS)
 	char	   *currency = ArgText(fcinfo, 1, "currency");
 	int64		lot_id = ArgInt64(fcinfo, 2, "lot");
 	int64		amount = ArgPositive(fcinfo, 3, "amount");
+	char	   *shortfall = PG_ARGISNULL(6) ? "error" : text_to_cstring(PG_GETARG_TEXT_PP(6));
 	Applicable	all = {true, 0, NULL};
 	Entry		e = {0};
 	EntryResult result;
 	Wallet		w;
 
+	if (strcmp(shortfall, "error") != 0 && strcmp(shortfall, "debt") != 0 &&
+		strcmp(shortfall, "forgive") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("shortfall must be error, debt or forgive, not \"%s\"", shortfall)));
 	e.operation = "refund";
 	e.amount = -amount;
 	e.receipt_id = ArgTextOrNull(fcinfo, 4, "receipt");
@@ -301,25 +312,40 @@ loyalty_take_back(PG_FUNCTION_ARGS)
 
 	DirectBegin();
 	WalletLock(&w, customer, currency, WALLET_EXISTING);
-	if (!e.idempotency_key || !WalletReplay(&w, e.idempotency_key, &e, true, &result))
+	if (!e.idempotency_key || !WalletReplay(&w, e.idempotency_key, &e, false, &result))
 	{
 		Lot		   *lots;
 		int			nlots;
 		Lot		   *own;
 		int64		first = 0;
+		int64		can;
+		int64		take = amount;
 
 		WalletTouch(&w, false, NULL);
 		nlots = LoadLots(&w, &lots);
-		if (LotsAvailable(&w, lots, nlots, &all) - w.held < amount)
-			ReportInsufficient(&w, lots, nlots, &all, amount, w.held);
+		can = Max(LotsAvailable(&w, lots, nlots, &all) - w.held, 0);
+		if (can < amount)
+		{
+			if (strcmp(shortfall, "error") == 0)
+				ReportInsufficient(&w, lots, nlots, &all, amount, w.held);
+			take = can;
+			e.amount = -take;
+			if (strcmp(shortfall, "debt") == 0)
+			{
+				w.debt += amount - can;
+				e.reason = psprintf(INT64_FORMAT " owed as debt: the points were spent", amount - can);
+			}
+			else
+				e.reason = psprintf(INT64_FORMAT " not taken: the points were spent", amount - can);
+		}
 		/* the accrual's own lot first, then the others in redemption order */
 		own = FindLot(lots, nlots, lot_id);
 		if (own && LotEffective(&w, own))
 		{
-			first = Min(own->remaining, amount);
+			first = Min(own->remaining, take);
 			own->remaining -= first;
 		}
-		if (AllocateLots(&w, lots, nlots, &all, amount - first) != amount - first)
+		if (AllocateLots(&w, lots, nlots, &all, take - first) != take - first)
 			ReportInsufficient(&w, lots, nlots, &all, amount, w.held);
 		if (own && first > 0)
 		{
@@ -499,6 +525,7 @@ loyalty_release_accruals(PG_FUNCTION_ARGS)
 			{
 				WalletTouch(&w, false, NULL);
 				WalletAppend(&w, &e, NULL);
+				WalletPayDebt(&w, e.lot_id, q->amount);
 			}
 			done[ndone++] = Int64GetDatum(q->id);
 		}

@@ -32,7 +32,7 @@ CREATE TABLE @extschema@.receipt (
     committed_at   timestamptz NOT NULL,
     customer_id    bigint,
     status         text NOT NULL DEFAULT 'committed'
-                   CHECK (status OPERATOR(pg_catalog.=) ANY ('{committed,cancelled}'::text[])),
+                   CHECK (status OPERATOR(pg_catalog.=) ANY ('{committed,partly_refunded,refunded,cancelled}'::text[])),
     at             timestamptz NOT NULL,
     store          text,
     amount         bigint NOT NULL,
@@ -52,12 +52,15 @@ CREATE TABLE @extschema@.receipt (
     cancel_result  jsonb,
     PRIMARY KEY (program_id, receipt_id, committed_at)
 ) PARTITION BY RANGE (committed_at);
+-- The answer is some kilobytes of JSON: lz4 compresses it in a fraction of
+-- pglz's time.
+ALTER TABLE @extschema@.receipt ALTER COLUMN answer SET COMPRESSION lz4;
 CREATE INDEX receipt_customer_idx ON @extschema@.receipt (customer_id, committed_at);
 COMMENT ON TABLE @extschema@.receipt IS 'a committed receipt: its totals, what it spent, earned and used, and the answer commit gave; partitioned by the month of committed_at';
 COMMENT ON COLUMN @extschema@.receipt.receipt_id IS 'the receipt id the till sent, unique in the programme';
 COMMENT ON COLUMN @extschema@.receipt.committed_at IS 'the commit''s transaction time (the partition key)';
 COMMENT ON COLUMN @extschema@.receipt.customer_id IS 'the customer; NULL for an anonymous receipt or an identifier that found nobody';
-COMMENT ON COLUMN @extschema@.receipt.status IS 'committed or cancelled';
+COMMENT ON COLUMN @extschema@.receipt.status IS 'committed, partly_refunded, refunded (every line returned) or cancelled';
 COMMENT ON COLUMN @extschema@.receipt.at IS 'the receipt''s time as calculated';
 COMMENT ON COLUMN @extschema@.receipt.amount IS 'what the lines come to before discounts, in minor units of money';
 COMMENT ON COLUMN @extschema@.receipt.discount IS 'discounts, in minor units of money';
@@ -87,6 +90,7 @@ CREATE TABLE @extschema@.receipt_line (
     discounts      jsonb NOT NULL,
     points_paid    jsonb NOT NULL,
     points_earned  jsonb NOT NULL,
+    refunded_qty   numeric NOT NULL DEFAULT 0,
     PRIMARY KEY (program_id, receipt_id, committed_at, line)
 ) PARTITION BY RANGE (committed_at);
 COMMENT ON TABLE @extschema@.receipt_line IS 'a line of a committed receipt with its discounts, points paid and points earned; partitioned like loyalty.receipt';
@@ -99,6 +103,45 @@ COMMENT ON COLUMN @extschema@.receipt_line.to_pay IS 'what the line cost in mone
 COMMENT ON COLUMN @extschema@.receipt_line.discounts IS 'discounts by promotion, as calculate gave them';
 COMMENT ON COLUMN @extschema@.receipt_line.points_paid IS 'the lots that paid the line, as calculate gave them';
 COMMENT ON COLUMN @extschema@.receipt_line.points_earned IS 'points the line earned per currency, as calculate gave them';
+COMMENT ON COLUMN @extschema@.receipt_line.refunded_qty IS 'quantity of the line returned by refunds so far';
+
+CREATE TABLE @extschema@.receipt_refund (
+    program_id       bigint NOT NULL,
+    receipt_id       text NOT NULL,
+    refund_id        text NOT NULL,
+    created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    request          jsonb NOT NULL,
+    lines            jsonb NOT NULL,
+    money            bigint NOT NULL,
+    money_withheld   bigint NOT NULL,
+    points_returned  jsonb NOT NULL,
+    points_taken     jsonb NOT NULL,
+    debt             jsonb NOT NULL,
+    result           jsonb NOT NULL,
+    actor            text NOT NULL,
+    reason           text,
+    PRIMARY KEY (program_id, receipt_id, refund_id)
+);
+COMMENT ON TABLE @extschema@.receipt_refund IS 'a return of some lines of a committed receipt: what went back in money and points';
+COMMENT ON COLUMN @extschema@.receipt_refund.refund_id IS 'the return''s own id, unique per receipt: a repeated refund with it is a replay';
+COMMENT ON COLUMN @extschema@.receipt_refund.request IS 'the lines argument as sent: a replay must send the same';
+COMMENT ON COLUMN @extschema@.receipt_refund.lines IS 'the lines returned: [{line, qty}] as requested, qty filled in';
+COMMENT ON COLUMN @extschema@.receipt_refund.money IS 'money to give back, in minor units, after money_withheld';
+COMMENT ON COLUMN @extschema@.receipt_refund.money_withheld IS 'money kept for earned points already spent (programme refund_shortfall = money), in minor units';
+COMMENT ON COLUMN @extschema@.receipt_refund.points_returned IS 'points paid by the lines given back to their lots, per currency';
+COMMENT ON COLUMN @extschema@.receipt_refund.points_taken IS 'points the lines earned taken back (from the queue or the wallet), per currency';
+COMMENT ON COLUMN @extschema@.receipt_refund.debt IS 'points the wallet could not give back, owed per currency (programme refund_shortfall = debt)';
+
+-- What a refund or cancel does when the points a receipt earned were spent:
+-- record a debt that the next accruals pay first, or keep their value from
+-- the money given back.
+ALTER TABLE @extschema@.program
+    ADD COLUMN refund_shortfall text NOT NULL DEFAULT 'debt'
+    CHECK (refund_shortfall OPERATOR(pg_catalog.=) ANY ('{debt,money}'::text[]));
+COMMENT ON COLUMN @extschema@.program.refund_shortfall IS 'when returned goods earned points the customer already spent: debt (owed, paid by the next accruals) or money (their value kept from the refund)';
+ALTER TABLE @extschema@.wallet
+    ADD COLUMN debt bigint NOT NULL DEFAULT 0 CHECK (debt OPERATOR(pg_catalog.>=) 0);
+COMMENT ON COLUMN @extschema@.wallet.debt IS 'points owed by refunds of receipts whose earned points were spent: the next accruals pay it first';
 
 -- Rows of months that have no partition yet land in the default partitions;
 -- loyalty.create_partitions() (a daily job) keeps months ahead and moves
@@ -140,8 +183,20 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.receipt_key', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.receipt_default', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.receipt_line_default', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.accrual_queue', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.receipt_refund', '');
 SELECT pg_catalog.pg_extension_config_dump(
     pg_catalog.pg_get_serial_sequence('@extschema@.accrual_queue', 'id'), '');
+
+-- The sweeps read what is due in (deadline, id) order, a chunk at a time:
+-- with the deadline alone in the index, lots that expire at the same
+-- instant (the end of a month, a campaign's last day) were sorted anew for
+-- every chunk.
+DROP INDEX @extschema@.lot_due_idx;
+CREATE INDEX lot_due_idx ON @extschema@.lot (valid_to, id)
+    WHERE live AND valid_to IS NOT NULL;
+DROP INDEX @extschema@.hold_due_idx;
+CREATE INDEX hold_due_idx ON @extschema@.hold (expires_at, id)
+    WHERE status OPERATOR(pg_catalog.=) 'active';
 
 -- The ledger operations of receipts (src/receipt.c)
 
@@ -164,12 +219,13 @@ COMMENT ON FUNCTION @extschema@.return_lots(bigint, text, bigint[], bigint[], te
 'give amounts[i] back to lot lot_ids[i] with a refund entry, keeping the lot''s window';
 
 CREATE FUNCTION @extschema@.take_back(customer bigint, currency text, lot bigint, amount bigint,
-                                      receipt text DEFAULT NULL, idempotency_key text DEFAULT NULL)
+                                      receipt text DEFAULT NULL, idempotency_key text DEFAULT NULL,
+                                      shortfall text DEFAULT 'error')
 RETURNS @extschema@.ledger
 AS 'MODULE_PATHNAME', 'loyalty_take_back'
 LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
-COMMENT ON FUNCTION @extschema@.take_back(bigint, text, bigint, bigint, text, text) IS
-'take back an accrual with a refund entry: from its lot as far as it holds, the rest from the wallet''s other points';
+COMMENT ON FUNCTION @extschema@.take_back(bigint, text, bigint, bigint, text, text, text) IS
+'take back an accrual with a refund entry: from its lot as far as it holds, the rest from the wallet''s other points; what is missing fails (error), is owed (debt) or is left to the caller (forgive)';
 
 CREATE FUNCTION @extschema@.release_accruals(time_budget interval DEFAULT '50 seconds')
 RETURNS bigint
@@ -179,18 +235,53 @@ COMMENT ON FUNCTION @extschema@.release_accruals(interval) IS
 'release the due accruals of the queue as lots, in chunks claimed with SKIP LOCKED, until none is due or time_budget is spent; returns how many';
 
 -- Money and points in the answer are numbers in major units; stored, they
--- are integers of minor units.
+-- are integers of minor units.  The small helpers below name everything
+-- with its schema and set no search_path, so that the planner inlines them.
 CREATE FUNCTION @extschema@.minor_units(value numeric, exponent integer)
 RETURNS bigint
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 AS $$ SELECT (value OPERATOR(pg_catalog.*) pg_catalog.power(10::numeric, exponent))::bigint $$;
 COMMENT ON FUNCTION @extschema@.minor_units(numeric, integer) IS
 'a number of major units as an integer of minor units (12.34 with exponent 2 is 1234)';
 
+-- Minor units as a number of major units with the currency's decimals
+CREATE FUNCTION @extschema@.major_units(value bigint, exponent integer)
+RETURNS numeric
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS $$ SELECT pg_catalog.round(value::numeric OPERATOR(pg_catalog./) pg_catalog.power(10::numeric, exponent), exponent) $$;
+COMMENT ON FUNCTION @extschema@.major_units(bigint, integer) IS
+'an integer of minor units as a number of major units (1234 with exponent 2 is 12.34)';
+
+-- A part's share of total when a quantity goes from prev to upto of qty:
+-- cumulative, so that the parts of one total add up to it exactly.
+CREATE FUNCTION @extschema@.share(total bigint, prev numeric, upto numeric, qty numeric)
+RETURNS bigint
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS $$
+    SELECT (pg_catalog.floor(total::numeric OPERATOR(pg_catalog.*) upto OPERATOR(pg_catalog./) qty)
+            OPERATOR(pg_catalog.-) pg_catalog.floor(total::numeric OPERATOR(pg_catalog.*) prev OPERATOR(pg_catalog./) qty))::bigint
+$$;
+COMMENT ON FUNCTION @extschema@.share(bigint, numeric, numeric, numeric) IS
+'the share of total that quantity upto of qty carries beyond quantity prev (floors of cumulative shares: the parts add up)';
+
+-- The money, in minor units, that points of a currency are worth (rounded up)
+CREATE FUNCTION @extschema@.points_money(pid bigint, currency text, points bigint)
+RETURNS bigint
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.ceil(points::numeric OPERATOR(pg_catalog.*) k.money_per_unit
+                           OPERATOR(pg_catalog.*) pg_catalog.power(10::numeric, p.money_exponent)
+                           OPERATOR(pg_catalog./) pg_catalog.power(10::numeric, k.exponent))::bigint
+      FROM @extschema@.currency k JOIN @extschema@.program p ON p.id OPERATOR(pg_catalog.=) k.program_id
+     WHERE k.program_id OPERATOR(pg_catalog.=) pid AND k.code OPERATOR(pg_catalog.=) currency
+$$;
+COMMENT ON FUNCTION @extschema@.points_money(bigint, text, bigint) IS
+'what points (minor units of a currency) are worth in minor units of the programme''s money, rounded up';
+
 -- First day of a promotion's limit period that holds a date (as calculate counts)
 CREATE FUNCTION @extschema@.period_start(period text, day date)
 RETURNS date
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
     SELECT CASE period
            WHEN 'day' THEN day
@@ -206,7 +297,7 @@ COMMENT ON FUNCTION @extschema@.period_start(text, date) IS
 -- the parts of the answer that decide money and points.
 CREATE FUNCTION @extschema@.answer_changes(seen jsonb, now_answer jsonb)
 RETURNS text[]
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE sql IMMUTABLE
 AS $$
     SELECT COALESCE(pg_catalog.array_agg(v.part ORDER BY v.ord), '{}')
       FROM (VALUES (1, 'totals', seen OPERATOR(pg_catalog.->) 'totals', now_answer OPERATOR(pg_catalog.->) 'totals'),
@@ -572,12 +663,17 @@ DECLARE
     x record;
     e @extschema@.ledger;
     entries jsonb := '[]';
+    policy text;
+    short bigint;
+    withheld bigint := 0;
+    owed jsonb := '{}';
     result jsonb;
 BEGIN
     IF program IS NULL OR rid IS NULL THEN
         RAISE EXCEPTION 'program and receipt_id must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     pid := @extschema@.program_id(program);
+    SELECT g.refund_shortfall INTO policy FROM @extschema@.program g WHERE g.id OPERATOR(pg_catalog.=) pid;
     SELECT * INTO k FROM @extschema@.receipt_key t
      WHERE t.program_id OPERATOR(pg_catalog.=) pid AND t.receipt_id OPERATOR(pg_catalog.=) rid
        FOR UPDATE;
@@ -590,6 +686,12 @@ BEGIN
        AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at;
     IF r.status OPERATOR(pg_catalog.=) 'cancelled' THEN
         RETURN pg_catalog.jsonb_set(r.cancel_result, '{replayed}', 'true');
+    END IF;
+    IF r.status OPERATOR(pg_catalog.<>) 'committed' THEN
+        RAISE EXCEPTION 'receipt "%" of programme "%" was %: it cannot be cancelled', rid, program,
+              CASE r.status WHEN 'refunded' THEN 'refunded' ELSE 'refunded in part' END
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Return the other lines with loyalty.refund.';
     END IF;
 
     -- Accruals still queued go; a release in progress is waited for.  This
@@ -628,9 +730,17 @@ BEGIN
               WHERE (a OPERATOR(pg_catalog.->>) 'key') OPERATOR(pg_catalog.<>) ALL (queued)
               ORDER BY l.currency, l.lot_id
     LOOP
-        e := @extschema@.take_back(r.customer_id, x.currency, x.lot_id, x.amount, rid, NULL);
+        e := @extschema@.take_back(r.customer_id, x.currency, x.lot_id, x.amount, rid, NULL,
+                                   CASE policy WHEN 'debt' THEN 'debt' ELSE 'forgive' END);
         entries := entries OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
             'currency', e.currency, 'operation', e.operation, 'amount', e.amount, 'version', e.version);
+        short := x.amount OPERATOR(pg_catalog.+) e.amount;
+        IF short OPERATOR(pg_catalog.>) 0 AND policy OPERATOR(pg_catalog.=) 'debt' THEN
+            owed := owed OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(x.currency,
+                COALESCE((owed OPERATOR(pg_catalog.->>) x.currency)::bigint, 0) OPERATOR(pg_catalog.+) short);
+        ELSIF short OPERATOR(pg_catalog.>) 0 THEN
+            withheld := withheld OPERATOR(pg_catalog.+) @extschema@.points_money(pid, x.currency, short);
+        END IF;
     END LOOP;
 
     -- Coupon, offer and counter uses are given back
@@ -658,7 +768,10 @@ BEGIN
     result := pg_catalog.jsonb_build_object(
         'program', program, 'receipt_id', rid, 'status', 'cancelled', 'replayed', false,
         'cancelled_at', pg_catalog.now(), 'customer_id', r.customer_id,
-        'accruals_dequeued', pg_catalog.cardinality(queued), 'ledger', entries);
+        'accruals_dequeued', pg_catalog.cardinality(queued), 'ledger', entries,
+        'debt', owed, 'money_withheld',
+        @extschema@.major_units(withheld, (SELECT g.money_exponent FROM @extschema@.program g
+                                            WHERE g.id OPERATOR(pg_catalog.=) pid)));
     UPDATE @extschema@.receipt t
        SET status = 'cancelled', cancelled_at = pg_catalog.now(), cancel_reason = reason,
            cancel_result = result
@@ -668,13 +781,301 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION @extschema@.cancel(text, text, text) IS
-'cancel a committed receipt: queued accruals removed, released ones taken back, spent points returned to their lots, coupon, offer and counter uses given back; a second cancel returns the first result';
+'cancel a committed receipt: queued accruals removed, released ones taken back (what was spent since owed or kept in money, per refund_shortfall), spent points returned to their lots, coupon, offer and counter uses given back; a second cancel returns the first result';
 
 CREATE FUNCTION public.loyalty_cancel(program text, receipt_id text, reason text DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$ SELECT @extschema@.cancel(program, receipt_id, reason) $$;
 COMMENT ON FUNCTION public.loyalty_cancel(text, text, text) IS 'loyalty.cancel under its checkout name';
+
+-- A partial return: some lines, some quantity.  Each line gives back its
+-- share of what it cost, of the points that paid it (to the same lots) and
+-- of the points it earned (from the queue, or taken back from the wallet),
+-- in proportion to the quantity returned; shares are cumulative, so that
+-- returning a line in parts gives back exactly what returning it at once
+-- would.
+CREATE FUNCTION @extschema@.refund(program text, receipt_id text, lines jsonb, refund_id text,
+                                   reason text DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rid text := receipt_id;
+    fid text := refund_id;
+    g @extschema@.program;
+    k @extschema@.receipt_key;
+    r @extschema@.receipt;
+    old @extschema@.receipt_refund;
+    l @extschema@.receipt_line;
+    req jsonb := '[]';
+    item jsonb;
+    n integer := 0;
+    line_no integer;
+    back numeric;
+    prev numeric;
+    upto numeric;
+    x record;
+    e @extschema@.ledger;
+    entries jsonb := '[]';
+    line_money bigint;
+    money bigint := 0;
+    withheld bigint := 0;
+    ret_cur text[] := '{}';
+    ret_lot bigint[] := '{}';
+    ret_amt bigint[] := '{}';
+    tb_cur text[] := '{}';
+    tb_amt bigint[] := '{}';
+    returned jsonb := '{}';
+    taken jsonb := '{}';
+    owed jsonb := '{}';
+    per_line jsonb := '[]';
+    line_ret jsonb;
+    line_tb jsonb;
+    want bigint;
+    cut bigint;
+    short bigint;
+    lot bigint;
+    result jsonb;
+BEGIN
+    IF program IS NULL OR rid IS NULL OR lines IS NULL OR fid IS NULL THEN
+        RAISE EXCEPTION 'program, receipt_id, lines and refund_id must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF fid OPERATOR(pg_catalog.=) '' OR pg_catalog.length(fid) OPERATOR(pg_catalog.>) 128 THEN
+        RAISE EXCEPTION 'refund_id must be 1 to 128 characters'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'The refund id makes a refund safe to repeat: send the same id again when the outcome is unknown.';
+    END IF;
+    SELECT * INTO g FROM @extschema@.program p WHERE p.id OPERATOR(pg_catalog.=) @extschema@.program_id(program);
+    IF pg_catalog.jsonb_typeof(lines) IS DISTINCT FROM 'array' OR pg_catalog.jsonb_array_length(lines) OPERATOR(pg_catalog.=) 0 THEN
+        RAISE EXCEPTION 'lines must be a non-empty JSON array of {"line": n, "qty": q}'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT * INTO k FROM @extschema@.receipt_key t
+     WHERE t.program_id OPERATOR(pg_catalog.=) g.id AND t.receipt_id OPERATOR(pg_catalog.=) rid
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'receipt "%" of programme "%" was not committed', rid, program
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    SELECT * INTO STRICT r FROM @extschema@.receipt t
+     WHERE t.program_id OPERATOR(pg_catalog.=) g.id AND t.receipt_id OPERATOR(pg_catalog.=) rid
+       AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at;
+
+    -- the same refund again: its first result
+    SELECT * INTO old FROM @extschema@.receipt_refund f
+     WHERE f.program_id OPERATOR(pg_catalog.=) g.id AND f.receipt_id OPERATOR(pg_catalog.=) rid
+       AND f.refund_id OPERATOR(pg_catalog.=) fid;
+    IF FOUND THEN
+        IF old.request OPERATOR(pg_catalog.<>) lines THEN
+            RAISE EXCEPTION 'refund "%" of receipt "%" was made with other lines', fid, rid
+                USING ERRCODE = '23L02',
+                      DETAIL = pg_catalog.format('It returned %s.', old.lines),
+                      HINT = 'Give a new return a new refund_id.';
+        END IF;
+        RETURN old.result OPERATOR(pg_catalog.||) '{"replayed": true}';
+    END IF;
+    IF r.status OPERATOR(pg_catalog.=) 'cancelled' THEN
+        RAISE EXCEPTION 'receipt "%" of programme "%" was cancelled: nothing is left to refund', rid, program
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+
+    -- the lines asked for, checked one by one
+    FOR item IN SELECT v FROM pg_catalog.jsonb_array_elements(lines) v LOOP
+        IF pg_catalog.jsonb_typeof(item) IS DISTINCT FROM 'object'
+           OR pg_catalog.jsonb_typeof(item OPERATOR(pg_catalog.->) 'line') IS DISTINCT FROM 'number'
+           OR (item OPERATOR(pg_catalog.->>) 'line')::numeric OPERATOR(pg_catalog.<>) pg_catalog.trunc((item OPERATOR(pg_catalog.->>) 'line')::numeric)
+           OR pg_catalog.abs((item OPERATOR(pg_catalog.->>) 'line')::numeric) OPERATOR(pg_catalog.>) 2147483647 THEN
+            RAISE EXCEPTION 'lines[%] must be an object with a whole number "line"', n
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        line_no := (item OPERATOR(pg_catalog.->>) 'line')::integer;
+        IF item OPERATOR(pg_catalog.?) 'qty' AND pg_catalog.jsonb_typeof(item OPERATOR(pg_catalog.->) 'qty') IS DISTINCT FROM 'number' THEN
+            RAISE EXCEPTION 'lines[%].qty must be a number', n USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        SELECT * INTO l FROM @extschema@.receipt_line t
+         WHERE t.program_id OPERATOR(pg_catalog.=) g.id AND t.receipt_id OPERATOR(pg_catalog.=) rid
+           AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at AND t.line OPERATOR(pg_catalog.=) line_no;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'receipt "%" has no line %', rid, line_no USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF req OPERATOR(pg_catalog.@>) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('line', line_no)) THEN
+            RAISE EXCEPTION 'line % is named twice', line_no USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        back := COALESCE((item OPERATOR(pg_catalog.->>) 'qty')::numeric, l.qty OPERATOR(pg_catalog.-) l.refunded_qty);
+        IF back OPERATOR(pg_catalog.<=) 0 AND item OPERATOR(pg_catalog.?) 'qty' THEN
+            RAISE EXCEPTION 'lines[%].qty must be greater than 0', n USING ERRCODE = 'numeric_value_out_of_range';
+        END IF;
+        IF l.refunded_qty OPERATOR(pg_catalog.>=) l.qty THEN
+            RAISE EXCEPTION 'line % of receipt "%" was returned already', line_no, rid
+                USING ERRCODE = '23L03', HINT = 'A line is returned at most once in all.';
+        END IF;
+        IF back OPERATOR(pg_catalog.>) (l.qty OPERATOR(pg_catalog.-) l.refunded_qty) THEN
+            RAISE EXCEPTION 'line % of receipt "%" has % left to return, not %', line_no, rid,
+                  l.qty OPERATOR(pg_catalog.-) l.refunded_qty, back
+                USING ERRCODE = '23L03',
+                      DETAIL = pg_catalog.format('%s of %s were returned already.', l.refunded_qty, l.qty);
+        END IF;
+        req := req OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('line', line_no, 'qty', back));
+        n := n OPERATOR(pg_catalog.+) 1;
+    END LOOP;
+
+    -- each line's share, cumulative over its returns
+    FOR item IN SELECT v FROM pg_catalog.jsonb_array_elements(req) v LOOP
+        SELECT * INTO l FROM @extschema@.receipt_line t
+         WHERE t.program_id OPERATOR(pg_catalog.=) g.id AND t.receipt_id OPERATOR(pg_catalog.=) rid
+           AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at
+           AND t.line OPERATOR(pg_catalog.=) (item OPERATOR(pg_catalog.->>) 'line')::integer;
+        prev := l.refunded_qty;
+        upto := prev OPERATOR(pg_catalog.+) (item OPERATOR(pg_catalog.->>) 'qty')::numeric;
+        line_money := @extschema@.share(l.to_pay, prev, upto, l.qty);
+        money := money OPERATOR(pg_catalog.+) line_money;
+        line_ret := '{}';
+        line_tb := '{}';
+        FOR x IN SELECT pp OPERATOR(pg_catalog.->>) 'currency' AS currency, (pp OPERATOR(pg_catalog.->>) 'lot')::bigint AS lot,
+                        @extschema@.share(@extschema@.minor_units((pp OPERATOR(pg_catalog.->>) 'points')::numeric, c.exponent),
+                                          prev, upto, l.qty) AS amount
+                   FROM pg_catalog.jsonb_array_elements(l.points_paid) pp
+                   JOIN @extschema@.currency c ON c.program_id OPERATOR(pg_catalog.=) g.id
+                                              AND c.code OPERATOR(pg_catalog.=) (pp OPERATOR(pg_catalog.->>) 'currency')
+        LOOP
+            CONTINUE WHEN x.amount OPERATOR(pg_catalog.<=) 0;
+            ret_cur := ret_cur OPERATOR(pg_catalog.||) x.currency;
+            ret_lot := ret_lot OPERATOR(pg_catalog.||) x.lot;
+            ret_amt := ret_amt OPERATOR(pg_catalog.||) x.amount;
+            line_ret := line_ret OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(x.currency,
+                COALESCE((line_ret OPERATOR(pg_catalog.->>) x.currency)::bigint, 0) OPERATOR(pg_catalog.+) x.amount);
+        END LOOP;
+        FOR x IN SELECT pe OPERATOR(pg_catalog.->>) 'currency' AS currency,
+                        @extschema@.share(@extschema@.minor_units((pe OPERATOR(pg_catalog.->>) 'points')::numeric, c.exponent),
+                                          prev, upto, l.qty) AS amount
+                   FROM pg_catalog.jsonb_array_elements(l.points_earned) pe
+                   JOIN @extschema@.currency c ON c.program_id OPERATOR(pg_catalog.=) g.id
+                                              AND c.code OPERATOR(pg_catalog.=) (pe OPERATOR(pg_catalog.->>) 'currency')
+        LOOP
+            CONTINUE WHEN x.amount OPERATOR(pg_catalog.<=) 0 OR r.customer_id IS NULL;
+            tb_cur := tb_cur OPERATOR(pg_catalog.||) x.currency;
+            tb_amt := tb_amt OPERATOR(pg_catalog.||) x.amount;
+            line_tb := line_tb OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(x.currency,
+                COALESCE((line_tb OPERATOR(pg_catalog.->>) x.currency)::bigint, 0) OPERATOR(pg_catalog.+) x.amount);
+        END LOOP;
+        UPDATE @extschema@.receipt_line t SET refunded_qty = upto
+         WHERE t.program_id OPERATOR(pg_catalog.=) g.id AND t.receipt_id OPERATOR(pg_catalog.=) rid
+           AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at AND t.line OPERATOR(pg_catalog.=) l.line;
+        per_line := per_line OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+            'line', l.line, 'qty', item OPERATOR(pg_catalog.->) 'qty',
+            'money', @extschema@.major_units(line_money, g.money_exponent),
+            'points_returned', line_ret, 'points_taken', line_tb));
+    END LOOP;
+
+    -- Points earned and still queued come off the queue first (before the
+    -- wallet locks: a release never waits for a wallet), regular accruals
+    -- before bonus lots.
+    FOR x IN SELECT u.c AS currency, pg_catalog.sum(u.a)::bigint AS amount
+               FROM ROWS FROM (pg_catalog.unnest(tb_cur), pg_catalog.unnest(tb_amt)) u (c, a) GROUP BY u.c ORDER BY u.c
+    LOOP
+        want := x.amount;
+        taken := taken OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(x.currency, x.amount);
+        FOR item IN SELECT pg_catalog.jsonb_build_object('id', q.id, 'amount', q.amount)
+                      FROM @extschema@.accrual_queue q
+                     WHERE q.program_id OPERATOR(pg_catalog.=) g.id AND q.receipt_id OPERATOR(pg_catalog.=) rid
+                       AND q.currency OPERATOR(pg_catalog.=) x.currency
+                     ORDER BY q.kind OPERATOR(pg_catalog.<>) 'regular', q.id
+                       FOR UPDATE
+        LOOP
+            EXIT WHEN want OPERATOR(pg_catalog.<=) 0;
+            cut := LEAST(want, (item OPERATOR(pg_catalog.->>) 'amount')::bigint);
+            IF cut OPERATOR(pg_catalog.=) (item OPERATOR(pg_catalog.->>) 'amount')::bigint THEN
+                DELETE FROM @extschema@.accrual_queue q WHERE q.id OPERATOR(pg_catalog.=) (item OPERATOR(pg_catalog.->>) 'id')::bigint;
+            ELSE
+                UPDATE @extschema@.accrual_queue q SET amount = q.amount OPERATOR(pg_catalog.-) cut
+                 WHERE q.id OPERATOR(pg_catalog.=) (item OPERATOR(pg_catalog.->>) 'id')::bigint;
+            END IF;
+            want := want OPERATOR(pg_catalog.-) cut;
+        END LOOP;
+        tb_cur := tb_cur OPERATOR(pg_catalog.||) ('-' OPERATOR(pg_catalog.||) x.currency);
+        tb_amt := tb_amt OPERATOR(pg_catalog.||) want;
+    END LOOP;
+
+    IF r.customer_id IS NOT NULL THEN
+        PERFORM 1 FROM @extschema@.wallet w
+          WHERE w.customer_id OPERATOR(pg_catalog.=) r.customer_id
+          ORDER BY w.currency FOR NO KEY UPDATE;
+    END IF;
+
+    -- Points that paid the lines go back to their lots
+    FOR x IN SELECT s.c AS currency, pg_catalog.array_agg(s.l ORDER BY s.l) AS lots,
+                    pg_catalog.array_agg(s.a ORDER BY s.l) AS amounts, pg_catalog.sum(s.a)::bigint AS total
+               FROM (SELECT u.c, u.l, pg_catalog.sum(u.a)::bigint AS a
+                       FROM ROWS FROM (pg_catalog.unnest(ret_cur), pg_catalog.unnest(ret_lot), pg_catalog.unnest(ret_amt)) u (c, l, a) GROUP BY u.c, u.l) s
+              GROUP BY s.c ORDER BY s.c
+    LOOP
+        e := @extschema@.return_lots(r.customer_id, x.currency, x.lots, x.amounts, rid, NULL);
+        returned := returned OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(x.currency, x.total);
+        entries := entries OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+            'currency', e.currency, 'operation', e.operation, 'amount', e.amount, 'version', e.version);
+    END LOOP;
+
+    -- Points earned and released are taken back from the wallet (the
+    -- accrual's lot first); what was spent since is owed or kept in money
+    FOR x IN SELECT pg_catalog.substr(u.c, 2) AS currency, u.a AS amount
+               FROM ROWS FROM (pg_catalog.unnest(tb_cur), pg_catalog.unnest(tb_amt)) u (c, a)
+              WHERE pg_catalog.left(u.c, 1) OPERATOR(pg_catalog.=) '-' AND u.a OPERATOR(pg_catalog.>) 0
+              ORDER BY 1
+    LOOP
+        SELECT e2.lot_id INTO lot
+          FROM pg_catalog.jsonb_array_elements(r.accruals) a
+          JOIN @extschema@.ledger e2 ON e2.program_id OPERATOR(pg_catalog.=) g.id
+                                    AND e2.idempotency_key OPERATOR(pg_catalog.=) (a OPERATOR(pg_catalog.->>) 'key')
+         WHERE a OPERATOR(pg_catalog.->>) 'currency' OPERATOR(pg_catalog.=) x.currency
+         ORDER BY a OPERATOR(pg_catalog.->>) 'kind' OPERATOR(pg_catalog.<>) 'regular', e2.version
+         LIMIT 1;
+        e := @extschema@.take_back(r.customer_id, x.currency, COALESCE(lot, 0), x.amount, rid, NULL,
+                                   CASE g.refund_shortfall WHEN 'debt' THEN 'debt' ELSE 'forgive' END);
+        entries := entries OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+            'currency', e.currency, 'operation', e.operation, 'amount', e.amount, 'version', e.version);
+        short := x.amount OPERATOR(pg_catalog.+) e.amount;
+        IF short OPERATOR(pg_catalog.>) 0 AND g.refund_shortfall OPERATOR(pg_catalog.=) 'debt' THEN
+            owed := owed OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(x.currency, short);
+        ELSIF short OPERATOR(pg_catalog.>) 0 THEN
+            withheld := withheld OPERATOR(pg_catalog.+) @extschema@.points_money(g.id, x.currency, short);
+        END IF;
+    END LOOP;
+    withheld := LEAST(withheld, money);
+
+    result := pg_catalog.jsonb_build_object(
+        'program', program, 'receipt_id', rid, 'refund_id', fid, 'replayed', false,
+        'status', CASE WHEN EXISTS (SELECT 1 FROM @extschema@.receipt_line t
+                                     WHERE t.program_id OPERATOR(pg_catalog.=) g.id
+                                       AND t.receipt_id OPERATOR(pg_catalog.=) rid
+                                       AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at
+                                       AND t.refunded_qty OPERATOR(pg_catalog.<) t.qty)
+                       THEN 'partly_refunded' ELSE 'refunded' END,
+        'customer_id', r.customer_id, 'lines', per_line,
+        'money', @extschema@.major_units(money OPERATOR(pg_catalog.-) withheld, g.money_exponent),
+        'money_withheld', @extschema@.major_units(withheld, g.money_exponent),
+        'points_returned', returned, 'points_taken', taken, 'debt', owed, 'ledger', entries);
+    INSERT INTO @extschema@.receipt_refund (program_id, receipt_id, refund_id, request, lines, money,
+                                            money_withheld, points_returned, points_taken, debt,
+                                            result, actor, reason)
+    VALUES (g.id, rid, fid, lines, req, money OPERATOR(pg_catalog.-) withheld, withheld, returned, taken, owed,
+            result, SESSION_USER, reason);
+    UPDATE @extschema@.receipt t SET status = result OPERATOR(pg_catalog.->>) 'status'
+     WHERE t.program_id OPERATOR(pg_catalog.=) g.id AND t.receipt_id OPERATOR(pg_catalog.=) rid
+       AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.refund(text, text, jsonb, text, text) IS
+'return some lines of a committed receipt (some quantity): their share of the money, of the points that paid them (to the same lots) and of the points they earned; idempotent by refund_id';
+
+CREATE FUNCTION public.loyalty_refund(program text, receipt_id text, lines jsonb, refund_id text,
+                                      reason text DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT @extschema@.refund(program, receipt_id, lines, refund_id, reason) $$;
+COMMENT ON FUNCTION public.loyalty_refund(text, text, jsonb, text, text) IS 'loyalty.refund under its checkout name';
 
 -- Monthly partitions of receipt and receipt_line, from the current month to
 -- months_ahead months later.  Rows of such a month that sit in the default
@@ -720,7 +1121,7 @@ COMMENT ON FUNCTION @extschema@.create_partitions(integer) IS
 'create the monthly partitions of receipt and receipt_line from this month to months_ahead later; returns how many were created';
 
 -- A job run in slices, each its own transaction, so that wallets locked by
--- a slice are free again within a second.  No SET clause and no SECURITY
+-- a slice are free again within a fifth of a second.  No SET clause and no SECURITY
 -- DEFINER (a procedure with either cannot commit): every name is qualified.
 CREATE PROCEDURE @extschema@.run_job(job text, time_budget interval DEFAULT '50 seconds')
 LANGUAGE plpgsql
@@ -729,6 +1130,7 @@ DECLARE
     deadline timestamptz := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) time_budget;
     slice interval;
     n bigint;
+    idle integer := 0;
 BEGIN
     IF job IS NULL OR job OPERATOR(pg_catalog.<>) ALL ('{release_accruals,expire_due,release_expired_holds}'::text[]) THEN
         RAISE EXCEPTION 'job "%" cannot run in slices', job
@@ -739,7 +1141,7 @@ BEGIN
         RAISE EXCEPTION 'time_budget must be positive' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     LOOP
-        slice := LEAST('1 second'::interval, deadline OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp());
+        slice := LEAST('200 milliseconds'::interval, deadline OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp());
         EXIT WHEN slice OPERATOR(pg_catalog.<=) '0'::interval;
         IF job OPERATOR(pg_catalog.=) 'release_accruals' THEN
             n := @extschema@.release_accruals(slice);
@@ -749,23 +1151,33 @@ BEGIN
             n := @extschema@.release_expired_holds(100000, slice);
         END IF;
         COMMIT;
-        EXIT WHEN n OPERATOR(pg_catalog.=) 0;
+        -- a slice that did nothing met only rows other workers or tills
+        -- hold, or nothing due: after three in a row, stop
+        IF n OPERATOR(pg_catalog.>) 0 THEN
+            idle := 0;
+        ELSE
+            idle := idle OPERATOR(pg_catalog.+) 1;
+            EXIT WHEN idle OPERATOR(pg_catalog.>=) 3;
+            PERFORM pg_catalog.pg_sleep(0.05);
+        END IF;
     END LOOP;
 END
 $$;
 COMMENT ON PROCEDURE @extschema@.run_job(text, interval) IS
-'run release_accruals, expire_due or release_expired_holds in one-second transactions until nothing is due or time_budget is spent (CALL it outside a transaction block)';
+'run release_accruals, expire_due or release_expired_holds in transactions of at most 0.2 s until three in a row find nothing to do or time_budget is spent (CALL it outside a transaction block)';
 
 REVOKE ALL ON FUNCTION
     @extschema@.spend_lots(bigint, text, bigint[], bigint[], text, text),
     @extschema@.return_lots(bigint, text, bigint[], bigint[], text, text),
-    @extschema@.take_back(bigint, text, bigint, bigint, text, text),
+    @extschema@.take_back(bigint, text, bigint, bigint, text, text, text),
     @extschema@.release_accruals(interval),
     @extschema@.receipt_replay(bigint, text, bytea),
     @extschema@.commit(jsonb, jsonb),
     public.loyalty_commit(jsonb, jsonb),
     @extschema@.cancel(text, text, text),
     public.loyalty_cancel(text, text, text),
-    @extschema@.create_partitions(integer)
+    @extschema@.create_partitions(integer),
+    @extschema@.refund(text, text, jsonb, text, text),
+    public.loyalty_refund(text, text, jsonb, text, text)
 FROM PUBLIC;
 REVOKE ALL ON PROCEDURE @extschema@.run_job(text, interval) FROM PUBLIC;

@@ -50,6 +50,23 @@ static KeptQuery expired_lots_query = {
 	" ORDER BY valid_to, id",
 	3, {INT8OID, TEXTOID, TIMESTAMPTZOID}, NULL
 };
+/*
+ * A sweep takes the expired lots no other sweep has claimed, and keeps the
+ * wallet's next expiry at the earliest lot it leaves live (one it passed
+ * over, or one to come), so that a later touch finds what it left.
+ */
+static KeptQuery expired_lots_unclaimed_query = {
+	"SELECT id, remaining FROM loyalty.lot"
+	" WHERE customer_id = $1 AND currency = $2 AND live AND valid_to <= $3"
+	" ORDER BY valid_to, id FOR UPDATE SKIP LOCKED",
+	3, {INT8OID, TEXTOID, TIMESTAMPTZOID}, NULL
+};
+static KeptQuery next_expiry_left_query = {
+	"SELECT min(valid_to) FROM loyalty.lot"
+	" WHERE customer_id = $1 AND currency = $2 AND live AND valid_to IS NOT NULL"
+	" AND NOT id = ANY ($3)",
+	3, {INT8OID, TEXTOID, INT8ARRAYOID}, NULL
+};
 static KeptQuery next_expiry_query = {
 	"SELECT min(valid_to) FROM loyalty.lot"
 	" WHERE customer_id = $1 AND currency = $2 AND live AND valid_to > $3",
@@ -61,23 +78,33 @@ static KeptQuery expired_holds_query = {
 	" ORDER BY expires_at, id",
 	3, {INT8OID, TEXTOID, TIMESTAMPTZOID}, NULL
 };
+static KeptQuery expired_holds_unclaimed_query = {
+	"SELECT id, amount FROM loyalty.hold"
+	" WHERE customer_id = $1 AND currency = $2 AND status = 'active' AND expires_at <= $3"
+	" ORDER BY expires_at, id FOR UPDATE SKIP LOCKED",
+	3, {INT8OID, TEXTOID, TIMESTAMPTZOID}, NULL
+};
 static KeptQuery expire_hold_query = {
 	"UPDATE loyalty.hold SET status = 'expired', resolved_version = $2, resolved_at = now()"
 	" WHERE id = $1",
 	2, {INT8OID, INT8OID}, NULL
 };
 
-/* What is due, in deadline order, after the position ($2, $3) a sweep reached */
+/*
+ * What is due, in deadline order, after the position ($2, $3) a sweep
+ * reached; rows another sweep has claimed are passed over, so that several
+ * workers share the work instead of meeting on the same wallets.
+ */
 static KeptQuery due_lots_query = {
 	"SELECT customer_id, currency, valid_to, id FROM loyalty.lot"
 	" WHERE live AND valid_to <= $1 AND (valid_to, id) > ($2, $3)"
-	" ORDER BY valid_to, id LIMIT $4",
+	" ORDER BY valid_to, id LIMIT $4 FOR UPDATE SKIP LOCKED",
 	4, {TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, INT8OID}, NULL
 };
 static KeptQuery due_holds_query = {
 	"SELECT customer_id, currency, expires_at, id FROM loyalty.hold"
 	" WHERE status = 'active' AND expires_at <= $1 AND (expires_at, id) > ($2, $3)"
-	" ORDER BY expires_at, id LIMIT $4",
+	" ORDER BY expires_at, id LIMIT $4 FOR UPDATE SKIP LOCKED",
 	4, {TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, INT8OID}, NULL
 };
 
@@ -122,6 +149,8 @@ ReadWallet(Wallet *w)
 	d = WalletCol(w, "merged_into", &isnull);
 	w->merged_into = isnull ? 0 : DatumGetInt64(d);
 	w->restricted = DatumGetInt64(WalletCol(w, "restricted", &isnull));
+	d = WalletCol(w, "debt", &isnull);
+	w->debt = isnull ? 0 : DatumGetInt64(d);
 	d = WalletCol(w, "pending_until", &isnull);
 	w->has_pending_until = !isnull;
 	w->pending_until = isnull ? 0 : DatumGetTimestampTz(d);
@@ -322,8 +351,11 @@ RefreshNextExpiry(Wallet *w)
  * Record what has expired in a locked wallet before anything else happens to
  * it: each lot past valid_to with points left gets an expire entry, each hold
  * past its deadline a release entry.  The wallet's next_expiry spares the
- * lot lookup while nothing can have expired, unless force is set.  Returns
- * the lots expired; *holds_released (if not NULL) gets the holds released.
+ * lot lookup while nothing can have expired, unless force is set.  force is
+ * the sweeps' touch: it passes over lots and holds another sweep has
+ * claimed (that sweep records them, or a later touch does), so that two
+ * sweeps never wait for each other.  Returns the lots expired;
+ * *holds_released (if not NULL) gets the holds released.
  */
 int
 WalletTouch(Wallet *w, bool force, int *holds_released)
@@ -338,7 +370,7 @@ WalletTouch(Wallet *w, bool force, int *holds_released)
 	{
 		Lot		   *lots;
 
-		RunKept(&expired_lots_query, args, NULL, 0);
+		RunKept(force ? &expired_lots_unclaimed_query : &expired_lots_query, args, NULL, 0);
 		nlots = (int) SPI_processed;
 		lots = palloc0(sizeof(Lot) * Max(nlots, 1));
 		for (i = 0; i < nlots; i++)
@@ -347,7 +379,26 @@ WalletTouch(Wallet *w, bool force, int *holds_released)
 			lots[i].remaining = lots[i].take = ColInt64(i, 2);
 		}
 		/* the next expiry after these lots, which each entry then writes */
-		RefreshNextExpiry(w);
+		if (force)
+		{
+			Datum	   *ids = palloc(sizeof(Datum) * Max(nlots, 1));
+			Datum		left[3];
+			bool		isnull;
+			Datum		d;
+
+			for (i = 0; i < nlots; i++)
+				ids[i] = Int64GetDatum(lots[i].id);
+			left[0] = args[0];
+			left[1] = args[1];
+			left[2] = PointerGetDatum(construct_array(ids, nlots, INT8OID, 8, FLOAT8PASSBYVAL,
+													  TYPALIGN_DOUBLE));
+			RunKept(&next_expiry_left_query, left, NULL, 1);
+			d = Col(1, &isnull);
+			w->has_next_expiry = !isnull;
+			w->next_expiry = isnull ? 0 : DatumGetTimestampTz(d);
+		}
+		else
+			RefreshNextExpiry(w);
 		if (nlots == 0)
 			UpdateWallet(w, w->balance, w->held, w->version);
 		for (i = 0; i < nlots; i++)
@@ -369,7 +420,7 @@ WalletTouch(Wallet *w, bool force, int *holds_released)
 		int64	   *ids;
 		int64	   *amounts;
 
-		RunKept(&expired_holds_query, args, NULL, 0);
+		RunKept(force ? &expired_holds_unclaimed_query : &expired_holds_query, args, NULL, 0);
 		nholds = (int) SPI_processed;
 		ids = palloc(sizeof(int64) * Max(nholds, 1));
 		amounts = palloc(sizeof(int64) * Max(nholds, 1));
@@ -559,6 +610,7 @@ UpdateWallet(Wallet *w, int64 balance, int64 held, int64 version)
 	DirectSet(row, DT_WALLET, "next_expiry", TimestampTzGetDatum(w->next_expiry),
 			  !w->has_next_expiry);
 	SetInt64(row, DT_WALLET, "restricted", w->restricted);
+	SetInt64(row, DT_WALLET, "debt", w->debt);
 	if (!WalletPending(w))
 		w->has_pending_until = false;
 	DirectSet(row, DT_WALLET, "pending_until", TimestampTzGetDatum(w->pending_until),
@@ -634,6 +686,31 @@ WalletAppend(Wallet *w, Entry *e, EntryResult *result)
 	w->version = version;
 	if (result)
 		KeepEntry(result, row->tts_tupleDescriptor, row->tts_values, row->tts_isnull);
+}
+
+/*
+ * An accrual that created lot_id with lot_amount points pays the wallet's
+ * debt first: a "debt" entry takes what is owed, as far as the new lot
+ * holds, from that lot.
+ */
+void
+WalletPayDebt(Wallet *w, int64 lot_id, int64 lot_amount)
+{
+	Lot			lot = {0};
+	Entry		e = {0};
+	int64		pay = Min(w->debt, lot_amount);
+
+	if (pay <= 0)
+		return;
+	lot.id = lot_id;
+	lot.take = pay;
+	e.operation = "debt";
+	e.amount = -pay;
+	e.reason = "pays what a refund left owing";
+	e.lots = &lot;
+	e.nlots = 1;
+	w->debt -= pay;
+	WalletAppend(w, &e, NULL);
 }
 
 /* Mark a wallet whose customer was merged away; it takes no more operations */
@@ -756,20 +833,25 @@ WalletSweep(FunctionCallInfo fcinfo, bool holds)
 					 errmsg("time_budget must be positive")));
 	}
 
-	DirectBegin();
 	while (!stop)
 	{
+		/* claim no more than the call may still record */
 		Datum		args[4] = {TimestampTzGetDatum(now), TimestampTzGetDatum(after_due),
-		Int64GetDatum(after_id), Int64GetDatum(SWEEP_CHUNK)};
+		Int64GetDatum(after_id), Int64GetDatum(Min(SWEEP_CHUNK, limit - done))};
 		int			n;
 		int			i;
 		int64	   *customers;
 		char	  **currencies;
 
+		/* one SPI and executor state per chunk, so that a long run stays small */
+		DirectBegin();
 		RunKept(holds ? &due_holds_query : &due_lots_query, args, NULL, 0);
 		n = (int) SPI_processed;
 		if (n == 0)
+		{
+			DirectEnd();
 			break;
+		}
 		customers = palloc(sizeof(int64) * n);
 		currencies = palloc(sizeof(char *) * n);
 		for (i = 0; i < n; i++)
@@ -803,7 +885,7 @@ WalletSweep(FunctionCallInfo fcinfo, bool holds)
 			done += holds ? released : expired;
 			stop = done >= limit;
 		}
+		DirectEnd();
 	}
-	DirectEnd();
 	return (int32) Min(done, PG_INT32_MAX);
 }

@@ -41,6 +41,7 @@ typedef struct Wallet
 	bool		has_next_expiry;
 	TimestampTz next_expiry;	/* lower bound of live lots' valid_to */
 	int64		restricted;		/* points in restricted lots */
+	int64		debt;			/* points owed by refunds, paid by the next accruals */
 	bool		has_pending_until;
 	TimestampTz pending_until;	/* upper bound of live lots' valid_from */
 	char		customer_status[16];	/* read with WALLET_SPEND only */
@@ -130,6 +131,7 @@ extern void WalletCheckVersion(Wallet *w, FunctionCallInfo fcinfo, int argno);
 extern int	WalletTouch(Wallet *w, bool force, int *holds_released);
 extern void WalletAppend(Wallet *w, Entry *e, EntryResult *result);
 extern void WalletSetMerged(Wallet *w, int64 target);
+extern void WalletPayDebt(Wallet *w, int64 lot_id, int64 lot_amount);
 extern void LowerNextExpiry(Wallet *w, NewLot *lot);
 extern bool WalletReplay(Wallet *w, const char *key, const Entry *expect,
 						 bool check_amounts, EntryResult *result);

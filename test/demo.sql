@@ -247,8 +247,23 @@ SELECT kind, amount, remaining, restriction, valid_to IS NOT NULL AS expires FRO
 SELECT currency, balance, available, version FROM loyalty_balance(:anna);
 
 \echo
-\echo '== Anna brings everything back: loyalty_cancel returns the points to the lots they came from'
-\echo '   and takes back what the receipt earned'
-SELECT e ->> 'operation' AS operation, e ->> 'amount' AS amount
-  FROM jsonb_array_elements(loyalty_cancel('sport', 'R-2001', 'returned in full') -> 'ledger') e;
+\echo '== Anna brings the poles back: loyalty_refund gives back the line''s share of the money,'
+\echo '   of the points that paid it (to the same lots) and takes back what it earned'
+SELECT loyalty_refund('sport', 'R-2001', '[{"line": 2}]', 'RET-2001-1', 'wrong length') AS refund \gset
+SELECT (:'refund')::jsonb ->> 'status' AS status, (:'refund')::jsonb ->> 'money' AS "money back",
+       (:'refund')::jsonb -> 'points_returned' AS "points back to their lots",
+       (:'refund')::jsonb -> 'points_taken' AS "points taken back";
 SELECT currency, balance, available, version FROM loyalty_balance(:anna);
+\echo 'The poles again: refused, a line is returned once'
+\set ON_ERROR_STOP off
+SELECT loyalty_refund('sport', 'R-2001', '[{"line": 2}]', 'RET-2001-2');
+\set ON_ERROR_STOP on
+
+\echo
+\echo '== A receipt cancelled before its accrual is released: the queued points simply go'
+SELECT loyalty_commit(jsonb_build_object('program', 'sport', 'receipt_id', 'R-2003',
+                                         'customer', jsonb_build_object('id', :anna),
+                                         'lines', '[{"line": 1, "sku": "SOCK-3", "qty": 2, "price": 900}]'::jsonb))
+       #>> '{commit,accrual}' AS accrual;
+SELECT (loyalty_cancel('sport', 'R-2003', 'till error')) -> 'accruals_dequeued' AS "accruals removed from the queue";
+SELECT receipt_id, status FROM loyalty.receipt ORDER BY receipt_id;
