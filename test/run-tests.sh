@@ -168,7 +168,8 @@ if [ "${LOYALTY_SKIP_BENCH:-0}" = 1 ]; then
 else
 	BENCH_FIGURES=(update.c4 update.c16 ledger.accrue.c4 ledger.accrue.c16 ledger.redeem.c4 ledger.redeem.c16
 		select1.c2 select1.c4 calculate.c2 calculate.c4 calculate.10k.c4 calculate.p50 calculate.p99 calculate.p50.c2 calculate.p99.c2 calculate.answer.c2 calculate.answer.c4
-		condition.match.100 condition.match.1000 condition.match.10000)
+		condition.match.100 condition.match.1000 condition.match.10000
+		checkout.c16 checkout.p99 queue.release checkout.p99.drain expiry.record checkout.p99.expiry)
 	echo
 	echo "== bench: smoke mode, ${#BENCH_FIGURES[@]} figures"
 	env -u BENCH_DURATION -u BENCH_CLIENTS -u BENCH_ROUNDS -u BENCH_WALLETS \
@@ -184,6 +185,10 @@ else
 			calculate.*) pattern="^bench ${figure//./\\.} [0-9]+ tps ratio [0-9]+\\.[0-9]{2} vs select1\\.${figure##*.}\$" ;;
 			condition.match.10000) pattern="^bench ${figure//./\\.} [0-9]+\\.[0-9] us ratio [0-9]+\\.[0-9]{2} vs condition\\.match\\.1000\$" ;;
 			condition.match.*) pattern="^bench ${figure//./\\.} [0-9]+\\.[0-9] us\$" ;;
+			checkout.c16) pattern="^bench checkout\\.c16 [0-9]+ tps ratio [0-9]+\\.[0-9]{2} vs update\\.c16\$" ;;
+			checkout.p99) pattern="^bench checkout\\.p99 [0-9]+\\.[0-9]{2} ms\$" ;;
+			checkout.p99.*) pattern="^bench ${figure//./\\.} [0-9]+\\.[0-9]{2} ms ratio [0-9]+\\.[0-9]{2} vs checkout\\.p99\$" ;;
+			queue.release | expiry.record) pattern="^bench ${figure//./\\.} [0-9]+ per_s\$" ;;
 			*) pattern="^bench ${figure//./\\.} [0-9]+ tps ratio [0-9]+\\.[0-9]{2} vs update\\.${figure##*.}\$" ;;
 		esac
 		if [ "$(grep -cE "$pattern" tmp/bench.log)" -eq 1 ]; then

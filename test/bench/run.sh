@@ -42,6 +42,18 @@
 #   bench calculate.p99 5.46 ms
 #   bench calculate.10k.c4 1067 tps ratio 0.60 vs calculate.c4
 #
+# Last, in the same database, the checkout: checkout.sql (calculate and
+# commit of a stored receipt spending points, one transaction) against
+# update.sql at 16 clients, round by round (checkout.c16, and checkout.p99
+# from its per-transaction log); then a backlog of due accruals
+# (test/bench/backlog.sql; smoke 20 000, quick 200 000, full 1 000 000)
+# drained by two workers (CALL loyalty.run_job) while the checkout runs
+# (queue.release per second, checkout.p99.drain), and as many expired lots
+# recorded the same way (expiry.record, checkout.p99.expiry).  Figures:
+#   bench checkout.c16 1200 tps ratio 0.30 vs update.c16
+#   bench queue.release 15000 per_s
+#   bench checkout.p99.drain 40.00 ms ratio 1.50 vs checkout.p99
+#
 # Environment:
 #   BENCH_MODE      smoke (200 wallets, 1 s runs, 1 round; 2 000 customers
 #                   for calculate),
@@ -50,6 +62,7 @@
 #                   full (100 000 wallets, 20 s runs, 5 rounds; 1 000 000
 #                   customers)
 #   BENCH_CUSTOMERS customers of the calculate data set (overrides the mode)
+#   BENCH_BACKLOG   accruals and expired lots of the drains (overrides the mode)
 #   BENCH_DURATION  seconds per pgbench run     (overrides the mode)
 #   BENCH_CLIENTS   client counts, e.g. "4 16"  (default 4 16)
 #   BENCH_ROUNDS    rounds per client count     (overrides the mode)
@@ -334,6 +347,98 @@ for c in 4 2; do
 	if [ "$c" = 2 ]; then suffix=.c2; fi
 	FIGURES+=("bench calculate.p50$suffix $p50 ms" "bench calculate.p99$suffix $p99 ms")
 done
+
+# The checkout (calculate + commit with redemption, one transaction) at 16
+# clients against the single-row UPDATE in the same database, then its p99
+# while two workers drain a queue of due accruals and while two workers
+# record expired lots: the rate of each drain and the checkout's p99 in the
+# drain's time, against the p99 without it.
+psql_calc -c 'CREATE TABLE bench_counter (id int PRIMARY KEY, x bigint NOT NULL DEFAULT 0)' \
+	-c "INSERT INTO bench_counter (id) SELECT generate_series(1, GREATEST($wallets, $customers))" \
+	-c 'VACUUM ANALYZE bench_counter'
+case "$MODE" in
+	smoke) backlog=20000 ;;
+	quick) backlog=200000 ;;
+	full) backlog=1000000 ;;
+esac
+backlog=${BENCH_BACKLOG:-$backlog}
+echo
+echo "== checkout: calculate + commit spending points, 16 clients; drains of $backlog accruals and $backlog expired lots"
+CO_LAT=$LATDIR/checkout
+declare -A KTPS KRATIO
+for ((r = 1; r <= rounds; r++)); do
+	if u=$(pgbench_tps update.sql 16 "$LOGDIR/update16.calc.r$r.log" "$CDB") &&
+		k=$(pgbench_tps checkout.sql 16 "$LOGDIR/checkout.c16.r$r.log" "$CDB" --max-tries=10 \
+			-l --log-prefix="$CO_LAT"); then
+		KTPS[update]+="$u "
+		KTPS[checkout]+="$k "
+		KRATIO[checkout]+="$(awk -v a="$k" -v b="$u" 'BEGIN { printf "%.6f", a / b }') "
+		echo "   c16 round $r/$rounds: update $(printf '%.0f' "$u") checkout $(printf '%.0f' "$k")"
+	else
+		errors=$((errors + 1))
+		echo "   c16 round $r/$rounds: FAILED"
+	fi
+done
+# p99 in ms of the checkouts that ended within [from, to] (epoch seconds) of
+# the logs given, leaving out each connection's first (which compiles the
+# promotion catalogue in a new backend)
+p99_between() {
+	local from=$1 to=$2
+	shift 2
+	cat "$@" | awk -v from="$from" -v to="$to" '{ t = $5 + $6 / 1e6; if ($2 > 0 && t >= from && t <= to) print $3 }' | sort -n |
+		awk '{ v[NR] = $1 } END { if (NR == 0) { print "none"; exit } i = int(NR * 0.99); if (i < 1) i = 1; printf "%.2f\n", v[i] / 1000 }'
+}
+# A drain by two workers (CALL loyalty.run_job) while the checkout runs:
+# prints "rate p99" (per second; ms), or fails.
+drain() {
+	local kind=$1 job=$2 t0 t1 w1 w2 rc=0 k
+	psql_calc -v kind="$kind" -v n="$backlog" -f "$BENCH/backlog.sql" >"$LOGDIR/backlog.$kind.log" || return 1
+	t0=$(date +%s.%N)
+	# each worker prints when it finished
+	psql_calc -At -c "CALL loyalty.run_job('$job', '30 minutes')" \
+		-c 'SELECT extract(epoch FROM clock_timestamp())' >"$LOGDIR/drain.$kind.1.log" 2>&1 &
+	w1=$!
+	psql_calc -At -c "CALL loyalty.run_job('$job', '30 minutes')" \
+		-c 'SELECT extract(epoch FROM clock_timestamp())' >"$LOGDIR/drain.$kind.2.log" 2>&1 &
+	w2=$!
+	k=$(pgbench_tps checkout.sql 16 "$LOGDIR/checkout.$kind.log" "$CDB" --max-tries=10 \
+		-l --log-prefix="$LATDIR/$kind") || rc=1
+	wait "$w1" || rc=1
+	wait "$w2" || rc=1
+	t1=$(tail -qn 1 "$LOGDIR/drain.$kind.1.log" "$LOGDIR/drain.$kind.2.log" | sort -g | tail -n 1)
+	[ "$rc" = 0 ] || { echo "run.sh: the $kind drain failed ($LOGDIR/drain.$kind.*.log)" >&2; return 1; }
+	left=$(psql_calc -At -c "$( [ "$kind" = queue ] && echo 'SELECT count(*) FROM loyalty.accrual_queue' ||
+		echo 'SELECT count(*) FROM loyalty.lot WHERE live AND valid_to <= now()')")
+	[ "$left" = 0 ] || { echo "run.sh: the $kind drain left $left rows" >&2; return 1; }
+	printf '%.0f %s\n' "$(awk -v n="$backlog" -v a="$t0" -v b="$t1" 'BEGIN { print n / (b - a) }')" \
+		"$(p99_between "$t0" "$t1" "$LATDIR/$kind".*)"
+}
+if [ -n "${KTPS[checkout]:-}" ]; then
+	# shellcheck disable=SC2086
+	ktps=$(printf '%.0f' "$(median ${KTPS[checkout]})")
+	# shellcheck disable=SC2086
+	kratio=$(printf '%.2f' "$(median ${KRATIO[checkout]})")
+	# shellcheck disable=SC2086
+	utps=$(printf '%.0f' "$(median ${KTPS[update]})")
+	kp99=$(p99_between 0 9999999999 "$CO_LAT".*)
+	printf '%-16s %7s %9s %13s %7s   %s\n' checkout 16 "$ktps" "$utps" "$kratio" "$(rounds_of "${KTPS[checkout]}")"
+	echo "(checkout at 16 clients: p99 $kp99 ms; baseline: update.sql at 16 clients in the same database)"
+	FIGURES+=("bench checkout.c16 $ktps tps ratio $kratio vs update.c16" "bench checkout.p99 $kp99 ms")
+	if read -r qrate qp99 < <(drain queue release_accruals) && [ "$qp99" != none ]; then
+		echo "(queue: $backlog due accruals released by two workers at $qrate per second; checkout p99 meanwhile $qp99 ms)"
+		FIGURES+=("bench queue.release $qrate per_s"
+			"bench checkout.p99.drain $qp99 ms ratio $(awk -v a="$qp99" -v b="$kp99" 'BEGIN { printf "%.2f", a / b }') vs checkout.p99")
+	else
+		errors=$((errors + 1))
+	fi
+	if read -r erate ep99 < <(drain expiry expire_due) && [ "$ep99" != none ]; then
+		echo "(expiry: $backlog expired lots recorded by two workers at $erate per second; checkout p99 meanwhile $ep99 ms)"
+		FIGURES+=("bench expiry.record $erate per_s"
+			"bench checkout.p99.expiry $ep99 ms ratio $(awk -v a="$ep99" -v b="$kp99" 'BEGIN { printf "%.2f", a / b }') vs checkout.p99")
+	else
+		errors=$((errors + 1))
+	fi
+fi
 
 if [ "$errors" -gt 0 ]; then
 	echo "run.sh: $errors pgbench run(s) failed; see $LOGDIR/" >&2
