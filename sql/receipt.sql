@@ -197,4 +197,15 @@ SELECT * FROM pg_temp.err($$SELECT loyalty.create_partitions(-1)$$);
 -- a replay still finds the receipt in its partition
 SELECT loyalty.commit(:'r1') #>> '{commit,status}' AS status;
 
+-- 9. An offline receipt, sent late: points are spent when it is committed,
+-- so a lot valid when the receipt was written but expired since pays nothing.
+SELECT loyalty.enroll('shop', card => '10000009') AS gleb \gset
+SELECT (loyalty.accrue(:gleb, 'bonus', 500, valid_to => now() + interval '1 hour')).version;
+SELECT pg_temp.travel('2 hours');   -- the lot was valid from 2 hours ago to 1 hour ago
+SELECT jsonb_build_object('program', 'shop', 'receipt_id', 'OFF-1', 'customer', '{"card": "10000009"}'::jsonb,
+                          'at', to_char(now() AT TIME ZONE 'UTC' - interval '90 minutes', 'YYYY-MM-DD"T"HH24:MI:SS') || '+00:00',
+                          'points', 'max', 'lines', '[{"line": 1, "qty": 1, "price": 1000}]'::jsonb) AS off \gset
+SELECT loyalty.calculate(:'off') #> '{totals,points_spent}' AS spendable;
+SELECT loyalty.commit(:'off') #> '{commit,points_spent}' AS spent;
+
 DROP EXTENSION loyalty CASCADE;

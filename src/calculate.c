@@ -605,7 +605,11 @@ LoadCustomer(Calc *c, const FoundCustomer *fc)
 	}
 	DirectReadEnd(s);
 
-	/* lots valid at "at", in spending order */
+	/*
+	 * lots valid at "at" and now, in spending order: points are spent when
+	 * the receipt is committed, so a lot that has expired since a receipt
+	 * written offline does not pay it
+	 */
 	nalloc = 4;
 	c->lots = palloc0(sizeof(CLot) * nalloc);
 	s = DirectReadBegin("lot", "lot_wallet_live_idx", 1, &key);
@@ -614,12 +618,13 @@ LoadCustomer(Calc *c, const FoundCustomer *fc)
 		CLot	   *lot;
 		Datum		to;
 		int			cur;
+		TimestampTz now = GetCurrentTransactionStartTimestamp();
 
 		if (!DatumGetBool(DirectReadGet(s, "live", &isnull)) ||
-			DatumGetTimestampTz(DirectReadGet(s, "valid_from", &isnull)) > c->at)
+			DatumGetTimestampTz(DirectReadGet(s, "valid_from", &isnull)) > Min(c->at, now))
 			continue;
 		to = DirectReadGet(s, "valid_to", &isnull);
-		if (!isnull && DatumGetTimestampTz(to) <= c->at)
+		if (!isnull && DatumGetTimestampTz(to) <= Max(c->at, now))
 			continue;
 		cur = CurrencyIndex(cat, DirectReadText(s, "currency"));
 		if (cur < 0)
