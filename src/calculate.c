@@ -589,7 +589,7 @@ LoadCustomer(Calc *c, const FoundCustomer *fc)
 	}
 	DirectReadEnd(s);
 
-	/* what active holds take at "at" */
+	/* what active holds take now, when the points would be spent */
 	s = DirectReadBegin("hold", "hold_wallet_active_idx", 1, &key);
 	while (DirectScanNext(s))
 	{
@@ -597,7 +597,7 @@ LoadCustomer(Calc *c, const FoundCustomer *fc)
 		char	   *cur = DirectReadText(s, "currency");
 		TimestampTz expires = DatumGetTimestampTz(DirectReadGet(s, "expires_at", &isnull));
 
-		if (strcmp(status, "active") != 0 || expires <= c->at)
+		if (strcmp(status, "active") != 0 || expires <= GetCurrentTransactionStartTimestamp())
 			continue;
 		for (int w = 0; w < c->nwallets; w++)
 			if (strcmp(c->wallets[w].currency, cur) == 0)

@@ -144,6 +144,29 @@ FindLot(Lot *lots, int n, int64 id)
 }
 
 /*
+ * Start an entry of a receipt on the wallet of arguments 0 and 1 (customer,
+ * currency), with the receipt and idempotency key of arguments 4 and 5:
+ * lock the wallet and replay the key.  Returns true if the entry is to be
+ * written, false if the key replayed its first entry into result.  e's
+ * amount is set by the caller; DirectEnd finishes either way.
+ */
+static bool
+BeginReceiptEntry(FunctionCallInfo fcinfo, const char *operation, WalletLockMode mode,
+				  bool check_amounts, Wallet *w, Entry *e, EntryResult *result)
+{
+	int64		customer = ArgInt64(fcinfo, 0, "customer");
+	char	   *currency = ArgText(fcinfo, 1, "currency");
+
+	e->operation = operation;
+	e->receipt_id = ArgTextOrNull(fcinfo, 4, "receipt");
+	e->idempotency_key = ArgTextOrNull(fcinfo, 5, "idempotency_key");
+	EntryResultInit(result, fcinfo);
+	DirectBegin();
+	WalletLock(w, customer, currency, mode);
+	return !e->idempotency_key || !WalletReplay(w, e->idempotency_key, e, check_amounts, result);
+}
+
+/*
  * spend_lots(customer, currency, lot_ids, amounts, receipt, idempotency_key)
  * returns ledger: a redemption that takes exactly amounts[i] from lot
  * lot_ids[i].  Each lot must count now and hold its amount, and the whole
@@ -153,8 +176,6 @@ FindLot(Lot *lots, int n, int64 id)
 Datum
 loyalty_spend_lots(PG_FUNCTION_ARGS)
 {
-	int64		customer = ArgInt64(fcinfo, 0, "customer");
-	char	   *currency = ArgText(fcinfo, 1, "currency");
 	int64	   *ids;
 	int64	   *amounts;
 	int			n = ArgLotAmounts(fcinfo, 2, 3, &ids, &amounts);
@@ -164,15 +185,8 @@ loyalty_spend_lots(PG_FUNCTION_ARGS)
 	EntryResult result;
 	Wallet		w;
 
-	e.operation = "redeem";
 	e.amount = -total;
-	e.receipt_id = ArgTextOrNull(fcinfo, 4, "receipt");
-	e.idempotency_key = ArgTextOrNull(fcinfo, 5, "idempotency_key");
-	EntryResultInit(&result, fcinfo);
-
-	DirectBegin();
-	WalletLock(&w, customer, currency, WALLET_EXISTING | WALLET_SPEND);
-	if (!e.idempotency_key || !WalletReplay(&w, e.idempotency_key, &e, true, &result))
+	if (BeginReceiptEntry(fcinfo, "redeem", WALLET_EXISTING | WALLET_SPEND, true, &w, &e, &result))
 	{
 		Lot		   *lots;
 		int			nlots;
@@ -188,7 +202,7 @@ loyalty_spend_lots(PG_FUNCTION_ARGS)
 				ereport(ERROR,
 						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 						 errmsg("lot " INT64_FORMAT " of customer " INT64_FORMAT " no longer has " INT64_FORMAT " \"%s\" to spend",
-								ids[i], customer, amounts[i], currency),
+								ids[i], w.customer_id, amounts[i], w.currency),
 						 l == NULL ? errdetail("The lot has no points left in this wallet.") :
 						 !LotEffective(&w, l) ? errdetail("The lot does not count now.") :
 						 errdetail("It has " INT64_FORMAT " left.", l->remaining),
@@ -199,7 +213,7 @@ loyalty_spend_lots(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 					 errmsg("customer " INT64_FORMAT " no longer has " INT64_FORMAT " \"%s\" to spend",
-							customer, total, currency),
+							w.customer_id, total, w.currency),
 					 errdetail("Holds reserve " INT64_FORMAT " of the wallet's points.", w.held),
 					 errhint("Calculate the receipt again.")));
 		e.lots = lots;
@@ -220,8 +234,6 @@ loyalty_spend_lots(PG_FUNCTION_ARGS)
 Datum
 loyalty_return_lots(PG_FUNCTION_ARGS)
 {
-	int64		customer = ArgInt64(fcinfo, 0, "customer");
-	char	   *currency = ArgText(fcinfo, 1, "currency");
 	int64	   *ids;
 	int64	   *amounts;
 	int			n = ArgLotAmounts(fcinfo, 2, 3, &ids, &amounts);
@@ -230,15 +242,8 @@ loyalty_return_lots(PG_FUNCTION_ARGS)
 	EntryResult result;
 	Wallet		w;
 
-	e.operation = "refund";
 	e.amount = total;
-	e.receipt_id = ArgTextOrNull(fcinfo, 4, "receipt");
-	e.idempotency_key = ArgTextOrNull(fcinfo, 5, "idempotency_key");
-	EntryResultInit(&result, fcinfo);
-
-	DirectBegin();
-	WalletLock(&w, customer, currency, WALLET_EXISTING);
-	if (!e.idempotency_key || !WalletReplay(&w, e.idempotency_key, &e, true, &result))
+	if (BeginReceiptEntry(fcinfo, "refund", WALLET_EXISTING, true, &w, &e, &result))
 	{
 		Lot		   *lots = palloc0(sizeof(Lot) * n);
 
@@ -250,12 +255,12 @@ loyalty_return_lots(PG_FUNCTION_ARGS)
 			bool		isnull;
 
 			if (row == NULL ||
-				DatumGetInt64(DirectGet(row, DT_LOT, "customer_id", &isnull)) != customer ||
-				strcmp(TextDatumGetCString(DirectGet(row, DT_LOT, "currency", &isnull)), currency) != 0)
+				DatumGetInt64(DirectGet(row, DT_LOT, "customer_id", &isnull)) != w.customer_id ||
+				strcmp(TextDatumGetCString(DirectGet(row, DT_LOT, "currency", &isnull)), w.currency) != 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("lot " INT64_FORMAT " is not a lot of the \"%s\" wallet of customer " INT64_FORMAT,
-								ids[i], currency, customer)));
+								ids[i], w.currency, w.customer_id)));
 			if (DatumGetInt64(DirectGet(row, DT_LOT, "amount", &isnull)) -
 				DatumGetInt64(DirectGet(row, DT_LOT, "remaining", &isnull)) < amounts[i])
 				ereport(ERROR,
@@ -289,8 +294,6 @@ loyalty_return_lots(PG_FUNCTION_ARGS)
 Datum
 loyalty_take_back(PG_FUNCTION_ARGS)
 {
-	int64		customer = ArgInt64(fcinfo, 0, "customer");
-	char	   *currency = ArgText(fcinfo, 1, "currency");
 	int64		lot_id = ArgInt64(fcinfo, 2, "lot");
 	int64		amount = ArgPositive(fcinfo, 3, "amount");
 	char	   *shortfall = PG_ARGISNULL(6) ? "error" : text_to_cstring(PG_GETARG_TEXT_PP(6));
@@ -304,15 +307,8 @@ loyalty_take_back(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("shortfall must be error, debt or forgive, not \"%s\"", shortfall)));
-	e.operation = "refund";
 	e.amount = -amount;
-	e.receipt_id = ArgTextOrNull(fcinfo, 4, "receipt");
-	e.idempotency_key = ArgTextOrNull(fcinfo, 5, "idempotency_key");
-	EntryResultInit(&result, fcinfo);
-
-	DirectBegin();
-	WalletLock(&w, customer, currency, WALLET_EXISTING);
-	if (!e.idempotency_key || !WalletReplay(&w, e.idempotency_key, &e, false, &result))
+	if (BeginReceiptEntry(fcinfo, "refund", WALLET_EXISTING, false, &w, &e, &result))
 	{
 		Lot		   *lots;
 		int			nlots;

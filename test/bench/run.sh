@@ -424,20 +424,18 @@ if [ -n "${KTPS[checkout]:-}" ]; then
 	printf '%-16s %7s %9s %13s %7s   %s\n' checkout 16 "$ktps" "$utps" "$kratio" "$(rounds_of "${KTPS[checkout]}")"
 	echo "(checkout at 16 clients: p99 $kp99 ms; baseline: update.sql at 16 clients in the same database)"
 	FIGURES+=("bench checkout.c16 $ktps tps ratio $kratio vs update.c16" "bench checkout.p99 $kp99 ms")
-	if read -r qrate qp99 < <(drain queue release_accruals) && [ "$qp99" != none ]; then
-		echo "(queue: $backlog due accruals released by two workers at $qrate per second; checkout p99 meanwhile $qp99 ms)"
-		FIGURES+=("bench queue.release $qrate per_s"
-			"bench checkout.p99.drain $qp99 ms ratio $(awk -v a="$qp99" -v b="$kp99" 'BEGIN { printf "%.2f", a / b }') vs checkout.p99")
-	else
-		errors=$((errors + 1))
-	fi
-	if read -r erate ep99 < <(drain expiry expire_due) && [ "$ep99" != none ]; then
-		echo "(expiry: $backlog expired lots recorded by two workers at $erate per second; checkout p99 meanwhile $ep99 ms)"
-		FIGURES+=("bench expiry.record $erate per_s"
-			"bench checkout.p99.expiry $ep99 ms ratio $(awk -v a="$ep99" -v b="$kp99" 'BEGIN { printf "%.2f", a / b }') vs checkout.p99")
-	else
-		errors=$((errors + 1))
-	fi
+	# each drain: kind, job, its figures, and what it does
+	for d in "queue release_accruals queue.release checkout.p99.drain due_accruals_released" \
+		"expiry expire_due expiry.record checkout.p99.expiry expired_lots_recorded"; do
+		read -r kind job rate_name p99_name what <<<"$d"
+		if read -r rate p99 < <(drain "$kind" "$job") && [ "$p99" != none ]; then
+			echo "($kind: $backlog ${what//_/ } by two workers at $rate per second; checkout p99 meanwhile $p99 ms)"
+			FIGURES+=("bench $rate_name $rate per_s"
+				"bench $p99_name $p99 ms ratio $(awk -v a="$p99" -v b="$kp99" 'BEGIN { printf "%.2f", a / b }') vs checkout.p99")
+		else
+			errors=$((errors + 1))
+		fi
+	done
 fi
 
 if [ "$errors" -gt 0 ]; then
