@@ -23,7 +23,9 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class_d.h"
 #include "catalog/pg_type_d.h"
+#include "commands/sequence.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "executor/executor.h"
@@ -40,7 +42,7 @@
 #include "direct.h"
 
 static const char *const table_names[DT_COUNT] = {
-	"wallet", "ledger", "lot", "customer"
+	"wallet", "ledger", "lot", "customer", "event"
 };
 
 struct DirectScan
@@ -90,7 +92,8 @@ DirectBegin(void)
 
 		rte->rtekind = RTE_RELATION;
 		rte->relid = get_relname_relid(table_names[t], D.nsp);
-		if (!OidIsValid(rte->relid))
+		/* a schema older than the module has no outbox yet: no events */
+		if (!OidIsValid(rte->relid) && t != DT_EVENT)
 			elog(ERROR, "table loyalty.%s does not exist", table_names[t]);
 		rte->relkind = RELKIND_RELATION;
 		rte->rellockmode = t == DT_CUSTOMER ? AccessShareLock : RowExclusiveLock;
@@ -123,6 +126,15 @@ DirectEnd(void)
 		UnregisterSnapshot(D.snapshot);
 	memset(&D, 0, sizeof(D));
 	SPI_finish();
+}
+
+/* The table exists (only the outbox may not, before the schema is updated) */
+bool
+DirectHasTable(DirectTable t)
+{
+	RangeTblEntry *rte = list_nth(D.estate->es_range_table, t);
+
+	return OidIsValid(rte->relid);
 }
 
 static Relation
@@ -286,6 +298,24 @@ DirectNewRow(DirectTable t)
 	ExecClearTuple(row);
 	memset(row->tts_isnull, true, sizeof(bool) * row->tts_tupleDescriptor->natts);
 	return row;
+}
+
+/*
+ * The next value of the table's id (its identity sequence "<table>_id_seq"),
+ * for a row built with DirectNewRow: the executor's simple insert computes
+ * no defaults.  The sequence is looked up again if it was recreated.
+ */
+int64
+DirectNextId(DirectTable t)
+{
+	static Oid	seq[DT_COUNT];
+
+	if (!OidIsValid(seq[t]) || get_rel_relkind(seq[t]) != RELKIND_SEQUENCE)
+		seq[t] = get_relname_relid(psprintf("%s_id_seq", table_names[t]),
+								   get_namespace_oid("loyalty", false));
+	if (!OidIsValid(seq[t]))
+		elog(ERROR, "sequence loyalty.%s_id_seq does not exist", table_names[t]);
+	return nextval_internal(seq[t], false);
 }
 
 /* Insert a row built with DirectNewRow */

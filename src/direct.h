@@ -20,6 +20,7 @@ typedef enum DirectTable
 	DT_LEDGER,
 	DT_LOT,
 	DT_CUSTOMER,
+	DT_EVENT,
 	DT_COUNT
 } DirectTable;
 
@@ -36,6 +37,8 @@ extern void DirectBegin(void);
 extern void DirectEnd(void);
 extern int	DirectAttno(DirectTable t, const char *column);
 extern TupleTableSlot *DirectNewRow(DirectTable t);
+extern int64 DirectNextId(DirectTable t);
+extern bool DirectHasTable(DirectTable t);
 extern void DirectInsert(DirectTable t, TupleTableSlot *row);
 extern void DirectUpdate(DirectTable t, TupleTableSlot *old, TupleTableSlot *row);
 extern DirectScan *DirectScanBegin(DirectTable t, const char *index, int nkeys, DirectKey *keys);

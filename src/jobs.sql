@@ -22,6 +22,12 @@ AS $$
            ('loyalty.release_expired_holds', '* * * * *',
             'CALL loyalty.run_job(''release_expired_holds'', ''50 seconds'')',
             'marks holds past their deadline expired, with release entries'),
+           ('loyalty.notice_expiring', '*/10 * * * *',
+            'CALL loyalty.run_job(''notice_expiring'', ''50 seconds'')',
+            'emits a points_expiring event per wallet for lots entering their programme''s expiry_notice window'),
+           ('loyalty.purge_events', '41 * * * *',
+            'SELECT loyalty.purge_events(100000)',
+            'deletes events that no consumer took within their programme''s event_retention'),
            ('loyalty.create_partitions', '17 * * * *',
             'SELECT loyalty.create_partitions(3)',
             'keeps monthly partitions of receipts and receipt lines three months ahead')
@@ -140,6 +146,18 @@ BEGIN
               FROM @extschema@.hold h
              WHERE h.status OPERATOR(pg_catalog.=) 'active'
                AND h.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now();
+        ELSIF job OPERATOR(pg_catalog.=) 'loyalty.notice_expiring' THEN
+            SELECT pg_catalog.count(*), pg_catalog.min(l.valid_to OPERATOR(pg_catalog.-) g.expiry_notice) INTO due
+              FROM @extschema@.lot l
+              JOIN @extschema@.program g ON g.id OPERATOR(pg_catalog.=) l.program_id
+             WHERE l.live AND l.valid_to IS NOT NULL AND l.expiry_noticed_at IS NULL
+               AND l.valid_to OPERATOR(pg_catalog.>) pg_catalog.now()
+               AND l.valid_to OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.+) g.expiry_notice);
+        ELSIF job OPERATOR(pg_catalog.=) 'loyalty.purge_events' THEN
+            SELECT pg_catalog.count(*), pg_catalog.min(e.created_at OPERATOR(pg_catalog.+) g.event_retention) INTO due
+              FROM @extschema@.event e
+              JOIN @extschema@.program g ON g.id OPERATOR(pg_catalog.=) e.program_id
+             WHERE e.created_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) g.event_retention);
         ELSE
             SELECT NULL::bigint AS count, NULL::timestamptz AS min INTO due;
         END IF;
@@ -164,5 +182,5 @@ COMMENT ON COLUMN @extschema@.job_health.last_duration IS 'how long the last run
 COMMENT ON COLUMN @extschema@.job_health.last_status IS 'pg_cron''s status of the last run: succeeded, failed, running...';
 COMMENT ON COLUMN @extschema@.job_health.last_message IS 'what the last run returned, or its error';
 COMMENT ON COLUMN @extschema@.job_health.runs_failed_last_day IS 'failed runs in the last 24 hours';
-COMMENT ON COLUMN @extschema@.job_health.backlog IS 'rows due now that the job has not done: accruals past release_at, lots past valid_to, holds past expires_at';
+COMMENT ON COLUMN @extschema@.job_health.backlog IS 'rows due now that the job has not done: accruals past release_at, lots past valid_to, holds past expires_at, lots in their notice window (not yet expired) without a notice, events past their retention';
 COMMENT ON COLUMN @extschema@.job_health.oldest_due_age IS 'how long the oldest of them has been due; NULL when none';

@@ -195,14 +195,9 @@ AllocateLots(Wallet *w, Lot *lots, int n, Applicable *app, int64 amount)
 int64
 CreateLot(Wallet *w, int64 version, NewLot *lot)
 {
-	static Oid	seq = InvalidOid;
 	TupleTableSlot *row = DirectNewRow(DT_LOT);
-	int64		id;
+	int64		id = DirectNextId(DT_LOT);
 
-	/* the identity's sequence, looked up again if it was recreated */
-	if (!OidIsValid(seq) || get_rel_relkind(seq) != RELKIND_SEQUENCE)
-		seq = get_relname_relid("lot_id_seq", get_namespace_oid("loyalty", false));
-	id = nextval_internal(seq, false);
 	DirectSet(row, DT_LOT, "id", Int64GetDatum(id), false);
 	DirectSet(row, DT_LOT, "program_id", Int64GetDatum(w->program_id), false);
 	DirectSet(row, DT_LOT, "customer_id", Int64GetDatum(w->customer_id), false);

@@ -11,6 +11,7 @@
 
 #include "calculate.h"
 #include "catalog.h"
+#include "event.h"
 #include "product.h"
 
 PG_MODULE_MAGIC;
@@ -23,6 +24,7 @@ _PG_init(void)
 {
 	loyalty_calculate_init();
 	loyalty_catalog_init();
+	loyalty_event_init();
 	loyalty_product_init();
 	MarkGUCPrefixReserved("loyalty");
 }

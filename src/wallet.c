@@ -26,6 +26,8 @@
 #include "utils/timestamp.h"
 
 #include "direct.h"
+#include "event.h"
+#include "jsonbuild.h"
 #include "program.h"
 #include "wallet.h"
 
@@ -621,6 +623,27 @@ UpdateWallet(Wallet *w, int64 balance, int64 held, int64 version)
 }
 
 /*
+ * The event of an entry just appended: balance_changed, with the wallet's
+ * new version, the change and what the wallet holds after it.
+ */
+static void
+BalanceChanged(Wallet *w, Entry *e)
+{
+	JsonBuild	jb = NULL;
+
+	JbBeginObject(&jb, NULL);
+	JbText(&jb, "currency", w->currency);
+	JbInt(&jb, "version", w->version);
+	JbText(&jb, "operation", e->operation);
+	JbInt(&jb, "amount", e->amount);
+	JbInt(&jb, "held_amount", e->held_amount);
+	JbInt(&jb, "balance", w->balance);
+	JbInt(&jb, "held", w->held);
+	JbTextIf(&jb, "receipt_id", e->receipt_id);
+	EventAppend(w->program_id, "balance_changed", w->customer_id, JbFinish(&jb), w->now);
+}
+
+/*
  * Append an entry to a locked wallet: the lot it creates (e->new_lot), the
  * points it takes from lots (e->lots, recorded in the entry), the wallet row's
  * new balance, held and version, and the ledger entry.  The result, if
@@ -686,6 +709,7 @@ WalletAppend(Wallet *w, Entry *e, EntryResult *result)
 	w->version = version;
 	if (result)
 		KeepEntry(result, row->tts_tupleDescriptor, row->tts_values, row->tts_isnull);
+	BalanceChanged(w, e);
 }
 
 /*

@@ -267,3 +267,12 @@ SELECT loyalty_commit(jsonb_build_object('program', 'sport', 'receipt_id', 'R-20
        #>> '{commit,accrual}' AS accrual;
 SELECT (loyalty_cancel('sport', 'R-2003', 'till error')) -> 'accruals_dequeued' AS "accruals removed from the queue";
 SELECT receipt_id, status FROM loyalty.receipt ORDER BY receipt_id;
+
+\echo
+\echo '== The events of all this, written with each change: what a message broker would be handed'
+SELECT type, count(*) AS events FROM loyalty.event GROUP BY type ORDER BY type;
+SELECT id, type, payload ->> 'receipt_id' AS receipt, payload ->> 'operation' AS operation,
+       payload -> 'amount' AS amount, payload -> 'balance' AS balance
+  FROM loyalty.event WHERE customer_id = :anna ORDER BY id DESC LIMIT 6;
+\echo 'A consumer takes them in its transaction: a rollback would give them back'
+SELECT count(*) AS "events taken" FROM loyalty.take_events(100000);

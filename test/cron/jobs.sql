@@ -77,6 +77,21 @@ END
 $$;
 \echo ok - the scheduled jobs recorded the expired lot, released the hold past its deadline and the queued accrual
 
+-- the runs that did the work may still be finishing (run_job stops after
+-- three idle slices): wait until none of the extension's jobs is running
+DO $$
+DECLARE
+    deadline timestamptz := clock_timestamp() + interval '60 seconds';
+BEGIN
+    WHILE EXISTS (SELECT 1 FROM loyalty.job_health WHERE last_status IN ('starting', 'running')) LOOP
+        IF clock_timestamp() > deadline THEN
+            RAISE EXCEPTION 'not ok - a job is still running after 60 s';
+        END IF;
+        PERFORM pg_sleep(0.5);
+    END LOOP;
+END
+$$;
+
 SELECT pg_temp.check(balance = 150 AND held = 0,
                      'the wallet keeps the 50 points that do not expire and the 100 released, none held')
   FROM loyalty.wallet WHERE customer_id = :customer;

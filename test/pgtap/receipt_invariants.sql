@@ -10,7 +10,7 @@
 -- LOYALTY_TEST_SEED repeats a run.
 BEGIN;
 SET LOCAL jit = off;
-SELECT plan(14);
+SELECT plan(17);
 
 \ir seed.psql
 
@@ -183,6 +183,22 @@ SELECT is_empty($$
                       WHERE e.receipt_id = r.receipt_id AND e.operation = 'accrue'), 0)
            <> COALESCE((r.points_earned ->> 'bonus')::bigint, 0)$$,
     'the queued receipts were credited exactly what they earned, once');
+
+-- the outbox: one balance_changed per ledger entry, one receipt_committed
+-- per receipt, one receipt_cancelled per cancelled receipt
+SELECT bag_eq(
+    $$SELECT customer_id, currency, version FROM loyalty.ledger$$,
+    $$SELECT customer_id, payload ->> 'currency', (payload ->> 'version')::bigint
+        FROM loyalty.event WHERE type = 'balance_changed'$$,
+    'every ledger entry has its balance_changed event, and no other');
+SELECT bag_eq(
+    $$SELECT program_id, receipt_id FROM loyalty.receipt$$,
+    $$SELECT program_id, payload ->> 'receipt_id' FROM loyalty.event WHERE type = 'receipt_committed'$$,
+    'every receipt has one receipt_committed event');
+SELECT bag_eq(
+    $$SELECT program_id, receipt_id FROM loyalty.receipt WHERE status = 'cancelled'$$,
+    $$SELECT program_id, payload ->> 'receipt_id' FROM loyalty.event WHERE type = 'receipt_cancelled'$$,
+    'every cancelled receipt has one receipt_cancelled event');
 
 SELECT * FROM finish();
 ROLLBACK;

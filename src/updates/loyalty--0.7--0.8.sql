@@ -1,0 +1,414 @@
+-- loyalty 0.7 -> 0.8: the outbox of events (src/events.sql): loyalty.event,
+-- take_events, NOTIFY loyalty_events, the events of receipts, refunds and
+-- cancels, balance_changed from every ledger entry (in the module), the jobs
+-- notice_expiring and purge_events with the programme's expiry_notice and
+-- event_retention; jobs(), job_health and run_job know the new jobs.
+\echo Use "ALTER EXTENSION loyalty UPDATE TO '0.8'" to load this file. \quit
+
+
+-- src/events.sql — the outbox of events.  Each change writes its events in
+-- its own transaction, so an event exists exactly when its change was
+-- committed: balance_changed (every ledger entry, written by the ledger's C
+-- code), receipt_committed, receipt_cancelled and refund (triggers on the
+-- receipt tables), points_expiring (the job notice_expiring).  Every new
+-- event sends NOTIFY loyalty_events with its id at commit (setting
+-- loyalty.notify_events); loyalty.take_events hands them over.
+
+-- How long before a lot expires its customer hears of it, and how long an
+-- event nobody took is kept.
+ALTER TABLE @extschema@.program
+    ADD COLUMN expiry_notice interval DEFAULT '14 days'
+    CHECK (expiry_notice OPERATOR(pg_catalog.>) '0'::interval),
+    ADD COLUMN event_retention interval DEFAULT '30 days'
+    CHECK (event_retention OPERATOR(pg_catalog.>) '0'::interval);
+COMMENT ON COLUMN @extschema@.program.expiry_notice IS 'how long before points expire the job notice_expiring emits a points_expiring event; NULL: never';
+COMMENT ON COLUMN @extschema@.program.event_retention IS 'events older than this that no consumer took are deleted by the job purge_events; NULL: kept until taken';
+
+-- A lot's notice is sent once; the partial index holds the lots that still
+-- need one, so the job reads only new lots.  Spending part of a lot
+-- changes none of its columns: still a HOT update.
+ALTER TABLE @extschema@.lot ADD COLUMN expiry_noticed_at timestamptz;
+COMMENT ON COLUMN @extschema@.lot.expiry_noticed_at IS 'when the points_expiring event that names the lot was written (or the lot was passed over as already expired); NULL: not yet';
+CREATE INDEX lot_notice_idx ON @extschema@.lot (valid_to, id)
+    WHERE live AND valid_to IS NOT NULL AND expiry_noticed_at IS NULL;
+
+CREATE TABLE @extschema@.event (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    program_id  bigint NOT NULL,
+    type        text NOT NULL
+                CHECK (type OPERATOR(pg_catalog.=) ANY
+                       ('{balance_changed,receipt_committed,receipt_cancelled,refund,points_expiring}'::text[])),
+    customer_id bigint,
+    payload     jsonb NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 20000,
+        autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 100000);
+CREATE INDEX event_program_idx ON @extschema@.event (program_id, id);
+COMMENT ON TABLE @extschema@.event IS 'the outbox: events written with the change they report, until loyalty.take_events hands them over (or purge_events drops them after the programme''s event_retention)';
+COMMENT ON COLUMN @extschema@.event.id IS 'increasing in the order events were written; a consumer deduplicates by it';
+COMMENT ON COLUMN @extschema@.event.program_id IS 'the programme';
+COMMENT ON COLUMN @extschema@.event.type IS 'balance_changed, receipt_committed, receipt_cancelled, refund or points_expiring';
+COMMENT ON COLUMN @extschema@.event.customer_id IS 'the customer; NULL for a receipt without one';
+COMMENT ON COLUMN @extschema@.event.payload IS 'what happened, by type (docs/events.md)';
+COMMENT ON COLUMN @extschema@.event.created_at IS 'the time of the transaction that wrote it';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.event', '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('@extschema@.event', 'id'), '');
+
+CREATE FUNCTION @extschema@.event_notify()
+RETURNS trigger
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'loyalty_event_notify';
+COMMENT ON FUNCTION @extschema@.event_notify() IS
+'trigger: NOTIFY loyalty_events with the new event''s id, unless loyalty.notify_events is off';
+CREATE TRIGGER event_notify AFTER INSERT ON @extschema@.event
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.event_notify();
+
+-- The events of the receipt tables: a commit inserts the receipt, a cancel
+-- sets its status to cancelled, a refund inserts a receipt_refund row.
+-- Replays write nothing, so they emit nothing.
+CREATE FUNCTION @extschema@.receipt_event()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_TABLE_NAME OPERATOR(pg_catalog.=) 'receipt_refund' THEN
+        INSERT INTO @extschema@.event (program_id, type, customer_id, payload)
+        VALUES (NEW.program_id, 'refund', (NEW.result OPERATOR(pg_catalog.->>) 'customer_id')::bigint,
+                NEW.result OPERATOR(pg_catalog.-) '{ledger,replayed}'::text[]);
+    ELSIF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
+        INSERT INTO @extschema@.event (program_id, type, customer_id, payload)
+        VALUES (NEW.program_id, 'receipt_committed', NEW.customer_id, pg_catalog.jsonb_build_object(
+                    'receipt_id', NEW.receipt_id, 'store', NEW.store, 'at', NEW.at,
+                    'committed_at', NEW.committed_at,
+                    'totals', NEW.answer OPERATOR(pg_catalog.->) 'totals',
+                    'accrual', NEW.answer OPERATOR(pg_catalog.#>) '{commit,accrual}',
+                    'release_at', NEW.answer OPERATOR(pg_catalog.#>) '{commit,release_at}',
+                    'coupons', pg_catalog.to_jsonb(NEW.coupons)));
+    ELSIF NEW.status OPERATOR(pg_catalog.=) 'cancelled' AND OLD.status OPERATOR(pg_catalog.<>) 'cancelled' THEN
+        INSERT INTO @extschema@.event (program_id, type, customer_id, payload)
+        VALUES (NEW.program_id, 'receipt_cancelled', NEW.customer_id,
+                NEW.cancel_result OPERATOR(pg_catalog.-) '{ledger,replayed}'::text[]);
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.receipt_event() IS
+'trigger: the receipt_committed, receipt_cancelled and refund events of the receipt tables';
+CREATE TRIGGER receipt_committed_event AFTER INSERT ON @extschema@.receipt
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.receipt_event();
+CREATE TRIGGER receipt_cancelled_event AFTER UPDATE OF status ON @extschema@.receipt
+    FOR EACH ROW WHEN (NEW.status OPERATOR(pg_catalog.=) 'cancelled')
+    EXECUTE FUNCTION @extschema@.receipt_event();
+CREATE TRIGGER refund_event AFTER INSERT ON @extschema@.receipt_refund
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.receipt_event();
+
+-- Hand events over: delete up to batch of the oldest (of one programme, or
+-- of all) and return them in id order.  The caller's transaction owns them:
+-- if it rolls back they are there again; two consumers never get the same
+-- event (SKIP LOCKED), so a consumer that commits after its sink has them
+-- hands each event over exactly once, and one that may fail between the
+-- sink and its commit resends them with the same ids.
+CREATE FUNCTION @extschema@.take_events(batch integer DEFAULT 100, program text DEFAULT NULL)
+RETURNS SETOF @extschema@.event
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pid bigint;
+BEGIN
+    IF batch IS NULL OR batch OPERATOR(pg_catalog.<) 1 OR batch OPERATOR(pg_catalog.>) 100000 THEN
+        RAISE EXCEPTION 'batch must be between 1 and 100000, not %', COALESCE(batch::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF program IS NOT NULL THEN
+        SELECT g.id INTO pid FROM @extschema@.program g WHERE g.code OPERATOR(pg_catalog.=) program;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'programme "%" does not exist', program
+                USING ERRCODE = 'undefined_object',
+                      HINT = 'SELECT code FROM loyalty.program lists the programmes.';
+        END IF;
+        RETURN QUERY
+        WITH taken AS (
+            DELETE FROM @extschema@.event e
+             WHERE e.id OPERATOR(pg_catalog.=) ANY (ARRAY(
+                   SELECT f.id FROM @extschema@.event f
+                    WHERE f.program_id OPERATOR(pg_catalog.=) pid
+                    ORDER BY f.program_id, f.id LIMIT batch
+                      FOR UPDATE SKIP LOCKED))
+            RETURNING e.*)
+        SELECT * FROM taken ORDER BY taken.id;
+    ELSE
+        RETURN QUERY
+        WITH taken AS (
+            DELETE FROM @extschema@.event e
+             WHERE e.id OPERATOR(pg_catalog.=) ANY (ARRAY(
+                   SELECT f.id FROM @extschema@.event f ORDER BY f.id LIMIT batch
+                      FOR UPDATE SKIP LOCKED))
+            RETURNING e.*)
+        SELECT * FROM taken ORDER BY taken.id;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.take_events(integer, text) IS
+'hand over up to batch of the oldest events (of one programme, or all), deleting them in the caller''s transaction: a rollback gives them back';
+
+-- The job notice_expiring: for lots entering their programme's
+-- expiry_notice window, one points_expiring event per wallet with the lots
+-- and points that expire.  It locks the wallets (skipping those in use), as
+-- every writer of lots does, and marks the lots; lots already past their
+-- end are marked without an event (their expire entry reports them).
+CREATE FUNCTION @extschema@.notice_expiring(batch_limit integer DEFAULT 10000,
+                                            time_budget interval DEFAULT '50 seconds')
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    deadline timestamptz := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) time_budget;
+    horizon interval;
+    done integer := 0;
+    lots integer;
+    events integer;
+BEGIN
+    IF batch_limit IS NULL OR batch_limit OPERATOR(pg_catalog.<) 1 THEN
+        RAISE EXCEPTION 'batch_limit must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF time_budget IS NULL OR time_budget OPERATOR(pg_catalog.<=) '0'::interval THEN
+        RAISE EXCEPTION 'time_budget must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT pg_catalog.max(g.expiry_notice) INTO horizon FROM @extschema@.program g;
+    IF horizon IS NULL THEN
+        RETURN 0;
+    END IF;
+    LOOP
+        WITH candidate AS (
+            SELECT l.id, l.customer_id, l.currency
+              FROM @extschema@.lot l
+              JOIN @extschema@.program g ON g.id OPERATOR(pg_catalog.=) l.program_id
+             WHERE l.live AND l.valid_to IS NOT NULL AND l.expiry_noticed_at IS NULL
+               AND l.valid_to OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.+) horizon)
+               AND l.valid_to OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.+) g.expiry_notice)
+             ORDER BY l.valid_to, l.id
+             LIMIT LEAST(500, batch_limit OPERATOR(pg_catalog.-) done)),
+        locked AS (
+            SELECT w.customer_id, w.currency
+              FROM @extschema@.wallet w
+             WHERE (w.customer_id, w.currency) IN (SELECT c.customer_id, c.currency FROM candidate c)
+               FOR NO KEY UPDATE SKIP LOCKED),
+        marked AS (
+            UPDATE @extschema@.lot l SET expiry_noticed_at = pg_catalog.now()
+              FROM candidate c, locked k
+             WHERE l.id OPERATOR(pg_catalog.=) c.id
+               AND k.customer_id OPERATOR(pg_catalog.=) c.customer_id
+               AND k.currency OPERATOR(pg_catalog.=) c.currency
+               AND l.live AND l.expiry_noticed_at IS NULL
+            RETURNING l.id, l.program_id, l.customer_id, l.currency, l.remaining, l.valid_to),
+        written AS (
+            INSERT INTO @extschema@.event (program_id, type, customer_id, payload)
+            SELECT m.program_id, 'points_expiring', m.customer_id, pg_catalog.jsonb_build_object(
+                       'currency', m.currency, 'points', pg_catalog.sum(m.remaining),
+                       'expires_at', pg_catalog.min(m.valid_to),
+                       'lots', pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                                   'lot_id', m.id, 'points', m.remaining, 'valid_to', m.valid_to)
+                               ORDER BY m.valid_to, m.id))
+              FROM marked m
+             WHERE m.valid_to OPERATOR(pg_catalog.>) pg_catalog.now()
+             GROUP BY m.program_id, m.customer_id, m.currency
+            RETURNING 1)
+        SELECT (SELECT pg_catalog.count(*) FROM marked), (SELECT pg_catalog.count(*) FROM written)
+          INTO lots, events;
+        done := done OPERATOR(pg_catalog.+) lots;
+        EXIT WHEN lots OPERATOR(pg_catalog.=) 0 OR done OPERATOR(pg_catalog.>=) batch_limit
+               OR pg_catalog.clock_timestamp() OPERATOR(pg_catalog.>=) deadline;
+    END LOOP;
+    RETURN done;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.notice_expiring(integer, interval) IS
+'emit points_expiring events for lots entering their programme''s expiry_notice window, one per wallet, each lot once; returns the lots marked';
+
+-- The job purge_events: events nobody took within the programme's
+-- event_retention are deleted, oldest first.
+CREATE FUNCTION @extschema@.purge_events(batch_limit integer DEFAULT 100000)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    gone integer;
+BEGIN
+    IF batch_limit IS NULL OR batch_limit OPERATOR(pg_catalog.<) 1 THEN
+        RAISE EXCEPTION 'batch_limit must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    WITH old AS (
+        SELECT e.id FROM @extschema@.event e
+          JOIN @extschema@.program g ON g.id OPERATOR(pg_catalog.=) e.program_id
+         WHERE g.event_retention IS NOT NULL
+           AND e.created_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) g.event_retention)
+         ORDER BY e.id LIMIT batch_limit
+           FOR UPDATE OF e SKIP LOCKED),
+    gone_rows AS (
+        DELETE FROM @extschema@.event e USING old WHERE e.id OPERATOR(pg_catalog.=) old.id RETURNING 1)
+    SELECT pg_catalog.count(*) INTO gone FROM gone_rows;
+    IF gone OPERATOR(pg_catalog.>) 0 THEN
+        RAISE LOG 'loyalty.purge_events: % events older than their programme''s event_retention were deleted untaken', gone;
+    END IF;
+    RETURN gone;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.purge_events(integer) IS
+'delete up to batch_limit events that no consumer took within their programme''s event_retention; returns how many';
+
+REVOKE ALL ON FUNCTION
+    @extschema@.event_notify(),
+    @extschema@.receipt_event(),
+    @extschema@.take_events(integer, text),
+    @extschema@.notice_expiring(integer, interval),
+    @extschema@.purge_events(integer)
+FROM PUBLIC;
+
+
+-- src/jobs.sql and src/receipt.sql: the new jobs
+
+CREATE OR REPLACE FUNCTION @extschema@.jobs()
+RETURNS TABLE (job text, schedule text, command text, description text)
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    VALUES ('loyalty.release_accruals', '* * * * *',
+            'CALL loyalty.run_job(''release_accruals'', ''50 seconds'')',
+            'releases the accruals of the queue that are due as lots'),
+           ('loyalty.expire_due', '* * * * *',
+            'CALL loyalty.run_job(''expire_due'', ''50 seconds'')',
+            'records expired lots as expire entries in the ledger'),
+           ('loyalty.release_expired_holds', '* * * * *',
+            'CALL loyalty.run_job(''release_expired_holds'', ''50 seconds'')',
+            'marks holds past their deadline expired, with release entries'),
+           ('loyalty.notice_expiring', '*/10 * * * *',
+            'CALL loyalty.run_job(''notice_expiring'', ''50 seconds'')',
+            'emits a points_expiring event per wallet for lots entering their programme''s expiry_notice window'),
+           ('loyalty.purge_events', '41 * * * *',
+            'SELECT loyalty.purge_events(100000)',
+            'deletes events that no consumer took within their programme''s event_retention'),
+           ('loyalty.create_partitions', '17 * * * *',
+            'SELECT loyalty.create_partitions(3)',
+            'keeps monthly partitions of receipts and receipt lines three months ahead')
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@.job_health_rows()
+RETURNS TABLE (job text, schedule text, scheduled boolean, active boolean,
+               last_start timestamptz, last_duration interval, last_status text,
+               last_message text, runs_failed_last_day bigint,
+               backlog bigint, oldest_due_age interval)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    due record;
+BEGIN
+    FOR job, schedule IN SELECT d.job, d.schedule FROM @extschema@.jobs() d ORDER BY d.job LOOP
+        scheduled := NULL;
+        active := NULL;
+        last_start := NULL;
+        last_duration := NULL;
+        last_status := NULL;
+        last_message := NULL;
+        runs_failed_last_day := NULL;
+        IF pg_catalog.to_regclass('cron.job_run_details') IS NOT NULL THEN
+            EXECUTE $q$
+                SELECT j.jobid IS NOT NULL, j.active, r.start_time,
+                       r.end_time OPERATOR(pg_catalog.-) r.start_time, r.status, r.return_message,
+                       (SELECT pg_catalog.count(*) FROM cron.job_run_details f
+                         WHERE f.jobid OPERATOR(pg_catalog.=) j.jobid
+                           AND f.status OPERATOR(pg_catalog.=) 'failed'
+                           AND f.start_time OPERATOR(pg_catalog.>)
+                               (pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 day'))
+                  FROM (SELECT 1) one
+                  LEFT JOIN cron.job j ON j.jobname OPERATOR(pg_catalog.=) $1
+                       AND j.database OPERATOR(pg_catalog.=) pg_catalog.current_database()
+                  LEFT JOIN LATERAL (SELECT * FROM cron.job_run_details d
+                                      WHERE d.jobid OPERATOR(pg_catalog.=) j.jobid
+                                      ORDER BY d.runid DESC LIMIT 1) r ON true
+                 ORDER BY j.jobid DESC NULLS LAST LIMIT 1 $q$
+              INTO scheduled, active, last_start, last_duration, last_status, last_message,
+                   runs_failed_last_day
+             USING job;
+        END IF;
+        -- each job's own backlog; a job without one shows NULL
+        IF job OPERATOR(pg_catalog.=) 'loyalty.expire_due' THEN
+            SELECT pg_catalog.count(*), pg_catalog.min(l.valid_to) INTO due
+              FROM @extschema@.lot l
+             WHERE l.live AND l.valid_to IS NOT NULL AND l.valid_to OPERATOR(pg_catalog.<=) pg_catalog.now();
+        ELSIF job OPERATOR(pg_catalog.=) 'loyalty.release_accruals' THEN
+            SELECT pg_catalog.count(*), pg_catalog.min(q.release_at) INTO due
+              FROM @extschema@.accrual_queue q
+             WHERE q.release_at OPERATOR(pg_catalog.<=) pg_catalog.now();
+        ELSIF job OPERATOR(pg_catalog.=) 'loyalty.release_expired_holds' THEN
+            SELECT pg_catalog.count(*), pg_catalog.min(h.expires_at) INTO due
+              FROM @extschema@.hold h
+             WHERE h.status OPERATOR(pg_catalog.=) 'active'
+               AND h.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now();
+        ELSIF job OPERATOR(pg_catalog.=) 'loyalty.notice_expiring' THEN
+            SELECT pg_catalog.count(*), pg_catalog.min(l.valid_to OPERATOR(pg_catalog.-) g.expiry_notice) INTO due
+              FROM @extschema@.lot l
+              JOIN @extschema@.program g ON g.id OPERATOR(pg_catalog.=) l.program_id
+             WHERE l.live AND l.valid_to IS NOT NULL AND l.expiry_noticed_at IS NULL
+               AND l.valid_to OPERATOR(pg_catalog.>) pg_catalog.now()
+               AND l.valid_to OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.+) g.expiry_notice);
+        ELSIF job OPERATOR(pg_catalog.=) 'loyalty.purge_events' THEN
+            SELECT pg_catalog.count(*), pg_catalog.min(e.created_at OPERATOR(pg_catalog.+) g.event_retention) INTO due
+              FROM @extschema@.event e
+              JOIN @extschema@.program g ON g.id OPERATOR(pg_catalog.=) e.program_id
+             WHERE e.created_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) g.event_retention);
+        ELSE
+            SELECT NULL::bigint AS count, NULL::timestamptz AS min INTO due;
+        END IF;
+        backlog := due.count;
+        oldest_due_age := pg_catalog.now() OPERATOR(pg_catalog.-) due.min;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE PROCEDURE @extschema@.run_job(job text, time_budget interval DEFAULT '50 seconds')
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    deadline timestamptz := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) time_budget;
+    slice interval;
+    n bigint;
+    idle integer := 0;
+BEGIN
+    IF job IS NULL OR job OPERATOR(pg_catalog.<>) ALL ('{release_accruals,expire_due,release_expired_holds,notice_expiring}'::text[]) THEN
+        RAISE EXCEPTION 'job "%" cannot run in slices', job
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'The jobs that run in slices are release_accruals, expire_due, release_expired_holds and notice_expiring.';
+    END IF;
+    IF time_budget IS NULL OR time_budget OPERATOR(pg_catalog.<=) '0'::interval THEN
+        RAISE EXCEPTION 'time_budget must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    LOOP
+        slice := LEAST('200 milliseconds'::interval, deadline OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp());
+        EXIT WHEN slice OPERATOR(pg_catalog.<=) '0'::interval;
+        IF job OPERATOR(pg_catalog.=) 'release_accruals' THEN
+            n := @extschema@.release_accruals(slice);
+        ELSIF job OPERATOR(pg_catalog.=) 'expire_due' THEN
+            n := @extschema@.expire_due(100000, slice);
+        ELSIF job OPERATOR(pg_catalog.=) 'notice_expiring' THEN
+            n := @extschema@.notice_expiring(100000, slice);
+        ELSE
+            n := @extschema@.release_expired_holds(100000, slice);
+        END IF;
+        COMMIT;
+        -- a slice that did nothing met only rows other workers or tills
+        -- hold, or nothing due: after three in a row, stop
+        IF n OPERATOR(pg_catalog.>) 0 THEN
+            idle := 0;
+        ELSE
+            idle := idle OPERATOR(pg_catalog.+) 1;
+            EXIT WHEN idle OPERATOR(pg_catalog.>=) 3;
+            PERFORM pg_catalog.pg_sleep(0.05);
+        END IF;
+    END LOOP;
+END
+$$;
+
+COMMENT ON COLUMN @extschema@.job_health.backlog IS 'rows due now that the job has not done: accruals past release_at, lots past valid_to, holds past expires_at, lots in their notice window (not yet expired) without a notice, events past their retention';
+
+COMMENT ON PROCEDURE @extschema@.run_job(text, interval) IS
+'run release_accruals, expire_due, release_expired_holds or notice_expiring in transactions of at most 0.2 s until three in a row find nothing to do or time_budget is spent (CALL it outside a transaction block)';
