@@ -28,6 +28,12 @@ AS $$
            ('loyalty.purge_events', '41 * * * *',
             'SELECT loyalty.purge_events(100000)',
             'deletes events that no consumer took within their programme''s event_retention'),
+           ('loyalty.review_tiers', '29 * * * *',
+            'CALL loyalty.run_job(''review_tiers'', ''50 seconds'')',
+            'from the start of each review period, moves every customer to the tier the window qualifies them for, up or down'),
+           ('loyalty.refresh_segments', '53 * * * *',
+            'SELECT loyalty.refresh_segments(''50 seconds'')',
+            'rebuilds the rule segments whose refresh_every has passed'),
            ('loyalty.create_partitions', '17 * * * *',
             'SELECT loyalty.create_partitions(3)',
             'keeps monthly partitions of receipts and receipt lines three months ahead')
@@ -158,6 +164,19 @@ BEGIN
               FROM @extschema@.event e
               JOIN @extschema@.program g ON g.id OPERATOR(pg_catalog.=) e.program_id
              WHERE e.created_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) g.event_retention);
+        ELSIF job OPERATOR(pg_catalog.=) 'loyalty.review_tiers' THEN
+            SELECT pg_catalog.count(*), pg_catalog.min(pg_catalog.date_trunc(g.tier_review, pg_catalog.now())) INTO due
+              FROM @extschema@.program g
+              JOIN @extschema@.customer u ON u.program_id OPERATOR(pg_catalog.=) g.id
+             WHERE EXISTS (SELECT 1 FROM @extschema@.tier t WHERE t.program_id OPERATOR(pg_catalog.=) g.id)
+               AND u.tier_reviewed_at OPERATOR(pg_catalog.<) pg_catalog.date_trunc(g.tier_review, pg_catalog.now())
+               AND u.status OPERATOR(pg_catalog.<>) 'merged';
+        ELSIF job OPERATOR(pg_catalog.=) 'loyalty.refresh_segments' THEN
+            SELECT pg_catalog.count(*), pg_catalog.min(COALESCE(s.refreshed_at OPERATOR(pg_catalog.+) s.refresh_every, pg_catalog.now())) INTO due
+              FROM @extschema@.segment s
+             WHERE s.kind OPERATOR(pg_catalog.=) 'rule'
+               AND (s.refreshed_at IS NULL
+                    OR s.refreshed_at OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.-) s.refresh_every));
         ELSE
             SELECT NULL::bigint AS count, NULL::timestamptz AS min INTO due;
         END IF;
@@ -182,5 +201,5 @@ COMMENT ON COLUMN @extschema@.job_health.last_duration IS 'how long the last run
 COMMENT ON COLUMN @extschema@.job_health.last_status IS 'pg_cron''s status of the last run: succeeded, failed, running...';
 COMMENT ON COLUMN @extschema@.job_health.last_message IS 'what the last run returned, or its error';
 COMMENT ON COLUMN @extschema@.job_health.runs_failed_last_day IS 'failed runs in the last 24 hours';
-COMMENT ON COLUMN @extschema@.job_health.backlog IS 'rows due now that the job has not done: accruals past release_at, lots past valid_to, holds past expires_at, lots in their notice window (not yet expired) without a notice, events past their retention';
+COMMENT ON COLUMN @extschema@.job_health.backlog IS 'rows due now that the job has not done: accruals past release_at, lots past valid_to, holds past expires_at, lots in their notice window (not yet expired) without a notice, events past their retention, customers not yet reviewed this review period, rule segments due for a rebuild';
 COMMENT ON COLUMN @extschema@.job_health.oldest_due_age IS 'how long the oldest of them has been due; NULL when none';

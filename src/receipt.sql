@@ -1132,10 +1132,10 @@ DECLARE
     n bigint;
     idle integer := 0;
 BEGIN
-    IF job IS NULL OR job OPERATOR(pg_catalog.<>) ALL ('{release_accruals,expire_due,release_expired_holds,notice_expiring}'::text[]) THEN
+    IF job IS NULL OR job OPERATOR(pg_catalog.<>) ALL ('{release_accruals,expire_due,release_expired_holds,notice_expiring,review_tiers}'::text[]) THEN
         RAISE EXCEPTION 'job "%" cannot run in slices', job
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'The jobs that run in slices are release_accruals, expire_due, release_expired_holds and notice_expiring.';
+                  HINT = 'The jobs that run in slices are release_accruals, expire_due, release_expired_holds, notice_expiring and review_tiers.';
     END IF;
     IF time_budget IS NULL OR time_budget OPERATOR(pg_catalog.<=) '0'::interval THEN
         RAISE EXCEPTION 'time_budget must be positive' USING ERRCODE = 'invalid_parameter_value';
@@ -1149,6 +1149,8 @@ BEGIN
             n := @extschema@.expire_due(100000, slice);
         ELSIF job OPERATOR(pg_catalog.=) 'notice_expiring' THEN
             n := @extschema@.notice_expiring(100000, slice);
+        ELSIF job OPERATOR(pg_catalog.=) 'review_tiers' THEN
+            n := @extschema@.review_tiers(100000, slice);
         ELSE
             n := @extschema@.release_expired_holds(100000, slice);
         END IF;
@@ -1166,7 +1168,7 @@ BEGIN
 END
 $$;
 COMMENT ON PROCEDURE @extschema@.run_job(text, interval) IS
-'run release_accruals, expire_due, release_expired_holds or notice_expiring in transactions of at most 0.2 s until three in a row find nothing to do or time_budget is spent (CALL it outside a transaction block)';
+'run release_accruals, expire_due, release_expired_holds, notice_expiring or review_tiers in transactions of at most 0.2 s until three in a row find nothing to do or time_budget is spent (CALL it outside a transaction block)';
 
 REVOKE ALL ON FUNCTION
     @extschema@.spend_lots(bigint, text, bigint[], bigint[], text, text),

@@ -2,7 +2,10 @@
 -- take_events, NOTIFY loyalty_events, the events of receipts, refunds and
 -- cancels, balance_changed from every ledger entry (in the module), the jobs
 -- notice_expiring and purge_events with the programme's expiry_notice and
--- event_retention; jobs(), job_health and run_job know the new jobs.
+-- event_retention; tiers and rule segments (src/tiers.sql): loyalty.tier,
+-- tier_change, the receipt trigger that lifts a customer, the jobs
+-- review_tiers and refresh_segments; jobs(), job_health and run_job know the
+-- new jobs.
 \echo Use "ALTER EXTENSION loyalty UPDATE TO '0.8'" to load this file. \quit
 
 
@@ -10,7 +13,8 @@
 -- its own transaction, so an event exists exactly when its change was
 -- committed: balance_changed (every ledger entry, written by the ledger's C
 -- code), receipt_committed, receipt_cancelled and refund (triggers on the
--- receipt tables), points_expiring (the job notice_expiring).  Every new
+-- receipt tables), points_expiring (the job notice_expiring), tier_changed
+-- (src/tiers.sql).  Every new
 -- event sends NOTIFY loyalty_events with its id at commit (setting
 -- loyalty.notify_events); loyalty.take_events hands them over.
 
@@ -37,7 +41,7 @@ CREATE TABLE @extschema@.event (
     program_id  bigint NOT NULL,
     type        text NOT NULL
                 CHECK (type OPERATOR(pg_catalog.=) ANY
-                       ('{balance_changed,receipt_committed,receipt_cancelled,refund,points_expiring}'::text[])),
+                       ('{balance_changed,receipt_committed,receipt_cancelled,refund,points_expiring,tier_changed}'::text[])),
     customer_id bigint,
     payload     jsonb NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
@@ -47,7 +51,7 @@ CREATE INDEX event_program_idx ON @extschema@.event (program_id, id);
 COMMENT ON TABLE @extschema@.event IS 'the outbox: events written with the change they report, until loyalty.take_events hands them over (or purge_events drops them after the programme''s event_retention)';
 COMMENT ON COLUMN @extschema@.event.id IS 'increasing in the order events were written; a consumer deduplicates by it';
 COMMENT ON COLUMN @extschema@.event.program_id IS 'the programme';
-COMMENT ON COLUMN @extschema@.event.type IS 'balance_changed, receipt_committed, receipt_cancelled, refund or points_expiring';
+COMMENT ON COLUMN @extschema@.event.type IS 'balance_changed, receipt_committed, receipt_cancelled, refund, points_expiring or tier_changed';
 COMMENT ON COLUMN @extschema@.event.customer_id IS 'the customer; NULL for a receipt without one';
 COMMENT ON COLUMN @extschema@.event.payload IS 'what happened, by type (docs/events.md)';
 COMMENT ON COLUMN @extschema@.event.created_at IS 'the time of the transaction that wrote it';
@@ -265,6 +269,389 @@ REVOKE ALL ON FUNCTION
 FROM PUBLIC;
 
 
+-- src/tiers.sql — tiers and rule-based segments: the audiences promotions
+-- address by who the customer is.  A tier is qualified for by money spent
+-- or receipts made over the programme's rolling window: a customer moves up
+-- as soon as a receipt qualifies them (a trigger on the receipt), and down
+-- only at the programme's review date (the job review_tiers); every change
+-- is recorded in tier_change and emits tier_changed.  A rule segment is
+-- rebuilt by the job refresh_segments from a condition over the customer's
+-- document and purchase statistics (recency, frequency, monetary).  Their
+-- benefits are promotions whose audience is the tier or the segment.
+
+ALTER TABLE @extschema@.program
+    ADD COLUMN tier_window interval NOT NULL DEFAULT '365 days'
+    CHECK (tier_window OPERATOR(pg_catalog.>) '0'::interval),
+    ADD COLUMN tier_review text NOT NULL DEFAULT 'quarter'
+    CHECK (tier_review OPERATOR(pg_catalog.=) ANY ('{month,quarter,year}'::text[]));
+COMMENT ON COLUMN @extschema@.program.tier_window IS 'the rolling window over which spend and receipts qualify for a tier';
+COMMENT ON COLUMN @extschema@.program.tier_review IS 'month, quarter or year: customers move down a tier only at the start of one, when review_tiers reviews them';
+
+CREATE TABLE @extschema@.tier (
+    program_id   bigint NOT NULL REFERENCES @extschema@.program (id),
+    code         text NOT NULL CHECK (code OPERATOR(pg_catalog.~) '^[a-z0-9][a-z0-9_-]{0,62}$'),
+    name         text NOT NULL CHECK (name OPERATOR(pg_catalog.<>) ''),
+    rank         integer NOT NULL CHECK (rank OPERATOR(pg_catalog.>=) 0),
+    min_spend    numeric CHECK (min_spend OPERATOR(pg_catalog.>=) 0),
+    min_receipts integer CHECK (min_receipts OPERATOR(pg_catalog.>=) 0),
+    qualify      text NOT NULL DEFAULT 'all'
+                 CHECK (qualify OPERATOR(pg_catalog.=) ANY ('{all,any}'::text[])),
+    created_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (program_id, code),
+    UNIQUE (program_id, rank)
+);
+COMMENT ON TABLE @extschema@.tier IS 'a level of a programme that customers qualify for by spend or receipts over the programme''s tier_window';
+COMMENT ON COLUMN @extschema@.tier.code IS 'the code customer.tier holds and promotions'' tiers name';
+COMMENT ON COLUMN @extschema@.tier.rank IS 'higher is better; the tier of rank 0, if any, is the base every customer qualifies for';
+COMMENT ON COLUMN @extschema@.tier.min_spend IS 'money paid over the window (after refunds), in major units; NULL: no such condition';
+COMMENT ON COLUMN @extschema@.tier.min_receipts IS 'receipts over the window (not cancelled or wholly refunded); NULL: no such condition';
+COMMENT ON COLUMN @extschema@.tier.qualify IS 'all: every condition given must hold; any: one of them is enough';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.tier', '');
+
+ALTER TABLE @extschema@.customer
+    ADD COLUMN tier_since timestamptz,
+    ADD COLUMN tier_reviewed_at timestamptz NOT NULL DEFAULT '-infinity';
+COMMENT ON COLUMN @extschema@.customer.tier_since IS 'when the customer got the current tier';
+COMMENT ON COLUMN @extschema@.customer.tier_reviewed_at IS 'when review_tiers last reviewed the customer; -infinity: never';
+CREATE INDEX customer_tier_review_idx ON @extschema@.customer (program_id, tier_reviewed_at);
+
+CREATE TABLE @extschema@.tier_change (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    program_id  bigint NOT NULL,
+    customer_id bigint NOT NULL,
+    from_tier   text,
+    to_tier     text,
+    reason      text NOT NULL CHECK (reason OPERATOR(pg_catalog.=) ANY ('{qualified,review}'::text[])),
+    spend       bigint NOT NULL,
+    receipts    integer NOT NULL,
+    receipt_id  text,
+    changed_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    actor       text NOT NULL DEFAULT pg_catalog."session_user"()
+);
+CREATE INDEX tier_change_customer_idx ON @extschema@.tier_change (customer_id, changed_at);
+COMMENT ON TABLE @extschema@.tier_change IS 'every change of a customer''s tier: from, to, why, and the spend and receipts that decided it';
+COMMENT ON COLUMN @extschema@.tier_change.reason IS 'qualified: a receipt lifted the customer; review: the periodic review moved them (up or down)';
+COMMENT ON COLUMN @extschema@.tier_change.spend IS 'money paid over the window, in minor units, when the change was decided';
+COMMENT ON COLUMN @extschema@.tier_change.receipt_id IS 'the receipt that qualified the customer (reason qualified)';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.tier_change', '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('@extschema@.tier_change', 'id'), '');
+
+-- What a customer bought over a window: money paid after refunds (minor
+-- units), receipts that still stand, and the last receipt's time.
+CREATE FUNCTION @extschema@.customer_stats(pid bigint, cid bigint, since timestamptz,
+                                           OUT spend bigint, OUT receipts integer, OUT last_at timestamptz)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT COALESCE(pg_catalog.sum(r.to_pay OPERATOR(pg_catalog.-) COALESCE(f.money, 0)), 0)::bigint,
+           (pg_catalog.count(*) FILTER (WHERE r.status OPERATOR(pg_catalog.<>) 'refunded'))::integer,
+           pg_catalog.max(r.committed_at) FILTER (WHERE r.status OPERATOR(pg_catalog.<>) 'refunded')
+      FROM @extschema@.receipt r
+      LEFT JOIN LATERAL (SELECT pg_catalog.sum(x.money) AS money FROM @extschema@.receipt_refund x
+                          WHERE x.program_id OPERATOR(pg_catalog.=) r.program_id
+                            AND x.receipt_id OPERATOR(pg_catalog.=) r.receipt_id) f
+             ON r.status OPERATOR(pg_catalog.<>) 'committed'
+     WHERE r.customer_id OPERATOR(pg_catalog.=) cid AND r.program_id OPERATOR(pg_catalog.=) pid
+       AND r.committed_at OPERATOR(pg_catalog.>=) since
+       AND r.status OPERATOR(pg_catalog.<>) 'cancelled'
+$$;
+COMMENT ON FUNCTION @extschema@.customer_stats(bigint, bigint, timestamptz) IS
+'a customer''s purchases since a time: money paid after refunds (minor units), receipts not cancelled or wholly refunded, the last one''s time';
+
+-- The best tier the figures qualify for (NULL if the programme has none
+-- they reach).
+CREATE FUNCTION @extschema@.qualified_tier(pid bigint, spend bigint, receipts integer)
+RETURNS @extschema@.tier
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT t.* FROM @extschema@.tier t, @extschema@.program g
+     WHERE t.program_id OPERATOR(pg_catalog.=) pid AND g.id OPERATOR(pg_catalog.=) pid
+       AND CASE WHEN t.min_spend IS NULL AND t.min_receipts IS NULL THEN true
+                WHEN t.qualify OPERATOR(pg_catalog.=) 'any' THEN
+                     spend OPERATOR(pg_catalog.>=) @extschema@.minor_units(t.min_spend, g.money_exponent)
+                     OR receipts OPERATOR(pg_catalog.>=) t.min_receipts
+                ELSE COALESCE(spend OPERATOR(pg_catalog.>=) @extschema@.minor_units(t.min_spend, g.money_exponent), true)
+                     AND COALESCE(receipts OPERATOR(pg_catalog.>=) t.min_receipts, true) END
+     ORDER BY t.rank DESC LIMIT 1
+$$;
+COMMENT ON FUNCTION @extschema@.qualified_tier(bigint, bigint, integer) IS
+'the highest tier of the programme that this spend (minor units) and receipt count qualify for';
+
+-- Move a customer from one tier to another, if the customer still has the
+-- first (a commit and the review may decide at once): the change, its
+-- record and its event.  Returns whether it moved.
+CREATE FUNCTION @extschema@.change_tier(pid bigint, cid bigint, from_tier text, to_tier text,
+                                        reason text, spend bigint, receipts integer, receipt_id text)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE @extschema@.customer c
+       SET tier = to_tier, tier_since = pg_catalog.now(), updated_at = pg_catalog.now()
+     WHERE c.id OPERATOR(pg_catalog.=) cid AND c.tier IS NOT DISTINCT FROM from_tier;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    INSERT INTO @extschema@.tier_change (program_id, customer_id, from_tier, to_tier, reason, spend,
+                                         receipts, receipt_id)
+    VALUES (pid, cid, from_tier, to_tier, reason, spend, receipts, receipt_id);
+    INSERT INTO @extschema@.event (program_id, type, customer_id, payload)
+    VALUES (pid, 'tier_changed', cid, pg_catalog.jsonb_build_object(
+                'from', from_tier, 'to', to_tier, 'reason', reason, 'receipts', receipts,
+                'spend', @extschema@.major_units(spend, (SELECT g.money_exponent FROM @extschema@.program g
+                                                          WHERE g.id OPERATOR(pg_catalog.=) pid)),
+                'receipt_id', receipt_id));
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.change_tier(bigint, bigint, text, text, text, bigint, integer, text) IS
+'move a customer from from_tier to to_tier if they still have from_tier, with a tier_change row and a tier_changed event';
+
+-- A committed receipt lifts its customer at once to the best tier the
+-- window now qualifies them for; it never lowers one.
+CREATE FUNCTION @extschema@.receipt_tier()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    st record;
+    best @extschema@.tier;
+    cur text;
+    cur_rank integer;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM @extschema@.tier t WHERE t.program_id OPERATOR(pg_catalog.=) NEW.program_id) THEN
+        RETURN NULL;
+    END IF;
+    SELECT * INTO st FROM @extschema@.customer_stats(NEW.program_id, NEW.customer_id,
+        pg_catalog.now() OPERATOR(pg_catalog.-) (SELECT g.tier_window FROM @extschema@.program g
+                                                  WHERE g.id OPERATOR(pg_catalog.=) NEW.program_id));
+    best := @extschema@.qualified_tier(NEW.program_id, st.spend, st.receipts);
+    IF best.code IS NULL THEN
+        RETURN NULL;
+    END IF;
+    -- the customer's tier as it is once a review of them has finished
+    SELECT c.tier, t.rank INTO cur, cur_rank
+      FROM @extschema@.customer c
+      LEFT JOIN @extschema@.tier t ON t.program_id OPERATOR(pg_catalog.=) c.program_id
+                                  AND t.code OPERATOR(pg_catalog.=) c.tier
+     WHERE c.id OPERATOR(pg_catalog.=) NEW.customer_id
+       FOR NO KEY UPDATE OF c;
+    IF cur_rank IS NULL OR best.rank OPERATOR(pg_catalog.>) cur_rank THEN
+        PERFORM @extschema@.change_tier(NEW.program_id, NEW.customer_id, cur, best.code, 'qualified',
+                                        st.spend, st.receipts, NEW.receipt_id);
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.receipt_tier() IS
+'trigger: a committed receipt moves its customer up to the best tier they now qualify for';
+CREATE TRIGGER receipt_tier AFTER INSERT ON @extschema@.receipt
+    FOR EACH ROW WHEN (NEW.customer_id IS NOT NULL)
+    EXECUTE FUNCTION @extschema@.receipt_tier();
+
+-- The job review_tiers: from the start of each review period (month,
+-- quarter or year), every customer of a programme with tiers is reviewed
+-- once: moved to the tier the window qualifies them for, up or down.
+-- Customers are claimed with SKIP LOCKED, a chunk at a time.
+CREATE FUNCTION @extschema@.review_tiers(batch_limit integer DEFAULT 10000,
+                                         time_budget interval DEFAULT '50 seconds')
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    deadline timestamptz := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) time_budget;
+    g record;
+    c record;
+    st record;
+    best @extschema@.tier;
+    done integer := 0;
+    chunk integer;
+BEGIN
+    IF batch_limit IS NULL OR batch_limit OPERATOR(pg_catalog.<) 1 THEN
+        RAISE EXCEPTION 'batch_limit must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF time_budget IS NULL OR time_budget OPERATOR(pg_catalog.<=) '0'::interval THEN
+        RAISE EXCEPTION 'time_budget must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOR g IN SELECT p.id, p.tier_window, pg_catalog.date_trunc(p.tier_review, pg_catalog.now()) AS review_from
+               FROM @extschema@.program p
+              WHERE EXISTS (SELECT 1 FROM @extschema@.tier t WHERE t.program_id OPERATOR(pg_catalog.=) p.id)
+              ORDER BY p.id
+    LOOP
+        LOOP
+            chunk := 0;
+            FOR c IN SELECT u.id, u.tier FROM @extschema@.customer u
+                      WHERE u.program_id OPERATOR(pg_catalog.=) g.id
+                        AND u.tier_reviewed_at OPERATOR(pg_catalog.<) g.review_from
+                        AND u.status OPERATOR(pg_catalog.<>) 'merged'
+                      ORDER BY u.tier_reviewed_at, u.id
+                      LIMIT LEAST(500, batch_limit OPERATOR(pg_catalog.-) done)
+                        FOR NO KEY UPDATE SKIP LOCKED
+            LOOP
+                SELECT * INTO st FROM @extschema@.customer_stats(g.id, c.id,
+                    pg_catalog.now() OPERATOR(pg_catalog.-) g.tier_window);
+                best := @extschema@.qualified_tier(g.id, st.spend, st.receipts);
+                IF best.code IS DISTINCT FROM c.tier THEN
+                    PERFORM @extschema@.change_tier(g.id, c.id, c.tier, best.code, 'review',
+                                                    st.spend, st.receipts, NULL);
+                END IF;
+                UPDATE @extschema@.customer u SET tier_reviewed_at = pg_catalog.now()
+                 WHERE u.id OPERATOR(pg_catalog.=) c.id;
+                chunk := chunk OPERATOR(pg_catalog.+) 1;
+            END LOOP;
+            done := done OPERATOR(pg_catalog.+) chunk;
+            IF done OPERATOR(pg_catalog.>=) batch_limit OR pg_catalog.clock_timestamp() OPERATOR(pg_catalog.>=) deadline THEN
+                RETURN done;
+            END IF;
+            EXIT WHEN chunk OPERATOR(pg_catalog.=) 0;
+        END LOOP;
+    END LOOP;
+    RETURN done;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.review_tiers(integer, interval) IS
+'review the customers not yet reviewed in the current review period of their programme: each moves to the tier the window qualifies them for, up or down; returns how many were reviewed';
+
+-- Rule-based segments
+ALTER TABLE @extschema@.segment
+    ADD COLUMN kind text NOT NULL DEFAULT 'static'
+    CHECK (kind OPERATOR(pg_catalog.=) ANY ('{static,rule}'::text[])),
+    ADD COLUMN rule @extschema@.condition,
+    ADD COLUMN stats_window interval NOT NULL DEFAULT '365 days'
+    CHECK (stats_window OPERATOR(pg_catalog.>) '0'::interval),
+    ADD COLUMN refresh_every interval NOT NULL DEFAULT '1 day'
+    CHECK (refresh_every OPERATOR(pg_catalog.>) '0'::interval),
+    ADD COLUMN refreshed_at timestamptz,
+    ADD COLUMN members bigint,
+    ADD CONSTRAINT segment_rule_check CHECK ((kind OPERATOR(pg_catalog.=) 'rule') OPERATOR(pg_catalog.=) (rule IS NOT NULL));
+COMMENT ON COLUMN @extschema@.segment.kind IS 'static: members are added and removed by hand; rule: refresh_segments keeps the customers the rule holds for';
+COMMENT ON COLUMN @extschema@.segment.rule IS 'a condition over customer.* (the document calculate reads, with recency_days, frequency and monetary over stats_window)';
+COMMENT ON COLUMN @extschema@.segment.stats_window IS 'the window of the purchase statistics the rule reads';
+COMMENT ON COLUMN @extschema@.segment.refresh_every IS 'how often refresh_segments rebuilds a rule segment';
+COMMENT ON COLUMN @extschema@.segment.refreshed_at IS 'when the rule segment was last rebuilt; NULL: never';
+COMMENT ON COLUMN @extschema@.segment.members IS 'members after the last rebuild';
+CREATE INDEX segment_member_segment_idx ON @extschema@.segment_member (program_id, segment);
+
+-- The customer as a segment rule reads it: what calculate reads as
+-- customer.* (id, status, tier, birthday, home_city, segments, attributes)
+-- and the purchase statistics: recency_days (days since the last receipt;
+-- absent without one), frequency (receipts), monetary (money paid, in
+-- major units).
+CREATE FUNCTION @extschema@.customer_document(c @extschema@.customer, spend bigint, receipts integer,
+                                              last_at timestamptz, money_exponent integer)
+RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+               'id', c.id, 'status', c.status, 'tier', c.tier,
+               'birthday', pg_catalog.to_char(c.birth_date, 'YYYY-MM-DD'), 'home_city', c.home_city,
+               'segments', COALESCE((SELECT pg_catalog.jsonb_agg(m.segment ORDER BY m.segment)
+                                       FROM @extschema@.segment_member m
+                                      WHERE m.customer_id OPERATOR(pg_catalog.=) c.id), '[]'),
+               'attributes', c.attributes,
+               'recency_days', pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.now() OPERATOR(pg_catalog.-) last_at)
+                                                OPERATOR(pg_catalog./) 86400)::integer,
+               'frequency', COALESCE(receipts, 0),
+               'monetary', @extschema@.major_units(COALESCE(spend, 0), money_exponent)))
+$$;
+COMMENT ON FUNCTION @extschema@.customer_document(@extschema@.customer, bigint, integer, timestamptz, integer) IS
+'the customer document segment rules read: calculate''s customer.* with recency_days, frequency and monetary';
+
+-- The job refresh_segments: rebuild the rule segments that are due, each
+-- in one statement (the members the rule holds for are added, the others
+-- removed), claimed with SKIP LOCKED so that two workers share them.
+CREATE FUNCTION @extschema@.refresh_segments(time_budget interval DEFAULT '50 seconds',
+                                             force boolean DEFAULT false)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    deadline timestamptz := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) time_budget;
+    s record;
+    n bigint;
+    gained bigint;
+    lost bigint;
+    refreshed integer := 0;
+BEGIN
+    IF time_budget IS NULL OR time_budget OPERATOR(pg_catalog.<=) '0'::interval THEN
+        RAISE EXCEPTION 'time_budget must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF force IS NULL THEN
+        RAISE EXCEPTION 'force must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    LOOP
+        SELECT g.program_id, g.code, g.rule, g.stats_window, p.money_exponent INTO s
+          FROM @extschema@.segment g JOIN @extschema@.program p ON p.id OPERATOR(pg_catalog.=) g.program_id
+         WHERE g.kind OPERATOR(pg_catalog.=) 'rule'
+           AND (force OR g.refreshed_at IS NULL
+                OR g.refreshed_at OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.-) g.refresh_every))
+           AND (g.refreshed_at IS NULL OR g.refreshed_at OPERATOR(pg_catalog.<) pg_catalog.now())
+         ORDER BY g.refreshed_at NULLS FIRST, g.program_id, g.code
+         LIMIT 1
+           FOR NO KEY UPDATE OF g SKIP LOCKED;
+        EXIT WHEN NOT FOUND;
+        WITH stats AS (
+            SELECT r.customer_id,
+                   COALESCE(pg_catalog.sum(r.to_pay OPERATOR(pg_catalog.-) COALESCE(f.money, 0)), 0)::bigint AS spend,
+                   (pg_catalog.count(*) FILTER (WHERE r.status OPERATOR(pg_catalog.<>) 'refunded'))::integer AS receipts,
+                   pg_catalog.max(r.committed_at) FILTER (WHERE r.status OPERATOR(pg_catalog.<>) 'refunded') AS last_at
+              FROM @extschema@.receipt r
+              LEFT JOIN LATERAL (SELECT pg_catalog.sum(x.money) AS money FROM @extschema@.receipt_refund x
+                                  WHERE x.program_id OPERATOR(pg_catalog.=) r.program_id
+                                    AND x.receipt_id OPERATOR(pg_catalog.=) r.receipt_id) f
+                     ON r.status OPERATOR(pg_catalog.<>) 'committed'
+             WHERE r.program_id OPERATOR(pg_catalog.=) s.program_id
+               AND r.customer_id IS NOT NULL
+               AND r.committed_at OPERATOR(pg_catalog.>=) (pg_catalog.now() OPERATOR(pg_catalog.-) s.stats_window)
+               AND r.status OPERATOR(pg_catalog.<>) 'cancelled'
+             GROUP BY r.customer_id),
+        wanted AS (
+            SELECT c.id
+              FROM @extschema@.customer c
+              LEFT JOIN stats t ON t.customer_id OPERATOR(pg_catalog.=) c.id
+             WHERE c.program_id OPERATOR(pg_catalog.=) s.program_id
+               AND c.status OPERATOR(pg_catalog.<>) 'merged'
+               AND @extschema@.matches(s.rule, '{}'::jsonb,
+                                       pg_catalog.jsonb_build_object('at', pg_catalog.now()),
+                                       @extschema@.customer_document(c, t.spend, t.receipts, t.last_at,
+                                                                     s.money_exponent))),
+        added AS (
+            INSERT INTO @extschema@.segment_member (customer_id, program_id, segment)
+            SELECT w.id, s.program_id, s.code FROM wanted w
+            ON CONFLICT DO NOTHING
+            RETURNING 1),
+        removed AS (
+            DELETE FROM @extschema@.segment_member m
+             WHERE m.program_id OPERATOR(pg_catalog.=) s.program_id
+               AND m.segment OPERATOR(pg_catalog.=) s.code
+               AND m.customer_id OPERATOR(pg_catalog.<>) ALL (ARRAY(SELECT w.id FROM wanted w))
+            RETURNING 1)
+        SELECT (SELECT pg_catalog.count(*) FROM wanted), (SELECT pg_catalog.count(*) FROM added),
+               (SELECT pg_catalog.count(*) FROM removed)
+          INTO n, gained, lost;
+        RAISE DEBUG 'loyalty.refresh_segments: segment % of programme %: % members, % added, % removed',
+            s.code, s.program_id, n, gained, lost;
+        UPDATE @extschema@.segment g SET refreshed_at = pg_catalog.now(), members = n
+         WHERE g.program_id OPERATOR(pg_catalog.=) s.program_id AND g.code OPERATOR(pg_catalog.=) s.code;
+        refreshed := refreshed OPERATOR(pg_catalog.+) 1;
+        EXIT WHEN pg_catalog.clock_timestamp() OPERATOR(pg_catalog.>=) deadline;
+    END LOOP;
+    RETURN refreshed;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.refresh_segments(interval, boolean) IS
+'rebuild the rule segments due (refresh_every since the last rebuild; all with force): add the customers the rule holds for, remove the others; returns how many segments were rebuilt';
+
+REVOKE ALL ON FUNCTION
+    @extschema@.customer_stats(bigint, bigint, timestamptz),
+    @extschema@.qualified_tier(bigint, bigint, integer),
+    @extschema@.change_tier(bigint, bigint, text, text, text, bigint, integer, text),
+    @extschema@.receipt_tier(),
+    @extschema@.review_tiers(integer, interval),
+    @extschema@.customer_document(@extschema@.customer, bigint, integer, timestamptz, integer),
+    @extschema@.refresh_segments(interval, boolean)
+FROM PUBLIC;
+
+
 -- src/jobs.sql and src/receipt.sql: the new jobs
 
 CREATE OR REPLACE FUNCTION @extschema@.jobs()
@@ -286,6 +673,12 @@ AS $$
            ('loyalty.purge_events', '41 * * * *',
             'SELECT loyalty.purge_events(100000)',
             'deletes events that no consumer took within their programme''s event_retention'),
+           ('loyalty.review_tiers', '29 * * * *',
+            'CALL loyalty.run_job(''review_tiers'', ''50 seconds'')',
+            'from the start of each review period, moves every customer to the tier the window qualifies them for, up or down'),
+           ('loyalty.refresh_segments', '53 * * * *',
+            'SELECT loyalty.refresh_segments(''50 seconds'')',
+            'rebuilds the rule segments whose refresh_every has passed'),
            ('loyalty.create_partitions', '17 * * * *',
             'SELECT loyalty.create_partitions(3)',
             'keeps monthly partitions of receipts and receipt lines three months ahead')
@@ -355,6 +748,19 @@ BEGIN
               FROM @extschema@.event e
               JOIN @extschema@.program g ON g.id OPERATOR(pg_catalog.=) e.program_id
              WHERE e.created_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) g.event_retention);
+        ELSIF job OPERATOR(pg_catalog.=) 'loyalty.review_tiers' THEN
+            SELECT pg_catalog.count(*), pg_catalog.min(pg_catalog.date_trunc(g.tier_review, pg_catalog.now())) INTO due
+              FROM @extschema@.program g
+              JOIN @extschema@.customer u ON u.program_id OPERATOR(pg_catalog.=) g.id
+             WHERE EXISTS (SELECT 1 FROM @extschema@.tier t WHERE t.program_id OPERATOR(pg_catalog.=) g.id)
+               AND u.tier_reviewed_at OPERATOR(pg_catalog.<) pg_catalog.date_trunc(g.tier_review, pg_catalog.now())
+               AND u.status OPERATOR(pg_catalog.<>) 'merged';
+        ELSIF job OPERATOR(pg_catalog.=) 'loyalty.refresh_segments' THEN
+            SELECT pg_catalog.count(*), pg_catalog.min(COALESCE(s.refreshed_at OPERATOR(pg_catalog.+) s.refresh_every, pg_catalog.now())) INTO due
+              FROM @extschema@.segment s
+             WHERE s.kind OPERATOR(pg_catalog.=) 'rule'
+               AND (s.refreshed_at IS NULL
+                    OR s.refreshed_at OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.-) s.refresh_every));
         ELSE
             SELECT NULL::bigint AS count, NULL::timestamptz AS min INTO due;
         END IF;
@@ -374,10 +780,10 @@ DECLARE
     n bigint;
     idle integer := 0;
 BEGIN
-    IF job IS NULL OR job OPERATOR(pg_catalog.<>) ALL ('{release_accruals,expire_due,release_expired_holds,notice_expiring}'::text[]) THEN
+    IF job IS NULL OR job OPERATOR(pg_catalog.<>) ALL ('{release_accruals,expire_due,release_expired_holds,notice_expiring,review_tiers}'::text[]) THEN
         RAISE EXCEPTION 'job "%" cannot run in slices', job
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'The jobs that run in slices are release_accruals, expire_due, release_expired_holds and notice_expiring.';
+                  HINT = 'The jobs that run in slices are release_accruals, expire_due, release_expired_holds, notice_expiring and review_tiers.';
     END IF;
     IF time_budget IS NULL OR time_budget OPERATOR(pg_catalog.<=) '0'::interval THEN
         RAISE EXCEPTION 'time_budget must be positive' USING ERRCODE = 'invalid_parameter_value';
@@ -391,6 +797,8 @@ BEGIN
             n := @extschema@.expire_due(100000, slice);
         ELSIF job OPERATOR(pg_catalog.=) 'notice_expiring' THEN
             n := @extschema@.notice_expiring(100000, slice);
+        ELSIF job OPERATOR(pg_catalog.=) 'review_tiers' THEN
+            n := @extschema@.review_tiers(100000, slice);
         ELSE
             n := @extschema@.release_expired_holds(100000, slice);
         END IF;
@@ -408,7 +816,7 @@ BEGIN
 END
 $$;
 
-COMMENT ON COLUMN @extschema@.job_health.backlog IS 'rows due now that the job has not done: accruals past release_at, lots past valid_to, holds past expires_at, lots in their notice window (not yet expired) without a notice, events past their retention';
+COMMENT ON COLUMN @extschema@.job_health.backlog IS 'rows due now that the job has not done: accruals past release_at, lots past valid_to, holds past expires_at, lots in their notice window (not yet expired) without a notice, events past their retention, customers not yet reviewed this review period, rule segments due for a rebuild';
 
 COMMENT ON PROCEDURE @extschema@.run_job(text, interval) IS
-'run release_accruals, expire_due, release_expired_holds or notice_expiring in transactions of at most 0.2 s until three in a row find nothing to do or time_budget is spent (CALL it outside a transaction block)';
+'run release_accruals, expire_due, release_expired_holds, notice_expiring or review_tiers in transactions of at most 0.2 s until three in a row find nothing to do or time_budget is spent (CALL it outside a transaction block)';

@@ -9,7 +9,7 @@ SELECT tables_are('loyalty', ARRAY['program', 'currency', 'customer', 'identifie
                                    'personal_offer', 'counter', 'segment', 'segment_member',
                                    'catalog_generation', 'receipt_key', 'receipt', 'receipt_line',
                                    'receipt_default', 'receipt_line_default', 'accrual_queue',
-                                   'receipt_refund', 'event']);
+                                   'receipt_refund', 'event', 'tier', 'tier_change']);
 SELECT views_are('loyalty', ARRAY['lot_usage', 'balances', 'ledger_entries', 'liability', 'job_health']);
 SELECT functions_are('loyalty', ARRAY[
     'normalize_phone', 'normalize_card', 'normalize_email', 'phone_country_valid',
@@ -26,7 +26,9 @@ SELECT functions_are('loyalty', ARRAY[
     'normalize_benefit', 'promotion_check', 'calculate', 'spend_lots', 'return_lots', 'take_back',
     'release_accruals', 'minor_units', 'period_start', 'answer_changes', 'receipt_replay', 'commit',
     'cancel', 'create_partitions', 'run_job', 'share', 'points_money', 'refund', 'major_units',
-    'event_notify', 'receipt_event', 'take_events', 'notice_expiring', 'purge_events']);
+    'event_notify', 'receipt_event', 'take_events', 'notice_expiring', 'purge_events',
+    'customer_stats', 'qualified_tier', 'change_tier', 'receipt_tier', 'review_tiers',
+    'customer_document', 'refresh_segments']);
 SELECT has_type('loyalty', 'condition', 'the type loyalty.condition exists');
 SELECT has_opclass('loyalty', 'condition_ops', 'conditions sort with a btree opclass');
 SELECT has_opclass('loyalty', 'condition_hash_ops', 'conditions hash with a hash opclass');
@@ -71,7 +73,8 @@ SELECT set_eq(
           'loyalty.personal_offer', 'loyalty.counter', 'loyalty.segment', 'loyalty.segment_member',
           'loyalty.receipt_key', 'loyalty.receipt_default', 'loyalty.receipt_line_default',
           'loyalty.accrual_queue', 'loyalty.accrual_queue_id_seq', 'loyalty.receipt_refund',
-          'loyalty.event', 'loyalty.event_id_seq'],
+          'loyalty.event', 'loyalty.event_id_seq', 'loyalty.tier', 'loyalty.tier_change',
+          'loyalty.tier_change_id_seq'],
     'every table and sequence is marked for pg_dump');
 
 -- Functions with the owner's rights pin search_path and are not public.
