@@ -3,18 +3,25 @@
  *
  * The outbox: rows of loyalty.event written in the transaction of the
  * change they report, so that an event exists exactly when its change was
- * committed.  The trigger event_notify sends NOTIFY loyalty_events with the
- * id of each new event (delivered when the transaction commits) unless the
- * setting loyalty.notify_events is off.
+ * committed.  The trigger event_notify sends NOTIFY loyalty_events, with
+ * the id of the transaction's first event, once per transaction (delivered
+ * when it commits) unless the setting loyalty.notify_events is off: a
+ * listener takes events until there are none, so one wake-up per
+ * transaction is enough, and a job that writes thousands of events in a
+ * transaction does not fill the notification queue (every notifying
+ * transaction holds a database-wide lock while it commits its
+ * notifications).
  */
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "commands/async.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "storage/proc.h"
 #include "utils/rel.h"
 
 #include "direct.h"
@@ -24,11 +31,27 @@ PG_FUNCTION_INFO_V1(loyalty_event_notify);
 
 bool		loyalty_notify_events = true;
 
+/*
+ * The local transaction that has notified already (0: none).  A
+ * subtransaction that aborts takes its notification with it, so any
+ * subtransaction abort forgets it: at worst a second notification.
+ */
+static LocalTransactionId notified_lxid = InvalidLocalTransactionId;
+
+static void
+ForgetNotified(SubXactEvent event, SubTransactionId mySubid,
+			   SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		notified_lxid = InvalidLocalTransactionId;
+}
+
 void
 loyalty_event_init(void)
 {
+	RegisterSubXactCallback(ForgetNotified, NULL);
 	DefineCustomBoolVariable("loyalty.notify_events",
-							 "Sends NOTIFY loyalty_events with the id of every event written.",
+							 "Sends NOTIFY loyalty_events, once per transaction that writes events, with the id of its first event.",
 							 "Every transaction that notifies takes a database-wide lock while it commits; "
 							 "turn this off when consumers poll loyalty.take_events instead of listening.",
 							 &loyalty_notify_events, true,
@@ -60,7 +83,8 @@ EventAppend(int64 program_id, const char *type, int64 customer_id, Jsonb *payloa
 
 /*
  * event_notify(): AFTER INSERT FOR EACH ROW trigger of loyalty.event:
- * NOTIFY loyalty_events, payload the event's id.
+ * NOTIFY loyalty_events, payload the event's id, for the first event of
+ * each transaction.
  */
 Datum
 loyalty_event_notify(PG_FUNCTION_ARGS)
@@ -75,13 +99,16 @@ loyalty_event_notify(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("event_notify must be an AFTER INSERT FOR EACH ROW trigger")));
-	if (loyalty_notify_events)
+	if (loyalty_notify_events && notified_lxid != MyProc->lxid)
 	{
 		attno = SPI_fnumber(RelationGetDescr(td->tg_relation), "id");
 		id = heap_getattr(td->tg_trigtuple, attno, RelationGetDescr(td->tg_relation), &isnull);
 		if (!isnull)
+		{
 			Async_Notify("loyalty_events",
 						 psprintf(INT64_FORMAT, DatumGetInt64(id)));
+			notified_lxid = MyProc->lxid;
+		}
 	}
 	return PointerGetDatum(NULL);
 }

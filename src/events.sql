@@ -4,8 +4,8 @@
 -- committed: balance_changed (every ledger entry, written by the ledger's C
 -- code), receipt_committed, receipt_cancelled and refund (triggers on the
 -- receipt tables), points_expiring (the job notice_expiring), tier_changed
--- (src/tiers.sql).  Every new
--- event sends NOTIFY loyalty_events with its id at commit (setting
+-- (src/tiers.sql).  A transaction that writes events sends NOTIFY
+-- loyalty_events once, with the id of its first event, at commit (setting
 -- loyalty.notify_events); loyalty.take_events hands them over.
 
 -- How long before a lot expires its customer hears of it, and how long an
@@ -53,7 +53,7 @@ RETURNS trigger
 LANGUAGE C
 AS 'MODULE_PATHNAME', 'loyalty_event_notify';
 COMMENT ON FUNCTION @extschema@.event_notify() IS
-'trigger: NOTIFY loyalty_events with the new event''s id, unless loyalty.notify_events is off';
+'trigger: NOTIFY loyalty_events with the id of the transaction''s first event, once per transaction, unless loyalty.notify_events is off';
 CREATE TRIGGER event_notify AFTER INSERT ON @extschema@.event
     FOR EACH ROW EXECUTE FUNCTION @extschema@.event_notify();
 
@@ -145,6 +145,36 @@ $$;
 COMMENT ON FUNCTION @extschema@.take_events(integer, text) IS
 'hand over up to batch of the oldest events (of one programme, or all), deleting them in the caller''s transaction: a rollback gives them back';
 
+-- The arguments every job function takes, checked in one place: a time
+-- budget becomes the deadline, a batch limit must be positive.
+CREATE FUNCTION @extschema@.job_deadline(time_budget interval)
+RETURNS timestamptz
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF time_budget IS NULL OR time_budget OPERATOR(pg_catalog.<=) '0'::interval THEN
+        RAISE EXCEPTION 'time_budget must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) time_budget;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.job_deadline(interval) IS
+'the deadline of a job given its time_budget (22023 unless positive)';
+
+CREATE FUNCTION @extschema@.job_limit(batch_limit integer)
+RETURNS integer
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF batch_limit IS NULL OR batch_limit OPERATOR(pg_catalog.<) 1 THEN
+        RAISE EXCEPTION 'batch_limit must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN batch_limit;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.job_limit(integer) IS
+'a job''s batch_limit, checked (22023 unless positive)';
+
 -- The job notice_expiring: for lots entering their programme's
 -- expiry_notice window, one points_expiring event per wallet with the lots
 -- and points that expire.  It locks the wallets (skipping those in use), as
@@ -156,18 +186,13 @@ RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    deadline timestamptz := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) time_budget;
+    lim integer := @extschema@.job_limit(batch_limit);
+    deadline timestamptz := @extschema@.job_deadline(time_budget);
     horizon interval;
     done integer := 0;
     lots integer;
     events integer;
 BEGIN
-    IF batch_limit IS NULL OR batch_limit OPERATOR(pg_catalog.<) 1 THEN
-        RAISE EXCEPTION 'batch_limit must be positive' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF time_budget IS NULL OR time_budget OPERATOR(pg_catalog.<=) '0'::interval THEN
-        RAISE EXCEPTION 'time_budget must be positive' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
     SELECT pg_catalog.max(g.expiry_notice) INTO horizon FROM @extschema@.program g;
     IF horizon IS NULL THEN
         RETURN 0;
@@ -181,7 +206,7 @@ BEGIN
                AND l.valid_to OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.+) horizon)
                AND l.valid_to OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.+) g.expiry_notice)
              ORDER BY l.valid_to, l.id
-             LIMIT LEAST(500, batch_limit OPERATOR(pg_catalog.-) done)),
+             LIMIT LEAST(500, lim OPERATOR(pg_catalog.-) done)),
         locked AS (
             SELECT w.customer_id, w.currency
               FROM @extschema@.wallet w
@@ -210,7 +235,7 @@ BEGIN
         SELECT (SELECT pg_catalog.count(*) FROM marked), (SELECT pg_catalog.count(*) FROM written)
           INTO lots, events;
         done := done OPERATOR(pg_catalog.+) lots;
-        EXIT WHEN lots OPERATOR(pg_catalog.=) 0 OR done OPERATOR(pg_catalog.>=) batch_limit
+        EXIT WHEN lots OPERATOR(pg_catalog.=) 0 OR done OPERATOR(pg_catalog.>=) lim
                OR pg_catalog.clock_timestamp() OPERATOR(pg_catalog.>=) deadline;
     END LOOP;
     RETURN done;
@@ -226,17 +251,15 @@ RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    lim integer := @extschema@.job_limit(batch_limit);
     gone integer;
 BEGIN
-    IF batch_limit IS NULL OR batch_limit OPERATOR(pg_catalog.<) 1 THEN
-        RAISE EXCEPTION 'batch_limit must be positive' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
     WITH old AS (
         SELECT e.id FROM @extschema@.event e
           JOIN @extschema@.program g ON g.id OPERATOR(pg_catalog.=) e.program_id
          WHERE g.event_retention IS NOT NULL
            AND e.created_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) g.event_retention)
-         ORDER BY e.id LIMIT batch_limit
+         ORDER BY e.id LIMIT lim
            FOR UPDATE OF e SKIP LOCKED),
     gone_rows AS (
         DELETE FROM @extschema@.event e USING old WHERE e.id OPERATOR(pg_catalog.=) old.id RETURNING 1)
@@ -251,6 +274,8 @@ COMMENT ON FUNCTION @extschema@.purge_events(integer) IS
 'delete up to batch_limit events that no consumer took within their programme''s event_retention; returns how many';
 
 REVOKE ALL ON FUNCTION
+    @extschema@.job_deadline(interval),
+    @extschema@.job_limit(integer),
     @extschema@.event_notify(),
     @extschema@.receipt_event(),
     @extschema@.take_events(integer, text),

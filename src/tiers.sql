@@ -188,7 +188,8 @@ RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    deadline timestamptz := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) time_budget;
+    lim integer := @extschema@.job_limit(batch_limit);
+    deadline timestamptz := @extschema@.job_deadline(time_budget);
     g record;
     c record;
     st record;
@@ -196,12 +197,6 @@ DECLARE
     done integer := 0;
     chunk integer;
 BEGIN
-    IF batch_limit IS NULL OR batch_limit OPERATOR(pg_catalog.<) 1 THEN
-        RAISE EXCEPTION 'batch_limit must be positive' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF time_budget IS NULL OR time_budget OPERATOR(pg_catalog.<=) '0'::interval THEN
-        RAISE EXCEPTION 'time_budget must be positive' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
     FOR g IN SELECT p.id, p.tier_window, pg_catalog.date_trunc(p.tier_review, pg_catalog.now()) AS review_from
                FROM @extschema@.program p
               WHERE EXISTS (SELECT 1 FROM @extschema@.tier t WHERE t.program_id OPERATOR(pg_catalog.=) p.id)
@@ -214,7 +209,7 @@ BEGIN
                         AND u.tier_reviewed_at OPERATOR(pg_catalog.<) g.review_from
                         AND u.status OPERATOR(pg_catalog.<>) 'merged'
                       ORDER BY u.tier_reviewed_at, u.id
-                      LIMIT LEAST(500, batch_limit OPERATOR(pg_catalog.-) done)
+                      LIMIT LEAST(500, lim OPERATOR(pg_catalog.-) done)
                         FOR NO KEY UPDATE SKIP LOCKED
             LOOP
                 SELECT * INTO st FROM @extschema@.customer_stats(g.id, c.id,
@@ -229,7 +224,7 @@ BEGIN
                 chunk := chunk OPERATOR(pg_catalog.+) 1;
             END LOOP;
             done := done OPERATOR(pg_catalog.+) chunk;
-            IF done OPERATOR(pg_catalog.>=) batch_limit OR pg_catalog.clock_timestamp() OPERATOR(pg_catalog.>=) deadline THEN
+            IF done OPERATOR(pg_catalog.>=) lim OR pg_catalog.clock_timestamp() OPERATOR(pg_catalog.>=) deadline THEN
                 RETURN done;
             END IF;
             EXIT WHEN chunk OPERATOR(pg_catalog.=) 0;
@@ -295,16 +290,13 @@ RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    deadline timestamptz := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) time_budget;
+    deadline timestamptz := @extschema@.job_deadline(time_budget);
     s record;
     n bigint;
     gained bigint;
     lost bigint;
     refreshed integer := 0;
 BEGIN
-    IF time_budget IS NULL OR time_budget OPERATOR(pg_catalog.<=) '0'::interval THEN
-        RAISE EXCEPTION 'time_budget must be positive' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
     IF force IS NULL THEN
         RAISE EXCEPTION 'force must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
