@@ -2,7 +2,8 @@
 # test/valgrind.sh — run the test suite against the throwaway server started
 # under valgrind memcheck, and fail if any error report passes through
 # loyalty.so.  Reports from PostgreSQL itself or the dynamic loader are
-# counted but not judged.  Slow: run it when C code that parses input or
+# counted but not judged; test/valgrind.supp suppresses the false reports of
+# memory shared between server processes.  Slow: run it when C code that parses input or
 # allocates memory changes (make test-valgrind).
 set -uo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -17,6 +18,7 @@ chmod 777 "$LOGDIR"
 cat >"$LOGDIR/postgres" <<WRAP
 #!/bin/sh
 exec valgrind --quiet --trace-children=yes --error-limit=no --num-callers=30 \\
+	--suppressions="$REPO/test/valgrind.supp" \\
 	--log-file="$LOGDIR/vg.%p.log" "$("$PG_CONFIG" --bindir)/postgres" "\$@"
 WRAP
 chmod 755 "$LOGDIR/postgres"
