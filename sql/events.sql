@@ -167,4 +167,12 @@ SELECT state, message FROM pg_temp.err($$UPDATE loyalty.program SET event_retent
 -- An unknown event type cannot be written: 23514.
 SELECT state FROM pg_temp.err($$INSERT INTO loyalty.event (program_id, type, payload) VALUES (1, 'x', '{}')$$);
 
+-- The notifying trigger refuses to run as anything but an AFTER INSERT row
+-- trigger: 39P01, and the misplaced trigger goes with the rollback.
+SELECT state, message FROM pg_temp.err($$DO $x$ BEGIN
+    CREATE TRIGGER wrong BEFORE INSERT ON loyalty.event FOR EACH ROW EXECUTE FUNCTION loyalty.event_notify();
+    INSERT INTO loyalty.event (program_id, type, payload) VALUES (1, 'refund', '{}');
+END $x$ $$);
+SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'loyalty.event'::regclass AND NOT tgisinternal;
+
 DROP EXTENSION loyalty CASCADE;

@@ -120,6 +120,8 @@ BEGIN
                 USING ERRCODE = 'undefined_object',
                       HINT = 'SELECT code FROM loyalty.program lists the programmes.';
         END IF;
+        -- two statements rather than "pid IS NULL OR ...", so that each
+        -- reads its own index in order: (program_id, id) here, the key below
         RETURN QUERY
         WITH taken AS (
             DELETE FROM @extschema@.event e

@@ -66,13 +66,18 @@ COMMENT ON COLUMN @extschema@.tier_change.receipt_id IS 'the receipt that qualif
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.tier_change', '');
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('@extschema@.tier_change', 'id'), '');
 
--- What a customer bought over a window: money paid after refunds (minor
--- units), receipts that still stand, and the last receipt's time.
-CREATE FUNCTION @extschema@.customer_stats(pid bigint, cid bigint, since timestamptz,
-                                           OUT spend bigint, OUT receipts integer, OUT last_at timestamptz)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+-- What the customers of a programme bought since a time, per customer:
+-- money paid after refunds (minor units), receipts that still stand, and
+-- the last one's time.  Plain SQL without a SET clause, so that the
+-- planner inlines it and pushes a filter on customer_id down to the index
+-- (customer_stats) or aggregates the whole window in one pass
+-- (refresh_segments); every name is qualified.
+CREATE FUNCTION @extschema@.purchases(pid bigint, since timestamptz)
+RETURNS TABLE (customer_id bigint, spend bigint, receipts integer, last_at timestamptz)
+LANGUAGE sql STABLE
 AS $$
-    SELECT COALESCE(pg_catalog.sum(r.to_pay OPERATOR(pg_catalog.-) COALESCE(f.money, 0)), 0)::bigint,
+    SELECT r.customer_id,
+           COALESCE(pg_catalog.sum(r.to_pay OPERATOR(pg_catalog.-) COALESCE(f.money, 0)), 0)::bigint,
            (pg_catalog.count(*) FILTER (WHERE r.status OPERATOR(pg_catalog.<>) 'refunded'))::integer,
            pg_catalog.max(r.committed_at) FILTER (WHERE r.status OPERATOR(pg_catalog.<>) 'refunded')
       FROM @extschema@.receipt r
@@ -80,9 +85,22 @@ AS $$
                           WHERE x.program_id OPERATOR(pg_catalog.=) r.program_id
                             AND x.receipt_id OPERATOR(pg_catalog.=) r.receipt_id) f
              ON r.status OPERATOR(pg_catalog.<>) 'committed'
-     WHERE r.customer_id OPERATOR(pg_catalog.=) cid AND r.program_id OPERATOR(pg_catalog.=) pid
+     WHERE r.program_id OPERATOR(pg_catalog.=) pid AND r.customer_id IS NOT NULL
        AND r.committed_at OPERATOR(pg_catalog.>=) since
        AND r.status OPERATOR(pg_catalog.<>) 'cancelled'
+     GROUP BY r.customer_id
+$$;
+COMMENT ON FUNCTION @extschema@.purchases(bigint, timestamptz) IS
+'per customer of a programme since a time: money paid after refunds (minor units), receipts not cancelled or wholly refunded, the last one''s time';
+
+-- One customer's purchases (zeros without any).
+CREATE FUNCTION @extschema@.customer_stats(pid bigint, cid bigint, since timestamptz,
+                                           OUT spend bigint, OUT receipts integer, OUT last_at timestamptz)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT COALESCE(p.spend, 0), COALESCE(p.receipts, 0), p.last_at
+      FROM (SELECT 1) one
+      LEFT JOIN @extschema@.purchases(pid, since) p ON p.customer_id OPERATOR(pg_catalog.=) cid
 $$;
 COMMENT ON FUNCTION @extschema@.customer_stats(bigint, bigint, timestamptz) IS
 'a customer''s purchases since a time: money paid after refunds (minor units), receipts not cancelled or wholly refunded, the last one''s time';
@@ -312,20 +330,8 @@ BEGIN
            FOR NO KEY UPDATE OF g SKIP LOCKED;
         EXIT WHEN NOT FOUND;
         WITH stats AS (
-            SELECT r.customer_id,
-                   COALESCE(pg_catalog.sum(r.to_pay OPERATOR(pg_catalog.-) COALESCE(f.money, 0)), 0)::bigint AS spend,
-                   (pg_catalog.count(*) FILTER (WHERE r.status OPERATOR(pg_catalog.<>) 'refunded'))::integer AS receipts,
-                   pg_catalog.max(r.committed_at) FILTER (WHERE r.status OPERATOR(pg_catalog.<>) 'refunded') AS last_at
-              FROM @extschema@.receipt r
-              LEFT JOIN LATERAL (SELECT pg_catalog.sum(x.money) AS money FROM @extschema@.receipt_refund x
-                                  WHERE x.program_id OPERATOR(pg_catalog.=) r.program_id
-                                    AND x.receipt_id OPERATOR(pg_catalog.=) r.receipt_id) f
-                     ON r.status OPERATOR(pg_catalog.<>) 'committed'
-             WHERE r.program_id OPERATOR(pg_catalog.=) s.program_id
-               AND r.customer_id IS NOT NULL
-               AND r.committed_at OPERATOR(pg_catalog.>=) (pg_catalog.now() OPERATOR(pg_catalog.-) s.stats_window)
-               AND r.status OPERATOR(pg_catalog.<>) 'cancelled'
-             GROUP BY r.customer_id),
+            SELECT * FROM @extschema@.purchases(s.program_id,
+                                                pg_catalog.now() OPERATOR(pg_catalog.-) s.stats_window)),
         wanted AS (
             SELECT c.id
               FROM @extschema@.customer c
@@ -364,6 +370,7 @@ COMMENT ON FUNCTION @extschema@.refresh_segments(interval, boolean) IS
 'rebuild the rule segments due (refresh_every since the last rebuild; all with force): add the customers the rule holds for, remove the others; returns how many segments were rebuilt';
 
 REVOKE ALL ON FUNCTION
+    @extschema@.purchases(bigint, timestamptz),
     @extschema@.customer_stats(bigint, bigint, timestamptz),
     @extschema@.qualified_tier(bigint, bigint, integer),
     @extschema@.change_tier(bigint, bigint, text, text, text, bigint, integer, text),

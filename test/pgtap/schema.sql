@@ -28,7 +28,7 @@ SELECT functions_are('loyalty', ARRAY[
     'cancel', 'create_partitions', 'run_job', 'share', 'points_money', 'refund', 'major_units',
     'event_notify', 'receipt_event', 'take_events', 'notice_expiring', 'purge_events',
     'customer_stats', 'qualified_tier', 'change_tier', 'receipt_tier', 'review_tiers',
-    'customer_document', 'refresh_segments', 'job_deadline', 'job_limit']);
+    'customer_document', 'refresh_segments', 'job_deadline', 'job_limit', 'purchases']);
 SELECT has_type('loyalty', 'condition', 'the type loyalty.condition exists');
 SELECT has_opclass('loyalty', 'condition_ops', 'conditions sort with a btree opclass');
 SELECT has_opclass('loyalty', 'condition_hash_ops', 'conditions hash with a hash opclass');
