@@ -208,4 +208,25 @@ SELECT jsonb_build_object('program', 'shop', 'receipt_id', 'OFF-1', 'customer', 
 SELECT loyalty.calculate(:'off') #> '{totals,points_spent}' AS spendable;
 SELECT loyalty.commit(:'off') #> '{commit,points_spent}' AS spent;
 
+-- 10. Bonus lots alike (currency, validity, restriction) are written as one
+-- lot: the 30-day lots of 20, 30 and WELCOME's 50 make one of 100 (one
+-- accrue entry); a 60-day lot of 40 stays a lot of its own.
+SELECT loyalty.enroll('shop', card => '10000010') AS dina \gset
+INSERT INTO loyalty.promotion (program_id, code, name, status, line_condition, benefit, audience)
+VALUES (1, 'JKT20', 'Jacket: 20 points for 30 days', 'active', 'sku = ''JKT''',
+        '{"kind": "bonus_lot", "points": 20, "valid_days": 30}', 'all'),
+       (1, 'JKT30', 'Jacket: 30 points for 30 days', 'active', 'sku = ''JKT''',
+        '{"kind": "bonus_lot", "points": 30, "valid_days": 30}', 'all'),
+       (1, 'JKT40', 'Jacket: 40 points for 60 days', 'active', 'sku = ''JKT''',
+        '{"kind": "bonus_lot", "points": 40, "valid_days": 60}', 'all');
+SELECT pg_temp.receipt('BL-1', '10000010', '[{"line": 1, "sku": "JKT", "qty": 1, "price": 100}]') AS bl \gset
+SELECT jsonb_array_length(loyalty.calculate(:'bl') -> 'bonus_lots') AS bonus_lots_shown;
+SELECT loyalty.commit(:'bl') #> '{commit,points_earned}' AS earned;
+SELECT operation, amount, key FROM pg_temp.entries(:dina);
+SELECT l.amount, l.kind, l.valid_to - l.valid_from AS valid_for
+  FROM loyalty.lot l WHERE l.customer_id = :dina ORDER BY l.id;
+SELECT a ->> 'kind' AS kind, a ->> 'amount' AS amount, a ->> 'valid_for' AS valid_for
+  FROM loyalty.receipt r, jsonb_array_elements(r.accruals) a WHERE r.receipt_id = 'BL-1';
+UPDATE loyalty.promotion SET status = 'ended' WHERE code IN ('JKT20', 'JKT30', 'JKT40');
+
 DROP EXTENSION loyalty CASCADE;

@@ -38,6 +38,7 @@
 #include "search.h"
 
 PG_FUNCTION_INFO_V1(loyalty_calculate);
+PG_FUNCTION_INFO_V1(loyalty_recompute);
 
 int			loyalty_max_lines = 1000;
 int			loyalty_max_receipt_bytes = 1048576;
@@ -139,6 +140,7 @@ typedef struct Calc
 	Coupon	   *coupons;
 	int64	   *request;		/* per catalogue currency */
 	bool		exhaustive;
+	bool		as_committed;	/* recomputed as committed: see Gate */
 	/* the customer */
 	bool		identified;		/* an identifier was sent */
 	bool		found;
@@ -830,6 +832,14 @@ Gate(Calc *c, int k, const Usage *usage, char **detail)
 	CatPromo   *p = &c->cat->promos[k];
 
 	*detail = NULL;
+
+	/*
+	 * A receipt recomputed as committed (loyalty.recompute) held its day,
+	 * place, audience and limits then: its promotions are asked only what
+	 * its lines and totals are now.
+	 */
+	if (c->as_committed)
+		goto benefit;
 	if (p->weekdays && !(p->weekdays & (1 << c->weekday)))
 		return "wrong_day";
 	if (p->hours && !(p->hours & (1 << c->hour)))
@@ -927,6 +937,7 @@ Gate(Calc *c, int k, const Usage *usage, char **detail)
 	}
 	if (p->budget > 0 && usage->money >= p->budget)
 		return "budget_exhausted";
+benefit:
 	switch (p->benefit.kind)
 	{
 		case BEN_POINTS_PER:
@@ -1200,11 +1211,14 @@ int_cmp_asc(const void *a, const void *b)
 	return x < y ? -1 : x > y ? 1 : 0;
 }
 
-/* loyalty.calculate(receipt jsonb) returns jsonb */
-Datum
-loyalty_calculate(PG_FUNCTION_ARGS)
+/*
+ * The calculation of a receipt: over the programme's active promotions, or,
+ * with only (an int8[]), over those promotions whatever their status now,
+ * as committed (see Gate).
+ */
+static Datum
+Calculate(Jsonb *doc, ArrayType *only)
 {
-	Jsonb	   *doc = PG_GETARG_JSONB_P(0);
 	MemoryContext callcxt = CurrentMemoryContext;
 	MemoryContext cxt;
 	int		   *by_code;
@@ -1250,10 +1264,18 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 				 errmsg("receipt field \"program\" is missing")));
 	program = JrString(&c.jd, "program", &v, 64);
 
-	SPI_connect();
-	cat = c.cat = CatalogGet(program);
-	SPI_finish();
 	cxt = CalcContext(callcxt);
+	SPI_connect();
+	if (only)
+	{
+		/* compiled for this call: it goes with the call's context */
+		MemoryContextSwitchTo(cxt);
+		cat = c.cat = CatalogOf(program, only);
+		c.as_committed = true;
+	}
+	else
+		cat = c.cat = CatalogGet(program);
+	SPI_finish();
 	MemoryContextSwitchTo(cxt);
 	L = 0;
 
@@ -1344,7 +1366,7 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 				/* a promotion not running, or broken, is left out at once */
 				cat->stamp[k] = cat->call;
 				cat->slot[k] = -1;
-				if (cat->promos[k].broken || !Running(&cat->promos[k], c.at))
+				if (cat->promos[k].broken || (!c.as_committed && !Running(&cat->promos[k], c.at)))
 					continue;
 				if (nmatched == nalloc)
 				{
@@ -1371,7 +1393,8 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 		elig = by_slot;
 	}
 	usage = palloc0(sizeof(Usage) * Max(nmatched, 1));
-	LoadUsage(&c, nmatched, matched, usage);
+	if (!c.as_committed)
+		LoadUsage(&c, nmatched, matched, usage);
 	rejected = palloc(sizeof(Rejection) * Max(nmatched, 1));
 	cands = palloc0(sizeof(Cand) * Max(nmatched, 1));
 	for (int m = 0; m < nmatched; m++)
@@ -1834,4 +1857,29 @@ loyalty_calculate(PG_FUNCTION_ARGS)
 	MemoryContextSwitchTo(callcxt);
 	CalcContextDone(cxt);
 	PG_RETURN_JSONB_P(copy);
+}
+
+/* loyalty.calculate(receipt jsonb) returns jsonb */
+Datum
+loyalty_calculate(PG_FUNCTION_ARGS)
+{
+	return Calculate(PG_GETARG_JSONB_P(0), NULL);
+}
+
+/*
+ * loyalty.recompute(receipt jsonb, promotions bigint[]) returns jsonb: the
+ * calculation over only these promotions as a committed receipt had them
+ * (their day, place, audience, limits and coupons held), for what is left of
+ * it after a return
+ */
+Datum
+loyalty_recompute(PG_FUNCTION_ARGS)
+{
+	ArrayType  *ids = PG_GETARG_ARRAYTYPE_P(1);
+
+	if (ARR_NDIM(ids) > 1 || array_contains_nulls(ids))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("promotions must be a one-dimensional array of ids without nulls")));
+	return Calculate(PG_GETARG_JSONB_P(0), ids);
 }

@@ -229,14 +229,38 @@ code_key_cmp(const void *a, const void *b, void *arg)
 	return memcmp(x, y, lx);
 }
 
-/* Read the programme, its currencies and its active promotions */
+/*
+ * The promotions' columns as the catalogue reads them, and the two ways to
+ * choose them: the programme's active promotions, or the promotions with
+ * these ids whatever their status (a receipt recomputed as committed).
+ */
+#define PROMO_COLUMNS \
+	"SELECT id, code, name," \
+	" pg_catalog.lower_inf(active), pg_catalog.lower_inc(active), pg_catalog.lower(active)," \
+	" pg_catalog.upper_inf(active), pg_catalog.upper_inc(active), pg_catalog.upper(active)," \
+	" weekdays::int4[]," \
+	" (SELECT pg_catalog.array_agg(h) FROM pg_catalog.generate_series(0, 23) h" \
+	"   WHERE h OPERATOR(pg_catalog.<@) hours)," \
+	" countries, cities, stores, channels, audience, tiers, segments, birthday_days::int4," \
+	" line_condition, receipt_condition, benefit, stacking_group, priority, exclusive," \
+	" limit_per_customer, limit_period, limit_total," \
+	" pg_catalog.ceil(budget OPERATOR(pg_catalog.*) pg_catalog.power(10::numeric," \
+	"   (SELECT money_exponent FROM loyalty.program WHERE id OPERATOR(pg_catalog.=) $1)))::int8" \
+	" FROM loyalty.promotion"
+
+/*
+ * Read the programme, its currencies and its promotions: the active ones, or
+ * those of ids (an int8[]) whatever their status
+ */
 static void
-LoadCatalog(Catalog *cat, const char *code)
+LoadCatalog(Catalog *cat, const char *code, Datum ids)
 {
 	static SPIPlanPtr program_plan = NULL;
 	static SPIPlanPtr currency_plan = NULL;
 	static SPIPlanPtr promo_plan = NULL;
+	static SPIPlanPtr promo_ids_plan = NULL;
 	Datum		arg;
+	Datum		args[2];
 	HeapTuple	t;
 	TupleDesc	desc;
 	List	   *groups = NIL;
@@ -272,21 +296,17 @@ LoadCatalog(Catalog *cat, const char *code)
 	{
 		Oid			types[1] = {INT8OID};
 
-		promo_plan = PrepareKept(
-			"SELECT id, code, name,"
-			" pg_catalog.lower_inf(active), pg_catalog.lower_inc(active), pg_catalog.lower(active),"
-			" pg_catalog.upper_inf(active), pg_catalog.upper_inc(active), pg_catalog.upper(active),"
-			" weekdays::int4[],"
-			" (SELECT pg_catalog.array_agg(h) FROM pg_catalog.generate_series(0, 23) h"
-			"   WHERE h OPERATOR(pg_catalog.<@) hours),"
-			" countries, cities, stores, channels, audience, tiers, segments, birthday_days::int4,"
-			" line_condition, receipt_condition, benefit, stacking_group, priority, exclusive,"
-			" limit_per_customer, limit_period, limit_total,"
-			" pg_catalog.ceil(budget OPERATOR(pg_catalog.*) pg_catalog.power(10::numeric,"
-			"   (SELECT money_exponent FROM loyalty.program WHERE id OPERATOR(pg_catalog.=) $1)))::int8"
-			" FROM loyalty.promotion"
+		promo_plan = PrepareKept(PROMO_COLUMNS
 			" WHERE program_id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'active'"
 			" ORDER BY id", 1, types);
+	}
+	if (promo_ids_plan == NULL && ids != (Datum) 0)
+	{
+		Oid			types[2] = {INT8OID, INT8ARRAYOID};
+
+		promo_ids_plan = PrepareKept(PROMO_COLUMNS
+			" WHERE program_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) ANY ($2)"
+			" ORDER BY id", 2, types);
 	}
 
 	/*
@@ -350,9 +370,10 @@ LoadCatalog(Catalog *cat, const char *code)
 		}
 	}
 
-	arg = Int64GetDatum(cat->program_id);
-	if (SPI_execute_snapshot(promo_plan, &arg, NULL, GetLatestSnapshot(), InvalidSnapshot,
-							 true, false, 0) != SPI_OK_SELECT)
+	args[0] = Int64GetDatum(cat->program_id);
+	args[1] = ids;
+	if (SPI_execute_snapshot(ids != (Datum) 0 ? promo_ids_plan : promo_plan, args, NULL,
+							 GetLatestSnapshot(), InvalidSnapshot, true, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read loyalty.promotion");
 	MemoryContextSwitchTo(cat->cxt);
 	cat->npromos = SPI_processed;
@@ -546,11 +567,29 @@ CatalogGet(const char *program_code)
 	cat = palloc0(sizeof(Catalog));
 	cat->cxt = cxt;
 	cat->generation = CatalogGeneration;
-	LoadCatalog(cat, program_code);
+	LoadCatalog(cat, program_code, (Datum) 0);
 	MemoryContextSwitchTo(CatalogCxt);
 	Catalogs = lappend(Catalogs, cat);
 	MemoryContextSwitchTo(old);
 	MemoryContextSetParent(cxt, CatalogCxt);
+	return cat;
+}
+
+/*
+ * A catalogue of the programme with this code holding only the promotions of
+ * ids (an int8[]), whatever their status now; compiled in the current memory
+ * context and not kept.  The caller is connected to SPI.
+ */
+Catalog *
+CatalogOf(const char *program_code, ArrayType *ids)
+{
+	MemoryContext here = CurrentMemoryContext;
+	Catalog    *cat = palloc0(sizeof(Catalog));
+
+	cat->cxt = here;
+	cat->generation = CatalogGeneration;
+	LoadCatalog(cat, program_code, PointerGetDatum(ids));
+	MemoryContextSwitchTo(here);
 	return cat;
 }
 

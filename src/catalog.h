@@ -10,6 +10,7 @@
 #define LOYALTY_CATALOG_H
 
 #include "nodes/pg_list.h"
+#include "utils/array.h"
 #include "utils/timestamp.h"
 
 #include "benefit.h"
@@ -133,6 +134,7 @@ typedef struct Catalog
 } Catalog;
 
 extern Catalog *CatalogGet(const char *program_code);
+extern Catalog *CatalogOf(const char *program_code, ArrayType *ids);
 extern CondProgram *CatalogCondition(Catalog *cat, const char *text);
 extern int	CatalogPromoIndex(const Catalog *cat, int64 id);
 extern bool IsReadError(int sqlerrcode);

@@ -552,7 +552,12 @@ BEGIN
                        b OPERATOR(pg_catalog.->>) 'restriction' AS restriction, o AS ord
                   FROM pg_catalog.jsonb_array_elements(answer OPERATOR(pg_catalog.->) 'bonus_lots') WITH ORDINALITY AS t (b, o)
                   JOIN @extschema@.currency k ON k.program_id OPERATOR(pg_catalog.=) p.id
-                                             AND k.code OPERATOR(pg_catalog.=) (b OPERATOR(pg_catalog.->>) 'currency'))
+                                             AND k.code OPERATOR(pg_catalog.=) (b OPERATOR(pg_catalog.->>) 'currency')),
+            -- bonus lots alike (currency, validity, restriction) make one lot
+            lots AS (
+                SELECT b.currency, pg_catalog.sum(b.amount)::bigint AS amount, b.valid_for, b.restriction,
+                       pg_catalog.min(b.ord) AS ord
+                  FROM bonus b GROUP BY b.currency, b.valid_for, b.restriction)
             SELECT t.currency, t.amount, t.kind, t.valid_for, t.restriction
               FROM (SELECT e2.key AS currency,
                            @extschema@.minor_units(e2.value::numeric, k.exponent)
@@ -564,7 +569,7 @@ BEGIN
                       JOIN @extschema@.currency k ON k.program_id OPERATOR(pg_catalog.=) p.id
                                                  AND k.code OPERATOR(pg_catalog.=) e2.key
                     UNION ALL
-                    SELECT b.currency, b.amount, 'promo', b.valid_for, b.restriction, 1, b.ord FROM bonus b) t
+                    SELECT b.currency, b.amount, 'promo', b.valid_for, b.restriction, 1, b.ord FROM lots b) t
              WHERE t.amount OPERATOR(pg_catalog.>) 0
              ORDER BY t.grp, t.currency, t.ord
         LOOP
@@ -617,14 +622,14 @@ BEGIN
 
     INSERT INTO @extschema@.receipt (program_id, receipt_id, committed_at, customer_id, at, store,
                                      amount, discount, points_money, to_pay, points_spent, points_earned,
-                                     accruals, coupons, counters, offers, answer, actor)
+                                     accruals, coupons, counters, offers, answer, actor, document)
     VALUES (p.id, rid, pg_catalog.now(), cid, (answer OPERATOR(pg_catalog.->>) 'at')::timestamptz,
             receipt OPERATOR(pg_catalog.->>) 'store',
             @extschema@.minor_units((answer OPERATOR(pg_catalog.#>>) '{totals,amount}')::numeric, p.money_exponent),
             @extschema@.minor_units((answer OPERATOR(pg_catalog.#>>) '{totals,discount}')::numeric, p.money_exponent),
             @extschema@.minor_units((answer OPERATOR(pg_catalog.#>>) '{totals,points_paid}')::numeric, p.money_exponent),
             @extschema@.minor_units((answer OPERATOR(pg_catalog.#>>) '{totals,to_pay}')::numeric, p.money_exponent),
-            spent, earned, accruals, coupons, counters, offers, result, SESSION_USER);
+            spent, earned, accruals, coupons, counters, offers, result, SESSION_USER, receipt);
     INSERT INTO @extschema@.receipt_line (program_id, receipt_id, committed_at, line, sku, qty, price,
                                           amount, discount, points_money, to_pay, discounts,
                                           points_paid, points_earned)
@@ -763,7 +768,8 @@ BEGIN
      WHERE t.promotion_id OPERATOR(pg_catalog.=) (c OPERATOR(pg_catalog.->>) 'promotion_id')::bigint
        AND t.customer_id OPERATOR(pg_catalog.=) (c OPERATOR(pg_catalog.->>) 'customer_id')::bigint
        AND t.period_start OPERATOR(pg_catalog.=) (c OPERATOR(pg_catalog.->>) 'period_start')::date
-       AND t.uses OPERATOR(pg_catalog.>) 0;
+       AND t.uses OPERATOR(pg_catalog.>) 0
+       AND (c OPERATOR(pg_catalog.->) 'returned') IS NULL;
 
     result := pg_catalog.jsonb_build_object(
         'program', program, 'receipt_id', rid, 'status', 'cancelled', 'replayed', false,
@@ -836,6 +842,12 @@ DECLARE
     cut bigint;
     short bigint;
     lot bigint;
+    kept jsonb;
+    now_answer jsonb;
+    kept_discount bigint := 0;
+    lost bigint := 0;
+    lost_delta bigint := 0;
+    counters_back jsonb := '[]';
     result jsonb;
 BEGIN
     IF program IS NULL OR rid IS NULL OR lines IS NULL OR fid IS NULL THEN
@@ -1044,6 +1056,75 @@ BEGIN
     END LOOP;
     withheld := LEAST(withheld, money);
 
+    -- What the return breaks: the lines kept, recomputed with the receipt's
+    -- own promotions as committed, may earn less discount than they got
+    -- ("3 for 2" with one of the three returned).  The loss so far is kept
+    -- back from the money (as far as this return gives any); a later return
+    -- that ends it gives it back.  Promotions that no longer hold give their
+    -- counter uses back.
+    IF r.document IS NOT NULL THEN
+        SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_set(d, '{qty}',
+                   pg_catalog.to_jsonb(t.qty OPERATOR(pg_catalog.-) t.refunded_qty)) ORDER BY t.line),
+               pg_catalog.sum(t.discount OPERATOR(pg_catalog.-)
+                              @extschema@.share(t.discount, 0, t.refunded_qty, t.qty))::bigint
+          INTO kept, kept_discount
+          FROM pg_catalog.jsonb_array_elements(r.document OPERATOR(pg_catalog.->) 'lines') d
+          JOIN @extschema@.receipt_line t
+            ON t.program_id OPERATOR(pg_catalog.=) g.id AND t.receipt_id OPERATOR(pg_catalog.=) rid
+           AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at
+           AND t.line OPERATOR(pg_catalog.=) (d OPERATOR(pg_catalog.->>) 'line')::integer
+         WHERE t.refunded_qty OPERATOR(pg_catalog.<) t.qty;
+        IF kept IS NOT NULL THEN
+            now_answer := @extschema@.recompute(
+                ((r.document OPERATOR(pg_catalog.-) '{points,coupons}'::text[])
+                 OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+                     'lines', kept,
+                     'at', COALESCE(r.document OPERATOR(pg_catalog.->) 'at',
+                                    pg_catalog.to_jsonb(pg_catalog.to_char(pg_catalog.timezone('UTC', r.at),
+                                                                           'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'))))),
+                ARRAY(SELECT m.id FROM pg_catalog.jsonb_array_elements(r.answer OPERATOR(pg_catalog.#>) '{promotions,applied}') a
+                        JOIN @extschema@.promotion m ON m.program_id OPERATOR(pg_catalog.=) g.id
+                                                    AND m.code OPERATOR(pg_catalog.=) (a OPERATOR(pg_catalog.->>) 'code')));
+            lost := GREATEST(kept_discount OPERATOR(pg_catalog.-) @extschema@.minor_units(
+                        (now_answer OPERATOR(pg_catalog.#>>) '{totals,discount}')::numeric, g.money_exponent), 0);
+        END IF;
+        lost_delta := lost OPERATOR(pg_catalog.-) r.discount_lost;
+        IF lost_delta OPERATOR(pg_catalog.>) 0 THEN
+            lost_delta := LEAST(lost_delta, money OPERATOR(pg_catalog.-) withheld);
+        END IF;
+        UPDATE @extschema@.counter t
+           SET uses = t.uses OPERATOR(pg_catalog.-) 1,
+               money = GREATEST(t.money OPERATOR(pg_catalog.-) (c OPERATOR(pg_catalog.->>) 'money')::bigint, 0),
+               updated_at = pg_catalog.now()
+          FROM pg_catalog.jsonb_array_elements(r.counters) c
+         WHERE t.promotion_id OPERATOR(pg_catalog.=) (c OPERATOR(pg_catalog.->>) 'promotion_id')::bigint
+           AND t.customer_id OPERATOR(pg_catalog.=) (c OPERATOR(pg_catalog.->>) 'customer_id')::bigint
+           AND t.period_start OPERATOR(pg_catalog.=) (c OPERATOR(pg_catalog.->>) 'period_start')::date
+           AND t.uses OPERATOR(pg_catalog.>) 0
+           AND (c OPERATOR(pg_catalog.->) 'returned') IS NULL
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(now_answer OPERATOR(pg_catalog.#>) '{promotions,applied}') a
+                             JOIN @extschema@.promotion m ON m.program_id OPERATOR(pg_catalog.=) g.id
+                                                         AND m.code OPERATOR(pg_catalog.=) (a OPERATOR(pg_catalog.->>) 'code')
+                            WHERE m.id OPERATOR(pg_catalog.=) t.promotion_id);
+        SELECT COALESCE(pg_catalog.jsonb_agg(CASE WHEN (c OPERATOR(pg_catalog.->) 'returned') IS NULL
+                                                   AND NOT EXISTS (
+                   SELECT 1 FROM pg_catalog.jsonb_array_elements(now_answer OPERATOR(pg_catalog.#>) '{promotions,applied}') a
+                     JOIN @extschema@.promotion m ON m.program_id OPERATOR(pg_catalog.=) g.id
+                                                 AND m.code OPERATOR(pg_catalog.=) (a OPERATOR(pg_catalog.->>) 'code')
+                    WHERE m.id OPERATOR(pg_catalog.=) (c OPERATOR(pg_catalog.->>) 'promotion_id')::bigint)
+                                              THEN c OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('returned', fid)
+                                              ELSE c END ORDER BY o), '[]')
+          INTO counters_back
+          FROM pg_catalog.jsonb_array_elements(r.counters) WITH ORDINALITY AS x (c, o);
+        UPDATE @extschema@.receipt t
+           SET discount_lost = t.discount_lost OPERATOR(pg_catalog.+) lost_delta, counters = counters_back
+         WHERE t.program_id OPERATOR(pg_catalog.=) g.id AND t.receipt_id OPERATOR(pg_catalog.=) rid
+           AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at;
+        SELECT COALESCE(pg_catalog.jsonb_agg(c OPERATOR(pg_catalog.-) 'returned' ORDER BY o), '[]') INTO counters_back
+          FROM pg_catalog.jsonb_array_elements(counters_back) WITH ORDINALITY AS x (c, o)
+         WHERE c OPERATOR(pg_catalog.->>) 'returned' OPERATOR(pg_catalog.=) fid;
+    END IF;
+
     result := pg_catalog.jsonb_build_object(
         'program', program, 'receipt_id', rid, 'refund_id', fid, 'replayed', false,
         'status', CASE WHEN EXISTS (SELECT 1 FROM @extschema@.receipt_line t
@@ -1053,14 +1134,17 @@ BEGIN
                                        AND t.refunded_qty OPERATOR(pg_catalog.<) t.qty)
                        THEN 'partly_refunded' ELSE 'refunded' END,
         'customer_id', r.customer_id, 'lines', per_line,
-        'money', @extschema@.major_units(money OPERATOR(pg_catalog.-) withheld, g.money_exponent),
+        'money', @extschema@.major_units(money OPERATOR(pg_catalog.-) withheld OPERATOR(pg_catalog.-) lost_delta,
+                                         g.money_exponent),
         'money_withheld', @extschema@.major_units(withheld, g.money_exponent),
+        'discount_withheld', @extschema@.major_units(lost_delta, g.money_exponent),
+        'counters_returned', counters_back,
         'points_returned', returned, 'points_taken', taken, 'debt', owed, 'ledger', entries);
     INSERT INTO @extschema@.receipt_refund (program_id, receipt_id, refund_id, request, lines, money,
                                             money_withheld, points_returned, points_taken, debt,
-                                            result, actor, reason)
-    VALUES (g.id, rid, fid, lines, req, money OPERATOR(pg_catalog.-) withheld, withheld, returned, taken, owed,
-            result, SESSION_USER, reason);
+                                            result, actor, reason, discount_withheld, counters_returned)
+    VALUES (g.id, rid, fid, lines, req, money OPERATOR(pg_catalog.-) withheld OPERATOR(pg_catalog.-) lost_delta,
+            withheld, returned, taken, owed, result, SESSION_USER, reason, lost_delta, counters_back);
     UPDATE @extschema@.receipt t SET status = result OPERATOR(pg_catalog.->>) 'status'
      WHERE t.program_id OPERATOR(pg_catalog.=) g.id AND t.receipt_id OPERATOR(pg_catalog.=) rid
        AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at;
@@ -1068,7 +1152,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION @extschema@.refund(text, text, jsonb, text, text) IS
-'return some lines of a committed receipt (some quantity): their share of the money, of the points that paid them (to the same lots) and of the points they earned; idempotent by refund_id';
+'return some lines of a committed receipt (some quantity): their share of the money, of the points that paid them (to the same lots) and of the points they earned; the lines kept are recomputed with the receipt''s promotions and the discount they lose is kept back from the money; idempotent by refund_id';
 
 CREATE FUNCTION public.loyalty_refund(program text, receipt_id text, lines jsonb, refund_id text,
                                       reason text DEFAULT NULL)

@@ -1,0 +1,838 @@
+-- loyalty 0.8 -> 0.9: what a return breaks (src/recompute.sql).  A receipt
+-- keeps the document it was committed with (receipt.document; NULL for
+-- receipts committed before), and a refund recomputes the lines kept with
+-- the receipt's own promotions (loyalty.recompute), keeps back the discount
+-- they no longer earn (receipt.discount_lost, receipt_refund.
+-- discount_withheld) and gives back the counter uses of promotions that no
+-- longer hold (receipt_refund.counters_returned).  commit writes bonus lots
+-- alike (currency, validity, restriction) as one lot.
+\echo Use "ALTER EXTENSION loyalty UPDATE TO '0.9'" to load this file. \quit
+
+-- src/recompute.sql — what a return breaks.  A receipt keeps the document
+-- it was committed with; a refund recomputes the lines kept with only the
+-- promotions the receipt had (loyalty.recompute, as committed: their day,
+-- place, audience, limits and coupons held then), and keeps back from the
+-- money the discount the kept lines no longer earn ("3 for 2" with one of
+-- the three returned), or gives it back when a later return ends the loss.
+-- The counters of promotions that no longer hold are given back.
+
+ALTER TABLE @extschema@.receipt
+    ADD COLUMN document jsonb,
+    ADD COLUMN discount_lost bigint NOT NULL DEFAULT 0
+        CHECK (discount_lost OPERATOR(pg_catalog.>=) 0);
+ALTER TABLE @extschema@.receipt ALTER COLUMN document SET COMPRESSION lz4;
+COMMENT ON COLUMN @extschema@.receipt.document IS
+'the receipt as sent to commit, for recomputing the lines kept after a return (NULL for receipts committed before version 0.9)';
+COMMENT ON COLUMN @extschema@.receipt.discount_lost IS
+'minor units of discount the lines kept no longer earn after the returns so far, kept back from the money refunded';
+
+ALTER TABLE @extschema@.receipt_refund
+    ADD COLUMN discount_withheld bigint NOT NULL DEFAULT 0,
+    ADD COLUMN counters_returned jsonb NOT NULL DEFAULT '[]';
+COMMENT ON COLUMN @extschema@.receipt_refund.discount_withheld IS
+'minor units kept back from the money because the lines kept lose a discount (negative: given back, a loss ended)';
+COMMENT ON COLUMN @extschema@.receipt_refund.counters_returned IS
+'the counter uses given back: promotions of the receipt that no longer hold for the lines kept';
+
+CREATE FUNCTION @extschema@.recompute(receipt jsonb, promotions bigint[])
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'loyalty_recompute'
+LANGUAGE C STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.recompute(jsonb, bigint[]) IS
+'calculate a receipt over only these promotions, whatever their status, as committed: their day, place, audience, limits and coupons are not asked again (internal: refund)';
+REVOKE ALL ON FUNCTION @extschema@.recompute(jsonb, bigint[]) FROM PUBLIC;
+
+-- commit keeps the document and writes bonus lots alike as one lot
+CREATE OR REPLACE FUNCTION @extschema@.commit(receipt jsonb, expected jsonb DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pcode text;
+    p @extschema@.program;
+    rid text;
+    digest bytea;
+    ident jsonb;
+    kind text;
+    val text;
+    cid bigint;
+    answer jsonb;
+    changed text[];
+    local_day date;
+    spent jsonb := '{}';
+    earned jsonb := '{}';
+    accruals jsonb := '[]';
+    counters jsonb := '[]';
+    offers bigint[] := '{}';
+    coupons text[] := '{}';
+    entries jsonb := '[]';
+    e @extschema@.ledger;
+    x record;
+    n integer := 0;
+    release_at timestamptz;
+    result jsonb;
+BEGIN
+    IF receipt IS NULL THEN
+        RAISE EXCEPTION 'receipt must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF pg_catalog.jsonb_typeof(receipt) OPERATOR(pg_catalog.<>) 'object' THEN
+        RAISE EXCEPTION 'receipt must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF expected IS NOT NULL AND pg_catalog.jsonb_typeof(expected) OPERATOR(pg_catalog.<>) 'object' THEN
+        RAISE EXCEPTION 'expected must be the JSON object calculate returned'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.jsonb_typeof(receipt OPERATOR(pg_catalog.->) 'program') IS DISTINCT FROM 'string' THEN
+        RAISE EXCEPTION 'receipt field "program" is missing or not a string'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    pcode := receipt OPERATOR(pg_catalog.->>) 'program';
+    SELECT * INTO p FROM @extschema@.program g WHERE g.code OPERATOR(pg_catalog.=) pcode;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'programme "%" does not exist', pcode
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'SELECT code FROM loyalty.program lists the programmes.';
+    END IF;
+    rid := receipt OPERATOR(pg_catalog.->>) 'receipt_id';
+    IF pg_catalog.jsonb_typeof(receipt OPERATOR(pg_catalog.->) 'receipt_id') IS DISTINCT FROM 'string'
+       OR rid OPERATOR(pg_catalog.=) '' OR pg_catalog.length(rid) OPERATOR(pg_catalog.>) 128 THEN
+        RAISE EXCEPTION 'receipt field "receipt_id" must be a string of 1 to 128 characters to commit'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'The receipt id makes a commit safe to repeat: send the same id again when the outcome is unknown.';
+    END IF;
+
+    -- Claim the id.  A transaction committing the same id is waited for;
+    -- if it committed, this is a replay.
+    digest := pg_catalog.sha256(pg_catalog.convert_to(receipt::text, 'UTF8'));
+    INSERT INTO @extschema@.receipt_key (program_id, receipt_id, committed_at, digest)
+    VALUES (p.id, rid, pg_catalog.now(), digest)
+    ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN
+        RETURN @extschema@.receipt_replay(p.id, rid, digest);
+    END IF;
+
+    -- Lock the customer's wallets, then calculate with what they hold now
+    IF pg_catalog.jsonb_typeof(receipt OPERATOR(pg_catalog.->) 'customer') OPERATOR(pg_catalog.=) 'object' THEN
+        SELECT c.key, c.value INTO kind, val
+          FROM pg_catalog.jsonb_each_text(receipt OPERATOR(pg_catalog.->) 'customer') c
+         WHERE c.key OPERATOR(pg_catalog.=) ANY ('{card,phone,email,id}'::text[]) LIMIT 1;
+        IF kind IS NOT NULL AND val IS NOT NULL THEN
+            ident := @extschema@.identify(pcode, val, kind);
+            IF (ident OPERATOR(pg_catalog.->>) 'found')::boolean THEN
+                cid := (ident OPERATOR(pg_catalog.->>) 'customer_id')::bigint;
+                PERFORM 1 FROM @extschema@.wallet w
+                  WHERE w.customer_id OPERATOR(pg_catalog.=) cid
+                  ORDER BY w.currency FOR NO KEY UPDATE;
+            END IF;
+        END IF;
+    END IF;
+    answer := @extschema@.calculate(receipt);
+    IF (answer OPERATOR(pg_catalog.#>>) '{customer,id}')::bigint IS DISTINCT FROM cid THEN
+        RAISE EXCEPTION 'receipt "%": the customer''s identifier moved while committing', rid
+            USING ERRCODE = 'serialization_failure', HINT = 'Calculate the receipt again.';
+    END IF;
+    IF expected IS NOT NULL THEN
+        changed := @extschema@.answer_changes(expected, answer);
+        IF pg_catalog.cardinality(changed) OPERATOR(pg_catalog.>) 0 THEN
+            RAISE EXCEPTION 'receipt "%" calculates differently now: % changed', rid,
+                  pg_catalog.array_to_string(changed, ', ')
+                USING ERRCODE = 'serialization_failure',
+                      DETAIL = pg_catalog.format('Totals seen: %s; now: %s.',
+                                                 expected OPERATOR(pg_catalog.->) 'totals',
+                                                 answer OPERATOR(pg_catalog.->) 'totals'),
+                      HINT = 'A wallet, coupon or limit moved since the calculation: calculate again, show it, and commit that.';
+        END IF;
+    END IF;
+    local_day := COALESCE(pg_catalog.left(receipt OPERATOR(pg_catalog.->>) 'at', 10)::date,
+                          pg_catalog.now()::date);
+
+    -- Coupons: one use each, if still there to use
+    FOR x IN SELECT c OPERATOR(pg_catalog.->>) 'code' AS code
+               FROM pg_catalog.jsonb_array_elements(answer OPERATOR(pg_catalog.->) 'coupons') c
+              WHERE c OPERATOR(pg_catalog.->>) 'status' OPERATOR(pg_catalog.=) 'accepted'
+    LOOP
+        UPDATE @extschema@.coupon o
+           SET uses = o.uses OPERATOR(pg_catalog.+) 1,
+               state = CASE WHEN o.uses OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=)
+                                 COALESCE(o.use_limit, CASE WHEN o.kind OPERATOR(pg_catalog.=) 'multi_use' THEN NULL ELSE 1 END)
+                            THEN 'redeemed' ELSE o.state END
+         WHERE o.program_id OPERATOR(pg_catalog.=) p.id
+           AND pg_catalog.lower(o.code) OPERATOR(pg_catalog.=) pg_catalog.lower(x.code)
+           AND o.state OPERATOR(pg_catalog.=) 'issued'
+           AND (o.uses OPERATOR(pg_catalog.<)
+                COALESCE(o.use_limit, CASE WHEN o.kind OPERATOR(pg_catalog.=) 'multi_use' THEN NULL ELSE 1 END)
+                OR COALESCE(o.use_limit, CASE WHEN o.kind OPERATOR(pg_catalog.=) 'multi_use' THEN NULL ELSE 1 END) IS NULL);
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'receipt "%": coupon "%" was used up meanwhile', rid, x.code
+                USING ERRCODE = 'serialization_failure', HINT = 'Calculate the receipt again.';
+        END IF;
+        coupons := coupons OPERATOR(pg_catalog.||) x.code;
+    END LOOP;
+
+    -- Personal offers and usage counters of the promotions applied
+    FOR x IN SELECT m.id, m.audience, m.limit_per_customer, m.limit_period, m.limit_total, m.budget,
+                    @extschema@.minor_units((a OPERATOR(pg_catalog.->>) 'discount')::numeric, p.money_exponent) AS money
+               FROM pg_catalog.jsonb_array_elements(answer OPERATOR(pg_catalog.#>) '{promotions,applied}') a
+               JOIN @extschema@.promotion m ON m.program_id OPERATOR(pg_catalog.=) p.id
+                                           AND m.code OPERATOR(pg_catalog.=) (a OPERATOR(pg_catalog.->>) 'code')
+              ORDER BY m.id
+    LOOP
+        IF x.audience OPERATOR(pg_catalog.=) 'personal' THEN
+            UPDATE @extschema@.personal_offer o SET uses_left = o.uses_left OPERATOR(pg_catalog.-) 1
+             WHERE o.customer_id OPERATOR(pg_catalog.=) cid AND o.promotion_id OPERATOR(pg_catalog.=) x.id
+               AND o.uses_left OPERATOR(pg_catalog.>) 0;
+            IF FOUND THEN
+                offers := offers OPERATOR(pg_catalog.||) x.id;
+            ELSIF EXISTS (SELECT 1 FROM @extschema@.personal_offer o
+                           WHERE o.customer_id OPERATOR(pg_catalog.=) cid
+                             AND o.promotion_id OPERATOR(pg_catalog.=) x.id AND o.uses_left IS NOT NULL) THEN
+                RAISE EXCEPTION 'receipt "%": the personal offer of promotion % was used up meanwhile', rid, x.id
+                    USING ERRCODE = 'serialization_failure', HINT = 'Calculate the receipt again.';
+            END IF;
+        END IF;
+        IF x.limit_per_customer IS NOT NULL THEN
+            INSERT INTO @extschema@.counter AS t (promotion_id, customer_id, period_start, uses, money)
+            VALUES (x.id, cid, @extschema@.period_start(x.limit_period, local_day), 1, x.money)
+            ON CONFLICT (promotion_id, customer_id, period_start) DO UPDATE
+               SET uses = t.uses OPERATOR(pg_catalog.+) 1, money = t.money OPERATOR(pg_catalog.+) x.money,
+                   updated_at = pg_catalog.now()
+             WHERE t.uses OPERATOR(pg_catalog.<) x.limit_per_customer;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'receipt "%": customer % reached the limit of promotion % meanwhile', rid, cid, x.id
+                    USING ERRCODE = 'serialization_failure', HINT = 'Calculate the receipt again.';
+            END IF;
+            counters := counters OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+                'promotion_id', x.id, 'customer_id', cid,
+                'period_start', @extschema@.period_start(x.limit_period, local_day), 'money', x.money);
+        END IF;
+        IF x.limit_total IS NOT NULL OR x.budget IS NOT NULL THEN
+            INSERT INTO @extschema@.counter AS t (promotion_id, customer_id, period_start, uses, money)
+            VALUES (x.id, 0, '-infinity', 1, x.money)
+            ON CONFLICT (promotion_id, customer_id, period_start) DO UPDATE
+               SET uses = t.uses OPERATOR(pg_catalog.+) 1, money = t.money OPERATOR(pg_catalog.+) x.money,
+                   updated_at = pg_catalog.now()
+             WHERE (x.limit_total IS NULL OR t.uses OPERATOR(pg_catalog.<) x.limit_total)
+               AND (x.budget IS NULL OR t.money OPERATOR(pg_catalog.<) x.budget);
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'receipt "%": promotion % reached its limit or budget meanwhile', rid, x.id
+                    USING ERRCODE = 'serialization_failure', HINT = 'Calculate the receipt again.';
+            END IF;
+            counters := counters OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+                'promotion_id', x.id, 'customer_id', 0, 'period_start', '-infinity', 'money', x.money);
+        END IF;
+    END LOOP;
+
+    -- Points spent: exactly the lots calculate chose, per currency
+    FOR x IN SELECT s.currency,
+                    pg_catalog.array_agg(s.lot ORDER BY s.lot) AS lots,
+                    pg_catalog.array_agg(s.points ORDER BY s.lot) AS points,
+                    pg_catalog.sum(s.points)::bigint AS total
+               FROM (SELECT pp OPERATOR(pg_catalog.->>) 'currency', (pp OPERATOR(pg_catalog.->>) 'lot')::bigint,
+                            pg_catalog.sum(@extschema@.minor_units((pp OPERATOR(pg_catalog.->>) 'points')::numeric, k.exponent))::bigint AS points
+                       FROM pg_catalog.jsonb_array_elements(answer OPERATOR(pg_catalog.->) 'lines') l,
+                            pg_catalog.jsonb_array_elements(l OPERATOR(pg_catalog.->) 'points_paid') pp
+                       JOIN @extschema@.currency k ON k.program_id OPERATOR(pg_catalog.=) p.id
+                                                  AND k.code OPERATOR(pg_catalog.=) (pp OPERATOR(pg_catalog.->>) 'currency')
+                      GROUP BY 1, 2) s (currency, lot, points)
+              GROUP BY 1 ORDER BY 1
+    LOOP
+        e := @extschema@.spend_lots(cid, x.currency, x.lots, x.points, rid,
+                                    'loyalty:redeem:' OPERATOR(pg_catalog.||) rid
+                                    OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) x.currency);
+        spent := spent OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(x.currency, x.total);
+        entries := entries OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+            'currency', e.currency, 'operation', e.operation, 'amount', e.amount, 'version', e.version);
+    END LOOP;
+
+    -- Points earned: the regular accrual per currency, then each bonus lot
+    IF cid IS NOT NULL THEN
+        FOR x IN
+            WITH bonus AS (
+                SELECT b OPERATOR(pg_catalog.->>) 'currency' AS currency,
+                       @extschema@.minor_units((b OPERATOR(pg_catalog.->>) 'points')::numeric, k.exponent) AS amount,
+                       CASE WHEN b OPERATOR(pg_catalog.->>) 'valid_days' IS NULL THEN NULL
+                            ELSE pg_catalog.make_interval(days => (b OPERATOR(pg_catalog.->>) 'valid_days')::integer) END AS valid_for,
+                       b OPERATOR(pg_catalog.->>) 'restriction' AS restriction, o AS ord
+                  FROM pg_catalog.jsonb_array_elements(answer OPERATOR(pg_catalog.->) 'bonus_lots') WITH ORDINALITY AS t (b, o)
+                  JOIN @extschema@.currency k ON k.program_id OPERATOR(pg_catalog.=) p.id
+                                             AND k.code OPERATOR(pg_catalog.=) (b OPERATOR(pg_catalog.->>) 'currency')),
+            -- bonus lots alike (currency, validity, restriction) make one lot
+            lots AS (
+                SELECT b.currency, pg_catalog.sum(b.amount)::bigint AS amount, b.valid_for, b.restriction,
+                       pg_catalog.min(b.ord) AS ord
+                  FROM bonus b GROUP BY b.currency, b.valid_for, b.restriction)
+            SELECT t.currency, t.amount, t.kind, t.valid_for, t.restriction
+              FROM (SELECT e2.key AS currency,
+                           @extschema@.minor_units(e2.value::numeric, k.exponent)
+                             OPERATOR(pg_catalog.-) COALESCE((SELECT pg_catalog.sum(b.amount) FROM bonus b
+                                                              WHERE b.currency OPERATOR(pg_catalog.=) e2.key), 0)::bigint AS amount,
+                           'regular'::text AS kind, NULL::interval AS valid_for, NULL::text AS restriction,
+                           0 AS grp, 0::bigint AS ord
+                      FROM pg_catalog.jsonb_each_text(answer OPERATOR(pg_catalog.#>) '{totals,points_earned}') e2
+                      JOIN @extschema@.currency k ON k.program_id OPERATOR(pg_catalog.=) p.id
+                                                 AND k.code OPERATOR(pg_catalog.=) e2.key
+                    UNION ALL
+                    SELECT b.currency, b.amount, 'promo', b.valid_for, b.restriction, 1, b.ord FROM lots b) t
+             WHERE t.amount OPERATOR(pg_catalog.>) 0
+             ORDER BY t.grp, t.currency, t.ord
+        LOOP
+            n := n OPERATOR(pg_catalog.+) 1;
+            accruals := accruals OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+                'key', 'loyalty:accrual:' OPERATOR(pg_catalog.||) rid OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) n,
+                'currency', x.currency, 'amount', x.amount, 'kind', x.kind,
+                'valid_for', x.valid_for, 'restriction', x.restriction);
+            earned := earned OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(x.currency,
+                COALESCE((earned OPERATOR(pg_catalog.->>) x.currency)::bigint, 0) OPERATOR(pg_catalog.+) x.amount);
+        END LOOP;
+    END IF;
+    IF pg_catalog.jsonb_array_length(accruals) OPERATOR(pg_catalog.>) 0 THEN
+        IF p.accrual_delay OPERATOR(pg_catalog.>) '0'::interval THEN
+            release_at := pg_catalog.now() OPERATOR(pg_catalog.+) p.accrual_delay;
+            -- the wallets exist before the queue names them
+            INSERT INTO @extschema@.wallet (customer_id, currency, program_id)
+            SELECT DISTINCT cid, a OPERATOR(pg_catalog.->>) 'currency', p.id
+              FROM pg_catalog.jsonb_array_elements(accruals) a
+            ON CONFLICT DO NOTHING;
+            INSERT INTO @extschema@.accrual_queue (program_id, receipt_id, customer_id, currency, amount,
+                                                   kind, valid_for, restriction, idempotency_key, release_at)
+            SELECT p.id, rid, cid, a OPERATOR(pg_catalog.->>) 'currency', (a OPERATOR(pg_catalog.->>) 'amount')::bigint,
+                   a OPERATOR(pg_catalog.->>) 'kind', (a OPERATOR(pg_catalog.->>) 'valid_for')::interval,
+                   a OPERATOR(pg_catalog.->>) 'restriction', a OPERATOR(pg_catalog.->>) 'key', release_at
+              FROM pg_catalog.jsonb_array_elements(accruals) a;
+        ELSE
+            FOR x IN SELECT a OPERATOR(pg_catalog.->>) 'currency' AS currency,
+                            (a OPERATOR(pg_catalog.->>) 'amount')::bigint AS amount,
+                            a OPERATOR(pg_catalog.->>) 'kind' AS kind,
+                            (a OPERATOR(pg_catalog.->>) 'valid_for')::interval AS valid_for,
+                            a OPERATOR(pg_catalog.->>) 'restriction' AS restriction,
+                            a OPERATOR(pg_catalog.->>) 'key' AS key
+                       FROM pg_catalog.jsonb_array_elements(accruals) a
+            LOOP
+                e := @extschema@.accrue(cid, x.currency, x.amount, NULL,
+                                        pg_catalog.now() OPERATOR(pg_catalog.+) x.valid_for,
+                                        x.kind, 0, x.restriction, rid, x.key);
+                entries := entries OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+                    'currency', e.currency, 'operation', e.operation, 'amount', e.amount, 'version', e.version);
+            END LOOP;
+        END IF;
+    END IF;
+
+    result := answer OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('commit', pg_catalog.jsonb_build_object(
+        'status', 'committed', 'replayed', false, 'committed_at', pg_catalog.now(),
+        'accrual', CASE WHEN pg_catalog.jsonb_array_length(accruals) OPERATOR(pg_catalog.=) 0 THEN 'none'
+                        WHEN release_at IS NOT NULL THEN 'queued' ELSE 'released' END,
+        'release_at', release_at, 'points_spent', spent, 'points_earned', earned, 'ledger', entries));
+
+    INSERT INTO @extschema@.receipt (program_id, receipt_id, committed_at, customer_id, at, store,
+                                     amount, discount, points_money, to_pay, points_spent, points_earned,
+                                     accruals, coupons, counters, offers, answer, actor, document)
+    VALUES (p.id, rid, pg_catalog.now(), cid, (answer OPERATOR(pg_catalog.->>) 'at')::timestamptz,
+            receipt OPERATOR(pg_catalog.->>) 'store',
+            @extschema@.minor_units((answer OPERATOR(pg_catalog.#>>) '{totals,amount}')::numeric, p.money_exponent),
+            @extschema@.minor_units((answer OPERATOR(pg_catalog.#>>) '{totals,discount}')::numeric, p.money_exponent),
+            @extschema@.minor_units((answer OPERATOR(pg_catalog.#>>) '{totals,points_paid}')::numeric, p.money_exponent),
+            @extschema@.minor_units((answer OPERATOR(pg_catalog.#>>) '{totals,to_pay}')::numeric, p.money_exponent),
+            spent, earned, accruals, coupons, counters, offers, result, SESSION_USER, receipt);
+    INSERT INTO @extschema@.receipt_line (program_id, receipt_id, committed_at, line, sku, qty, price,
+                                          amount, discount, points_money, to_pay, discounts,
+                                          points_paid, points_earned)
+    SELECT p.id, rid, pg_catalog.now(), (l OPERATOR(pg_catalog.->>) 'line')::integer, l OPERATOR(pg_catalog.->>) 'sku',
+           (l OPERATOR(pg_catalog.->>) 'qty')::numeric,
+           @extschema@.minor_units((l OPERATOR(pg_catalog.->>) 'price')::numeric, p.money_exponent),
+           @extschema@.minor_units((l OPERATOR(pg_catalog.->>) 'amount')::numeric, p.money_exponent),
+           @extschema@.minor_units((l OPERATOR(pg_catalog.->>) 'discount')::numeric, p.money_exponent),
+           @extschema@.minor_units((l OPERATOR(pg_catalog.->>) 'points_amount')::numeric, p.money_exponent),
+           @extschema@.minor_units((l OPERATOR(pg_catalog.->>) 'to_pay')::numeric, p.money_exponent),
+           l OPERATOR(pg_catalog.->) 'discounts', l OPERATOR(pg_catalog.->) 'points_paid',
+           l OPERATOR(pg_catalog.->) 'points_earned'
+      FROM pg_catalog.jsonb_array_elements(answer OPERATOR(pg_catalog.->) 'lines') l;
+    RETURN result;
+END
+$$;
+
+-- cancel gives back only the counter uses a refund has not
+CREATE OR REPLACE FUNCTION @extschema@.cancel(program text, receipt_id text, reason text DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pid bigint;
+    rid text := receipt_id;
+    k @extschema@.receipt_key;
+    r @extschema@.receipt;
+    queued text[];
+    x record;
+    e @extschema@.ledger;
+    entries jsonb := '[]';
+    policy text;
+    short bigint;
+    withheld bigint := 0;
+    owed jsonb := '{}';
+    result jsonb;
+BEGIN
+    IF program IS NULL OR rid IS NULL THEN
+        RAISE EXCEPTION 'program and receipt_id must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    pid := @extschema@.program_id(program);
+    SELECT g.refund_shortfall INTO policy FROM @extschema@.program g WHERE g.id OPERATOR(pg_catalog.=) pid;
+    SELECT * INTO k FROM @extschema@.receipt_key t
+     WHERE t.program_id OPERATOR(pg_catalog.=) pid AND t.receipt_id OPERATOR(pg_catalog.=) rid
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'receipt "%" of programme "%" was not committed', rid, program
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    SELECT * INTO STRICT r FROM @extschema@.receipt t
+     WHERE t.program_id OPERATOR(pg_catalog.=) pid AND t.receipt_id OPERATOR(pg_catalog.=) rid
+       AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at;
+    IF r.status OPERATOR(pg_catalog.=) 'cancelled' THEN
+        RETURN pg_catalog.jsonb_set(r.cancel_result, '{replayed}', 'true');
+    END IF;
+    IF r.status OPERATOR(pg_catalog.<>) 'committed' THEN
+        RAISE EXCEPTION 'receipt "%" of programme "%" was %: it cannot be cancelled', rid, program,
+              CASE r.status WHEN 'refunded' THEN 'refunded' ELSE 'refunded in part' END
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Return the other lines with loyalty.refund.';
+    END IF;
+
+    -- Accruals still queued go; a release in progress is waited for.  This
+    -- comes before the wallet locks: a release never waits for a wallet.
+    WITH gone AS (
+        DELETE FROM @extschema@.accrual_queue q
+         WHERE q.program_id OPERATOR(pg_catalog.=) pid AND q.receipt_id OPERATOR(pg_catalog.=) rid
+        RETURNING q.idempotency_key)
+    SELECT COALESCE(pg_catalog.array_agg(g.idempotency_key), '{}') INTO queued FROM gone g;
+    IF r.customer_id IS NOT NULL THEN
+        PERFORM 1 FROM @extschema@.wallet w
+          WHERE w.customer_id OPERATOR(pg_catalog.=) r.customer_id
+          ORDER BY w.currency FOR NO KEY UPDATE;
+    END IF;
+
+    -- Points spent go back to the lots that paid
+    FOR x IN SELECT l.currency, l.lot_ids, l.lot_amounts
+               FROM pg_catalog.jsonb_object_keys(r.points_spent) c (currency)
+               JOIN @extschema@.ledger l
+                 ON l.program_id OPERATOR(pg_catalog.=) pid
+                AND l.idempotency_key OPERATOR(pg_catalog.=) ('loyalty:redeem:' OPERATOR(pg_catalog.||) rid
+                                                            OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) c.currency)
+              ORDER BY l.currency
+    LOOP
+        e := @extschema@.return_lots(r.customer_id, x.currency, x.lot_ids, x.lot_amounts, rid, NULL);
+        entries := entries OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+            'currency', e.currency, 'operation', e.operation, 'amount', e.amount, 'version', e.version);
+    END LOOP;
+
+    -- Accruals already released are taken back
+    FOR x IN SELECT l.currency, l.lot_id, l.amount
+               FROM pg_catalog.jsonb_array_elements(r.accruals) a
+               JOIN @extschema@.ledger l
+                 ON l.program_id OPERATOR(pg_catalog.=) pid
+                AND l.idempotency_key OPERATOR(pg_catalog.=) (a OPERATOR(pg_catalog.->>) 'key')
+              WHERE (a OPERATOR(pg_catalog.->>) 'key') OPERATOR(pg_catalog.<>) ALL (queued)
+              ORDER BY l.currency, l.lot_id
+    LOOP
+        e := @extschema@.take_back(r.customer_id, x.currency, x.lot_id, x.amount, rid, NULL,
+                                   CASE policy WHEN 'debt' THEN 'debt' ELSE 'forgive' END);
+        entries := entries OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+            'currency', e.currency, 'operation', e.operation, 'amount', e.amount, 'version', e.version);
+        short := x.amount OPERATOR(pg_catalog.+) e.amount;
+        IF short OPERATOR(pg_catalog.>) 0 AND policy OPERATOR(pg_catalog.=) 'debt' THEN
+            owed := owed OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(x.currency,
+                COALESCE((owed OPERATOR(pg_catalog.->>) x.currency)::bigint, 0) OPERATOR(pg_catalog.+) short);
+        ELSIF short OPERATOR(pg_catalog.>) 0 THEN
+            withheld := withheld OPERATOR(pg_catalog.+) @extschema@.points_money(pid, x.currency, short);
+        END IF;
+    END LOOP;
+
+    -- Coupon, offer and counter uses are given back
+    UPDATE @extschema@.coupon o
+       SET uses = o.uses OPERATOR(pg_catalog.-) 1,
+           state = CASE WHEN o.state OPERATOR(pg_catalog.=) 'redeemed' THEN 'issued' ELSE o.state END
+     WHERE o.program_id OPERATOR(pg_catalog.=) pid
+       AND pg_catalog.lower(o.code) OPERATOR(pg_catalog.=) ANY
+           (SELECT pg_catalog.lower(c) FROM pg_catalog.unnest(r.coupons) c)
+       AND o.uses OPERATOR(pg_catalog.>) 0;
+    UPDATE @extschema@.personal_offer o SET uses_left = o.uses_left OPERATOR(pg_catalog.+) 1
+     WHERE o.customer_id OPERATOR(pg_catalog.=) r.customer_id
+       AND o.promotion_id OPERATOR(pg_catalog.=) ANY (r.offers)
+       AND o.uses_left IS NOT NULL;
+    UPDATE @extschema@.counter t
+       SET uses = t.uses OPERATOR(pg_catalog.-) 1,
+           money = GREATEST(t.money OPERATOR(pg_catalog.-) (c OPERATOR(pg_catalog.->>) 'money')::bigint, 0),
+           updated_at = pg_catalog.now()
+      FROM pg_catalog.jsonb_array_elements(r.counters) c
+     WHERE t.promotion_id OPERATOR(pg_catalog.=) (c OPERATOR(pg_catalog.->>) 'promotion_id')::bigint
+       AND t.customer_id OPERATOR(pg_catalog.=) (c OPERATOR(pg_catalog.->>) 'customer_id')::bigint
+       AND t.period_start OPERATOR(pg_catalog.=) (c OPERATOR(pg_catalog.->>) 'period_start')::date
+       AND t.uses OPERATOR(pg_catalog.>) 0
+       AND (c OPERATOR(pg_catalog.->) 'returned') IS NULL;
+
+    result := pg_catalog.jsonb_build_object(
+        'program', program, 'receipt_id', rid, 'status', 'cancelled', 'replayed', false,
+        'cancelled_at', pg_catalog.now(), 'customer_id', r.customer_id,
+        'accruals_dequeued', pg_catalog.cardinality(queued), 'ledger', entries,
+        'debt', owed, 'money_withheld',
+        @extschema@.major_units(withheld, (SELECT g.money_exponent FROM @extschema@.program g
+                                            WHERE g.id OPERATOR(pg_catalog.=) pid)));
+    UPDATE @extschema@.receipt t
+       SET status = 'cancelled', cancelled_at = pg_catalog.now(), cancel_reason = reason,
+           cancel_result = result
+     WHERE t.program_id OPERATOR(pg_catalog.=) pid AND t.receipt_id OPERATOR(pg_catalog.=) rid
+       AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at;
+    RETURN result;
+END
+$$;
+
+-- refund recomputes the lines kept
+CREATE OR REPLACE FUNCTION @extschema@.refund(program text, receipt_id text, lines jsonb, refund_id text,
+                                   reason text DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rid text := receipt_id;
+    fid text := refund_id;
+    g @extschema@.program;
+    k @extschema@.receipt_key;
+    r @extschema@.receipt;
+    old @extschema@.receipt_refund;
+    l @extschema@.receipt_line;
+    req jsonb := '[]';
+    item jsonb;
+    n integer := 0;
+    line_no integer;
+    back numeric;
+    prev numeric;
+    upto numeric;
+    x record;
+    e @extschema@.ledger;
+    entries jsonb := '[]';
+    line_money bigint;
+    money bigint := 0;
+    withheld bigint := 0;
+    ret_cur text[] := '{}';
+    ret_lot bigint[] := '{}';
+    ret_amt bigint[] := '{}';
+    tb_cur text[] := '{}';
+    tb_amt bigint[] := '{}';
+    returned jsonb := '{}';
+    taken jsonb := '{}';
+    owed jsonb := '{}';
+    per_line jsonb := '[]';
+    line_ret jsonb;
+    line_tb jsonb;
+    want bigint;
+    cut bigint;
+    short bigint;
+    lot bigint;
+    kept jsonb;
+    now_answer jsonb;
+    kept_discount bigint := 0;
+    lost bigint := 0;
+    lost_delta bigint := 0;
+    counters_back jsonb := '[]';
+    result jsonb;
+BEGIN
+    IF program IS NULL OR rid IS NULL OR lines IS NULL OR fid IS NULL THEN
+        RAISE EXCEPTION 'program, receipt_id, lines and refund_id must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF fid OPERATOR(pg_catalog.=) '' OR pg_catalog.length(fid) OPERATOR(pg_catalog.>) 128 THEN
+        RAISE EXCEPTION 'refund_id must be 1 to 128 characters'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'The refund id makes a refund safe to repeat: send the same id again when the outcome is unknown.';
+    END IF;
+    SELECT * INTO g FROM @extschema@.program p WHERE p.id OPERATOR(pg_catalog.=) @extschema@.program_id(program);
+    IF pg_catalog.jsonb_typeof(lines) IS DISTINCT FROM 'array' OR pg_catalog.jsonb_array_length(lines) OPERATOR(pg_catalog.=) 0 THEN
+        RAISE EXCEPTION 'lines must be a non-empty JSON array of {"line": n, "qty": q}'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT * INTO k FROM @extschema@.receipt_key t
+     WHERE t.program_id OPERATOR(pg_catalog.=) g.id AND t.receipt_id OPERATOR(pg_catalog.=) rid
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'receipt "%" of programme "%" was not committed', rid, program
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    SELECT * INTO STRICT r FROM @extschema@.receipt t
+     WHERE t.program_id OPERATOR(pg_catalog.=) g.id AND t.receipt_id OPERATOR(pg_catalog.=) rid
+       AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at;
+
+    -- the same refund again: its first result
+    SELECT * INTO old FROM @extschema@.receipt_refund f
+     WHERE f.program_id OPERATOR(pg_catalog.=) g.id AND f.receipt_id OPERATOR(pg_catalog.=) rid
+       AND f.refund_id OPERATOR(pg_catalog.=) fid;
+    IF FOUND THEN
+        IF old.request OPERATOR(pg_catalog.<>) lines THEN
+            RAISE EXCEPTION 'refund "%" of receipt "%" was made with other lines', fid, rid
+                USING ERRCODE = '23L02',
+                      DETAIL = pg_catalog.format('It returned %s.', old.lines),
+                      HINT = 'Give a new return a new refund_id.';
+        END IF;
+        RETURN old.result OPERATOR(pg_catalog.||) '{"replayed": true}';
+    END IF;
+    IF r.status OPERATOR(pg_catalog.=) 'cancelled' THEN
+        RAISE EXCEPTION 'receipt "%" of programme "%" was cancelled: nothing is left to refund', rid, program
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+
+    -- the lines asked for, checked one by one
+    FOR item IN SELECT v FROM pg_catalog.jsonb_array_elements(lines) v LOOP
+        IF pg_catalog.jsonb_typeof(item) IS DISTINCT FROM 'object'
+           OR pg_catalog.jsonb_typeof(item OPERATOR(pg_catalog.->) 'line') IS DISTINCT FROM 'number'
+           OR (item OPERATOR(pg_catalog.->>) 'line')::numeric OPERATOR(pg_catalog.<>) pg_catalog.trunc((item OPERATOR(pg_catalog.->>) 'line')::numeric)
+           OR pg_catalog.abs((item OPERATOR(pg_catalog.->>) 'line')::numeric) OPERATOR(pg_catalog.>) 2147483647 THEN
+            RAISE EXCEPTION 'lines[%] must be an object with a whole number "line"', n
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        line_no := (item OPERATOR(pg_catalog.->>) 'line')::integer;
+        IF item OPERATOR(pg_catalog.?) 'qty' AND pg_catalog.jsonb_typeof(item OPERATOR(pg_catalog.->) 'qty') IS DISTINCT FROM 'number' THEN
+            RAISE EXCEPTION 'lines[%].qty must be a number', n USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        SELECT * INTO l FROM @extschema@.receipt_line t
+         WHERE t.program_id OPERATOR(pg_catalog.=) g.id AND t.receipt_id OPERATOR(pg_catalog.=) rid
+           AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at AND t.line OPERATOR(pg_catalog.=) line_no;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'receipt "%" has no line %', rid, line_no USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF req OPERATOR(pg_catalog.@>) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('line', line_no)) THEN
+            RAISE EXCEPTION 'line % is named twice', line_no USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        back := COALESCE((item OPERATOR(pg_catalog.->>) 'qty')::numeric, l.qty OPERATOR(pg_catalog.-) l.refunded_qty);
+        IF back OPERATOR(pg_catalog.<=) 0 AND item OPERATOR(pg_catalog.?) 'qty' THEN
+            RAISE EXCEPTION 'lines[%].qty must be greater than 0', n USING ERRCODE = 'numeric_value_out_of_range';
+        END IF;
+        IF l.refunded_qty OPERATOR(pg_catalog.>=) l.qty THEN
+            RAISE EXCEPTION 'line % of receipt "%" was returned already', line_no, rid
+                USING ERRCODE = '23L03', HINT = 'A line is returned at most once in all.';
+        END IF;
+        IF back OPERATOR(pg_catalog.>) (l.qty OPERATOR(pg_catalog.-) l.refunded_qty) THEN
+            RAISE EXCEPTION 'line % of receipt "%" has % left to return, not %', line_no, rid,
+                  l.qty OPERATOR(pg_catalog.-) l.refunded_qty, back
+                USING ERRCODE = '23L03',
+                      DETAIL = pg_catalog.format('%s of %s were returned already.', l.refunded_qty, l.qty);
+        END IF;
+        req := req OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('line', line_no, 'qty', back));
+        n := n OPERATOR(pg_catalog.+) 1;
+    END LOOP;
+
+    -- each line's share, cumulative over its returns
+    FOR item IN SELECT v FROM pg_catalog.jsonb_array_elements(req) v LOOP
+        SELECT * INTO l FROM @extschema@.receipt_line t
+         WHERE t.program_id OPERATOR(pg_catalog.=) g.id AND t.receipt_id OPERATOR(pg_catalog.=) rid
+           AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at
+           AND t.line OPERATOR(pg_catalog.=) (item OPERATOR(pg_catalog.->>) 'line')::integer;
+        prev := l.refunded_qty;
+        upto := prev OPERATOR(pg_catalog.+) (item OPERATOR(pg_catalog.->>) 'qty')::numeric;
+        line_money := @extschema@.share(l.to_pay, prev, upto, l.qty);
+        money := money OPERATOR(pg_catalog.+) line_money;
+        line_ret := '{}';
+        line_tb := '{}';
+        FOR x IN SELECT pp OPERATOR(pg_catalog.->>) 'currency' AS currency, (pp OPERATOR(pg_catalog.->>) 'lot')::bigint AS lot,
+                        @extschema@.share(@extschema@.minor_units((pp OPERATOR(pg_catalog.->>) 'points')::numeric, c.exponent),
+                                          prev, upto, l.qty) AS amount
+                   FROM pg_catalog.jsonb_array_elements(l.points_paid) pp
+                   JOIN @extschema@.currency c ON c.program_id OPERATOR(pg_catalog.=) g.id
+                                              AND c.code OPERATOR(pg_catalog.=) (pp OPERATOR(pg_catalog.->>) 'currency')
+        LOOP
+            CONTINUE WHEN x.amount OPERATOR(pg_catalog.<=) 0;
+            ret_cur := ret_cur OPERATOR(pg_catalog.||) x.currency;
+            ret_lot := ret_lot OPERATOR(pg_catalog.||) x.lot;
+            ret_amt := ret_amt OPERATOR(pg_catalog.||) x.amount;
+            line_ret := line_ret OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(x.currency,
+                COALESCE((line_ret OPERATOR(pg_catalog.->>) x.currency)::bigint, 0) OPERATOR(pg_catalog.+) x.amount);
+        END LOOP;
+        FOR x IN SELECT pe OPERATOR(pg_catalog.->>) 'currency' AS currency,
+                        @extschema@.share(@extschema@.minor_units((pe OPERATOR(pg_catalog.->>) 'points')::numeric, c.exponent),
+                                          prev, upto, l.qty) AS amount
+                   FROM pg_catalog.jsonb_array_elements(l.points_earned) pe
+                   JOIN @extschema@.currency c ON c.program_id OPERATOR(pg_catalog.=) g.id
+                                              AND c.code OPERATOR(pg_catalog.=) (pe OPERATOR(pg_catalog.->>) 'currency')
+        LOOP
+            CONTINUE WHEN x.amount OPERATOR(pg_catalog.<=) 0 OR r.customer_id IS NULL;
+            tb_cur := tb_cur OPERATOR(pg_catalog.||) x.currency;
+            tb_amt := tb_amt OPERATOR(pg_catalog.||) x.amount;
+            line_tb := line_tb OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(x.currency,
+                COALESCE((line_tb OPERATOR(pg_catalog.->>) x.currency)::bigint, 0) OPERATOR(pg_catalog.+) x.amount);
+        END LOOP;
+        UPDATE @extschema@.receipt_line t SET refunded_qty = upto
+         WHERE t.program_id OPERATOR(pg_catalog.=) g.id AND t.receipt_id OPERATOR(pg_catalog.=) rid
+           AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at AND t.line OPERATOR(pg_catalog.=) l.line;
+        per_line := per_line OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+            'line', l.line, 'qty', item OPERATOR(pg_catalog.->) 'qty',
+            'money', @extschema@.major_units(line_money, g.money_exponent),
+            'points_returned', line_ret, 'points_taken', line_tb));
+    END LOOP;
+
+    -- Points earned and still queued come off the queue first (before the
+    -- wallet locks: a release never waits for a wallet), regular accruals
+    -- before bonus lots.
+    FOR x IN SELECT u.c AS currency, pg_catalog.sum(u.a)::bigint AS amount
+               FROM ROWS FROM (pg_catalog.unnest(tb_cur), pg_catalog.unnest(tb_amt)) u (c, a) GROUP BY u.c ORDER BY u.c
+    LOOP
+        want := x.amount;
+        taken := taken OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(x.currency, x.amount);
+        FOR item IN SELECT pg_catalog.jsonb_build_object('id', q.id, 'amount', q.amount)
+                      FROM @extschema@.accrual_queue q
+                     WHERE q.program_id OPERATOR(pg_catalog.=) g.id AND q.receipt_id OPERATOR(pg_catalog.=) rid
+                       AND q.currency OPERATOR(pg_catalog.=) x.currency
+                     ORDER BY q.kind OPERATOR(pg_catalog.<>) 'regular', q.id
+                       FOR UPDATE
+        LOOP
+            EXIT WHEN want OPERATOR(pg_catalog.<=) 0;
+            cut := LEAST(want, (item OPERATOR(pg_catalog.->>) 'amount')::bigint);
+            IF cut OPERATOR(pg_catalog.=) (item OPERATOR(pg_catalog.->>) 'amount')::bigint THEN
+                DELETE FROM @extschema@.accrual_queue q WHERE q.id OPERATOR(pg_catalog.=) (item OPERATOR(pg_catalog.->>) 'id')::bigint;
+            ELSE
+                UPDATE @extschema@.accrual_queue q SET amount = q.amount OPERATOR(pg_catalog.-) cut
+                 WHERE q.id OPERATOR(pg_catalog.=) (item OPERATOR(pg_catalog.->>) 'id')::bigint;
+            END IF;
+            want := want OPERATOR(pg_catalog.-) cut;
+        END LOOP;
+        tb_cur := tb_cur OPERATOR(pg_catalog.||) ('-' OPERATOR(pg_catalog.||) x.currency);
+        tb_amt := tb_amt OPERATOR(pg_catalog.||) want;
+    END LOOP;
+
+    IF r.customer_id IS NOT NULL THEN
+        PERFORM 1 FROM @extschema@.wallet w
+          WHERE w.customer_id OPERATOR(pg_catalog.=) r.customer_id
+          ORDER BY w.currency FOR NO KEY UPDATE;
+    END IF;
+
+    -- Points that paid the lines go back to their lots
+    FOR x IN SELECT s.c AS currency, pg_catalog.array_agg(s.l ORDER BY s.l) AS lots,
+                    pg_catalog.array_agg(s.a ORDER BY s.l) AS amounts, pg_catalog.sum(s.a)::bigint AS total
+               FROM (SELECT u.c, u.l, pg_catalog.sum(u.a)::bigint AS a
+                       FROM ROWS FROM (pg_catalog.unnest(ret_cur), pg_catalog.unnest(ret_lot), pg_catalog.unnest(ret_amt)) u (c, l, a) GROUP BY u.c, u.l) s
+              GROUP BY s.c ORDER BY s.c
+    LOOP
+        e := @extschema@.return_lots(r.customer_id, x.currency, x.lots, x.amounts, rid, NULL);
+        returned := returned OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(x.currency, x.total);
+        entries := entries OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+            'currency', e.currency, 'operation', e.operation, 'amount', e.amount, 'version', e.version);
+    END LOOP;
+
+    -- Points earned and released are taken back from the wallet (the
+    -- accrual's lot first); what was spent since is owed or kept in money
+    FOR x IN SELECT pg_catalog.substr(u.c, 2) AS currency, u.a AS amount
+               FROM ROWS FROM (pg_catalog.unnest(tb_cur), pg_catalog.unnest(tb_amt)) u (c, a)
+              WHERE pg_catalog.left(u.c, 1) OPERATOR(pg_catalog.=) '-' AND u.a OPERATOR(pg_catalog.>) 0
+              ORDER BY 1
+    LOOP
+        SELECT e2.lot_id INTO lot
+          FROM pg_catalog.jsonb_array_elements(r.accruals) a
+          JOIN @extschema@.ledger e2 ON e2.program_id OPERATOR(pg_catalog.=) g.id
+                                    AND e2.idempotency_key OPERATOR(pg_catalog.=) (a OPERATOR(pg_catalog.->>) 'key')
+         WHERE a OPERATOR(pg_catalog.->>) 'currency' OPERATOR(pg_catalog.=) x.currency
+         ORDER BY a OPERATOR(pg_catalog.->>) 'kind' OPERATOR(pg_catalog.<>) 'regular', e2.version
+         LIMIT 1;
+        e := @extschema@.take_back(r.customer_id, x.currency, COALESCE(lot, 0), x.amount, rid, NULL,
+                                   CASE g.refund_shortfall WHEN 'debt' THEN 'debt' ELSE 'forgive' END);
+        entries := entries OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+            'currency', e.currency, 'operation', e.operation, 'amount', e.amount, 'version', e.version);
+        short := x.amount OPERATOR(pg_catalog.+) e.amount;
+        IF short OPERATOR(pg_catalog.>) 0 AND g.refund_shortfall OPERATOR(pg_catalog.=) 'debt' THEN
+            owed := owed OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(x.currency, short);
+        ELSIF short OPERATOR(pg_catalog.>) 0 THEN
+            withheld := withheld OPERATOR(pg_catalog.+) @extschema@.points_money(g.id, x.currency, short);
+        END IF;
+    END LOOP;
+    withheld := LEAST(withheld, money);
+
+    -- What the return breaks: the lines kept, recomputed with the receipt's
+    -- own promotions as committed, may earn less discount than they got
+    -- ("3 for 2" with one of the three returned).  The loss so far is kept
+    -- back from the money (as far as this return gives any); a later return
+    -- that ends it gives it back.  Promotions that no longer hold give their
+    -- counter uses back.
+    IF r.document IS NOT NULL THEN
+        SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_set(d, '{qty}',
+                   pg_catalog.to_jsonb(t.qty OPERATOR(pg_catalog.-) t.refunded_qty)) ORDER BY t.line),
+               pg_catalog.sum(t.discount OPERATOR(pg_catalog.-)
+                              @extschema@.share(t.discount, 0, t.refunded_qty, t.qty))::bigint
+          INTO kept, kept_discount
+          FROM pg_catalog.jsonb_array_elements(r.document OPERATOR(pg_catalog.->) 'lines') d
+          JOIN @extschema@.receipt_line t
+            ON t.program_id OPERATOR(pg_catalog.=) g.id AND t.receipt_id OPERATOR(pg_catalog.=) rid
+           AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at
+           AND t.line OPERATOR(pg_catalog.=) (d OPERATOR(pg_catalog.->>) 'line')::integer
+         WHERE t.refunded_qty OPERATOR(pg_catalog.<) t.qty;
+        IF kept IS NOT NULL THEN
+            now_answer := @extschema@.recompute(
+                ((r.document OPERATOR(pg_catalog.-) '{points,coupons}'::text[])
+                 OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+                     'lines', kept,
+                     'at', COALESCE(r.document OPERATOR(pg_catalog.->) 'at',
+                                    pg_catalog.to_jsonb(pg_catalog.to_char(pg_catalog.timezone('UTC', r.at),
+                                                                           'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'))))),
+                ARRAY(SELECT m.id FROM pg_catalog.jsonb_array_elements(r.answer OPERATOR(pg_catalog.#>) '{promotions,applied}') a
+                        JOIN @extschema@.promotion m ON m.program_id OPERATOR(pg_catalog.=) g.id
+                                                    AND m.code OPERATOR(pg_catalog.=) (a OPERATOR(pg_catalog.->>) 'code')));
+            lost := GREATEST(kept_discount OPERATOR(pg_catalog.-) @extschema@.minor_units(
+                        (now_answer OPERATOR(pg_catalog.#>>) '{totals,discount}')::numeric, g.money_exponent), 0);
+        END IF;
+        lost_delta := lost OPERATOR(pg_catalog.-) r.discount_lost;
+        IF lost_delta OPERATOR(pg_catalog.>) 0 THEN
+            lost_delta := LEAST(lost_delta, money OPERATOR(pg_catalog.-) withheld);
+        END IF;
+        UPDATE @extschema@.counter t
+           SET uses = t.uses OPERATOR(pg_catalog.-) 1,
+               money = GREATEST(t.money OPERATOR(pg_catalog.-) (c OPERATOR(pg_catalog.->>) 'money')::bigint, 0),
+               updated_at = pg_catalog.now()
+          FROM pg_catalog.jsonb_array_elements(r.counters) c
+         WHERE t.promotion_id OPERATOR(pg_catalog.=) (c OPERATOR(pg_catalog.->>) 'promotion_id')::bigint
+           AND t.customer_id OPERATOR(pg_catalog.=) (c OPERATOR(pg_catalog.->>) 'customer_id')::bigint
+           AND t.period_start OPERATOR(pg_catalog.=) (c OPERATOR(pg_catalog.->>) 'period_start')::date
+           AND t.uses OPERATOR(pg_catalog.>) 0
+           AND (c OPERATOR(pg_catalog.->) 'returned') IS NULL
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(now_answer OPERATOR(pg_catalog.#>) '{promotions,applied}') a
+                             JOIN @extschema@.promotion m ON m.program_id OPERATOR(pg_catalog.=) g.id
+                                                         AND m.code OPERATOR(pg_catalog.=) (a OPERATOR(pg_catalog.->>) 'code')
+                            WHERE m.id OPERATOR(pg_catalog.=) t.promotion_id);
+        SELECT COALESCE(pg_catalog.jsonb_agg(CASE WHEN (c OPERATOR(pg_catalog.->) 'returned') IS NULL
+                                                   AND NOT EXISTS (
+                   SELECT 1 FROM pg_catalog.jsonb_array_elements(now_answer OPERATOR(pg_catalog.#>) '{promotions,applied}') a
+                     JOIN @extschema@.promotion m ON m.program_id OPERATOR(pg_catalog.=) g.id
+                                                 AND m.code OPERATOR(pg_catalog.=) (a OPERATOR(pg_catalog.->>) 'code')
+                    WHERE m.id OPERATOR(pg_catalog.=) (c OPERATOR(pg_catalog.->>) 'promotion_id')::bigint)
+                                              THEN c OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('returned', fid)
+                                              ELSE c END ORDER BY o), '[]')
+          INTO counters_back
+          FROM pg_catalog.jsonb_array_elements(r.counters) WITH ORDINALITY AS x (c, o);
+        UPDATE @extschema@.receipt t
+           SET discount_lost = t.discount_lost OPERATOR(pg_catalog.+) lost_delta, counters = counters_back
+         WHERE t.program_id OPERATOR(pg_catalog.=) g.id AND t.receipt_id OPERATOR(pg_catalog.=) rid
+           AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at;
+        SELECT COALESCE(pg_catalog.jsonb_agg(c OPERATOR(pg_catalog.-) 'returned' ORDER BY o), '[]') INTO counters_back
+          FROM pg_catalog.jsonb_array_elements(counters_back) WITH ORDINALITY AS x (c, o)
+         WHERE c OPERATOR(pg_catalog.->>) 'returned' OPERATOR(pg_catalog.=) fid;
+    END IF;
+
+    result := pg_catalog.jsonb_build_object(
+        'program', program, 'receipt_id', rid, 'refund_id', fid, 'replayed', false,
+        'status', CASE WHEN EXISTS (SELECT 1 FROM @extschema@.receipt_line t
+                                     WHERE t.program_id OPERATOR(pg_catalog.=) g.id
+                                       AND t.receipt_id OPERATOR(pg_catalog.=) rid
+                                       AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at
+                                       AND t.refunded_qty OPERATOR(pg_catalog.<) t.qty)
+                       THEN 'partly_refunded' ELSE 'refunded' END,
+        'customer_id', r.customer_id, 'lines', per_line,
+        'money', @extschema@.major_units(money OPERATOR(pg_catalog.-) withheld OPERATOR(pg_catalog.-) lost_delta,
+                                         g.money_exponent),
+        'money_withheld', @extschema@.major_units(withheld, g.money_exponent),
+        'discount_withheld', @extschema@.major_units(lost_delta, g.money_exponent),
+        'counters_returned', counters_back,
+        'points_returned', returned, 'points_taken', taken, 'debt', owed, 'ledger', entries);
+    INSERT INTO @extschema@.receipt_refund (program_id, receipt_id, refund_id, request, lines, money,
+                                            money_withheld, points_returned, points_taken, debt,
+                                            result, actor, reason, discount_withheld, counters_returned)
+    VALUES (g.id, rid, fid, lines, req, money OPERATOR(pg_catalog.-) withheld OPERATOR(pg_catalog.-) lost_delta,
+            withheld, returned, taken, owed, result, SESSION_USER, reason, lost_delta, counters_back);
+    UPDATE @extschema@.receipt t SET status = result OPERATOR(pg_catalog.->>) 'status'
+     WHERE t.program_id OPERATOR(pg_catalog.=) g.id AND t.receipt_id OPERATOR(pg_catalog.=) rid
+       AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.refund(text, text, jsonb, text, text) IS
+'return some lines of a committed receipt (some quantity): their share of the money, of the points that paid them (to the same lots) and of the points they earned; the lines kept are recomputed with the receipt''s promotions and the discount they lose is kept back from the money; idempotent by refund_id';
