@@ -1,6 +1,7 @@
 -- Randomised invariants of commit, cancel and refund.  Some 300 receipts
--- of 20 customers (points spent or not, a coupon now and then), a third of
--- them cancelled and some returned line by line in parts, in two
+-- of 20 customers (points spent or not, a coupon now and then, 3 for 2 on
+-- the cheaper lines), a third of them cancelled, some returned line by line
+-- in parts and 60 returned in full a line at a time, in two
 -- programmes: one that credits at once and one that queues its accruals.  Afterwards the receipts, lines, ledger, lots and
 -- wallets must agree: every receipt written once, lines adding up to their
 -- receipt, each wallet's versions contiguous with the balance chain intact,
@@ -10,7 +11,7 @@
 -- LOYALTY_TEST_SEED repeats a run.
 BEGIN;
 SET LOCAL jit = off;
-SELECT plan(17);
+SELECT plan(20);
 
 \ir seed.psql
 
@@ -26,6 +27,11 @@ SELECT id, 'TEN', 'Ten percent', 'active', 'price >= 1000', '{"kind": "percent_o
   FROM loyalty.program WHERE code IN ('now', 'later');
 INSERT INTO loyalty.promotion (program_id, code, name, status, audience, benefit)
 SELECT id, 'CPN', 'Coupon 100 off', 'active', 'coupon', '{"kind": "receipt_off", "amount": 100, "threshold": 500}'
+  FROM loyalty.program WHERE code = 'now';
+-- 3 for 2 on the cheaper lines, counted per customer: returns break it
+INSERT INTO loyalty.promotion (program_id, code, name, status, line_condition, benefit,
+                               limit_per_customer, limit_period)
+SELECT id, 'N3', 'Three for two', 'active', 'price < 1000', '{"kind": "n_for_m", "buy": 3, "pay": 2}', 1000, 'month'
   FROM loyalty.program WHERE code = 'now';
 INSERT INTO loyalty.coupon (program_id, code, promotion_id, kind, use_limit)
 SELECT p.id, 'MULTI', m.id, 'multi_use', 40 FROM loyalty.program p JOIN loyalty.promotion m ON m.program_id = p.id
@@ -92,6 +98,24 @@ BEGIN
                 END;
             END IF;
         END IF;
+    END LOOP;
+END
+$$;
+
+-- then some receipts returned in full, a line at a time in random order
+DO $$
+DECLARE
+    r record;
+    l record;
+    res jsonb;
+BEGIN
+    FOR r IN SELECT * FROM run WHERE state = '00000' AND NOT cancelled ORDER BY random() LIMIT 60 LOOP
+        FOR l IN SELECT t.line FROM loyalty.receipt_line t
+                  WHERE t.receipt_id = r.receipt_id AND t.refunded_qty < t.qty ORDER BY random() LOOP
+            res := loyalty.refund(r.program, r.receipt_id, jsonb_build_array(jsonb_build_object('line', l.line)),
+                                  'ALL-' || l.line);
+            UPDATE run SET status = res ->> 'status', refunds = refunds + 1 WHERE receipt_id = r.receipt_id;
+        END LOOP;
     END LOOP;
 END
 $$;
@@ -163,6 +187,28 @@ SELECT is_empty($$
 SELECT is((SELECT uses FROM loyalty.coupon WHERE code = 'MULTI'),
           (SELECT count(*)::int FROM loyalty.receipt WHERE status <> 'cancelled' AND coupons = '{MULTI}'),
           'the coupon counts the uses of the receipts that are not cancelled');
+
+-- what returns broke: kept back, given back, counted
+SELECT diag(format('%s returns kept back a lost discount, %s gave one back, %s gave counter uses back',
+                   count(*) FILTER (WHERE discount_withheld > 0), count(*) FILTER (WHERE discount_withheld < 0),
+                   count(*) FILTER (WHERE counters_returned <> '[]')))
+  FROM loyalty.receipt_refund;
+SELECT is_empty($$
+    SELECT r.receipt_id FROM loyalty.receipt r
+      LEFT JOIN loyalty.receipt_refund f USING (program_id, receipt_id)
+     GROUP BY r.receipt_id, r.discount_lost
+    HAVING r.discount_lost < 0 OR r.discount_lost <> COALESCE(sum(f.discount_withheld), 0)
+        OR min(f.money) < 0$$,
+    'no return gives back less than nothing, and what returns kept back for lost discounts adds up to the receipt''s loss');
+SELECT is_empty($$
+    SELECT receipt_id FROM loyalty.receipt WHERE status = 'refunded' AND discount_lost <> 0$$,
+    'a receipt returned in full has given back every discount it kept back');
+SELECT is((SELECT COALESCE(sum(t.uses), 0)::bigint FROM loyalty.counter t
+             JOIN loyalty.promotion m ON m.id = t.promotion_id WHERE m.code = 'N3'),
+          (SELECT count(*) FROM loyalty.receipt r, jsonb_array_elements(r.counters) c
+            WHERE r.status <> 'cancelled' AND NOT c ? 'returned'
+              AND (c ->> 'promotion_id')::bigint = (SELECT id FROM loyalty.promotion WHERE code = 'N3')),
+          'the counter of a promotion counts the receipts that used it and still hold it');
 
 -- replays write nothing
 SELECT count(*) AS entries FROM loyalty.ledger \gset
