@@ -19,11 +19,11 @@ INSERT INTO loyalty.product (program_id, sku, name, category, brand) VALUES
     (1, 'TENT', 'Tent', 'camping/tents', 'Alp'),
     (1, 'MUG', 'Mug', 'camping/mugs', 'Alp');
 SELECT loyalty.enroll('shop', card => '10000001') AS anna \gset
--- socks: 3 for 2, twice a month per customer; camping: 100 off from 1000
+-- socks: 3 for 2, ten times a month per customer; camping: 100 off from 1000
 INSERT INTO loyalty.promotion (program_id, code, name, status, line_condition, benefit, audience,
                                limit_per_customer, limit_period)
 VALUES (1, 'SOCKS3', 'Socks: 3 for 2', 'active', 'category <@ ''textile/socks''',
-        '{"kind": "n_for_m", "buy": 3, "pay": 2}', 'all', 2, 'month'),
+        '{"kind": "n_for_m", "buy": 3, "pay": 2}', 'all', 10, 'month'),
        (1, 'CAMP100', 'Camping: 100 off from 1000', 'active', 'category <@ ''camping''',
         '{"kind": "receipt_off", "threshold": 1000, "amount": 100}', 'all', NULL, NULL);
 
@@ -124,7 +124,14 @@ SELECT pg_temp.buy('S4', '[{"line": 1, "sku": "SOCK", "qty": 3, "price": 100}]')
 UPDATE loyalty.receipt SET document = NULL WHERE receipt_id = 'S4';
 SELECT * FROM pg_temp.back('S4', '[{"line": 1, "qty": 1}]', 'RET-1');
 
--- 10. loyalty.recompute itself: only the promotions named, as committed.
+-- 10. Lines sent without numbers are numbered by their place: the first
+-- pair back from three leaves two that lose their discount.
+SELECT loyalty.commit(jsonb_build_object('program', 'shop', 'receipt_id', 'S5', 'customer', '{"card": "10000001"}'::jsonb,
+                                         'lines', '[{"sku": "SOCK", "qty": 1, "price": 100}, {"sku": "SOCK", "qty": 1, "price": 100},
+                                                    {"sku": "SOCK", "qty": 1, "price": 100}]'::jsonb)) -> 'totals' AS totals;
+SELECT * FROM pg_temp.back('S5', '[{"line": 1}]', 'RET-1');
+
+-- 11. loyalty.recompute itself: only the promotions named, as committed.
 SELECT loyalty.recompute('{"program": "shop", "lines": [{"line": 1, "sku": "SOCK", "qty": 3, "price": 100}]}',
                          ARRAY[(SELECT id FROM loyalty.promotion WHERE code = 'SOCKS3')]) -> 'totals' AS with_socks3;
 SELECT loyalty.recompute('{"program": "shop", "lines": [{"line": 1, "sku": "SOCK", "qty": 3, "price": 100}]}',

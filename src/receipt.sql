@@ -1063,16 +1063,17 @@ BEGIN
     -- that ends it gives it back.  Promotions that no longer hold give their
     -- counter uses back.
     IF r.document IS NOT NULL THEN
-        SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_set(d, '{qty}',
-                   pg_catalog.to_jsonb(t.qty OPERATOR(pg_catalog.-) t.refunded_qty)) ORDER BY t.line),
+        -- a line without a number is numbered by its place, as calculate does
+        SELECT pg_catalog.jsonb_agg(d OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+                   'line', t.line, 'qty', t.qty OPERATOR(pg_catalog.-) t.refunded_qty) ORDER BY t.line),
                pg_catalog.sum(t.discount OPERATOR(pg_catalog.-)
                               @extschema@.share(t.discount, 0, t.refunded_qty, t.qty))::bigint
           INTO kept, kept_discount
-          FROM pg_catalog.jsonb_array_elements(r.document OPERATOR(pg_catalog.->) 'lines') d
+          FROM pg_catalog.jsonb_array_elements(r.document OPERATOR(pg_catalog.->) 'lines') WITH ORDINALITY AS dl (d, o)
           JOIN @extschema@.receipt_line t
             ON t.program_id OPERATOR(pg_catalog.=) g.id AND t.receipt_id OPERATOR(pg_catalog.=) rid
            AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at
-           AND t.line OPERATOR(pg_catalog.=) (d OPERATOR(pg_catalog.->>) 'line')::integer
+           AND t.line OPERATOR(pg_catalog.=) COALESCE((d OPERATOR(pg_catalog.->>) 'line')::integer, dl.o::integer)
          WHERE t.refunded_qty OPERATOR(pg_catalog.<) t.qty;
         IF kept IS NOT NULL THEN
             now_answer := @extschema@.recompute(
