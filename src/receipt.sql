@@ -760,16 +760,7 @@ BEGIN
      WHERE o.customer_id OPERATOR(pg_catalog.=) r.customer_id
        AND o.promotion_id OPERATOR(pg_catalog.=) ANY (r.offers)
        AND o.uses_left IS NOT NULL;
-    UPDATE @extschema@.counter t
-       SET uses = t.uses OPERATOR(pg_catalog.-) 1,
-           money = GREATEST(t.money OPERATOR(pg_catalog.-) (c OPERATOR(pg_catalog.->>) 'money')::bigint, 0),
-           updated_at = pg_catalog.now()
-      FROM pg_catalog.jsonb_array_elements(r.counters) c
-     WHERE t.promotion_id OPERATOR(pg_catalog.=) (c OPERATOR(pg_catalog.->>) 'promotion_id')::bigint
-       AND t.customer_id OPERATOR(pg_catalog.=) (c OPERATOR(pg_catalog.->>) 'customer_id')::bigint
-       AND t.period_start OPERATOR(pg_catalog.=) (c OPERATOR(pg_catalog.->>) 'period_start')::date
-       AND t.uses OPERATOR(pg_catalog.>) 0
-       AND (c OPERATOR(pg_catalog.->) 'returned') IS NULL;
+    PERFORM @extschema@.return_counter_uses(r.counters);
 
     result := pg_catalog.jsonb_build_object(
         'program', program, 'receipt_id', rid, 'status', 'cancelled', 'replayed', false,
@@ -1093,37 +1084,24 @@ BEGIN
         IF lost_delta OPERATOR(pg_catalog.>) 0 THEN
             lost_delta := LEAST(lost_delta, money OPERATOR(pg_catalog.-) withheld);
         END IF;
-        UPDATE @extschema@.counter t
-           SET uses = t.uses OPERATOR(pg_catalog.-) 1,
-               money = GREATEST(t.money OPERATOR(pg_catalog.-) (c OPERATOR(pg_catalog.->>) 'money')::bigint, 0),
-               updated_at = pg_catalog.now()
-          FROM pg_catalog.jsonb_array_elements(r.counters) c
-         WHERE t.promotion_id OPERATOR(pg_catalog.=) (c OPERATOR(pg_catalog.->>) 'promotion_id')::bigint
-           AND t.customer_id OPERATOR(pg_catalog.=) (c OPERATOR(pg_catalog.->>) 'customer_id')::bigint
-           AND t.period_start OPERATOR(pg_catalog.=) (c OPERATOR(pg_catalog.->>) 'period_start')::date
-           AND t.uses OPERATOR(pg_catalog.>) 0
-           AND (c OPERATOR(pg_catalog.->) 'returned') IS NULL
+        -- the counter uses of promotions the lines kept no longer get
+        SELECT COALESCE(pg_catalog.jsonb_agg(c ORDER BY o), '[]') INTO counters_back
+          FROM pg_catalog.jsonb_array_elements(r.counters) WITH ORDINALITY AS rc (c, o)
+         WHERE (c OPERATOR(pg_catalog.->) 'returned') IS NULL
            AND NOT EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(now_answer OPERATOR(pg_catalog.#>) '{promotions,applied}') a
                              JOIN @extschema@.promotion m ON m.program_id OPERATOR(pg_catalog.=) g.id
                                                          AND m.code OPERATOR(pg_catalog.=) (a OPERATOR(pg_catalog.->>) 'code')
-                            WHERE m.id OPERATOR(pg_catalog.=) t.promotion_id);
-        SELECT COALESCE(pg_catalog.jsonb_agg(CASE WHEN (c OPERATOR(pg_catalog.->) 'returned') IS NULL
-                                                   AND NOT EXISTS (
-                   SELECT 1 FROM pg_catalog.jsonb_array_elements(now_answer OPERATOR(pg_catalog.#>) '{promotions,applied}') a
-                     JOIN @extschema@.promotion m ON m.program_id OPERATOR(pg_catalog.=) g.id
-                                                 AND m.code OPERATOR(pg_catalog.=) (a OPERATOR(pg_catalog.->>) 'code')
-                    WHERE m.id OPERATOR(pg_catalog.=) (c OPERATOR(pg_catalog.->>) 'promotion_id')::bigint)
-                                              THEN c OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('returned', fid)
-                                              ELSE c END ORDER BY o), '[]')
-          INTO counters_back
-          FROM pg_catalog.jsonb_array_elements(r.counters) WITH ORDINALITY AS x (c, o);
+                            WHERE m.id OPERATOR(pg_catalog.=) (c OPERATOR(pg_catalog.->>) 'promotion_id')::bigint);
+        PERFORM @extschema@.return_counter_uses(counters_back);
         UPDATE @extschema@.receipt t
-           SET discount_lost = t.discount_lost OPERATOR(pg_catalog.+) lost_delta, counters = counters_back
+           SET discount_lost = t.discount_lost OPERATOR(pg_catalog.+) lost_delta,
+               counters = COALESCE((SELECT pg_catalog.jsonb_agg(
+                                               CASE WHEN counters_back OPERATOR(pg_catalog.@>) pg_catalog.jsonb_build_array(c)
+                                                    THEN c OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('returned', fid)
+                                                    ELSE c END ORDER BY o)
+                                      FROM pg_catalog.jsonb_array_elements(t.counters) WITH ORDINALITY AS rc (c, o)), '[]')
          WHERE t.program_id OPERATOR(pg_catalog.=) g.id AND t.receipt_id OPERATOR(pg_catalog.=) rid
            AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at;
-        SELECT COALESCE(pg_catalog.jsonb_agg(c OPERATOR(pg_catalog.-) 'returned' ORDER BY o), '[]') INTO counters_back
-          FROM pg_catalog.jsonb_array_elements(counters_back) WITH ORDINALITY AS x (c, o)
-         WHERE c OPERATOR(pg_catalog.->>) 'returned' OPERATOR(pg_catalog.=) fid;
     END IF;
 
     result := pg_catalog.jsonb_build_object(

@@ -32,3 +32,25 @@ LANGUAGE C STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION @extschema@.recompute(jsonb, bigint[]) IS
 'calculate a receipt over only these promotions, whatever their status, as committed: their day, place, audience, limits and coupons are not asked again (internal: refund)';
 REVOKE ALL ON FUNCTION @extschema@.recompute(jsonb, bigint[]) FROM PUBLIC;
+
+-- A use given back to each counter a receipt counted in (cancel, and refund
+-- for promotions that no longer hold), but not to those a refund gave back
+-- already (marked "returned")
+CREATE FUNCTION @extschema@.return_counter_uses(counters jsonb)
+RETURNS void
+LANGUAGE sql VOLATILE
+AS $$
+    UPDATE @extschema@.counter t
+       SET uses = t.uses OPERATOR(pg_catalog.-) 1,
+           money = GREATEST(t.money OPERATOR(pg_catalog.-) (c OPERATOR(pg_catalog.->>) 'money')::bigint, 0),
+           updated_at = pg_catalog.now()
+      FROM pg_catalog.jsonb_array_elements(counters) c
+     WHERE t.promotion_id OPERATOR(pg_catalog.=) (c OPERATOR(pg_catalog.->>) 'promotion_id')::bigint
+       AND t.customer_id OPERATOR(pg_catalog.=) (c OPERATOR(pg_catalog.->>) 'customer_id')::bigint
+       AND t.period_start OPERATOR(pg_catalog.=) (c OPERATOR(pg_catalog.->>) 'period_start')::date
+       AND t.uses OPERATOR(pg_catalog.>) 0
+       AND (c OPERATOR(pg_catalog.->) 'returned') IS NULL
+$$;
+COMMENT ON FUNCTION @extschema@.return_counter_uses(jsonb) IS
+'give back one use (and its money) to each counter of a receipt''s counters list not marked returned (internal: cancel, refund)';
+REVOKE ALL ON FUNCTION @extschema@.return_counter_uses(jsonb) FROM PUBLIC;
