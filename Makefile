@@ -6,6 +6,8 @@
 #   make deps    install missing Debian packages (as root)
 #   make stop    stop the throwaway server under ./tmp
 #   make test-valgrind  the tests against a server under valgrind
+#   make test-ha the failover scenarios: Patroni and etcd on loopback
+#                (see test/ha/run.sh; make test runs them too)
 #   make fuzz    deps, then libFuzzer on the condition language outside the
 #                server for FUZZ_SECONDS (default 60; see test/fuzz/run.sh)
 
@@ -54,7 +56,7 @@ all install installcheck:
 	@echo "PostgreSQL server development files not found (pg_config: $(PG_CONFIG)); run 'make deps' first" >&2; exit 1
 endif
 
-.PHONY: deps demo test test-valgrind bench stop install-ext
+.PHONY: deps demo test test-valgrind test-ha bench stop install-ext
 
 deps:
 	test/deps.sh
@@ -89,6 +91,12 @@ bench: deps
 test-valgrind: deps
 	$(MAKE) install-ext
 	test/valgrind.sh
+
+# Failover: a Patroni cluster of three nodes and etcd under ./tmp/ha, the
+# kill-leader, switchover and stall scenarios under load.
+test-ha: deps
+	$(MAKE) install-ext
+	test/ha/run.sh
 
 stop:
 	test/server.sh stop

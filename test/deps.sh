@@ -14,6 +14,11 @@ PACKAGES=(
 	gcc
 	clang
 	libclang-rt-14-dev
+	patroni
+	etcd-server
+	python3-etcd
+	python3-psycopg2
+	curl
 )
 
 missing=()

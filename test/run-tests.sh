@@ -10,6 +10,10 @@
 #   fuzz                test/fuzz/run.sh for a few seconds: no crash
 #   bench               test/bench/run.sh in smoke mode: it exits 0 and prints
 #                       every expected "bench ..." figure
+#   ha                  test/ha/run.sh: the failover scenarios (kill-leader,
+#                       switchover, stall) on a Patroni cluster of its own;
+#                       each passes when it prints its "ha ..." line with
+#                       nothing lost or duplicated (LOYALTY_SKIP_HA=1 skips)
 # The extension must be installed (make install).  Prints a summary and a
 # last line "N passed, N failed"; exits non-zero if anything failed.
 # LOYALTY_KEEP_SERVER=1 leaves a server this script started running.
@@ -203,6 +207,32 @@ else
 		[ "$bad" -gt 0 ] || bad=1
 	fi
 	record bench "$ok" "$bad"
+fi
+
+# ha: the failover scenarios, on a cluster of their own under tmp/ha
+if [ "${LOYALTY_SKIP_HA:-0}" = 1 ]; then
+	echo
+	echo "== ha: skipped (LOYALTY_SKIP_HA=1)"
+else
+	echo
+	echo "== ha: kill-leader, switchover, stall on Patroni and etcd"
+	test/ha/run.sh 2>&1 | tee tmp/ha.log
+	rc=${PIPESTATUS[0]}
+	ok=0
+	bad=0
+	for scenario in kill-leader switchover stall; do
+		if grep -qE "^ha $scenario acked [1-9][0-9]* lost 0 duplicated 0 unknown [0-9]+ unavailable_s [0-9.]+\$" tmp/ha.log; then
+			ok=$((ok + 1))
+		else
+			echo "ha: scenario $scenario did not pass"
+			bad=$((bad + 1))
+		fi
+	done
+	if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
+		echo "ha: test/ha/run.sh exited $rc"
+		bad=1
+	fi
+	record ha "$ok" "$bad"
 fi
 
 total_ok=0
