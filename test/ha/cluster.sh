@@ -49,23 +49,17 @@ ha_psql() { "$BINDIR/psql" -X -q -At -v ON_ERROR_STOP=1 "$(ha_dsn)" "$@"; }
 # HTTP status of a Patroni REST endpoint of a node (000 if it does not answer)
 rest_status() { curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$(rest_port "$1")/$2" || true; }
 
-# The node holding the leader lock, or nothing
-ha_leader() {
+# The first node whose REST endpoint answers 200, or nothing
+ha_first() {
 	local n
 	for n in "${HA_NODES[@]}"; do
-		if [ "$(rest_status "$n" primary)" = 200 ]; then echo "$n"; return 0; fi
+		if [ "$(rest_status "$n" "$1")" = 200 ]; then echo "$n"; return 0; fi
 	done
 	return 1
 }
-
-# The current synchronous standby, or nothing
-ha_sync_standby() {
-	local n
-	for n in "${HA_NODES[@]}"; do
-		if [ "$(rest_status "$n" sync)" = 200 ]; then echo "$n"; return 0; fi
-	done
-	return 1
-}
+# The node holding the leader lock; the current synchronous standby
+ha_leader() { ha_first primary; }
+ha_sync_standby() { ha_first sync; }
 
 # Wait until a leader is up (and not the one given); print it
 ha_wait_leader() {
