@@ -57,44 +57,10 @@ COMMENT ON FUNCTION @extschema@.event_notify() IS
 CREATE TRIGGER event_notify AFTER INSERT ON @extschema@.event
     FOR EACH ROW EXECUTE FUNCTION @extschema@.event_notify();
 
--- The events of the receipt tables: a commit inserts the receipt, a cancel
--- sets its status to cancelled, a refund inserts a receipt_refund row.
--- Replays write nothing, so they emit nothing.
-CREATE FUNCTION @extschema@.receipt_event()
-RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF TG_TABLE_NAME OPERATOR(pg_catalog.=) 'receipt_refund' THEN
-        INSERT INTO @extschema@.event (program_id, type, customer_id, payload)
-        VALUES (NEW.program_id, 'refund', (NEW.result OPERATOR(pg_catalog.->>) 'customer_id')::bigint,
-                NEW.result OPERATOR(pg_catalog.-) '{ledger,replayed}'::text[]);
-    ELSIF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
-        INSERT INTO @extschema@.event (program_id, type, customer_id, payload)
-        VALUES (NEW.program_id, 'receipt_committed', NEW.customer_id, pg_catalog.jsonb_build_object(
-                    'receipt_id', NEW.receipt_id, 'store', NEW.store, 'at', NEW.at,
-                    'committed_at', NEW.committed_at,
-                    'totals', NEW.answer OPERATOR(pg_catalog.->) 'totals',
-                    'accrual', NEW.answer OPERATOR(pg_catalog.#>) '{commit,accrual}',
-                    'release_at', NEW.answer OPERATOR(pg_catalog.#>) '{commit,release_at}',
-                    'coupons', pg_catalog.to_jsonb(NEW.coupons)));
-    ELSIF NEW.status OPERATOR(pg_catalog.=) 'cancelled' AND OLD.status OPERATOR(pg_catalog.<>) 'cancelled' THEN
-        INSERT INTO @extschema@.event (program_id, type, customer_id, payload)
-        VALUES (NEW.program_id, 'receipt_cancelled', NEW.customer_id,
-                NEW.cancel_result OPERATOR(pg_catalog.-) '{ledger,replayed}'::text[]);
-    END IF;
-    RETURN NULL;
-END
-$$;
-COMMENT ON FUNCTION @extschema@.receipt_event() IS
-'trigger: the receipt_committed, receipt_cancelled and refund events of the receipt tables';
-CREATE TRIGGER receipt_committed_event AFTER INSERT ON @extschema@.receipt
-    FOR EACH ROW EXECUTE FUNCTION @extschema@.receipt_event();
-CREATE TRIGGER receipt_cancelled_event AFTER UPDATE OF status ON @extschema@.receipt
-    FOR EACH ROW WHEN (NEW.status OPERATOR(pg_catalog.=) 'cancelled')
-    EXECUTE FUNCTION @extschema@.receipt_event();
-CREATE TRIGGER refund_event AFTER INSERT ON @extschema@.receipt_refund
-    FOR EACH ROW EXECUTE FUNCTION @extschema@.receipt_event();
+-- The events of receipts (receipt_committed, receipt_cancelled, refund)
+-- are written by commit, cancel and refund themselves, beside the rows they
+-- write: not by triggers, so that a restore (which inserts the rows again)
+-- writes no event twice.  Replays write nothing, so they emit nothing.
 
 -- Hand events over: delete up to batch of the oldest (of one programme, or
 -- of all) and return them in id order.  The caller's transaction owns them:
@@ -279,7 +245,6 @@ REVOKE ALL ON FUNCTION
     @extschema@.job_deadline(interval),
     @extschema@.job_limit(integer),
     @extschema@.event_notify(),
-    @extschema@.receipt_event(),
     @extschema@.take_events(integer, text),
     @extschema@.notice_expiring(integer, interval),
     @extschema@.purge_events(integer)

@@ -630,6 +630,17 @@ BEGIN
             @extschema@.minor_units((answer OPERATOR(pg_catalog.#>>) '{totals,points_paid}')::numeric, p.money_exponent),
             @extschema@.minor_units((answer OPERATOR(pg_catalog.#>>) '{totals,to_pay}')::numeric, p.money_exponent),
             spent, earned, accruals, coupons, counters, offers, result, SESSION_USER, receipt);
+    INSERT INTO @extschema@.event (program_id, type, customer_id, payload)
+    VALUES (p.id, 'receipt_committed', cid, pg_catalog.jsonb_build_object(
+                'receipt_id', rid, 'store', receipt OPERATOR(pg_catalog.->>) 'store',
+                'at', (answer OPERATOR(pg_catalog.->>) 'at')::timestamptz, 'committed_at', pg_catalog.now(),
+                'totals', result OPERATOR(pg_catalog.->) 'totals',
+                'accrual', result OPERATOR(pg_catalog.#>) '{commit,accrual}',
+                'release_at', result OPERATOR(pg_catalog.#>) '{commit,release_at}',
+                'coupons', pg_catalog.to_jsonb(coupons)));
+    IF cid IS NOT NULL THEN
+        PERFORM @extschema@.lift_tier(p.id, cid, rid);
+    END IF;
     INSERT INTO @extschema@.receipt_line (program_id, receipt_id, committed_at, line, sku, qty, price,
                                           amount, discount, points_money, to_pay, discounts,
                                           points_paid, points_earned)
@@ -774,6 +785,8 @@ BEGIN
            cancel_result = result
      WHERE t.program_id OPERATOR(pg_catalog.=) pid AND t.receipt_id OPERATOR(pg_catalog.=) rid
        AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at;
+    INSERT INTO @extschema@.event (program_id, type, customer_id, payload)
+    VALUES (pid, 'receipt_cancelled', r.customer_id, result OPERATOR(pg_catalog.-) '{ledger,replayed}'::text[]);
     RETURN result;
 END
 $$;
@@ -1124,6 +1137,8 @@ BEGIN
                                             result, actor, reason, discount_withheld, counters_returned)
     VALUES (g.id, rid, fid, lines, req, money OPERATOR(pg_catalog.-) withheld OPERATOR(pg_catalog.-) lost_delta,
             withheld, returned, taken, owed, result, SESSION_USER, reason, lost_delta, counters_back);
+    INSERT INTO @extschema@.event (program_id, type, customer_id, payload)
+    VALUES (g.id, 'refund', r.customer_id, result OPERATOR(pg_catalog.-) '{ledger,replayed}'::text[]);
     UPDATE @extschema@.receipt t SET status = result OPERATOR(pg_catalog.->>) 'status'
      WHERE t.program_id OPERATOR(pg_catalog.=) g.id AND t.receipt_id OPERATOR(pg_catalog.=) rid
        AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at;

@@ -155,9 +155,10 @@ COMMENT ON FUNCTION @extschema@.change_tier(bigint, bigint, text, text, text, bi
 'move a customer from from_tier to to_tier if they still have from_tier, with a tier_change row and a tier_changed event';
 
 -- A committed receipt lifts its customer at once to the best tier the
--- window now qualifies them for; it never lowers one.
-CREATE FUNCTION @extschema@.receipt_tier()
-RETURNS trigger
+-- window now qualifies them for; it never lowers one.  Called by commit
+-- (not a trigger: a restore inserts receipts again and must lift nobody).
+CREATE FUNCTION @extschema@.lift_tier(pid bigint, cid bigint, rid text)
+RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -166,35 +167,32 @@ DECLARE
     cur text;
     cur_rank integer;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM @extschema@.tier t WHERE t.program_id OPERATOR(pg_catalog.=) NEW.program_id) THEN
-        RETURN NULL;
+    IF NOT EXISTS (SELECT 1 FROM @extschema@.tier t WHERE t.program_id OPERATOR(pg_catalog.=) pid) THEN
+        RETURN;
     END IF;
-    SELECT * INTO st FROM @extschema@.customer_stats(NEW.program_id, NEW.customer_id,
+    SELECT * INTO st FROM @extschema@.customer_stats(pid, cid,
         pg_catalog.now() OPERATOR(pg_catalog.-) (SELECT g.tier_window FROM @extschema@.program g
-                                                  WHERE g.id OPERATOR(pg_catalog.=) NEW.program_id));
-    best := @extschema@.qualified_tier(NEW.program_id, st.spend, st.receipts);
+                                                  WHERE g.id OPERATOR(pg_catalog.=) pid));
+    best := @extschema@.qualified_tier(pid, st.spend, st.receipts);
     IF best.code IS NULL THEN
-        RETURN NULL;
+        RETURN;
     END IF;
     -- the customer's tier as it is once a review of them has finished
     SELECT c.tier, t.rank INTO cur, cur_rank
       FROM @extschema@.customer c
       LEFT JOIN @extschema@.tier t ON t.program_id OPERATOR(pg_catalog.=) c.program_id
                                   AND t.code OPERATOR(pg_catalog.=) c.tier
-     WHERE c.id OPERATOR(pg_catalog.=) NEW.customer_id
+     WHERE c.id OPERATOR(pg_catalog.=) cid
        FOR NO KEY UPDATE OF c;
     IF cur_rank IS NULL OR best.rank OPERATOR(pg_catalog.>) cur_rank THEN
-        PERFORM @extschema@.change_tier(NEW.program_id, NEW.customer_id, cur, best.code, 'qualified',
-                                        st.spend, st.receipts, NEW.receipt_id);
+        PERFORM @extschema@.change_tier(pid, cid, cur, best.code, 'qualified',
+                                        st.spend, st.receipts, rid);
     END IF;
-    RETURN NULL;
+    RETURN;
 END
 $$;
-COMMENT ON FUNCTION @extschema@.receipt_tier() IS
-'trigger: a committed receipt moves its customer up to the best tier they now qualify for';
-CREATE TRIGGER receipt_tier AFTER INSERT ON @extschema@.receipt
-    FOR EACH ROW WHEN (NEW.customer_id IS NOT NULL)
-    EXECUTE FUNCTION @extschema@.receipt_tier();
+COMMENT ON FUNCTION @extschema@.lift_tier(bigint, bigint, text) IS
+'move a customer up to the best tier they now qualify for (called by commit for its receipt)';
 
 -- The job review_tiers: from the start of each review period (month,
 -- quarter or year), every customer of a programme with tiers is reviewed
@@ -374,7 +372,7 @@ REVOKE ALL ON FUNCTION
     @extschema@.customer_stats(bigint, bigint, timestamptz),
     @extschema@.qualified_tier(bigint, bigint, integer),
     @extschema@.change_tier(bigint, bigint, text, text, text, bigint, integer, text),
-    @extschema@.receipt_tier(),
+    @extschema@.lift_tier(bigint, bigint, text),
     @extschema@.review_tiers(integer, interval),
     @extschema@.customer_document(@extschema@.customer, bigint, integer, timestamptz, integer),
     @extschema@.refresh_segments(interval, boolean)

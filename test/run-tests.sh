@@ -10,6 +10,8 @@
 #   fuzz                test/fuzz/run.sh for a few seconds: no crash
 #   bench               test/bench/run.sh in smoke mode: it exits 0 and prints
 #                       every expected "bench ..." figure
+#   dump                test/dump/run.sh: pg_dump and pg_restore of a database
+#                       with the extension and data, compared table by table
 #   ha                  test/ha/run.sh: the failover scenarios (kill-leader,
 #                       switchover, stall) on a Patroni cluster of its own;
 #                       each passes when it prints its "ha ..." line with
@@ -208,6 +210,16 @@ else
 	fi
 	record bench "$ok" "$bad"
 fi
+
+# dump: pg_dump and pg_restore round-trip a database with the extension
+echo
+echo "== dump: pg_dump, pg_restore into a fresh database, compared"
+test/dump/run.sh 2>&1 | tee tmp/dump.log
+rc=${PIPESTATUS[0]}
+ok=$(grep -c '^ok - ' tmp/dump.log)
+bad=$(grep -c '^not ok - ' tmp/dump.log)
+[ "$rc" -eq 0 ] || [ "$bad" -gt 0 ] || bad=1
+record dump "$ok" "$bad"
 
 # ha: the failover scenarios, on a cluster of their own under tmp/ha
 if [ "${LOYALTY_SKIP_HA:-0}" = 1 ]; then

@@ -64,6 +64,53 @@ COMMENT ON FUNCTION @extschema@.return_counter_uses(jsonb) IS
 'give back one use (and its money) to each counter of a receipt''s counters list not marked returned (internal: cancel, refund)';
 REVOKE ALL ON FUNCTION @extschema@.return_counter_uses(jsonb) FROM PUBLIC;
 
+-- The events of receipts and the tier lift at commit move from triggers on
+-- the receipt tables into commit, cancel and refund: a restore inserts the
+-- rows again and must write no event and lift nobody a second time.
+DROP TRIGGER receipt_committed_event ON @extschema@.receipt;
+DROP TRIGGER receipt_cancelled_event ON @extschema@.receipt;
+DROP TRIGGER refund_event ON @extschema@.receipt_refund;
+DROP TRIGGER receipt_tier ON @extschema@.receipt;
+DROP FUNCTION @extschema@.receipt_event();
+DROP FUNCTION @extschema@.receipt_tier();
+CREATE FUNCTION @extschema@.lift_tier(pid bigint, cid bigint, rid text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    st record;
+    best @extschema@.tier;
+    cur text;
+    cur_rank integer;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM @extschema@.tier t WHERE t.program_id OPERATOR(pg_catalog.=) pid) THEN
+        RETURN;
+    END IF;
+    SELECT * INTO st FROM @extschema@.customer_stats(pid, cid,
+        pg_catalog.now() OPERATOR(pg_catalog.-) (SELECT g.tier_window FROM @extschema@.program g
+                                                  WHERE g.id OPERATOR(pg_catalog.=) pid));
+    best := @extschema@.qualified_tier(pid, st.spend, st.receipts);
+    IF best.code IS NULL THEN
+        RETURN;
+    END IF;
+    -- the customer's tier as it is once a review of them has finished
+    SELECT c.tier, t.rank INTO cur, cur_rank
+      FROM @extschema@.customer c
+      LEFT JOIN @extschema@.tier t ON t.program_id OPERATOR(pg_catalog.=) c.program_id
+                                  AND t.code OPERATOR(pg_catalog.=) c.tier
+     WHERE c.id OPERATOR(pg_catalog.=) cid
+       FOR NO KEY UPDATE OF c;
+    IF cur_rank IS NULL OR best.rank OPERATOR(pg_catalog.>) cur_rank THEN
+        PERFORM @extschema@.change_tier(pid, cid, cur, best.code, 'qualified',
+                                        st.spend, st.receipts, rid);
+    END IF;
+    RETURN;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.lift_tier(bigint, bigint, text) IS
+'move a customer up to the best tier they now qualify for (called by commit for its receipt)';
+REVOKE ALL ON FUNCTION @extschema@.lift_tier(bigint, bigint, text) FROM PUBLIC;
+
 -- commit keeps the document and writes bonus lots alike as one lot
 CREATE OR REPLACE FUNCTION @extschema@.commit(receipt jsonb, expected jsonb DEFAULT NULL)
 RETURNS jsonb
@@ -355,6 +402,17 @@ BEGIN
             @extschema@.minor_units((answer OPERATOR(pg_catalog.#>>) '{totals,points_paid}')::numeric, p.money_exponent),
             @extschema@.minor_units((answer OPERATOR(pg_catalog.#>>) '{totals,to_pay}')::numeric, p.money_exponent),
             spent, earned, accruals, coupons, counters, offers, result, SESSION_USER, receipt);
+    INSERT INTO @extschema@.event (program_id, type, customer_id, payload)
+    VALUES (p.id, 'receipt_committed', cid, pg_catalog.jsonb_build_object(
+                'receipt_id', rid, 'store', receipt OPERATOR(pg_catalog.->>) 'store',
+                'at', (answer OPERATOR(pg_catalog.->>) 'at')::timestamptz, 'committed_at', pg_catalog.now(),
+                'totals', result OPERATOR(pg_catalog.->) 'totals',
+                'accrual', result OPERATOR(pg_catalog.#>) '{commit,accrual}',
+                'release_at', result OPERATOR(pg_catalog.#>) '{commit,release_at}',
+                'coupons', pg_catalog.to_jsonb(coupons)));
+    IF cid IS NOT NULL THEN
+        PERFORM @extschema@.lift_tier(p.id, cid, rid);
+    END IF;
     INSERT INTO @extschema@.receipt_line (program_id, receipt_id, committed_at, line, sku, qty, price,
                                           amount, discount, points_money, to_pay, discounts,
                                           points_paid, points_earned)
@@ -492,6 +550,8 @@ BEGIN
            cancel_result = result
      WHERE t.program_id OPERATOR(pg_catalog.=) pid AND t.receipt_id OPERATOR(pg_catalog.=) rid
        AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at;
+    INSERT INTO @extschema@.event (program_id, type, customer_id, payload)
+    VALUES (pid, 'receipt_cancelled', r.customer_id, result OPERATOR(pg_catalog.-) '{ledger,replayed}'::text[]);
     RETURN result;
 END
 $$;
@@ -829,6 +889,8 @@ BEGIN
                                             result, actor, reason, discount_withheld, counters_returned)
     VALUES (g.id, rid, fid, lines, req, money OPERATOR(pg_catalog.-) withheld OPERATOR(pg_catalog.-) lost_delta,
             withheld, returned, taken, owed, result, SESSION_USER, reason, lost_delta, counters_back);
+    INSERT INTO @extschema@.event (program_id, type, customer_id, payload)
+    VALUES (g.id, 'refund', r.customer_id, result OPERATOR(pg_catalog.-) '{ledger,replayed}'::text[]);
     UPDATE @extschema@.receipt t SET status = result OPERATOR(pg_catalog.->>) 'status'
      WHERE t.program_id OPERATOR(pg_catalog.=) g.id AND t.receipt_id OPERATOR(pg_catalog.=) rid
        AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at;

@@ -26,8 +26,8 @@ SELECT functions_are('loyalty', ARRAY[
     'normalize_benefit', 'promotion_check', 'calculate', 'spend_lots', 'return_lots', 'take_back',
     'release_accruals', 'minor_units', 'period_start', 'answer_changes', 'receipt_replay', 'commit',
     'cancel', 'create_partitions', 'run_job', 'share', 'points_money', 'refund', 'recompute', 'return_counter_uses', 'major_units',
-    'event_notify', 'receipt_event', 'take_events', 'notice_expiring', 'purge_events',
-    'customer_stats', 'qualified_tier', 'change_tier', 'receipt_tier', 'review_tiers',
+    'event_notify', 'take_events', 'notice_expiring', 'purge_events',
+    'customer_stats', 'qualified_tier', 'change_tier', 'lift_tier', 'review_tiers',
     'customer_document', 'refresh_segments', 'job_deadline', 'job_limit', 'purchases']);
 SELECT has_type('loyalty', 'condition', 'the type loyalty.condition exists');
 SELECT has_opclass('loyalty', 'condition_ops', 'conditions sort with a btree opclass');
