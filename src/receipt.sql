@@ -1187,6 +1187,7 @@ BEGIN
                 'WITH moved AS (DELETE FROM @extschema@.%I WHERE committed_at >= %L AND committed_at < %L RETURNING *)'
                 ' INSERT INTO @extschema@.%I SELECT * FROM moved',
                 parent OPERATOR(pg_catalog.||) '_default', first, next, name);
+            PERFORM @extschema@.partition_indexes(parent, name);
             EXECUTE pg_catalog.format('ALTER TABLE @extschema@.%I ATTACH PARTITION @extschema@.%I FOR VALUES FROM (%L) TO (%L)',
                                       parent, name, first::timestamptz, next::timestamptz);
             made := made OPERATOR(pg_catalog.+) 1;

@@ -111,6 +111,99 @@ COMMENT ON FUNCTION @extschema@.lift_tier(bigint, bigint, text) IS
 'move a customer up to the best tier they now qualify for (called by commit for its receipt)';
 REVOKE ALL ON FUNCTION @extschema@.lift_tier(bigint, bigint, text) FROM PUBLIC;
 
+-- src/partitions.sql — the indexes of the receipt tables belong to each
+-- partition, not to the partitioned tables.  pg_dump cannot restore a
+-- partition of an extension's partitioned table whose index is a partition
+-- of the parent's index: it attaches the partition (which builds the index
+-- from the parent's) and later adds the partition's own primary key again,
+-- and the restore fails.  So every partition (the default ones here, the
+-- monthly ones in create_partitions) gets its own primary key and index,
+-- and the parents have none; a query by key still reaches one partition's
+-- index (the key holds committed_at, the partition key).
+
+CREATE FUNCTION @extschema@.partition_indexes(parent text, part text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF parent OPERATOR(pg_catalog.=) 'receipt' THEN
+        EXECUTE pg_catalog.format('ALTER TABLE @extschema@.%I ADD CONSTRAINT %I PRIMARY KEY (program_id, receipt_id, committed_at)',
+                                  part, part OPERATOR(pg_catalog.||) '_pkey');
+        EXECUTE pg_catalog.format('CREATE INDEX %I ON @extschema@.%I (customer_id, committed_at)',
+                                  part OPERATOR(pg_catalog.||) '_customer_idx', part);
+    ELSIF parent OPERATOR(pg_catalog.=) 'receipt_line' THEN
+        EXECUTE pg_catalog.format('ALTER TABLE @extschema@.%I ADD CONSTRAINT %I PRIMARY KEY (program_id, receipt_id, committed_at, line)',
+                                  part, part OPERATOR(pg_catalog.||) '_pkey');
+    ELSE
+        RAISE EXCEPTION 'partition_indexes: "%" is not a partitioned receipt table', parent
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.partition_indexes(text, text) IS
+'give a partition of loyalty.receipt (primary key, customer index) or loyalty.receipt_line (primary key) its own indexes (internal: create_partitions)';
+REVOKE ALL ON FUNCTION @extschema@.partition_indexes(text, text) FROM PUBLIC;
+
+ALTER TABLE @extschema@.receipt DROP CONSTRAINT receipt_pkey;
+DROP INDEX @extschema@.receipt_customer_idx;
+ALTER TABLE @extschema@.receipt_line DROP CONSTRAINT receipt_line_pkey;
+DO $$
+DECLARE
+    x record;
+BEGIN
+    FOR x IN SELECT p.relname AS parent, c.relname AS part
+               FROM pg_catalog.pg_inherits i
+               JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid
+               JOIN pg_catalog.pg_class p ON p.oid OPERATOR(pg_catalog.=) i.inhparent
+              WHERE i.inhparent OPERATOR(pg_catalog.=) ANY (ARRAY['@extschema@.receipt'::regclass,
+                                                                 '@extschema@.receipt_line'::regclass])
+              ORDER BY 1, 2
+    LOOP
+        PERFORM @extschema@.partition_indexes(x.parent, x.part);
+    END LOOP;
+END
+$$;
+
+-- create_partitions gives each new partition its own indexes
+CREATE OR REPLACE FUNCTION @extschema@.create_partitions(months_ahead integer DEFAULT 3)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    m integer;
+    first date;
+    next date;
+    parent text;
+    name text;
+    made integer := 0;
+BEGIN
+    IF months_ahead IS NULL OR months_ahead OPERATOR(pg_catalog.<) 0 OR months_ahead OPERATOR(pg_catalog.>) 120 THEN
+        RAISE EXCEPTION 'months_ahead must be from 0 to 120, not %', months_ahead
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOR m IN 0 .. months_ahead LOOP
+        first := (pg_catalog.date_trunc('month', pg_catalog.now()) OPERATOR(pg_catalog.+)
+                  pg_catalog.make_interval(months => m))::date;
+        next := (first OPERATOR(pg_catalog.+) '1 month'::interval)::date;
+        FOREACH parent IN ARRAY '{receipt,receipt_line}'::text[] LOOP
+            name := pg_catalog.format('%s_%s', parent, pg_catalog.to_char(first, 'YYYY_MM'));
+            CONTINUE WHEN pg_catalog.to_regclass(pg_catalog.format('@extschema@.%I', name)) IS NOT NULL;
+            EXECUTE pg_catalog.format('CREATE TABLE @extschema@.%I (LIKE @extschema@.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
+                                      name, parent);
+            EXECUTE pg_catalog.format(
+                'WITH moved AS (DELETE FROM @extschema@.%I WHERE committed_at >= %L AND committed_at < %L RETURNING *)'
+                ' INSERT INTO @extschema@.%I SELECT * FROM moved',
+                parent OPERATOR(pg_catalog.||) '_default', first, next, name);
+            PERFORM @extschema@.partition_indexes(parent, name);
+            EXECUTE pg_catalog.format('ALTER TABLE @extschema@.%I ATTACH PARTITION @extschema@.%I FOR VALUES FROM (%L) TO (%L)',
+                                      parent, name, first::timestamptz, next::timestamptz);
+            made := made OPERATOR(pg_catalog.+) 1;
+        END LOOP;
+    END LOOP;
+    RETURN made;
+END
+$$;
+
 -- commit keeps the document and writes bonus lots alike as one lot
 CREATE OR REPLACE FUNCTION @extschema@.commit(receipt jsonb, expected jsonb DEFAULT NULL)
 RETURNS jsonb

@@ -50,3 +50,5 @@ SELECT sequencename, last_value FROM pg_sequences
 \echo == partitions
 SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
  WHERE i.inhparent IN ('loyalty.receipt'::regclass, 'loyalty.receipt_line'::regclass) ORDER BY 1;
+\echo == indexes (each partition's own, none twice)
+SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'loyalty' ORDER BY 1, 2;

@@ -73,4 +73,5 @@ SELECT count(*) FROM (
            pg_temp.buy('late', 'L1', '20000001', '[{"line": 1, "sku": "COF", "qty": 2, "price": 200}]', '{"points": "max"}')) r;
 SELECT loyalty.cancel('shop', 'R4') ->> 'status' AS r4;
 SELECT loyalty.refund('shop', 'R1', '[{"line": 1}]', 'RET-1') ->> 'status' AS r1;
+SELECT loyalty.create_partitions(2) >= 0 AS partitions;
 
