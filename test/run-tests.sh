@@ -7,6 +7,8 @@
 #                       jobs scheduled, run by pg_cron, unscheduled
 #   upgrade             every released version upgraded to the current one
 #                       equals a fresh install (test/describe.sql)
+#   upgraded            the pgTAP suites on a schema installed as the oldest
+#                       released version and upgraded to the current one
 #   fuzz                test/fuzz/run.sh for a few seconds: no crash
 #   bench               test/bench/run.sh in smoke mode: it exits 0 and prints
 #                       every expected "bench ..." figure
@@ -149,6 +151,26 @@ if [ ${#RELEASED[@]} -gt 0 ]; then
 		fi
 	done
 	record upgrade "$up_ok" "$up_bad"
+fi
+
+# upgraded: the pgTAP suites once more, on a schema installed as the oldest
+# released version and upgraded step by step to the current one
+if [ ${#RELEASED[@]} -gt 0 ] && [ ${#TAP[@]} -gt 0 ]; then
+	oldest=$(printf '%s\n' "${RELEASED[@]}" | sort -V | head -1)
+	echo
+	echo "== upgraded: the pgTAP suites on a schema upgraded from $oldest"
+	"$PGBINDIR/dropdb" --if-exists loyalty_tap_upgraded
+	"$PGBINDIR/createdb" loyalty_tap_upgraded
+	"$PGBINDIR/psql" -X -q -v ON_ERROR_STOP=1 -d loyalty_tap_upgraded -c 'CREATE EXTENSION pgtap' \
+		-c "CREATE EXTENSION loyalty VERSION '$oldest'" -c 'ALTER EXTENSION loyalty UPDATE'
+	pg_prove -v -d loyalty_tap_upgraded "${TAP[@]}" 2>&1 | tee tmp/pgtap-upgraded.log
+	rc=${PIPESTATUS[0]}
+	ok=$(grep -cE '^[[:space:]]*ok [0-9]+' tmp/pgtap-upgraded.log)
+	bad=$(grep -cE '^[[:space:]]*not ok [0-9]+' tmp/pgtap-upgraded.log)
+	if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
+		bad=1
+	fi
+	record upgraded "$ok" "$bad"
 fi
 
 # fuzz: the condition core under libFuzzer with ASan and UBSan for a few
