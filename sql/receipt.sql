@@ -194,6 +194,7 @@ SELECT count(*) AS in_month FROM loyalty.receipt
  WHERE tableoid = format('loyalty.receipt_%s', to_char(now(), 'YYYY_MM'))::regclass;
 SELECT count(*) AS lines_in_default FROM loyalty.receipt_line_default;
 SELECT * FROM pg_temp.err($$SELECT loyalty.create_partitions(-1)$$);
+SELECT * FROM pg_temp.err($$SELECT loyalty.partition_indexes('ledger', 'ledger_x')$$);
 -- a replay still finds the receipt in its partition
 SELECT loyalty.commit(:'r1') #>> '{commit,status}' AS status;
 

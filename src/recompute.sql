@@ -25,6 +25,20 @@ COMMENT ON COLUMN @extschema@.receipt_refund.discount_withheld IS
 COMMENT ON COLUMN @extschema@.receipt_refund.counters_returned IS
 'the counter uses given back: promotions of the receipt that no longer hold for the lines kept';
 
+-- The ids of the promotions an answer of calculate applied
+CREATE FUNCTION @extschema@.applied_promotion_ids(pid bigint, answer jsonb)
+RETURNS bigint[]
+LANGUAGE sql STABLE
+AS $$
+    SELECT COALESCE(pg_catalog.array_agg(m.id ORDER BY m.id), '{}')
+      FROM pg_catalog.jsonb_array_elements(answer OPERATOR(pg_catalog.#>) '{promotions,applied}') a
+      JOIN @extschema@.promotion m ON m.program_id OPERATOR(pg_catalog.=) pid
+                                  AND m.code OPERATOR(pg_catalog.=) (a OPERATOR(pg_catalog.->>) 'code')
+$$;
+COMMENT ON FUNCTION @extschema@.applied_promotion_ids(bigint, jsonb) IS
+'the ids of the promotions in promotions.applied of an answer of calculate (empty if none; internal: refund)';
+REVOKE ALL ON FUNCTION @extschema@.applied_promotion_ids(bigint, jsonb) FROM PUBLIC;
+
 CREATE FUNCTION @extschema@.recompute(receipt jsonb, promotions bigint[])
 RETURNS jsonb
 AS 'MODULE_PATHNAME', 'loyalty_recompute'

@@ -34,6 +34,20 @@ COMMENT ON COLUMN @extschema@.receipt_refund.discount_withheld IS
 COMMENT ON COLUMN @extschema@.receipt_refund.counters_returned IS
 'the counter uses given back: promotions of the receipt that no longer hold for the lines kept';
 
+-- The ids of the promotions an answer of calculate applied
+CREATE FUNCTION @extschema@.applied_promotion_ids(pid bigint, answer jsonb)
+RETURNS bigint[]
+LANGUAGE sql STABLE
+AS $$
+    SELECT COALESCE(pg_catalog.array_agg(m.id ORDER BY m.id), '{}')
+      FROM pg_catalog.jsonb_array_elements(answer OPERATOR(pg_catalog.#>) '{promotions,applied}') a
+      JOIN @extschema@.promotion m ON m.program_id OPERATOR(pg_catalog.=) pid
+                                  AND m.code OPERATOR(pg_catalog.=) (a OPERATOR(pg_catalog.->>) 'code')
+$$;
+COMMENT ON FUNCTION @extschema@.applied_promotion_ids(bigint, jsonb) IS
+'the ids of the promotions in promotions.applied of an answer of calculate (empty if none; internal: refund)';
+REVOKE ALL ON FUNCTION @extschema@.applied_promotion_ids(bigint, jsonb) FROM PUBLIC;
+
 CREATE FUNCTION @extschema@.recompute(receipt jsonb, promotions bigint[])
 RETURNS jsonb
 AS 'MODULE_PATHNAME', 'loyalty_recompute'
@@ -232,6 +246,7 @@ DECLARE
     x record;
     n integer := 0;
     release_at timestamptz;
+    at_ts timestamptz;
     result jsonb;
 BEGIN
     IF receipt IS NULL THEN
@@ -479,6 +494,7 @@ BEGIN
         END IF;
     END IF;
 
+    at_ts := (answer OPERATOR(pg_catalog.->>) 'at')::timestamptz;
     result := answer OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('commit', pg_catalog.jsonb_build_object(
         'status', 'committed', 'replayed', false, 'committed_at', pg_catalog.now(),
         'accrual', CASE WHEN pg_catalog.jsonb_array_length(accruals) OPERATOR(pg_catalog.=) 0 THEN 'none'
@@ -488,7 +504,7 @@ BEGIN
     INSERT INTO @extschema@.receipt (program_id, receipt_id, committed_at, customer_id, at, store,
                                      amount, discount, points_money, to_pay, points_spent, points_earned,
                                      accruals, coupons, counters, offers, answer, actor, document)
-    VALUES (p.id, rid, pg_catalog.now(), cid, (answer OPERATOR(pg_catalog.->>) 'at')::timestamptz,
+    VALUES (p.id, rid, pg_catalog.now(), cid, at_ts,
             receipt OPERATOR(pg_catalog.->>) 'store',
             @extschema@.minor_units((answer OPERATOR(pg_catalog.#>>) '{totals,amount}')::numeric, p.money_exponent),
             @extschema@.minor_units((answer OPERATOR(pg_catalog.#>>) '{totals,discount}')::numeric, p.money_exponent),
@@ -498,7 +514,7 @@ BEGIN
     INSERT INTO @extschema@.event (program_id, type, customer_id, payload)
     VALUES (p.id, 'receipt_committed', cid, pg_catalog.jsonb_build_object(
                 'receipt_id', rid, 'store', receipt OPERATOR(pg_catalog.->>) 'store',
-                'at', (answer OPERATOR(pg_catalog.->>) 'at')::timestamptz, 'committed_at', pg_catalog.now(),
+                'at', at_ts, 'committed_at', pg_catalog.now(),
                 'totals', result OPERATOR(pg_catalog.->) 'totals',
                 'accrual', result OPERATOR(pg_catalog.#>) '{commit,accrual}',
                 'release_at', result OPERATOR(pg_catalog.#>) '{commit,release_at}',
@@ -697,6 +713,7 @@ DECLARE
     lost bigint := 0;
     lost_delta bigint := 0;
     counters_back jsonb := '[]';
+    counters_after jsonb;
     result jsonb;
 BEGIN
     IF program IS NULL OR rid IS NULL OR lines IS NULL OR fid IS NULL THEN
@@ -932,9 +949,7 @@ BEGIN
                      'at', COALESCE(r.document OPERATOR(pg_catalog.->) 'at',
                                     pg_catalog.to_jsonb(pg_catalog.to_char(pg_catalog.timezone('UTC', r.at),
                                                                            'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'))))),
-                ARRAY(SELECT m.id FROM pg_catalog.jsonb_array_elements(r.answer OPERATOR(pg_catalog.#>) '{promotions,applied}') a
-                        JOIN @extschema@.promotion m ON m.program_id OPERATOR(pg_catalog.=) g.id
-                                                    AND m.code OPERATOR(pg_catalog.=) (a OPERATOR(pg_catalog.->>) 'code')));
+                @extschema@.applied_promotion_ids(g.id, r.answer));
             lost := GREATEST(kept_discount OPERATOR(pg_catalog.-) @extschema@.minor_units(
                         (now_answer OPERATOR(pg_catalog.#>>) '{totals,discount}')::numeric, g.money_exponent), 0);
         END IF;
@@ -946,20 +961,15 @@ BEGIN
         SELECT COALESCE(pg_catalog.jsonb_agg(c ORDER BY o), '[]') INTO counters_back
           FROM pg_catalog.jsonb_array_elements(r.counters) WITH ORDINALITY AS rc (c, o)
          WHERE (c OPERATOR(pg_catalog.->) 'returned') IS NULL
-           AND NOT EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(now_answer OPERATOR(pg_catalog.#>) '{promotions,applied}') a
-                             JOIN @extschema@.promotion m ON m.program_id OPERATOR(pg_catalog.=) g.id
-                                                         AND m.code OPERATOR(pg_catalog.=) (a OPERATOR(pg_catalog.->>) 'code')
-                            WHERE m.id OPERATOR(pg_catalog.=) (c OPERATOR(pg_catalog.->>) 'promotion_id')::bigint);
+           AND (c OPERATOR(pg_catalog.->>) 'promotion_id')::bigint OPERATOR(pg_catalog.<>) ALL
+               (@extschema@.applied_promotion_ids(g.id, now_answer));
         PERFORM @extschema@.return_counter_uses(counters_back);
-        UPDATE @extschema@.receipt t
-           SET discount_lost = t.discount_lost OPERATOR(pg_catalog.+) lost_delta,
-               counters = COALESCE((SELECT pg_catalog.jsonb_agg(
-                                               CASE WHEN counters_back OPERATOR(pg_catalog.@>) pg_catalog.jsonb_build_array(c)
-                                                    THEN c OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('returned', fid)
-                                                    ELSE c END ORDER BY o)
-                                      FROM pg_catalog.jsonb_array_elements(t.counters) WITH ORDINALITY AS rc (c, o)), '[]')
-         WHERE t.program_id OPERATOR(pg_catalog.=) g.id AND t.receipt_id OPERATOR(pg_catalog.=) rid
-           AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at;
+        -- the receipt's counters, those given back marked with this refund
+        SELECT COALESCE(pg_catalog.jsonb_agg(CASE WHEN counters_back OPERATOR(pg_catalog.@>) pg_catalog.jsonb_build_array(c)
+                                                  THEN c OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('returned', fid)
+                                                  ELSE c END ORDER BY o), '[]')
+          INTO counters_after
+          FROM pg_catalog.jsonb_array_elements(r.counters) WITH ORDINALITY AS rc (c, o);
     END IF;
 
     result := pg_catalog.jsonb_build_object(
@@ -984,7 +994,10 @@ BEGIN
             withheld, returned, taken, owed, result, SESSION_USER, reason, lost_delta, counters_back);
     INSERT INTO @extschema@.event (program_id, type, customer_id, payload)
     VALUES (g.id, 'refund', r.customer_id, result OPERATOR(pg_catalog.-) '{ledger,replayed}'::text[]);
-    UPDATE @extschema@.receipt t SET status = result OPERATOR(pg_catalog.->>) 'status'
+    UPDATE @extschema@.receipt t
+       SET status = result OPERATOR(pg_catalog.->>) 'status',
+           discount_lost = t.discount_lost OPERATOR(pg_catalog.+) lost_delta,
+           counters = COALESCE(counters_after, t.counters)
      WHERE t.program_id OPERATOR(pg_catalog.=) g.id AND t.receipt_id OPERATOR(pg_catalog.=) rid
        AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at;
     RETURN result;

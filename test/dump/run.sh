@@ -17,7 +17,6 @@ SRC=loyalty_dump_src
 DST=loyalty_dump_dst
 rm -rf "$OUT"
 mkdir -p "$OUT"
-chmod 777 "$OUT"
 psql_in() { local db=$1; shift; "$PGBINDIR/psql" -X -q -v ON_ERROR_STOP=1 -d "$db" "$@"; }
 bad=0
 ok() { echo "ok - $1"; }

@@ -214,7 +214,7 @@ ha_start() {
 
 # Stop everything started under tmp/ha, and leave no process behind
 ha_stop() {
-	local pids n
+	local pids n p
 	for n in "${HA_NODES[@]}"; do
 		[ -d "$HA_DIR/$n" ] || continue
 		pids=$(node_pids "$n")

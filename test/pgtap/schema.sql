@@ -25,7 +25,7 @@ SELECT functions_are('loyalty', ARRAY[
     'jobs', 'require_pg_cron', 'schedule_jobs', 'unschedule_jobs', 'job_health_rows',
     'normalize_benefit', 'promotion_check', 'calculate', 'spend_lots', 'return_lots', 'take_back',
     'release_accruals', 'minor_units', 'period_start', 'answer_changes', 'receipt_replay', 'commit',
-    'cancel', 'create_partitions', 'partition_indexes', 'run_job', 'share', 'points_money', 'refund', 'recompute', 'return_counter_uses', 'major_units',
+    'cancel', 'create_partitions', 'partition_indexes', 'run_job', 'share', 'points_money', 'refund', 'recompute', 'applied_promotion_ids', 'return_counter_uses', 'major_units',
     'event_notify', 'take_events', 'notice_expiring', 'purge_events',
     'customer_stats', 'qualified_tier', 'change_tier', 'lift_tier', 'review_tiers',
     'customer_document', 'refresh_segments', 'job_deadline', 'job_limit', 'purchases']);
