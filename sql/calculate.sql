@@ -253,6 +253,7 @@ DROP ROLE IF EXISTS calc_tester;
 CREATE ROLE calc_tester;
 GRANT USAGE ON SCHEMA loyalty TO calc_tester;
 GRANT EXECUTE ON FUNCTION loyalty.calculate(jsonb) TO calc_tester;
+SELECT loyalty.grant_program('shop', 'calc_tester');
 SET ROLE calc_tester;
 SELECT (pg_temp.err($$SELECT loyalty.calculate('{"program": "shop", "search": "exhaustive", "lines": [{"qty": 1, "price": 1}]}')$$)).*;
 SELECT loyalty.calculate('{"program": "shop", "lines": [{"qty": 1, "price": 1}]}') -> 'totals' -> 'amount' AS amount;

@@ -26,6 +26,7 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 
+#include "access.h"
 #include "benefit.h"
 #include "jsonbuild.h"
 #include "jsonread.h"
@@ -474,6 +475,7 @@ loyalty_normalize_benefit(PG_FUNCTION_ARGS)
 	Benefit		b;
 	MemoryContext outer = CurrentMemoryContext;
 
+	RequireProgram(program_id, psprintf("programme " INT64_FORMAT, program_id));
 	SPI_connect();
 	LoadBenefitContext(program_id, &ctx, outer);
 	SPI_finish();

@@ -25,6 +25,7 @@
 #include "utils/typcache.h"
 #include "utils/timestamp.h"
 
+#include "access.h"
 #include "calculate.h"
 #include "catalog.h"
 #include "condcode.h"
@@ -1275,6 +1276,8 @@ Calculate(Jsonb *doc, ArrayType *only)
 	}
 	else
 		cat = c.cat = CatalogGet(program);
+	if (!ProgramOpen(cat->program_id))
+		RequireProgram(cat->program_id, psprintf("programme \"%s\"", program));
 	SPI_finish();
 	MemoryContextSwitchTo(cxt);
 	L = 0;

@@ -52,13 +52,13 @@ CREATE TABLE @extschema@.customer_log (
                 CHECK (action OPERATOR(pg_catalog.=) ANY
                        ('{enroll,add_identifier,replace_card,identifier_status,merge}'::text[])),
     detail      jsonb NOT NULL DEFAULT '{}',
-    actor       text NOT NULL DEFAULT pg_catalog."session_user"(),
+    actor       text NOT NULL DEFAULT @extschema@.actor(),
     reason      text,
     created_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 CREATE INDEX customer_log_customer_idx ON @extschema@.customer_log (customer_id, created_at);
 COMMENT ON TABLE @extschema@.customer_log IS 'who changed a customer''s account or identifiers, when and why';
-COMMENT ON COLUMN @extschema@.customer_log.actor IS 'the session user that made the change';
+COMMENT ON COLUMN @extschema@.customer_log.actor IS 'the role that made the change (login role, or the one set by SET ROLE)';
 
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.customer', '');
 SELECT pg_catalog.pg_extension_config_dump(
@@ -123,10 +123,11 @@ BEGIN
             USING ERRCODE = 'undefined_object',
                   HINT = 'SELECT code FROM loyalty.program lists the programmes.';
     END IF;
+    PERFORM @extschema@.require_program(pid, pg_catalog.format('programme "%s"', program));
     RETURN pid;
 END
 $$;
-COMMENT ON FUNCTION @extschema@.program_id(text) IS 'id of the programme with this code, or an error';
+COMMENT ON FUNCTION @extschema@.program_id(text) IS 'id of the programme with this code; an error if there is none or the role does not reach it';
 
 -- Lock a customer of the programme that is not merged away; error otherwise.
 CREATE FUNCTION @extschema@.customer_for_update(pid bigint, cid bigint)

@@ -80,12 +80,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF program IS NOT NULL THEN
-        SELECT g.id INTO pid FROM @extschema@.program g WHERE g.code OPERATOR(pg_catalog.=) program;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'programme "%" does not exist', program
-                USING ERRCODE = 'undefined_object',
-                      HINT = 'SELECT code FROM loyalty.program lists the programmes.';
-        END IF;
+        pid := @extschema@.program_id(program);
         -- two statements rather than "pid IS NULL OR ...", so that each
         -- reads its own index in order: (program_id, id) here, the key below
         RETURN QUERY
@@ -99,6 +94,7 @@ BEGIN
             RETURNING e.*)
         SELECT * FROM taken ORDER BY taken.id;
     ELSE
+        PERFORM @extschema@.require_every_program('loyalty.take_events of every programme');
         RETURN QUERY
         WITH taken AS (
             DELETE FROM @extschema@.event e
@@ -161,6 +157,7 @@ DECLARE
     lots integer;
     events integer;
 BEGIN
+    PERFORM @extschema@.require_every_program('loyalty.notice_expiring');
     SELECT pg_catalog.max(g.expiry_notice) INTO horizon FROM @extschema@.program g;
     IF horizon IS NULL THEN
         RETURN 0;
@@ -222,6 +219,7 @@ DECLARE
     lim integer := @extschema@.job_limit(batch_limit);
     gone integer;
 BEGIN
+    PERFORM @extschema@.require_every_program('loyalty.purge_events');
     WITH old AS (
         SELECT e.id FROM @extschema@.event e
           JOIN @extschema@.program g ON g.id OPERATOR(pg_catalog.=) e.program_id

@@ -105,7 +105,7 @@ RETURNS TABLE (job text, schedule text, scheduled boolean, active boolean,
                last_start timestamptz, last_duration interval, last_status text,
                last_message text, runs_failed_last_day bigint,
                backlog bigint, oldest_due_age interval)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     due record;
@@ -187,6 +187,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION @extschema@.job_health_rows() IS 'the rows of the view loyalty.job_health';
+REVOKE ALL ON FUNCTION @extschema@.job_health_rows() FROM PUBLIC;
 
 CREATE VIEW @extschema@.job_health AS
 SELECT * FROM @extschema@.job_health_rows();

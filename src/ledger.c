@@ -17,6 +17,7 @@
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 
+#include "access.h"
 #include "direct.h"
 #include "program.h"
 #include "wallet.h"
@@ -44,7 +45,8 @@ static KeptQuery balance_customer_query = {
 	"SELECT c.merged_into,"
 	" (SELECT p.code FROM loyalty.program p WHERE p.id = c.program_id),"
 	" $2::text IS NULL OR EXISTS (SELECT 1 FROM loyalty.currency k"
-	"                              WHERE k.program_id = c.program_id AND k.code = $2)"
+	"                              WHERE k.program_id = c.program_id AND k.code = $2),"
+	" c.program_id"
 	" FROM loyalty.customer c WHERE c.id = $1",
 	2, {INT8OID, TEXTOID}, NULL
 };
@@ -676,6 +678,9 @@ loyalty_balance(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("customer " INT64_FORMAT " does not exist", customer)));
+	RequireCustomerProgram(DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+													   SPI_tuptable->tupdesc, 4, &isnull)),
+						   customer);
 	merged = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (!isnull)
 		ReportMerged(customer, DatumGetInt64(merged));

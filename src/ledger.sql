@@ -72,7 +72,7 @@ COMMENT ON COLUMN @extschema@.ledger.peer_currency IS 'the other currency of a c
 COMMENT ON COLUMN @extschema@.ledger.idempotency_key IS 'caller''s key, unique in the programme: a call repeated with it returns this entry and writes nothing';
 COMMENT ON COLUMN @extschema@.ledger.lot_ids IS 'the lots that paid an entry that takes points (see the view lot_usage)';
 COMMENT ON COLUMN @extschema@.ledger.lot_amounts IS 'how much each of lot_ids paid, in the same order';
-COMMENT ON COLUMN @extschema@.ledger.actor IS 'who made the change: the session user, or the actor named by an adjustment';
+COMMENT ON COLUMN @extschema@.ledger.actor IS 'who made the change: the role in effect (login role, or the one set by SET ROLE), or the actor named by an adjustment';
 
 CREATE TABLE @extschema@.lot (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -126,7 +126,8 @@ CREATE VIEW @extschema@.lot_usage AS
 SELECT e.customer_id, e.currency, e.version, u.lot_id, u.amount
   FROM @extschema@.ledger e,
        ROWS FROM (pg_catalog.unnest(e.lot_ids), pg_catalog.unnest(e.lot_amounts)) AS u (lot_id, amount)
- WHERE e.lot_ids IS NOT NULL;
+ WHERE e.lot_ids IS NOT NULL
+   AND @extschema@.program_open(e.program_id);
 COMMENT ON VIEW @extschema@.lot_usage IS 'which lots paid how much of a ledger entry: a refund restores exactly these lots';
 COMMENT ON COLUMN @extschema@.lot_usage.customer_id IS 'the wallet''s customer';
 COMMENT ON COLUMN @extschema@.lot_usage.currency IS 'the wallet''s currency';
@@ -163,7 +164,8 @@ COMMENT ON COLUMN @extschema@.hold.expires_at IS 'the hold stops counting at thi
 COMMENT ON COLUMN @extschema@.hold.status IS 'active; captured, released or expired (resolved exactly once)';
 COMMENT ON COLUMN @extschema@.hold.captured IS 'points taken by the capture';
 
--- The ledger is history: nobody rewrites it.
+-- The ledger is history: nobody rewrites it.  The trigger's argument, if
+-- any, is the hint (what to do instead).
 CREATE FUNCTION @extschema@.forbid_history_change()
 RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
@@ -171,7 +173,7 @@ AS $$
 BEGIN
     RAISE EXCEPTION '% of loyalty.% is not allowed: the table is append-only', TG_OP, TG_TABLE_NAME
         USING ERRCODE = 'insufficient_privilege',
-              HINT = 'Correct a balance with loyalty.adjust, which appends an entry.';
+              HINT = COALESCE(TG_ARGV[0], 'Correct a balance with loyalty.adjust, which appends an entry.');
 END
 $$;
 CREATE TRIGGER ledger_append_only
@@ -339,7 +341,8 @@ SELECT p.code AS program,
          AND o.currency OPERATOR(pg_catalog.=) w.currency
          AND o.status OPERATOR(pg_catalog.=) 'active'
          AND o.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()) h ON true
- WHERE w.merged_into IS NULL;
+ WHERE w.merged_into IS NULL
+   AND @extschema@.program_open(w.program_id);
 COMMENT ON VIEW @extschema@.balances IS 'every wallet''s effective state at now(): what counts, what is held, pending and expiring';
 COMMENT ON COLUMN @extschema@.balances.program IS 'programme code';
 COMMENT ON COLUMN @extschema@.balances.customer_id IS 'the customer';
@@ -388,7 +391,8 @@ SELECT p.code AS program,
        e.balance_after, e.held_after, e.lot_id, e.hold_id, e.receipt_id,
        e.peer_customer_id, e.peer_currency, e.idempotency_key, e.actor, e.reason, e.created_at
   FROM @extschema@.ledger e
-  JOIN @extschema@.program p ON p.id OPERATOR(pg_catalog.=) e.program_id;
+  JOIN @extschema@.program p ON p.id OPERATOR(pg_catalog.=) e.program_id
+ WHERE @extschema@.program_open(e.program_id);
 COMMENT ON VIEW @extschema@.ledger_entries IS 'the ledger with the programme code and the customer''s current card and phone';
 COMMENT ON COLUMN @extschema@.ledger_entries.program IS 'programme code';
 COMMENT ON COLUMN @extschema@.ledger_entries.customer_id IS 'the customer';

@@ -9,6 +9,7 @@
 #include "fmgr.h"
 #include "utils/guc.h"
 
+#include "access.h"
 #include "calculate.h"
 #include "catalog.h"
 #include "event.h"
@@ -22,6 +23,7 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
+	loyalty_access_init();
 	loyalty_calculate_init();
 	loyalty_catalog_init();
 	loyalty_event_init();

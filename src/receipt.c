@@ -24,6 +24,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "access.h"
 #include "direct.h"
 #include "program.h"
 #include "wallet.h"
@@ -437,6 +438,7 @@ loyalty_release_accruals(PG_FUNCTION_ARGS)
 	int64		released = 0;
 	bool		stop = false;
 
+	RequireEveryProgram("loyalty.release_accruals");
 	if (budget)
 	{
 		int64		us = budget->time + (int64) budget->day * USECS_PER_DAY +

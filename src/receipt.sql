@@ -73,7 +73,7 @@ COMMENT ON COLUMN @extschema@.receipt.coupons IS 'the coupons the receipt used (
 COMMENT ON COLUMN @extschema@.receipt.counters IS 'the usage counters it counted in: [{promotion_id, customer_id, period_start, money}]';
 COMMENT ON COLUMN @extschema@.receipt.offers IS 'promotions whose personal offer it used';
 COMMENT ON COLUMN @extschema@.receipt.answer IS 'the answer commit returned, which a replay returns again';
-COMMENT ON COLUMN @extschema@.receipt.actor IS 'the session user that committed it';
+COMMENT ON COLUMN @extschema@.receipt.actor IS 'the role that committed it (login role, or the one set by SET ROLE)';
 
 CREATE TABLE @extschema@.receipt_line (
     program_id     bigint NOT NULL,
@@ -385,12 +385,8 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     pcode := receipt OPERATOR(pg_catalog.->>) 'program';
-    SELECT * INTO p FROM @extschema@.program g WHERE g.code OPERATOR(pg_catalog.=) pcode;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'programme "%" does not exist', pcode
-            USING ERRCODE = 'undefined_object',
-                  HINT = 'SELECT code FROM loyalty.program lists the programmes.';
-    END IF;
+    SELECT * INTO p FROM @extschema@.program g
+     WHERE g.id OPERATOR(pg_catalog.=) @extschema@.program_id(pcode);
     rid := receipt OPERATOR(pg_catalog.->>) 'receipt_id';
     IF pg_catalog.jsonb_typeof(receipt OPERATOR(pg_catalog.->) 'receipt_id') IS DISTINCT FROM 'string'
        OR rid OPERATOR(pg_catalog.=) '' OR pg_catalog.length(rid) OPERATOR(pg_catalog.>) 128 THEN
@@ -631,7 +627,7 @@ BEGIN
             @extschema@.minor_units((answer OPERATOR(pg_catalog.#>>) '{totals,discount}')::numeric, p.money_exponent),
             @extschema@.minor_units((answer OPERATOR(pg_catalog.#>>) '{totals,points_paid}')::numeric, p.money_exponent),
             @extschema@.minor_units((answer OPERATOR(pg_catalog.#>>) '{totals,to_pay}')::numeric, p.money_exponent),
-            spent, earned, accruals, coupons, counters, offers, result, SESSION_USER, receipt);
+            spent, earned, accruals, coupons, counters, offers, result, @extschema@.actor(), receipt);
     INSERT INTO @extschema@.event (program_id, type, customer_id, payload)
     VALUES (p.id, 'receipt_committed', cid, pg_catalog.jsonb_build_object(
                 'receipt_id', rid, 'store', receipt OPERATOR(pg_catalog.->>) 'store',
@@ -1132,7 +1128,7 @@ BEGIN
                                             money_withheld, points_returned, points_taken, debt,
                                             result, actor, reason, discount_withheld, counters_returned)
     VALUES (g.id, rid, fid, lines, req, money OPERATOR(pg_catalog.-) withheld OPERATOR(pg_catalog.-) lost_delta,
-            withheld, returned, taken, owed, result, SESSION_USER, reason, lost_delta, counters_back);
+            withheld, returned, taken, owed, result, @extschema@.actor(), reason, lost_delta, counters_back);
     INSERT INTO @extschema@.event (program_id, type, customer_id, payload)
     VALUES (g.id, 'refund', r.customer_id, result OPERATOR(pg_catalog.-) '{ledger,replayed}'::text[]);
     UPDATE @extschema@.receipt t
@@ -1169,6 +1165,7 @@ DECLARE
     name text;
     made integer := 0;
 BEGIN
+    PERFORM @extschema@.require_every_program('loyalty.create_partitions');
     IF months_ahead IS NULL OR months_ahead OPERATOR(pg_catalog.<) 0 OR months_ahead OPERATOR(pg_catalog.>) 120 THEN
         RAISE EXCEPTION 'months_ahead must be from 0 to 120, not %', months_ahead
             USING ERRCODE = 'invalid_parameter_value';
@@ -1187,6 +1184,7 @@ BEGIN
                 ' INSERT INTO @extschema@.%I SELECT * FROM moved',
                 parent OPERATOR(pg_catalog.||) '_default', first, next, name);
             PERFORM @extschema@.partition_indexes(parent, name);
+            PERFORM @extschema@.partition_security(name);
             EXECUTE pg_catalog.format('ALTER TABLE @extschema@.%I ATTACH PARTITION @extschema@.%I FOR VALUES FROM (%L) TO (%L)',
                                       parent, name, first::timestamptz, next::timestamptz);
             made := made OPERATOR(pg_catalog.+) 1;

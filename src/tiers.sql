@@ -56,7 +56,7 @@ CREATE TABLE @extschema@.tier_change (
     receipts    integer NOT NULL,
     receipt_id  text,
     changed_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    actor       text NOT NULL DEFAULT pg_catalog."session_user"()
+    actor       text NOT NULL DEFAULT @extschema@.actor()
 );
 CREATE INDEX tier_change_customer_idx ON @extschema@.tier_change (customer_id, changed_at);
 COMMENT ON TABLE @extschema@.tier_change IS 'every change of a customer''s tier: from, to, why, and the spend and receipts that decided it';
@@ -213,6 +213,7 @@ DECLARE
     done integer := 0;
     chunk integer;
 BEGIN
+    PERFORM @extschema@.require_every_program('loyalty.review_tiers');
     FOR g IN SELECT p.id, p.tier_window, pg_catalog.date_trunc(p.tier_review, pg_catalog.now()) AS review_from
                FROM @extschema@.program p
               WHERE EXISTS (SELECT 1 FROM @extschema@.tier t WHERE t.program_id OPERATOR(pg_catalog.=) p.id)
@@ -313,6 +314,7 @@ DECLARE
     lost bigint;
     refreshed integer := 0;
 BEGIN
+    PERFORM @extschema@.require_every_program('loyalty.refresh_segments');
     IF force IS NULL THEN
         RAISE EXCEPTION 'force must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;

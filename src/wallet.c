@@ -25,6 +25,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "access.h"
 #include "direct.h"
 #include "event.h"
 #include "jsonbuild.h"
@@ -206,6 +207,7 @@ CheckCustomerCurrency(int64 customer_id, const char *currency)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("customer " INT64_FORMAT " does not exist", customer_id)));
+	RequireCustomerProgram(DatumGetInt64(Col(1, &isnull)), customer_id);
 	merged = Col(3, &isnull);
 	if (!isnull)
 		ReportMerged(customer_id, DatumGetInt64(merged));
@@ -245,6 +247,7 @@ WalletLock(Wallet *w, int64 customer_id, const char *currency, WalletLockMode mo
 		if (locked)
 		{
 			ReadWallet(w);
+			RequireCustomerProgram(w->program_id, customer_id);
 			if (w->merged_into)
 			{
 				if (skip)
@@ -449,11 +452,11 @@ WalletTouch(Wallet *w, bool force, int *holds_released)
 	return nlots;
 }
 
-/* The session user, recorded as the actor of a change */
+/* The role in effect (the login role, or the one set by SET ROLE), recorded as the actor of a change */
 static char *
 SessionActor(void)
 {
-	return GetUserNameFromId(GetSessionUserId(), false);
+	return GetUserNameFromId(GetOuterUserId(), false);
 }
 
 /* Prepare *result to receive the entry an operation writes or replays */
@@ -843,6 +846,7 @@ WalletSweep(FunctionCallInfo fcinfo, bool holds)
 	int64		done = 0;
 	bool		stop = false;
 
+	RequireEveryProgram(holds ? "loyalty.release_expired_holds" : "loyalty.expire_due");
 	if (limit <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

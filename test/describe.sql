@@ -37,6 +37,11 @@ SELECT line FROM (
                           FROM pg_index WHERE indrelid = c.oid), '')
            || coalesce((SELECT string_agg(E'\ntrigger ' || pg_get_triggerdef(t.oid), '' ORDER BY t.tgname)
                           FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal), '')
+           || CASE WHEN c.relrowsecurity THEN E'\nrow level security' ELSE '' END
+           || coalesce((SELECT string_agg(format(E'\npolicy %s %s %s using %s check %s', y.polname, y.polcmd,
+                                                y.polroles::regrole[]::text, pg_get_expr(y.polqual, y.polrelid),
+                                                pg_get_expr(y.polwithcheck, y.polrelid)), '' ORDER BY y.polname)
+                          FROM pg_policy y WHERE y.polrelid = c.oid), '')
       FROM members m JOIN pg_class c ON m.classid = 'pg_class'::regclass AND c.oid = m.objid
     UNION ALL
     -- operators: what they call and how the planner may use them
@@ -51,6 +56,10 @@ SELECT line FROM (
     SELECT 'object ' || pg_describe_object(m.classid, m.objid, 0)
       FROM members m WHERE m.classid NOT IN ('pg_proc'::regclass, 'pg_class'::regclass)
     UNION ALL
+    -- who may use the schema
+    SELECT 'schema ' || n.nspname || ' acl ' || coalesce(n.nspacl::text, 'default')
+      FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+     WHERE e.extname = 'loyalty'    UNION ALL
     -- what pg_dump saves
     SELECT 'dumped ' || x::regclass || ' where ' || coalesce(w, '')
       FROM pg_extension e, unnest(e.extconfig, e.extcondition) AS u (x, w)

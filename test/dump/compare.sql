@@ -50,5 +50,11 @@ SELECT sequencename, last_value FROM pg_sequences
 \echo == partitions
 SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
  WHERE i.inhparent IN ('loyalty.receipt'::regclass, 'loyalty.receipt_line'::regclass) ORDER BY 1;
+\echo == bindings of roles to programmes, row-level security
+SELECT role::text, program_id, granted_by FROM loyalty.program_access ORDER BY 1, 2;
+SELECT c.relname, c.relrowsecurity, p.polname, pg_get_expr(p.polqual, p.polrelid) AS policy
+  FROM pg_class c LEFT JOIN pg_policy p ON p.polrelid = c.oid
+ WHERE c.relnamespace = 'loyalty'::regnamespace AND c.relkind IN ('r', 'p')
+ ORDER BY 1, 3;
 \echo == indexes (each partition's own, none twice)
 SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'loyalty' ORDER BY 1, 2;

@@ -75,3 +75,13 @@ SELECT loyalty.cancel('shop', 'R4') ->> 'status' AS r4;
 SELECT loyalty.refund('shop', 'R1', '[{"line": 1}]', 'RET-1') ->> 'status' AS r1;
 SELECT loyalty.create_partitions(2) >= 0 AS partitions;
 
+-- a role of the tills bound to a programme (roles belong to the cluster: the
+-- restore finds it)
+DO $$
+BEGIN
+    IF (SELECT count(*) FROM pg_roles WHERE rolname = 'dump_tills') = 0 THEN
+        CREATE ROLE dump_tills IN ROLE loyalty_cashier;
+    END IF;
+END
+$$;
+SELECT loyalty.grant_program('shop', 'dump_tills') AS bound;

@@ -9,7 +9,7 @@ SELECT tables_are('loyalty', ARRAY['program', 'currency', 'customer', 'identifie
                                    'personal_offer', 'counter', 'segment', 'segment_member',
                                    'catalog_generation', 'receipt_key', 'receipt', 'receipt_line',
                                    'receipt_default', 'receipt_line_default', 'accrual_queue',
-                                   'receipt_refund', 'event', 'tier', 'tier_change']);
+                                   'receipt_refund', 'event', 'tier', 'tier_change', 'program_access']);
 SELECT views_are('loyalty', ARRAY['lot_usage', 'balances', 'ledger_entries', 'liability', 'job_health']);
 SELECT functions_are('loyalty', ARRAY[
     'normalize_phone', 'normalize_card', 'normalize_email', 'phone_country_valid',
@@ -28,7 +28,9 @@ SELECT functions_are('loyalty', ARRAY[
     'cancel', 'create_partitions', 'partition_indexes', 'run_job', 'share', 'points_money', 'refund', 'recompute', 'applied_promotion_ids', 'return_counter_uses', 'major_units',
     'event_notify', 'take_events', 'notice_expiring', 'purge_events',
     'customer_stats', 'qualified_tier', 'change_tier', 'lift_tier', 'review_tiers',
-    'customer_document', 'refresh_segments', 'job_deadline', 'job_limit', 'purchases']);
+    'customer_document', 'refresh_segments', 'job_deadline', 'job_limit', 'purchases',
+    'actor', 'access_changed', 'program_open', 'open_programs', 'require_program',
+    'require_every_program', 'grant_program', 'revoke_program', 'partition_security']);
 SELECT has_type('loyalty', 'condition', 'the type loyalty.condition exists');
 SELECT has_opclass('loyalty', 'condition_ops', 'conditions sort with a btree opclass');
 SELECT has_opclass('loyalty', 'condition_hash_ops', 'conditions hash with a hash opclass');
@@ -74,7 +76,7 @@ SELECT set_eq(
           'loyalty.receipt_key', 'loyalty.receipt_default', 'loyalty.receipt_line_default',
           'loyalty.accrual_queue', 'loyalty.accrual_queue_id_seq', 'loyalty.receipt_refund',
           'loyalty.event', 'loyalty.event_id_seq', 'loyalty.tier', 'loyalty.tier_change',
-          'loyalty.tier_change_id_seq'],
+          'loyalty.tier_change_id_seq', 'loyalty.program_access'],
     'every table and sequence is marked for pg_dump');
 
 -- Functions with the owner's rights pin search_path and are not public.
@@ -108,6 +110,7 @@ INSERT INTO loyalty.currency (program_id, code, name, money_per_unit)
 SELECT id, 'bonus', 'Bonus', 1 FROM loyalty.program WHERE code = 'tap';
 SET CONSTRAINTS ALL IMMEDIATE;
 SELECT ok(loyalty.enroll('tap', phone => '+79161234567') > 0, 'the owner enrolls a customer');
+SELECT loyalty.grant_program('tap', 'loyalty_tap_till');
 
 SET ROLE loyalty_tap_nobody;
 SELECT is(loyalty.normalize_phone('8 916 123 45 67', 'RU'), '+79161234567',

@@ -1,0 +1,17 @@
+/*
+ * src/access.h
+ *
+ * Tenants: the programmes the session's role may reach, as bound in
+ * loyalty.program_access, checked by every function that reads or changes a
+ * programme's data.
+ */
+#ifndef LOYALTY_ACCESS_H
+#define LOYALTY_ACCESS_H
+
+extern void loyalty_access_init(void);
+extern bool ProgramOpen(int64 program_id);
+extern void RequireProgram(int64 program_id, const char *object);
+extern void RequireCustomerProgram(int64 program_id, int64 customer_id);
+extern void RequireEveryProgram(const char *what);
+
+#endif

@@ -1,0 +1,122 @@
+-- src/access.sql — tenants: which programmes a role reaches (src/access.c).
+-- The roles, their grants and the row-level security that use it are in
+-- src/roles.sql, at the end of the install script.
+
+-- Who makes a change: the role in effect (the login role, or the one chosen
+-- by SET ROLE), also inside the functions that run as their owner.
+CREATE FUNCTION @extschema@.actor()
+RETURNS text
+AS 'MODULE_PATHNAME', 'loyalty_actor'
+LANGUAGE C STABLE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION @extschema@.actor() IS
+'the role in effect (login role or SET ROLE), recorded as the actor of changes';
+
+-- Bindings of roles to programmes.
+CREATE TABLE @extschema@.program_access (
+    role        pg_catalog.regrole NOT NULL,
+    program_id  bigint REFERENCES @extschema@.program (id) ON DELETE CASCADE,
+    granted_by  text NOT NULL DEFAULT @extschema@.actor(),
+    granted_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT program_access_key UNIQUE NULLS NOT DISTINCT (role, program_id)
+);
+COMMENT ON TABLE @extschema@.program_access IS
+'which programmes a role reaches: its own bindings and those of the roles whose privileges it has; superusers reach every programme';
+COMMENT ON COLUMN @extschema@.program_access.role IS 'the role bound (a group role of tills, a back office, an analyst)';
+COMMENT ON COLUMN @extschema@.program_access.program_id IS 'the programme; NULL: every programme, present and future';
+COMMENT ON COLUMN @extschema@.program_access.granted_by IS 'the role that made the binding';
+COMMENT ON COLUMN @extschema@.program_access.granted_at IS 'when';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.program_access', '');
+
+CREATE FUNCTION @extschema@.access_changed()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'loyalty_access_changed'
+LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.access_changed() IS
+'trigger: the bindings changed; every session reads them again at its next check';
+CREATE TRIGGER program_access_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.program_access
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.access_changed();
+
+CREATE FUNCTION @extschema@.program_open(program_id bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'loyalty_program_open'
+LANGUAGE C STABLE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION @extschema@.program_open(bigint) IS
+'whether the current role reaches the programme (NULL: every programme); row-level security and the views use it';
+
+CREATE FUNCTION @extschema@.open_programs()
+RETURNS bigint[]
+AS 'MODULE_PATHNAME', 'loyalty_open_programs'
+LANGUAGE C STABLE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION @extschema@.open_programs() IS
+'ids of the programmes the current role reaches';
+
+CREATE FUNCTION @extschema@.require_program(program_id bigint, object text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'loyalty_require_program'
+LANGUAGE C STABLE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION @extschema@.require_program(bigint, text) IS
+'raise 42501 (permission denied for object) unless the current role reaches the programme';
+
+CREATE FUNCTION @extschema@.require_every_program(what text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'loyalty_require_every_program'
+LANGUAGE C STABLE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION @extschema@.require_every_program(text) IS
+'raise 42501 (permission denied for what) unless the current role reaches every programme';
+
+-- Bind a role to a programme (NULL: to every programme); a role binds others
+-- only to what it reaches itself.  Returns false if the binding was there.
+CREATE FUNCTION @extschema@.grant_program(program text, role pg_catalog.regrole)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pid bigint;
+BEGIN
+    IF role IS NULL THEN
+        RAISE EXCEPTION 'role must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF program IS NULL THEN
+        PERFORM @extschema@.require_every_program('binding a role to every programme');
+    ELSE
+        pid := @extschema@.program_id(program);
+    END IF;
+    INSERT INTO @extschema@.program_access (role, program_id) VALUES (role, pid)
+        ON CONFLICT ON CONSTRAINT program_access_key DO NOTHING;
+    RETURN FOUND;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.grant_program(text, pg_catalog.regrole) IS
+'bind a role to a programme (NULL: every programme); its members reach it too; false if already bound';
+
+-- Undo a binding.  Returns false if there was none.
+CREATE FUNCTION @extschema@.revoke_program(program text, role pg_catalog.regrole)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pid bigint;
+BEGIN
+    IF role IS NULL THEN
+        RAISE EXCEPTION 'role must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF program IS NULL THEN
+        PERFORM @extschema@.require_every_program('unbinding a role from every programme');
+    ELSE
+        pid := @extschema@.program_id(program);
+    END IF;
+    DELETE FROM @extschema@.program_access a
+     WHERE a.role OPERATOR(pg_catalog.=) revoke_program.role
+       AND a.program_id IS NOT DISTINCT FROM pid;
+    RETURN FOUND;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.revoke_program(text, pg_catalog.regrole) IS
+'remove the binding of a role to a programme (NULL: the binding to every programme); false if there was none';
+
+REVOKE ALL ON FUNCTION
+    @extschema@.access_changed(),
+    @extschema@.grant_program(text, pg_catalog.regrole),
+    @extschema@.revoke_program(text, pg_catalog.regrole)
+FROM PUBLIC;
