@@ -333,6 +333,15 @@ RESET loyalty.product_cache_size;
 SET ROLE calc_tester;
 SET loyalty.product_cache_size = 10;
 RESET ROLE;
+-- the log of slow calculations: off by default, milliseconds, a superuser's
+SHOW loyalty.log_min_duration_calculate;
+SET loyalty.log_min_duration_calculate = '250ms';
+SHOW loyalty.log_min_duration_calculate;
+SET loyalty.log_min_duration_calculate = -2;
+RESET loyalty.log_min_duration_calculate;
+SET ROLE calc_tester;
+SET loyalty.log_min_duration_calculate = 0;
+RESET ROLE;
 DELETE FROM loyalty.product WHERE sku = 'SKI';
 SELECT pg_temp.alpine() AS sku_removed;
 DELETE FROM loyalty.promotion WHERE code = 'ALPINE';

@@ -65,24 +65,34 @@ LANGUAGE C STABLE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION @extschema@.require_every_program(text) IS
 'raise 42501 (permission denied for what) unless the current role reaches every programme';
 
--- Bind a role to a programme (NULL: to every programme); a role binds others
--- only to what it reaches itself.  Returns false if the binding was there.
-CREATE FUNCTION @extschema@.grant_program(program text, role pg_catalog.regrole)
-RETURNS boolean
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+-- The programme a binding names, as an id (NULL: every programme), once the
+-- caller is shown to reach it: a role binds others only to what it reaches.
+CREATE FUNCTION @extschema@.binding_program(program text, role pg_catalog.regrole)
+RETURNS bigint
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    pid bigint;
 BEGIN
     IF role IS NULL THEN
         RAISE EXCEPTION 'role must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     IF program IS NULL THEN
-        PERFORM @extschema@.require_every_program('binding a role to every programme');
-    ELSE
-        pid := @extschema@.program_id(program);
+        PERFORM @extschema@.require_every_program('binding or unbinding a role for every programme');
+        RETURN NULL;
     END IF;
-    INSERT INTO @extschema@.program_access (role, program_id) VALUES (role, pid)
+    RETURN @extschema@.program_id(program);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.binding_program(text, pg_catalog.regrole) IS
+'the id of the programme a binding names (NULL: every programme), if the caller reaches it (internal: grant_program, revoke_program)';
+
+-- Bind a role to a programme.  Returns false if the binding was there.
+CREATE FUNCTION @extschema@.grant_program(program text, role pg_catalog.regrole)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO @extschema@.program_access (role, program_id)
+    VALUES (role, @extschema@.binding_program(program, role))
         ON CONFLICT ON CONSTRAINT program_access_key DO NOTHING;
     RETURN FOUND;
 END
@@ -96,16 +106,8 @@ RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    pid bigint;
+    pid bigint := @extschema@.binding_program(program, role);
 BEGIN
-    IF role IS NULL THEN
-        RAISE EXCEPTION 'role must not be null' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    IF program IS NULL THEN
-        PERFORM @extschema@.require_every_program('unbinding a role from every programme');
-    ELSE
-        pid := @extschema@.program_id(program);
-    END IF;
     DELETE FROM @extschema@.program_access a
      WHERE a.role OPERATOR(pg_catalog.=) revoke_program.role
        AND a.program_id IS NOT DISTINCT FROM pid;
@@ -117,6 +119,7 @@ COMMENT ON FUNCTION @extschema@.revoke_program(text, pg_catalog.regrole) IS
 
 REVOKE ALL ON FUNCTION
     @extschema@.access_changed(),
+    @extschema@.binding_program(text, pg_catalog.regrole),
     @extschema@.grant_program(text, pg_catalog.regrole),
     @extschema@.revoke_program(text, pg_catalog.regrole)
 FROM PUBLIC;

@@ -44,6 +44,7 @@ PG_FUNCTION_INFO_V1(loyalty_recompute);
 int			loyalty_max_lines = 1000;
 int			loyalty_max_receipt_bytes = 1048576;
 double		loyalty_search_budget_ms = 5.0;
+int			loyalty_log_min_duration = -1;
 
 #define QTY_EXPONENT 3			/* quantities to thousandths */
 #define RECEIPT_MAX INT64CONST(1000000000000)	/* 10^12 minor units of money */
@@ -64,6 +65,34 @@ loyalty_calculate_init(void)
 							 "Milliseconds the best-benefit search may take before it answers with the best found.",
 							 NULL, &loyalty_search_budget_ms, 5.0, 0.1, 10000.0,
 							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("loyalty.log_min_duration_calculate",
+							"Logs each calculation that takes at least this long.",
+							"-1 logs none, 0 every calculation.  The log line names the programme, the receipt id, "
+							"the lines, the candidate promotions and the search's work; no customer data.",
+							&loyalty_log_min_duration, -1, -1, INT_MAX,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+}
+
+/* Log a calculation that took at least loyalty.log_min_duration_calculate */
+static void
+LogSlowCalculation(TimestampTz started, const char *program, const char *receipt_id,
+				   int lines, int candidates, int64 explored, bool optimal, bool as_committed)
+{
+	long		secs;
+	int			usecs;
+	double		ms;
+
+	TimestampDifference(started, GetCurrentTimestamp(), &secs, &usecs);
+	ms = secs * 1000.0 + usecs / 1000.0;
+	if (ms < loyalty_log_min_duration)
+		return;
+	ereport(LOG,
+			(errmsg("loyalty.%s took %.3f ms", as_committed ? "recompute" : "calculate", ms),
+			 errdetail("Programme \"%s\", receipt \"%s\", %d lines, %d candidate promotions, "
+					   INT64_FORMAT " combinations explored, %s.",
+					   program, receipt_id ? receipt_id : "", lines, candidates, explored,
+					   optimal ? "optimal" : "stopped by loyalty.search_time_budget"),
+			 errhidestmt(true)));
 }
 
 /* A line of the receipt */
@@ -1246,6 +1275,7 @@ Calculate(Jsonb *doc, ArrayType *only)
 	int			L;
 	int64		to_pay_total = 0;
 	int64		amount_total = 0;
+	TimestampTz started = loyalty_log_min_duration >= 0 ? GetCurrentTimestamp() : 0;
 
 	memset(&c, 0, sizeof(c));
 	if (VARSIZE(doc) > (Size) loyalty_max_receipt_bytes)
@@ -1858,6 +1888,9 @@ Calculate(Jsonb *doc, ArrayType *only)
 	copy = MemoryContextAlloc(callcxt, VARSIZE(result));
 	memcpy(copy, result, VARSIZE(result));
 	MemoryContextSwitchTo(callcxt);
+	if (loyalty_log_min_duration >= 0)
+		LogSlowCalculation(started, program, c.receipt_id, L, ncands, res.explored,
+						   res.optimal, c.as_committed);
 	CalcContextDone(cxt);
 	PG_RETURN_JSONB_P(copy);
 }
