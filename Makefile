@@ -20,7 +20,7 @@ OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 SQL_PARTS   = src/loyalty.sql src/identifier.sql src/program.sql src/access.sql src/customer.sql \
               src/ledger.sql src/condition.sql src/product.sql \
               src/promotion.sql src/receipt.sql src/events.sql src/tiers.sql src/jobs.sql \
-              src/recompute.sql src/partitions.sql src/roles.sql
+              src/recompute.sql src/partitions.sql src/reports.sql src/roles.sql
 INSTALL_SQL = $(EXTENSION)--$(EXTVERSION).sql
 DATA        = $(INSTALL_SQL) $(wildcard src/updates/$(EXTENSION)--*.sql)
 EXTRA_CLEAN = $(INSTALL_SQL)

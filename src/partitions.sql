@@ -26,10 +26,13 @@ BEGIN
         RAISE EXCEPTION 'partition_indexes: "%" is not a partitioned receipt table', parent
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- the reports read a day's rows by committed_at (src/reports.sql)
+    EXECUTE pg_catalog.format('CREATE INDEX %I ON @extschema@.%I USING brin (committed_at)',
+                              part OPERATOR(pg_catalog.||) '_committed_at_brin', part);
 END
 $$;
 COMMENT ON FUNCTION @extschema@.partition_indexes(text, text) IS
-'give a partition of loyalty.receipt (primary key, customer index) or loyalty.receipt_line (primary key) its own indexes (internal: create_partitions)';
+'give a partition of loyalty.receipt (primary key, customer index) or loyalty.receipt_line (primary key) its own indexes, and both a BRIN index on committed_at (internal: create_partitions)';
 REVOKE ALL ON FUNCTION @extschema@.partition_indexes(text, text) FROM PUBLIC;
 
 ALTER TABLE @extschema@.receipt DROP CONSTRAINT receipt_pkey;

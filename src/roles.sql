@@ -168,7 +168,6 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.take_events(integer, text),
     @extschema@.grant_program(text, pg_catalog.regrole),
     @extschema@.revoke_program(text, pg_catalog.regrole),
-    @extschema@.job_health_rows(),
     @extschema@.normalize_benefit(jsonb, bigint)
 TO loyalty_admin;
 GRANT EXECUTE ON PROCEDURE @extschema@.run_job(text, interval) TO loyalty_admin;
@@ -181,7 +180,9 @@ GRANT SELECT ON
     @extschema@.receipt_line, @extschema@.receipt_refund, @extschema@.accrual_queue,
     @extschema@.event, @extschema@.tier, @extschema@.tier_change, @extschema@.program_access,
     @extschema@.balances, @extschema@.ledger_entries, @extschema@.liability,
-    @extschema@.lot_usage, @extschema@.job_health
+    @extschema@.lot_usage, @extschema@.job_health, @extschema@.lots, @extschema@.expiring_points,
+    @extschema@.promotion_performance, @extschema@.coupon_usage, @extschema@.tier_distribution,
+    @extschema@.tier_movements, @extschema@.customer_360, @extschema@.store_days
 TO loyalty_admin;
 GRANT INSERT, UPDATE ON @extschema@.program TO loyalty_admin;
 GRANT INSERT, UPDATE, DELETE ON
@@ -192,6 +193,14 @@ TO loyalty_admin;
 -- loyalty_analyst: the views, nothing else.
 GRANT SELECT ON
     @extschema@.balances, @extschema@.ledger_entries, @extschema@.liability,
-    @extschema@.lot_usage, @extschema@.job_health
+    @extschema@.lot_usage, @extschema@.job_health, @extschema@.lots, @extschema@.expiring_points,
+    @extschema@.promotion_performance, @extschema@.coupon_usage, @extschema@.tier_distribution,
+    @extschema@.tier_movements, @extschema@.customer_360, @extschema@.store_days
 TO loyalty_analyst;
-GRANT EXECUTE ON FUNCTION @extschema@.job_health_rows() TO loyalty_analyst;
+GRANT EXECUTE ON FUNCTION
+    @extschema@.job_health_rows(),
+    @extschema@.expiring_day(bigint, date),
+    @extschema@.promotion_day(bigint, date),
+    @extschema@.tier_day(bigint, date),
+    @extschema@.store_day(bigint, date)
+TO loyalty_analyst, loyalty_admin;

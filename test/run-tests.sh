@@ -9,6 +9,7 @@
 #                       equals a fresh install (test/describe.sql)
 #   upgraded            the pgTAP suites on a schema installed as the oldest
 #                       released version and upgraded to the current one
+#   log                 test/log/run.sh: the log of slow calculations
 #   fuzz                test/fuzz/run.sh for a few seconds: no crash
 #   bench               test/bench/run.sh in smoke mode: it exits 0 and prints
 #                       every expected "bench ..." figure
@@ -173,6 +174,18 @@ if [ ${#RELEASED[@]} -gt 0 ] && [ ${#TAP[@]} -gt 0 ]; then
 	record upgraded "$ok" "$bad"
 fi
 
+# log: what the extension writes to the server log (test/log/run.sh)
+echo
+echo "== log: the log of slow calculations"
+test/log/run.sh 2>&1 | tee tmp/log.log
+rc=${PIPESTATUS[0]}
+ok=$(grep -c '^ok - ' tmp/log.log)
+bad=$(grep -c '^not ok - ' tmp/log.log)
+if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
+	bad=1	# the set-up failed
+fi
+record log "$ok" "$bad"
+
 # fuzz: the condition core under libFuzzer with ASan and UBSan for a few
 # seconds (test/fuzz/run.sh; make fuzz runs it longer), replaying the saved
 # crashes first.  LOYALTY_FUZZ_SECONDS sets the time; 0 skips the layer.
@@ -197,7 +210,10 @@ else
 	BENCH_FIGURES=(update.c4 update.c16 ledger.accrue.c4 ledger.accrue.c16 ledger.redeem.c4 ledger.redeem.c16
 		select1.c2 select1.c4 calculate.c2 calculate.c4 calculate.10k.c4 calculate.p50 calculate.p99 calculate.p50.c2 calculate.p99.c2 calculate.answer.c2 calculate.answer.c4
 		condition.match.100 condition.match.1000 condition.match.10000
-		checkout.c16 checkout.p99 queue.release checkout.p99.drain expiry.record checkout.p99.expiry)
+		checkout.c16 checkout.p99 queue.release checkout.p99.drain expiry.record checkout.p99.expiry
+		report.balances report.coupon_usage report.customer_360 report.expiring_points report.job_health
+		report.ledger_entries report.liability report.lots report.promotion_performance report.store_days
+		report.tier_distribution report.tier_movements)
 	echo
 	echo "== bench: smoke mode, ${#BENCH_FIGURES[@]} figures"
 	env -u BENCH_DURATION -u BENCH_CLIENTS -u BENCH_ROUNDS -u BENCH_WALLETS \
@@ -217,6 +233,7 @@ else
 			checkout.p99) pattern="^bench checkout\\.p99 [0-9]+\\.[0-9]{2} ms\$" ;;
 			checkout.p99.*) pattern="^bench ${figure//./\\.} [0-9]+\\.[0-9]{2} ms ratio [0-9]+\\.[0-9]{2} vs checkout\\.p99\$" ;;
 			queue.release | expiry.record) pattern="^bench ${figure//./\\.} [0-9]+ per_s\$" ;;
+			report.*) pattern="^bench ${figure//./\\.} [0-9]+\\.[0-9]{2} ms\$" ;;
 			*) pattern="^bench ${figure//./\\.} [0-9]+ tps ratio [0-9]+\\.[0-9]{2} vs update\\.${figure##*.}\$" ;;
 		esac
 		if [ "$(grep -cE "$pattern" tmp/bench.log)" -eq 1 ]; then

@@ -69,24 +69,34 @@ LANGUAGE C STABLE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION @extschema@.require_every_program(text) IS
 'raise 42501 (permission denied for what) unless the current role reaches every programme';
 
--- Bind a role to a programme (NULL: to every programme); a role binds others
--- only to what it reaches itself.  Returns false if the binding was there.
-CREATE FUNCTION @extschema@.grant_program(program text, role pg_catalog.regrole)
-RETURNS boolean
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+-- The programme a binding names, as an id (NULL: every programme), once the
+-- caller is shown to reach it: a role binds others only to what it reaches.
+CREATE FUNCTION @extschema@.binding_program(program text, role pg_catalog.regrole)
+RETURNS bigint
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    pid bigint;
 BEGIN
     IF role IS NULL THEN
         RAISE EXCEPTION 'role must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     IF program IS NULL THEN
-        PERFORM @extschema@.require_every_program('binding a role to every programme');
-    ELSE
-        pid := @extschema@.program_id(program);
+        PERFORM @extschema@.require_every_program('binding or unbinding a role for every programme');
+        RETURN NULL;
     END IF;
-    INSERT INTO @extschema@.program_access (role, program_id) VALUES (role, pid)
+    RETURN @extschema@.program_id(program);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.binding_program(text, pg_catalog.regrole) IS
+'the id of the programme a binding names (NULL: every programme), if the caller reaches it (internal: grant_program, revoke_program)';
+
+-- Bind a role to a programme.  Returns false if the binding was there.
+CREATE FUNCTION @extschema@.grant_program(program text, role pg_catalog.regrole)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO @extschema@.program_access (role, program_id)
+    VALUES (role, @extschema@.binding_program(program, role))
         ON CONFLICT ON CONSTRAINT program_access_key DO NOTHING;
     RETURN FOUND;
 END
@@ -100,16 +110,8 @@ RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    pid bigint;
+    pid bigint := @extschema@.binding_program(program, role);
 BEGIN
-    IF role IS NULL THEN
-        RAISE EXCEPTION 'role must not be null' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    IF program IS NULL THEN
-        PERFORM @extschema@.require_every_program('unbinding a role from every programme');
-    ELSE
-        pid := @extschema@.program_id(program);
-    END IF;
     DELETE FROM @extschema@.program_access a
      WHERE a.role OPERATOR(pg_catalog.=) revoke_program.role
        AND a.program_id IS NOT DISTINCT FROM pid;
@@ -121,6 +123,7 @@ COMMENT ON FUNCTION @extschema@.revoke_program(text, pg_catalog.regrole) IS
 
 REVOKE ALL ON FUNCTION
     @extschema@.access_changed(),
+    @extschema@.binding_program(text, pg_catalog.regrole),
     @extschema@.grant_program(text, pg_catalog.regrole),
     @extschema@.revoke_program(text, pg_catalog.regrole)
 FROM PUBLIC;
@@ -1276,6 +1279,460 @@ SELECT p.code AS program,
   JOIN @extschema@.program p ON p.id OPERATOR(pg_catalog.=) e.program_id
  WHERE @extschema@.program_open(e.program_id);
 
+-- The receipt partitions get a BRIN index on committed_at, for the reports.
+CREATE OR REPLACE FUNCTION @extschema@.partition_indexes(parent text, part text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF parent OPERATOR(pg_catalog.=) 'receipt' THEN
+        EXECUTE pg_catalog.format('ALTER TABLE @extschema@.%I ADD CONSTRAINT %I PRIMARY KEY (program_id, receipt_id, committed_at)',
+                                  part, part OPERATOR(pg_catalog.||) '_pkey');
+        EXECUTE pg_catalog.format('CREATE INDEX %I ON @extschema@.%I (customer_id, committed_at)',
+                                  part OPERATOR(pg_catalog.||) '_customer_idx', part);
+    ELSIF parent OPERATOR(pg_catalog.=) 'receipt_line' THEN
+        EXECUTE pg_catalog.format('ALTER TABLE @extschema@.%I ADD CONSTRAINT %I PRIMARY KEY (program_id, receipt_id, committed_at, line)',
+                                  part, part OPERATOR(pg_catalog.||) '_pkey');
+    ELSE
+        RAISE EXCEPTION 'partition_indexes: "%" is not a partitioned receipt table', parent
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- the reports read a day's rows by committed_at (src/reports.sql)
+    EXECUTE pg_catalog.format('CREATE INDEX %I ON @extschema@.%I USING brin (committed_at)',
+                              part OPERATOR(pg_catalog.||) '_committed_at_brin', part);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.partition_indexes(text, text) IS
+'give a partition of loyalty.receipt (primary key, customer index) or loyalty.receipt_line (primary key) its own indexes, and both a BRIN index on committed_at (internal: create_partitions)';
+
+DO $$
+DECLARE
+    x record;
+BEGIN
+    FOR x IN SELECT c.relname AS part
+               FROM pg_catalog.pg_inherits i
+               JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid
+              WHERE i.inhparent OPERATOR(pg_catalog.=) ANY (ARRAY['@extschema@.receipt'::regclass,
+                                                                 '@extschema@.receipt_line'::regclass])
+              ORDER BY 1
+    LOOP
+        EXECUTE pg_catalog.format('CREATE INDEX %I ON @extschema@.%I USING brin (committed_at)',
+                                  x.part OPERATOR(pg_catalog.||) '_committed_at_brin', x.part);
+    END LOOP;
+END
+$$;
+
+-- src/reports.sql — the views BI tools read: lots and expiring points,
+-- promotion performance, coupon usage, tiers, the customer at a glance,
+-- receipts per store and day.  (Balances, the ledger, liability and
+-- lot_usage are with the points in src/ledger.sql, job health with the jobs
+-- in src/jobs.sql.)
+--
+-- Each view shows the rows of the programmes the reading role reaches
+-- (program_open).  Those that report per day walk the days of a series and
+-- call a function per day (expiring_day, promotion_day, tier_day,
+-- store_day; PL/pgSQL, so that their plans are kept for the session) that
+-- reads that day's rows by a range of their timestamp
+-- (through the BRIN indexes on committed_at and changed_at): a condition on
+-- "day" filters the series before any row is read.  The functions run as
+-- the owner (the analyst reads no table), check the programme, and plan
+-- without JIT: a report reads a few days, and compiling it would cost more
+-- than running it.  Days are dates in the session's time zone.
+
+-- Live lots (points not yet spent or expired), one row each.
+CREATE VIEW @extschema@.lots AS
+SELECT p.code AS program,
+       l.customer_id,
+       l.currency,
+       l.id AS lot_id,
+       l.kind,
+       l.amount,
+       l.remaining,
+       l.valid_from,
+       l.valid_to,
+       CASE WHEN l.valid_from OPERATOR(pg_catalog.>) pg_catalog.now() THEN 'pending'
+            WHEN l.valid_to OPERATOR(pg_catalog.<=) pg_catalog.now() THEN 'expired'
+            ELSE 'valid' END AS state,
+       l.restriction,
+       l.priority,
+       l.created_at
+  FROM @extschema@.lot l
+  JOIN @extschema@.program p ON p.id OPERATOR(pg_catalog.=) l.program_id
+ WHERE l.live
+   AND @extschema@.program_open(l.program_id);
+COMMENT ON VIEW @extschema@.lots IS 'every lot with points left: what each customer has, in which currency, valid from when to when';
+COMMENT ON COLUMN @extschema@.lots.program IS 'programme code';
+COMMENT ON COLUMN @extschema@.lots.customer_id IS 'the customer';
+COMMENT ON COLUMN @extschema@.lots.currency IS 'points currency code';
+COMMENT ON COLUMN @extschema@.lots.lot_id IS 'the lot';
+COMMENT ON COLUMN @extschema@.lots.kind IS 'regular, promo, refund, adjustment, transfer, conversion: how the points came';
+COMMENT ON COLUMN @extschema@.lots.amount IS 'points the lot was created with, in minor units';
+COMMENT ON COLUMN @extschema@.lots.remaining IS 'points left, in minor units';
+COMMENT ON COLUMN @extschema@.lots.valid_from IS 'when the points start to count';
+COMMENT ON COLUMN @extschema@.lots.valid_to IS 'when they expire (NULL: never)';
+COMMENT ON COLUMN @extschema@.lots.state IS 'pending (not yet valid), valid, or expired (past valid_to, the expiry not yet recorded by the job expire_due)';
+COMMENT ON COLUMN @extschema@.lots.restriction IS 'the products the points may pay for (a condition or a label); NULL: any';
+COMMENT ON COLUMN @extschema@.lots.priority IS 'spent before lots of lower priority expiring at the same time';
+COMMENT ON COLUMN @extschema@.lots.created_at IS 'when the lot was created';
+
+-- Points that expire, per programme, currency and day, for the next 180 days.
+CREATE FUNCTION @extschema@.expiring_day(program_id bigint, day date)
+RETURNS TABLE (currency text, lots bigint, customers bigint, points bigint)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
+ROWS 3
+AS $$
+#variable_conflict use_column
+BEGIN
+    PERFORM @extschema@.require_program(expiring_day.program_id, pg_catalog.format('programme %s', expiring_day.program_id));
+    RETURN QUERY
+        SELECT l.currency, pg_catalog.count(*), pg_catalog.count(DISTINCT l.customer_id), pg_catalog.sum(l.remaining)::bigint
+          FROM @extschema@.lot l
+         WHERE l.live AND l.valid_to IS NOT NULL
+           AND l.valid_to OPERATOR(pg_catalog.>=) GREATEST(expiring_day.day::timestamptz, pg_catalog.now())
+           AND l.valid_to OPERATOR(pg_catalog.<) (expiring_day.day OPERATOR(pg_catalog.+) 1)::timestamptz
+           AND l.program_id OPERATOR(pg_catalog.=) expiring_day.program_id
+           AND l.valid_from OPERATOR(pg_catalog.<=) l.valid_to
+         GROUP BY l.currency;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.expiring_day(bigint, date) IS
+'the rows of the view expiring_points for one programme and day (42501 if the role does not reach the programme)';
+
+CREATE VIEW @extschema@.expiring_points AS
+SELECT p.code AS program,
+       x.currency,
+       d.day::date AS day,
+       x.lots,
+       x.customers,
+       x.points,
+       pg_catalog.round(x.points::numeric OPERATOR(pg_catalog.*) c.money_per_unit
+                        OPERATOR(pg_catalog./) pg_catalog.power(10::numeric, c.exponent), p.money_exponent) AS money,
+       p.money_currency
+  FROM @extschema@.program p
+ CROSS JOIN LATERAL pg_catalog.generate_series(CURRENT_DATE::timestamp,
+                                               (CURRENT_DATE OPERATOR(pg_catalog.+) 179)::timestamp, '1 day') AS d (day)
+ CROSS JOIN LATERAL @extschema@.expiring_day(p.id, d.day::date) x
+  JOIN @extschema@.currency c ON c.program_id OPERATOR(pg_catalog.=) p.id AND c.code OPERATOR(pg_catalog.=) x.currency
+ WHERE @extschema@.program_open(p.id);
+COMMENT ON VIEW @extschema@.expiring_points IS 'points that will expire, per programme, currency and day, today and the next 179 days (not yet expired, still counting)';
+COMMENT ON COLUMN @extschema@.expiring_points.program IS 'programme code';
+COMMENT ON COLUMN @extschema@.expiring_points.currency IS 'points currency code';
+COMMENT ON COLUMN @extschema@.expiring_points.day IS 'the day they expire (session time zone); today counts from now';
+COMMENT ON COLUMN @extschema@.expiring_points.lots IS 'lots that expire that day';
+COMMENT ON COLUMN @extschema@.expiring_points.customers IS 'customers whose points expire that day';
+COMMENT ON COLUMN @extschema@.expiring_points.points IS 'points that expire, in minor units';
+COMMENT ON COLUMN @extschema@.expiring_points.money IS 'their value in the programme''s money (major units)';
+COMMENT ON COLUMN @extschema@.expiring_points.money_currency IS 'ISO 4217 code of money';
+
+-- What each promotion gave, per day.
+CREATE FUNCTION @extschema@.promotion_day(program_id bigint, day date)
+RETURNS TABLE (promotion text, receipts bigint, lines bigint, discount numeric, points_issued numeric,
+               points_money numeric)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
+ROWS 50
+AS $$
+#variable_conflict use_column
+BEGIN
+    PERFORM @extschema@.require_program(promotion_day.program_id, pg_catalog.format('programme %s', promotion_day.program_id));
+    RETURN QUERY
+        SELECT g.promotion,
+               pg_catalog.count(DISTINCT g.receipt_id) AS receipts,
+               pg_catalog.count(*) AS lines,
+               pg_catalog.sum(g.discount) AS discount,
+               pg_catalog.sum(g.points) AS points_issued,
+               pg_catalog.sum(g.points_money) AS points_money
+          FROM (SELECT t.receipt_id, t.line, u.promotion,
+                       pg_catalog.max(t.kept) OPERATOR(pg_catalog.*) pg_catalog.sum(u.discount) AS discount,
+                       pg_catalog.max(t.kept) OPERATOR(pg_catalog.*) pg_catalog.sum(u.points) AS points,
+                       pg_catalog.max(t.kept) OPERATOR(pg_catalog.*) pg_catalog.max(t.points_money) AS points_money
+                  FROM (SELECT l.receipt_id, l.line, l.discounts, l.points_earned,
+                               l.points_money::numeric
+                                   OPERATOR(pg_catalog./) pg_catalog.power(10::numeric, (SELECT m.money_exponent FROM @extschema@.program m WHERE m.id OPERATOR(pg_catalog.=) promotion_day.program_id)) AS points_money,
+                               (l.qty OPERATOR(pg_catalog.-) l.refunded_qty) OPERATOR(pg_catalog./) l.qty AS kept
+                          FROM @extschema@.receipt r
+                          JOIN @extschema@.receipt_line l
+                            ON l.program_id OPERATOR(pg_catalog.=) r.program_id
+                           AND l.receipt_id OPERATOR(pg_catalog.=) r.receipt_id
+                           AND l.committed_at OPERATOR(pg_catalog.=) r.committed_at
+                         WHERE r.program_id OPERATOR(pg_catalog.=) promotion_day.program_id
+                           AND r.committed_at OPERATOR(pg_catalog.>=) promotion_day.day::timestamptz
+                           AND r.committed_at OPERATOR(pg_catalog.<) (promotion_day.day OPERATOR(pg_catalog.+) 1)::timestamptz
+                           AND l.committed_at OPERATOR(pg_catalog.>=) promotion_day.day::timestamptz
+                           AND l.committed_at OPERATOR(pg_catalog.<) (promotion_day.day OPERATOR(pg_catalog.+) 1)::timestamptz
+                           AND r.status OPERATOR(pg_catalog.<>) 'cancelled') t
+                 CROSS JOIN LATERAL (
+                       SELECT e.value OPERATOR(pg_catalog.->>) 'promotion' AS promotion,
+                              (e.value OPERATOR(pg_catalog.->>) 'amount')::numeric AS discount, 0::numeric AS points
+                         FROM pg_catalog.jsonb_array_elements(t.discounts) e
+                       UNION ALL
+                       SELECT b.key, 0, b.value::numeric
+                         FROM pg_catalog.jsonb_array_elements(t.points_earned) e,
+                              pg_catalog.jsonb_each(e.value OPERATOR(pg_catalog.->) 'by_promotion') b) u
+                 GROUP BY t.receipt_id, t.line, u.promotion) g
+         GROUP BY g.promotion;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.promotion_day(bigint, date) IS
+'the rows of the view promotion_performance for one programme and day (42501 if the role does not reach the programme)';
+
+CREATE VIEW @extschema@.promotion_performance AS
+SELECT p.code AS program,
+       d.day::date AS day,
+       m.code AS promotion,
+       m.name,
+       x.receipts,
+       x.lines,
+       pg_catalog.round(x.discount, p.money_exponent) AS discount,
+       pg_catalog.round(x.points_issued, k.exponent) AS points_issued,
+       k.code AS points_currency,
+       pg_catalog.round(x.points_money, p.money_exponent) AS points_money,
+       p.money_currency
+  FROM @extschema@.program p
+ CROSS JOIN LATERAL pg_catalog.generate_series(p.created_at::date::timestamp,
+                                               CURRENT_DATE::timestamp, '1 day') AS d (day)
+ CROSS JOIN LATERAL @extschema@.promotion_day(p.id, d.day::date) x
+  JOIN @extschema@.promotion m ON m.program_id OPERATOR(pg_catalog.=) p.id AND m.code OPERATOR(pg_catalog.=) x.promotion
+  JOIN @extschema@.currency k ON k.program_id OPERATOR(pg_catalog.=) p.id
+                            AND k.code OPERATOR(pg_catalog.=) COALESCE(m.benefit OPERATOR(pg_catalog.->>) 'currency', p.default_currency)
+ WHERE @extschema@.program_open(p.id);
+COMMENT ON VIEW @extschema@.promotion_performance IS 'what each promotion gave per day: receipts and lines it applied to, the discount, the points it issued, the money paid with points on its lines; cancelled receipts left out, returned quantities taken off';
+COMMENT ON COLUMN @extschema@.promotion_performance.program IS 'programme code';
+COMMENT ON COLUMN @extschema@.promotion_performance.day IS 'the day the receipts were committed (session time zone)';
+COMMENT ON COLUMN @extschema@.promotion_performance.promotion IS 'promotion code';
+COMMENT ON COLUMN @extschema@.promotion_performance.name IS 'promotion name';
+COMMENT ON COLUMN @extschema@.promotion_performance.receipts IS 'receipts it gave a discount or points on';
+COMMENT ON COLUMN @extschema@.promotion_performance.lines IS 'receipt lines it gave a discount or points on';
+COMMENT ON COLUMN @extschema@.promotion_performance.discount IS 'discount it gave, in the programme''s money (major units), less the returned share of each line';
+COMMENT ON COLUMN @extschema@.promotion_performance.points_issued IS 'points it added to the accrual (multipliers, points per amount), in points_currency (major units), less the returned share';
+COMMENT ON COLUMN @extschema@.promotion_performance.points_currency IS 'the currency of points_issued: the benefit''s, or the programme''s default';
+COMMENT ON COLUMN @extschema@.promotion_performance.points_money IS 'money paid with points on the lines it applied to (major units), less the returned share';
+COMMENT ON COLUMN @extschema@.promotion_performance.money_currency IS 'ISO 4217 code of money';
+
+-- Coupons and how far they are used.
+CREATE VIEW @extschema@.coupon_usage AS
+SELECT p.code AS program,
+       c.code AS coupon,
+       m.code AS promotion,
+       c.kind,
+       c.customer_id,
+       c.state,
+       c.uses,
+       COALESCE(c.use_limit, CASE WHEN c.kind OPERATOR(pg_catalog.=) 'multi_use' THEN NULL ELSE 1 END) AS use_limit,
+       c.valid,
+       c.created_at
+  FROM @extschema@.coupon c
+  JOIN @extschema@.program p ON p.id OPERATOR(pg_catalog.=) c.program_id
+  JOIN @extschema@.promotion m ON m.id OPERATOR(pg_catalog.=) c.promotion_id
+ WHERE @extschema@.program_open(c.program_id);
+COMMENT ON VIEW @extschema@.coupon_usage IS 'every coupon: its promotion, holder, state and how many committed receipts used it';
+COMMENT ON COLUMN @extschema@.coupon_usage.program IS 'programme code';
+COMMENT ON COLUMN @extschema@.coupon_usage.coupon IS 'the code as printed';
+COMMENT ON COLUMN @extschema@.coupon_usage.promotion IS 'the promotion it unlocks';
+COMMENT ON COLUMN @extschema@.coupon_usage.kind IS 'single_use, multi_use or personal';
+COMMENT ON COLUMN @extschema@.coupon_usage.customer_id IS 'the holder of a personal coupon';
+COMMENT ON COLUMN @extschema@.coupon_usage.state IS 'issued, redeemed (used up) or cancelled';
+COMMENT ON COLUMN @extschema@.coupon_usage.uses IS 'committed receipts that used it (a cancel gives a use back)';
+COMMENT ON COLUMN @extschema@.coupon_usage.use_limit IS 'most uses (NULL: without limit)';
+COMMENT ON COLUMN @extschema@.coupon_usage.valid IS 'when it may be used';
+COMMENT ON COLUMN @extschema@.coupon_usage.created_at IS 'when it was issued';
+
+-- Customers per tier.
+CREATE VIEW @extschema@.tier_distribution AS
+SELECT p.code AS program,
+       n.tier,
+       t.name,
+       t.rank,
+       n.customers,
+       pg_catalog.round(n.customers::numeric OPERATOR(pg_catalog./)
+                        pg_catalog.sum(n.customers) OVER (PARTITION BY p.id) OPERATOR(pg_catalog.*) 100, 2) AS percent
+  FROM (SELECT k.program_id, k.tier, pg_catalog.count(*) AS customers
+          FROM @extschema@.customer k
+         WHERE k.status OPERATOR(pg_catalog.<>) 'merged'
+           AND @extschema@.program_open(k.program_id)
+         GROUP BY k.program_id, k.tier) n
+  JOIN @extschema@.program p ON p.id OPERATOR(pg_catalog.=) n.program_id
+  LEFT JOIN @extschema@.tier t ON t.program_id OPERATOR(pg_catalog.=) n.program_id
+                              AND t.code OPERATOR(pg_catalog.=) n.tier;
+COMMENT ON VIEW @extschema@.tier_distribution IS 'customers (not merged away) per programme and tier';
+COMMENT ON COLUMN @extschema@.tier_distribution.program IS 'programme code';
+COMMENT ON COLUMN @extschema@.tier_distribution.tier IS 'tier code; NULL: customers without a tier';
+COMMENT ON COLUMN @extschema@.tier_distribution.name IS 'tier name';
+COMMENT ON COLUMN @extschema@.tier_distribution.rank IS 'tier rank (higher is better)';
+COMMENT ON COLUMN @extschema@.tier_distribution.customers IS 'customers in the tier';
+COMMENT ON COLUMN @extschema@.tier_distribution.percent IS 'their share of the programme''s customers, in percent';
+
+-- Tier changes per day.
+CREATE FUNCTION @extschema@.tier_day(program_id bigint, day date)
+RETURNS TABLE (from_tier text, to_tier text, reason text, customers bigint)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
+ROWS 10
+AS $$
+#variable_conflict use_column
+BEGIN
+    PERFORM @extschema@.require_program(tier_day.program_id, pg_catalog.format('programme %s', tier_day.program_id));
+    RETURN QUERY
+        SELECT c.from_tier, c.to_tier, c.reason, pg_catalog.count(*)
+          FROM @extschema@.tier_change c
+         WHERE c.program_id OPERATOR(pg_catalog.=) tier_day.program_id
+           AND c.changed_at OPERATOR(pg_catalog.>=) tier_day.day::timestamptz
+           AND c.changed_at OPERATOR(pg_catalog.<) (tier_day.day OPERATOR(pg_catalog.+) 1)::timestamptz
+         GROUP BY c.from_tier, c.to_tier, c.reason;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.tier_day(bigint, date) IS
+'the rows of the view tier_movements for one programme and day (42501 if the role does not reach the programme)';
+
+CREATE VIEW @extschema@.tier_movements AS
+SELECT p.code AS program,
+       d.day::date AS day,
+       x.from_tier,
+       x.to_tier,
+       x.reason,
+       x.customers
+  FROM @extschema@.program p
+ CROSS JOIN LATERAL pg_catalog.generate_series(p.created_at::date::timestamp,
+                                               CURRENT_DATE::timestamp, '1 day') AS d (day)
+ CROSS JOIN LATERAL @extschema@.tier_day(p.id, d.day::date) x
+ WHERE @extschema@.program_open(p.id);
+COMMENT ON VIEW @extschema@.tier_movements IS 'tier changes per programme and day: from which tier to which, why, how many customers';
+COMMENT ON COLUMN @extschema@.tier_movements.program IS 'programme code';
+COMMENT ON COLUMN @extschema@.tier_movements.day IS 'the day of the change (session time zone)';
+COMMENT ON COLUMN @extschema@.tier_movements.from_tier IS 'tier before (NULL: none)';
+COMMENT ON COLUMN @extschema@.tier_movements.to_tier IS 'tier after';
+COMMENT ON COLUMN @extschema@.tier_movements.reason IS 'qualified (moved up at a receipt or review), review (moved down at the review), manual';
+COMMENT ON COLUMN @extschema@.tier_movements.customers IS 'changes (customers) that day';
+
+-- One customer at a glance.
+CREATE VIEW @extschema@.customer_360 AS
+SELECT p.code AS program,
+       k.id AS customer_id,
+       k.status,
+       k.tier,
+       k.tier_since,
+       k.birth_date,
+       k.home_city,
+       k.created_at,
+       (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('kind', i.kind, 'value', i.value)
+                                    ORDER BY i.kind, i.created_at)
+          FROM @extschema@.identifier i
+         WHERE i.customer_id OPERATOR(pg_catalog.=) k.id
+           AND i.status OPERATOR(pg_catalog.=) 'active') AS identifiers,
+       (SELECT pg_catalog.array_agg(s.segment ORDER BY s.segment)
+          FROM @extschema@.segment_member s
+         WHERE s.customer_id OPERATOR(pg_catalog.=) k.id) AS segments,
+       (SELECT pg_catalog.jsonb_object_agg(b.currency, b.balance)
+          FROM @extschema@.balances b
+         WHERE b.customer_id OPERATOR(pg_catalog.=) k.id) AS balances,
+       (SELECT pg_catalog.count(*) FROM @extschema@.receipt r
+         WHERE r.customer_id OPERATOR(pg_catalog.=) k.id
+           AND r.status OPERATOR(pg_catalog.<>) 'cancelled') AS receipts,
+       (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                   'receipt_id', q.receipt_id, 'committed_at', q.committed_at, 'store', q.store,
+                   'status', q.status,
+                   'amount', pg_catalog.round(q.amount::numeric OPERATOR(pg_catalog./)
+                                              pg_catalog.power(10::numeric, p.money_exponent), p.money_exponent),
+                   'to_pay', pg_catalog.round(q.to_pay::numeric OPERATOR(pg_catalog./)
+                                              pg_catalog.power(10::numeric, p.money_exponent), p.money_exponent))
+                   ORDER BY q.committed_at DESC, q.receipt_id DESC)
+          FROM (SELECT r.receipt_id, r.committed_at, r.store, r.status, r.amount, r.to_pay
+                  FROM @extschema@.receipt r
+                 WHERE r.customer_id OPERATOR(pg_catalog.=) k.id
+                 ORDER BY r.committed_at DESC, r.receipt_id DESC LIMIT 5) q) AS last_receipts
+  FROM @extschema@.customer k
+  JOIN @extschema@.program p ON p.id OPERATOR(pg_catalog.=) k.program_id
+ WHERE @extschema@.program_open(k.program_id);
+COMMENT ON VIEW @extschema@.customer_360 IS 'one customer at a glance: status, tier, identifiers, segments, balances, receipts and the last five';
+COMMENT ON COLUMN @extschema@.customer_360.program IS 'programme code';
+COMMENT ON COLUMN @extschema@.customer_360.customer_id IS 'the customer';
+COMMENT ON COLUMN @extschema@.customer_360.status IS 'active, blocked, fraud_hold or merged';
+COMMENT ON COLUMN @extschema@.customer_360.tier IS 'current tier code';
+COMMENT ON COLUMN @extschema@.customer_360.tier_since IS 'since when';
+COMMENT ON COLUMN @extschema@.customer_360.birth_date IS 'birth date';
+COMMENT ON COLUMN @extschema@.customer_360.home_city IS 'home city';
+COMMENT ON COLUMN @extschema@.customer_360.created_at IS 'when the customer enrolled';
+COMMENT ON COLUMN @extschema@.customer_360.identifiers IS 'active identifiers: [{"kind": "card", "value": ...}, ...]';
+COMMENT ON COLUMN @extschema@.customer_360.segments IS 'segments the customer is in';
+COMMENT ON COLUMN @extschema@.customer_360.balances IS 'effective balance per currency, in minor units: {"bonus": 1200}';
+COMMENT ON COLUMN @extschema@.customer_360.receipts IS 'receipts committed and not cancelled';
+COMMENT ON COLUMN @extschema@.customer_360.last_receipts IS 'the last five receipts: receipt_id, committed_at, store, status, amount, to_pay (money in major units)';
+
+-- Receipts per store and day.
+CREATE FUNCTION @extschema@.store_day(program_id bigint, day date)
+RETURNS TABLE (store text, receipts bigint, identified bigint, customers bigint, cancelled bigint,
+               returned bigint, amount numeric, discount numeric, points_money numeric, to_pay numeric)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
+ROWS 200
+AS $$
+#variable_conflict use_column
+BEGIN
+    PERFORM @extschema@.require_program(store_day.program_id, pg_catalog.format('programme %s', store_day.program_id));
+    RETURN QUERY
+        SELECT r.store,
+               pg_catalog.count(*) FILTER (WHERE r.status OPERATOR(pg_catalog.<>) 'cancelled') AS receipts,
+               pg_catalog.count(*) FILTER (WHERE r.status OPERATOR(pg_catalog.<>) 'cancelled'
+                                           AND r.customer_id IS NOT NULL) AS identified,
+               pg_catalog.count(DISTINCT r.customer_id) FILTER (WHERE r.status OPERATOR(pg_catalog.<>) 'cancelled') AS customers,
+               pg_catalog.count(*) FILTER (WHERE r.status OPERATOR(pg_catalog.=) 'cancelled') AS cancelled,
+               pg_catalog.count(*) FILTER (WHERE r.status OPERATOR(pg_catalog.=) ANY ('{partly_refunded,refunded}'::text[])) AS returned,
+               COALESCE(pg_catalog.sum(r.amount) FILTER (WHERE r.status OPERATOR(pg_catalog.<>) 'cancelled'), 0) AS amount,
+               COALESCE(pg_catalog.sum(r.discount) FILTER (WHERE r.status OPERATOR(pg_catalog.<>) 'cancelled'), 0) AS discount,
+               COALESCE(pg_catalog.sum(r.points_money) FILTER (WHERE r.status OPERATOR(pg_catalog.<>) 'cancelled'), 0) AS points_money,
+               COALESCE(pg_catalog.sum(r.to_pay) FILTER (WHERE r.status OPERATOR(pg_catalog.<>) 'cancelled'), 0) AS to_pay
+          FROM @extschema@.receipt r
+         WHERE r.program_id OPERATOR(pg_catalog.=) store_day.program_id
+           AND r.committed_at OPERATOR(pg_catalog.>=) store_day.day::timestamptz
+           AND r.committed_at OPERATOR(pg_catalog.<) (store_day.day OPERATOR(pg_catalog.+) 1)::timestamptz
+         GROUP BY r.store;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.store_day(bigint, date) IS
+'the rows of the view store_days for one programme and day, money in minor units (42501 if the role does not reach the programme)';
+
+CREATE VIEW @extschema@.store_days AS
+SELECT p.code AS program,
+       d.day::date AS day,
+       x.store,
+       x.receipts,
+       x.identified,
+       x.customers,
+       x.cancelled,
+       x.returned,
+       pg_catalog.round(x.amount OPERATOR(pg_catalog./) pg_catalog.power(10::numeric, p.money_exponent), p.money_exponent) AS amount,
+       pg_catalog.round(x.discount OPERATOR(pg_catalog./) pg_catalog.power(10::numeric, p.money_exponent), p.money_exponent) AS discount,
+       pg_catalog.round(x.points_money OPERATOR(pg_catalog./) pg_catalog.power(10::numeric, p.money_exponent), p.money_exponent) AS points_money,
+       pg_catalog.round(x.to_pay OPERATOR(pg_catalog./) pg_catalog.power(10::numeric, p.money_exponent), p.money_exponent) AS to_pay,
+       p.money_currency
+  FROM @extschema@.program p
+ CROSS JOIN LATERAL pg_catalog.generate_series(p.created_at::date::timestamp,
+                                               CURRENT_DATE::timestamp, '1 day') AS d (day)
+ CROSS JOIN LATERAL @extschema@.store_day(p.id, d.day::date) x
+ WHERE @extschema@.program_open(p.id);
+COMMENT ON VIEW @extschema@.store_days IS 'receipts per programme, store and day: how many, identified or not, cancelled, returned, and their money as committed';
+COMMENT ON COLUMN @extschema@.store_days.program IS 'programme code';
+COMMENT ON COLUMN @extschema@.store_days.day IS 'the day the receipts were committed (session time zone)';
+COMMENT ON COLUMN @extschema@.store_days.store IS 'the store the receipt named (NULL: none)';
+COMMENT ON COLUMN @extschema@.store_days.receipts IS 'receipts not cancelled';
+COMMENT ON COLUMN @extschema@.store_days.identified IS 'of them, receipts of an identified customer';
+COMMENT ON COLUMN @extschema@.store_days.customers IS 'distinct customers of them';
+COMMENT ON COLUMN @extschema@.store_days.cancelled IS 'receipts cancelled';
+COMMENT ON COLUMN @extschema@.store_days.returned IS 'receipts returned in part or in full (since)';
+COMMENT ON COLUMN @extschema@.store_days.amount IS 'sum of the receipts before discounts (major units), as committed';
+COMMENT ON COLUMN @extschema@.store_days.discount IS 'sum of discounts, as committed';
+COMMENT ON COLUMN @extschema@.store_days.points_money IS 'money paid with points, as committed';
+COMMENT ON COLUMN @extschema@.store_days.to_pay IS 'money paid, as committed';
+COMMENT ON COLUMN @extschema@.store_days.money_currency IS 'ISO 4217 code of money';
+
+-- The day series above read receipts and tier changes by time: BRIN indexes
+-- on their time (the receipt partitions get theirs in partition_indexes).
+CREATE INDEX tier_change_changed_at_brin ON @extschema@.tier_change USING brin (changed_at);
+
+REVOKE ALL ON FUNCTION
+    @extschema@.expiring_day(bigint, date),
+    @extschema@.promotion_day(bigint, date),
+    @extschema@.tier_day(bigint, date),
+    @extschema@.store_day(bigint, date)
+FROM PUBLIC;
+
 -- History the functions only append to.
 CREATE TRIGGER receipt_refund_append_only
     BEFORE UPDATE OR DELETE OR TRUNCATE ON @extschema@.receipt_refund
@@ -1442,7 +1899,6 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.take_events(integer, text),
     @extschema@.grant_program(text, pg_catalog.regrole),
     @extschema@.revoke_program(text, pg_catalog.regrole),
-    @extschema@.job_health_rows(),
     @extschema@.normalize_benefit(jsonb, bigint)
 TO loyalty_admin;
 GRANT EXECUTE ON PROCEDURE @extschema@.run_job(text, interval) TO loyalty_admin;
@@ -1455,7 +1911,9 @@ GRANT SELECT ON
     @extschema@.receipt_line, @extschema@.receipt_refund, @extschema@.accrual_queue,
     @extschema@.event, @extschema@.tier, @extschema@.tier_change, @extschema@.program_access,
     @extschema@.balances, @extschema@.ledger_entries, @extschema@.liability,
-    @extschema@.lot_usage, @extschema@.job_health
+    @extschema@.lot_usage, @extschema@.job_health, @extschema@.lots, @extschema@.expiring_points,
+    @extschema@.promotion_performance, @extschema@.coupon_usage, @extschema@.tier_distribution,
+    @extschema@.tier_movements, @extschema@.customer_360, @extschema@.store_days
 TO loyalty_admin;
 GRANT INSERT, UPDATE ON @extschema@.program TO loyalty_admin;
 GRANT INSERT, UPDATE, DELETE ON
@@ -1466,6 +1924,14 @@ TO loyalty_admin;
 -- loyalty_analyst: the views, nothing else.
 GRANT SELECT ON
     @extschema@.balances, @extschema@.ledger_entries, @extschema@.liability,
-    @extschema@.lot_usage, @extschema@.job_health
+    @extschema@.lot_usage, @extschema@.job_health, @extschema@.lots, @extschema@.expiring_points,
+    @extschema@.promotion_performance, @extschema@.coupon_usage, @extschema@.tier_distribution,
+    @extschema@.tier_movements, @extschema@.customer_360, @extschema@.store_days
 TO loyalty_analyst;
-GRANT EXECUTE ON FUNCTION @extschema@.job_health_rows() TO loyalty_analyst;
+GRANT EXECUTE ON FUNCTION
+    @extschema@.job_health_rows(),
+    @extschema@.expiring_day(bigint, date),
+    @extschema@.promotion_day(bigint, date),
+    @extschema@.tier_day(bigint, date),
+    @extschema@.store_day(bigint, date)
+TO loyalty_analyst, loyalty_admin;

@@ -54,6 +54,12 @@
 #   bench queue.release 15000 per_s
 #   bench checkout.p99.drain 40.00 ms ratio 1.50 vs checkout.p99
 #
+# Then, in the same database, the reports: a year of history (receipts:
+# smoke 20 000, quick 1 000 000, full 10 000 000; test/bench/reports_data.sql)
+# and the typical query of each view (test/bench/reports.sql, as an analyst
+# bound to the programme; the median of 5 runs):
+#   bench report.promotion_performance 95.20 ms
+#
 # Environment:
 #   BENCH_MODE      smoke (200 wallets, 1 s runs, 1 round; 2 000 customers
 #                   for calculate),
@@ -63,6 +69,7 @@
 #                   customers)
 #   BENCH_CUSTOMERS customers of the calculate data set (overrides the mode)
 #   BENCH_BACKLOG   accruals and expired lots of the drains (overrides the mode)
+#   BENCH_HISTORY   receipts of the reports' history (overrides the mode)
 #   BENCH_DURATION  seconds per pgbench run     (overrides the mode)
 #   BENCH_CLIENTS   client counts, e.g. "4 16"  (default 4 16)
 #   BENCH_ROUNDS    rounds per client count     (overrides the mode)
@@ -436,6 +443,30 @@ if [ -n "${KTPS[checkout]:-}" ]; then
 			errors=$((errors + 1))
 		fi
 	done
+fi
+
+# The reports: a year of history in the same database (reports_data.sql:
+# receipts over 365 days, tier changes, coupon uses), then the typical query
+# of each view, timed as an analyst bound to the programme (reports.sql).
+case "$MODE" in
+	smoke) history=20000 ;;
+	quick) history=1000000 ;;
+	full) history=10000000 ;;
+esac
+history=${BENCH_HISTORY:-$history}
+echo
+echo "== reports: $customers customers, $history receipts over a year; the typical query of each view"
+if psql_calc -v history="$history" -f "$BENCH/reports_data.sql" >"$LOGDIR/reports_data.log" 2>&1 &&
+	psql_calc -c "VACUUM ANALYZE" >>"$LOGDIR/reports_data.log" 2>&1 &&
+	psql_calc -f "$BENCH/reports.sql" >"$LOGDIR/reports.log" 2>&1; then
+	while read -r _ name ms _; do
+		printf '%-24s %10s ms\n' "${name#report.}" "$ms"
+	done < <(grep '^bench report\.' "$LOGDIR/reports.log")
+	mapfile -t REPORT_FIGURES < <(grep '^bench report\.' "$LOGDIR/reports.log")
+	FIGURES+=("${REPORT_FIGURES[@]}")
+else
+	echo "run.sh: the reports benchmark failed; see $LOGDIR/reports_data.log and $LOGDIR/reports.log" >&2
+	errors=$((errors + 1))
 fi
 
 if [ "$errors" -gt 0 ]; then

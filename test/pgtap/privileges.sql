@@ -84,14 +84,26 @@ SELECT set_eq(
              ('loyalty_admin', 'loyalty.revoke_program(text,regrole)'),
              ('loyalty_admin', 'loyalty.job_health_rows()'),
              ('loyalty_admin', 'loyalty.normalize_benefit(jsonb,bigint)'),
-             ('loyalty_analyst', 'loyalty.job_health_rows()')$$,
+             ('loyalty_admin', 'loyalty.expiring_day(bigint,date)'),
+             ('loyalty_admin', 'loyalty.promotion_day(bigint,date)'),
+             ('loyalty_admin', 'loyalty.tier_day(bigint,date)'),
+             ('loyalty_admin', 'loyalty.store_day(bigint,date)'),
+             ('loyalty_analyst', 'loyalty.job_health_rows()'),
+             ('loyalty_analyst', 'loyalty.expiring_day(bigint,date)'),
+             ('loyalty_analyst', 'loyalty.promotion_day(bigint,date)'),
+             ('loyalty_analyst', 'loyalty.tier_day(bigint,date)'),
+             ('loyalty_analyst', 'loyalty.store_day(bigint,date)')$$,
     'the SECURITY DEFINER functions each role may call');
 SELECT set_eq(
     $$SELECT k.role, r.rel::text FROM role_kind k, relation r
        WHERE k.role IN ('loyalty_cashier', 'loyalty_analyst') AND has_table_privilege(k.role, r.rel, 'SELECT')$$,
     $$VALUES ('loyalty_analyst', 'loyalty.balances'), ('loyalty_analyst', 'loyalty.ledger_entries'),
              ('loyalty_analyst', 'loyalty.liability'), ('loyalty_analyst', 'loyalty.lot_usage'),
-             ('loyalty_analyst', 'loyalty.job_health')$$,
+             ('loyalty_analyst', 'loyalty.job_health'), ('loyalty_analyst', 'loyalty.lots'),
+             ('loyalty_analyst', 'loyalty.expiring_points'), ('loyalty_analyst', 'loyalty.promotion_performance'),
+             ('loyalty_analyst', 'loyalty.coupon_usage'), ('loyalty_analyst', 'loyalty.tier_distribution'),
+             ('loyalty_analyst', 'loyalty.tier_movements'), ('loyalty_analyst', 'loyalty.customer_360'),
+             ('loyalty_analyst', 'loyalty.store_days')$$,
     'the cashier reads no table or view, the analyst the views only');
 SELECT set_eq(
     $$SELECT r.rel::text FROM relation r

@@ -10,7 +10,9 @@ SELECT tables_are('loyalty', ARRAY['program', 'currency', 'customer', 'identifie
                                    'catalog_generation', 'receipt_key', 'receipt', 'receipt_line',
                                    'receipt_default', 'receipt_line_default', 'accrual_queue',
                                    'receipt_refund', 'event', 'tier', 'tier_change', 'program_access']);
-SELECT views_are('loyalty', ARRAY['lot_usage', 'balances', 'ledger_entries', 'liability', 'job_health']);
+SELECT views_are('loyalty', ARRAY['lot_usage', 'balances', 'ledger_entries', 'liability', 'job_health', 'lots',
+                                  'expiring_points', 'promotion_performance', 'coupon_usage', 'tier_distribution',
+                                  'tier_movements', 'customer_360', 'store_days']);
 SELECT functions_are('loyalty', ARRAY[
     'normalize_phone', 'normalize_card', 'normalize_email', 'phone_country_valid',
     'phone_countries', 'normalize_identifier', 'identify', 'identifier_normalize_trigger',
@@ -30,7 +32,8 @@ SELECT functions_are('loyalty', ARRAY[
     'customer_stats', 'qualified_tier', 'change_tier', 'lift_tier', 'review_tiers',
     'customer_document', 'refresh_segments', 'job_deadline', 'job_limit', 'purchases',
     'actor', 'access_changed', 'program_open', 'open_programs', 'require_program',
-    'require_every_program', 'grant_program', 'revoke_program', 'partition_security']);
+    'require_every_program', 'grant_program', 'revoke_program', 'partition_security',
+    'binding_program', 'expiring_day', 'promotion_day', 'tier_day', 'store_day']);
 SELECT has_type('loyalty', 'condition', 'the type loyalty.condition exists');
 SELECT has_opclass('loyalty', 'condition_ops', 'conditions sort with a btree opclass');
 SELECT has_opclass('loyalty', 'condition_hash_ops', 'conditions hash with a hash opclass');

@@ -6,7 +6,7 @@
 -- checked against the grants, so a function granted later without a
 -- cross-tenant test fails this suite.
 BEGIN;
-SELECT plan(81);
+SELECT plan(87);
 
 \ir tenants.psql
 
@@ -115,6 +115,13 @@ SELECT pg_temp.across(j.fn, 't_admin_north', j.sql)
                ('loyalty.review_tiers(integer,interval)', 'SELECT loyalty.review_tiers()'),
                ('loyalty.create_partitions(integer)', 'SELECT loyalty.create_partitions()')) j (fn, sql);
 
+-- 3. The analyst's functions (the days of the reports), by an analyst of north.
+SELECT pg_temp.across(f.fn, 't_analyst_north', format('SELECT count(*) FROM %s(%s, current_date)', f.name, :south))
+  FROM (VALUES ('loyalty.store_day(bigint,date)', 'loyalty.store_day'),
+               ('loyalty.promotion_day(bigint,date)', 'loyalty.promotion_day'),
+               ('loyalty.tier_day(bigint,date)', 'loyalty.tier_day'),
+               ('loyalty.expiring_day(bigint,date)', 'loyalty.expiring_day')) f (fn, name);
+
 -- ... and writing south's configuration through the tables
 SELECT pg_temp.denied('t_admin_north',
     format($$INSERT INTO loyalty.promotion (program_id, code, name, benefit) VALUES (%s, 'X', 'X', '{"kind": "percent_off", "percent": 5}') RETURNING id$$, :south),
@@ -125,7 +132,7 @@ SELECT pg_temp.denied('t_admin_north',
 SELECT pg_temp.denied('t_admin_north',
     format($$UPDATE loyalty.promotion SET program_id = %s WHERE code = 'TEN' AND program_id = %s RETURNING id$$, :south, :north),
     'move a promotion of north to south');
--- 3. No row of south in any table or view (row-level security, the views' filter).
+-- 4. No row of south in any table or view (row-level security, the views' filter).
 CREATE TEMP TABLE rls_table AS
 SELECT c.oid::regclass AS rel, (SELECT count(*) FROM pg_policy y WHERE y.polrelid = c.oid) AS policies
   FROM pg_class c
@@ -139,6 +146,12 @@ SELECT is_empty(
        WHERE c.relkind IN ('r', 'p') AND NOT c.relrowsecurity AND c.oid <> 'loyalty.catalog_generation'::regclass$$,
     'every table of programme data has row-level security');
 SELECT is_empty('SELECT rel FROM rls_table WHERE policies <> 1', 'each has its tenant policy');
+-- the rows of a view of one programme
+CREATE FUNCTION pg_temp.view_rows(view regclass, programme text) RETURNS SETOF integer LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN QUERY EXECUTE format('SELECT 1 FROM %s WHERE program = $1', view) USING programme;
+END
+$$;
 -- each table has rows of both programmes, and the admin of north sees north's only
 CREATE FUNCTION pg_temp.programme_rows(rel regclass, programme bigint) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
@@ -183,6 +196,16 @@ SELECT ok(pg_temp.as_role('t_analyst_north', format($$SELECT count(*) FROM loyal
           'the analyst of north sees the lot usage of north');
 SELECT is((SELECT string_agg(DISTINCT program, ',' ORDER BY program) FROM loyalty.balances), 'north,south',
           'a superuser sees every programme in the views');
+CREATE TEMP TABLE program_view AS
+SELECT c.oid::regclass AS view FROM pg_class c
+ WHERE c.relnamespace = 'loyalty'::regnamespace AND c.relkind = 'v'
+   AND has_table_privilege('loyalty_analyst', c.oid, 'SELECT')
+   AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'program');
+SELECT is_empty($$SELECT view FROM program_view WHERE (SELECT count(*) FROM pg_temp.view_rows(view, 'south')) = 0$$,
+                'every view of the analyst with a programme shows rows of south to a superuser');
+SELECT is_empty($$SELECT view FROM program_view
+                   WHERE pg_temp.as_role('t_analyst_north', format('SELECT count(*) FROM %s WHERE program <> ''north''', view))::int > 0$$,
+                'no view of the analyst shows a row of south to an analyst of north');
 
 SELECT is(pg_temp.as_role('t_admin_north',
               $$WITH u AS (UPDATE loyalty.promotion SET status = 'paused' WHERE code = 'TEN' RETURNING program_id) SELECT string_agg(program_id::text, ',') FROM u$$),
@@ -191,7 +214,7 @@ SELECT is(pg_temp.as_role('t_admin_north',
               $$WITH d AS (DELETE FROM loyalty.coupon RETURNING program_id) SELECT string_agg(program_id::text, ',') FROM d$$),
           :'north', 'an admin of north deletes the coupons of north only');
 
--- 4. Nothing of south changed; every granted function was tried.
+-- 5. Nothing of south changed; every granted function was tried.
 SELECT is(pg_temp.south_state(:south), :'south_before', 'nothing of south changed');
 SELECT set_eq(
     'SELECT DISTINCT fn FROM tried',
@@ -205,7 +228,7 @@ SELECT set_eq(
          AND p.oid <> 'loyalty.job_health_rows()'::regprocedure$$,
     'every function granted to a loyalty role was tried across tenants');
 
--- 5. Bindings through membership, to every programme, and undone, take effect at once.
+-- 6. Bindings through membership, to every programme, and undone, take effect at once.
 SELECT pg_temp.allowed('t_till_south', $$SELECT loyalty.identify('south', '22220001')$$, 'identify in south (member of t_south)');
 SELECT pg_temp.denied('t_till_south', $$SELECT loyalty.identify('north', '11110001')$$, 'identify in north');
 SELECT pg_temp.allowed('t_admin_all', format('SELECT loyalty.balance(%s)', :s1), 'read a balance of south');
