@@ -279,6 +279,12 @@ else
 			bad=$((bad + 1))
 		fi
 	done
+	if grep -qE '^ha replica views ([1-9][0-9]*) of \1$' tmp/ha.log; then
+		ok=$((ok + 1))
+	else
+		echo "ha: the views did not all answer on a replica"
+		bad=$((bad + 1))
+	fi
 	if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
 		echo "ha: test/ha/run.sh exited $rc"
 		bad=1

@@ -17,7 +17,9 @@
 # negative, every wallet's versions are contiguous and its balance chain
 # holds, the ledger sums to the wallets' balances, accruals that were due
 # before the fault are released by the pg_cron job on the new primary within
-# two minutes, and the old primary runs as a replica.  One line each:
+# two minutes, and the old primary runs as a replica.  Then every view the
+# analyst role reads is read on a replica ("ha replica views N of N").  One
+# line each:
 #   ha SCENARIO acked N lost N duplicated N unknown N unavailable_s S
 # The cluster is always torn down (trap), leaving no process behind.
 #
@@ -246,6 +248,39 @@ print(len(s["receipts"]), s["unknown"], s["resolved"], s["unavailable_s"])' "$ou
 	fi
 	[ "$failed" = 0 ] || break
 done
+
+# The reports on a replica: every view the analyst role reads answers on a
+# hot standby, read as an analyst bound to every programme.
+if [ "$failed" = 0 ]; then
+	ha_psql -c "DO \$\$ BEGIN
+	                IF (SELECT count(*) FROM pg_roles WHERE rolname = 'ha_analyst') = 0 THEN
+	                    CREATE ROLE ha_analyst IN ROLE loyalty_analyst;
+	                END IF;
+	            END \$\$" -c "SELECT loyalty.grant_program(NULL, 'ha_analyst')" >/dev/null
+	replica=$(ha_first replica) || { ha_log "no replica for the reports"; failed=1; }
+	views_ok=0
+	views=0
+	if [ -n "${replica:-}" ]; then
+		deadline=$((SECONDS + 60))
+		until [ "$(ha_psql_node "$replica" -c "SELECT count(*) FROM loyalty.program_access WHERE role = 'ha_analyst'::regrole" 2>/dev/null)" = 1 ]; do
+			[ $SECONDS -lt $deadline ] || { ha_log "the replica $replica did not replay the analyst's binding"; failed=1; break; }
+			sleep 1
+		done
+		for view in $(ha_psql_node "$replica" -c "SELECT c.oid::regclass FROM pg_class c
+		                                           WHERE c.relnamespace = 'loyalty'::regnamespace AND c.relkind = 'v'
+		                                             AND has_table_privilege('loyalty_analyst', c.oid, 'SELECT') ORDER BY 1"); do
+			views=$((views + 1))
+			if rows=$(ha_psql_node "$replica" -c "SET ROLE ha_analyst" -c "SELECT count(*) FROM $view" 2>"$HA_DIR/replica-view.err"); then
+				views_ok=$((views_ok + 1))
+				ha_log "on replica $replica: $view, $rows rows"
+			else
+				ha_log "on replica $replica: $view failed: $(cat "$HA_DIR/replica-view.err")"
+				failed=1
+			fi
+		done
+	fi
+	LINES+=("ha replica views $views_ok of $views")
+fi
 
 echo
 printf '%s\n' "${LINES[@]}"
