@@ -55,11 +55,14 @@ SELECT b.kind, b.amount, b.valid_to = a.valid_to AS same_window, b.source_lot_id
 SELECT version, amount FROM loyalty.transfer(:anna, :boris, 'bonus', 200, reason => 'gift to a friend', idempotency_key => 't-1');
 SELECT pg_temp.counts() AS before;
 SELECT * FROM pg_temp.err($$SELECT loyalty.transfer(1, 1, 'bonus', 5)$$);
-SELECT * FROM pg_temp.err($$SELECT loyalty.transfer(1, 3, 'bonus', 5)$$);
-SELECT * FROM pg_temp.err($$SELECT loyalty.transfer(1, 2, 'bonus', 1000)$$);
-SELECT * FROM pg_temp.err($$SELECT loyalty.transfer(1, 99, 'bonus', 5)$$);
+SELECT * FROM pg_temp.err($$SELECT loyalty.transfer(1, 3, 'bonus', 5, 'gift')$$);
+SELECT * FROM pg_temp.err($$SELECT loyalty.transfer(1, 2, 'bonus', 1000, 'gift')$$);
+SELECT * FROM pg_temp.err($$SELECT loyalty.transfer(1, 99, 'bonus', 5, 'gift')$$);
 SELECT * FROM pg_temp.err($$SELECT loyalty.transfer(1, 2, 'bonus', 0)$$);
 SELECT * FROM pg_temp.err($$SELECT loyalty.transfer(NULL, 2, 'bonus', 5)$$);
+-- a transfer says why
+SELECT * FROM pg_temp.err($$SELECT loyalty.transfer(1, 2, 'bonus', 5)$$);
+SELECT * FROM pg_temp.err($$SELECT loyalty.transfer(1, 2, 'bonus', 5, '')$$);
 SELECT pg_temp.counts() AS after;
 
 -- convert: every point of a currency, pending ones too, at a rate per whole
@@ -75,18 +78,20 @@ SELECT id, kind, amount, restriction, source_lot_id, valid_from > now() AS pendi
   FROM loyalty.lot WHERE currency = 'miles' ORDER BY id;
 SELECT currency, balance, pending FROM loyalty.balance(:boris);
 -- nothing left to convert: no entry
-SELECT loyalty.convert(:boris, 'bonus', 'miles', 2) IS NULL AS nothing_converted;
+SELECT loyalty.convert(:boris, 'bonus', 'miles', 2, 'miles launch') IS NULL AS nothing_converted;
 SELECT pg_temp.counts() AS before;
 SELECT * FROM pg_temp.err($$SELECT loyalty.convert(1, 'bonus', 'bonus', 2)$$);
 SELECT * FROM pg_temp.err($$SELECT loyalty.convert(1, 'bonus', 'miles', 0)$$);
 SELECT * FROM pg_temp.err($$SELECT loyalty.convert(1, 'bonus', 'miles', -1)$$);
 SELECT * FROM pg_temp.err($$SELECT loyalty.convert(1, 'bonus', 'miles', 'NaN')$$);
 SELECT * FROM pg_temp.err($$SELECT loyalty.convert(1, 'bonus', 'miles', NULL)$$);
-SELECT * FROM pg_temp.err($$SELECT loyalty.convert(1, 'bonus', 'stars', 2)$$);
-SELECT * FROM pg_temp.err($$SELECT loyalty.convert(1, 'bonus', 'miles', 1e30)$$);
+SELECT * FROM pg_temp.err($$SELECT loyalty.convert(1, 'bonus', 'stars', 2, 'swap')$$);
+-- a conversion says why
+SELECT * FROM pg_temp.err($$SELECT loyalty.convert(1, 'bonus', 'miles', 2)$$);
+SELECT * FROM pg_temp.err($$SELECT loyalty.convert(1, 'bonus', 'miles', 1e30, 'swap')$$);
 -- a wallet with a live hold is not converted
 SELECT loyalty.hold(:anna, 'bonus', 10) AS h \gset
-SELECT * FROM pg_temp.err($$SELECT loyalty.convert(1, 'bonus', 'miles', 2)$$);
+SELECT * FROM pg_temp.err($$SELECT loyalty.convert(1, 'bonus', 'miles', 2, 'swap')$$);
 SELECT pg_temp.counts() AS after;
 
 -- Merging customers moves every wallet and lot, with entries on both sides.

@@ -386,7 +386,7 @@ loyalty_transfer(PG_FUNCTION_ARGS)
 	int64		to = ArgInt64(fcinfo, 1, "to_customer");
 	char	   *currency = ArgText(fcinfo, 2, "currency");
 	int64		amount = ArgPositive(fcinfo, 3, "amount");
-	char	   *reason = ArgTextOrNull(fcinfo, 4, "reason");
+	char	   *reason;
 	Applicable	everything = {true, 0, NULL};
 	Entry		expect = {0};
 	EntryResult result;
@@ -397,6 +397,7 @@ loyalty_transfer(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("cannot transfer points from customer " INT64_FORMAT " to itself", from)));
+	reason = ArgText(fcinfo, 4, "reason");	/* a manual change says why */
 	expect.operation = "transfer_out";
 	expect.amount = -amount;
 	expect.peer_customer_id = to;
@@ -521,7 +522,7 @@ loyalty_convert(PG_FUNCTION_ARGS)
 				 errmsg("cannot convert \"%s\" to itself", from)));
 	out.operation = "convert";
 	out.peer_currency = to;
-	out.reason = ArgTextOrNull(fcinfo, 4, "reason");
+	out.reason = ArgText(fcinfo, 4, "reason");	/* a manual change says why */
 	out.idempotency_key = ArgTextOrNull(fcinfo, 5, "idempotency_key");
 	in.operation = "convert";
 	in.peer_currency = from;

@@ -103,6 +103,8 @@ CREATE TABLE @extschema@.coupon (
     state        text NOT NULL DEFAULT 'issued'
                  CHECK (state OPERATOR(pg_catalog.=) ANY ('{issued,redeemed,cancelled}'::text[])),
     created_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    issued_by    text DEFAULT @extschema@.actor(),
+    issue_reason text,
     FOREIGN KEY (program_id, promotion_id) REFERENCES @extschema@.promotion (program_id, id),
     FOREIGN KEY (program_id, customer_id) REFERENCES @extschema@.customer (program_id, id),
     CHECK ((kind OPERATOR(pg_catalog.=) 'personal') OPERATOR(pg_catalog.=) (customer_id IS NOT NULL)),
@@ -117,6 +119,8 @@ COMMENT ON COLUMN @extschema@.coupon.uses IS 'how many committed receipts used t
 COMMENT ON COLUMN @extschema@.coupon.use_limit IS 'most uses; NULL: once for single_use and personal, without limit for multi_use';
 COMMENT ON COLUMN @extschema@.coupon.valid IS 'when the coupon may be used';
 COMMENT ON COLUMN @extschema@.coupon.state IS 'issued; redeemed (used up); cancelled';
+COMMENT ON COLUMN @extschema@.coupon.issued_by IS 'the role that issued it (loyalty.actor()); NULL for coupons issued before 0.10';
+COMMENT ON COLUMN @extschema@.coupon.issue_reason IS 'why it was issued (a campaign, a complaint), as the issuer wrote it';
 
 CREATE TABLE @extschema@.personal_offer (
     customer_id  bigint NOT NULL,

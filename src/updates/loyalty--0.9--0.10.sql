@@ -167,6 +167,12 @@ COMMENT ON COLUMN @extschema@.customer_log.actor IS 'the role that made the chan
 COMMENT ON COLUMN @extschema@.ledger.actor IS 'who made the change: the role in effect (login role, or the one set by SET ROLE), or the actor named by an adjustment';
 COMMENT ON COLUMN @extschema@.receipt.actor IS 'the role that committed it (login role, or the one set by SET ROLE)';
 
+-- A coupon records who issued it and why.
+ALTER TABLE @extschema@.coupon ADD COLUMN issued_by text, ADD COLUMN issue_reason text;
+ALTER TABLE @extschema@.coupon ALTER COLUMN issued_by SET DEFAULT @extschema@.actor();
+COMMENT ON COLUMN @extschema@.coupon.issued_by IS 'the role that issued it (loyalty.actor()); NULL for coupons issued before 0.10';
+COMMENT ON COLUMN @extschema@.coupon.issue_reason IS 'why it was issued (a campaign, a complaint), as the issuer wrote it';
+
 -- commit resolves its programme through program_id and records actor().
 CREATE OR REPLACE FUNCTION @extschema@.commit(receipt jsonb, expected jsonb DEFAULT NULL)
 RETURNS jsonb
@@ -1330,8 +1336,9 @@ $$;
 --
 -- Each view shows the rows of the programmes the reading role reaches
 -- (program_open).  Those that report per day walk the days of a series and
--- call a function per day (expiring_day, promotion_day, tier_day,
--- store_day; PL/pgSQL, so that their plans are kept for the session) that
+-- call a function per day (expiring_day, tier_day, store_day in PL/pgSQL,
+-- so that their plans are kept for the session; promotion_day in C, which
+-- reads the jsonb of each line tens of times faster, src/reports.c) that
 -- reads that day's rows by a range of their timestamp
 -- (through the BRIN indexes on committed_at and changed_at): a condition on
 -- "day" filters the series before any row is read.  The functions run as
@@ -1428,50 +1435,9 @@ COMMENT ON COLUMN @extschema@.expiring_points.money_currency IS 'ISO 4217 code o
 CREATE FUNCTION @extschema@.promotion_day(program_id bigint, day date)
 RETURNS TABLE (promotion text, receipts bigint, lines bigint, discount numeric, points_issued numeric,
                points_money numeric)
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
-ROWS 50
-AS $$
-#variable_conflict use_column
-BEGIN
-    PERFORM @extschema@.require_program(promotion_day.program_id, pg_catalog.format('programme %s', promotion_day.program_id));
-    RETURN QUERY
-        SELECT g.promotion,
-               pg_catalog.count(DISTINCT g.receipt_id) AS receipts,
-               pg_catalog.count(*) AS lines,
-               pg_catalog.sum(g.discount) AS discount,
-               pg_catalog.sum(g.points) AS points_issued,
-               pg_catalog.sum(g.points_money) AS points_money
-          FROM (SELECT t.receipt_id, t.line, u.promotion,
-                       pg_catalog.max(t.kept) OPERATOR(pg_catalog.*) pg_catalog.sum(u.discount) AS discount,
-                       pg_catalog.max(t.kept) OPERATOR(pg_catalog.*) pg_catalog.sum(u.points) AS points,
-                       pg_catalog.max(t.kept) OPERATOR(pg_catalog.*) pg_catalog.max(t.points_money) AS points_money
-                  FROM (SELECT l.receipt_id, l.line, l.discounts, l.points_earned,
-                               l.points_money::numeric
-                                   OPERATOR(pg_catalog./) pg_catalog.power(10::numeric, (SELECT m.money_exponent FROM @extschema@.program m WHERE m.id OPERATOR(pg_catalog.=) promotion_day.program_id)) AS points_money,
-                               (l.qty OPERATOR(pg_catalog.-) l.refunded_qty) OPERATOR(pg_catalog./) l.qty AS kept
-                          FROM @extschema@.receipt r
-                          JOIN @extschema@.receipt_line l
-                            ON l.program_id OPERATOR(pg_catalog.=) r.program_id
-                           AND l.receipt_id OPERATOR(pg_catalog.=) r.receipt_id
-                           AND l.committed_at OPERATOR(pg_catalog.=) r.committed_at
-                         WHERE r.program_id OPERATOR(pg_catalog.=) promotion_day.program_id
-                           AND r.committed_at OPERATOR(pg_catalog.>=) promotion_day.day::timestamptz
-                           AND r.committed_at OPERATOR(pg_catalog.<) (promotion_day.day OPERATOR(pg_catalog.+) 1)::timestamptz
-                           AND l.committed_at OPERATOR(pg_catalog.>=) promotion_day.day::timestamptz
-                           AND l.committed_at OPERATOR(pg_catalog.<) (promotion_day.day OPERATOR(pg_catalog.+) 1)::timestamptz
-                           AND r.status OPERATOR(pg_catalog.<>) 'cancelled') t
-                 CROSS JOIN LATERAL (
-                       SELECT e.value OPERATOR(pg_catalog.->>) 'promotion' AS promotion,
-                              (e.value OPERATOR(pg_catalog.->>) 'amount')::numeric AS discount, 0::numeric AS points
-                         FROM pg_catalog.jsonb_array_elements(t.discounts) e
-                       UNION ALL
-                       SELECT b.key, 0, b.value::numeric
-                         FROM pg_catalog.jsonb_array_elements(t.points_earned) e,
-                              pg_catalog.jsonb_each(e.value OPERATOR(pg_catalog.->) 'by_promotion') b) u
-                 GROUP BY t.receipt_id, t.line, u.promotion) g
-         GROUP BY g.promotion;
-END
-$$;
+AS 'MODULE_PATHNAME', 'loyalty_promotion_day'
+LANGUAGE C STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
+ROWS 50;
 COMMENT ON FUNCTION @extschema@.promotion_day(bigint, date) IS
 'the rows of the view promotion_performance for one programme and day (42501 if the role does not reach the programme)';
 
@@ -1519,7 +1485,9 @@ SELECT p.code AS program,
        c.uses,
        COALESCE(c.use_limit, CASE WHEN c.kind OPERATOR(pg_catalog.=) 'multi_use' THEN NULL ELSE 1 END) AS use_limit,
        c.valid,
-       c.created_at
+       c.created_at,
+       c.issued_by,
+       c.issue_reason
   FROM @extschema@.coupon c
   JOIN @extschema@.program p ON p.id OPERATOR(pg_catalog.=) c.program_id
   JOIN @extschema@.promotion m ON m.id OPERATOR(pg_catalog.=) c.promotion_id
@@ -1535,6 +1503,8 @@ COMMENT ON COLUMN @extschema@.coupon_usage.uses IS 'committed receipts that used
 COMMENT ON COLUMN @extschema@.coupon_usage.use_limit IS 'most uses (NULL: without limit)';
 COMMENT ON COLUMN @extschema@.coupon_usage.valid IS 'when it may be used';
 COMMENT ON COLUMN @extschema@.coupon_usage.created_at IS 'when it was issued';
+COMMENT ON COLUMN @extschema@.coupon_usage.issued_by IS 'the role that issued it';
+COMMENT ON COLUMN @extschema@.coupon_usage.issue_reason IS 'why, as the issuer wrote it';
 
 -- Customers per tier.
 CREATE VIEW @extschema@.tier_distribution AS

@@ -41,7 +41,7 @@ SELECT count(*) FILTER (WHERE NOT has_function_privilege(k.who, f.fn, 'EXECUTE')
   FROM role_kind k, definer f \gset
 SELECT count(*) FILTER (WHERE NOT has_table_privilege(k.who, r.rel, 'SELECT')) AS rel_denied
   FROM role_kind k, relation r \gset
-SELECT plan(:fn_denied + :rel_denied + 5 + 4 * 4 * 16 + 12 + 20);
+SELECT plan(:fn_denied + :rel_denied + 5 + 4 * 4 * 16 + 12 + 22);
 
 -- 1. The grants are exactly these.
 SELECT set_eq(
@@ -187,6 +187,13 @@ SELECT pg_temp.allowed('t_admin_north',
     'create a promotion');
 SELECT pg_temp.allowed('t_admin_north', $$UPDATE loyalty.coupon SET use_limit = 10 WHERE code = 'C-north' RETURNING id$$,
                        'change a coupon');
+SELECT pg_temp.allowed('t_admin_north',
+    $$INSERT INTO loyalty.coupon (program_id, code, promotion_id, kind, issue_reason)
+      SELECT program_id, 'SORRY-17', id, 'single_use', 'complaint 17' FROM loyalty.promotion
+       WHERE code = 'CPN' AND program_id = (SELECT id FROM loyalty.program WHERE code = 'north') RETURNING id$$,
+    'issue a coupon, saying why');
+SELECT is((SELECT issued_by || ': ' || issue_reason FROM loyalty.coupon WHERE code = 'SORRY-17'),
+          't_admin_north: complaint 17', 'a coupon records who issued it and why');
 SELECT pg_temp.allowed('t_admin_all', $$SELECT loyalty.expire_due()$$, 'run a job (bound to every programme)');
 SELECT pg_temp.allowed('t_analyst_north', 'SELECT count(*) FROM loyalty.balances', 'read balances');
 SELECT pg_temp.allowed('t_analyst_north', 'SELECT count(*) FROM loyalty.ledger_entries', 'read ledger_entries');

@@ -4,9 +4,13 @@
 -- must equal those recomputed here another way, days without receipts
 -- must show nothing.
 BEGIN;
-SELECT plan(19);
+SELECT plan(22);
 
 \ir tenants.psql
+
+-- double points in north from now on
+INSERT INTO loyalty.promotion (program_id, code, name, status, benefit)
+VALUES (:north, 'X2', 'Double points', 'active', '{"kind": "multiplier", "factor": 2}');
 
 -- three more receipts of north: one kept, one cancelled, one returned in part
 SELECT count(*) FROM (
@@ -37,18 +41,31 @@ SELECT is_empty($$SELECT * FROM loyalty.store_days WHERE day < current_date$$, '
 
 -- promotion_performance: the discounts of the lines of receipts not cancelled, less the returned share
 SELECT results_eq(
-    $$SELECT promotion, receipts, lines, discount FROM loyalty.promotion_performance
+    $$SELECT promotion, receipts, lines, discount, points_issued FROM loyalty.promotion_performance
        WHERE program = 'north' AND day = current_date ORDER BY promotion$$,
-    $$SELECT d ->> 'promotion', count(DISTINCT l.receipt_id), count(*),
-             round(sum((d ->> 'amount')::numeric * (l.qty - l.refunded_qty) / l.qty), 2)
-        FROM loyalty.receipt_line l
-        JOIN loyalty.receipt r USING (program_id, receipt_id, committed_at),
-             jsonb_array_elements(l.discounts) d
-       WHERE r.status <> 'cancelled' AND r.program_id = (SELECT id FROM loyalty.program WHERE code = 'north')
+    $$SELECT u.promotion, count(DISTINCT u.receipt_id), count(DISTINCT (u.receipt_id, u.line)),
+             round(sum(u.discount * u.kept), 2), round(sum(u.points * u.kept), 0)
+        FROM (SELECT l.receipt_id, l.line, (l.qty - l.refunded_qty) / l.qty AS kept,
+                     d ->> 'promotion' AS promotion, (d ->> 'amount')::numeric AS discount, 0 AS points
+                FROM loyalty.receipt_line l JOIN loyalty.receipt r USING (program_id, receipt_id, committed_at),
+                     jsonb_array_elements(l.discounts) d
+               WHERE r.status <> 'cancelled' AND r.program_id = (SELECT id FROM loyalty.program WHERE code = 'north')
+              UNION ALL
+              SELECT l.receipt_id, l.line, (l.qty - l.refunded_qty) / l.qty, b.key, 0, b.value::numeric
+                FROM loyalty.receipt_line l JOIN loyalty.receipt r USING (program_id, receipt_id, committed_at),
+                     jsonb_array_elements(l.points_earned) e, jsonb_each(e -> 'by_promotion') b
+               WHERE r.status <> 'cancelled' AND r.program_id = (SELECT id FROM loyalty.program WHERE code = 'north')) u
        GROUP BY 1 ORDER BY 1$$,
-    'promotion_performance: receipts, lines and discount of each promotion');
-SELECT ok((SELECT count(*) FROM loyalty.promotion_performance WHERE program = 'north') >= 2,
-          'promotion_performance: the promotions of the day are there');
+    'promotion_performance: receipts, lines, discount and points of each promotion');
+SELECT ok((SELECT count(*) FROM loyalty.promotion_performance WHERE program = 'north') >= 2
+          AND (SELECT points_issued FROM loyalty.promotion_performance WHERE program = 'north' AND promotion = 'X2') > 0,
+          'promotion_performance: the promotions of the day are there, the points of X2 too');
+SELECT throws_ok($$SELECT * FROM loyalty.promotion_day(NULL, current_date)$$, '22004', NULL,
+                 'promotion_day: a NULL programme is refused');
+SELECT throws_ok(format('SELECT * FROM loyalty.promotion_day(%s, ''infinity'')', :north), '22023', NULL,
+                 'promotion_day: an infinite day is refused');
+SELECT throws_ok('SELECT * FROM loyalty.promotion_day(999999, current_date)', '42704', NULL,
+                 'promotion_day: a programme that does not exist is refused');
 SELECT is_empty($$SELECT * FROM loyalty.promotion_performance WHERE day < current_date$$,
                 'promotion_performance: nothing on other days');
 
