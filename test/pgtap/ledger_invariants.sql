@@ -728,7 +728,7 @@ BEGIN
     call := CASE
         -- another recipient
         WHEN x < 0.4 AND k.kind = 'transfer' AND other IS DISTINCT FROM k.peer THEN
-            format('SELECT * FROM loyalty.transfer(%s, %s, %L, %s, idempotency_key => %L)', k.customer_id, other,
+            format('SELECT * FROM loyalty.transfer(%s, %s, %L, %s, ''replay'', idempotency_key => %L)', k.customer_id, other,
                    k.currency, k.amount, k.key)
         -- the same hold, captured with another amount (all of it after a part, or less)
         WHEN x < 0.4 AND k.kind = 'capture' THEN
@@ -751,14 +751,14 @@ BEGIN
         WHEN x < 0.7 AND k.kind = 'hold' THEN
             format('SELECT loyalty.hold(%s, %L, %s, idempotency_key => %L)', k.customer_id, k.currency, k.amount + 1, k.key)
         WHEN x < 0.7 AND k.kind = 'transfer' THEN
-            format('SELECT * FROM loyalty.transfer(%s, %s, %L, %s, idempotency_key => %L)', k.customer_id, k.peer,
+            format('SELECT * FROM loyalty.transfer(%s, %s, %L, %s, ''replay'', idempotency_key => %L)', k.customer_id, k.peer,
                    k.currency, k.amount + 1, k.key)
         -- another hold
         WHEN x < 0.7 AND k.kind IN ('capture', 'release') AND h.id IS NOT NULL THEN
             format('SELECT * FROM loyalty.%s(%s, idempotency_key => %L)', k.kind, h.id, k.key)
         -- the other direction
         WHEN x < 0.7 AND k.kind = 'convert' THEN
-            format('SELECT * FROM loyalty.convert(%s, %L, %L, 1, idempotency_key => %L)', k.customer_id, other_cur,
+            format('SELECT * FROM loyalty.convert(%s, %L, %L, 1, ''replay'', idempotency_key => %L)', k.customer_id, other_cur,
                    k.currency, k.key)
         -- another operation
         WHEN k.kind = 'accrue' THEN
@@ -812,8 +812,8 @@ BEGIN
     PERFORM pg_temp.attempt(p_step, 'merged_customer', CASE
         WHEN x < 0.25 THEN format('SELECT * FROM loyalty.accrue(%s, %L, 10)', m, cur)
         WHEN x < 0.4 THEN format('SELECT * FROM loyalty.redeem(%s, %L, 1)', m, cur)
-        WHEN x < 0.55 THEN format('SELECT * FROM loyalty.transfer(%s, %s, %L, 1)', a, m, cur)
-        WHEN x < 0.7 THEN format('SELECT * FROM loyalty.transfer(%s, %s, %L, 1)', m, a, cur)
+        WHEN x < 0.55 THEN format('SELECT * FROM loyalty.transfer(%s, %s, %L, 1, ''gift'')', a, m, cur)
+        WHEN x < 0.7 THEN format('SELECT * FROM loyalty.transfer(%s, %s, %L, 1, ''gift'')', m, a, cur)
         WHEN x < 0.85 AND h IS NOT NULL THEN format('SELECT * FROM loyalty.capture(%s)', h)
         ELSE format('SELECT count(*) FROM loyalty.balance(%s)', m) END,
         ARRAY[m, a], '22023', '{22023}',
@@ -1395,9 +1395,9 @@ SELECT id AS p1 FROM probe WHERE n = 1 \gset
 SELECT id AS p2 FROM probe WHERE n = 2 \gset
 SELECT id AS p3 FROM probe WHERE n = 3 \gset
 SELECT lives_ok(format($$SELECT loyalty.accrue(%s, 'bonus', 1000)$$, :p1)
-                || format($$; SELECT loyalty.transfer(%s, %s, 'bonus', 100, idempotency_key => 'probe-t')$$, :p1, :p2),
+                || format($$; SELECT loyalty.transfer(%s, %s, 'bonus', 100, 'gift', idempotency_key => 'probe-t')$$, :p1, :p2),
                 'a transfer with a key');
-SELECT throws_ok(format($$SELECT loyalty.transfer(%s, %s, 'bonus', 100, idempotency_key => 'probe-t')$$, :p1, :p3),
+SELECT throws_ok(format($$SELECT loyalty.transfer(%s, %s, 'bonus', 100, 'gift', idempotency_key => 'probe-t')$$, :p1, :p3),
                  '23L01', NULL,
                  'the key of a transfer to one customer, replayed for a transfer to another, is refused (23L01)');
 SELECT lives_ok(format($$SELECT loyalty.capture(loyalty.hold(%s, 'bonus', 50), 20, idempotency_key => 'probe-c')$$, :p1),
@@ -1411,7 +1411,7 @@ SELECT throws_ok(format($$SELECT loyalty.capture(h.id, 30, idempotency_key => 'p
 -- 0 is refused with 22023 and writes nothing (the points are not destroyed).
 SELECT loyalty.accrue(:p3, 'miles', 2) IS NOT NULL AS accrued \gset
 SELECT count(*) AS entries_before FROM loyalty.ledger \gset
-SELECT throws_ok(format($$SELECT loyalty.convert(%s, 'miles', 'bonus', 33.3)$$, :p3),
+SELECT throws_ok(format($$SELECT loyalty.convert(%s, 'miles', 'bonus', 33.3, 'swap')$$, :p3),
                  '22023', NULL,
                  'converting 0.02 miles at 33.3 bonus a mile (0.666 bonus) is refused (22023)');
 SELECT results_eq(format($$SELECT (SELECT count(*) FROM loyalty.ledger) - %s,
