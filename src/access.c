@@ -18,12 +18,11 @@
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
-#include "catalog/pg_type_d.h"
 #include "commands/trigger.h"
+#include "lib/stringinfo.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -33,7 +32,6 @@
 #include "access.h"
 
 PG_FUNCTION_INFO_V1(loyalty_program_open);
-PG_FUNCTION_INFO_V1(loyalty_open_programs);
 PG_FUNCTION_INFO_V1(loyalty_require_program);
 PG_FUNCTION_INFO_V1(loyalty_require_every_program);
 PG_FUNCTION_INFO_V1(loyalty_access_changed);
@@ -224,24 +222,35 @@ RoleName(void)
 	return GetUserNameFromId(GetOuterUserId(), false);
 }
 
-/* Error unless the current role reaches the programme; object names what was asked for */
+/*
+ * Error unless the current role reaches the programme; the format names what
+ * was asked for ("customer 42"), and is formatted only for the error.
+ */
 void
-RequireProgram(int64 program_id, const char *object)
+RequireProgram(int64 program_id, const char *object_fmt,...)
 {
-	if (!ProgramOpen(program_id))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for %s", object),
-				 errdetail("Role \"%s\" is not bound to its programme.", RoleName()),
-				 errhint("An administrator of the programme binds a role with loyalty.grant_program(program, role).")));
-}
+	StringInfoData object;
 
-/* RequireProgram for a customer's programme */
-void
-RequireCustomerProgram(int64 program_id, int64 customer_id)
-{
-	if (!ProgramOpen(program_id))
-		RequireProgram(program_id, psprintf("customer " INT64_FORMAT, customer_id));
+	if (ProgramOpen(program_id))
+		return;
+	initStringInfo(&object);
+	for (;;)
+	{
+		va_list		args;
+		int			needed;
+
+		va_start(args, object_fmt);
+		needed = appendStringInfoVA(&object, object_fmt, args);
+		va_end(args);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&object, needed);
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied for %s", object.data),
+			 errdetail("Role \"%s\" is not bound to its programme.", RoleName()),
+			 errhint("An administrator of the programme binds a role with loyalty.grant_program(program, role).")));
 }
 
 /* Error unless the current role reaches every programme (the jobs, which work on all) */
@@ -273,43 +282,6 @@ loyalty_program_open(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(ProgramOpen(PG_GETARG_INT64(0)));
 }
 
-/*
- * open_programs() returns the ids of the programmes the current role
- * reaches, for views: program_id = ANY ((SELECT loyalty.open_programs())).
- */
-Datum
-loyalty_open_programs(PG_FUNCTION_ARGS)
-{
-	Datum	   *elems;
-	int			n = 0;
-
-	AccessLoad();
-	if (!Access.every)
-	{
-		elems = palloc(sizeof(Datum) * Max(Access.n, 1));
-		for (int i = 0; i < Access.n; i++)
-			elems[n++] = Int64GetDatum(Access.ids[i]);
-	}
-	else
-	{
-		static SPIPlanPtr plan = NULL;
-
-		/* every programme */
-		SPI_connect();
-		ReadAsOwner(&plan, "SELECT id FROM loyalty.program ORDER BY id");
-		elems = SPI_palloc(sizeof(Datum) * Max(SPI_processed, 1));
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			bool		isnull;
-
-			elems[n++] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
-		}
-		SPI_finish();
-	}
-	PG_RETURN_ARRAYTYPE_P(construct_array(elems, n, INT8OID, sizeof(int64),
-										  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-}
-
 /* require_program(program_id, object) raises 42501 unless the role reaches the programme */
 Datum
 loyalty_require_program(PG_FUNCTION_ARGS)
@@ -318,7 +290,7 @@ loyalty_require_program(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("program_id and object must not be null")));
-	RequireProgram(PG_GETARG_INT64(0), text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	RequireProgram(PG_GETARG_INT64(0), "%s", text_to_cstring(PG_GETARG_TEXT_PP(1)));
 	PG_RETURN_VOID();
 }
 

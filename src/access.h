@@ -10,8 +10,7 @@
 
 extern void loyalty_access_init(void);
 extern bool ProgramOpen(int64 program_id);
-extern void RequireProgram(int64 program_id, const char *object);
-extern void RequireCustomerProgram(int64 program_id, int64 customer_id);
+extern void RequireProgram(int64 program_id, const char *object_fmt,...) pg_attribute_printf(2, 3);
 extern void RequireEveryProgram(const char *what);
 
 #endif

@@ -44,13 +44,6 @@ LANGUAGE C STABLE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION @extschema@.program_open(bigint) IS
 'whether the current role reaches the programme (NULL: every programme); row-level security and the views use it';
 
-CREATE FUNCTION @extschema@.open_programs()
-RETURNS bigint[]
-AS 'MODULE_PATHNAME', 'loyalty_open_programs'
-LANGUAGE C STABLE PARALLEL RESTRICTED;
-COMMENT ON FUNCTION @extschema@.open_programs() IS
-'ids of the programmes the current role reaches';
-
 CREATE FUNCTION @extschema@.require_program(program_id bigint, object text)
 RETURNS void
 AS 'MODULE_PATHNAME', 'loyalty_require_program'

@@ -475,7 +475,7 @@ loyalty_normalize_benefit(PG_FUNCTION_ARGS)
 	Benefit		b;
 	MemoryContext outer = CurrentMemoryContext;
 
-	RequireProgram(program_id, psprintf("programme " INT64_FORMAT, program_id));
+	RequireProgram(program_id, "programme " INT64_FORMAT, program_id);
 	SPI_connect();
 	LoadBenefitContext(program_id, &ctx, outer);
 	SPI_finish();

@@ -1306,8 +1306,7 @@ Calculate(Jsonb *doc, ArrayType *only)
 	}
 	else
 		cat = c.cat = CatalogGet(program);
-	if (!ProgramOpen(cat->program_id))
-		RequireProgram(cat->program_id, psprintf("programme \"%s\"", program));
+	RequireProgram(cat->program_id, "programme \"%s\"", program);
 	SPI_finish();
 	MemoryContextSwitchTo(cxt);
 	L = 0;

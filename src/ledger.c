@@ -679,9 +679,8 @@ loyalty_balance(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("customer " INT64_FORMAT " does not exist", customer)));
-	RequireCustomerProgram(DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-													   SPI_tuptable->tupdesc, 4, &isnull)),
-						   customer);
+	RequireProgram(DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull)),
+				   "customer " INT64_FORMAT, customer);
 	merged = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (!isnull)
 		ReportMerged(customer, DatumGetInt64(merged));

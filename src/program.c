@@ -88,7 +88,7 @@ LoadProgram(const char *code, LoyaltyProgram *program)
 	tuple = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
 	program->id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
-	RequireProgram(program->id, psprintf("programme \"%s\"", code));
+	RequireProgram(program->id, "programme \"%s\"", code);
 	program->code = code;		/* the caller's string, which outlives SPI */
 	country = SPI_getbinval(tuple, desc, 2, &isnull);
 	program->phone_country = isnull ? NULL :

@@ -104,9 +104,12 @@ Promo(DayScan *scan, const char *code, int len)
 	return p;
 }
 
-/* Count the line (and its receipt) for the promotion, once each */
+/*
+ * Count the line, its receipt and the money paid with points on it for the
+ * promotion, once each
+ */
 static void
-CountLine(DayScan *scan, PromoDay *p, uint64 receipt, int64 ordinal)
+CountLine(DayScan *scan, PromoDay *p, uint64 receipt, int64 ordinal, double points_money)
 {
 	CountedKey	key;
 	bool		found;
@@ -114,6 +117,7 @@ CountLine(DayScan *scan, PromoDay *p, uint64 receipt, int64 ordinal)
 	if (p->last_line == ordinal)
 		return;
 	p->lines++;
+	p->points_money += points_money;
 	p->last_line = ordinal;
 	memset(&key, 0, sizeof(key));
 	key.no = p->no;
@@ -160,9 +164,7 @@ AddLine(DayScan *scan, uint64 receipt, int64 ordinal, Jsonb *discounts, Jsonb *e
 			continue;
 		p = Promo(scan, code.val.string.val, code.val.string.len);
 		p->discount += kept * (double) Minor(&amount, money_exponent);
-		if (p->last_line != ordinal)
-			p->points_money += kept * points_money;
-		CountLine(scan, p, receipt, ordinal);
+		CountLine(scan, p, receipt, ordinal, kept * points_money);
 	}
 	it = JsonbIteratorInit(&earned->root);
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
@@ -186,9 +188,7 @@ AddLine(DayScan *scan, uint64 receipt, int64 ordinal, Jsonb *discounts, Jsonb *e
 				break;
 			p = Promo(scan, k.val.string.val, k.val.string.len);
 			p->points += kept * (double) Minor(&pts, POINTS_EXPONENT);
-			if (p->last_line != ordinal)
-				p->points_money += kept * points_money;
-			CountLine(scan, p, receipt, ordinal);
+			CountLine(scan, p, receipt, ordinal, kept * points_money);
 		}
 	}
 }
@@ -235,7 +235,7 @@ loyalty_promotion_day(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("day must be a finite date")));
-	RequireProgram(program_id, psprintf("programme " INT64_FORMAT, program_id));
+	RequireProgram(program_id, "programme " INT64_FORMAT, program_id);
 	InitMaterializedSRF(fcinfo, 0);
 
 	args[0] = Int64GetDatum(program_id);

@@ -207,7 +207,7 @@ CheckCustomerCurrency(int64 customer_id, const char *currency)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("customer " INT64_FORMAT " does not exist", customer_id)));
-	RequireCustomerProgram(DatumGetInt64(Col(1, &isnull)), customer_id);
+	RequireProgram(DatumGetInt64(Col(1, &isnull)), "customer " INT64_FORMAT, customer_id);
 	merged = Col(3, &isnull);
 	if (!isnull)
 		ReportMerged(customer_id, DatumGetInt64(merged));
@@ -247,7 +247,7 @@ WalletLock(Wallet *w, int64 customer_id, const char *currency, WalletLockMode mo
 		if (locked)
 		{
 			ReadWallet(w);
-			RequireCustomerProgram(w->program_id, customer_id);
+			RequireProgram(w->program_id, "customer " INT64_FORMAT, customer_id);
 			if (w->merged_into)
 			{
 				if (skip)

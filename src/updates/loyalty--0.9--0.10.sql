@@ -48,13 +48,6 @@ LANGUAGE C STABLE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION @extschema@.program_open(bigint) IS
 'whether the current role reaches the programme (NULL: every programme); row-level security and the views use it';
 
-CREATE FUNCTION @extschema@.open_programs()
-RETURNS bigint[]
-AS 'MODULE_PATHNAME', 'loyalty_open_programs'
-LANGUAGE C STABLE PARALLEL RESTRICTED;
-COMMENT ON FUNCTION @extschema@.open_programs() IS
-'ids of the programmes the current role reaches';
-
 CREATE FUNCTION @extschema@.require_program(program_id bigint, object text)
 RETURNS void
 AS 'MODULE_PATHNAME', 'loyalty_require_program'
@@ -219,8 +212,13 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     pcode := receipt OPERATOR(pg_catalog.->>) 'program';
-    SELECT * INTO p FROM @extschema@.program g
-     WHERE g.id OPERATOR(pg_catalog.=) @extschema@.program_id(pcode);
+    SELECT * INTO p FROM @extschema@.program g WHERE g.code OPERATOR(pg_catalog.=) pcode;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'programme "%" does not exist', pcode
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'SELECT code FROM loyalty.program lists the programmes.';
+    END IF;
+    PERFORM @extschema@.require_program(p.id, pg_catalog.format('programme "%s"', pcode));
     rid := receipt OPERATOR(pg_catalog.->>) 'receipt_id';
     IF pg_catalog.jsonb_typeof(receipt OPERATOR(pg_catalog.->) 'receipt_id') IS DISTINCT FROM 'string'
        OR rid OPERATOR(pg_catalog.=) '' OR pg_catalog.length(rid) OPERATOR(pg_catalog.>) 128 THEN

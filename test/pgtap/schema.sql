@@ -31,7 +31,7 @@ SELECT functions_are('loyalty', ARRAY[
     'event_notify', 'take_events', 'notice_expiring', 'purge_events',
     'customer_stats', 'qualified_tier', 'change_tier', 'lift_tier', 'review_tiers',
     'customer_document', 'refresh_segments', 'job_deadline', 'job_limit', 'purchases',
-    'actor', 'access_changed', 'program_open', 'open_programs', 'require_program',
+    'actor', 'access_changed', 'program_open', 'require_program',
     'require_every_program', 'grant_program', 'revoke_program', 'partition_security',
     'binding_program', 'expiring_day', 'promotion_day', 'tier_day', 'store_day']);
 SELECT has_type('loyalty', 'condition', 'the type loyalty.condition exists');

@@ -6,7 +6,7 @@
 -- checked against the grants, so a function granted later without a
 -- cross-tenant test fails this suite.
 BEGIN;
-SELECT plan(87);
+SELECT plan(90);
 
 \ir tenants.psql
 
@@ -248,6 +248,10 @@ SELECT throws_ok($$SELECT loyalty.grant_program('north', NULL)$$, '22004', NULL,
 SELECT throws_ok($$SELECT loyalty.grant_program('north', 'no_such_role')$$, '42704', NULL, 'an unknown role is refused');
 SELECT is(pg_temp.as_role('t_till_north', 'SELECT loyalty.actor()'), 't_till_north',
           'actor() is the role in effect');
+SELECT throws_ok('SELECT loyalty.require_program(NULL, ''x'')', '22004', NULL, 'require_program refuses a NULL programme');
+SELECT throws_ok('SELECT loyalty.require_every_program(NULL)', '22004', NULL, 'require_every_program refuses NULL');
+SELECT is(pg_temp.as_role('t_till_north', format('SELECT loyalty.program_open(%s)::text || loyalty.program_open(%s)::text || coalesce(loyalty.program_open(NULL)::text, ''null'')', :north, :south)),
+          'truefalsefalse', 'program_open: north yes, south no, every programme no');
 
 SELECT * FROM finish();
 ROLLBACK;
