@@ -19,6 +19,7 @@ PACKAGES=(
 	python3-etcd
 	python3-psycopg2
 	curl
+	libfaketime
 )
 
 missing=()

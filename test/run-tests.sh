@@ -2,6 +2,10 @@
 # test/run-tests.sh — run every test layer against the throwaway server:
 #   pg_regress          sql/*.sql against expected/*.out
 #   pgTAP               test/pgtap/*.sql, by pg_prove
+#   future              pg_regress and pgTAP again on a second throwaway
+#                       server whose clock runs two years ahead (libfaketime;
+#                       LOYALTY_FUTURE=+OFFSET sets another, LOYALTY_SKIP_FUTURE=1
+#                       skips it)
 #   isolationtester     test/isolation/specs/*.spec, by pg_isolation_regress
 #   pg_cron             test/cron/jobs.sql in the database pg_cron serves: the
 #                       jobs scheduled, run by pg_cron, unscheduled
@@ -36,9 +40,16 @@ if ! test/server.sh status >/dev/null 2>&1; then
 	started=1
 fi
 test/server.sh start || exit 1
+stop_main=0
 if [ "$started" = 1 ] && [ "${LOYALTY_KEEP_SERVER:-0}" != 1 ]; then
-	trap 'test/server.sh stop >/dev/null' EXIT
+	stop_main=1
 fi
+# the future layer's server never outlives the run
+cleanup() {
+	LOYALTY_SERVER=future test/server.sh stop >/dev/null 2>&1
+	[ "$stop_main" = 0 ] || test/server.sh stop >/dev/null
+}
+trap cleanup EXIT
 # shellcheck disable=SC1091
 . tmp/server.env
 
@@ -54,9 +65,9 @@ regress_counts() {
 }
 
 # Run a pg_regress-driven layer: name, driver, output directory, database,
-# then driver options up to "--", then the tests.
+# then driver options up to "--", then the tests.  Sets RUN_OK and RUN_BAD.
 run_pg_regress() {
-	local name=$1 bin=$2 outputdir=$3 db=$4 opts=() ok bad rc
+	local name=$1 bin=$2 outputdir=$3 db=$4 opts=() rc
 	shift 4
 	while [ "$1" != -- ]; do opts+=("$1"); shift; done
 	shift
@@ -67,15 +78,34 @@ run_pg_regress() {
 	"$bin" "${opts[@]}" --outputdir="$outputdir" --bindir="$PGBINDIR" \
 		--dbname="$db" "$@" 2>&1 | tee "tmp/$name.log"
 	rc=${PIPESTATUS[0]}
-	read -r ok bad < <(regress_counts "tmp/$name.log")
+	read -r RUN_OK RUN_BAD < <(regress_counts "tmp/$name.log")
 	if [ "$rc" -ne 0 ]; then
-		[ "$bad" -gt 0 ] || bad=1
+		[ "$RUN_BAD" -gt 0 ] || RUN_BAD=1
 		if [ -f "$outputdir/regression.diffs" ]; then
 			echo "---- $outputdir/regression.diffs"
 			cat "$outputdir/regression.diffs"
 		fi
 	fi
-	record "$name" "$ok" "$bad"
+}
+
+# Run the pgTAP files in a fresh database: name (of the log), database, then
+# the statements that install the extension, up to "--", then the files.
+# Sets RUN_OK and RUN_BAD.
+run_pgtap() {
+	local name=$1 db=$2 install=() rc
+	shift 2
+	while [ "$1" != -- ]; do install+=(-c "$1"); shift; done
+	shift
+	"$PGBINDIR/dropdb" --if-exists "$db"
+	"$PGBINDIR/createdb" "$db"
+	"$PGBINDIR/psql" -X -q -v ON_ERROR_STOP=1 -d "$db" -c 'CREATE EXTENSION pgtap' "${install[@]}"
+	pg_prove -v -d "$db" "$@" 2>&1 | tee "tmp/$name.log"
+	rc=${PIPESTATUS[0]}
+	RUN_OK=$(grep -cE '^[[:space:]]*ok [0-9]+' "tmp/$name.log")
+	RUN_BAD=$(grep -cE '^[[:space:]]*not ok [0-9]+' "tmp/$name.log")
+	if [ "$rc" -ne 0 ] && [ "$RUN_BAD" -eq 0 ]; then
+		RUN_BAD=1	# a bad plan or a crashed file
+	fi
 }
 
 # pg_regress: the tests create the extension themselves.
@@ -83,6 +113,7 @@ mapfile -t REGRESS < <(ls sql/*.sql 2>/dev/null | sed 's|sql/||; s|\.sql$||')
 if [ ${#REGRESS[@]} -gt 0 ]; then
 	run_pg_regress pg_regress "$PG_REGRESS" tmp/regress loyalty_regress \
 		--inputdir=. -- "${REGRESS[@]}"
+	record pg_regress "$RUN_OK" "$RUN_BAD"
 fi
 
 # pgTAP: a fresh database with pgtap and loyalty; each file rolls itself back.
@@ -90,18 +121,51 @@ mapfile -t TAP < <(ls test/pgtap/*.sql 2>/dev/null)
 if [ ${#TAP[@]} -gt 0 ]; then
 	echo
 	echo "== pgTAP: ${#TAP[@]} files"
-	"$PGBINDIR/dropdb" --if-exists loyalty_tap
-	"$PGBINDIR/createdb" loyalty_tap
-	"$PGBINDIR/psql" -X -q -v ON_ERROR_STOP=1 -d loyalty_tap \
-		-c 'CREATE EXTENSION pgtap' -c 'CREATE EXTENSION loyalty'
-	pg_prove -v -d loyalty_tap "${TAP[@]}" 2>&1 | tee tmp/pgtap.log
-	rc=${PIPESTATUS[0]}
-	ok=$(grep -cE '^[[:space:]]*ok [0-9]+' tmp/pgtap.log)
-	bad=$(grep -cE '^[[:space:]]*not ok [0-9]+' tmp/pgtap.log)
-	if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
-		bad=1	# a bad plan or a crashed file
+	run_pgtap pgtap loyalty_tap 'CREATE EXTENSION loyalty' -- "${TAP[@]}"
+	record pgTAP "$RUN_OK" "$RUN_BAD"
+fi
+
+# future: pg_regress and pgTAP again, on a server of their own whose clock
+# runs two years ahead (libfaketime loaded into that server only), so that a
+# test holding a date that will pass fails now, not on the day.
+# LOYALTY_SKIP_FUTURE=1 skips it.
+if [ "${LOYALTY_SKIP_FUTURE:-0}" = 1 ]; then
+	echo
+	echo "== future: skipped (LOYALTY_SKIP_FUTURE=1)"
+else
+	echo
+	echo "== future: pg_regress and pgTAP on a server whose clock runs ${LOYALTY_FUTURE:-+730d} ahead"
+	future_ok=0
+	future_bad=0
+	rm -f tmp/future.counts
+	if LOYALTY_SERVER=future LOYALTY_FAKETIME=${LOYALTY_FUTURE:-+730d} LOYALTY_SHARED_BUFFERS=256MB \
+			test/server.sh start; then
+		(
+			# shellcheck disable=SC1091
+			. tmp/future.env
+			echo "future: the server's clock reads $("$PGBINDIR/psql" -X -At -d postgres -c 'SELECT now()')"
+			future_ok=0
+			future_bad=0
+			if [ ${#REGRESS[@]} -gt 0 ]; then
+				run_pg_regress future-regress "$PG_REGRESS" tmp/future-regress loyalty_regress \
+					--inputdir=. -- "${REGRESS[@]}"
+				future_ok=$((future_ok + RUN_OK))
+				future_bad=$((future_bad + RUN_BAD))
+			fi
+			if [ ${#TAP[@]} -gt 0 ]; then
+				run_pgtap future-pgtap loyalty_tap 'CREATE EXTENSION loyalty' -- "${TAP[@]}"
+				future_ok=$((future_ok + RUN_OK))
+				future_bad=$((future_bad + RUN_BAD))
+			fi
+			echo "$future_ok $future_bad" > tmp/future.counts
+		)
+		read -r future_ok future_bad < tmp/future.counts || future_bad=1
+		LOYALTY_SERVER=future test/server.sh stop >/dev/null
+	else
+		echo "future: the server with the shifted clock did not start"
+		future_bad=1
 	fi
-	record pgTAP "$ok" "$bad"
+	record future "$future_ok" "$future_bad"
 fi
 
 # isolationtester: pg_isolation_regress creates the database with the extension.
@@ -109,6 +173,7 @@ mapfile -t SPECS < <(ls test/isolation/specs/*.spec 2>/dev/null | sed 's|.*/||; 
 if [ ${#SPECS[@]} -gt 0 ]; then
 	run_pg_regress isolation "$PG_ISOLATION_REGRESS" tmp/isolation loyalty_isolation \
 		--inputdir=test/isolation --load-extension=loyalty -- "${SPECS[@]}"
+	record isolation "$RUN_OK" "$RUN_BAD"
 fi
 
 # pg_cron: the jobs scheduled and run for real, in the database pg_cron serves
@@ -160,18 +225,9 @@ if [ ${#RELEASED[@]} -gt 0 ] && [ ${#TAP[@]} -gt 0 ]; then
 	oldest=$(printf '%s\n' "${RELEASED[@]}" | sort -V | head -1)
 	echo
 	echo "== upgraded: the pgTAP suites on a schema upgraded from $oldest"
-	"$PGBINDIR/dropdb" --if-exists loyalty_tap_upgraded
-	"$PGBINDIR/createdb" loyalty_tap_upgraded
-	"$PGBINDIR/psql" -X -q -v ON_ERROR_STOP=1 -d loyalty_tap_upgraded -c 'CREATE EXTENSION pgtap' \
-		-c "CREATE EXTENSION loyalty VERSION '$oldest'" -c 'ALTER EXTENSION loyalty UPDATE'
-	pg_prove -v -d loyalty_tap_upgraded "${TAP[@]}" 2>&1 | tee tmp/pgtap-upgraded.log
-	rc=${PIPESTATUS[0]}
-	ok=$(grep -cE '^[[:space:]]*ok [0-9]+' tmp/pgtap-upgraded.log)
-	bad=$(grep -cE '^[[:space:]]*not ok [0-9]+' tmp/pgtap-upgraded.log)
-	if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
-		bad=1
-	fi
-	record upgraded "$ok" "$bad"
+	run_pgtap pgtap-upgraded loyalty_tap_upgraded "CREATE EXTENSION loyalty VERSION '$oldest'" \
+		'ALTER EXTENSION loyalty UPDATE' -- "${TAP[@]}"
+	record upgraded "$RUN_OK" "$RUN_BAD"
 fi
 
 # log: what the extension writes to the server log (test/log/run.sh)

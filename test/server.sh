@@ -10,6 +10,12 @@
 #
 # LOYALTY_PG_WRAPPER=/path/to/script starts the server through that script
 # instead of the postgres binary (test/valgrind.sh uses it).
+# LOYALTY_SERVER=NAME keeps a second cluster beside the first, under
+# ./tmp/NAME with its libpq variables in ./tmp/NAME.env (default: ./tmp/pg
+# and ./tmp/server.env).
+# LOYALTY_FAKETIME=OFFSET (libfaketime's syntax, e.g. +730d) starts the
+# server with its clock shifted by OFFSET: libfaketime is loaded into the
+# server's processes only, never into the clients (the "future" test layer).
 # LOYALTY_SHARED_BUFFERS sets shared_buffers (default 2GB: the benchmark's
 # million customers fit, as a production server's working set would; the
 # memory is only touched as pages are read).
@@ -24,7 +30,13 @@ TMP="$REPO/tmp"
 PG_CONFIG=${PG_CONFIG:-pg_config}
 BINDIR=$("$PG_CONFIG" --bindir)
 DBNAME=${LOYALTY_DB:-loyalty}
-ENVFILE="$TMP/server.env"
+NAME=${LOYALTY_SERVER:-pg}
+case "$NAME" in
+	pg) ENVFILE="$TMP/server.env" ;;
+	*[!a-z0-9_-]* | "") echo "server.sh: LOYALTY_SERVER must be a simple name" >&2; exit 1 ;;
+	*) ENVFILE="$TMP/$NAME.env" ;;
+esac
+FAKETIME_LIB=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
 
 die() { echo "server.sh: $*" >&2; exit 1; }
 
@@ -47,13 +59,13 @@ fi
 # the socket path would be too long for a Unix socket; then a directory under
 # /tmp named after the checkout, linked from ./tmp/pg.
 mkdir -p "$TMP"
-STATE="$TMP/pg"
+STATE="$TMP/$NAME"
 state_usable() {
 	[ ${#1} -lt 80 ] || return 1
 	mkdir -p "$1" && { [ "$(id -u)" -ne 0 ] || chown "$RUNAS" "$1"; } && as_server test -w "$1" -a -x "$1"
 }
 if [ -L "$STATE" ] || ! state_usable "$STATE" 2>/dev/null; then
-	ALT="/tmp/loyalty-pg-$(printf '%s' "$REPO" | md5sum | cut -c1-10)"
+	ALT="/tmp/loyalty-$NAME-$(printf '%s' "$REPO" | md5sum | cut -c1-10)"
 	state_usable "$ALT" || die "cannot make a directory the server user $RUNAS can use"
 	[ -L "$STATE" ] || rm -rf "$STATE"
 	ln -sfn "$ALT" "$STATE"
@@ -142,8 +154,22 @@ max_prepared_transactions = 10
 log_min_messages = warning
 log_line_prefix = '%m [%p] %q%u@%d '
 CONF
+		local wrapper=${LOYALTY_PG_WRAPPER:-$BINDIR/postgres}
+		if [ -n "${LOYALTY_FAKETIME:-}" ] && [ -z "${LOYALTY_PG_WRAPPER:-}" ]; then
+			[ -f "$FAKETIME_LIB" ] || die "LOYALTY_FAKETIME needs libfaketime (apt-get install libfaketime)"
+			wrapper="$STATE/postgres-faketime"
+			cat >"$wrapper" <<WRAP
+#!/bin/sh
+# written by test/server.sh: the server's clock shifted by $LOYALTY_FAKETIME
+export LD_PRELOAD='$FAKETIME_LIB'
+export FAKETIME='$LOYALTY_FAKETIME'
+export FAKETIME_DONT_FAKE_MONOTONIC=1
+exec '$BINDIR/postgres' "\$@"
+WRAP
+			chmod 755 "$wrapper"
+		fi
 		as_server "$BINDIR/pg_ctl" -D "$DATA" -l "$LOG" -w -t 120 \
-			-p "${LOYALTY_PG_WRAPPER:-$BINDIR/postgres}" start >/dev/null ||
+			-p "$wrapper" start >/dev/null ||
 			{ tail -n 20 "$LOG" >&2; die "the server did not start (log: $LOG)"; }
 	fi
 	write_env "$port"

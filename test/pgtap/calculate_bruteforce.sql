@@ -5,7 +5,7 @@
 -- bound must give exactly the answer of the exhaustive enumeration, every
 -- time.  The seed is printed; LOYALTY_TEST_SEED repeats a run.
 BEGIN;
-SELECT plan(7);
+SELECT plan(8);
 
 \ir seed.psql
 
@@ -126,12 +126,19 @@ END
 $$;
 
 -- The customer's points: lots of both currencies, some restricted to products.
+-- calculate spends the lots valid both at the receipts' fixed "at" and now:
+-- each starts on a fixed day before that "at" (a day that stays in the past)
+-- and the expiring one ends relative to now, so that no run depends on its
+-- day.
 \o /dev/null
-SELECT loyalty.accrue(:customer, 'pts', 250, valid_to => '2026-12-01', kind => 'birthday');
-SELECT loyalty.accrue(:customer, 'pts', 120, restriction => 'category <@ ''a''', kind => 'product');
-SELECT loyalty.accrue(:customer, 'pts', 400);
-SELECT loyalty.accrue(:customer, 'miles', 9000, restriction => 'brand = ''X''', kind => 'product');
-SELECT loyalty.accrue(:customer, 'miles', 5000);
+SELECT loyalty.accrue(:customer, 'pts', 250, valid_from => '2026-05-01T00:00:00+03:00',
+                      valid_to => now() + interval '60 days', kind => 'birthday');
+SELECT loyalty.accrue(:customer, 'pts', 120, valid_from => '2026-05-01T00:00:00+03:00',
+                      restriction => 'category <@ ''a''', kind => 'product');
+SELECT loyalty.accrue(:customer, 'pts', 400, valid_from => '2026-05-01T00:00:00+03:00');
+SELECT loyalty.accrue(:customer, 'miles', 9000, valid_from => '2026-05-01T00:00:00+03:00',
+                      restriction => 'brand = ''X''', kind => 'product');
+SELECT loyalty.accrue(:customer, 'miles', 5000, valid_from => '2026-05-01T00:00:00+03:00');
 \o
 
 CREATE TEMP TABLE outcome (catalogue int, receipt jsonb, bb jsonb, brute jsonb);
@@ -181,6 +188,8 @@ SELECT is_empty($$
     'line discounts, points and amounts to pay add up exactly to the totals, and none is negative');
 SELECT ok((SELECT count(*) FILTER (WHERE (bb -> 'promotions' -> 'applied') <> '[]') FROM outcome) > 1000,
           'most receipts apply some promotion (the test exercises the search)');
+SELECT ok((SELECT count(*) FILTER (WHERE (bb -> 'totals' ->> 'points_paid')::numeric > 0) FROM outcome) > 300,
+          'many receipts spend points (the lots are valid at the receipts'' "at" and now)');
 
 -- A case the bound once missed: a multiplier holding the line is worth less
 -- than its estimate once a discount applies, so it must not count as what a
