@@ -12,7 +12,7 @@
 #                server for FUZZ_SECONDS (default 60; see test/fuzz/run.sh)
 
 EXTENSION   = loyalty
-EXTVERSION  = 0.10
+EXTVERSION  = 0.11
 MODULE_big  = loyalty
 OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 

@@ -184,6 +184,16 @@ SELECT pg_temp.promo('R010', NULL, '{"kind": "receipt_off", "threshold": 0, "amo
 SELECT * FROM pg_temp.show(loyalty.calculate(pg_temp.receipt('[{"line": 1, "qty": 1, "price": 0.05}, {"line": 2, "qty": 1, "price": 0.05}, {"line": 3, "qty": 1, "price": 0.05}]')));
 DELETE FROM loyalty.promotion WHERE code = 'R010';
 
+-- receipt.total is what the lines come to before discounts, computed by
+-- calculate (a "total" the till sends is not what it counts): a gift above
+-- 25 000.00 of the receipt applies to the skis and the jacket, not to the
+-- skis alone, though that receipt claims a total of a million.
+SELECT pg_temp.promo('BIGGIFT', NULL, '{"kind": "gift", "sku": "MUG", "value": 100}');
+UPDATE loyalty.promotion SET receipt_condition = 'receipt.total >= 25000' WHERE code = 'BIGGIFT';
+SELECT * FROM pg_temp.totals(loyalty.calculate(pg_temp.receipt(jsonb_build_array(:'skis'::jsonb, :'jacket'::jsonb))));
+SELECT * FROM pg_temp.totals(loyalty.calculate(pg_temp.receipt(jsonb_build_array(:'skis'::jsonb), '{"total": 1000000}')));
+DELETE FROM loyalty.promotion WHERE code = 'BIGGIFT';
+
 -- An anonymous receipt: discounts yes, points neither spent nor earned.
 SELECT r -> 'customer' AS customer, r -> 'totals' AS totals
   FROM loyalty.calculate('{"program": "shop", "at": "2026-03-07T12:00:00+03:00", "points": "max", "lines": [{"sku": "SKI", "qty": 1, "price": 20000}]}') r;
@@ -239,7 +249,38 @@ SELECT q, (pg_temp.err(format('SELECT loyalty.calculate(%L)', q))).* FROM (VALUE
     ('{"program": "shop", "points": "all", "lines": [{"qty": 1, "price": 1}]}'),
     ('{"program": "shop", "customer": {"card": "1", "phone": "2"}, "lines": [{"qty": 1, "price": 1}]}'),
     ('{"program": "shop", "coupons": "SAVE50", "lines": [{"qty": 1, "price": 1}]}'),
-    ('{"program": "shop", "search": "fast", "lines": [{"qty": 1, "price": 1}]}')) t(q);
+    ('{"program": "shop", "search": "fast", "lines": [{"qty": 1, "price": 1}]}'),
+    -- "at": a timestamp with its UTC offset, from 2000 to 2100
+    ('{"program": "shop", "at": "", "lines": [{"qty": 1, "price": 1}]}'),
+    ('{"program": "shop", "at": 20260601, "lines": [{"qty": 1, "price": 1}]}'),
+    ('{"program": "shop", "at": "2026-06-01T10:00+03:00 BC", "lines": [{"qty": 1, "price": 1}]}'),
+    ('{"program": "shop", "at": "2026-06-01T10:00:00", "lines": [{"qty": 1, "price": 1}]}'),
+    ('{"program": "shop", "at": "2026-06-01T10:00:00 Europe/Moscow", "lines": [{"qty": 1, "price": 1}]}'),
+    ('{"program": "shop", "at": "2026-02-30T10:00:00+03:00", "lines": [{"qty": 1, "price": 1}]}'),
+    ('{"program": "shop", "at": "1999-12-31T23:59:59Z", "lines": [{"qty": 1, "price": 1}]}'),
+    ('{"program": "shop", "at": "2100-01-01T03:00:00+03:00", "lines": [{"qty": 1, "price": 1}]}'),
+    ('{"program": "shop", "at": "9999-12-31T23:59:59+00", "lines": [{"qty": 1, "price": 1}]}'),
+    -- a currency of the programme or nothing; no limit of 3 bytes
+    ('{"program": "shop", "currency": "RUB ", "lines": [{"qty": 1, "price": 1}]}'),
+    ('{"program": "shop", "customer": {"card": 10000001}, "lines": [{"qty": 1, "price": 1}]}'),
+    -- points: never negative
+    ('{"program": "shop", "points": -5, "lines": [{"qty": 1, "price": 1}]}'),
+    ('{"program": "shop", "points": {"bonus": -1}, "lines": [{"qty": 1, "price": 1}]}')) t(q);
+-- the edges of "at" that are accepted, and "at" in the answer: ISO 8601
+-- with the offset it was written in, whatever the session's DateStyle
+SET DateStyle = 'SQL, DMY';
+SELECT a, loyalty.calculate(jsonb_build_object('program', 'shop', 'at', a, 'lines', '[{"qty": 1, "price": 1}]'::jsonb)) ->> 'at' AS answer
+  FROM (VALUES ('2000-01-01T00:00:00Z'), ('2026-03-07T12:30:00+03:00'), ('2026-03-07 12:30+0300'),
+               ('2026-03-07T09:30:00.25z'), ('2026-03-07T09:30-04:30'), ('2100-01-01T02:59:59.999999+03')) v (a);
+RESET DateStyle;
+-- an identifier that cannot be one is no error: the till carries on anonymous
+SELECT r -> 'customer' AS customer
+  FROM loyalty.calculate(jsonb_build_object('program', 'shop', 'customer', jsonb_build_object('card', repeat('4', 100000)),
+                                            'lines', '[{"qty": 1, "price": 1}]'::jsonb)) r;
+SELECT r -> 'customer' AS customer
+  FROM loyalty.calculate('{"program": "shop", "customer": {"phone": ""}, "lines": [{"qty": 1, "price": 1}]}') r;
+SELECT r -> 'customer' AS customer
+  FROM loyalty.calculate('{"program": "shop", "customer": {"email": "not an address"}, "lines": [{"qty": 1, "price": 1}]}') r;
 -- more lines than loyalty.max_lines, and a receipt over loyalty.max_receipt_size
 SET loyalty.max_lines = 2;
 SELECT (pg_temp.err($$SELECT loyalty.calculate('{"program": "shop", "lines": [{"qty": 1, "price": 1}, {"qty": 1, "price": 1}, {"qty": 1, "price": 1}]}')$$)).*;

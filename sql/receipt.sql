@@ -230,4 +230,29 @@ SELECT a ->> 'kind' AS kind, a ->> 'amount' AS amount, a ->> 'valid_for' AS vali
   FROM loyalty.receipt r, jsonb_array_elements(r.accruals) a WHERE r.receipt_id = 'BL-1';
 UPDATE loyalty.promotion SET status = 'ended' WHERE code IN ('JKT20', 'JKT30', 'JKT40');
 
+-- 11. Coupons are used only when a benefit uses them.  Three coupons of one
+-- promotion for coupon holders (it applies once): the one expiring first is
+-- used; the others are not_used and stay issued.  A coupon of a promotion
+-- that needs none, or of one a better combination leaves out, is not used
+-- either.
+INSERT INTO loyalty.promotion (program_id, code, name, status, line_condition, benefit, audience, stacking_group)
+VALUES (1, 'SKI300', 'Skis 300 off with a coupon', 'active', 'sku = ''SKI''',
+        '{"kind": "amount_off", "amount": 300}', 'coupon', 'ski'),
+       (1, 'SKI100', 'Skis 100 off with a coupon', 'active', 'sku = ''SKI''',
+        '{"kind": "amount_off", "amount": 100}', 'coupon', 'ski');
+INSERT INTO loyalty.coupon (program_id, code, promotion_id, kind, valid)
+SELECT 1, v.code, m.id, v.kind, tstzrange(now() - interval '1 day', now() + v.days * interval '1 day')
+  FROM (VALUES ('S3-A', 'SKI300', 'single_use', 30), ('S3-B', 'SKI300', 'single_use', 7),
+               ('S3-C', 'SKI300', 'multi_use', 90), ('S1-A', 'SKI100', 'single_use', 30),
+               ('J-0', 'SKI10', 'single_use', 30)) v (code, promo, kind, days)
+  JOIN loyalty.promotion m ON m.code = v.promo;
+SELECT pg_temp.receipt('CP-1', '10000002', '[{"line": 1, "sku": "SKI", "qty": 1, "price": 1000}]',
+                       '{"coupons": ["S3-A", "S3-B", "S3-C", "S1-A", "J-0"]}') AS cp \gset
+SELECT c ->> 'code' AS code, c ->> 'status' AS status, c ->> 'reason' AS reason, c ->> 'promotion' AS promotion
+  FROM jsonb_array_elements(loyalty.calculate(:'cp') -> 'coupons') c;
+SELECT loyalty.commit(:'cp') -> 'totals' -> 'discount' AS discount;
+SELECT code, uses, state FROM loyalty.coupon WHERE code IN ('S3-A', 'S3-B', 'S3-C', 'S1-A', 'J-0') ORDER BY code;
+SELECT coupons FROM loyalty.receipt WHERE receipt_id = 'CP-1';
+UPDATE loyalty.promotion SET status = 'ended' WHERE code IN ('SKI300', 'SKI100');
+
 DROP EXTENSION loyalty CASCADE;

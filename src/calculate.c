@@ -34,6 +34,7 @@
 #include "direct.h"
 #include "jsonbuild.h"
 #include "jsonread.h"
+#include "lot.h"
 #include "product.h"
 #include "program.h"
 #include "search.h"
@@ -122,6 +123,8 @@ typedef struct Coupon
 	int32		uses;
 	int32		use_limit;		/* 0: none */
 	bool		in_window;
+	bool		ends;			/* its validity has an end */
+	TimestampTz end;
 	char	   *state;
 	const char *reason;			/* why rejected, or NULL */
 	int			promo;			/* catalogue index of its promotion, or -1 */
@@ -160,6 +163,7 @@ typedef struct Calc
 	char	   *country;
 	char	   *channel;
 	TimestampTz at;
+	int			at_offset;		/* its UTC offset in seconds west (as pg_tm) */
 	char	   *at_text;		/* local wall-clock text the window checks read */
 	int			weekday;		/* ISO 1..7 of the local date */
 	int			hour;
@@ -209,6 +213,78 @@ OptString(Calc *c, const char *key, int maxlen)
 	return JrString(&c->jd, key, &v, maxlen);
 }
 
+/*
+ * The span of "at" a receipt may name: from 2000-01-01 to 2100-01-01 (UTC,
+ * the end excluded).  A date outside it is a till's broken clock or a typo
+ * ("2026-06-01T10:00+03:00 BC"), never a sale.
+ */
+#define AT_FIRST	INT64CONST(0)	/* 2000-01-01 00:00:00 UTC, PostgreSQL's epoch */
+#define AT_END		(INT64CONST(36525) * USECS_PER_DAY)	/* 2100-01-01 00:00:00 UTC */
+
+/* Refuse a receipt's "at" that is not a timestamp as calculate reads one */
+static void pg_attribute_noreturn()
+BadAt(const char *text)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_DATETIME_FORMAT),
+			 errmsg("receipt field \"at\" is not a timestamp with its UTC offset: \"%s\"", text),
+			 errhint("Send the store's local time with its offset, e.g. \"2026-03-07T12:30:00+03:00\".")));
+}
+
+/*
+ * Does text have the shape YYYY-MM-DD(T| )HH:MM[:SS[.f...]] followed by Z or
+ * an offset +HH, +HH:MM or +HHMM (or -)?  Nothing else: no words ("BC",
+ * "now"), no zone names, and no offset left to the session's time zone.
+ */
+static bool
+AtShape(const char *t)
+{
+	const char *p = t;
+	int			n;
+
+#define DIGITS(k) for (n = 0; n < (k); n++, p++) if (!isdigit((unsigned char) *p)) return false
+	DIGITS(4);
+	if (*p++ != '-')
+		return false;
+	DIGITS(2);
+	if (*p++ != '-')
+		return false;
+	DIGITS(2);
+	if (*p != 'T' && *p != ' ')
+		return false;
+	p++;
+	DIGITS(2);
+	if (*p++ != ':')
+		return false;
+	DIGITS(2);
+	if (*p == ':')
+	{
+		p++;
+		DIGITS(2);
+		if (*p == '.')
+		{
+			p++;
+			if (!isdigit((unsigned char) *p))
+				return false;
+			while (isdigit((unsigned char) *p))
+				p++;
+		}
+	}
+	if (*p == 'Z' || *p == 'z')
+		return p[1] == '\0';
+	if (*p != '+' && *p != '-')
+		return false;
+	p++;
+	DIGITS(2);
+	if (*p == ':')
+		p++;
+	if (*p == '\0')
+		return true;
+	DIGITS(2);
+	return *p == '\0';
+#undef DIGITS
+}
+
 static void
 ReadAt(Calc *c)
 {
@@ -219,7 +295,7 @@ ReadAt(Calc *c)
 
 	if (JrKey(&c->doc->root, "at", &v) && v.type != jbvNull)
 	{
-		char	   *text = JrString(&c->jd, "at", &v, 64);
+		char	   *text;
 		char	   *field[MAXDATEFIELDS];
 		int			ftype[MAXDATEFIELDS];
 		char		workbuf[MAXDATELEN + MAXDATEFIELDS];
@@ -227,27 +303,29 @@ ReadAt(Calc *c)
 		int			dtype;
 		int			dterr;
 
-		/* a date and a time as written (not "now" or "today") */
-		if (!(strlen(text) >= 16 && isdigit((unsigned char) text[0]) && text[4] == '-' &&
-			  text[7] == '-' && (text[10] == 'T' || text[10] == ' ')))
-			dterr = DTERR_BAD_FORMAT;
-		else
-			dterr = ParseDateTime(text, workbuf, sizeof(workbuf), field, ftype, MAXDATEFIELDS, &nf);
+		if (v.type != jbvString)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_DATETIME_FORMAT),
+					 errmsg("receipt field \"at\" must be a string: a timestamp with its UTC offset"),
+					 errhint("Send the store's local time with its offset, e.g. \"2026-03-07T12:30:00+03:00\".")));
+		if (v.val.string.len > 64)
+			BadAt(psprintf("%.64s...", pnstrdup(v.val.string.val, v.val.string.len)));
+		text = pnstrdup(v.val.string.val, v.val.string.len);
+		/* a date and a time as written, with its offset */
+		if (!AtShape(text))
+			BadAt(text);
+		dterr = ParseDateTime(text, workbuf, sizeof(workbuf), field, ftype, MAXDATEFIELDS, &nf);
 		if (dterr == 0)
 			dterr = DecodeDateTime(field, ftype, nf, &dtype, &tm, &fsec, &tz);
 		if (dterr != 0 || dtype != DTK_DATE || tm.tm_hour > 23)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_DATETIME_FORMAT),
-					 errmsg("receipt field \"at\" is not a timestamp: \"%s\"", text),
-					 errhint("Send the store's local time with its offset, e.g. \"2026-03-07T12:30:00+03:00\".")));
+			BadAt(text);
 		/* the local wall clock is what is written; the instant takes the offset */
-		if (tm2timestamp(&tm, fsec, &tz, &c->at) != 0)
+		if (tm2timestamp(&tm, fsec, &tz, &c->at) != 0 || c->at < AT_FIRST || c->at >= AT_END)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-					 errmsg("receipt field \"at\" is out of range: \"%s\"", text)));
-		/* the wall clock as read, for the weekday, hour and date conditions */
-		c->at_text = psprintf("%04d-%02d-%02dT%02d:%02d:%02d",
-							  tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+					 errmsg("receipt field \"at\" is out of range: \"%s\"", text),
+					 errdetail("A receipt's \"at\" lies from 2000-01-01 to 2100-01-01 (UTC, the end excluded).")));
+		c->at_offset = tz;
 	}
 	else
 	{
@@ -255,14 +333,38 @@ ReadAt(Calc *c)
 		c->at = GetCurrentTransactionStartTimestamp();
 		if (timestamp2tm(c->at, &tz, &tm, &fsec, NULL, NULL) != 0)
 			elog(ERROR, "timestamp out of range");
-		c->at_text = psprintf("%04d-%02d-%02dT%02d:%02d:%02d",
-							  tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+		c->at_offset = tz;
 	}
+	/* the wall clock as read, for the weekday, hour and date conditions */
+	c->at_text = psprintf("%04d-%02d-%02dT%02d:%02d:%02d",
+						  tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 	c->local_date = date2j(tm.tm_year, tm.tm_mon, tm.tm_mday) - POSTGRES_EPOCH_JDATE;
 	c->weekday = j2day(c->local_date + POSTGRES_EPOCH_JDATE);
 	if (c->weekday == 0)
 		c->weekday = 7;
 	c->hour = tm.tm_hour;
+}
+
+/*
+ * "at" for the answer: ISO 8601 with the offset the receipt was written in
+ * (the session's when it gave none), whatever the session's DateStyle:
+ * 2026-03-07T12:30:00+03:00, with microseconds when there are any.
+ */
+static char *
+AtIso(TimestampTz at, int tz_west)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+	int			east = -tz_west;
+	char		frac[8] = "";
+
+	if (timestamp2tm(at - (int64) tz_west * USECS_PER_SEC, NULL, &tm, &fsec, NULL, NULL) != 0)
+		elog(ERROR, "timestamp out of range");
+	if (fsec != 0)
+		snprintf(frac, sizeof(frac), ".%06d", (int) fsec);
+	return psprintf("%04d-%02d-%02dT%02d:%02d:%02d%s%c%02d:%02d",
+					tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac,
+					east < 0 ? '-' : '+', abs(east) / 3600, abs(east) % 3600 / 60);
 }
 
 /* A Jsonb of its own for a container inside the receipt */
@@ -450,6 +552,13 @@ ReadCoupons(Calc *c)
 	c->ncoupons = n;
 }
 
+/*
+ * An identifier longer than this (an e-mail address's limit) cannot be one:
+ * it is not looked up, and the receipt goes on anonymous, as for any
+ * identifier that does not read.
+ */
+#define MAX_IDENTIFIER_TEXT 320
+
 /* The customer object: exactly one of card, phone, email, id */
 static void
 ReadCustomer(Calc *c, MemoryContext callcxt, FoundCustomer *found)
@@ -477,12 +586,22 @@ ReadCustomer(Calc *c, MemoryContext callcxt, FoundCustomer *found)
 			kind = *k;
 			if (f.type == jbvNumeric && strcmp(kind, "id") == 0)
 				value = psprintf("%lld", (long long) JrScaled(&c->jd, path, &f, 0, 1, PG_INT64_MAX, NULL));
+			else if (f.type != jbvString)
+				JrFail(&c->jd, path, "a string");
+			else if (f.val.string.len == 0 || f.val.string.len > MAX_IDENTIFIER_TEXT)
+				value = NULL;	/* unreadable: the till carries on without it */
 			else
-				value = JrString(&c->jd, path, &f, 320);
+				value = pnstrdup(f.val.string.val, f.val.string.len);
 		}
 	if (kind == NULL)
 		JrFail(&c->jd, "customer", "an object with one of card, phone, email or id");
 	c->identified = true;
+	if (value == NULL)
+	{
+		c->found = false;
+		c->not_found_reason = "invalid_identifier";
+		return;
+	}
 	c->found = FindReceiptCustomer(&c->cat->program, kind, value, callcxt,
 								   found, &c->not_found_reason);
 	if (c->found)
@@ -510,6 +629,28 @@ RangeHolds(DirectScan *s, const char *column, TimestampTz at)
 	if (typcache == NULL)
 		typcache = lookup_type_cache(TSTZRANGEOID, TYPECACHE_RANGE_INFO);
 	return range_contains_elem_internal(typcache, DatumGetRangeTypeP(d), TimestampTzGetDatum(at));
+}
+
+/* Does the tstzrange column end?  *end is its upper bound if so */
+static bool
+RangeEnd(DirectScan *s, const char *column, TimestampTz *end)
+{
+	static TypeCacheEntry *typcache = NULL;
+	bool		isnull;
+	Datum		d = DirectReadGet(s, column, &isnull);
+	RangeBound lower,
+				upper;
+	bool		empty;
+
+	if (isnull)
+		return false;
+	if (typcache == NULL)
+		typcache = lookup_type_cache(TSTZRANGEOID, TYPECACHE_RANGE_INFO);
+	range_deserialize(typcache, DatumGetRangeTypeP(d), &lower, &upper, &empty);
+	if (empty || upper.infinite)
+		return false;
+	*end = DatumGetTimestampTz(upper.val);
+	return true;
 }
 
 /* Products of the lines that name a sku, as documents conditions read */
@@ -652,12 +793,16 @@ LoadCustomer(Calc *c, const FoundCustomer *fc)
 		int			cur;
 		TimestampTz now = GetCurrentTransactionStartTimestamp();
 
-		if (!DatumGetBool(DirectReadGet(s, "live", &isnull)) ||
-			DatumGetTimestampTz(DirectReadGet(s, "valid_from", &isnull)) > Min(c->at, now))
+		bool		to_null;
+
+		if (!DatumGetBool(DirectReadGet(s, "live", &isnull)))
 			continue;
-		to = DirectReadGet(s, "valid_to", &isnull);
-		if (!isnull && DatumGetTimestampTz(to) <= Max(c->at, now))
+		to = DirectReadGet(s, "valid_to", &to_null);
+		if (!LotValidThrough(DatumGetTimestampTz(DirectReadGet(s, "valid_from", &isnull)),
+							 !to_null, to_null ? 0 : DatumGetTimestampTz(to),
+							 Min(c->at, now), Max(c->at, now)))
 			continue;
+		isnull = to_null;
 		cur = CurrencyIndex(cat, DirectReadText(s, "currency"));
 		if (cur < 0)
 			continue;
@@ -727,6 +872,7 @@ LoadCoupons(Calc *c)
 			cp->uses = DirectReadInt4(s, "uses", 0);
 			cp->use_limit = DirectReadInt4(s, "use_limit", strcmp(kind, "multi_use") == 0 ? 0 : 1);
 			cp->in_window = RangeHolds(s, "valid", c->at);
+			cp->ends = RangeEnd(s, "valid", &cp->end);
 			cp->state = DirectReadText(s, "state");
 		}
 		DirectReadEnd(s);
@@ -1081,18 +1227,37 @@ ResolveRows(Calc *c)
 	int			n = loyalty_cond_dict_size(c->cat->dict);
 
 	memset(&docs, 0, sizeof(docs));
-	docs.doc[COND_RECEIPT] = c->doc;
-	/* "at" as the receipt's local wall clock, for weekday and hour */
-	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
-	k.type = jbvString;
-	k.val.string.val = "at";
-	k.val.string.len = 2;
-	pushJsonbValue(&ps, WJB_KEY, &k);
-	v.type = jbvString;
-	v.val.string.val = c->at_text;
-	v.val.string.len = strlen(c->at_text);
-	pushJsonbValue(&ps, WJB_VALUE, &v);
-	docs.fallback[COND_RECEIPT] = JsonbValueToJsonb(pushJsonbValue(&ps, WJB_END_OBJECT, NULL));
+
+	/*
+	 * What calculate derives for the receipt comes before what the document
+	 * says: "at" as the receipt's local wall clock (for weekday and hour),
+	 * and "total", what its lines come to before discounts, in major units
+	 * (a "total" the till sends is not what calculate counts).  The rest of
+	 * the receipt's attributes are the document's.
+	 */
+	{
+		int64		total = 0;
+
+		for (int i = 0; i < c->nlines; i++)
+			total += c->lines[i].amount;
+		pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
+		k.type = jbvString;
+		k.val.string.val = "at";
+		k.val.string.len = 2;
+		pushJsonbValue(&ps, WJB_KEY, &k);
+		v.type = jbvString;
+		v.val.string.val = c->at_text;
+		v.val.string.len = strlen(c->at_text);
+		pushJsonbValue(&ps, WJB_VALUE, &v);
+		k.val.string.val = "total";
+		k.val.string.len = 5;
+		pushJsonbValue(&ps, WJB_KEY, &k);
+		v.type = jbvNumeric;
+		v.val.numeric = NumericFromScaled(total, c->cat->money_exponent);
+		pushJsonbValue(&ps, WJB_VALUE, &v);
+	}
+	docs.doc[COND_RECEIPT] = JsonbValueToJsonb(pushJsonbValue(&ps, WJB_END_OBJECT, NULL));
+	docs.fallback[COND_RECEIPT] = c->doc;
 	docs.doc[COND_CUSTOMER] = c->customer_doc;
 
 	c->nattrs = n;
@@ -1185,6 +1350,73 @@ Gave(const SDetail *det, int j, int L)
 	return false;
 }
 
+/* Did the combination apply catalogue promotion promo (as candidate j)? */
+static bool
+AppliedPromo(int promo, int ncands, const Cand *cands, const bool *chosen,
+			 const SDetail *det, int L)
+{
+	for (int j = 0; j < ncands; j++)
+		if (cands[j].promo == promo && chosen[j] && Gave(det, j, L))
+			return true;
+	return false;
+}
+
+/* Of two valid coupons, the one to use first: the sooner to expire */
+static bool
+CouponBefore(const Coupon *a, const Coupon *b)
+{
+	if (a->ends != b->ends)
+		return a->ends;
+	return a->ends && a->end < b->end;
+}
+
+/*
+ * The coupons the answer uses: for each applied promotion for coupon
+ * holders, one of its valid coupons, the one that expires first (ties: the
+ * first on the receipt).  Returns a flag per coupon of the receipt.
+ */
+static bool *
+ChooseCoupons(Calc *c, int ncands, const Cand *cands, const bool *chosen,
+			  const SDetail *det, int L)
+{
+	bool	   *used = palloc0(sizeof(bool) * Max(c->ncoupons, 1));
+
+	for (int i = 0; i < c->ncoupons; i++)
+	{
+		Coupon	   *cp = &c->coupons[i];
+		int			best = -1;
+		bool		done = false;
+
+		if (cp->reason || c->cat->promos[cp->promo].audience != AUD_COUPON ||
+			!AppliedPromo(cp->promo, ncands, cands, chosen, det, L))
+			continue;
+		for (int j = 0; j < c->ncoupons; j++)
+			if (c->coupons[j].reason == NULL && c->coupons[j].promo == cp->promo)
+			{
+				done |= used[j];
+				if (best < 0 || CouponBefore(&c->coupons[j], &c->coupons[best]))
+					best = j;
+			}
+		if (!done)
+			used[best] = true;
+	}
+	return used;
+}
+
+/* Why valid coupon i is not used */
+static const char *
+UnusedCouponReason(Calc *c, int i, int ncands, const Cand *cands, const bool *chosen,
+				   const SDetail *det, int L)
+{
+	Coupon	   *cp = &c->coupons[i];
+
+	if (!AppliedPromo(cp->promo, ncands, cands, chosen, det, L))
+		return "promotion_not_applied";
+	if (c->cat->promos[cp->promo].audience != AUD_COUPON)
+		return "coupon_not_required";
+	return "another_coupon_used";
+}
+
 /*
  * The memory of a call: one context is kept between calls (reset, with its
  * first block), so that a call allocates from memory already mapped rather
@@ -1252,6 +1484,7 @@ Calculate(Jsonb *doc, ArrayType *only)
 	MemoryContext callcxt = CurrentMemoryContext;
 	MemoryContext cxt;
 	int		   *by_code;
+	bool	   *used;
 	Calc		c;
 	FoundCustomer fc;
 	Catalog    *cat;
@@ -1314,7 +1547,7 @@ Calculate(Jsonb *doc, ArrayType *only)
 	/* the receipt */
 	if (JrKey(&doc->root, "currency", &v) && v.type != jbvNull)
 	{
-		char	   *cur = JrString(&c.jd, "currency", &v, 3);
+		char	   *cur = JrString(&c.jd, "currency", &v, 64);
 
 		if (strcmp(cur, cat->money_currency) != 0)
 			ereport(ERROR,
@@ -1595,7 +1828,7 @@ Calculate(Jsonb *doc, ArrayType *only)
 	JbBeginObject(&jb, NULL);
 	JbText(&jb, "program", cat->code);
 	JbText(&jb, "receipt_id", c.receipt_id);
-	JbText(&jb, "at", DatumGetCString(DirectFunctionCall1(timestamptz_out, TimestampTzGetDatum(c.at))));
+	JbText(&jb, "at", AtIso(c.at, c.at_offset));
 	JbText(&jb, "currency", cat->money_currency);
 
 	if (!c.identified)
@@ -1854,24 +2087,33 @@ Calculate(Jsonb *doc, ArrayType *only)
 	JbEndArray(&jb);
 	JbEndObject(&jb);
 
+	/*
+	 * Coupons: a promotion for coupon holders that applies uses one coupon,
+	 * the valid one of it that expires first (then the first on the
+	 * receipt); commit consumes only those.  A valid coupon no benefit used
+	 * is not_used and stays as it is: its promotion did not apply, needs no
+	 * coupon, or used another.
+	 */
+	used = ChooseCoupons(&c, ncands, cands, res.chosen, det, L);
 	JbBeginArray(&jb, "coupons");
 	for (int i = 0; i < c.ncoupons; i++)
 	{
 		Coupon	   *cp = &c.coupons[i];
-		const char *reason = cp->reason;
 
-		if (reason == NULL)
-		{
-			reason = "promotion_not_applied";
-			for (int j = 0; j < ncands; j++)
-				if (cands[j].promo == cp->promo && res.chosen[j] && Gave(det, j, L))
-					reason = NULL;
-		}
 		JbBeginObject(&jb, NULL);
 		JbText(&jb, "code", cp->code);
-		JbText(&jb, "status", reason ? "rejected" : "accepted");
-		if (reason)
-			JbText(&jb, "reason", reason);
+		if (cp->reason)
+		{
+			JbText(&jb, "status", "rejected");
+			JbText(&jb, "reason", cp->reason);
+		}
+		else if (used[i])
+			JbText(&jb, "status", "accepted");
+		else
+		{
+			JbText(&jb, "status", "not_used");
+			JbText(&jb, "reason", UnusedCouponReason(&c, i, ncands, cands, res.chosen, det, L));
+		}
 		if (cp->promo >= 0)
 			JbText(&jb, "promotion", cat->promos[cp->promo].code);
 		JbEndObject(&jb);

@@ -26,7 +26,7 @@ COMMENT ON COLUMN @extschema@.wallet.held IS 'points reserved by holds, includin
 COMMENT ON COLUMN @extschema@.wallet.version IS 'version of the last ledger entry; 0 before the first';
 COMMENT ON COLUMN @extschema@.wallet.next_expiry IS 'no lot of the wallet with points left expires before this instant (NULL: none expires)';
 COMMENT ON COLUMN @extschema@.wallet.restricted IS 'points of the wallet''s lots that carry a restriction (part of balance)';
-COMMENT ON COLUMN @extschema@.wallet.pending_until IS 'no lot of the wallet starts to count after this instant (NULL: none is pending)';
+COMMENT ON COLUMN @extschema@.wallet.pending_until IS 'the latest valid_from of the wallet''s lots: a transaction whose now() is earlier reads the lots one by one (NULL: no lot yet)';
 COMMENT ON COLUMN @extschema@.wallet.merged_into IS 'set when the customer was merged away: the wallet takes no more operations';
 
 CREATE TABLE @extschema@.ledger (

@@ -89,11 +89,25 @@ LoadLots(Wallet *w, Lot **lots)
 	return ReadLots(w, NULL, 0, lots);
 }
 
+/*
+ * The one definition of when a lot's points may be spent: throughout
+ * [from, to], that is valid_from <= from and to < valid_to.  "Now" is the
+ * start of the transaction (now()), on every path: a lot written by a
+ * transaction that began later is pending for this one, though its row is
+ * visible.  calculate asks for the span between the receipt's "at" and now.
+ */
+bool
+LotValidThrough(TimestampTz valid_from, bool has_valid_to, TimestampTz valid_to,
+				TimestampTz from, TimestampTz to)
+{
+	return valid_from <= from && (!has_valid_to || valid_to > to);
+}
+
 /* The lot counts now: valid_from <= now < valid_to */
 bool
 LotEffective(Wallet *w, Lot *l)
 {
-	return l->valid_from <= w->now && (!l->has_valid_to || l->valid_to > w->now);
+	return LotValidThrough(l->valid_from, l->has_valid_to, l->valid_to, w->now, w->now);
 }
 
 /* The lot may be spent by an operation with these applicable restrictions */
@@ -220,8 +234,13 @@ CreateLot(Wallet *w, int64 version, NewLot *lot)
 	LowerNextExpiry(w, lot);
 	if (lot->restriction)
 		w->restricted += lot->amount;
-	if (lot->valid_from > w->now &&
-		(!w->has_pending_until || lot->valid_from > w->pending_until))
+	/*
+	 * pending_until is the latest valid_from of the wallet's lots, whatever
+	 * this transaction's now: a lot starting at this transaction's now()
+	 * is pending for a transaction that began earlier and reads the wallet
+	 * after this one commits, and the summary must not count it for that one.
+	 */
+	if (!w->has_pending_until || lot->valid_from > w->pending_until)
 	{
 		w->has_pending_until = true;
 		w->pending_until = lot->valid_from;

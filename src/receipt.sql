@@ -340,6 +340,43 @@ $$;
 COMMENT ON FUNCTION @extschema@.receipt_replay(bigint, text, bytea) IS
 'the stored answer of a committed receipt id, if the document is the same; 23L02 if not';
 
+-- commit could not take a use that its calculation counted on (a coupon, a
+-- personal offer, a limit or a budget).  If a fresh calculation no longer
+-- accepts the coupon or applies the promotion, it moved meanwhile: 40001,
+-- calculate again.  If it still does, commit and calculate disagree on the
+-- rule: that is the extension's fault, and calculating again would give the
+-- same answer and loop, so it is refused as an internal error.
+CREATE FUNCTION @extschema@.refuse_moved(receipt jsonb, rid text, coupon text, promotion text,
+                                         what text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    again jsonb := @extschema@.calculate(receipt);
+    offered boolean;
+BEGIN
+    IF coupon IS NOT NULL THEN
+        offered := EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(again OPERATOR(pg_catalog.->) 'coupons') c
+                            WHERE c OPERATOR(pg_catalog.->>) 'status' OPERATOR(pg_catalog.=) 'accepted'
+                              AND pg_catalog.lower(c OPERATOR(pg_catalog.->>) 'code') OPERATOR(pg_catalog.=) pg_catalog.lower(coupon));
+    ELSE
+        offered := EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(again OPERATOR(pg_catalog.#>) '{promotions,applied}') a
+                            WHERE a OPERATOR(pg_catalog.->>) 'code' OPERATOR(pg_catalog.=) promotion);
+    END IF;
+    IF offered THEN
+        RAISE EXCEPTION 'receipt "%": %, though calculate still offers it', rid, what
+            USING ERRCODE = 'internal_error',
+                  DETAIL = 'commit and calculate disagree on what is left of it: calculating again would give the same answer.',
+                  HINT = 'Report this to the extension''s maintainers; pausing the promotion lets its receipts through.';
+    END IF;
+    RAISE EXCEPTION 'receipt "%": % meanwhile', rid, what
+        USING ERRCODE = 'serialization_failure',
+              HINT = 'Calculate the receipt again: it is no longer offered.';
+END
+$$;
+COMMENT ON FUNCTION @extschema@.refuse_moved(jsonb, text, text, text, text) IS
+'refuse a commit whose coupon, personal offer, limit or budget moved since its calculation (40001); XX000 if a fresh calculation still offers it, since calculating again would not cure it';
+
 CREATE FUNCTION @extschema@.commit(receipt jsonb, expected jsonb DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -462,14 +499,18 @@ BEGIN
                 COALESCE(o.use_limit, CASE WHEN o.kind OPERATOR(pg_catalog.=) 'multi_use' THEN NULL ELSE 1 END)
                 OR COALESCE(o.use_limit, CASE WHEN o.kind OPERATOR(pg_catalog.=) 'multi_use' THEN NULL ELSE 1 END) IS NULL);
         IF NOT FOUND THEN
-            RAISE EXCEPTION 'receipt "%": coupon "%" was used up meanwhile', rid, x.code
-                USING ERRCODE = 'serialization_failure', HINT = 'Calculate the receipt again.';
+            PERFORM @extschema@.refuse_moved(receipt, rid, x.code, NULL,
+                                             pg_catalog.format('coupon "%s" was used up', x.code));
         END IF;
         coupons := coupons OPERATOR(pg_catalog.||) x.code;
     END LOOP;
 
-    -- Personal offers and usage counters of the promotions applied
-    FOR x IN SELECT m.id, m.audience, m.limit_per_customer, m.limit_period, m.limit_total, m.budget,
+    -- Personal offers and usage counters of the promotions applied.  Money
+    -- is compared in minor units on both sides, as calculate compares it:
+    -- the budget (major units) is rounded up to the programme's decimals.
+    FOR x IN SELECT m.id, m.code, m.audience, m.limit_per_customer, m.limit_period, m.limit_total,
+                    pg_catalog.ceil(m.budget OPERATOR(pg_catalog.*)
+                                    pg_catalog.power(10::numeric, p.money_exponent))::bigint AS budget,
                     @extschema@.minor_units((a OPERATOR(pg_catalog.->>) 'discount')::numeric, p.money_exponent) AS money
                FROM pg_catalog.jsonb_array_elements(answer OPERATOR(pg_catalog.#>) '{promotions,applied}') a
                JOIN @extschema@.promotion m ON m.program_id OPERATOR(pg_catalog.=) p.id
@@ -485,8 +526,8 @@ BEGIN
             ELSIF EXISTS (SELECT 1 FROM @extschema@.personal_offer o
                            WHERE o.customer_id OPERATOR(pg_catalog.=) cid
                              AND o.promotion_id OPERATOR(pg_catalog.=) x.id AND o.uses_left IS NOT NULL) THEN
-                RAISE EXCEPTION 'receipt "%": the personal offer of promotion % was used up meanwhile', rid, x.id
-                    USING ERRCODE = 'serialization_failure', HINT = 'Calculate the receipt again.';
+                PERFORM @extschema@.refuse_moved(receipt, rid, NULL, x.code,
+                                                 pg_catalog.format('the personal offer of promotion "%s" was used up', x.code));
             END IF;
         END IF;
         IF x.limit_per_customer IS NOT NULL THEN
@@ -497,8 +538,8 @@ BEGIN
                    updated_at = pg_catalog.now()
              WHERE t.uses OPERATOR(pg_catalog.<) x.limit_per_customer;
             IF NOT FOUND THEN
-                RAISE EXCEPTION 'receipt "%": customer % reached the limit of promotion % meanwhile', rid, cid, x.id
-                    USING ERRCODE = 'serialization_failure', HINT = 'Calculate the receipt again.';
+                PERFORM @extschema@.refuse_moved(receipt, rid, NULL, x.code,
+                                                 pg_catalog.format('customer %s reached the limit of promotion "%s"', cid, x.code));
             END IF;
             counters := counters OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
                 'promotion_id', x.id, 'customer_id', cid,
@@ -513,8 +554,15 @@ BEGIN
              WHERE (x.limit_total IS NULL OR t.uses OPERATOR(pg_catalog.<) x.limit_total)
                AND (x.budget IS NULL OR t.money OPERATOR(pg_catalog.<) x.budget);
             IF NOT FOUND THEN
-                RAISE EXCEPTION 'receipt "%": promotion % reached its limit or budget meanwhile', rid, x.id
-                    USING ERRCODE = 'serialization_failure', HINT = 'Calculate the receipt again.';
+                PERFORM @extschema@.refuse_moved(receipt, rid, NULL, x.code,
+                    pg_catalog.format('promotion "%s" %s', x.code,
+                        CASE WHEN x.limit_total IS NOT NULL AND EXISTS (
+                                 SELECT 1 FROM @extschema@.counter t
+                                  WHERE t.promotion_id OPERATOR(pg_catalog.=) x.id
+                                    AND t.customer_id OPERATOR(pg_catalog.=) 0
+                                    AND t.period_start OPERATOR(pg_catalog.=) '-infinity'
+                                    AND t.uses OPERATOR(pg_catalog.>=) x.limit_total)
+                             THEN 'reached its limit of uses' ELSE 'spent its budget' END));
             END IF;
             counters := counters OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
                 'promotion_id', x.id, 'customer_id', 0, 'period_start', '-infinity', 'money', x.money);
@@ -1257,6 +1305,7 @@ REVOKE ALL ON FUNCTION
     @extschema@.take_back(bigint, text, bigint, bigint, text, text, text),
     @extschema@.release_accruals(interval),
     @extschema@.receipt_replay(bigint, text, bytea),
+    @extschema@.refuse_moved(jsonb, text, text, text, text),
     @extschema@.commit(jsonb, jsonb),
     public.loyalty_commit(jsonb, jsonb),
     @extschema@.cancel(text, text, text),

@@ -409,6 +409,10 @@ typedef struct Eval
 								 * points, which points earned are valued on */
 	Reserve    *res;			/* points reserved by fixed prices in points */
 	int			nres;
+	int64	   *fixed_disc;		/* per line: money off of a price in points */
+	bool	   *denied;			/* [promo * nlines + line]: a price in points the
+								 * caps leave no room for */
+	bool		any_in_points;	/* some candidate is a price in points */
 } Eval;
 
 /*
@@ -555,27 +559,102 @@ Earn(const SProblem *p, const bool *in, Eval *e, const int64 *paid, SDetail *det
 	return value;
 }
 
+/* Forget what an evaluation wrote into detail */
+static void
+DetailReset(const SProblem *p, SDetail *d)
+{
+	Size		L = Max(p->nlines, 1);
+	Size		P = Max(p->npromos, 1);
+
+	memset(d->part, 0, sizeof(int64) * P * L);
+	memset(d->fpaid, 0, sizeof(int64) * P * L);
+	memset(d->fmoney, 0, sizeof(int64) * P * L);
+	memset(d->lot_points, 0, sizeof(int64) * Max(p->nlots, 1) * L);
+	memset(d->lot_money, 0, sizeof(int64) * Max(p->nlots, 1) * L);
+	memset(d->earn, 0, sizeof(int64) * (P + 1) * L);
+	memset(d->promo_earn, 0, sizeof(int64) * (P + 1));
+	memset(d->promo_discount, 0, sizeof(int64) * P);
+	memset(d->capped, 0, sizeof(bool) * P);
+	memset(d->below_threshold, 0, sizeof(bool) * P);
+	memset(d->won, 0, sizeof(bool) * P);
+}
+
+/*
+ * A price in points that the caps leave no room for: the last one, in the
+ * order prices in points take their points (candidates, then lines), that
+ * holds its line is denied there.
+ */
+static void
+DenyLastInPoints(const SProblem *p, Eval *e)
+{
+	int			L = p->nlines;
+
+	for (int k = p->npromos - 1; k >= 0; k--)
+		if (p->promos[k].in_points)
+			for (int i = L - 1; i >= 0; i--)
+				if (e->holds[k * L + i])
+				{
+					e->denied[k * L + i] = true;
+					return;
+				}
+	elog(ERROR, "a price in points exceeds the caps, but none holds a line");
+}
+
+static bool EvaluateOnce(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail,
+						 Eval *scratch);
+
 /*
  * The value of the combination in[]: fills out, and when detail is not NULL
- * where every amount went.
+ * where every amount went.  A price in points applies whole or not at all:
+ * where the caps leave no room for the last one, it is denied on that line
+ * and the combination evaluated again (prices in points are few).
  */
 void
 SearchEvaluate(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail)
+{
+	Eval	   *e = (Eval *) p->scratch;
+	int			L = p->nlines;
+
+	if (!p->indexed)
+		elog(ERROR, "SearchEvaluate before SearchIndex");
+	if (e->any_in_points)
+		memset(e->denied, 0, sizeof(bool) * Max(p->npromos * L, 1));
+	while (!EvaluateOnce(p, in, out, detail, e))
+	{
+		DenyLastInPoints(p, e);
+		if (detail)
+			DetailReset(p, detail);
+	}
+	if (detail && e->any_in_points)
+		for (int k = 0; k < p->npromos; k++)
+			for (int i = 0; i < L; i++)
+				if (e->denied[k * L + i])
+					detail->capped[k] = true;
+}
+
+/*
+ * One evaluation of in[] with the prices in points denied so far; false if
+ * the caps leave no room for a price in points that holds a line.
+ */
+static bool
+EvaluateOnce(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail,
+			 Eval *scratch)
 {
 	int			L = p->nlines;
 	Eval		e;
 	int64		discount = 0;
 	int64		fixed_money = 0;
+	int64		fixed_disc = 0;
 	int64		points_money = 0;
 	int64		earned_value = 0;
 	int64		gifts = 0;
 	int64		cap;
+	int64		points_cap;
 
 	memset(out, 0, sizeof(*out));
-	if (!p->indexed)
-		elog(ERROR, "SearchEvaluate before SearchIndex");
-	e = *(Eval *) p->scratch;
+	e = *scratch;
 	memset(e.line_disc, 0, sizeof(int64) * L);
+	memset(e.fixed_disc, 0, sizeof(int64) * L);
 	memset(e.paid_points, 0, sizeof(int64) * L);
 	memset(e.holds, 0, sizeof(bool) * Max(p->npromos * L, 1));
 	memset(e.covered, 0, sizeof(bool) * Max(p->npromos * L, 1));
@@ -605,7 +684,7 @@ SearchEvaluate(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail
 			int64		need = c->fpoints[i];
 			int64		there = 0;
 
-			if (need <= 0 || need > e.avail[c->currency])
+			if (need <= 0 || need > e.avail[c->currency] || e.denied[k * L + i])
 				continue;
 			for (int l = 0; l < p->nlots; l++)
 				if (p->lots[l].currency == c->currency && (!p->lots[l].pays || p->lots[l].pays[i]))
@@ -677,6 +756,8 @@ SearchEvaluate(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail
 				/* the points pay what is left of the line, down to its floor */
 				int64		money = Min(e.room[i], MoneyOf(&p->currencies[c->currency], c->fpoints[i]));
 
+				e.fixed_disc[i] += take;
+				fixed_disc += take;
 				e.room[i] -= money;
 				e.paid_points[i] += money;
 				fixed_money += money;
@@ -753,14 +834,27 @@ SearchEvaluate(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail
 		e.obj_paid[i] = p->lines[i].amount - e.line_disc[i] - e.paid_points[i];
 	}
 
-	/* the cap on discounts (points paid come out of what it leaves) */
+	/*
+	 * The caps.  max_discount_bp bounds the discounts plus all points paid;
+	 * max_points_bp bounds the points paid against what the receipt comes
+	 * to after the discounts.  A price in points counts as both: its money
+	 * off as a discount, its points as points paid.  It is never cut: the
+	 * prices in points come first under the cap on discounts, and one that
+	 * does not fit, with those before it, is denied (the caller evaluates
+	 * again without it).  The other discounts are cut, in proportion, to
+	 * what the prices in points leave of the cap.
+	 */
 	cap = MulDiv(p->total, p->max_discount_bp, 10000);
-	if (discount > cap)
+	if (fixed_disc + fixed_money > cap)
+		return false;
+	if (discount - fixed_disc > cap - fixed_disc - fixed_money)
 	{
-		int64		cut = discount - cap;
+		int64		cut = (discount - fixed_disc) - (cap - fixed_disc - fixed_money);
 
 		out->cap_bound = true;
-		SpreadLargestRemainder(cut, e.line_disc, e.line_disc, L, e.part);
+		for (int i = 0; i < L; i++)
+			e.weight[i] = e.line_disc[i] - e.fixed_disc[i];
+		SpreadLargestRemainder(cut, e.weight, e.weight, L, e.part);
 		for (int i = 0; i < L; i++)
 		{
 			if (e.part[i] == 0)
@@ -772,7 +866,7 @@ SearchEvaluate(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail
 				int64	   *o = palloc(sizeof(int64) * p->npromos);
 
 				for (int k = 0; k < p->npromos; k++)
-					w[k] = detail->part[k * L + i];
+					w[k] = p->promos[k].in_points ? 0 : detail->part[k * L + i];
 				SpreadLargestRemainder(e.part[i], w, w, p->npromos, o);
 				for (int k = 0; k < p->npromos; k++)
 					if (o[k] > 0)
@@ -786,15 +880,16 @@ SearchEvaluate(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail
 			e.line_disc[i] -= e.part[i];
 			e.room[i] += e.part[i];
 		}
-		discount = cap;
+		discount -= cut;
 	}
+	points_cap = MulDiv(p->total - discount, p->max_points_bp, 10000);
+	if (fixed_money > points_cap)
+		return false;
 
 	/* requested points: lots in spending order, within both caps */
 	if (p->can_spend && p->nlots > 0)
 	{
-		int64		to_pay = p->total - discount - fixed_money;
-		int64		room_total = Min(cap - discount,
-									 MulDiv(to_pay, p->max_points_bp, 10000));
+		int64		room_total = Min(cap - discount - fixed_money, points_cap - fixed_money);
 		int64	   *budget = palloc(sizeof(int64) * Max(p->ncurrencies, 1));
 
 		for (int c = 0; c < p->ncurrencies; c++)
@@ -878,7 +973,7 @@ SearchEvaluate(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail
 	out->gifts = gifts;
 	out->earned_value = earned_value;
 	out->value = (discount + points_money + fixed_money + gifts) * SEARCH_SCALE + earned_value;
-
+	return true;
 }
 
 SDetail *
@@ -1025,6 +1120,10 @@ SearchIndex(SProblem *p)
 	e->add_points = palloc(sizeof(int64) * Max(p->npromos, 1));
 	e->add_won = palloc0(sizeof(bool) * Max(p->npromos, 1));
 	e->obj_paid = palloc0(sizeof(int64) * Max(L, 1));
+	e->fixed_disc = palloc0(sizeof(int64) * Max(L, 1));
+	e->denied = palloc0(sizeof(bool) * Max(p->npromos * L, 1));
+	for (int k = 0; k < p->npromos; k++)
+		e->any_in_points |= p->promos[k].in_points;
 	p->scratch = e;
 	p->indexed = true;
 }

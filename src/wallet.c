@@ -616,8 +616,6 @@ UpdateWallet(Wallet *w, int64 balance, int64 held, int64 version)
 			  !w->has_next_expiry);
 	SetInt64(row, DT_WALLET, "restricted", w->restricted);
 	SetInt64(row, DT_WALLET, "debt", w->debt);
-	if (!WalletPending(w))
-		w->has_pending_until = false;
 	DirectSet(row, DT_WALLET, "pending_until", TimestampTzGetDatum(w->pending_until),
 			  !w->has_pending_until);
 	DirectSet(row, DT_WALLET, "updated_at", TimestampTzGetDatum(w->now), false);

@@ -14,6 +14,8 @@
 #include "executor/tuptable.h"
 #include "utils/timestamp.h"
 
+#include "lot.h"
+
 /* SQLSTATEs of the extension's own (documented in docs/functions.md) */
 #define ERRCODE_LOYALTY_INSUFFICIENT_POINTS	MAKE_SQLSTATE('P','0','L','0','1')
 #define ERRCODE_LOYALTY_HOLD_EXPIRED		MAKE_SQLSTATE('P','0','L','0','2')
@@ -43,7 +45,9 @@ typedef struct Wallet
 	int64		restricted;		/* points in restricted lots */
 	int64		debt;			/* points owed by refunds, paid by the next accruals */
 	bool		has_pending_until;
-	TimestampTz pending_until;	/* upper bound of live lots' valid_from */
+	TimestampTz pending_until;	/* the latest valid_from of its lots: a
+								 * transaction whose now() is earlier may find
+								 * pending lots */
 	char		customer_status[16];	/* read with WALLET_SPEND only */
 	TimestampTz now;			/* the transaction's now() */
 	int64		merged_into;	/* 0, or the customer this one was merged into */

@@ -6,7 +6,7 @@
 -- (gold x2, weekend x3, an offer for one segment).  The numbers are worked
 -- out in the comments.
 BEGIN;
-SELECT plan(27);
+SELECT plan(32);
 
 -- The receipts fall next week, in the future the lots are valid in:
 -- Tuesday, the Tuesday after, and Saturday.
@@ -147,17 +147,50 @@ SELECT is(pg_temp.pizza('[{"line": 1, "qty": 1, "price": 619, "category": "pizza
                           {"line": 2, "qty": 2, "price": 200, "category": "drinks"}]')
           -> 'totals' -> 'points_earned' -> 'coins', '50'::jsonb, '1 019.00 earns 50 coins, not 50.95');
 
--- The small pizza (449.00) for 300 coins, when the order spends coins.
+-- The small pizza (449.00) for 300 coins, when the order spends coins.  A
+-- price in points is points paid: its coins (300.00) and its money off the
+-- pizza (449.00 - 300.00 = 149.00) count against the cap of 30%, whole or
+-- not at all.  An order of 1 599.00 has a cap of 479.70: the reward's
+-- 449.00 fit, and the pizza costs no money.
 SELECT pg_temp.pizza('[{"line": 1, "qty": 1, "price": 449, "category": "pizza/small"},
-                       {"line": 2, "qty": 1, "price": 150, "category": "drinks"}]', '{"coins": "max"}') AS r \gset
+                       {"line": 2, "qty": 1, "price": 1000, "category": "pizza/large"},
+                       {"line": 3, "qty": 1, "price": 150, "category": "drinks"}]', '{"coins": 300}') AS r \gset
 SELECT is(pg_temp.applied(:'r'), 'COIN20,SMALL300', 'the small pizza is taken for coins');
 SELECT is(pg_temp.line(:'r', 1) -> 'to_pay', '0.00'::jsonb, 'and costs no money');
 SELECT is((pg_temp.line(:'r', 1) -> 'points_paid' -> 0 ->> 'points')::int, 300, 'but 300 coins');
--- The order is 599.00 and its cap 30%, 179.70.  The reward's coins are its
--- price, outside the cap; its 149.00 off the pizza (449.00 - 300 coins) is
--- inside.  That leaves 30.70 for coins asked for: 30 coins pay the drinks.
-SELECT is(:'r'::jsonb -> 'totals' -> 'points_spent' -> 'coins', '330'::jsonb,
-          'the reward takes its 300 coins, the cap leaves 30 for the drinks');
+SELECT is(ARRAY[:'r'::jsonb #>> '{totals,discount}', :'r'::jsonb #>> '{totals,points_paid}'], ARRAY['149.00', '300.00'],
+          'its money off and its coins, 449.00 in all, are within the cap of 479.70');
+-- An order of 599.00 has a cap of 179.70: the reward does not fit, so it
+-- does not apply (reason cap), and the coins asked for pay what the cap
+-- leaves: 179 coins.
+SELECT pg_temp.pizza('[{"line": 1, "qty": 1, "price": 449, "category": "pizza/small"},
+                       {"line": 2, "qty": 1, "price": 150, "category": "drinks"}]', '{"coins": 300}') AS r \gset
+SELECT is(pg_temp.reason(:'r', 'SMALL300'), 'cap', 'a reward the cap cannot take whole does not apply');
+SELECT is(:'r'::jsonb -> 'totals' -> 'points_spent' -> 'coins', '179'::jsonb,
+          'and the coins pay what the cap of 30% leaves, 179.70 rounded down to whole coins');
+-- The cap on points: at most 20% of what the order comes to after
+-- discounts.  On 1 599.00 the reward's 149.00 off leaves 1 450.00, whose 20%
+-- is 290.00: the reward's 300 coins do not fit.
+UPDATE loyalty.program SET max_discount_bp = 10000, max_points_bp = 2000 WHERE code = 'pizza';
+SELECT pg_temp.pizza('[{"line": 1, "qty": 1, "price": 449, "category": "pizza/small"},
+                       {"line": 2, "qty": 1, "price": 1000, "category": "pizza/large"},
+                       {"line": 3, "qty": 1, "price": 150, "category": "drinks"}]', '{"coins": 300}') AS r \gset
+SELECT is(pg_temp.reason(:'r', 'SMALL300'), 'cap', 'nor does one whose coins pass the cap on points');
+-- A receipt discount of 500.00 and the reward on an order of 1 000.00 under
+-- a cap of 50%: whatever applies, discounts and coins together stay within
+-- 500.00, and a pizza taken for coins is never paid in part with money.
+UPDATE loyalty.program SET max_discount_bp = 5000, max_points_bp = 10000 WHERE code = 'pizza';
+INSERT INTO loyalty.promotion (program_id, code, name, status, benefit)
+SELECT id, 'R500', '500.00 off', 'active', '{"kind": "receipt_off", "threshold": 0, "amount": 500}'
+  FROM loyalty.program WHERE code = 'pizza';
+SELECT pg_temp.pizza('[{"line": 1, "qty": 1, "price": 449, "category": "pizza/small"},
+                       {"line": 2, "qty": 1, "price": 551, "category": "pizza/large"}]', '{"coins": 300}') AS r \gset
+SELECT cmp_ok((:'r'::jsonb #>> '{totals,discount}')::numeric + (:'r'::jsonb #>> '{totals,points_paid}')::numeric,
+              '<=', 500.00, 'discounts and coins together within the cap of 50%');
+SELECT ok(NOT (pg_temp.applied(:'r') LIKE '%SMALL300%') OR (pg_temp.line(:'r', 1) ->> 'to_pay')::numeric = 0,
+          'and the pizza, if taken for coins, costs no money');
+DELETE FROM loyalty.promotion WHERE code = 'R500';
+UPDATE loyalty.program SET max_discount_bp = 3000 WHERE code = 'pizza';
 -- Without asking to spend coins, the reward does not apply.
 SELECT is(pg_temp.reason(pg_temp.pizza('[{"line": 1, "qty": 1, "price": 449, "category": "pizza/small"}]'), 'SMALL300'),
           'points_not_requested', 'a price in coins needs the order to spend coins');

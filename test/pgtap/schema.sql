@@ -26,7 +26,7 @@ SELECT functions_are('loyalty', ARRAY[
     'condition_explain', 'match_all', 'catalog_changed', 'catalog_generation', 'product_changed',
     'jobs', 'require_pg_cron', 'schedule_jobs', 'unschedule_jobs', 'job_health_rows',
     'normalize_benefit', 'promotion_check', 'calculate', 'spend_lots', 'return_lots', 'take_back',
-    'release_accruals', 'minor_units', 'period_start', 'answer_changes', 'receipt_replay', 'commit',
+    'release_accruals', 'minor_units', 'period_start', 'answer_changes', 'receipt_replay', 'refuse_moved', 'commit',
     'cancel', 'create_partitions', 'partition_indexes', 'run_job', 'share', 'points_money', 'refund', 'recompute', 'applied_promotion_ids', 'return_counter_uses', 'major_units',
     'event_notify', 'take_events', 'notice_expiring', 'purge_events',
     'customer_stats', 'qualified_tier', 'change_tier', 'lift_tier', 'review_tiers',

@@ -1,0 +1,377 @@
+-- loyalty 0.10 -> 0.11: defects of the money path found by trying it as a
+-- user would (see src/updates/README.md).
+\echo Use "ALTER EXTENSION loyalty UPDATE TO '0.11'" to load this file. \quit
+
+-- commit compares a promotion's budget in minor units, as calculate does,
+-- names the promotion or coupon by its code when it refuses, and says
+-- "meanwhile" only when a fresh calculation shows that something moved
+-- (refuse_moved); otherwise it is an internal error, never a 40001 that
+-- sends the till round calculating again.
+CREATE FUNCTION @extschema@.refuse_moved(receipt jsonb, rid text, coupon text, promotion text,
+                                         what text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    again jsonb := @extschema@.calculate(receipt);
+    offered boolean;
+BEGIN
+    IF coupon IS NOT NULL THEN
+        offered := EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(again OPERATOR(pg_catalog.->) 'coupons') c
+                            WHERE c OPERATOR(pg_catalog.->>) 'status' OPERATOR(pg_catalog.=) 'accepted'
+                              AND pg_catalog.lower(c OPERATOR(pg_catalog.->>) 'code') OPERATOR(pg_catalog.=) pg_catalog.lower(coupon));
+    ELSE
+        offered := EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(again OPERATOR(pg_catalog.#>) '{promotions,applied}') a
+                            WHERE a OPERATOR(pg_catalog.->>) 'code' OPERATOR(pg_catalog.=) promotion);
+    END IF;
+    IF offered THEN
+        RAISE EXCEPTION 'receipt "%": %, though calculate still offers it', rid, what
+            USING ERRCODE = 'internal_error',
+                  DETAIL = 'commit and calculate disagree on what is left of it: calculating again would give the same answer.',
+                  HINT = 'Report this to the extension''s maintainers; pausing the promotion lets its receipts through.';
+    END IF;
+    RAISE EXCEPTION 'receipt "%": % meanwhile', rid, what
+        USING ERRCODE = 'serialization_failure',
+              HINT = 'Calculate the receipt again: it is no longer offered.';
+END
+$$;
+COMMENT ON FUNCTION @extschema@.refuse_moved(jsonb, text, text, text, text) IS
+'refuse a commit whose coupon, personal offer, limit or budget moved since its calculation (40001); XX000 if a fresh calculation still offers it, since calculating again would not cure it';
+REVOKE ALL ON FUNCTION @extschema@.refuse_moved(jsonb, text, text, text, text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@.commit(receipt jsonb, expected jsonb DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pcode text;
+    p @extschema@.program;
+    rid text;
+    digest bytea;
+    ident jsonb;
+    kind text;
+    val text;
+    cid bigint;
+    answer jsonb;
+    changed text[];
+    local_day date;
+    spent jsonb := '{}';
+    earned jsonb := '{}';
+    accruals jsonb := '[]';
+    counters jsonb := '[]';
+    offers bigint[] := '{}';
+    coupons text[] := '{}';
+    entries jsonb := '[]';
+    e @extschema@.ledger;
+    x record;
+    n integer := 0;
+    release_at timestamptz;
+    at_ts timestamptz;
+    result jsonb;
+BEGIN
+    IF receipt IS NULL THEN
+        RAISE EXCEPTION 'receipt must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF pg_catalog.jsonb_typeof(receipt) OPERATOR(pg_catalog.<>) 'object' THEN
+        RAISE EXCEPTION 'receipt must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF expected IS NOT NULL AND pg_catalog.jsonb_typeof(expected) OPERATOR(pg_catalog.<>) 'object' THEN
+        RAISE EXCEPTION 'expected must be the JSON object calculate returned'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.jsonb_typeof(receipt OPERATOR(pg_catalog.->) 'program') IS DISTINCT FROM 'string' THEN
+        RAISE EXCEPTION 'receipt field "program" is missing or not a string'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    pcode := receipt OPERATOR(pg_catalog.->>) 'program';
+    SELECT * INTO p FROM @extschema@.program g WHERE g.code OPERATOR(pg_catalog.=) pcode;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'programme "%" does not exist', pcode
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'SELECT code FROM loyalty.program lists the programmes.';
+    END IF;
+    PERFORM @extschema@.require_program(p.id, pg_catalog.format('programme "%s"', pcode));
+    rid := receipt OPERATOR(pg_catalog.->>) 'receipt_id';
+    IF pg_catalog.jsonb_typeof(receipt OPERATOR(pg_catalog.->) 'receipt_id') IS DISTINCT FROM 'string'
+       OR rid OPERATOR(pg_catalog.=) '' OR pg_catalog.length(rid) OPERATOR(pg_catalog.>) 128 THEN
+        RAISE EXCEPTION 'receipt field "receipt_id" must be a string of 1 to 128 characters to commit'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'The receipt id makes a commit safe to repeat: send the same id again when the outcome is unknown.';
+    END IF;
+
+    -- Claim the id.  A transaction committing the same id is waited for;
+    -- if it committed, this is a replay.
+    digest := pg_catalog.sha256(pg_catalog.convert_to(receipt::text, 'UTF8'));
+    INSERT INTO @extschema@.receipt_key (program_id, receipt_id, committed_at, digest)
+    VALUES (p.id, rid, pg_catalog.now(), digest)
+    ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN
+        RETURN @extschema@.receipt_replay(p.id, rid, digest);
+    END IF;
+
+    -- Lock the customer's wallets, then calculate with what they hold now
+    IF pg_catalog.jsonb_typeof(receipt OPERATOR(pg_catalog.->) 'customer') OPERATOR(pg_catalog.=) 'object' THEN
+        SELECT c.key, c.value INTO kind, val
+          FROM pg_catalog.jsonb_each_text(receipt OPERATOR(pg_catalog.->) 'customer') c
+         WHERE c.key OPERATOR(pg_catalog.=) ANY ('{card,phone,email,id}'::text[]) LIMIT 1;
+        IF kind IS NOT NULL AND val IS NOT NULL THEN
+            ident := @extschema@.identify(pcode, val, kind);
+            IF (ident OPERATOR(pg_catalog.->>) 'found')::boolean THEN
+                cid := (ident OPERATOR(pg_catalog.->>) 'customer_id')::bigint;
+                PERFORM 1 FROM @extschema@.wallet w
+                  WHERE w.customer_id OPERATOR(pg_catalog.=) cid
+                  ORDER BY w.currency FOR NO KEY UPDATE;
+            END IF;
+        END IF;
+    END IF;
+    answer := @extschema@.calculate(receipt);
+    IF (answer OPERATOR(pg_catalog.#>>) '{customer,id}')::bigint IS DISTINCT FROM cid THEN
+        RAISE EXCEPTION 'receipt "%": the customer''s identifier moved while committing', rid
+            USING ERRCODE = 'serialization_failure', HINT = 'Calculate the receipt again.';
+    END IF;
+    IF expected IS NOT NULL THEN
+        changed := @extschema@.answer_changes(expected, answer);
+        IF pg_catalog.cardinality(changed) OPERATOR(pg_catalog.>) 0 THEN
+            RAISE EXCEPTION 'receipt "%" calculates differently now: % changed', rid,
+                  pg_catalog.array_to_string(changed, ', ')
+                USING ERRCODE = 'serialization_failure',
+                      DETAIL = pg_catalog.format('Totals seen: %s; now: %s.',
+                                                 expected OPERATOR(pg_catalog.->) 'totals',
+                                                 answer OPERATOR(pg_catalog.->) 'totals'),
+                      HINT = 'A wallet, coupon or limit moved since the calculation: calculate again, show it, and commit that.';
+        END IF;
+    END IF;
+    local_day := COALESCE(pg_catalog.left(receipt OPERATOR(pg_catalog.->>) 'at', 10)::date,
+                          pg_catalog.now()::date);
+
+    -- Coupons: one use each, if still there to use
+    FOR x IN SELECT c OPERATOR(pg_catalog.->>) 'code' AS code
+               FROM pg_catalog.jsonb_array_elements(answer OPERATOR(pg_catalog.->) 'coupons') c
+              WHERE c OPERATOR(pg_catalog.->>) 'status' OPERATOR(pg_catalog.=) 'accepted'
+    LOOP
+        UPDATE @extschema@.coupon o
+           SET uses = o.uses OPERATOR(pg_catalog.+) 1,
+               state = CASE WHEN o.uses OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=)
+                                 COALESCE(o.use_limit, CASE WHEN o.kind OPERATOR(pg_catalog.=) 'multi_use' THEN NULL ELSE 1 END)
+                            THEN 'redeemed' ELSE o.state END
+         WHERE o.program_id OPERATOR(pg_catalog.=) p.id
+           AND pg_catalog.lower(o.code) OPERATOR(pg_catalog.=) pg_catalog.lower(x.code)
+           AND o.state OPERATOR(pg_catalog.=) 'issued'
+           AND (o.uses OPERATOR(pg_catalog.<)
+                COALESCE(o.use_limit, CASE WHEN o.kind OPERATOR(pg_catalog.=) 'multi_use' THEN NULL ELSE 1 END)
+                OR COALESCE(o.use_limit, CASE WHEN o.kind OPERATOR(pg_catalog.=) 'multi_use' THEN NULL ELSE 1 END) IS NULL);
+        IF NOT FOUND THEN
+            PERFORM @extschema@.refuse_moved(receipt, rid, x.code, NULL,
+                                             pg_catalog.format('coupon "%s" was used up', x.code));
+        END IF;
+        coupons := coupons OPERATOR(pg_catalog.||) x.code;
+    END LOOP;
+
+    -- Personal offers and usage counters of the promotions applied.  Money
+    -- is compared in minor units on both sides, as calculate compares it:
+    -- the budget (major units) is rounded up to the programme's decimals.
+    FOR x IN SELECT m.id, m.code, m.audience, m.limit_per_customer, m.limit_period, m.limit_total,
+                    pg_catalog.ceil(m.budget OPERATOR(pg_catalog.*)
+                                    pg_catalog.power(10::numeric, p.money_exponent))::bigint AS budget,
+                    @extschema@.minor_units((a OPERATOR(pg_catalog.->>) 'discount')::numeric, p.money_exponent) AS money
+               FROM pg_catalog.jsonb_array_elements(answer OPERATOR(pg_catalog.#>) '{promotions,applied}') a
+               JOIN @extschema@.promotion m ON m.program_id OPERATOR(pg_catalog.=) p.id
+                                           AND m.code OPERATOR(pg_catalog.=) (a OPERATOR(pg_catalog.->>) 'code')
+              ORDER BY m.id
+    LOOP
+        IF x.audience OPERATOR(pg_catalog.=) 'personal' THEN
+            UPDATE @extschema@.personal_offer o SET uses_left = o.uses_left OPERATOR(pg_catalog.-) 1
+             WHERE o.customer_id OPERATOR(pg_catalog.=) cid AND o.promotion_id OPERATOR(pg_catalog.=) x.id
+               AND o.uses_left OPERATOR(pg_catalog.>) 0;
+            IF FOUND THEN
+                offers := offers OPERATOR(pg_catalog.||) x.id;
+            ELSIF EXISTS (SELECT 1 FROM @extschema@.personal_offer o
+                           WHERE o.customer_id OPERATOR(pg_catalog.=) cid
+                             AND o.promotion_id OPERATOR(pg_catalog.=) x.id AND o.uses_left IS NOT NULL) THEN
+                PERFORM @extschema@.refuse_moved(receipt, rid, NULL, x.code,
+                                                 pg_catalog.format('the personal offer of promotion "%s" was used up', x.code));
+            END IF;
+        END IF;
+        IF x.limit_per_customer IS NOT NULL THEN
+            INSERT INTO @extschema@.counter AS t (promotion_id, customer_id, period_start, uses, money)
+            VALUES (x.id, cid, @extschema@.period_start(x.limit_period, local_day), 1, x.money)
+            ON CONFLICT (promotion_id, customer_id, period_start) DO UPDATE
+               SET uses = t.uses OPERATOR(pg_catalog.+) 1, money = t.money OPERATOR(pg_catalog.+) x.money,
+                   updated_at = pg_catalog.now()
+             WHERE t.uses OPERATOR(pg_catalog.<) x.limit_per_customer;
+            IF NOT FOUND THEN
+                PERFORM @extschema@.refuse_moved(receipt, rid, NULL, x.code,
+                                                 pg_catalog.format('customer %s reached the limit of promotion "%s"', cid, x.code));
+            END IF;
+            counters := counters OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+                'promotion_id', x.id, 'customer_id', cid,
+                'period_start', @extschema@.period_start(x.limit_period, local_day), 'money', x.money);
+        END IF;
+        IF x.limit_total IS NOT NULL OR x.budget IS NOT NULL THEN
+            INSERT INTO @extschema@.counter AS t (promotion_id, customer_id, period_start, uses, money)
+            VALUES (x.id, 0, '-infinity', 1, x.money)
+            ON CONFLICT (promotion_id, customer_id, period_start) DO UPDATE
+               SET uses = t.uses OPERATOR(pg_catalog.+) 1, money = t.money OPERATOR(pg_catalog.+) x.money,
+                   updated_at = pg_catalog.now()
+             WHERE (x.limit_total IS NULL OR t.uses OPERATOR(pg_catalog.<) x.limit_total)
+               AND (x.budget IS NULL OR t.money OPERATOR(pg_catalog.<) x.budget);
+            IF NOT FOUND THEN
+                PERFORM @extschema@.refuse_moved(receipt, rid, NULL, x.code,
+                    pg_catalog.format('promotion "%s" %s', x.code,
+                        CASE WHEN x.limit_total IS NOT NULL AND EXISTS (
+                                 SELECT 1 FROM @extschema@.counter t
+                                  WHERE t.promotion_id OPERATOR(pg_catalog.=) x.id
+                                    AND t.customer_id OPERATOR(pg_catalog.=) 0
+                                    AND t.period_start OPERATOR(pg_catalog.=) '-infinity'
+                                    AND t.uses OPERATOR(pg_catalog.>=) x.limit_total)
+                             THEN 'reached its limit of uses' ELSE 'spent its budget' END));
+            END IF;
+            counters := counters OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+                'promotion_id', x.id, 'customer_id', 0, 'period_start', '-infinity', 'money', x.money);
+        END IF;
+    END LOOP;
+
+    -- Points spent: exactly the lots calculate chose, per currency
+    FOR x IN SELECT s.currency,
+                    pg_catalog.array_agg(s.lot ORDER BY s.lot) AS lots,
+                    pg_catalog.array_agg(s.points ORDER BY s.lot) AS points,
+                    pg_catalog.sum(s.points)::bigint AS total
+               FROM (SELECT pp OPERATOR(pg_catalog.->>) 'currency', (pp OPERATOR(pg_catalog.->>) 'lot')::bigint,
+                            pg_catalog.sum(@extschema@.minor_units((pp OPERATOR(pg_catalog.->>) 'points')::numeric, k.exponent))::bigint AS points
+                       FROM pg_catalog.jsonb_array_elements(answer OPERATOR(pg_catalog.->) 'lines') l,
+                            pg_catalog.jsonb_array_elements(l OPERATOR(pg_catalog.->) 'points_paid') pp
+                       JOIN @extschema@.currency k ON k.program_id OPERATOR(pg_catalog.=) p.id
+                                                  AND k.code OPERATOR(pg_catalog.=) (pp OPERATOR(pg_catalog.->>) 'currency')
+                      GROUP BY 1, 2) s (currency, lot, points)
+              GROUP BY 1 ORDER BY 1
+    LOOP
+        e := @extschema@.spend_lots(cid, x.currency, x.lots, x.points, rid,
+                                    'loyalty:redeem:' OPERATOR(pg_catalog.||) rid
+                                    OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) x.currency);
+        spent := spent OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(x.currency, x.total);
+        entries := entries OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+            'currency', e.currency, 'operation', e.operation, 'amount', e.amount, 'version', e.version);
+    END LOOP;
+
+    -- Points earned: the regular accrual per currency, then each bonus lot
+    IF cid IS NOT NULL THEN
+        FOR x IN
+            WITH bonus AS (
+                SELECT b OPERATOR(pg_catalog.->>) 'currency' AS currency,
+                       @extschema@.minor_units((b OPERATOR(pg_catalog.->>) 'points')::numeric, k.exponent) AS amount,
+                       CASE WHEN b OPERATOR(pg_catalog.->>) 'valid_days' IS NULL THEN NULL
+                            ELSE pg_catalog.make_interval(days => (b OPERATOR(pg_catalog.->>) 'valid_days')::integer) END AS valid_for,
+                       b OPERATOR(pg_catalog.->>) 'restriction' AS restriction, o AS ord
+                  FROM pg_catalog.jsonb_array_elements(answer OPERATOR(pg_catalog.->) 'bonus_lots') WITH ORDINALITY AS t (b, o)
+                  JOIN @extschema@.currency k ON k.program_id OPERATOR(pg_catalog.=) p.id
+                                             AND k.code OPERATOR(pg_catalog.=) (b OPERATOR(pg_catalog.->>) 'currency')),
+            -- bonus lots alike (currency, validity, restriction) make one lot
+            lots AS (
+                SELECT b.currency, pg_catalog.sum(b.amount)::bigint AS amount, b.valid_for, b.restriction,
+                       pg_catalog.min(b.ord) AS ord
+                  FROM bonus b GROUP BY b.currency, b.valid_for, b.restriction)
+            SELECT t.currency, t.amount, t.kind, t.valid_for, t.restriction
+              FROM (SELECT e2.key AS currency,
+                           @extschema@.minor_units(e2.value::numeric, k.exponent)
+                             OPERATOR(pg_catalog.-) COALESCE((SELECT pg_catalog.sum(b.amount) FROM bonus b
+                                                              WHERE b.currency OPERATOR(pg_catalog.=) e2.key), 0)::bigint AS amount,
+                           'regular'::text AS kind, NULL::interval AS valid_for, NULL::text AS restriction,
+                           0 AS grp, 0::bigint AS ord
+                      FROM pg_catalog.jsonb_each_text(answer OPERATOR(pg_catalog.#>) '{totals,points_earned}') e2
+                      JOIN @extschema@.currency k ON k.program_id OPERATOR(pg_catalog.=) p.id
+                                                 AND k.code OPERATOR(pg_catalog.=) e2.key
+                    UNION ALL
+                    SELECT b.currency, b.amount, 'promo', b.valid_for, b.restriction, 1, b.ord FROM lots b) t
+             WHERE t.amount OPERATOR(pg_catalog.>) 0
+             ORDER BY t.grp, t.currency, t.ord
+        LOOP
+            n := n OPERATOR(pg_catalog.+) 1;
+            accruals := accruals OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+                'key', 'loyalty:accrual:' OPERATOR(pg_catalog.||) rid OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) n,
+                'currency', x.currency, 'amount', x.amount, 'kind', x.kind,
+                'valid_for', x.valid_for, 'restriction', x.restriction);
+            earned := earned OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(x.currency,
+                COALESCE((earned OPERATOR(pg_catalog.->>) x.currency)::bigint, 0) OPERATOR(pg_catalog.+) x.amount);
+        END LOOP;
+    END IF;
+    IF pg_catalog.jsonb_array_length(accruals) OPERATOR(pg_catalog.>) 0 THEN
+        IF p.accrual_delay OPERATOR(pg_catalog.>) '0'::interval THEN
+            release_at := pg_catalog.now() OPERATOR(pg_catalog.+) p.accrual_delay;
+            -- the wallets exist before the queue names them
+            INSERT INTO @extschema@.wallet (customer_id, currency, program_id)
+            SELECT DISTINCT cid, a OPERATOR(pg_catalog.->>) 'currency', p.id
+              FROM pg_catalog.jsonb_array_elements(accruals) a
+            ON CONFLICT DO NOTHING;
+            INSERT INTO @extschema@.accrual_queue (program_id, receipt_id, customer_id, currency, amount,
+                                                   kind, valid_for, restriction, idempotency_key, release_at)
+            SELECT p.id, rid, cid, a OPERATOR(pg_catalog.->>) 'currency', (a OPERATOR(pg_catalog.->>) 'amount')::bigint,
+                   a OPERATOR(pg_catalog.->>) 'kind', (a OPERATOR(pg_catalog.->>) 'valid_for')::interval,
+                   a OPERATOR(pg_catalog.->>) 'restriction', a OPERATOR(pg_catalog.->>) 'key', release_at
+              FROM pg_catalog.jsonb_array_elements(accruals) a;
+        ELSE
+            FOR x IN SELECT a OPERATOR(pg_catalog.->>) 'currency' AS currency,
+                            (a OPERATOR(pg_catalog.->>) 'amount')::bigint AS amount,
+                            a OPERATOR(pg_catalog.->>) 'kind' AS kind,
+                            (a OPERATOR(pg_catalog.->>) 'valid_for')::interval AS valid_for,
+                            a OPERATOR(pg_catalog.->>) 'restriction' AS restriction,
+                            a OPERATOR(pg_catalog.->>) 'key' AS key
+                       FROM pg_catalog.jsonb_array_elements(accruals) a
+            LOOP
+                e := @extschema@.accrue(cid, x.currency, x.amount, NULL,
+                                        pg_catalog.now() OPERATOR(pg_catalog.+) x.valid_for,
+                                        x.kind, 0, x.restriction, rid, x.key);
+                entries := entries OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+                    'currency', e.currency, 'operation', e.operation, 'amount', e.amount, 'version', e.version);
+            END LOOP;
+        END IF;
+    END IF;
+
+    at_ts := (answer OPERATOR(pg_catalog.->>) 'at')::timestamptz;
+    result := answer OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('commit', pg_catalog.jsonb_build_object(
+        'status', 'committed', 'replayed', false, 'committed_at', pg_catalog.now(),
+        'accrual', CASE WHEN pg_catalog.jsonb_array_length(accruals) OPERATOR(pg_catalog.=) 0 THEN 'none'
+                        WHEN release_at IS NOT NULL THEN 'queued' ELSE 'released' END,
+        'release_at', release_at, 'points_spent', spent, 'points_earned', earned, 'ledger', entries));
+
+    INSERT INTO @extschema@.receipt (program_id, receipt_id, committed_at, customer_id, at, store,
+                                     amount, discount, points_money, to_pay, points_spent, points_earned,
+                                     accruals, coupons, counters, offers, answer, actor, document)
+    VALUES (p.id, rid, pg_catalog.now(), cid, at_ts,
+            receipt OPERATOR(pg_catalog.->>) 'store',
+            @extschema@.minor_units((answer OPERATOR(pg_catalog.#>>) '{totals,amount}')::numeric, p.money_exponent),
+            @extschema@.minor_units((answer OPERATOR(pg_catalog.#>>) '{totals,discount}')::numeric, p.money_exponent),
+            @extschema@.minor_units((answer OPERATOR(pg_catalog.#>>) '{totals,points_paid}')::numeric, p.money_exponent),
+            @extschema@.minor_units((answer OPERATOR(pg_catalog.#>>) '{totals,to_pay}')::numeric, p.money_exponent),
+            spent, earned, accruals, coupons, counters, offers, result, @extschema@.actor(), receipt);
+    INSERT INTO @extschema@.event (program_id, type, customer_id, payload)
+    VALUES (p.id, 'receipt_committed', cid, pg_catalog.jsonb_build_object(
+                'receipt_id', rid, 'store', receipt OPERATOR(pg_catalog.->>) 'store',
+                'at', at_ts, 'committed_at', pg_catalog.now(),
+                'totals', result OPERATOR(pg_catalog.->) 'totals',
+                'accrual', result OPERATOR(pg_catalog.#>) '{commit,accrual}',
+                'release_at', result OPERATOR(pg_catalog.#>) '{commit,release_at}',
+                'coupons', pg_catalog.to_jsonb(coupons)));
+    IF cid IS NOT NULL THEN
+        PERFORM @extschema@.lift_tier(p.id, cid, rid);
+    END IF;
+    INSERT INTO @extschema@.receipt_line (program_id, receipt_id, committed_at, line, sku, qty, price,
+                                          amount, discount, points_money, to_pay, discounts,
+                                          points_paid, points_earned)
+    SELECT p.id, rid, pg_catalog.now(), (l OPERATOR(pg_catalog.->>) 'line')::integer, l OPERATOR(pg_catalog.->>) 'sku',
+           (l OPERATOR(pg_catalog.->>) 'qty')::numeric,
+           @extschema@.minor_units((l OPERATOR(pg_catalog.->>) 'price')::numeric, p.money_exponent),
+           @extschema@.minor_units((l OPERATOR(pg_catalog.->>) 'amount')::numeric, p.money_exponent),
+           @extschema@.minor_units((l OPERATOR(pg_catalog.->>) 'discount')::numeric, p.money_exponent),
+           @extschema@.minor_units((l OPERATOR(pg_catalog.->>) 'points_amount')::numeric, p.money_exponent),
+           @extschema@.minor_units((l OPERATOR(pg_catalog.->>) 'to_pay')::numeric, p.money_exponent),
+           l OPERATOR(pg_catalog.->) 'discounts', l OPERATOR(pg_catalog.->) 'points_paid',
+           l OPERATOR(pg_catalog.->) 'points_earned'
+      FROM pg_catalog.jsonb_array_elements(answer OPERATOR(pg_catalog.->) 'lines') l;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.commit(jsonb, jsonb) IS
+'write a receipt as calculate shows it: lines, redemption of the lots chosen, coupon and counter uses, the accrual (at once or queued); idempotent by receipt_id';
+
+-- a wallet's pending_until is the latest valid_from of its lots (src/lot.c)
+COMMENT ON COLUMN @extschema@.wallet.pending_until IS 'the latest valid_from of the wallet''s lots: a transaction whose now() is earlier reads the lots one by one (NULL: no lot yet)';
