@@ -136,6 +136,12 @@ SELECT loyalty.recompute('{"program": "shop", "lines": [{"line": 1, "sku": "SOCK
                          ARRAY[(SELECT id FROM loyalty.promotion WHERE code = 'SOCKS3')]) -> 'totals' AS with_socks3;
 SELECT loyalty.recompute('{"program": "shop", "lines": [{"line": 1, "sku": "SOCK", "qty": 3, "price": 100}]}',
                          '{}') -> 'totals' AS with_none;
+-- a receipt committed before 0.11 may hold an "at" without its offset (then
+-- read in the session's time zone): its return still recomputes, though
+-- calculate now refuses such an "at"
+SELECT loyalty.recompute('{"program": "shop", "at": "2026-03-07 12:30:00", "lines": [{"line": 1, "sku": "SOCK", "qty": 3, "price": 100}]}',
+                         '{}') -> 'totals' -> 'amount' AS old_at_recomputed;
+SELECT state FROM pg_temp.err($$SELECT loyalty.calculate('{"program": "shop", "at": "2026-03-07 12:30:00", "lines": [{"line": 1, "qty": 1, "price": 1}]}')$$);
 SELECT loyalty.recompute(NULL, '{}') IS NULL AS strict;
 SELECT * FROM pg_temp.err($$SELECT loyalty.recompute('{"program": "shop", "lines": []}', '{{1}}')$$);
 SELECT * FROM pg_temp.err($$SELECT loyalty.recompute('{"program": "shop", "lines": []}', '{1,NULL}')$$);

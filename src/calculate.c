@@ -311,8 +311,18 @@ ReadAt(Calc *c)
 		if (v.val.string.len > 64)
 			BadAt(psprintf("%.64s...", pnstrdup(v.val.string.val, v.val.string.len)));
 		text = pnstrdup(v.val.string.val, v.val.string.len);
-		/* a date and a time as written, with its offset */
-		if (!AtShape(text))
+
+		/*
+		 * A date and a time as written, with its offset.  A receipt
+		 * recomputed as committed keeps the "at" it was committed with:
+		 * before 0.11 a date and a time without an offset was read in the
+		 * session's time zone, and a return of such a receipt must still
+		 * work.
+		 */
+		if (c->as_committed ?
+			!(strlen(text) >= 16 && isdigit((unsigned char) text[0]) && text[4] == '-' &&
+			  text[7] == '-' && (text[10] == 'T' || text[10] == ' ')) :
+			!AtShape(text))
 			BadAt(text);
 		dterr = ParseDateTime(text, workbuf, sizeof(workbuf), field, ftype, MAXDATEFIELDS, &nf);
 		if (dterr == 0)
@@ -320,7 +330,8 @@ ReadAt(Calc *c)
 		if (dterr != 0 || dtype != DTK_DATE || tm.tm_hour > 23)
 			BadAt(text);
 		/* the local wall clock is what is written; the instant takes the offset */
-		if (tm2timestamp(&tm, fsec, &tz, &c->at) != 0 || c->at < AT_FIRST || c->at >= AT_END)
+		if (tm2timestamp(&tm, fsec, &tz, &c->at) != 0 ||
+			(!c->as_committed && (c->at < AT_FIRST || c->at >= AT_END)))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 					 errmsg("receipt field \"at\" is out of range: \"%s\"", text),
