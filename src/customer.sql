@@ -50,7 +50,7 @@ CREATE TABLE @extschema@.customer_log (
     customer_id bigint NOT NULL REFERENCES @extschema@.customer (id),
     action      text NOT NULL
                 CHECK (action OPERATOR(pg_catalog.=) ANY
-                       ('{enroll,add_identifier,replace_card,identifier_status,merge}'::text[])),
+                       ('{enroll,add_identifier,replace_card,identifier_status,merge,update}'::text[])),
     detail      jsonb NOT NULL DEFAULT '{}',
     actor       text NOT NULL DEFAULT @extschema@.actor(),
     reason      text,
@@ -422,6 +422,137 @@ $$;
 COMMENT ON FUNCTION @extschema@.merge_customers(text, bigint, bigint, text) IS
 'move every identifier, wallet and lot of the source customer to the target and mark the source merged; returns the target id';
 
+-- Change what an administrator may change of an account: its status,
+-- birth date, home city and attributes.  Only what is given changes.
+CREATE FUNCTION @extschema@.update_customer(
+    program text,
+    customer_id bigint,
+    reason text,
+    status text DEFAULT NULL,
+    birth_date date DEFAULT NULL,
+    home_city text DEFAULT NULL,
+    attributes jsonb DEFAULT NULL,
+    clear text[] DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pid bigint;
+    c @extschema@.customer;
+    field text;
+    removed text[];
+    new_attributes jsonb;
+    changes jsonb := '{}';
+BEGIN
+    IF update_customer.program IS NULL THEN
+        RAISE EXCEPTION 'program must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    pid := @extschema@.program_id(update_customer.program);
+    IF update_customer.customer_id IS NULL THEN
+        RAISE EXCEPTION 'customer_id must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF update_customer.reason IS NULL THEN
+        RAISE EXCEPTION 'reason must not be null' USING ERRCODE = 'null_value_not_allowed',
+            HINT = 'Say why, in a few words: it is kept in loyalty.customer_log.';
+    END IF;
+    IF pg_catalog.btrim(update_customer.reason) OPERATOR(pg_catalog.=) '' THEN
+        RAISE EXCEPTION 'reason must not be empty' USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Say why, in a few words: it is kept in loyalty.customer_log.';
+    END IF;
+
+    -- every argument is checked before anything is read or locked
+    IF update_customer.status IS NULL AND update_customer.birth_date IS NULL
+       AND update_customer.home_city IS NULL AND update_customer.attributes IS NULL
+       AND COALESCE(pg_catalog.cardinality(update_customer.clear), 0) OPERATOR(pg_catalog.=) 0 THEN
+        RAISE EXCEPTION 'nothing to change'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'status, birth_date, home_city, attributes and clear are all null.';
+    END IF;
+    IF update_customer.status OPERATOR(pg_catalog.=) 'merged' THEN
+        RAISE EXCEPTION 'status must be active, blocked or fraud_hold, not "merged"'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Accounts are merged with loyalty.merge_customers.';
+    END IF;
+    IF update_customer.status OPERATOR(pg_catalog.<>) ALL ('{active,blocked,fraud_hold}'::text[]) THEN
+        RAISE EXCEPTION 'status must be active, blocked or fraud_hold, not "%"', update_customer.status
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF update_customer.birth_date OPERATOR(pg_catalog.<) '1900-01-01'::date
+       OR update_customer.birth_date OPERATOR(pg_catalog.>) CURRENT_DATE THEN
+        RAISE EXCEPTION 'birth_date must be from 1900-01-01 to today, not %',
+              CASE WHEN pg_catalog.isfinite(update_customer.birth_date)
+                   THEN pg_catalog.to_char(update_customer.birth_date, 'YYYY-MM-DD')
+                   ELSE update_customer.birth_date::text END
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.btrim(update_customer.home_city) OPERATOR(pg_catalog.=) '' THEN
+        RAISE EXCEPTION 'home_city must not be empty'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'To remove the home city, pass clear => ''{home_city}''.';
+    END IF;
+    IF pg_catalog.jsonb_typeof(update_customer.attributes) OPERATOR(pg_catalog.<>) 'object' THEN
+        RAISE EXCEPTION 'customer attributes must be a JSON object, not %',
+              pg_catalog.jsonb_typeof(update_customer.attributes)
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'The object''s keys are merged into the attributes; a key set to null is removed.';
+    END IF;
+    FOREACH field IN ARRAY COALESCE(update_customer.clear, '{}') LOOP
+        IF field IS NULL OR field OPERATOR(pg_catalog.<>) ALL ('{birth_date,home_city}'::text[]) THEN
+            RAISE EXCEPTION 'clear may name birth_date and home_city, not %',
+                  CASE WHEN field IS NULL THEN 'null' ELSE pg_catalog.format('"%s"', field) END
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'A status is always set; attributes are removed key by key, with a null value.';
+        END IF;
+        IF (field OPERATOR(pg_catalog.=) 'birth_date' AND update_customer.birth_date IS NOT NULL)
+           OR (field OPERATOR(pg_catalog.=) 'home_city' AND update_customer.home_city IS NOT NULL) THEN
+            RAISE EXCEPTION '% is both given and cleared', field
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+    END LOOP;
+
+    c := @extschema@.customer_for_update(pid, update_customer.customer_id);
+
+    IF update_customer.status IS NOT NULL THEN
+        changes := changes OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('status',
+                   pg_catalog.jsonb_build_object('from', c.status, 'to', update_customer.status));
+    END IF;
+    IF update_customer.birth_date IS NOT NULL OR 'birth_date' OPERATOR(pg_catalog.=) ANY (update_customer.clear) THEN
+        changes := changes OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('birth_date',
+                   pg_catalog.jsonb_build_object('from', c.birth_date, 'to', update_customer.birth_date));
+    END IF;
+    IF update_customer.home_city IS NOT NULL OR 'home_city' OPERATOR(pg_catalog.=) ANY (update_customer.clear) THEN
+        changes := changes OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('home_city',
+                   pg_catalog.jsonb_build_object('from', c.home_city, 'to', update_customer.home_city));
+    END IF;
+    new_attributes := c.attributes;
+    IF update_customer.attributes IS NOT NULL THEN
+        -- merged: the keys given replace or add, a key given as null is removed
+        SELECT COALESCE(pg_catalog.array_agg(e.key), '{}') INTO removed
+          FROM pg_catalog.jsonb_each(update_customer.attributes) e
+         WHERE pg_catalog.jsonb_typeof(e.value) OPERATOR(pg_catalog.=) 'null';
+        new_attributes := (c.attributes OPERATOR(pg_catalog.||) update_customer.attributes)
+                          OPERATOR(pg_catalog.-) removed;
+        changes := changes OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('attributes',
+                   pg_catalog.jsonb_build_object('from', c.attributes, 'to', new_attributes));
+    END IF;
+
+    UPDATE @extschema@.customer u
+       SET status = COALESCE(update_customer.status, c.status),
+           birth_date = CASE WHEN 'birth_date' OPERATOR(pg_catalog.=) ANY (update_customer.clear) THEN NULL
+                             ELSE COALESCE(update_customer.birth_date, c.birth_date) END,
+           home_city = CASE WHEN 'home_city' OPERATOR(pg_catalog.=) ANY (update_customer.clear) THEN NULL
+                            ELSE COALESCE(update_customer.home_city, c.home_city) END,
+           attributes = new_attributes,
+           updated_at = pg_catalog.now()
+     WHERE u.id OPERATOR(pg_catalog.=) c.id;
+    INSERT INTO @extschema@.customer_log (program_id, customer_id, action, detail, reason)
+    VALUES (pid, c.id, 'update', changes, update_customer.reason);
+    RETURN changes;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.update_customer(text, bigint, text, text, date, text, jsonb, text[]) IS
+'change the status, birth date, home city or attributes of a customer (only what is given; attributes merged, a null key removed; clear sets birth_date or home_city to NULL), logged with its reason; returns what changed, from and to';
+
 -- Functions that read or change accounts run with the owner's rights and are
 -- granted explicitly; nobody may call them by default.
 REVOKE ALL ON FUNCTION
@@ -435,5 +566,6 @@ REVOKE ALL ON FUNCTION
     @extschema@.add_identifier(text, bigint, text, text, text),
     @extschema@.replace_card(text, text, text, text),
     @extschema@.set_identifier_status(text, text, text, text, text),
-    @extschema@.merge_customers(text, bigint, bigint, text)
+    @extschema@.merge_customers(text, bigint, bigint, text),
+    @extschema@.update_customer(text, bigint, text, text, date, text, jsonb, text[])
 FROM PUBLIC;

@@ -149,6 +149,7 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.replace_card(text, text, text, text),
     @extschema@.set_identifier_status(text, text, text, text, text),
     @extschema@.merge_customers(text, bigint, bigint, text),
+    @extschema@.update_customer(text, bigint, text, text, date, text, jsonb, text[]),
     @extschema@.accrue(bigint, text, bigint, timestamptz, timestamptz, text, integer, text, text, text, text),
     @extschema@.redeem(bigint, text, bigint, text[], text, bigint, text, text),
     @extschema@.hold(bigint, text, bigint, interval, text[], text, bigint, text),

@@ -41,7 +41,7 @@ SELECT count(*) FILTER (WHERE NOT has_function_privilege(k.who, f.fn, 'EXECUTE')
   FROM role_kind k, definer f \gset
 SELECT count(*) FILTER (WHERE NOT has_table_privilege(k.who, r.rel, 'SELECT')) AS rel_denied
   FROM role_kind k, relation r \gset
-SELECT plan(:fn_denied + :rel_denied + 5 + 4 * 4 * 16 + 12 + 22);
+SELECT plan(:fn_denied + :rel_denied + 5 + 4 * 4 * 16 + 12 + 24);
 
 -- 1. The grants are exactly these.
 SELECT set_eq(
@@ -63,6 +63,7 @@ SELECT set_eq(
              ('loyalty_admin', 'loyalty.replace_card(text,text,text,text)'),
              ('loyalty_admin', 'loyalty.set_identifier_status(text,text,text,text,text)'),
              ('loyalty_admin', 'loyalty.merge_customers(text,bigint,bigint,text)'),
+             ('loyalty_admin', 'loyalty.update_customer(text,bigint,text,text,date,text,jsonb,text[])'),
              ('loyalty_admin', 'loyalty.accrue(bigint,text,bigint,timestamp with time zone,timestamp with time zone,text,integer,text,text,text,text)'),
              ('loyalty_admin', 'loyalty.redeem(bigint,text,bigint,text[],text,bigint,text,text)'),
              ('loyalty_admin', 'loyalty.hold(bigint,text,bigint,interval,text[],text,bigint,text)'),
@@ -182,6 +183,12 @@ SELECT pg_temp.allowed('t_till_north', format('SELECT loyalty.balance(%s)', :n1)
 SELECT pg_temp.allowed('t_till_north', format('SELECT loyalty_balance(%s)', :n1), 'loyalty_balance');
 SELECT pg_temp.allowed('t_admin_north', format($$SELECT loyalty.adjust(%s, 'pts', 5, 'goodwill')$$, :n1), 'adjust');
 SELECT pg_temp.allowed('t_admin_north', $$SELECT loyalty.enroll('north', card => '11110003')$$, 'enroll');
+SELECT pg_temp.allowed('t_admin_north',
+    format($$SELECT loyalty.update_customer('north', %s, 'chargebacks', status => 'fraud_hold')$$, :n2),
+    'update_customer');
+SELECT is((SELECT actor || ': ' || reason || ' ' || (detail #>> '{status,to}') FROM loyalty.customer_log
+            WHERE action = 'update' AND customer_id = :n2),
+          't_admin_north: chargebacks fraud_hold', 'a change of a customer records the role that made it and why');
 SELECT pg_temp.allowed('t_admin_north',
     format($$INSERT INTO loyalty.promotion (program_id, code, name, benefit) VALUES (%s, 'NEW', 'New', '{"kind": "percent_off", "percent": 5}') RETURNING id$$, :north),
     'create a promotion');

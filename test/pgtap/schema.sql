@@ -17,7 +17,7 @@ SELECT functions_are('loyalty', ARRAY[
     'normalize_phone', 'normalize_card', 'normalize_email', 'phone_country_valid',
     'phone_countries', 'normalize_identifier', 'identify', 'identifier_normalize_trigger',
     'program_id', 'customer_for_update', 'identifier_insert', 'require_reason', 'enroll',
-    'add_identifier', 'replace_card', 'set_identifier_status', 'merge_customers',
+    'add_identifier', 'replace_card', 'set_identifier_status', 'merge_customers', 'update_customer',
     'forbid_history_change', 'accrue', 'redeem', 'hold', 'capture', 'release', 'adjust',
     'transfer', 'convert', 'merge_wallets', 'expire_due', 'release_expired_holds', 'balance',
     'condition_in', 'condition_out', 'condition_recv', 'condition_send', 'condition_cmp',

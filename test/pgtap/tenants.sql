@@ -6,7 +6,7 @@
 -- checked against the grants, so a function granted later without a
 -- cross-tenant test fails this suite.
 BEGIN;
-SELECT plan(90);
+SELECT plan(92);
 
 \ir tenants.psql
 
@@ -16,7 +16,9 @@ CREATE FUNCTION pg_temp.south_state(south bigint) RETURNS text LANGUAGE sql AS $
         (SELECT string_agg(concat_ws(',', customer_id, currency, version, balance, held), ';' ORDER BY customer_id, currency)
            FROM loyalty.wallet WHERE program_id = south),
         (SELECT count(*) FROM loyalty.ledger WHERE program_id = south),
-        (SELECT string_agg(concat_ws(',', id, status, merged_into), ';' ORDER BY id) FROM loyalty.customer WHERE program_id = south),
+        (SELECT string_agg(concat_ws(',', id, status, merged_into, birth_date, home_city, attributes), ';' ORDER BY id)
+           FROM loyalty.customer WHERE program_id = south),
+        (SELECT count(*) FROM loyalty.customer_log WHERE program_id = south),
         (SELECT string_agg(concat_ws(',', kind, value, status), ';' ORDER BY kind, value) FROM loyalty.identifier WHERE program_id = south),
         (SELECT string_agg(concat_ws(',', receipt_id, status), ';' ORDER BY receipt_id) FROM loyalty.receipt WHERE program_id = south),
         (SELECT count(*) FROM loyalty.receipt_refund WHERE program_id = south),
@@ -78,6 +80,10 @@ SELECT pg_temp.across('loyalty.merge_customers(text,bigint,bigint,text)', 't_adm
     format($$SELECT loyalty.merge_customers('south', %s, %s, 'duplicate')$$, :s2, :s1));
 SELECT throws_ok(format($$SELECT pg_temp.as_role('t_admin_north', 'SELECT loyalty.merge_customers(''north'', %s, %s, ''duplicate'')')$$, :s2, :n1),
                  'P0002', NULL, 'a customer of south is not merged into one of north');
+SELECT pg_temp.across('loyalty.update_customer(text,bigint,text,text,date,text,jsonb,text[])', 't_admin_north',
+    format($$SELECT loyalty.update_customer('south', %s, 'fraud', status => 'blocked')$$, :s1));
+SELECT throws_ok(format($$SELECT pg_temp.as_role('t_admin_north', 'SELECT loyalty.update_customer(''north'', %s, ''fraud'', status => ''blocked'')')$$, :s1),
+                 'P0002', NULL, 'a customer of south is not changed by an admin of north');
 SELECT pg_temp.across('loyalty.accrue(bigint,text,bigint,timestamp with time zone,timestamp with time zone,text,integer,text,text,text,text)',
     't_admin_north', format($$SELECT loyalty.accrue(%s, 'pts', 100)$$, :s1));
 SELECT pg_temp.across('loyalty.accrue(bigint,text,bigint,timestamp with time zone,timestamp with time zone,text,integer,text,text,text,text)',
