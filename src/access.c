@@ -11,7 +11,15 @@
  * Each backend keeps what its role reaches; a statement trigger on
  * loyalty.program_access invalidates its relcache entry, and changes to roles
  * or memberships arrive through the syscache, so a check between changes
- * reads no table: a flag and a binary search.
+ * reads no table: a flag and a binary search.  An invalidation reaches a
+ * backend at its next transaction start (or sooner, at a lock it takes), and
+ * the bindings are then read again with the latest snapshot, not the
+ * caller's: a statement that began before the change, or a repeatable read
+ * transaction, would otherwise refill the cache with the bindings its
+ * snapshot shows, and they would stay, valid, in every later transaction of
+ * the backend until the next change (a connection pool hands one backend
+ * from transaction to transaction for ever).  The catalogue (catalog.c)
+ * reads its generation the same way.
  */
 #include "postgres.h"
 
@@ -27,6 +35,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "access.h"
@@ -120,8 +129,10 @@ AccessOwner(void)
 
 /*
  * Run a read-only query as the owner of the tables (the caller may have no
- * privilege on them), connected to SPI; the rows are in SPI_tuptable until
- * the caller's SPI_finish.
+ * privilege on them), connected to SPI, with the latest snapshot: it sees
+ * every change whose invalidation has arrived (a change commits before its
+ * invalidation goes out), whatever the caller's snapshot.  The rows are in
+ * SPI_tuptable until the caller's SPI_finish.
  */
 static void
 ReadAsOwner(SPIPlanPtr *plan, const char *query)
@@ -141,7 +152,8 @@ ReadAsOwner(SPIPlanPtr *plan, const char *query)
 			if (*plan == NULL || SPI_keepplan(*plan) != 0)
 				elog(ERROR, "could not prepare \"%s\"", query);
 		}
-		if (SPI_execute_plan(*plan, NULL, NULL, true, 0) != SPI_OK_SELECT)
+		if (SPI_execute_snapshot(*plan, NULL, NULL, GetLatestSnapshot(), InvalidSnapshot,
+								 true, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not run \"%s\"", query);
 	}
 	PG_FINALLY();
