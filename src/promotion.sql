@@ -204,12 +204,15 @@ CREATE TRIGGER currency_catalog_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.currency
     FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.catalog_changed();
 
+-- Runs as the owner: the roles it is granted to (src/roles.sql: all three)
+-- read no table.
 CREATE FUNCTION @extschema@.catalog_generation()
 RETURNS bigint
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$ SELECT generation FROM @extschema@.catalog_generation $$;
 COMMENT ON FUNCTION @extschema@.catalog_generation() IS
 'the current generation of the promotion catalogue (calculate reports the one it used)';
+REVOKE ALL ON FUNCTION @extschema@.catalog_generation() FROM PUBLIC;
 
 -- A benefit is checked and written in its normal form when it is saved:
 -- src/benefit.c reads the same form when the catalogue is compiled.

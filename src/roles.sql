@@ -205,3 +205,7 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.tier_day(bigint, date),
     @extschema@.store_day(bigint, date)
 TO loyalty_analyst, loyalty_admin;
+
+-- Every role: the generation of the promotion catalogue.
+GRANT EXECUTE ON FUNCTION @extschema@.catalog_generation()
+TO loyalty_cashier, loyalty_admin, loyalty_analyst;

@@ -41,7 +41,7 @@ SELECT count(*) FILTER (WHERE NOT has_function_privilege(k.who, f.fn, 'EXECUTE')
   FROM role_kind k, definer f \gset
 SELECT count(*) FILTER (WHERE NOT has_table_privilege(k.who, r.rel, 'SELECT')) AS rel_denied
   FROM role_kind k, relation r \gset
-SELECT plan(:fn_denied + :rel_denied + 5 + 4 * 4 * 16 + 12 + 24);
+SELECT plan(:fn_denied + :rel_denied + 5 + 4 * 4 * 16 + 12 + 28);
 
 -- 1. The grants are exactly these.
 SELECT set_eq(
@@ -93,7 +93,11 @@ SELECT set_eq(
              ('loyalty_analyst', 'loyalty.expiring_day(bigint,date)'),
              ('loyalty_analyst', 'loyalty.promotion_day(bigint,date)'),
              ('loyalty_analyst', 'loyalty.tier_day(bigint,date)'),
-             ('loyalty_analyst', 'loyalty.store_day(bigint,date)')$$,
+             ('loyalty_analyst', 'loyalty.store_day(bigint,date)'),
+             -- every role
+             ('loyalty_cashier', 'loyalty.catalog_generation()'),
+             ('loyalty_admin', 'loyalty.catalog_generation()'),
+             ('loyalty_analyst', 'loyalty.catalog_generation()')$$,
     'the SECURITY DEFINER functions each role may call');
 SELECT set_eq(
     $$SELECT k.role, r.rel::text FROM role_kind k, relation r
@@ -209,6 +213,13 @@ SELECT pg_temp.allowed('t_analyst_north', 'SELECT count(*) FROM loyalty.lot_usag
 SELECT pg_temp.allowed('t_analyst_north', 'SELECT count(*) FROM loyalty.job_health', 'read job_health');
 SELECT is((SELECT actor FROM loyalty.ledger WHERE operation = 'adjust' AND customer_id = :n1),
           't_admin_north', 'an adjustment records the role that made it');
+-- catalog_generation() is granted to every role, though none reads its table
+SELECT pg_temp.allowed('t_till_north', 'SELECT loyalty.catalog_generation()', 'catalog_generation');
+SELECT pg_temp.allowed('t_admin_north', 'SELECT loyalty.catalog_generation()', 'catalog_generation');
+SELECT pg_temp.allowed('t_analyst_north', 'SELECT loyalty.catalog_generation()', 'catalog_generation');
+SELECT is(pg_temp.as_role('t_till_north', 'SELECT loyalty.catalog_generation()'),
+          (SELECT generation::text FROM loyalty.catalog_generation),
+          'catalog_generation() returns the generation to a till');
 SELECT pg_temp.denied('t_admin_north', $$SELECT loyalty.expire_due()$$, 'run a job (bound to one programme)');
 SELECT pg_temp.denied('t_till_none', $$SELECT loyalty.identify('north', '11110001')$$, 'identify, bound to no programme');
 
