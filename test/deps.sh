@@ -18,6 +18,8 @@ PACKAGES=(
 	etcd-server
 	python3-etcd
 	python3-psycopg2
+	python3-psycopg
+	pgbouncer
 	curl
 	libfaketime
 )

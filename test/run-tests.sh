@@ -14,6 +14,8 @@
 #   upgraded            the pgTAP suites on a schema installed as the oldest
 #                       released version and upgraded to the current one
 #   log                 test/log/run.sh: the log of slow calculations
+#   pooled              test/pooled/run.sh: tills behind pgbouncer in
+#                       transaction mode, a revoke and a grant meanwhile
 #   fuzz                test/fuzz/run.sh for a few seconds: no crash
 #   bench               test/bench/run.sh in smoke mode: it exits 0 and prints
 #                       every expected "bench ..." figure
@@ -241,6 +243,19 @@ if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
 	bad=1	# the set-up failed
 fi
 record log "$ok" "$bad"
+
+# pooled: checkouts through pgbouncer in transaction mode, with a revoke and
+# a grant in the middle; SET LOCAL and LISTEN (test/pooled/run.sh)
+echo
+echo "== pooled: tills behind pgbouncer in transaction mode"
+test/pooled/run.sh 2>&1 | tee tmp/pooled.log
+rc=${PIPESTATUS[0]}
+ok=$(grep -c '^ok - ' tmp/pooled.log)
+bad=$(grep -c '^not ok - ' tmp/pooled.log)
+if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
+	bad=1	# the set-up failed
+fi
+record pooled "$ok" "$bad"
 
 # fuzz: the condition core under libFuzzer with ASan and UBSan for a few
 # seconds (test/fuzz/run.sh; make fuzz runs it longer), replaying the saved
