@@ -458,7 +458,7 @@ BEGIN
                 cid := (ident OPERATOR(pg_catalog.->>) 'customer_id')::bigint;
                 PERFORM 1 FROM @extschema@.wallet w
                   WHERE w.customer_id OPERATOR(pg_catalog.=) cid
-                  ORDER BY w.currency FOR NO KEY UPDATE;
+                  ORDER BY w.currency COLLATE pg_catalog."C" FOR NO KEY UPDATE;
             END IF;
         END IF;
     END IF;
@@ -771,7 +771,7 @@ BEGIN
     IF r.customer_id IS NOT NULL THEN
         PERFORM 1 FROM @extschema@.wallet w
           WHERE w.customer_id OPERATOR(pg_catalog.=) r.customer_id
-          ORDER BY w.currency FOR NO KEY UPDATE;
+          ORDER BY w.currency COLLATE pg_catalog."C" FOR NO KEY UPDATE;
     END IF;
 
     -- Points spent go back to the lots that paid
@@ -1069,7 +1069,7 @@ BEGIN
     IF r.customer_id IS NOT NULL THEN
         PERFORM 1 FROM @extschema@.wallet w
           WHERE w.customer_id OPERATOR(pg_catalog.=) r.customer_id
-          ORDER BY w.currency FOR NO KEY UPDATE;
+          ORDER BY w.currency COLLATE pg_catalog."C" FOR NO KEY UPDATE;
     END IF;
 
     -- Points that paid the lines go back to their lots

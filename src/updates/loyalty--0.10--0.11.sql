@@ -6,7 +6,9 @@
 -- names the promotion or coupon by its code when it refuses, and says
 -- "meanwhile" only when a fresh calculation shows that something moved
 -- (refuse_moved); otherwise it is an internal error, never a 40001 that
--- sends the till round calculating again.
+-- sends the till round calculating again.  commit, cancel and refund lock a
+-- customer's wallets in the bytewise order of their currency codes, as
+-- transfer and convert do, whatever the database's collation.
 CREATE FUNCTION @extschema@.refuse_moved(receipt jsonb, rid text, coupon text, promotion text,
                                          what text)
 RETURNS void
@@ -120,7 +122,7 @@ BEGIN
                 cid := (ident OPERATOR(pg_catalog.->>) 'customer_id')::bigint;
                 PERFORM 1 FROM @extschema@.wallet w
                   WHERE w.customer_id OPERATOR(pg_catalog.=) cid
-                  ORDER BY w.currency FOR NO KEY UPDATE;
+                  ORDER BY w.currency COLLATE pg_catalog."C" FOR NO KEY UPDATE;
             END IF;
         END IF;
     END IF;
@@ -372,6 +374,473 @@ END
 $$;
 COMMENT ON FUNCTION @extschema@.commit(jsonb, jsonb) IS
 'write a receipt as calculate shows it: lines, redemption of the lots chosen, coupon and counter uses, the accrual (at once or queued); idempotent by receipt_id';
+
+CREATE OR REPLACE FUNCTION @extschema@.cancel(program text, receipt_id text, reason text DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pid bigint;
+    rid text := receipt_id;
+    k @extschema@.receipt_key;
+    r @extschema@.receipt;
+    queued text[];
+    x record;
+    e @extschema@.ledger;
+    entries jsonb := '[]';
+    policy text;
+    short bigint;
+    withheld bigint := 0;
+    owed jsonb := '{}';
+    result jsonb;
+BEGIN
+    IF program IS NULL OR rid IS NULL THEN
+        RAISE EXCEPTION 'program and receipt_id must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    pid := @extschema@.program_id(program);
+    SELECT g.refund_shortfall INTO policy FROM @extschema@.program g WHERE g.id OPERATOR(pg_catalog.=) pid;
+    SELECT * INTO k FROM @extschema@.receipt_key t
+     WHERE t.program_id OPERATOR(pg_catalog.=) pid AND t.receipt_id OPERATOR(pg_catalog.=) rid
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'receipt "%" of programme "%" was not committed', rid, program
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    SELECT * INTO STRICT r FROM @extschema@.receipt t
+     WHERE t.program_id OPERATOR(pg_catalog.=) pid AND t.receipt_id OPERATOR(pg_catalog.=) rid
+       AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at;
+    IF r.status OPERATOR(pg_catalog.=) 'cancelled' THEN
+        RETURN pg_catalog.jsonb_set(r.cancel_result, '{replayed}', 'true');
+    END IF;
+    IF r.status OPERATOR(pg_catalog.<>) 'committed' THEN
+        RAISE EXCEPTION 'receipt "%" of programme "%" was %: it cannot be cancelled', rid, program,
+              CASE r.status WHEN 'refunded' THEN 'refunded' ELSE 'refunded in part' END
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Return the other lines with loyalty.refund.';
+    END IF;
+
+    -- Accruals still queued go; a release in progress is waited for.  This
+    -- comes before the wallet locks: a release never waits for a wallet.
+    WITH gone AS (
+        DELETE FROM @extschema@.accrual_queue q
+         WHERE q.program_id OPERATOR(pg_catalog.=) pid AND q.receipt_id OPERATOR(pg_catalog.=) rid
+        RETURNING q.idempotency_key)
+    SELECT COALESCE(pg_catalog.array_agg(g.idempotency_key), '{}') INTO queued FROM gone g;
+    IF r.customer_id IS NOT NULL THEN
+        PERFORM 1 FROM @extschema@.wallet w
+          WHERE w.customer_id OPERATOR(pg_catalog.=) r.customer_id
+          ORDER BY w.currency COLLATE pg_catalog."C" FOR NO KEY UPDATE;
+    END IF;
+
+    -- Points spent go back to the lots that paid
+    FOR x IN SELECT l.currency, l.lot_ids, l.lot_amounts
+               FROM pg_catalog.jsonb_object_keys(r.points_spent) c (currency)
+               JOIN @extschema@.ledger l
+                 ON l.program_id OPERATOR(pg_catalog.=) pid
+                AND l.idempotency_key OPERATOR(pg_catalog.=) ('loyalty:redeem:' OPERATOR(pg_catalog.||) rid
+                                                            OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) c.currency)
+              ORDER BY l.currency
+    LOOP
+        e := @extschema@.return_lots(r.customer_id, x.currency, x.lot_ids, x.lot_amounts, rid, NULL);
+        entries := entries OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+            'currency', e.currency, 'operation', e.operation, 'amount', e.amount, 'version', e.version);
+    END LOOP;
+
+    -- Accruals already released are taken back
+    FOR x IN SELECT l.currency, l.lot_id, l.amount
+               FROM pg_catalog.jsonb_array_elements(r.accruals) a
+               JOIN @extschema@.ledger l
+                 ON l.program_id OPERATOR(pg_catalog.=) pid
+                AND l.idempotency_key OPERATOR(pg_catalog.=) (a OPERATOR(pg_catalog.->>) 'key')
+              WHERE (a OPERATOR(pg_catalog.->>) 'key') OPERATOR(pg_catalog.<>) ALL (queued)
+              ORDER BY l.currency, l.lot_id
+    LOOP
+        e := @extschema@.take_back(r.customer_id, x.currency, x.lot_id, x.amount, rid, NULL,
+                                   CASE policy WHEN 'debt' THEN 'debt' ELSE 'forgive' END);
+        entries := entries OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+            'currency', e.currency, 'operation', e.operation, 'amount', e.amount, 'version', e.version);
+        short := x.amount OPERATOR(pg_catalog.+) e.amount;
+        IF short OPERATOR(pg_catalog.>) 0 AND policy OPERATOR(pg_catalog.=) 'debt' THEN
+            owed := owed OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(x.currency,
+                COALESCE((owed OPERATOR(pg_catalog.->>) x.currency)::bigint, 0) OPERATOR(pg_catalog.+) short);
+        ELSIF short OPERATOR(pg_catalog.>) 0 THEN
+            withheld := withheld OPERATOR(pg_catalog.+) @extschema@.points_money(pid, x.currency, short);
+        END IF;
+    END LOOP;
+
+    -- Coupon, offer and counter uses are given back
+    UPDATE @extschema@.coupon o
+       SET uses = o.uses OPERATOR(pg_catalog.-) 1,
+           state = CASE WHEN o.state OPERATOR(pg_catalog.=) 'redeemed' THEN 'issued' ELSE o.state END
+     WHERE o.program_id OPERATOR(pg_catalog.=) pid
+       AND pg_catalog.lower(o.code) OPERATOR(pg_catalog.=) ANY
+           (SELECT pg_catalog.lower(c) FROM pg_catalog.unnest(r.coupons) c)
+       AND o.uses OPERATOR(pg_catalog.>) 0;
+    UPDATE @extschema@.personal_offer o SET uses_left = o.uses_left OPERATOR(pg_catalog.+) 1
+     WHERE o.customer_id OPERATOR(pg_catalog.=) r.customer_id
+       AND o.promotion_id OPERATOR(pg_catalog.=) ANY (r.offers)
+       AND o.uses_left IS NOT NULL;
+    PERFORM @extschema@.return_counter_uses(r.counters);
+
+    result := pg_catalog.jsonb_build_object(
+        'program', program, 'receipt_id', rid, 'status', 'cancelled', 'replayed', false,
+        'cancelled_at', pg_catalog.now(), 'customer_id', r.customer_id,
+        'accruals_dequeued', pg_catalog.cardinality(queued), 'ledger', entries,
+        'debt', owed, 'money_withheld',
+        @extschema@.major_units(withheld, (SELECT g.money_exponent FROM @extschema@.program g
+                                            WHERE g.id OPERATOR(pg_catalog.=) pid)));
+    UPDATE @extschema@.receipt t
+       SET status = 'cancelled', cancelled_at = pg_catalog.now(), cancel_reason = reason,
+           cancel_result = result
+     WHERE t.program_id OPERATOR(pg_catalog.=) pid AND t.receipt_id OPERATOR(pg_catalog.=) rid
+       AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at;
+    INSERT INTO @extschema@.event (program_id, type, customer_id, payload)
+    VALUES (pid, 'receipt_cancelled', r.customer_id, result OPERATOR(pg_catalog.-) '{ledger,replayed}'::text[]);
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.cancel(text, text, text) IS
+'cancel a committed receipt: queued accruals removed, released ones taken back (what was spent since owed or kept in money, per refund_shortfall), spent points returned to their lots, coupon, offer and counter uses given back; a second cancel returns the first result';
+
+CREATE OR REPLACE FUNCTION @extschema@.refund(program text, receipt_id text, lines jsonb, refund_id text,
+                                   reason text DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rid text := receipt_id;
+    fid text := refund_id;
+    g @extschema@.program;
+    k @extschema@.receipt_key;
+    r @extschema@.receipt;
+    old @extschema@.receipt_refund;
+    l @extschema@.receipt_line;
+    req jsonb := '[]';
+    item jsonb;
+    n integer := 0;
+    line_no integer;
+    back numeric;
+    prev numeric;
+    upto numeric;
+    x record;
+    e @extschema@.ledger;
+    entries jsonb := '[]';
+    line_money bigint;
+    money bigint := 0;
+    withheld bigint := 0;
+    ret_cur text[] := '{}';
+    ret_lot bigint[] := '{}';
+    ret_amt bigint[] := '{}';
+    tb_cur text[] := '{}';
+    tb_amt bigint[] := '{}';
+    returned jsonb := '{}';
+    taken jsonb := '{}';
+    owed jsonb := '{}';
+    per_line jsonb := '[]';
+    line_ret jsonb;
+    line_tb jsonb;
+    want bigint;
+    cut bigint;
+    short bigint;
+    lot bigint;
+    kept jsonb;
+    now_answer jsonb;
+    kept_discount bigint := 0;
+    lost bigint := 0;
+    lost_delta bigint := 0;
+    counters_back jsonb := '[]';
+    counters_after jsonb;
+    result jsonb;
+BEGIN
+    IF program IS NULL OR rid IS NULL OR lines IS NULL OR fid IS NULL THEN
+        RAISE EXCEPTION 'program, receipt_id, lines and refund_id must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF fid OPERATOR(pg_catalog.=) '' OR pg_catalog.length(fid) OPERATOR(pg_catalog.>) 128 THEN
+        RAISE EXCEPTION 'refund_id must be 1 to 128 characters'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'The refund id makes a refund safe to repeat: send the same id again when the outcome is unknown.';
+    END IF;
+    SELECT * INTO g FROM @extschema@.program p WHERE p.id OPERATOR(pg_catalog.=) @extschema@.program_id(program);
+    IF pg_catalog.jsonb_typeof(lines) IS DISTINCT FROM 'array' OR pg_catalog.jsonb_array_length(lines) OPERATOR(pg_catalog.=) 0 THEN
+        RAISE EXCEPTION 'lines must be a non-empty JSON array of {"line": n, "qty": q}'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT * INTO k FROM @extschema@.receipt_key t
+     WHERE t.program_id OPERATOR(pg_catalog.=) g.id AND t.receipt_id OPERATOR(pg_catalog.=) rid
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'receipt "%" of programme "%" was not committed', rid, program
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    SELECT * INTO STRICT r FROM @extschema@.receipt t
+     WHERE t.program_id OPERATOR(pg_catalog.=) g.id AND t.receipt_id OPERATOR(pg_catalog.=) rid
+       AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at;
+
+    -- the same refund again: its first result
+    SELECT * INTO old FROM @extschema@.receipt_refund f
+     WHERE f.program_id OPERATOR(pg_catalog.=) g.id AND f.receipt_id OPERATOR(pg_catalog.=) rid
+       AND f.refund_id OPERATOR(pg_catalog.=) fid;
+    IF FOUND THEN
+        IF old.request OPERATOR(pg_catalog.<>) lines THEN
+            RAISE EXCEPTION 'refund "%" of receipt "%" was made with other lines', fid, rid
+                USING ERRCODE = '23L02',
+                      DETAIL = pg_catalog.format('It returned %s.', old.lines),
+                      HINT = 'Give a new return a new refund_id.';
+        END IF;
+        RETURN old.result OPERATOR(pg_catalog.||) '{"replayed": true}';
+    END IF;
+    IF r.status OPERATOR(pg_catalog.=) 'cancelled' THEN
+        RAISE EXCEPTION 'receipt "%" of programme "%" was cancelled: nothing is left to refund', rid, program
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+
+    -- the lines asked for, checked one by one
+    FOR item IN SELECT v FROM pg_catalog.jsonb_array_elements(lines) v LOOP
+        IF pg_catalog.jsonb_typeof(item) IS DISTINCT FROM 'object'
+           OR pg_catalog.jsonb_typeof(item OPERATOR(pg_catalog.->) 'line') IS DISTINCT FROM 'number'
+           OR (item OPERATOR(pg_catalog.->>) 'line')::numeric OPERATOR(pg_catalog.<>) pg_catalog.trunc((item OPERATOR(pg_catalog.->>) 'line')::numeric)
+           OR pg_catalog.abs((item OPERATOR(pg_catalog.->>) 'line')::numeric) OPERATOR(pg_catalog.>) 2147483647 THEN
+            RAISE EXCEPTION 'lines[%] must be an object with a whole number "line"', n
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        line_no := (item OPERATOR(pg_catalog.->>) 'line')::integer;
+        IF item OPERATOR(pg_catalog.?) 'qty' AND pg_catalog.jsonb_typeof(item OPERATOR(pg_catalog.->) 'qty') IS DISTINCT FROM 'number' THEN
+            RAISE EXCEPTION 'lines[%].qty must be a number', n USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        SELECT * INTO l FROM @extschema@.receipt_line t
+         WHERE t.program_id OPERATOR(pg_catalog.=) g.id AND t.receipt_id OPERATOR(pg_catalog.=) rid
+           AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at AND t.line OPERATOR(pg_catalog.=) line_no;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'receipt "%" has no line %', rid, line_no USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF req OPERATOR(pg_catalog.@>) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('line', line_no)) THEN
+            RAISE EXCEPTION 'line % is named twice', line_no USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        back := COALESCE((item OPERATOR(pg_catalog.->>) 'qty')::numeric, l.qty OPERATOR(pg_catalog.-) l.refunded_qty);
+        IF back OPERATOR(pg_catalog.<=) 0 AND item OPERATOR(pg_catalog.?) 'qty' THEN
+            RAISE EXCEPTION 'lines[%].qty must be greater than 0', n USING ERRCODE = 'numeric_value_out_of_range';
+        END IF;
+        IF l.refunded_qty OPERATOR(pg_catalog.>=) l.qty THEN
+            RAISE EXCEPTION 'line % of receipt "%" was returned already', line_no, rid
+                USING ERRCODE = '23L03', HINT = 'A line is returned at most once in all.';
+        END IF;
+        IF back OPERATOR(pg_catalog.>) (l.qty OPERATOR(pg_catalog.-) l.refunded_qty) THEN
+            RAISE EXCEPTION 'line % of receipt "%" has % left to return, not %', line_no, rid,
+                  l.qty OPERATOR(pg_catalog.-) l.refunded_qty, back
+                USING ERRCODE = '23L03',
+                      DETAIL = pg_catalog.format('%s of %s were returned already.', l.refunded_qty, l.qty);
+        END IF;
+        req := req OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('line', line_no, 'qty', back));
+        n := n OPERATOR(pg_catalog.+) 1;
+    END LOOP;
+
+    -- each line's share, cumulative over its returns
+    FOR item IN SELECT v FROM pg_catalog.jsonb_array_elements(req) v LOOP
+        SELECT * INTO l FROM @extschema@.receipt_line t
+         WHERE t.program_id OPERATOR(pg_catalog.=) g.id AND t.receipt_id OPERATOR(pg_catalog.=) rid
+           AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at
+           AND t.line OPERATOR(pg_catalog.=) (item OPERATOR(pg_catalog.->>) 'line')::integer;
+        prev := l.refunded_qty;
+        upto := prev OPERATOR(pg_catalog.+) (item OPERATOR(pg_catalog.->>) 'qty')::numeric;
+        line_money := @extschema@.share(l.to_pay, prev, upto, l.qty);
+        money := money OPERATOR(pg_catalog.+) line_money;
+        line_ret := '{}';
+        line_tb := '{}';
+        FOR x IN SELECT pp OPERATOR(pg_catalog.->>) 'currency' AS currency, (pp OPERATOR(pg_catalog.->>) 'lot')::bigint AS lot,
+                        @extschema@.share(@extschema@.minor_units((pp OPERATOR(pg_catalog.->>) 'points')::numeric, c.exponent),
+                                          prev, upto, l.qty) AS amount
+                   FROM pg_catalog.jsonb_array_elements(l.points_paid) pp
+                   JOIN @extschema@.currency c ON c.program_id OPERATOR(pg_catalog.=) g.id
+                                              AND c.code OPERATOR(pg_catalog.=) (pp OPERATOR(pg_catalog.->>) 'currency')
+        LOOP
+            CONTINUE WHEN x.amount OPERATOR(pg_catalog.<=) 0;
+            ret_cur := ret_cur OPERATOR(pg_catalog.||) x.currency;
+            ret_lot := ret_lot OPERATOR(pg_catalog.||) x.lot;
+            ret_amt := ret_amt OPERATOR(pg_catalog.||) x.amount;
+            line_ret := line_ret OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(x.currency,
+                COALESCE((line_ret OPERATOR(pg_catalog.->>) x.currency)::bigint, 0) OPERATOR(pg_catalog.+) x.amount);
+        END LOOP;
+        FOR x IN SELECT pe OPERATOR(pg_catalog.->>) 'currency' AS currency,
+                        @extschema@.share(@extschema@.minor_units((pe OPERATOR(pg_catalog.->>) 'points')::numeric, c.exponent),
+                                          prev, upto, l.qty) AS amount
+                   FROM pg_catalog.jsonb_array_elements(l.points_earned) pe
+                   JOIN @extschema@.currency c ON c.program_id OPERATOR(pg_catalog.=) g.id
+                                              AND c.code OPERATOR(pg_catalog.=) (pe OPERATOR(pg_catalog.->>) 'currency')
+        LOOP
+            CONTINUE WHEN x.amount OPERATOR(pg_catalog.<=) 0 OR r.customer_id IS NULL;
+            tb_cur := tb_cur OPERATOR(pg_catalog.||) x.currency;
+            tb_amt := tb_amt OPERATOR(pg_catalog.||) x.amount;
+            line_tb := line_tb OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(x.currency,
+                COALESCE((line_tb OPERATOR(pg_catalog.->>) x.currency)::bigint, 0) OPERATOR(pg_catalog.+) x.amount);
+        END LOOP;
+        UPDATE @extschema@.receipt_line t SET refunded_qty = upto
+         WHERE t.program_id OPERATOR(pg_catalog.=) g.id AND t.receipt_id OPERATOR(pg_catalog.=) rid
+           AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at AND t.line OPERATOR(pg_catalog.=) l.line;
+        per_line := per_line OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+            'line', l.line, 'qty', item OPERATOR(pg_catalog.->) 'qty',
+            'money', @extschema@.major_units(line_money, g.money_exponent),
+            'points_returned', line_ret, 'points_taken', line_tb));
+    END LOOP;
+
+    -- Points earned and still queued come off the queue first (before the
+    -- wallet locks: a release never waits for a wallet), regular accruals
+    -- before bonus lots.
+    FOR x IN SELECT u.c AS currency, pg_catalog.sum(u.a)::bigint AS amount
+               FROM ROWS FROM (pg_catalog.unnest(tb_cur), pg_catalog.unnest(tb_amt)) u (c, a) GROUP BY u.c ORDER BY u.c
+    LOOP
+        want := x.amount;
+        taken := taken OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(x.currency, x.amount);
+        FOR item IN SELECT pg_catalog.jsonb_build_object('id', q.id, 'amount', q.amount)
+                      FROM @extschema@.accrual_queue q
+                     WHERE q.program_id OPERATOR(pg_catalog.=) g.id AND q.receipt_id OPERATOR(pg_catalog.=) rid
+                       AND q.currency OPERATOR(pg_catalog.=) x.currency
+                     ORDER BY q.kind OPERATOR(pg_catalog.<>) 'regular', q.id
+                       FOR UPDATE
+        LOOP
+            EXIT WHEN want OPERATOR(pg_catalog.<=) 0;
+            cut := LEAST(want, (item OPERATOR(pg_catalog.->>) 'amount')::bigint);
+            IF cut OPERATOR(pg_catalog.=) (item OPERATOR(pg_catalog.->>) 'amount')::bigint THEN
+                DELETE FROM @extschema@.accrual_queue q WHERE q.id OPERATOR(pg_catalog.=) (item OPERATOR(pg_catalog.->>) 'id')::bigint;
+            ELSE
+                UPDATE @extschema@.accrual_queue q SET amount = q.amount OPERATOR(pg_catalog.-) cut
+                 WHERE q.id OPERATOR(pg_catalog.=) (item OPERATOR(pg_catalog.->>) 'id')::bigint;
+            END IF;
+            want := want OPERATOR(pg_catalog.-) cut;
+        END LOOP;
+        tb_cur := tb_cur OPERATOR(pg_catalog.||) ('-' OPERATOR(pg_catalog.||) x.currency);
+        tb_amt := tb_amt OPERATOR(pg_catalog.||) want;
+    END LOOP;
+
+    IF r.customer_id IS NOT NULL THEN
+        PERFORM 1 FROM @extschema@.wallet w
+          WHERE w.customer_id OPERATOR(pg_catalog.=) r.customer_id
+          ORDER BY w.currency COLLATE pg_catalog."C" FOR NO KEY UPDATE;
+    END IF;
+
+    -- Points that paid the lines go back to their lots
+    FOR x IN SELECT s.c AS currency, pg_catalog.array_agg(s.l ORDER BY s.l) AS lots,
+                    pg_catalog.array_agg(s.a ORDER BY s.l) AS amounts, pg_catalog.sum(s.a)::bigint AS total
+               FROM (SELECT u.c, u.l, pg_catalog.sum(u.a)::bigint AS a
+                       FROM ROWS FROM (pg_catalog.unnest(ret_cur), pg_catalog.unnest(ret_lot), pg_catalog.unnest(ret_amt)) u (c, l, a) GROUP BY u.c, u.l) s
+              GROUP BY s.c ORDER BY s.c
+    LOOP
+        e := @extschema@.return_lots(r.customer_id, x.currency, x.lots, x.amounts, rid, NULL);
+        returned := returned OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(x.currency, x.total);
+        entries := entries OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+            'currency', e.currency, 'operation', e.operation, 'amount', e.amount, 'version', e.version);
+    END LOOP;
+
+    -- Points earned and released are taken back from the wallet (the
+    -- accrual's lot first); what was spent since is owed or kept in money
+    FOR x IN SELECT pg_catalog.substr(u.c, 2) AS currency, u.a AS amount
+               FROM ROWS FROM (pg_catalog.unnest(tb_cur), pg_catalog.unnest(tb_amt)) u (c, a)
+              WHERE pg_catalog.left(u.c, 1) OPERATOR(pg_catalog.=) '-' AND u.a OPERATOR(pg_catalog.>) 0
+              ORDER BY 1
+    LOOP
+        SELECT e2.lot_id INTO lot
+          FROM pg_catalog.jsonb_array_elements(r.accruals) a
+          JOIN @extschema@.ledger e2 ON e2.program_id OPERATOR(pg_catalog.=) g.id
+                                    AND e2.idempotency_key OPERATOR(pg_catalog.=) (a OPERATOR(pg_catalog.->>) 'key')
+         WHERE a OPERATOR(pg_catalog.->>) 'currency' OPERATOR(pg_catalog.=) x.currency
+         ORDER BY a OPERATOR(pg_catalog.->>) 'kind' OPERATOR(pg_catalog.<>) 'regular', e2.version
+         LIMIT 1;
+        e := @extschema@.take_back(r.customer_id, x.currency, COALESCE(lot, 0), x.amount, rid, NULL,
+                                   CASE g.refund_shortfall WHEN 'debt' THEN 'debt' ELSE 'forgive' END);
+        entries := entries OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+            'currency', e.currency, 'operation', e.operation, 'amount', e.amount, 'version', e.version);
+        short := x.amount OPERATOR(pg_catalog.+) e.amount;
+        IF short OPERATOR(pg_catalog.>) 0 AND g.refund_shortfall OPERATOR(pg_catalog.=) 'debt' THEN
+            owed := owed OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(x.currency, short);
+        ELSIF short OPERATOR(pg_catalog.>) 0 THEN
+            withheld := withheld OPERATOR(pg_catalog.+) @extschema@.points_money(g.id, x.currency, short);
+        END IF;
+    END LOOP;
+    withheld := LEAST(withheld, money);
+
+    -- What the return breaks: the lines kept, recomputed with the receipt's
+    -- own promotions as committed, may earn less discount than they got
+    -- ("3 for 2" with one of the three returned).  The loss so far is kept
+    -- back from the money (as far as this return gives any); a later return
+    -- that ends it gives it back.  Promotions that no longer hold give their
+    -- counter uses back.
+    IF r.document IS NOT NULL THEN
+        -- a line without a number is numbered by its place, as calculate does
+        SELECT pg_catalog.jsonb_agg(d OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+                   'line', t.line, 'qty', t.qty OPERATOR(pg_catalog.-) t.refunded_qty) ORDER BY t.line),
+               pg_catalog.sum(t.discount OPERATOR(pg_catalog.-)
+                              @extschema@.share(t.discount, 0, t.refunded_qty, t.qty))::bigint
+          INTO kept, kept_discount
+          FROM pg_catalog.jsonb_array_elements(r.document OPERATOR(pg_catalog.->) 'lines') WITH ORDINALITY AS dl (d, o)
+          JOIN @extschema@.receipt_line t
+            ON t.program_id OPERATOR(pg_catalog.=) g.id AND t.receipt_id OPERATOR(pg_catalog.=) rid
+           AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at
+           AND t.line OPERATOR(pg_catalog.=) COALESCE((d OPERATOR(pg_catalog.->>) 'line')::integer, dl.o::integer)
+         WHERE t.refunded_qty OPERATOR(pg_catalog.<) t.qty;
+        IF kept IS NOT NULL THEN
+            now_answer := @extschema@.recompute(
+                ((r.document OPERATOR(pg_catalog.-) '{points,coupons}'::text[])
+                 OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+                     'lines', kept,
+                     'at', COALESCE(r.document OPERATOR(pg_catalog.->) 'at',
+                                    pg_catalog.to_jsonb(pg_catalog.to_char(pg_catalog.timezone('UTC', r.at),
+                                                                           'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'))))),
+                @extschema@.applied_promotion_ids(g.id, r.answer));
+            lost := GREATEST(kept_discount OPERATOR(pg_catalog.-) @extschema@.minor_units(
+                        (now_answer OPERATOR(pg_catalog.#>>) '{totals,discount}')::numeric, g.money_exponent), 0);
+        END IF;
+        lost_delta := lost OPERATOR(pg_catalog.-) r.discount_lost;
+        IF lost_delta OPERATOR(pg_catalog.>) 0 THEN
+            lost_delta := LEAST(lost_delta, money OPERATOR(pg_catalog.-) withheld);
+        END IF;
+        -- the counter uses of promotions the lines kept no longer get
+        SELECT COALESCE(pg_catalog.jsonb_agg(c ORDER BY o), '[]') INTO counters_back
+          FROM pg_catalog.jsonb_array_elements(r.counters) WITH ORDINALITY AS rc (c, o)
+         WHERE (c OPERATOR(pg_catalog.->) 'returned') IS NULL
+           AND (c OPERATOR(pg_catalog.->>) 'promotion_id')::bigint OPERATOR(pg_catalog.<>) ALL
+               (@extschema@.applied_promotion_ids(g.id, now_answer));
+        PERFORM @extschema@.return_counter_uses(counters_back);
+        -- the receipt's counters, those given back marked with this refund
+        SELECT COALESCE(pg_catalog.jsonb_agg(CASE WHEN counters_back OPERATOR(pg_catalog.@>) pg_catalog.jsonb_build_array(c)
+                                                  THEN c OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('returned', fid)
+                                                  ELSE c END ORDER BY o), '[]')
+          INTO counters_after
+          FROM pg_catalog.jsonb_array_elements(r.counters) WITH ORDINALITY AS rc (c, o);
+    END IF;
+
+    result := pg_catalog.jsonb_build_object(
+        'program', program, 'receipt_id', rid, 'refund_id', fid, 'replayed', false,
+        'status', CASE WHEN EXISTS (SELECT 1 FROM @extschema@.receipt_line t
+                                     WHERE t.program_id OPERATOR(pg_catalog.=) g.id
+                                       AND t.receipt_id OPERATOR(pg_catalog.=) rid
+                                       AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at
+                                       AND t.refunded_qty OPERATOR(pg_catalog.<) t.qty)
+                       THEN 'partly_refunded' ELSE 'refunded' END,
+        'customer_id', r.customer_id, 'lines', per_line,
+        'money', @extschema@.major_units(money OPERATOR(pg_catalog.-) withheld OPERATOR(pg_catalog.-) lost_delta,
+                                         g.money_exponent),
+        'money_withheld', @extschema@.major_units(withheld, g.money_exponent),
+        'discount_withheld', @extschema@.major_units(lost_delta, g.money_exponent),
+        'counters_returned', counters_back,
+        'points_returned', returned, 'points_taken', taken, 'debt', owed, 'ledger', entries);
+    INSERT INTO @extschema@.receipt_refund (program_id, receipt_id, refund_id, request, lines, money,
+                                            money_withheld, points_returned, points_taken, debt,
+                                            result, actor, reason, discount_withheld, counters_returned)
+    VALUES (g.id, rid, fid, lines, req, money OPERATOR(pg_catalog.-) withheld OPERATOR(pg_catalog.-) lost_delta,
+            withheld, returned, taken, owed, result, @extschema@.actor(), reason, lost_delta, counters_back);
+    INSERT INTO @extschema@.event (program_id, type, customer_id, payload)
+    VALUES (g.id, 'refund', r.customer_id, result OPERATOR(pg_catalog.-) '{ledger,replayed}'::text[]);
+    UPDATE @extschema@.receipt t
+       SET status = result OPERATOR(pg_catalog.->>) 'status',
+           discount_lost = t.discount_lost OPERATOR(pg_catalog.+) lost_delta,
+           counters = COALESCE(counters_after, t.counters)
+     WHERE t.program_id OPERATOR(pg_catalog.=) g.id AND t.receipt_id OPERATOR(pg_catalog.=) rid
+       AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.refund(text, text, jsonb, text, text) IS
+'return some lines of a committed receipt (some quantity): their share of the money, of the points that paid them (to the same lots) and of the points they earned; the lines kept are recomputed with the receipt''s promotions and the discount they lose is kept back from the money; idempotent by refund_id';
 
 -- a wallet's pending_until is the latest valid_from of its lots (src/lot.c)
 COMMENT ON COLUMN @extschema@.wallet.pending_until IS 'the latest valid_from of the wallet''s lots: a transaction whose now() is earlier reads the lots one by one (NULL: no lot yet)';
