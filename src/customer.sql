@@ -19,10 +19,16 @@ CREATE TABLE @extschema@.customer (
 CREATE INDEX customer_merged_into_idx ON @extschema@.customer (merged_into)
     WHERE merged_into IS NOT NULL;
 COMMENT ON TABLE @extschema@.customer IS 'a person''s account in a programme';
+COMMENT ON COLUMN @extschema@.customer.id IS 'the customer id, unique in the database';
+COMMENT ON COLUMN @extschema@.customer.program_id IS 'the programme';
 COMMENT ON COLUMN @extschema@.customer.status IS 'active, blocked, fraud_hold, or merged (into merged_into)';
-COMMENT ON COLUMN @extschema@.customer.tier IS 'current tier code; NULL until tiers are configured';
+COMMENT ON COLUMN @extschema@.customer.birth_date IS 'date of birth: customer.birthday in conditions, and the birthday audience of promotions';
+COMMENT ON COLUMN @extschema@.customer.home_city IS 'the city the customer lives in: customer.home_city in conditions';
+COMMENT ON COLUMN @extschema@.customer.tier IS 'current tier code (a tier of the programme, not enforced); NULL until the first receipt or review';
 COMMENT ON COLUMN @extschema@.customer.attributes IS 'free attributes (a JSON object) that conditions can read as customer.NAME';
 COMMENT ON COLUMN @extschema@.customer.merged_into IS 'the account this one was merged into; always the final one';
+COMMENT ON COLUMN @extschema@.customer.created_at IS 'when the customer was enrolled';
+COMMENT ON COLUMN @extschema@.customer.updated_at IS 'set by the functions when they change the row';
 
 CREATE TABLE @extschema@.identifier (
     program_id  bigint NOT NULL,
@@ -41,8 +47,14 @@ CREATE TABLE @extschema@.identifier (
 );
 CREATE INDEX identifier_customer_idx ON @extschema@.identifier (customer_id);
 COMMENT ON TABLE @extschema@.identifier IS 'a card number, phone number or e-mail address leading to a customer; unique in its programme';
+COMMENT ON COLUMN @extschema@.identifier.program_id IS 'the programme';
+COMMENT ON COLUMN @extschema@.identifier.kind IS 'card, phone or email';
 COMMENT ON COLUMN @extschema@.identifier.value IS 'normalised: card digits, E.164 phone, lower-case e-mail';
+COMMENT ON COLUMN @extschema@.identifier.customer_id IS 'the customer, always of the same programme';
 COMMENT ON COLUMN @extschema@.identifier.status IS 'active; blocked (lost or stolen, identifies nobody); replaced (by the card replaced_by)';
+COMMENT ON COLUMN @extschema@.identifier.replaced_by IS 'the card number that replaced this card';
+COMMENT ON COLUMN @extschema@.identifier.created_at IS 'when the identifier was bound';
+COMMENT ON COLUMN @extschema@.identifier.updated_at IS 'set by the functions when they change the row';
 
 CREATE TABLE @extschema@.customer_log (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -58,7 +70,14 @@ CREATE TABLE @extschema@.customer_log (
 );
 CREATE INDEX customer_log_customer_idx ON @extschema@.customer_log (customer_id, created_at);
 COMMENT ON TABLE @extschema@.customer_log IS 'who changed a customer''s account or identifiers, when and why';
-COMMENT ON COLUMN @extschema@.customer_log.actor IS 'the role that made the change (login role, or the one set by SET ROLE)';
+COMMENT ON COLUMN @extschema@.customer_log.id IS 'the order of the entries';
+COMMENT ON COLUMN @extschema@.customer_log.program_id IS 'the programme';
+COMMENT ON COLUMN @extschema@.customer_log.customer_id IS 'the account changed';
+COMMENT ON COLUMN @extschema@.customer_log.action IS 'what was done; the keys of detail depend on it';
+COMMENT ON COLUMN @extschema@.customer_log.detail IS 'what changed, by action';
+COMMENT ON COLUMN @extschema@.customer_log.actor IS 'the role in effect: the login role, or the one set by SET ROLE (a SECURITY DEFINER function does not change it)';
+COMMENT ON COLUMN @extschema@.customer_log.reason IS 'why, as given by the caller';
+COMMENT ON COLUMN @extschema@.customer_log.created_at IS 'when';
 
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.customer', '');
 SELECT pg_catalog.pg_extension_config_dump(

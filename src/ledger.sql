@@ -21,6 +21,9 @@ CREATE TABLE @extschema@.wallet (
     FOREIGN KEY (program_id, currency) REFERENCES @extschema@.currency (program_id, code)
 ) WITH (fillfactor = 70);
 COMMENT ON TABLE @extschema@.wallet IS 'points of one customer in one currency: the one row every operation locks';
+COMMENT ON COLUMN @extschema@.wallet.customer_id IS 'the customer';
+COMMENT ON COLUMN @extschema@.wallet.currency IS 'points currency code';
+COMMENT ON COLUMN @extschema@.wallet.program_id IS 'the customer''s programme';
 COMMENT ON COLUMN @extschema@.wallet.balance IS 'stored balance in minor units: the sum of the remainders of the wallet''s lots, including pending lots and lots expired but not yet recorded';
 COMMENT ON COLUMN @extschema@.wallet.held IS 'points reserved by holds, including holds past their deadline that are not yet tidied';
 COMMENT ON COLUMN @extschema@.wallet.version IS 'version of the last ledger entry; 0 before the first';
@@ -28,6 +31,7 @@ COMMENT ON COLUMN @extschema@.wallet.next_expiry IS 'no lot of the wallet with p
 COMMENT ON COLUMN @extschema@.wallet.restricted IS 'points of the wallet''s lots that carry a restriction (part of balance)';
 COMMENT ON COLUMN @extschema@.wallet.pending_until IS 'the latest valid_from of the wallet''s lots: a transaction whose now() is earlier reads the lots one by one (NULL: no lot yet)';
 COMMENT ON COLUMN @extschema@.wallet.merged_into IS 'set when the customer was merged away: the wallet takes no more operations';
+COMMENT ON COLUMN @extschema@.wallet.updated_at IS 'time of the last ledger entry (or of the merge)';
 
 CREATE TABLE @extschema@.ledger (
     program_id       bigint NOT NULL,
@@ -58,21 +62,26 @@ CREATE TABLE @extschema@.ledger (
 CREATE UNIQUE INDEX ledger_idempotency_key_idx ON @extschema@.ledger (program_id, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
 COMMENT ON TABLE @extschema@.ledger IS 'append-only history of every change of a wallet, one entry per version';
+COMMENT ON COLUMN @extschema@.ledger.program_id IS 'the wallet''s programme; the scope of idempotency_key';
+COMMENT ON COLUMN @extschema@.ledger.customer_id IS 'the wallet''s customer';
+COMMENT ON COLUMN @extschema@.ledger.currency IS 'the wallet''s currency';
 COMMENT ON COLUMN @extschema@.ledger.version IS 'the wallet''s version after this entry: contiguous from 1 in each wallet';
-COMMENT ON COLUMN @extschema@.ledger.operation IS 'accrue, redeem, hold, capture, release, expire, adjust, refund (receipt returns), convert, transfer_in or transfer_out';
+COMMENT ON COLUMN @extschema@.ledger.operation IS 'accrue, redeem, hold, capture, release, expire, adjust, refund (receipt returns and cancels), convert, transfer_in, transfer_out, or debt (an accrual paying what a refund left owing)';
 COMMENT ON COLUMN @extschema@.ledger.amount IS 'signed change of the stored balance, in minor units';
 COMMENT ON COLUMN @extschema@.ledger.held_amount IS 'signed change of the held points (holds, captures, releases)';
 COMMENT ON COLUMN @extschema@.ledger.balance_after IS 'stored balance after this entry';
 COMMENT ON COLUMN @extschema@.ledger.held_after IS 'held points after this entry';
-COMMENT ON COLUMN @extschema@.ledger.lot_id IS 'the lot created (accrue, positive adjust) or expired (expire) by this entry';
+COMMENT ON COLUMN @extschema@.ledger.lot_id IS 'the lot created (accrue, positive adjust) or expired (expire) by this entry; NULL for entries that create several lots (transfer_in, the target side of convert), whose lots have created_version = the entry''s version';
 COMMENT ON COLUMN @extschema@.ledger.hold_id IS 'the hold placed, captured or released';
 COMMENT ON COLUMN @extschema@.ledger.receipt_id IS 'the receipt the entry belongs to, as the till names it';
-COMMENT ON COLUMN @extschema@.ledger.peer_customer_id IS 'the other customer of a transfer';
+COMMENT ON COLUMN @extschema@.ledger.peer_customer_id IS 'the other customer of a transfer or merge';
 COMMENT ON COLUMN @extschema@.ledger.peer_currency IS 'the other currency of a conversion';
 COMMENT ON COLUMN @extschema@.ledger.idempotency_key IS 'caller''s key, unique in the programme: a call repeated with it returns this entry and writes nothing';
 COMMENT ON COLUMN @extschema@.ledger.lot_ids IS 'the lots that paid an entry that takes points (see the view lot_usage)';
 COMMENT ON COLUMN @extschema@.ledger.lot_amounts IS 'how much each of lot_ids paid, in the same order';
 COMMENT ON COLUMN @extschema@.ledger.actor IS 'who made the change: the role in effect (login role, or the one set by SET ROLE), or the actor named by an adjustment';
+COMMENT ON COLUMN @extschema@.ledger.reason IS 'why: required for adjust, transfer and convert; lot expired and hold expired for the entries of the touch; the merge''s reason for its transfers';
+COMMENT ON COLUMN @extschema@.ledger.created_at IS 'the start of the writing transaction: shared by its entries, not an order (use version)';
 
 CREATE TABLE @extschema@.lot (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -109,15 +118,21 @@ CREATE INDEX lot_wallet_live_idx
 CREATE INDEX lot_due_idx ON @extschema@.lot (valid_to)
     WHERE live AND valid_to IS NOT NULL;
 COMMENT ON TABLE @extschema@.lot IS 'points with a validity window: they count while valid_from <= now() < valid_to';
+COMMENT ON COLUMN @extschema@.lot.id IS 'the lot; lower ids are older and spent first among equals';
+COMMENT ON COLUMN @extschema@.lot.program_id IS 'the wallet''s programme';
+COMMENT ON COLUMN @extschema@.lot.customer_id IS 'the wallet''s customer';
+COMMENT ON COLUMN @extschema@.lot.currency IS 'the wallet''s currency';
+COMMENT ON COLUMN @extschema@.lot.amount IS 'points credited, in minor units';
 COMMENT ON COLUMN @extschema@.lot.remaining IS 'points of the lot not yet spent, moved or recorded as expired';
 COMMENT ON COLUMN @extschema@.lot.valid_from IS 'the lot counts from this instant; before it, its points are pending';
 COMMENT ON COLUMN @extschema@.lot.valid_to IS 'the lot stops counting at this instant (NULL: never)';
-COMMENT ON COLUMN @extschema@.lot.kind IS 'regular, birthday, product, promo, service, converted, adjustment...; points moved to another wallet keep their kind';
+COMMENT ON COLUMN @extschema@.lot.kind IS 'what the points are for: the kind given to accrue (regular by default, birthday, product, promo, service...), adjustment for adjust, converted for convert; transfers and merges keep the kind of the source lot';
 COMMENT ON COLUMN @extschema@.lot.priority IS 'among lots expiring at the same time, higher priority is spent first';
 COMMENT ON COLUMN @extschema@.lot.restriction IS 'where the points may be spent; NULL: anywhere. A restricted lot is spent only when the caller says its restriction applies';
 COMMENT ON COLUMN @extschema@.lot.created_version IS 'version of the ledger entry that created the lot in its wallet';
 COMMENT ON COLUMN @extschema@.lot.source_lot_id IS 'the lot these points came from (transfer, conversion, merge)';
 COMMENT ON COLUMN @extschema@.lot.live IS 'remaining > 0: the lot is in the partial indexes of live lots';
+COMMENT ON COLUMN @extschema@.lot.created_at IS 'when the lot was written';
 
 -- Which lots paid how much of an entry: kept in the entry itself (lot_ids,
 -- lot_amounts), so that spending writes no row more than the entry, and
@@ -159,10 +174,20 @@ CREATE INDEX hold_wallet_active_idx ON @extschema@.hold (customer_id, currency, 
 CREATE INDEX hold_due_idx ON @extschema@.hold (expires_at)
     WHERE status OPERATOR(pg_catalog.=) 'active';
 COMMENT ON TABLE @extschema@.hold IS 'points reserved for a payment in progress: captured, released, or expired at expires_at';
+COMMENT ON COLUMN @extschema@.hold.id IS 'the hold id that hold returns';
+COMMENT ON COLUMN @extschema@.hold.program_id IS 'the wallet''s programme';
+COMMENT ON COLUMN @extschema@.hold.customer_id IS 'the wallet''s customer';
+COMMENT ON COLUMN @extschema@.hold.currency IS 'the wallet''s currency';
+COMMENT ON COLUMN @extschema@.hold.amount IS 'points reserved';
 COMMENT ON COLUMN @extschema@.hold.applicable IS 'restrictions of lots the capture may spend';
 COMMENT ON COLUMN @extschema@.hold.expires_at IS 'the hold stops counting at this instant, whether or not it has been tidied';
-COMMENT ON COLUMN @extschema@.hold.status IS 'active; captured, released or expired (resolved exactly once)';
+COMMENT ON COLUMN @extschema@.hold.status IS 'active; captured, released or expired (resolved exactly once). A hold past expires_at stays active until the touch or release_expired_holds marks it expired';
 COMMENT ON COLUMN @extschema@.hold.captured IS 'points taken by the capture';
+COMMENT ON COLUMN @extschema@.hold.receipt_id IS 'the receipt, carried to the capture or release entry';
+COMMENT ON COLUMN @extschema@.hold.created_version IS 'version of the hold entry';
+COMMENT ON COLUMN @extschema@.hold.resolved_version IS 'version of the entry that captured, released or expired it';
+COMMENT ON COLUMN @extschema@.hold.created_at IS 'when the hold was placed';
+COMMENT ON COLUMN @extschema@.hold.resolved_at IS 'when it was captured, released or expired';
 
 -- The ledger is history: nobody rewrites it.  The trigger's argument, if
 -- any, is the hint (what to do instead).

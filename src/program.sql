@@ -23,11 +23,13 @@ CREATE TABLE @extschema@.program (
     CHECK (card_min_length BETWEEN 1 AND 32 AND card_max_length BETWEEN card_min_length AND 32)
 );
 COMMENT ON TABLE @extschema@.program IS 'a loyalty programme of one brand, country or tenant';
-COMMENT ON COLUMN @extschema@.program.code IS 'short name used by the tills: lower-case letters, digits, _ and -';
+COMMENT ON COLUMN @extschema@.program.id IS 'the programme id, which the other tables hold as program_id';
+COMMENT ON COLUMN @extschema@.program.code IS 'the name tills and backends use: lower-case letters, digits, _ and -, 1 to 63 characters';
+COMMENT ON COLUMN @extschema@.program.name IS 'display name';
 COMMENT ON COLUMN @extschema@.program.money_currency IS 'ISO 4217 code of the money receipts are paid in';
 COMMENT ON COLUMN @extschema@.program.money_exponent IS 'digits of minor units of the money (2: kopecks, cents)';
 COMMENT ON COLUMN @extschema@.program.default_currency IS 'code of the points currency accrued by default';
-COMMENT ON COLUMN @extschema@.program.phone_country IS 'ISO 3166-1 alpha-2 country in which phone numbers without + are read; NULL: only international numbers';
+COMMENT ON COLUMN @extschema@.program.phone_country IS 'ISO 3166-1 alpha-2 country (upper case, one of loyalty.phone_countries()) in which phone numbers without + are read; NULL: only international numbers';
 COMMENT ON COLUMN @extschema@.program.card_min_length IS 'fewest digits of a card number';
 COMMENT ON COLUMN @extschema@.program.card_max_length IS 'most digits of a card number';
 COMMENT ON COLUMN @extschema@.program.card_luhn IS 'card numbers carry a Luhn check digit';
@@ -35,6 +37,7 @@ COMMENT ON COLUMN @extschema@.program.accrual_rate_bp IS 'base accrual: share of
 COMMENT ON COLUMN @extschema@.program.accrual_delay IS 'time between a receipt and the release of its accrued points';
 COMMENT ON COLUMN @extschema@.program.max_discount_bp IS 'cap on discounts plus points paid, as a share of the receipt in basis points';
 COMMENT ON COLUMN @extschema@.program.max_points_bp IS 'cap on the share of a receipt payable with points, in basis points';
+COMMENT ON COLUMN @extschema@.program.created_at IS 'when the programme was created';
 
 CREATE TABLE @extschema@.currency (
     program_id     bigint NOT NULL REFERENCES @extschema@.program (id) ON DELETE CASCADE,
@@ -45,7 +48,9 @@ CREATE TABLE @extschema@.currency (
     PRIMARY KEY (program_id, code)
 );
 COMMENT ON TABLE @extschema@.currency IS 'a points currency of a programme';
+COMMENT ON COLUMN @extschema@.currency.program_id IS 'the programme';
 COMMENT ON COLUMN @extschema@.currency.code IS 'short name, unique in the programme (bonus, coins, service)';
+COMMENT ON COLUMN @extschema@.currency.name IS 'display name';
 COMMENT ON COLUMN @extschema@.currency.exponent IS 'digits of minor units: amounts are stored as integers of 10^-exponent points';
 COMMENT ON COLUMN @extschema@.currency.money_per_unit IS 'value of one whole point in the programme''s money (major units)';
 

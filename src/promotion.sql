@@ -14,9 +14,9 @@ ALTER TABLE @extschema@.program
     ADD COLUMN earn_weight numeric NOT NULL DEFAULT 1
         CHECK (earn_weight OPERATOR(pg_catalog.>=) 0 AND earn_weight OPERATOR(pg_catalog.<=) 1
                AND pg_catalog.scale(earn_weight) OPERATOR(pg_catalog.<=) 4);
-COMMENT ON COLUMN @extschema@.program.min_line_price IS 'no line is discounted or paid with points below this amount of money (e.g. 1.00)';
-COMMENT ON COLUMN @extschema@.program.discount_step IS 'percent discounts of a line are rounded down to a multiple of this amount of money (0: the minor unit)';
-COMMENT ON COLUMN @extschema@.program.points_excluded IS 'lines that points may not pay for (e.g. category <@ ''tobacco''); NULL: none';
+COMMENT ON COLUMN @extschema@.program.min_line_price IS 'no line is discounted or paid with points below this amount of money, in major units (1.00)';
+COMMENT ON COLUMN @extschema@.program.discount_step IS 'percent discounts of a line are rounded down to a multiple of this amount of money, in major units (1 for whole roubles); 0: the minor unit';
+COMMENT ON COLUMN @extschema@.program.points_excluded IS 'a condition: the lines that points may not pay for (category <@ ''tobacco''); NULL: none';
 COMMENT ON COLUMN @extschema@.program.earn_weight IS 'weight of earned points, at their money value, against money off when calculate compares combinations (0 to 1)';
 
 CREATE TABLE @extschema@.promotion (
@@ -65,7 +65,10 @@ CREATE TABLE @extschema@.promotion (
     CHECK ((limit_per_customer IS NULL) OPERATOR(pg_catalog.=) (limit_period IS NULL))
 );
 COMMENT ON TABLE @extschema@.promotion IS 'a benefit with the lines, receipts, customers, times and places it applies to';
+COMMENT ON COLUMN @extschema@.promotion.id IS 'the promotion id';
+COMMENT ON COLUMN @extschema@.promotion.program_id IS 'the programme';
 COMMENT ON COLUMN @extschema@.promotion.code IS 'short name, unique in the programme, shown to tills and reports';
+COMMENT ON COLUMN @extschema@.promotion.name IS 'display name';
 COMMENT ON COLUMN @extschema@.promotion.status IS 'draft, active, paused or ended: calculate uses active promotions only';
 COMMENT ON COLUMN @extschema@.promotion.active IS 'the instants the promotion runs (default: always)';
 COMMENT ON COLUMN @extschema@.promotion.weekdays IS 'ISO weekdays (1 Monday .. 7 Sunday) of the receipt''s local date; NULL: every day';
@@ -75,16 +78,21 @@ COMMENT ON COLUMN @extschema@.promotion.cities IS 'cities of the receipt''s stor
 COMMENT ON COLUMN @extschema@.promotion.stores IS 'stores; NULL: every store';
 COMMENT ON COLUMN @extschema@.promotion.channels IS 'sales channels (pos, web, app...); NULL: every channel';
 COMMENT ON COLUMN @extschema@.promotion.audience IS 'all; tiers; segments; personal (customers with a personal offer); birthday (within birthday_days of the birthday); coupon (holders of one of its coupons)';
-COMMENT ON COLUMN @extschema@.promotion.line_condition IS 'the lines the benefit applies to; NULL: every line';
+COMMENT ON COLUMN @extschema@.promotion.tiers IS 'the tiers addressed (audience tiers), compared with customer.tier';
+COMMENT ON COLUMN @extschema@.promotion.segments IS 'codes of the segments addressed (audience segments); not a foreign key';
+COMMENT ON COLUMN @extschema@.promotion.birthday_days IS 'the promotion applies within this many days of the customer''s birthday (audience birthday)';
+COMMENT ON COLUMN @extschema@.promotion.line_condition IS 'a condition: the lines the benefit applies to; NULL: every line';
 COMMENT ON COLUMN @extschema@.promotion.receipt_condition IS 'a condition over receipt.* and customer.* that must hold; NULL: always';
-COMMENT ON COLUMN @extschema@.promotion.benefit IS 'what the customer gets, e.g. {"kind": "percent_off", "percent": 10} (see docs/promotions.md)';
+COMMENT ON COLUMN @extschema@.promotion.benefit IS 'what the customer gets, {"kind": "percent_off", "percent": 10}, stored in its normal form (see docs/promotions.md)';
 COMMENT ON COLUMN @extschema@.promotion.stacking_group IS 'promotions of one group never combine on a line (line benefits) or a receipt (receipt benefits); NULL: combines with all';
 COMMENT ON COLUMN @extschema@.promotion.priority IS 'breaks ties between combinations of equal benefit: higher first';
 COMMENT ON COLUMN @extschema@.promotion.exclusive IS 'applies alone or not at all';
-COMMENT ON COLUMN @extschema@.promotion.limit_per_customer IS 'uses per customer in each limit_period';
-COMMENT ON COLUMN @extschema@.promotion.limit_period IS 'day, week, month, year or ever';
-COMMENT ON COLUMN @extschema@.promotion.limit_total IS 'uses over all customers';
-COMMENT ON COLUMN @extschema@.promotion.budget IS 'money the promotion may give away over all customers';
+COMMENT ON COLUMN @extschema@.promotion.limit_per_customer IS 'uses per customer in each limit_period; NULL: no limit';
+COMMENT ON COLUMN @extschema@.promotion.limit_period IS 'the period of limit_per_customer: day, week, month, year or ever';
+COMMENT ON COLUMN @extschema@.promotion.limit_total IS 'uses over all customers; NULL: no limit';
+COMMENT ON COLUMN @extschema@.promotion.budget IS 'money the promotion may give away over all customers, in major units; NULL: no limit';
+COMMENT ON COLUMN @extschema@.promotion.created_at IS 'when the promotion was created';
+COMMENT ON COLUMN @extschema@.promotion.updated_at IS 'set by the trigger promotion_check on every UPDATE';
 
 CREATE INDEX promotion_active_idx ON @extschema@.promotion (program_id)
     WHERE status OPERATOR(pg_catalog.=) 'active';
@@ -113,12 +121,17 @@ CREATE TABLE @extschema@.coupon (
 CREATE UNIQUE INDEX coupon_code_idx ON @extschema@.coupon (program_id, pg_catalog.lower(code));
 CREATE INDEX coupon_promotion_idx ON @extschema@.coupon (promotion_id);
 COMMENT ON TABLE @extschema@.coupon IS 'a code that unlocks a promotion: single use, multi use, or personal to one customer';
-COMMENT ON COLUMN @extschema@.coupon.code IS 'the code as printed; unique in the programme regardless of case';
+COMMENT ON COLUMN @extschema@.coupon.id IS 'the coupon id';
+COMMENT ON COLUMN @extschema@.coupon.program_id IS 'the programme';
+COMMENT ON COLUMN @extschema@.coupon.code IS 'the code as printed: letters, digits, _ and -, 1 to 64 characters; unique in the programme regardless of case';
+COMMENT ON COLUMN @extschema@.coupon.promotion_id IS 'the promotion it unlocks, always of the same programme';
 COMMENT ON COLUMN @extschema@.coupon.kind IS 'single_use (once), multi_use (use_limit times, or without limit), personal (only customer_id, use_limit times, once by default)';
+COMMENT ON COLUMN @extschema@.coupon.customer_id IS 'the customer of a personal coupon';
 COMMENT ON COLUMN @extschema@.coupon.uses IS 'how many committed receipts used the coupon';
 COMMENT ON COLUMN @extschema@.coupon.use_limit IS 'most uses; NULL: once for single_use and personal, without limit for multi_use';
-COMMENT ON COLUMN @extschema@.coupon.valid IS 'when the coupon may be used';
+COMMENT ON COLUMN @extschema@.coupon.valid IS 'when the coupon may be used; the default: always';
 COMMENT ON COLUMN @extschema@.coupon.state IS 'issued; redeemed (used up); cancelled';
+COMMENT ON COLUMN @extschema@.coupon.created_at IS 'when the coupon was issued';
 COMMENT ON COLUMN @extschema@.coupon.issued_by IS 'the role that issued it (loyalty.actor()); NULL for coupons issued before 0.10';
 COMMENT ON COLUMN @extschema@.coupon.issue_reason IS 'why it was issued (a campaign, a complaint), as the issuer wrote it';
 
@@ -134,8 +147,12 @@ CREATE TABLE @extschema@.personal_offer (
     FOREIGN KEY (program_id, customer_id) REFERENCES @extschema@.customer (program_id, id)
 );
 COMMENT ON TABLE @extschema@.personal_offer IS 'a promotion offered to one customer: what a personal-audience promotion requires; read by customer only';
+COMMENT ON COLUMN @extschema@.personal_offer.customer_id IS 'the customer';
+COMMENT ON COLUMN @extschema@.personal_offer.promotion_id IS 'the promotion offered';
+COMMENT ON COLUMN @extschema@.personal_offer.program_id IS 'the programme of both';
 COMMENT ON COLUMN @extschema@.personal_offer.uses_left IS 'uses the customer has left; NULL: without limit';
-COMMENT ON COLUMN @extschema@.personal_offer.valid IS 'when the offer may be used';
+COMMENT ON COLUMN @extschema@.personal_offer.valid IS 'when the offer may be used; the default: always';
+COMMENT ON COLUMN @extschema@.personal_offer.created_at IS 'when the offer was made';
 
 CREATE TABLE @extschema@.counter (
     promotion_id bigint NOT NULL REFERENCES @extschema@.promotion (id),
@@ -147,10 +164,12 @@ CREATE TABLE @extschema@.counter (
     PRIMARY KEY (promotion_id, customer_id, period_start)
 );
 COMMENT ON TABLE @extschema@.counter IS 'uses of a promotion per customer and period, and over all customers (customer_id 0)';
-COMMENT ON COLUMN @extschema@.counter.customer_id IS 'the customer; 0 for the promotion''s global count and budget';
+COMMENT ON COLUMN @extschema@.counter.promotion_id IS 'the promotion';
+COMMENT ON COLUMN @extschema@.counter.customer_id IS 'the customer; 0 for the promotion''s global count and budget; not a foreign key';
 COMMENT ON COLUMN @extschema@.counter.period_start IS 'first day of the period (day, ISO week, month, year); -infinity for ever';
 COMMENT ON COLUMN @extschema@.counter.uses IS 'receipts that used the promotion in the period';
 COMMENT ON COLUMN @extschema@.counter.money IS 'discount given in the period, in minor units of money';
+COMMENT ON COLUMN @extschema@.counter.updated_at IS 'when the counter last moved';
 
 CREATE TABLE @extschema@.segment (
     program_id bigint NOT NULL REFERENCES @extschema@.program (id),
@@ -159,6 +178,9 @@ CREATE TABLE @extschema@.segment (
     PRIMARY KEY (program_id, code)
 );
 COMMENT ON TABLE @extschema@.segment IS 'a named set of customers that promotions can address';
+COMMENT ON COLUMN @extschema@.segment.program_id IS 'the programme';
+COMMENT ON COLUMN @extschema@.segment.code IS 'the name promotion.segments lists: lower-case letters, digits, _ and -, 1 to 63 characters';
+COMMENT ON COLUMN @extschema@.segment.name IS 'display name';
 
 CREATE TABLE @extschema@.segment_member (
     customer_id bigint NOT NULL,
@@ -170,6 +192,10 @@ CREATE TABLE @extschema@.segment_member (
     FOREIGN KEY (program_id, customer_id) REFERENCES @extschema@.customer (program_id, id)
 );
 COMMENT ON TABLE @extschema@.segment_member IS 'the customers of a segment';
+COMMENT ON COLUMN @extschema@.segment_member.customer_id IS 'the customer';
+COMMENT ON COLUMN @extschema@.segment_member.program_id IS 'the programme of both';
+COMMENT ON COLUMN @extschema@.segment_member.segment IS 'the segment''s code';
+COMMENT ON COLUMN @extschema@.segment_member.added_at IS 'when the customer was added';
 
 -- The catalogue generation: bumped by every statement that changes what the
 -- backends compile (promotions, programmes, currencies); a backend compares
@@ -186,6 +212,9 @@ CREATE TABLE @extschema@.catalog_generation (
 INSERT INTO @extschema@.catalog_generation
 VALUES (true, pg_catalog.nextval('@extschema@.catalog_generation_seq'), pg_catalog.now());
 COMMENT ON TABLE @extschema@.catalog_generation IS 'one row: the generation of the compiled promotion catalogue';
+COMMENT ON COLUMN @extschema@.catalog_generation.singleton IS 'always true: the table holds one row';
+COMMENT ON COLUMN @extschema@.catalog_generation.generation IS '1 when the extension is created; then the next value of the sequence loyalty.catalog_generation_seq for every statement that changed promotion, program or currency';
+COMMENT ON COLUMN @extschema@.catalog_generation.changed_at IS 'now() of the last bump, or of the creation of the extension';
 
 CREATE FUNCTION @extschema@.catalog_changed()
 RETURNS trigger

@@ -31,11 +31,14 @@ CREATE TABLE @extschema@.tier (
     UNIQUE (program_id, rank)
 );
 COMMENT ON TABLE @extschema@.tier IS 'a level of a programme that customers qualify for by spend or receipts over the programme''s tier_window';
+COMMENT ON COLUMN @extschema@.tier.program_id IS 'the programme';
 COMMENT ON COLUMN @extschema@.tier.code IS 'the code customer.tier holds and promotions'' tiers name';
-COMMENT ON COLUMN @extschema@.tier.rank IS 'higher is better; the tier of rank 0, if any, is the base every customer qualifies for';
+COMMENT ON COLUMN @extschema@.tier.name IS 'display name';
+COMMENT ON COLUMN @extschema@.tier.rank IS 'higher is better; a tier without conditions (rank 0 by convention) is the base every customer qualifies for';
 COMMENT ON COLUMN @extschema@.tier.min_spend IS 'money paid over the window (after refunds), in major units; NULL: no such condition';
 COMMENT ON COLUMN @extschema@.tier.min_receipts IS 'receipts over the window (not cancelled or wholly refunded); NULL: no such condition';
 COMMENT ON COLUMN @extschema@.tier.qualify IS 'all: every condition given must hold; any: one of them is enough';
+COMMENT ON COLUMN @extschema@.tier.created_at IS 'when the tier was created';
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.tier', '');
 
 ALTER TABLE @extschema@.customer
@@ -60,9 +63,17 @@ CREATE TABLE @extschema@.tier_change (
 );
 CREATE INDEX tier_change_customer_idx ON @extschema@.tier_change (customer_id, changed_at);
 COMMENT ON TABLE @extschema@.tier_change IS 'every change of a customer''s tier: from, to, why, and the spend and receipts that decided it';
+COMMENT ON COLUMN @extschema@.tier_change.id IS 'the order of the changes';
+COMMENT ON COLUMN @extschema@.tier_change.program_id IS 'the programme';
+COMMENT ON COLUMN @extschema@.tier_change.customer_id IS 'the customer whose tier changed';
+COMMENT ON COLUMN @extschema@.tier_change.from_tier IS 'the tier code before; NULL: none';
+COMMENT ON COLUMN @extschema@.tier_change.to_tier IS 'the tier code after; NULL: none';
 COMMENT ON COLUMN @extschema@.tier_change.reason IS 'qualified: a receipt lifted the customer; review: the periodic review moved them (up or down)';
 COMMENT ON COLUMN @extschema@.tier_change.spend IS 'money paid over the window, in minor units, when the change was decided';
+COMMENT ON COLUMN @extschema@.tier_change.receipts IS 'receipts over the window when the change was decided';
 COMMENT ON COLUMN @extschema@.tier_change.receipt_id IS 'the receipt that qualified the customer (reason qualified)';
+COMMENT ON COLUMN @extschema@.tier_change.changed_at IS 'when';
+COMMENT ON COLUMN @extschema@.tier_change.actor IS 'the role in effect (loyalty.actor())';
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.tier_change', '');
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('@extschema@.tier_change', 'id'), '');
 
