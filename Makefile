@@ -1,6 +1,8 @@
 # loyalty — PGXS build, plus the project's own targets:
 #   make demo    deps, build, install, throwaway server, sample programme
 #   make test    deps, build, install, throwaway server, every test layer
+#   make docs    deps, build, install, throwaway server; docs/tables.md's
+#                sections of the tables rendered again from the catalogue
 #   make bench   deps, build, install, throwaway server, the benchmarks
 #                (BENCH_MODE=quick by default, full or smoke; see test/bench/run.sh)
 #   make deps    install missing Debian packages (as root)
@@ -56,7 +58,7 @@ all install installcheck:
 	@echo "PostgreSQL server development files not found (pg_config: $(PG_CONFIG)); run 'make deps' first" >&2; exit 1
 endif
 
-.PHONY: deps demo test test-valgrind test-ha bench stop install-ext
+.PHONY: deps demo test docs test-valgrind test-ha bench stop install-ext
 
 deps:
 	test/deps.sh
@@ -81,6 +83,12 @@ demo: deps
 test: deps
 	$(MAKE) install-ext
 	test/run-tests.sh
+
+# docs/tables.md: each table's COMMENT, columns and constraints, from the
+# catalogue of a fresh install (test/docs/tables.sh; make test checks them).
+docs: deps
+	$(MAKE) install-ext
+	test/docs/tables.sh --write
 
 # pgbench against the throwaway server: ledger operations beside a baseline UPDATE.
 bench: deps

@@ -13,6 +13,9 @@
 #                       equals a fresh install (test/describe.sql)
 #   upgraded            the pgTAP suites on a schema installed as the oldest
 #                       released version and upgraded to the current one
+#   docs                test/docs/tables.sh --check: docs/tables.md says what
+#                       the catalogue of a fresh install says (make docs
+#                       rewrites it)
 #   log                 test/log/run.sh: the log of slow calculations
 #   pooled              test/pooled/run.sh: tills behind pgbouncer in
 #                       transaction mode, a revoke and a grant meanwhile
@@ -231,6 +234,17 @@ if [ ${#RELEASED[@]} -gt 0 ] && [ ${#TAP[@]} -gt 0 ]; then
 		'ALTER EXTENSION loyalty UPDATE' -- "${TAP[@]}"
 	record upgraded "$RUN_OK" "$RUN_BAD"
 fi
+
+# docs: the generated sections of docs/tables.md against the catalogue of a
+# fresh install (test/docs/tables.sh; make docs rewrites them)
+echo
+echo "== docs: docs/tables.md against the catalogue"
+test/docs/tables.sh --check 2>&1 | tee tmp/docs.log
+rc=${PIPESTATUS[0]}
+ok=$(grep -c '^ok - ' tmp/docs.log)
+bad=$(grep -c '^not ok - ' tmp/docs.log)
+[ "$rc" -eq 0 ] || [ "$bad" -gt 0 ] || bad=1
+record docs "$ok" "$bad"
 
 # log: what the extension writes to the server log (test/log/run.sh)
 echo
