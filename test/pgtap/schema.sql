@@ -1,6 +1,6 @@
 -- Schema objects, their owners and their grants.
 BEGIN;
-SELECT plan(33);
+SELECT plan(35);
 
 SELECT has_extension('loyalty');
 SELECT has_schema('loyalty');
@@ -134,6 +134,17 @@ SELECT is(loyalty.identify('tap', '8 916 123 45 67') ->> 'found', 'true',
 SELECT throws_ok($$SELECT count(*) FROM loyalty.customer$$, '42501', NULL,
                  'and still cannot read the table');
 RESET ROLE;
+
+-- A table of the extension that was renamed or dropped by hand is named in
+-- the error (42P01), by the tenant checks in C as by the SQL that reads it.
+ALTER TABLE loyalty.program_access RENAME TO program_access_gone;
+SELECT throws_ok($$SELECT loyalty.program_open(1)$$, '42P01', 'table loyalty.program_access is missing',
+                 'the tenant check names a missing program_access');
+ALTER TABLE loyalty.program_access_gone RENAME TO program_access;
+ALTER TABLE loyalty.catalog_generation RENAME TO catalog_generation_gone;
+SELECT throws_ok($$UPDATE loyalty.promotion SET name = name WHERE false$$, '42P01', NULL,
+                 'a change of promotions without loyalty.catalog_generation fails');
+ALTER TABLE loyalty.catalog_generation_gone RENAME TO catalog_generation;
 
 SELECT * FROM finish();
 ROLLBACK;
