@@ -28,6 +28,9 @@
 #                       switchover, stall) on a Patroni cluster of its own;
 #                       each passes when it prints its "ha ..." line with
 #                       nothing lost or duplicated (LOYALTY_SKIP_HA=1 skips)
+#   errors              test/docs/errors.pl: every SQLSTATE of docs/errors.md is
+#                       raised by a test, and every one the tests raise is
+#                       listed (it reads what the layers above wrote)
 # The extension must be installed (make install).  Prints a summary and a
 # last line "N passed, N failed"; exits non-zero if anything failed.
 # LOYALTY_KEEP_SERVER=1 leaves a server this script started running.
@@ -376,6 +379,19 @@ else
 	fi
 	record ha "$ok" "$bad"
 fi
+
+# errors: every SQLSTATE that docs/errors.md lists is raised by some test, and
+# every SQLSTATE the tests show is listed; read from the outputs the layers
+# above wrote (tmp/regress/results, tmp/isolation/results) and from the
+# tests' expected outputs and sources
+echo
+echo "== errors: the SQLSTATEs of docs/errors.md against the tests"
+perl test/docs/errors.pl 2>&1 | tee tmp/errors.log
+rc=${PIPESTATUS[0]}
+ok=$(grep -c '^ok - ' tmp/errors.log)
+bad=$(grep -c '^not ok - ' tmp/errors.log)
+[ "$rc" -eq 0 ] || [ "$bad" -gt 0 ] || bad=1
+record errors "$ok" "$bad"
 
 total_ok=0
 total_bad=0
