@@ -25,6 +25,8 @@ CREATE TABLE @extschema@.receipt_key (
 COMMENT ON TABLE @extschema@.receipt_key IS 'every committed receipt id of a programme, once: what makes commit idempotent';
 COMMENT ON COLUMN @extschema@.receipt_key.committed_at IS 'when the receipt was committed: its partition in loyalty.receipt';
 COMMENT ON COLUMN @extschema@.receipt_key.digest IS 'SHA-256 of the receipt document as committed: a replay must send the same document';
+COMMENT ON COLUMN @extschema@.receipt_key.program_id IS 'the programme';
+COMMENT ON COLUMN @extschema@.receipt_key.receipt_id IS 'the receipt id the till sent, unique in the programme';
 
 CREATE TABLE @extschema@.receipt (
     program_id     bigint NOT NULL,
@@ -74,6 +76,11 @@ COMMENT ON COLUMN @extschema@.receipt.counters IS 'the usage counters it counted
 COMMENT ON COLUMN @extschema@.receipt.offers IS 'promotions whose personal offer it used';
 COMMENT ON COLUMN @extschema@.receipt.answer IS 'the answer commit returned, which a replay returns again';
 COMMENT ON COLUMN @extschema@.receipt.actor IS 'the role that committed it (login role, or the one set by SET ROLE)';
+COMMENT ON COLUMN @extschema@.receipt.program_id IS 'the programme';
+COMMENT ON COLUMN @extschema@.receipt.store IS 'the store the receipt named, as sent (NULL if none)';
+COMMENT ON COLUMN @extschema@.receipt.cancelled_at IS 'when loyalty.cancel undid it; NULL while it stands';
+COMMENT ON COLUMN @extschema@.receipt.cancel_reason IS 'the reason given to loyalty.cancel';
+COMMENT ON COLUMN @extschema@.receipt.cancel_result IS 'the answer loyalty.cancel returned, which a repeated cancel returns again';
 
 CREATE TABLE @extschema@.receipt_line (
     program_id     bigint NOT NULL,
@@ -104,6 +111,11 @@ COMMENT ON COLUMN @extschema@.receipt_line.discounts IS 'discounts by promotion,
 COMMENT ON COLUMN @extschema@.receipt_line.points_paid IS 'the lots that paid the line, as calculate gave them';
 COMMENT ON COLUMN @extschema@.receipt_line.points_earned IS 'points the line earned per currency, as calculate gave them';
 COMMENT ON COLUMN @extschema@.receipt_line.refunded_qty IS 'quantity of the line returned by refunds so far';
+COMMENT ON COLUMN @extschema@.receipt_line.program_id IS 'the programme';
+COMMENT ON COLUMN @extschema@.receipt_line.receipt_id IS 'the receipt of the line';
+COMMENT ON COLUMN @extschema@.receipt_line.committed_at IS 'the receipt''s committed_at (the partition key)';
+COMMENT ON COLUMN @extschema@.receipt_line.sku IS 'the line''s sku as sent (NULL if none)';
+COMMENT ON COLUMN @extschema@.receipt_line.qty IS 'the quantity sold, up to 3 decimals';
 
 CREATE TABLE @extschema@.receipt_refund (
     program_id       bigint NOT NULL,
@@ -131,6 +143,12 @@ COMMENT ON COLUMN @extschema@.receipt_refund.money_withheld IS 'money kept for e
 COMMENT ON COLUMN @extschema@.receipt_refund.points_returned IS 'points paid by the lines given back to their lots, per currency';
 COMMENT ON COLUMN @extschema@.receipt_refund.points_taken IS 'points the lines earned taken back (from the queue or the wallet), per currency';
 COMMENT ON COLUMN @extschema@.receipt_refund.debt IS 'points the wallet could not give back, owed per currency (programme refund_shortfall = debt)';
+COMMENT ON COLUMN @extschema@.receipt_refund.program_id IS 'the programme';
+COMMENT ON COLUMN @extschema@.receipt_refund.receipt_id IS 'the receipt returned from';
+COMMENT ON COLUMN @extschema@.receipt_refund.created_at IS 'when the return was made';
+COMMENT ON COLUMN @extschema@.receipt_refund.result IS 'the answer loyalty.refund returned, which a repeated refund returns again';
+COMMENT ON COLUMN @extschema@.receipt_refund.actor IS 'the role that made the return (login role, or the one set by SET ROLE)';
+COMMENT ON COLUMN @extschema@.receipt_refund.reason IS 'the reason given to loyalty.refund, if any';
 
 -- What a refund or cancel does when the points a receipt earned were spent:
 -- record a debt that the next accruals pay first, or keep their value from
@@ -178,6 +196,13 @@ COMMENT ON COLUMN @extschema@.accrual_queue.valid_for IS 'the lot expires this l
 COMMENT ON COLUMN @extschema@.accrual_queue.restriction IS 'the lot''s restriction (a condition), or NULL';
 COMMENT ON COLUMN @extschema@.accrual_queue.idempotency_key IS 'key of the accrue entry the release writes';
 COMMENT ON COLUMN @extschema@.accrual_queue.release_at IS 'when the points are released';
+COMMENT ON COLUMN @extschema@.accrual_queue.id IS 'the order of the queue';
+COMMENT ON COLUMN @extschema@.accrual_queue.program_id IS 'the programme';
+COMMENT ON COLUMN @extschema@.accrual_queue.receipt_id IS 'the receipt that earned the points';
+COMMENT ON COLUMN @extschema@.accrual_queue.customer_id IS 'the customer the points go to';
+COMMENT ON COLUMN @extschema@.accrual_queue.currency IS 'the points currency';
+COMMENT ON COLUMN @extschema@.accrual_queue.priority IS 'priority of the lot to create (higher is spent first among lots that expire together)';
+COMMENT ON COLUMN @extschema@.accrual_queue.created_at IS 'when the receipt queued it';
 
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.receipt_key', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.receipt_default', '');

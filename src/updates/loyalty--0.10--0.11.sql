@@ -1111,3 +1111,30 @@ COMMENT ON COLUMN @extschema@.tier_change.to_tier IS 'the tier code after; NULL:
 COMMENT ON COLUMN @extschema@.tier_change.receipts IS 'receipts over the window when the change was decided';
 COMMENT ON COLUMN @extschema@.tier_change.changed_at IS 'when';
 COMMENT ON COLUMN @extschema@.tier_change.actor IS 'the role in effect (loyalty.actor())';
+
+-- the columns of the receipt tables and the queue say what they hold
+COMMENT ON COLUMN @extschema@.receipt_key.program_id IS 'the programme';
+COMMENT ON COLUMN @extschema@.receipt_key.receipt_id IS 'the receipt id the till sent, unique in the programme';
+COMMENT ON COLUMN @extschema@.receipt.program_id IS 'the programme';
+COMMENT ON COLUMN @extschema@.receipt.store IS 'the store the receipt named, as sent (NULL if none)';
+COMMENT ON COLUMN @extschema@.receipt.cancelled_at IS 'when loyalty.cancel undid it; NULL while it stands';
+COMMENT ON COLUMN @extschema@.receipt.cancel_reason IS 'the reason given to loyalty.cancel';
+COMMENT ON COLUMN @extschema@.receipt.cancel_result IS 'the answer loyalty.cancel returned, which a repeated cancel returns again';
+COMMENT ON COLUMN @extschema@.receipt_line.program_id IS 'the programme';
+COMMENT ON COLUMN @extschema@.receipt_line.receipt_id IS 'the receipt of the line';
+COMMENT ON COLUMN @extschema@.receipt_line.committed_at IS 'the receipt''s committed_at (the partition key)';
+COMMENT ON COLUMN @extschema@.receipt_line.sku IS 'the line''s sku as sent (NULL if none)';
+COMMENT ON COLUMN @extschema@.receipt_line.qty IS 'the quantity sold, up to 3 decimals';
+COMMENT ON COLUMN @extschema@.receipt_refund.program_id IS 'the programme';
+COMMENT ON COLUMN @extschema@.receipt_refund.receipt_id IS 'the receipt returned from';
+COMMENT ON COLUMN @extschema@.receipt_refund.created_at IS 'when the return was made';
+COMMENT ON COLUMN @extschema@.receipt_refund.result IS 'the answer loyalty.refund returned, which a repeated refund returns again';
+COMMENT ON COLUMN @extschema@.receipt_refund.actor IS 'the role that made the return (login role, or the one set by SET ROLE)';
+COMMENT ON COLUMN @extschema@.receipt_refund.reason IS 'the reason given to loyalty.refund, if any';
+COMMENT ON COLUMN @extschema@.accrual_queue.id IS 'the order of the queue';
+COMMENT ON COLUMN @extschema@.accrual_queue.program_id IS 'the programme';
+COMMENT ON COLUMN @extschema@.accrual_queue.receipt_id IS 'the receipt that earned the points';
+COMMENT ON COLUMN @extschema@.accrual_queue.customer_id IS 'the customer the points go to';
+COMMENT ON COLUMN @extschema@.accrual_queue.currency IS 'the points currency';
+COMMENT ON COLUMN @extschema@.accrual_queue.priority IS 'priority of the lot to create (higher is spent first among lots that expire together)';
+COMMENT ON COLUMN @extschema@.accrual_queue.created_at IS 'when the receipt queued it';
