@@ -116,6 +116,22 @@ run_pgtap() {
 	fi
 }
 
+# Run a layer whose command prints "ok - ..." and "not ok - ..." lines: name,
+# title, then the command.  It fails if a line says "not ok", or if the
+# command exits non-zero (a set-up that failed prints no "not ok").
+run_ok_lines() {
+	local name=$1 title=$2 rc ok bad
+	shift 2
+	echo
+	echo "== $name: $title"
+	"$@" 2>&1 | tee "tmp/$name.log"
+	rc=${PIPESTATUS[0]}
+	ok=$(grep -c '^ok - ' "tmp/$name.log")
+	bad=$(grep -c '^not ok - ' "tmp/$name.log")
+	[ "$rc" -eq 0 ] || [ "$bad" -gt 0 ] || bad=1
+	record "$name" "$ok" "$bad"
+}
+
 # pg_regress: the tests create the extension themselves.
 mapfile -t REGRESS < <(ls sql/*.sql 2>/dev/null | sed 's|sql/||; s|\.sql$||')
 if [ ${#REGRESS[@]} -gt 0 ]; then
@@ -240,39 +256,14 @@ fi
 
 # docs: the generated sections of docs/tables.md against the catalogue of a
 # fresh install (test/docs/tables.sh; make docs rewrites them)
-echo
-echo "== docs: docs/tables.md against the catalogue"
-test/docs/tables.sh --check 2>&1 | tee tmp/docs.log
-rc=${PIPESTATUS[0]}
-ok=$(grep -c '^ok - ' tmp/docs.log)
-bad=$(grep -c '^not ok - ' tmp/docs.log)
-[ "$rc" -eq 0 ] || [ "$bad" -gt 0 ] || bad=1
-record docs "$ok" "$bad"
+run_ok_lines docs "docs/tables.md against the catalogue" test/docs/tables.sh --check
 
 # log: what the extension writes to the server log (test/log/run.sh)
-echo
-echo "== log: the log of slow calculations"
-test/log/run.sh 2>&1 | tee tmp/log.log
-rc=${PIPESTATUS[0]}
-ok=$(grep -c '^ok - ' tmp/log.log)
-bad=$(grep -c '^not ok - ' tmp/log.log)
-if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
-	bad=1	# the set-up failed
-fi
-record log "$ok" "$bad"
+run_ok_lines log "the log of slow calculations" test/log/run.sh
 
 # pooled: checkouts through pgbouncer in transaction mode, with a revoke and
 # a grant in the middle; SET LOCAL and LISTEN (test/pooled/run.sh)
-echo
-echo "== pooled: tills behind pgbouncer in transaction mode"
-test/pooled/run.sh 2>&1 | tee tmp/pooled.log
-rc=${PIPESTATUS[0]}
-ok=$(grep -c '^ok - ' tmp/pooled.log)
-bad=$(grep -c '^not ok - ' tmp/pooled.log)
-if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
-	bad=1	# the set-up failed
-fi
-record pooled "$ok" "$bad"
+run_ok_lines pooled "tills behind pgbouncer in transaction mode" test/pooled/run.sh
 
 # fuzz: the condition core under libFuzzer with ASan and UBSan for a few
 # seconds (test/fuzz/run.sh; make fuzz runs it longer), replaying the saved
@@ -339,14 +330,7 @@ else
 fi
 
 # dump: pg_dump and pg_restore round-trip a database with the extension
-echo
-echo "== dump: pg_dump, pg_restore into a fresh database, compared"
-test/dump/run.sh 2>&1 | tee tmp/dump.log
-rc=${PIPESTATUS[0]}
-ok=$(grep -c '^ok - ' tmp/dump.log)
-bad=$(grep -c '^not ok - ' tmp/dump.log)
-[ "$rc" -eq 0 ] || [ "$bad" -gt 0 ] || bad=1
-record dump "$ok" "$bad"
+run_ok_lines dump "pg_dump, pg_restore into a fresh database, compared" test/dump/run.sh
 
 # ha: the failover scenarios, on a cluster of their own under tmp/ha
 if [ "${LOYALTY_SKIP_HA:-0}" = 1 ]; then
@@ -384,14 +368,7 @@ fi
 # every SQLSTATE the tests show is listed; read from the outputs the layers
 # above wrote (tmp/regress/results, tmp/isolation/results) and from the
 # tests' expected outputs and sources
-echo
-echo "== errors: the SQLSTATEs of docs/errors.md against the tests"
-perl test/docs/errors.pl 2>&1 | tee tmp/errors.log
-rc=${PIPESTATUS[0]}
-ok=$(grep -c '^ok - ' tmp/errors.log)
-bad=$(grep -c '^not ok - ' tmp/errors.log)
-[ "$rc" -eq 0 ] || [ "$bad" -gt 0 ] || bad=1
-record errors "$ok" "$bad"
+run_ok_lines errors "the SQLSTATEs of docs/errors.md against the tests" perl test/docs/errors.pl
 
 total_ok=0
 total_bad=0
