@@ -1297,7 +1297,7 @@ typedef struct Cand
 	SPromo		s;
 } Cand;
 
-/* The search order: priority, then worth, then code (sorts indexes into cands) */
+/* The candidates' order: priority, then code (sorts indexes into cands) */
 typedef struct CandOrder
 {
 	const Catalog *cat;
@@ -1316,8 +1316,6 @@ cand_cmp(const void *a, const void *b, void *arg)
 
 	if (px->priority != py->priority)
 		return px->priority > py->priority ? -1 : 1;
-	if (x->s.ub != y->s.ub)
-		return x->s.ub > y->s.ub ? -1 : 1;
 	return strcmp(px->code, py->code);
 }
 
@@ -1349,25 +1347,13 @@ PromoCurrency(Catalog *cat, const CatPromo *p)
 	return p->benefit.currency_index;
 }
 
-/* Did candidate j give anything: money off, points, a price in points, a gift? */
-static bool
-Gave(const SDetail *det, int j, int L)
-{
-	if (det->promo_discount[j] > 0 || det->promo_earn[j + 1] > 0 || det->won[j])
-		return true;
-	for (int i = 0; i < L; i++)
-		if (det->fpaid[j * L + i] > 0)
-			return true;
-	return false;
-}
-
 /* Did the combination apply catalogue promotion promo (as candidate j)? */
 static bool
 AppliedPromo(int promo, int ncands, const Cand *cands, const bool *chosen,
-			 const SDetail *det, int L)
+			 const SDetail *det, const SProblem *prob)
 {
 	for (int j = 0; j < ncands; j++)
-		if (cands[j].promo == promo && chosen[j] && Gave(det, j, L))
+		if (cands[j].promo == promo && chosen[j] && SearchShows(prob, det, j))
 			return true;
 	return false;
 }
@@ -1388,7 +1374,7 @@ CouponBefore(const Coupon *a, const Coupon *b)
  */
 static bool *
 ChooseCoupons(Calc *c, int ncands, const Cand *cands, const bool *chosen,
-			  const SDetail *det, int L)
+			  const SDetail *det, const SProblem *prob)
 {
 	bool	   *used = palloc0(sizeof(bool) * Max(c->ncoupons, 1));
 
@@ -1399,7 +1385,7 @@ ChooseCoupons(Calc *c, int ncands, const Cand *cands, const bool *chosen,
 		bool		done = false;
 
 		if (cp->reason || c->cat->promos[cp->promo].audience != AUD_COUPON ||
-			!AppliedPromo(cp->promo, ncands, cands, chosen, det, L))
+			!AppliedPromo(cp->promo, ncands, cands, chosen, det, prob))
 			continue;
 		for (int j = 0; j < c->ncoupons; j++)
 			if (c->coupons[j].reason == NULL && c->coupons[j].promo == cp->promo)
@@ -1417,11 +1403,11 @@ ChooseCoupons(Calc *c, int ncands, const Cand *cands, const bool *chosen,
 /* Why valid coupon i is not used */
 static const char *
 UnusedCouponReason(Calc *c, int i, int ncands, const Cand *cands, const bool *chosen,
-				   const SDetail *det, int L)
+				   const SDetail *det, const SProblem *prob)
 {
 	Coupon	   *cp = &c->coupons[i];
 
-	if (!AppliedPromo(cp->promo, ncands, cands, chosen, det, L))
+	if (!AppliedPromo(cp->promo, ncands, cands, chosen, det, prob))
 		return "promotion_not_applied";
 	if (c->cat->promos[cp->promo].audience != AUD_COUPON)
 		return "coupon_not_required";
@@ -2048,7 +2034,7 @@ Calculate(Jsonb *doc, ArrayType *only)
 	for (int j = 0; j < ncands; j++)
 	{
 		CatPromo   *p = &cat->promos[cands[j].promo];
-		if (!res.chosen[j] || !Gave(det, j, L))
+		if (!res.chosen[j] || !SearchShows(&prob, det, j))
 			continue;
 		JbBeginObject(&jb, NULL);
 		JbText(&jb, "code", p->code);
@@ -2066,18 +2052,22 @@ Calculate(Jsonb *doc, ArrayType *only)
 	for (int j = 0; j < ncands; j++)
 	{
 		CatPromo   *p = &cat->promos[cands[j].promo];
-		if (res.chosen[j] && Gave(det, j, L))
+		SearchWhy	why;
+
+		if (res.chosen[j] && SearchShows(&prob, det, j))
 			continue;
+		why = SearchWhyNot(&prob, res.chosen, j);
+
 		JbBeginObject(&jb, NULL);
 		JbText(&jb, "code", p->code);
 		JbText(&jb, "name", p->name);
-		if (det->below_threshold[j])
+		if (why == SEARCH_WHY_THRESHOLD)
 		{
 			JbText(&jb, "detail", DatumGetCString(DirectFunctionCall1(numeric_out,
 																	   NumericGetDatum(NumericFromScaled(p->benefit.threshold, cat->money_exponent)))));
 			JbText(&jb, "reason", "below_threshold");
 		}
-		else if (res.chosen[j] && det->capped[j])
+		else if (why == SEARCH_WHY_CAP)
 			JbText(&jb, "reason", "cap");
 		else
 			JbText(&jb, "reason", "excluded_by_better");
@@ -2105,7 +2095,7 @@ Calculate(Jsonb *doc, ArrayType *only)
 	 * is not_used and stays as it is: its promotion did not apply, needs no
 	 * coupon, or used another.
 	 */
-	used = ChooseCoupons(&c, ncands, cands, res.chosen, det, L);
+	used = ChooseCoupons(&c, ncands, cands, res.chosen, det, &prob);
 	JbBeginArray(&jb, "coupons");
 	for (int i = 0; i < c.ncoupons; i++)
 	{
@@ -2123,7 +2113,7 @@ Calculate(Jsonb *doc, ArrayType *only)
 		else
 		{
 			JbText(&jb, "status", "not_used");
-			JbText(&jb, "reason", UnusedCouponReason(&c, i, ncands, cands, res.chosen, det, L));
+			JbText(&jb, "reason", UnusedCouponReason(&c, i, ncands, cands, res.chosen, det, &prob));
 		}
 		if (cp->promo >= 0)
 			JbText(&jb, "promotion", cat->promos[cp->promo].code);

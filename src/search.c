@@ -7,19 +7,26 @@
  * SearchBranchAndBound finds the combination of greatest value, and
  * SearchExhaustive enumerates every combination to check it.
  *
- * A combination's value: money off, plus money paid with points, plus gifts,
- * scaled by SEARCH_SCALE, plus points earned at their money value times the
- * programme's weight.  Among combinations of equal value the one that
- * includes the earlier candidate (candidates come in priority order) wins,
- * so that both searches agree on one answer.
+ * A combination's value (docs/promotions.md, "The best combination"):
+ * money off after the cap, plus gifts, scaled by SEARCH_SCALE, plus the
+ * points its promotions earn on the full amounts of their lines at their
+ * money value times the programme's weight.  Points paid count nothing:
+ * they are the customer's own.  Of combinations of equal value the one
+ * worth more before the cap wins, then the one that applies the earlier
+ * candidate (candidates come in priority order, then code), then the one
+ * that leaves out the earlier candidate (Better), so that both searches
+ * agree on one answer.
  *
- * The bound: adding candidate c to any combination raises its value by at
- * most ub(c), what c gives on its own at full line amounts; so a partial
- * combination's value plus the ub of every candidate still open bounds all
- * of its completions.  This holds because every rule of the evaluation takes
- * from a line only what is left on it: a discount lowers what points may
- * pay and what earns points by no more than itself, a line keeps only the
- * best promotion of each stacking group, and caps only cut.
+ * Every candidate is a choice, but those that can only add (SearchIndex,
+ * FixIndependent).  The bound: adding candidate c to any combination raises
+ * its value by at most ub(c), what c gives on its own at full line amounts;
+ * so a partial combination's value plus the ub of every candidate still
+ * open bounds all of its completions.  This holds because every rule of
+ * the evaluation takes from a line only what is left on it: a line keeps
+ * only the best promotion of each stacking group, points earned are valued
+ * on the full amounts, caps only cut; a price in points the caps dropped
+ * may come back as more join (NodeBound counts it).  Under a cap that binds
+ * the value is at most the cap plus what may be earned (CappedBound).
  */
 #include "postgres.h"
 
@@ -317,10 +324,12 @@ SearchPrepare(SProblem *p)
 
 						if (l->units == 0 || !p->can_spend || !l->points_ok)
 							continue;
-						c->fpoints[i] = c->points * l->units;	/* <= 1e12 x 1e4 */
-						money = Min(l->amount, MoneyOf(cur, c->fpoints[i]));
+						money = MoneyOf(cur, c->points * l->units);	/* <= 1e12 x 1e4 */
+						/* only where the points are worth less than the line */
+						if (money >= l->amount)
+							continue;
+						c->fpoints[i] = c->points * l->units;
 						c->disc[i] = l->amount - money;
-						c->lineval[i] = l->amount * SEARCH_SCALE;
 					}
 					else
 						c->disc[i] = (int64) Max(0, (int128_t) l->amount -
@@ -336,7 +345,7 @@ SearchPrepare(SProblem *p)
 			case BEN_MULTIPLIER:
 				if (p->can_earn)
 				{
-					int64		pts = EarnPoints(p, elig_amount, c->factor_extra) + 1;
+					int64		pts = EarnPoints(p, elig_amount, c->factor_extra);
 
 					/* at least 1, so that a weight of 0 still lets it hold lines */
 					for (int i = 0; i < p->nlines; i++)
@@ -405,14 +414,16 @@ typedef struct Eval
 								 * worth, scaled; -1 if it is not in */
 	int64	   *add_points;		/* [promo]: the points it earns */
 	bool	   *add_won;		/* [promo]: it applies */
-	int64	   *obj_paid;		/* per line: what it comes to before the cap and
-								 * points, which points earned are valued on */
+	int64	   *full;			/* per line: its amount, which points earned
+								 * are valued on */
 	Reserve    *res;			/* points reserved by fixed prices in points */
 	int			nres;
 	int64	   *fixed_disc;		/* per line: money off of a price in points */
 	bool	   *denied;			/* [promo * nlines + line]: a price in points the
 								 * caps leave no room for */
 	bool		any_in_points;	/* some candidate is a price in points */
+	bool	   *gave;			/* [promo]: it applies (SearchGave) */
+	SDetail    *why;			/* of SearchWhyNot, when used */
 } Eval;
 
 /*
@@ -516,7 +527,9 @@ Earn(const SProblem *p, const bool *in, Eval *e, const int64 *paid, SDetail *det
 		}
 		pts = EarnPoints(p, sum, c->factor_extra);
 		value += Worth(pts, base_cur->value_scaled);
-		if (detail)
+		if (!detail)
+			e->gave[k] = pts > 0;
+		else
 		{
 			detail->promo_earn[k + 1] = pts;
 			SpreadLargestRemainder(pts, e->part, NULL, L, detail->earn + (k + 1) * L);
@@ -549,7 +562,9 @@ Earn(const SProblem *p, const bool *in, Eval *e, const int64 *paid, SDetail *det
 			pts = c->points;
 		}
 		value += Worth(pts, p->currencies[c->currency].value_scaled);
-		if (detail)
+		if (!detail)
+			e->gave[k] = pts > 0;
+		else
 		{
 			detail->won[k] = pts > 0;
 			detail->promo_earn[k + 1] = pts;
@@ -577,6 +592,7 @@ DetailReset(const SProblem *p, SDetail *d)
 	memset(d->capped, 0, sizeof(bool) * P);
 	memset(d->below_threshold, 0, sizeof(bool) * P);
 	memset(d->won, 0, sizeof(bool) * P);
+	memset(d->applied, 0, sizeof(bool) * P);
 }
 
 /*
@@ -625,11 +641,20 @@ SearchEvaluate(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail
 		if (detail)
 			DetailReset(p, detail);
 	}
-	if (detail && e->any_in_points)
+	/*
+	 * What the denied prices in points would give: a combination with more
+	 * in may leave them room (more discounts before one leave it less money
+	 * off), so a bound on what it is worth counts them (NodeBound).
+	 */
+	if (e->any_in_points)
 		for (int k = 0; k < p->npromos; k++)
 			for (int i = 0; i < L; i++)
 				if (e->denied[k * L + i])
-					detail->capped[k] = true;
+				{
+					out->denied_value += p->promos[k].disc[i] * SEARCH_SCALE;
+					if (detail)
+						detail->capped[k] = true;
+				}
 }
 
 /*
@@ -648,6 +673,7 @@ EvaluateOnce(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail,
 	int64		points_money = 0;
 	int64		earned_value = 0;
 	int64		gifts = 0;
+	int64		discount_before_cap;
 	int64		cap;
 	int64		points_cap;
 
@@ -658,6 +684,7 @@ EvaluateOnce(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail,
 	memset(e.paid_points, 0, sizeof(int64) * L);
 	memset(e.holds, 0, sizeof(bool) * Max(p->npromos * L, 1));
 	memset(e.covered, 0, sizeof(bool) * Max(p->npromos * L, 1));
+	memset(e.gave, 0, sizeof(bool) * Max(p->npromos, 1));
 	e.nres = 0;
 	for (int l = 0; l < p->nlots; l++)
 		e.lot_left[l] = p->lots[l].remaining;
@@ -743,30 +770,45 @@ EvaluateOnce(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail,
 			if (!in[k] || (c->in_points && !e.covered[k * L + i]) ||
 				(c->group >= 0 && e.best[c->group] != k))
 				continue;
+			if (c->in_points)
+			{
+				/*
+				 * A price in points: its points pay their worth, and its money
+				 * off the rest of the line down to its floor.  Where what is
+				 * left of the line (after the benefits before it) is worth
+				 * less than its points, it does not take the line: the
+				 * customer never pays more in points than the line.
+				 */
+				int64		worth = MoneyOf(&p->currencies[c->currency], c->fpoints[i]);
+
+				if (e.room[i] < worth)
+					continue;
+				e.holds[k * L + i] = true;
+				e.gave[k] = true;
+				take = Min(c->disc[i], e.room[i] - worth);
+				e.room[i] -= take + worth;
+				e.line_disc[i] += take;
+				e.fixed_disc[i] += take;
+				fixed_disc += take;
+				e.paid_points[i] += worth;
+				fixed_money += worth;
+				if (detail)
+				{
+					detail->part[k * L + i] = take;
+					detail->fpaid[k * L + i] = c->fpoints[i];
+					detail->fmoney[k * L + i] = worth;
+				}
+				continue;
+			}
 			e.holds[k * L + i] = true;
 			if (c->kind == BEN_MULTIPLIER)
 				continue;
 			take = Min(c->disc[i], e.room[i]);
 			e.room[i] -= take;
 			e.line_disc[i] += take;
+			e.gave[k] |= take > 0;
 			if (detail)
 				detail->part[k * L + i] = take;
-			if (c->in_points)
-			{
-				/* the points pay what is left of the line, down to its floor */
-				int64		money = Min(e.room[i], MoneyOf(&p->currencies[c->currency], c->fpoints[i]));
-
-				e.fixed_disc[i] += take;
-				fixed_disc += take;
-				e.room[i] -= money;
-				e.paid_points[i] += money;
-				fixed_money += money;
-				if (detail)
-				{
-					detail->fpaid[k * L + i] = c->fpoints[i];
-					detail->fmoney[k * L + i] = money;
-				}
-			}
 		}
 	}
 
@@ -813,7 +855,8 @@ EvaluateOnce(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail,
 		}
 		if (base < c->threshold || base == 0)
 		{
-			if (detail)
+			/* lines that come to nothing are not under a threshold of 0 */
+			if (detail && base < c->threshold)
 				detail->below_threshold[k] = true;
 			continue;
 		}
@@ -821,6 +864,7 @@ EvaluateOnce(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail,
 		SpreadLargestRemainder(d, e.weight, e.room, L, e.part);
 		for (int i = 0; i < L; i++)
 		{
+			e.gave[k] |= e.part[i] > 0;
 			e.room[i] -= e.part[i];
 			e.line_disc[i] += e.part[i];
 			if (detail)
@@ -829,10 +873,8 @@ EvaluateOnce(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail,
 	}
 
 	for (int i = 0; i < L; i++)
-	{
 		discount += e.line_disc[i];
-		e.obj_paid[i] = p->lines[i].amount - e.line_disc[i] - e.paid_points[i];
-	}
+	discount_before_cap = discount;
 
 	/*
 	 * The caps.  max_discount_bp bounds the discounts plus all points paid;
@@ -934,14 +976,15 @@ EvaluateOnce(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail,
 	}
 
 	/*
-	 * Points earned.  What a combination is worth counts them on what the
-	 * lines come to after discounts, before the cap and the points paid:
-	 * so that a promotion that joins never makes the others earn more, and
-	 * the search's bounds hold.  The answer shows them on the money paid.
+	 * Points earned.  What a combination is worth counts them on the full
+	 * amounts of the lines they are earned on: what a multiplier, points per
+	 * money or a bonus lot gives, whatever the discounts.  So a discount is
+	 * worth its money off, and what the promotions give adds up; the base
+	 * accrual is the same for all.  The answer shows them on the money paid.
 	 */
 	if (p->can_earn)
 	{
-		earned_value = Earn(p, in, &e, e.obj_paid, NULL);
+		earned_value = Earn(p, in, &e, e.full, NULL);
 		if (detail)
 		{
 			for (int i = 0; i < L; i++)
@@ -950,10 +993,11 @@ EvaluateOnce(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail,
 		}
 	}
 	else
-		AdditiveWinners(p, in, &e, e.obj_paid);
+		AdditiveWinners(p, in, &e, e.full);
 	for (int k = 0; k < p->npromos; k++)
 		if (e.add_won[k] && p->promos[k].kind == BEN_GIFT)
 		{
+			e.gave[k] = true;
 			gifts += p->promos[k].amount;
 			if (detail)
 				detail->won[k] = true;
@@ -962,6 +1006,7 @@ EvaluateOnce(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail,
 	if (detail)
 		for (int k = 0; k < p->npromos; k++)
 		{
+			detail->applied[k] = e.gave[k];
 			detail->promo_discount[k] = 0;
 			for (int i = 0; i < L; i++)
 				detail->promo_discount[k] += detail->part[k * L + i];
@@ -972,7 +1017,9 @@ EvaluateOnce(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail,
 	out->fixed_money = fixed_money;
 	out->gifts = gifts;
 	out->earned_value = earned_value;
-	out->value = (discount + points_money + fixed_money + gifts) * SEARCH_SCALE + earned_value;
+	/* points paid are the customer's own: only what they save counts */
+	out->value = (discount + gifts) * SEARCH_SCALE + earned_value;
+	out->uncapped = (discount_before_cap + gifts) * SEARCH_SCALE + earned_value;
 	return true;
 }
 
@@ -994,6 +1041,7 @@ SearchDetailAlloc(const SProblem *p)
 	d->capped = palloc0(sizeof(bool) * P);
 	d->below_threshold = palloc0(sizeof(bool) * P);
 	d->won = palloc0(sizeof(bool) * P);
+	d->applied = palloc0(sizeof(bool) * P);
 	return d;
 }
 
@@ -1003,7 +1051,8 @@ Twins(const SProblem *p, const SPromo *a, const SPromo *b)
 {
 	int			L = p->nlines;
 
-	if (a->kind != b->kind || a->group != b->group || a->receipt_group != b->receipt_group ||
+	if (a->ub != b->ub || a->kind != b->kind || a->group != b->group ||
+		a->receipt_group != b->receipt_group ||
 		a->exclusive != b->exclusive || a->in_points != b->in_points ||
 		a->currency != b->currency || a->threshold != b->threshold ||
 		a->amount != b->amount || a->percent_bp != b->percent_bp || a->per != b->per ||
@@ -1035,18 +1084,189 @@ searched_cmp(const void *a, const void *b, void *arg)
 }
 
 /*
+ * Can including candidate c never lower what a combination is worth, nor
+ * change what the others give?  So for what only adds points or a gift and
+ * competes with nothing: points per money, bonus lots and gifts outside a
+ * stacking group, multipliers outside one (they take nothing from a line,
+ * and earn only more).  Those apply unless an exclusive promotion does; every
+ * other candidate is a choice of the search.  A discount is not: it lowers
+ * what a receipt discount's lines come to (below its threshold, perhaps),
+ * what earns points, and what the caps leave to the others.
+ */
+bool
+SearchNeverHurts(const SPromo *c)
+{
+	if (c->exclusive)
+		return false;
+	switch (c->kind)
+	{
+		case BEN_POINTS_PER:
+		case BEN_BONUS_LOT:
+		case BEN_GIFT:
+			return c->receipt_group < 0;
+		case BEN_MULTIPLIER:
+			return c->group < 0;
+		default:
+			return false;
+	}
+}
+
+/*
+ * Line benefits that including can only make better: mark them fixed.
+ *
+ * A discount k (percent off, amount off, a fixed price in money, not
+ * exclusive) raises what every combination is worth, whatever else is in,
+ * when it takes all it gives and nothing else moves: on each of its lines
+ * no other candidate of its stacking group gives anything, and all the
+ * line benefits of all candidates together fit in the line above its
+ * floor; the cap on discounts can never bind (all the discounts of all
+ * candidates fit in it); no price in points is a candidate (whose points
+ * the caps on points and the room of a line decide); and every receipt
+ * discount on its lines stays above its threshold and can spread in full,
+ * whatever the line benefits take.  Then k adds to a combination at least
+ * its money off over what another of its group would give on its lines,
+ * less what a percent receipt discount on its lines loses with it (points
+ * earned are valued on the full amounts: a discount does not change them):
+ * when that is more than nothing, k is in every best combination, and the
+ * search need not decide it.
+ */
+static void
+FixIndependent(SProblem *p)
+{
+	int			L = p->nlines;
+	int64	   *line_sum = palloc0(sizeof(int64) * Max(L, 1));
+	int64	   *room = palloc(sizeof(int64) * Max(L, 1));
+	int64	   *rmax = palloc0(sizeof(int64) * Max(p->npromos, 1));
+	int64		receipt_all = 0;
+	int64		dmax_total = 0;
+	int64		cap = MulDiv(p->total, p->max_discount_bp, 10000);
+
+	for (int k = 0; k < p->npromos; k++)
+		if (p->promos[k].in_points)
+			goto done;
+	for (int i = 0; i < L; i++)
+		room[i] = Max(0, p->lines[i].amount - p->lines[i].floor);
+	for (int k = 0; k < p->npromos; k++)
+	{
+		const SPromo *c = &p->promos[k];
+
+		if (c->kind == BEN_RECEIPT_OFF)
+		{
+			rmax[k] = c->ub / SEARCH_SCALE;
+			receipt_all += rmax[k];
+		}
+		else if (!BenefitIsReceiptLevel(c->kind) && c->group < 0)
+			for (int i = 0; i < L; i++)
+				line_sum[i] += c->disc[i];
+	}
+	/* of a stacking group, one benefit holds a line: its greatest counts */
+	for (int i = 0; i < L; i++)
+		for (int x = p->line_first[i]; x < p->line_first[i + 1]; x++)
+		{
+			const SPromo *c = &p->promos[p->line_cands[x]];
+			bool		greatest = c->group >= 0;
+
+			for (int y = p->line_first[i]; y < p->line_first[i + 1] && greatest; y++)
+			{
+				const SPromo *o = &p->promos[p->line_cands[y]];
+
+				if (y != x && o->group == c->group &&
+					(o->disc[i] > c->disc[i] || (o->disc[i] == c->disc[i] && y < x)))
+					greatest = false;
+			}
+			if (greatest)
+				line_sum[i] += c->disc[i];
+		}
+	for (int i = 0; i < L; i++)
+		dmax_total += Min(room[i], line_sum[i]);
+	/* the cap on discounts must never bind */
+	if (p->max_discount_bp < 10000 && dmax_total + receipt_all > cap)
+		goto done;
+
+	for (int k = 0; k < p->npromos; k++)
+	{
+		SPromo	   *c = &p->promos[k];
+		int64		t = 0;
+		int64		gain = 0;		/* money it adds at least */
+		int64		lost = 0;		/* money a percent receipt discount loses */
+		bool		ok = true;
+
+		if (c->exclusive || c->in_points || BenefitIsReceiptLevel(c->kind) ||
+			c->kind == BEN_MULTIPLIER)
+			continue;
+		for (int i = 0; i < L && ok; i++)
+		{
+			int64		other = 0;	/* the most another of its group gives here */
+
+			if (c->disc[i] <= 0)
+				continue;
+			if (line_sum[i] > room[i])
+				ok = false;
+			/* it must hold the line against its group, whatever is in */
+			if (c->group >= 0)
+				for (int x = p->line_first[i]; x < p->line_first[i + 1] && ok; x++)
+				{
+					int			j = p->line_cands[x];
+					const SPromo *o = &p->promos[j];
+
+					if (j == k || o->group != c->group)
+						continue;
+					if (o->kind == BEN_MULTIPLIER || o->lineval[i] >= c->lineval[i])
+						ok = false;
+					other = Max(other, o->disc[i]);
+				}
+			t += c->disc[i];
+			gain += c->disc[i] - other;
+		}
+		if (!ok || gain <= 0)
+			continue;
+		/* the receipt discounts on its lines */
+		for (int r = 0; r < p->npromos && ok; r++)
+		{
+			const SPromo *o = &p->promos[r];
+			bool		touches = false;
+			int64		min_base = 0;
+			int64		slack = 0;
+			int64		part = 0;
+
+			if (o->kind != BEN_RECEIPT_OFF)
+				continue;
+			for (int i = 0; i < L; i++)
+				if (o->elig[i])
+				{
+					touches |= c->disc[i] > 0;
+					part += c->disc[i];
+					min_base += p->lines[i].amount - Min(room[i], line_sum[i]);
+					slack += room[i] - Min(room[i], line_sum[i]);
+				}
+			if (!touches)
+				continue;
+			for (int q = 0; q < r; q++)
+				if (p->promos[q].kind == BEN_RECEIPT_OFF)
+					min_base -= rmax[q];
+			if (min_base < o->threshold || min_base <= 0 || rmax[r] > min_base ||
+				slack < receipt_all)
+				ok = false;
+			else if (o->percent_bp > 0)
+				lost += MulDiv(part, o->percent_bp, 10000) + Max(1, p->discount_step);
+		}
+		if (!ok)
+			continue;
+		if (gain > lost)
+			c->fixed = true;
+	}
+done:
+	pfree(line_sum);
+	pfree(room);
+	pfree(rmax);
+}
+
+/*
  * Decide which candidates the search decides, index each line's candidates,
  * and allocate the evaluation's scratch; once the candidates are in their
- * final order.
- *
- * Line choices are not searched: a line benefit (a discount, a fixed price
- * in money, a multiplier) applies wherever it is the best of its stacking
- * group on the line, which each evaluation decides line by line.  Neither
- * are points per money, bonus lots and gifts: they take nothing from any
- * line, and each evaluation keeps the one worth most of each receipt
- * stacking group.  The search decides what spans lines or competes for the
- * receipt: N for M, bundles, prices in points, receipt discounts, and
- * exclusive promotions.
+ * final order.  Every candidate is a choice of the search, but those that
+ * can never hurt (SearchNeverHurts): they apply unless an exclusive
+ * promotion does.
  */
 void
 SearchIndex(SProblem *p)
@@ -1066,6 +1286,10 @@ SearchIndex(SProblem *p)
 	}
 	p->line_first[L] = n;
 
+	for (int k = 0; k < p->npromos; k++)
+		p->promos[k].fixed = false;
+	if (!p->exhaustive)
+		FixIndependent(p);
 	p->searched = palloc(sizeof(int) * Max(p->npromos, 1));
 	p->nsearched = 0;
 	for (int k = 0; k < p->npromos; k++)
@@ -1073,10 +1297,8 @@ SearchIndex(SProblem *p)
 		SPromo	   *c = &p->promos[k];
 
 		c->twin_of = -1;
-		c->fixed = !c->exclusive &&
-			(c->kind == BEN_PERCENT_OFF || c->kind == BEN_AMOUNT_OFF ||
-			 (c->kind == BEN_FIXED_PRICE && !c->in_points) || c->kind == BEN_MULTIPLIER ||
-			 c->kind == BEN_POINTS_PER || c->kind == BEN_BONUS_LOT || c->kind == BEN_GIFT);
+		if (!p->exhaustive)
+			c->fixed |= SearchNeverHurts(c);
 		if (!c->fixed)
 		{
 			/* an earlier searched twin: the same benefit on the same lines */
@@ -1094,6 +1316,11 @@ SearchIndex(SProblem *p)
 	 * Ties do not follow this order but the candidates' own (Better).
 	 */
 	qsort_arg(p->searched, p->nsearched, sizeof(int), searched_cmp, p);
+	p->search_pos = palloc(sizeof(int) * Max(p->npromos, 1));
+	for (int k = 0; k < p->npromos; k++)
+		p->search_pos[k] = -1;
+	for (int x = 0; x < p->nsearched; x++)
+		p->search_pos[p->searched[x]] = x;
 
 	e = palloc0(sizeof(Eval));
 	e->line_disc = palloc0(sizeof(int64) * Max(L, 1));
@@ -1119,11 +1346,14 @@ SearchIndex(SProblem *p)
 	e->add_value = palloc(sizeof(int64) * Max(p->npromos, 1));
 	e->add_points = palloc(sizeof(int64) * Max(p->npromos, 1));
 	e->add_won = palloc0(sizeof(bool) * Max(p->npromos, 1));
-	e->obj_paid = palloc0(sizeof(int64) * Max(L, 1));
+	e->full = palloc(sizeof(int64) * Max(L, 1));
+	for (int i = 0; i < L; i++)
+		e->full[i] = p->lines[i].amount;
 	e->fixed_disc = palloc0(sizeof(int64) * Max(L, 1));
 	e->denied = palloc0(sizeof(bool) * Max(p->npromos * L, 1));
 	for (int k = 0; k < p->npromos; k++)
 		e->any_in_points |= p->promos[k].in_points;
+	e->gave = palloc0(sizeof(bool) * Max(p->npromos, 1));
 	p->scratch = e;
 	p->indexed = true;
 }
@@ -1198,20 +1428,90 @@ SetFixed(const SProblem *p, bool *in)
 }
 
 /*
- * Is the combination (a_value, a) better than (b_value, b)?  Greater value;
- * on a tie, the one that includes the first searched candidate, in the
- * candidates' order (priority, then worth, then code), on which they differ.
+ * Does candidate k apply in the combination evaluated with detail?  So when
+ * it gives something as the combination is valued (SearchEvaluate): money
+ * off before the cap, a price in points taken, points earned on the full
+ * amounts, a gift.  What the answer lists as applied, and what ties compare.
  */
-static bool
-Better(const SProblem *p, int64 a_value, const bool *a, int64 b_value, const bool *b)
+bool
+SearchGave(const SProblem *p, const SDetail *det, int k)
 {
-	if (a_value != b_value)
-		return a_value > b_value;
-	for (int k = 0; k < p->npromos; k++)
-		if (!p->promos[k].fixed && a[k] != b[k])
-			return a[k];
+	return det->applied[k];
+}
+
+/*
+ * Does candidate k give anything in the answer of the combination evaluated
+ * with detail: money off after the cap, a price in points taken, points
+ * earned on the money paid, a gift?  What the answer lists as applied (and
+ * commit counts as a use); a promotion the cap cut to nothing, or that
+ * earns nothing on the money paid, is not.
+ */
+bool
+SearchShows(const SProblem *p, const SDetail *det, int k)
+{
+	int			L = p->nlines;
+
+	if (det->promo_discount[k] > 0 || det->promo_earn[k + 1] > 0 || det->won[k])
+		return true;
+	for (int i = 0; i < L; i++)
+		if (det->fpaid[k * L + i] > 0)
+			return true;
 	return false;
 }
+
+/*
+ * Why candidate k, left out of the best combination chosen[] (or in it
+ * without giving anything), does not apply: with it added to the best,
+ * a receipt discount under its threshold is SEARCH_WHY_THRESHOLD, a price
+ * in points the caps leave no room for (or a discount the cap cut to
+ * nothing) SEARCH_WHY_CAP; otherwise, or where it cannot join (its receipt
+ * group taken, an exclusive promotion), SEARCH_WHY_BETTER.
+ */
+SearchWhy
+SearchWhyNot(const SProblem *p, const bool *chosen, int k)
+{
+	const SPromo *c = &p->promos[k];
+	Eval	   *e = (Eval *) p->scratch;
+	bool	   *in;
+	SDetail    *d;
+	SOutcome	o;
+	SearchWhy	why = SEARCH_WHY_BETTER;
+
+	if (c->kind != BEN_RECEIPT_OFF && !c->in_points && !chosen[k])
+		return SEARCH_WHY_BETTER;
+	for (int j = 0; j < p->npromos; j++)
+		if (chosen[j] && j != k &&
+			(p->promos[j].exclusive || c->exclusive ||
+			 (c->receipt_group >= 0 && p->promos[j].receipt_group == c->receipt_group)))
+			return SEARCH_WHY_BETTER;
+	in = palloc(sizeof(bool) * p->npromos);
+	memcpy(in, chosen, sizeof(bool) * p->npromos);
+	in[k] = true;
+	if (!e->why)
+		e->why = SearchDetailAlloc(p);
+	d = e->why;
+	DetailReset(p, d);
+	SearchEvaluate(p, in, &o, d);
+	if (d->below_threshold[k])
+		why = SEARCH_WHY_THRESHOLD;
+	else if (d->capped[k])
+		why = SEARCH_WHY_CAP;
+	pfree(in);
+	return why;
+}
+
+/* Which candidates of the combination in[] apply (SearchGave) */
+static void
+AppliedSet(const SProblem *p, const bool *in, bool *applied)
+{
+	Eval	   *e = (Eval *) p->scratch;
+	SOutcome	o;
+
+	SearchEvaluate(p, in, &o, NULL);
+	for (int k = 0; k < p->npromos; k++)
+		applied[k] = in[k] && e->gave[k];
+}
+
 
 /* State of the branch and bound */
 typedef struct BB
@@ -1219,7 +1519,9 @@ typedef struct BB
 	const SProblem *p;
 	bool	   *in;
 	bool	   *best;
-	int64		best_value;
+	bool	   *best_applied;	/* what the best applies, when known */
+	bool		best_applied_known;
+	bool	   *applied;		/* scratch of Better */
 	SOutcome	best_outcome;
 	bool		have_best;
 	int64		explored;
@@ -1233,42 +1535,169 @@ typedef struct BB
 	int64	   *line_group_ub;	/* and per line and stacking group */
 	int64	   *line_group_held;	/* what holds each line and group now */
 	int64	   *pre;			/* per depth: pre_receipt of the node's evaluation */
+	int64		base_value;		/* the base accrual on the full amounts, scaled */
+	int64	   *rg_value;		/* scratch of CappedBound, per stacking group */
+	int		   *rg_taken;
+	int64	   *mline;			/* [group * nlines + line] */
+	bool	   *mgroup;
+	int		   *earners;		/* the candidates CappedBound reads */
+	int			nearners;
+	int64		cap_floor;		/* the least CappedBound can say */
 } BB;
+
+/* The most a subtree's combinations can be worth, and worth before the cap */
+typedef struct Bound
+{
+	int64		value;
+	int64		uncapped;
+} Bound;
+
+/*
+ * Is the combination a (outcome ao) better than b (outcome bo)?  Greater
+ * value; then greater value before the cap on discounts (under a cap that
+ * binds, the combination whose promotions give more); then the one that
+ * applies (SearchGave) the first candidate, in the candidates' order
+ * (priority, then code), on which what they apply differs; then the one
+ * that leaves out the first candidate on which they differ (one that gives
+ * nothing is not part of the best).  The sets of what
+ * a and b apply are computed when needed, into a_applied and b_applied
+ * (b_applied may be given: b_known).
+ */
+static bool
+Better(const SProblem *p, const SOutcome *ao, const bool *a, bool *a_applied,
+	   const SOutcome *bo, const bool *b, bool *b_applied, bool b_known)
+{
+	if (ao->value != bo->value)
+		return ao->value > bo->value;
+	if (ao->uncapped != bo->uncapped)
+		return ao->uncapped > bo->uncapped;
+	AppliedSet(p, a, a_applied);
+	if (!b_known)
+		AppliedSet(p, b, b_applied);
+	for (int k = 0; k < p->npromos; k++)
+		if (a_applied[k] != b_applied[k])
+			return a_applied[k];
+	for (int k = 0; k < p->npromos; k++)
+		if (a[k] != b[k])
+			return b[k];
+	return false;
+}
+
+/* Keep the combination in, with outcome o, if it is better than the best */
+static void
+Consider(BB *bb, const SOutcome *o, const bool *in)
+{
+	const SProblem *p = bb->p;
+	bool		known = bb->best_applied_known;
+
+	if (bb->have_best)
+	{
+		if (o->value != bb->best_outcome.value)
+		{
+			if (o->value < bb->best_outcome.value)
+				return;
+		}
+		else if (o->uncapped != bb->best_outcome.uncapped)
+		{
+			if (o->uncapped < bb->best_outcome.uncapped)
+				return;
+		}
+		else
+		{
+			/* a tie: Better computes what each applies */
+			bb->best_applied_known = true;
+			if (!Better(p, o, in, bb->applied, &bb->best_outcome, bb->best,
+						bb->best_applied, known))
+				return;
+			/* the new best's applied set is in bb->applied: swap it in */
+			{
+				bool	   *t = bb->best_applied;
+
+				bb->best_applied = bb->applied;
+				bb->applied = t;
+			}
+			bb->best_outcome = *o;
+			memcpy(bb->best, in, sizeof(bool) * p->npromos);
+			return;
+		}
+	}
+	bb->have_best = true;
+	bb->best_outcome = *o;
+	memcpy(bb->best, in, sizeof(bool) * p->npromos);
+	bb->best_applied_known = false;
+}
 
 /*
  * Does every combination that keeps what bb->in decides before search
- * position x lose a tie to the best found?  The first candidate (in
- * Better's order) on which such a combination and the best differ decides;
- * when that is one already decided, whatever the open ones become, it is
- * known: they lose if the best includes it.
+ * position x lose a tie to the best found?  Such a combination applies no
+ * candidate decided out.  Let f be the first candidate (in the candidates'
+ * order) that the best applies and that is decided out: a combination of
+ * the subtree differs from the best at f or before, and can win the tie
+ * only by applying, before f, a candidate that the best does not apply and
+ * that is in or still open.  If there is none, the whole subtree loses.
  */
 static bool
-LosesTies(const BB *bb, int x)
+LosesTies(BB *bb, int x)
 {
 	const SProblem *p = bb->p;
-	int			first_decided = INT_MAX;
-	int			first_open = INT_MAX;
+	int			f = INT_MAX;
 
-	for (int y = 0; y < p->nsearched; y++)
+	if (!bb->best_applied_known)
+	{
+		AppliedSet(p, bb->best, bb->best_applied);
+		bb->best_applied_known = true;
+	}
+	for (int y = 0; y < x; y++)
 	{
 		int			k = p->searched[y];
 
-		if (y < x)
-		{
-			if (bb->in[k] != bb->best[k])
-				first_decided = Min(first_decided, k);
-		}
-		else if (!p->promos[k].exclusive)
-			first_open = Min(first_open, k);
+		if (!bb->in[k] && bb->best_applied[k])
+			f = Min(f, k);
 	}
-	return first_decided < first_open && bb->best[first_decided];
+	for (int y = x; y < p->nsearched; y++)
+	{
+		int			k = p->searched[y];
+
+		/* exclusive candidates are tried apart, never in the tree */
+		if (!bb->in[k] && p->promos[k].exclusive && bb->best_applied[k])
+			f = Min(f, k);
+	}
+	if (f == INT_MAX)
+		return false;
+	/* an open candidate of a receipt group taken by one in cannot join */
+	memset(bb->group_taken, 0, sizeof(bool) * Max(p->ngroups, 1));
+	for (int y = 0; y < x; y++)
+	{
+		int			k = p->searched[y];
+
+		if (bb->in[k] && p->promos[k].receipt_group >= 0)
+			bb->group_taken[p->promos[k].receipt_group] = true;
+	}
+	for (int k = 0; k < f; k++)
+	{
+		const SPromo *c = &p->promos[k];
+
+		if (bb->best_applied[k])
+			continue;
+		/* one in that its group outdoes on every line never applies */
+		if (bb->in[k] && !Shadowed(p, bb->in, k))
+			return false;
+		if (p->search_pos[k] >= x && !c->exclusive &&
+			!(c->receipt_group >= 0 && bb->group_taken[c->receipt_group]))
+			return false;		/* open, and may join */
+	}
+	return true;
 }
 
 /* Can no combination of the subtree at x, bounded by bound, beat the best? */
 static bool
-CannotWin(const BB *bb, int x, int64 bound)
+CannotWin(BB *bb, int x, Bound bound)
 {
-	return bound < bb->best_value || (bound == bb->best_value && LosesTies(bb, x));
+	if (bound.value != bb->best_outcome.value)
+		return bound.value < bb->best_outcome.value;
+	if (bound.uncapped != bb->best_outcome.uncapped)
+		return bound.uncapped < bb->best_outcome.uncapped;
+	return LosesTies(bb, x);
 }
 
 static double
@@ -1300,16 +1729,110 @@ ReceiptOffBound(const SProblem *p, const SPromo *c, const int64 *pre)
 }
 
 /*
+ * The most a combination that keeps bb->in (and joining, when not -1) and
+ * decides the searched candidates from x on can be worth when the cap on
+ * discounts binds: the cap, plus what the promotions that may be in can
+ * earn or give at most, valued as a combination is (on the full amounts).
+ * Of a receipt stacking group one applies: the one in, or the greatest of
+ * those open; of the multipliers of a stacking group one holds each line:
+ * the greatest factor there; the base accrual is the same for all.
+ */
+static int64
+CappedBound(BB *bb, int x, int joining, bool exclusive_in)
+{
+	const SProblem *p = bb->p;
+	int			L = p->nlines;
+	int64		value = bb->base_value;
+	bool		any_mgroup = false;
+
+	for (int g = 0; g < p->ngroups; g++)
+	{
+		bb->rg_value[g] = 0;
+		bb->rg_taken[g] = -1;
+		bb->mgroup[g] = false;
+	}
+	for (int n = 0; n < bb->nearners; n++)
+	{
+		int			k = bb->earners[n];
+		const SPromo *c = &p->promos[k];
+		bool		in = bb->in[k] || k == joining;
+		int64		v = 0;
+
+		if (!in && (p->search_pos[k] < x || c->exclusive || exclusive_in))
+			continue;			/* out, or can no longer join */
+		if (c->kind == BEN_GIFT || c->kind == BEN_POINTS_PER || c->kind == BEN_BONUS_LOT)
+			v = c->ub;
+		else if (c->kind == BEN_MULTIPLIER && c->group >= 0)
+		{
+			/* per line, the greatest factor of the group */
+			if (!bb->mgroup[c->group])
+			{
+				bb->mgroup[c->group] = true;
+				memset(&bb->mline[c->group * L], 0, sizeof(int64) * L);
+			}
+			any_mgroup = true;
+			for (int i = 0; i < L; i++)
+				if (c->elig[i])
+					bb->mline[c->group * L + i] = Max(bb->mline[c->group * L + i],
+													  p->lines[i].amount * c->factor_extra);
+			continue;
+		}
+		else if (c->kind == BEN_MULTIPLIER)
+			v = c->ub;
+		else if (c->kind != BEN_RECEIPT_OFF)
+			continue;
+		if (c->receipt_group < 0)
+			value += v;
+		else if (in)
+			bb->rg_taken[c->receipt_group] = k;
+		else
+			bb->rg_value[c->receipt_group] = Max(bb->rg_value[c->receipt_group], v);
+	}
+	for (int g = 0; g < p->ngroups; g++)
+	{
+		int			k = bb->rg_taken[g];
+
+		if (k >= 0)
+			value += p->promos[k].kind == BEN_RECEIPT_OFF ? 0 : p->promos[k].ub;
+		else
+			value += bb->rg_value[g];
+	}
+	if (any_mgroup && p->can_earn)
+	{
+		const SCurrency *cur = &p->currencies[p->base_currency];
+
+		for (int g = 0; g < p->ngroups; g++)
+		{
+			int128_t	sum = 0;
+
+			if (!bb->mgroup[g])
+				continue;
+			for (int i = 0; i < L; i++)
+				sum += bb->mline[g * L + i];
+			/* as EarnPoints, with the factors inside the sum */
+			value += Worth((int64) ((sum * p->accrual_rate_bp * cur->value_den) /
+									((int128_t) 1000000 * cur->value_num)),
+						   cur->value_scaled);
+		}
+	}
+	return MulDiv(p->total, p->max_discount_bp, 10000) * SEARCH_SCALE + value;
+}
+
+/*
  * The most a combination that keeps bb->in and decides the searched
  * candidates from x on can be worth: value (what bb->in is worth, its
  * outcome o, its lines before receipt discounts pre, if known) plus the most
- * each open candidate could add, and no more than the cap allows.
+ * each open candidate could add, and no more than the cap allows.  joining:
+ * a candidate counted in value by its ub but not yet in o (IncludeCannotWin),
+ * or -1.
  */
-static int64
-NodeBound(BB *bb, int x, int64 value, const SOutcome *o, const int64 *pre)
+static Bound
+NodeBound(BB *bb, int x, const SOutcome *o, int64 extra, const int64 *pre,
+		  int joining)
 {
 	const SProblem *p = bb->p;
-	int64		bound = value;
+	int64		bound = extra + o->denied_value;	/* what may be added */
+	Bound		result;
 	bool		exclusive_in = false;
 	bool		per_line = false;	/* an open candidate counted per line */
 
@@ -1403,27 +1926,16 @@ NodeBound(BB *bb, int x, int64 value, const SOutcome *o, const int64 *pre)
 	}
 
 	/*
-	 * And the cap: discounts and points paid never pass it, so past
-	 * what is decided only prices in points can add money; and points
-	 * earned, valued before the cap, only fall as promotions join.
+	 * And the cap: the discounts never pass it, whatever joins; points
+	 * earned and gifts come only from what may be in (CappedBound).
 	 */
-	{
-		int64		cap = MulDiv(p->total, p->max_discount_bp, 10000);
-		int64		more_fixed = 0;
-		int64		capped;
-
-		for (int y = x; y < p->nsearched; y++)
-		{
-			const SPromo *c = &p->promos[p->searched[y]];
-
-			if (!c->exclusive && c->in_points)
-				more_fixed += c->ub / SEARCH_SCALE + 1;
-		}
-		capped = (Max(cap, o->discount + o->points_money - o->fixed_money) +
-				  o->fixed_money + more_fixed + o->gifts) * SEARCH_SCALE + o->earned_value;
-		bound = Min(bound, capped);
-	}
-	return bound;
+	result.uncapped = o->uncapped + bound;
+	result.value = o->value + bound;
+	/* the cap, when it can say less than the rest (and it matters) */
+	if (p->max_discount_bp < 10000 && result.value > bb->cap_floor &&
+		result.value >= bb->best_outcome.value)
+		result.value = Min(result.value, CappedBound(bb, x, joining, exclusive_in));
+	return result;
 }
 
 /*
@@ -1438,12 +1950,12 @@ NodeBound(BB *bb, int x, int64 value, const SOutcome *o, const int64 *pre)
  * then passed over rather than evaluated in turn.
  */
 static bool
-IncludeCannotWin(BB *bb, int x, int k, int64 value, const SOutcome *o, const int64 *pre)
+IncludeCannotWin(BB *bb, int x, int k, const SOutcome *o, const int64 *pre)
 {
 	const SProblem *p = bb->p;
 	const SPromo *c = &p->promos[k];
 	int64		ub;
-	int64		bound;
+	Bound		bound;
 	bool		cannot;
 
 	if (!bb->have_best || o == NULL || c->in_points)
@@ -1451,7 +1963,7 @@ IncludeCannotWin(BB *bb, int x, int k, int64 value, const SOutcome *o, const int
 	ub = c->kind == BEN_RECEIPT_OFF && pre ? ReceiptOffBound(p, c, pre) : c->ub;
 	if (c->receipt_group >= 0)
 		bb->in[k] = true;		/* its receipt group is taken */
-	bound = NodeBound(bb, x + 1, value + ub, o, pre);
+	bound = NodeBound(bb, x + 1, o, ub, pre, k);
 	bb->in[k] = true;			/* and k decided in, for the tie */
 	cannot = CannotWin(bb, x + 1, bound);
 	bb->in[k] = false;
@@ -1468,7 +1980,6 @@ Branch(BB *bb, int x, const SOutcome *known, const int64 *known_pre)
 {
 	const SProblem *p = bb->p;
 	SOutcome	o;
-	int64		value;
 	bool		have_known = known != NULL;
 	const int64 *pre = known_pre;	/* what the lines came to before receipt
 									 * discounts, when known */
@@ -1485,14 +1996,10 @@ Branch(BB *bb, int x, const SOutcome *known, const int64 *known_pre)
 	while (x < p->nsearched && p->promos[p->searched[x]].exclusive)
 		x++;
 	if (have_known)
-	{
 		o = *known;
-		value = o.value;
-	}
 	else if (x == p->nsearched || bb->have_best)
 	{
 		SearchEvaluate(p, bb->in, &o, NULL);
-		value = o.value;
 		have_known = true;
 		if (x < p->nsearched)
 		{
@@ -1502,43 +2009,37 @@ Branch(BB *bb, int x, const SOutcome *known, const int64 *known_pre)
 			pre = copy;
 		}
 	}
-	else
-		value = 0;				/* not needed: nothing to prune against yet */
+	/* else not needed: nothing to prune against yet */
 	if (x == p->nsearched)
 	{
 		bb->explored++;
-		if (!bb->have_best || Better(p, value, bb->in, bb->best_value, bb->best))
-		{
-			bb->have_best = true;
-			bb->best_value = value;
-			bb->best_outcome = o;
-			memcpy(bb->best, bb->in, sizeof(bool) * p->npromos);
-		}
+		Consider(bb, &o, bb->in);
 		return;
 	}
 	k = p->searched[x];
 	if (bb->have_best)
 	{
 		/* what is decided, plus the most each open candidate could add */
-		if (CannotWin(bb, x, NodeBound(bb, x, value, &o, pre)))
+		if (CannotWin(bb, x, NodeBound(bb, x, &o, 0, pre, -1)))
 			return;
 	}
 	/*
 	 * A twin of an earlier candidate left out is left out too: with the
 	 * earlier one instead, a combination is worth the same and wins the tie.
 	 */
+	/*
+	 * One that the candidates in outdo on every line gives nothing, whatever
+	 * joins: with it every completion is worth the same as without, and
+	 * loses the tie.
+	 */
 	if (Compatible(p, bb->in, k) &&
 		(p->promos[k].twin_of < 0 || bb->in[p->promos[k].twin_of]) &&
-		!IncludeCannotWin(bb, x, k, value, have_known ? &o : NULL, pre))
+		!Shadowed(p, bb->in, k) &&
+		!IncludeCannotWin(bb, x, k, have_known ? &o : NULL, pre))
 	{
-		bool		shadowed = Shadowed(p, bb->in, k);
-
 		bb->in[k] = true;
-		Branch(bb, x + 1, shadowed && have_known ? &o : NULL, shadowed ? pre : NULL);
+		Branch(bb, x + 1, NULL, NULL);
 		bb->in[k] = false;
-		/* without it every completion is worth the same, and loses the tie */
-		if (shadowed)
-			return;
 	}
 	Branch(bb, x + 1, have_known ? &o : NULL, pre);
 }
@@ -1563,6 +2064,8 @@ SearchBranchAndBound(SProblem *p, double budget_ms, SResult *result)
 	bb.p = p;
 	bb.in = palloc0(sizeof(bool) * Max(p->npromos, 1));
 	bb.best = palloc0(sizeof(bool) * Max(p->npromos, 1));
+	bb.best_applied = palloc0(sizeof(bool) * Max(p->npromos, 1));
+	bb.applied = palloc0(sizeof(bool) * Max(p->npromos, 1));
 	bb.budget_ms = budget_ms;
 	bb.group_ub = palloc0(sizeof(int64) * Max(p->ngroups, 1));
 	bb.group_taken = palloc0(sizeof(bool) * Max(p->ngroups, 1));
@@ -1570,10 +2073,29 @@ SearchBranchAndBound(SProblem *p, double budget_ms, SResult *result)
 	bb.line_group_ub = palloc0(sizeof(int64) * Max(p->ngroups * p->nlines, 1));
 	bb.line_group_held = palloc0(sizeof(int64) * Max(p->ngroups * p->nlines, 1));
 	bb.pre = palloc(sizeof(int64) * Max(p->nsearched * p->nlines, 1));
+	bb.rg_value = palloc(sizeof(int64) * Max(p->ngroups, 1));
+	bb.rg_taken = palloc(sizeof(int) * Max(p->ngroups, 1));
+	bb.mline = palloc(sizeof(int64) * Max(p->ngroups * p->nlines, 1));
+	bb.mgroup = palloc(sizeof(bool) * Max(p->ngroups, 1));
+	if (p->can_earn && p->accrual_rate_bp > 0)
+		bb.base_value = Worth(EarnPoints(p, p->total, 100),
+							  p->currencies[p->base_currency].value_scaled);
+	bb.cap_floor = MulDiv(p->total, p->max_discount_bp, 10000) * SEARCH_SCALE + bb.base_value;
+	bb.earners = palloc(sizeof(int) * Max(p->npromos, 1));
+	for (int k = 0; k < p->npromos; k++)
+	{
+		BenefitKind kind = p->promos[k].kind;
+
+		if (kind == BEN_GIFT || kind == BEN_POINTS_PER || kind == BEN_BONUS_LOT ||
+			kind == BEN_MULTIPLIER || (kind == BEN_RECEIPT_OFF && p->promos[k].receipt_group >= 0))
+			bb.earners[bb.nearners++] = k;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &bb.start);
+	alone = palloc0(sizeof(bool) * Max(p->npromos, 1));
+
 	SetFixed(p, bb.in);
 	Branch(&bb, 0, NULL, NULL);
-	alone = palloc0(sizeof(bool) * Max(p->npromos, 1));
+	/* and each exclusive candidate alone */
 	for (int x = 0; x < p->nsearched && !bb.stopped; x++)
 	{
 		int			k = p->searched[x];
@@ -1586,13 +2108,7 @@ SearchBranchAndBound(SProblem *p, double budget_ms, SResult *result)
 		SetFixed(p, alone);
 		SearchEvaluate(p, alone, &o, NULL);
 		bb.explored++;
-		if (!bb.have_best || Better(p, o.value, alone, bb.best_value, bb.best))
-		{
-			bb.have_best = true;
-			bb.best_value = o.value;
-			bb.best_outcome = o;
-			memcpy(bb.best, alone, sizeof(bool) * p->npromos);
-		}
+		Consider(&bb, &o, alone);
 	}
 	result->chosen = bb.best;
 	if (bb.have_best)
@@ -1619,9 +2135,14 @@ SearchExhaustive(SProblem *p, SResult *result)
 	int			n;
 	bool	   *in;
 	bool	   *best;
+	bool	   *applied;
+	bool	   *best_applied;
 	bool		have = false;
-	int64		best_value = 0;
+	SOutcome	best_outcome;
 
+	if (p->indexed && !p->exhaustive)
+		elog(ERROR, "SearchExhaustive after an index for the branch and bound");
+	p->exhaustive = true;
 	if (!p->indexed)
 		SearchIndex(p);
 	n = p->nsearched;
@@ -1632,6 +2153,8 @@ SearchExhaustive(SProblem *p, SResult *result)
 				 errdetail("It accepts at most %d.", SEARCH_MAX_EXHAUSTIVE)));
 	in = palloc0(sizeof(bool) * Max(p->npromos, 1));
 	best = palloc0(sizeof(bool) * Max(p->npromos, 1));
+	applied = palloc0(sizeof(bool) * Max(p->npromos, 1));
+	best_applied = palloc0(sizeof(bool) * Max(p->npromos, 1));
 	result->explored = 0;
 	for (int64 mask = 0; mask < (INT64CONST(1) << n); mask++)
 	{
@@ -1649,10 +2172,10 @@ SearchExhaustive(SProblem *p, SResult *result)
 		SetFixed(p, in);
 		SearchEvaluate(p, in, &o, NULL);
 		result->explored++;
-		if (!have || Better(p, o.value, in, best_value, best))
+		if (!have || Better(p, &o, in, applied, &best_outcome, best, best_applied, false))
 		{
 			have = true;
-			best_value = o.value;
+			best_outcome = o;
 			memcpy(best, in, sizeof(bool) * Max(p->npromos, 1));
 		}
 	}

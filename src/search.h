@@ -95,6 +95,7 @@ typedef struct SProblem
 	int			base_currency;	/* of the base accrual and multipliers */
 	bool		can_spend;
 	bool		can_earn;
+	bool		exhaustive;		/* every candidate a choice, nothing assumed */
 	/* built by SearchIndex, once the candidates are in their final order */
 	bool		indexed;
 	int		   *line_first;		/* [nlines + 1]: where each line's list starts */
@@ -102,6 +103,7 @@ typedef struct SProblem
 								 * on the line, in candidate order */
 	int			nsearched;		/* candidates the search decides, in order */
 	int		   *searched;
+	int		   *search_pos;		/* [promo]: its place in searched, or -1 */
 	void	   *scratch;		/* of SearchEvaluate */
 } SProblem;
 
@@ -119,6 +121,7 @@ typedef struct SDetail
 	int64	   *promo_discount;	/* [promo]: money off in all */
 	bool	   *capped;			/* [promo]: reduced by a cap */
 	bool	   *below_threshold;	/* [promo]: receipt_off under its threshold */
+	bool	   *applied;		/* [promo]: it applies (SearchGave) */
 	bool	   *won;			/* [promo]: a points per money, bonus lot or gift
 								 * that applies (the best of its receipt group) */
 } SDetail;
@@ -126,11 +129,14 @@ typedef struct SDetail
 typedef struct SOutcome
 {
 	int64		value;			/* scaled */
+	int64		uncapped;		/* the same before the cap on discounts */
 	int64		discount;
 	int64		points_money;	/* money paid with points, fixed prices included */
 	int64		fixed_money;	/* of which fixed prices in points */
 	int64		gifts;
 	int64		earned_value;	/* scaled */
+	int64		denied_value;	/* what the prices in points that the caps
+								 * left no room for would give, scaled */
 	bool		cap_bound;
 } SOutcome;
 
@@ -142,9 +148,21 @@ typedef struct SResult
 	int64		explored;		/* combinations evaluated */
 } SResult;
 
+/* Why a candidate does not apply (SearchWhyNot) */
+typedef enum SearchWhy
+{
+	SEARCH_WHY_BETTER,			/* a better combination leaves it out */
+	SEARCH_WHY_THRESHOLD,		/* a receipt discount under its threshold */
+	SEARCH_WHY_CAP				/* the caps leave it no room */
+} SearchWhy;
+
 extern int64 SpreadLargestRemainder(int64 total, const int64 *weight, const int64 *cap,
 									int n, int64 *out);
 extern void SearchPrepare(SProblem *p);
+extern bool SearchNeverHurts(const SPromo *c);
+extern bool SearchGave(const SProblem *p, const SDetail *det, int k);
+extern bool SearchShows(const SProblem *p, const SDetail *det, int k);
+extern SearchWhy SearchWhyNot(const SProblem *p, const bool *chosen, int k);
 extern void SearchIndex(SProblem *p);
 extern void SearchEvaluate(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail);
 extern SDetail *SearchDetailAlloc(const SProblem *p);

@@ -41,6 +41,11 @@
 #   bench calculate.answer.c2 11503 tps ratio 0.08 vs select1.c2
 #   bench calculate.p99 5.46 ms
 #   bench calculate.10k.c4 1067 tps ratio 0.60 vs calculate.c4
+# Then each stored receipt once, with 1 000 and with 10 000 promotions
+# (test/bench/explored.sql): percentiles of the combinations the search
+# evaluated to the end, and the share of answers proven optimal:
+#   bench calculate.explored.p99 8 combinations
+#   bench calculate.optimal.10k 100.00 percent
 #
 # Last, in the same database, the checkout: checkout.sql (calculate and
 # commit of a stored receipt spending points, one transaction) against
@@ -354,6 +359,22 @@ for c in 4 2; do
 	if [ "$c" = 2 ]; then suffix=.c2; fi
 	FIGURES+=("bench calculate.p50$suffix $p50 ms" "bench calculate.p99$suffix $p99 ms")
 done
+
+# How much the search does on the same receipts, with 1 000 and with 10 000
+# promotions: percentiles of the combinations it evaluated to the end, and
+# the share of answers proven optimal within its time budget (explored.sql).
+echo
+if psql_calc -f "$BENCH/explored.sql" >"$LOGDIR/explored.log" 2>&1 &&
+	set_extra paused active >/dev/null &&
+	psql_calc -v tag=.10k -f "$BENCH/explored.sql" >>"$LOGDIR/explored.log" 2>&1 &&
+	set_extra active paused >/dev/null; then
+	mapfile -t EXPLORED_FIGURES < <(grep '^bench calculate\.' "$LOGDIR/explored.log")
+	printf '(search: %s)\n' "$(sed 's/^bench calculate\.//' "$LOGDIR/explored.log" | paste -sd, | sed 's/,/, /g')"
+	FIGURES+=("${EXPLORED_FIGURES[@]}")
+else
+	errors=$((errors + 1))
+	echo "run.sh: the search figures failed; see $LOGDIR/explored.log" >&2
+fi
 
 # The checkout (calculate + commit with redemption, one transaction) at 16
 # clients against the single-row UPDATE in the same database, then its p99

@@ -5,7 +5,7 @@
 -- bound must give exactly the answer of the exhaustive enumeration, every
 -- time.  The seed is printed; LOYALTY_TEST_SEED repeats a run.
 BEGIN;
-SELECT plan(8);
+SELECT plan(9);
 
 \ir seed.psql
 
@@ -217,11 +217,10 @@ SELECT is(loyalty.calculate(r) - 'explored' - 'optimal',
           'a multiplier holding a line does not hide what a newcomer of its group gains')
   FROM (SELECT '{"program": "bf2", "customer": {"card": "10000002"}, "lines": [{"line": 1, "qty": 2, "price": 5}]}'::jsonb AS r) s;
 
--- Ties go by priority, whatever order the search decides in: the search
--- tries the receipt discount worth more first (B, 400.00 off), but the cap
--- of 30% of 1 000.00 makes A (300.00 off, higher priority) worth as much,
--- so A wins the tie.  A search that stopped at a subtree that can only tie
--- would keep B.
+-- Under a cap that binds, of two combinations worth the same the one
+-- worth more before the cap wins: the cap of 30% of 1 000.00 makes A
+-- (300.00 off, higher priority) and B (400.00 off) worth 300.00 each; B
+-- gives more before the cap.
 SET CONSTRAINTS ALL DEFERRED;
 INSERT INTO loyalty.program (code, name, default_currency, max_discount_bp) VALUES ('bf3', 'Ties', 'pts', 3000);
 INSERT INTO loyalty.currency (program_id, code, name, money_per_unit)
@@ -236,9 +235,33 @@ SELECT p.id, v.code, v.code, 'active', v.benefit::jsonb, 'r', v.prio
 SELECT is(ARRAY[loyalty.calculate(r) #>> '{promotions,applied,0,code}',
                 loyalty.calculate(r || '{"search": "exhaustive"}') #>> '{promotions,applied,0,code}',
                 loyalty.calculate(r) #>> '{totals,discount}'],
-          ARRAY['A', 'A', '300.00'],
-          'a tie in worth goes to the promotion of higher priority, though the search tries the other first')
+          ARRAY['B', 'B', '300.00'],
+          'under a cap that binds, the combination worth more before the cap wins')
   FROM (SELECT '{"program": "bf3", "lines": [{"line": 1, "qty": 1, "price": 1000}]}'::jsonb AS r) s;
+
+-- Ties go by priority, whatever order the search decides in.  One line of
+-- 1 000.00 and 10% off it (L); of one receipt group, E: 10% off the receipt
+-- (priority 1) and F: 90.00 off (priority 2).  The search tries E first
+-- (100.00 on the full amount), but after L it gives 10% of 900.00, 90.00,
+-- as F does: F wins the tie by priority.
+SET CONSTRAINTS ALL DEFERRED;
+INSERT INTO loyalty.program (code, name, default_currency) VALUES ('bf4', 'Priority ties', 'pts');
+INSERT INTO loyalty.currency (program_id, code, name, money_per_unit)
+SELECT id, 'pts', 'Points', 1 FROM loyalty.program WHERE code = 'bf4';
+SET CONSTRAINTS ALL IMMEDIATE;
+INSERT INTO loyalty.promotion (program_id, code, name, status, benefit, stacking_group, priority)
+SELECT p.id, v.code, v.code, 'active', v.benefit::jsonb, v.grp, v.prio
+  FROM loyalty.program p,
+       (VALUES ('L', '{"kind": "percent_off", "percent": 10}', NULL, 0),
+               ('E', '{"kind": "receipt_off", "threshold": 0, "percent": 10}', 'r', 1),
+               ('F', '{"kind": "receipt_off", "threshold": 0, "amount": 90}', 'r', 2)) v (code, benefit, grp, prio)
+ WHERE p.code = 'bf4';
+SELECT is(ARRAY[(SELECT string_agg(a ->> 'code', ',') FROM jsonb_array_elements(loyalty.calculate(r) #> '{promotions,applied}') a),
+                (SELECT string_agg(a ->> 'code', ',') FROM jsonb_array_elements(loyalty.calculate(r || '{"search": "exhaustive"}') #> '{promotions,applied}') a),
+                loyalty.calculate(r) #>> '{totals,discount}'],
+          ARRAY['F,L', 'F,L', '190.00'],
+          'a tie in worth goes to the promotion of higher priority, though the search tries the other first')
+  FROM (SELECT '{"program": "bf4", "lines": [{"line": 1, "qty": 1, "price": 1000}]}'::jsonb AS r) s;
 
 SELECT * FROM finish();
 ROLLBACK;
