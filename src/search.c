@@ -1262,6 +1262,74 @@ done:
 }
 
 /*
+ * A receipt stacking group of points per money, bonus lots and gifts only
+ * (no receipt discount, nothing exclusive): one applies, and what each is
+ * worth does not depend on anything else (points are valued on the full
+ * amounts).  The one worth most (on a tie, one that gives something, at a
+ * weight of 0 say, then the first, as the tie rule wants) is in every best
+ * combination if it gives anything (EarnerGives); the others in none.
+ * Decided here, not searched.
+ */
+static bool
+EarnerGives(const SProblem *p, const SPromo *c)
+{
+	int64		sum = 0;
+
+	if (c->kind == BEN_GIFT)
+		return true;
+	if (!p->can_earn)
+		return false;
+	if (c->kind == BEN_BONUS_LOT)
+		return c->points > 0;
+	for (int i = 0; i < p->nlines; i++)
+		if (c->elig[i])
+			sum += p->lines[i].amount;
+	return (sum / c->per) * c->points > 0;
+}
+
+static void
+DecideEarnerGroups(SProblem *p)
+{
+	int		   *winner = palloc(sizeof(int) * Max(p->ngroups, 1));
+	bool	   *only = palloc(sizeof(bool) * Max(p->ngroups, 1));
+
+	for (int g = 0; g < p->ngroups; g++)
+	{
+		winner[g] = -1;
+		only[g] = true;
+	}
+	for (int k = 0; k < p->npromos; k++)
+	{
+		const SPromo *c = &p->promos[k];
+		int			g = c->receipt_group;
+
+		if (g < 0)
+			continue;
+		if (c->exclusive || !(c->kind == BEN_POINTS_PER || c->kind == BEN_BONUS_LOT ||
+							  c->kind == BEN_GIFT))
+			only[g] = false;
+		else if (winner[g] < 0 || c->ub > p->promos[winner[g]].ub ||
+				 (c->ub == p->promos[winner[g]].ub && EarnerGives(p, c) &&
+				  !EarnerGives(p, &p->promos[winner[g]])))
+			winner[g] = k;
+	}
+	for (int k = 0; k < p->npromos; k++)
+	{
+		SPromo	   *c = &p->promos[k];
+		int			g = c->receipt_group;
+
+		if (g < 0 || !only[g])
+			continue;
+		if (k == winner[g] && EarnerGives(p, c))
+			c->fixed = true;
+		else
+			c->decided_out = true;
+	}
+	pfree(winner);
+	pfree(only);
+}
+
+/*
  * Decide which candidates the search decides, index each line's candidates,
  * and allocate the evaluation's scratch; once the candidates are in their
  * final order.  Every candidate is a choice of the search, but those that
@@ -1287,9 +1355,12 @@ SearchIndex(SProblem *p)
 	p->line_first[L] = n;
 
 	for (int k = 0; k < p->npromos; k++)
-		p->promos[k].fixed = false;
+		p->promos[k].fixed = p->promos[k].decided_out = false;
 	if (!p->exhaustive)
+	{
 		FixIndependent(p);
+		DecideEarnerGroups(p);
+	}
 	p->searched = palloc(sizeof(int) * Max(p->npromos, 1));
 	p->nsearched = 0;
 	for (int k = 0; k < p->npromos; k++)
@@ -1299,7 +1370,7 @@ SearchIndex(SProblem *p)
 		c->twin_of = -1;
 		if (!p->exhaustive)
 			c->fixed |= SearchNeverHurts(c);
-		if (!c->fixed)
+		if (!c->fixed && !c->decided_out)
 		{
 			/* an earlier searched twin: the same benefit on the same lines */
 			for (int x = 0; x < p->nsearched && c->twin_of < 0 && !c->in_points; x++)
@@ -1540,6 +1611,7 @@ typedef struct BB
 	int		   *rg_taken;
 	int64	   *mline;			/* [group * nlines + line] */
 	bool	   *mgroup;
+	int64	   *suffix_ub;		/* [x]: the ub of the searched from x on */
 	int		   *earners;		/* the candidates CappedBound reads */
 	int			nearners;
 	int64		cap_floor;		/* the least CappedBound can say */
@@ -1836,6 +1908,16 @@ NodeBound(BB *bb, int x, const SOutcome *o, int64 extra, const int64 *pre,
 	bool		exclusive_in = false;
 	bool		per_line = false;	/* an open candidate counted per line */
 
+	/*
+	 * First the plain sum of what every open candidate could add on its own
+	 * (what follows only ever says less): when even that cannot beat the
+	 * best on value, nothing more is needed.
+	 */
+	result.value = o->value + bound + bb->suffix_ub[x];
+	result.uncapped = o->uncapped + bound + bb->suffix_ub[x];
+	if (bb->have_best && result.value < bb->best_outcome.value)
+		return result;
+
 	/* what Compatible would say of each open candidate, in one pass */
 	memset(bb->group_taken, 0, sizeof(bool) * Max(p->ngroups, 1));
 	for (int y = 0; y < p->nsearched; y++)
@@ -2073,6 +2155,10 @@ SearchBranchAndBound(SProblem *p, double budget_ms, SResult *result)
 	bb.line_group_ub = palloc0(sizeof(int64) * Max(p->ngroups * p->nlines, 1));
 	bb.line_group_held = palloc0(sizeof(int64) * Max(p->ngroups * p->nlines, 1));
 	bb.pre = palloc(sizeof(int64) * Max(p->nsearched * p->nlines, 1));
+	bb.suffix_ub = palloc0(sizeof(int64) * (p->nsearched + 1));
+	for (int x = p->nsearched - 1; x >= 0; x--)
+		bb.suffix_ub[x] = bb.suffix_ub[x + 1] +
+			(p->promos[p->searched[x]].exclusive ? 0 : p->promos[p->searched[x]].ub);
 	bb.rg_value = palloc(sizeof(int64) * Max(p->ngroups, 1));
 	bb.rg_taken = palloc(sizeof(int) * Max(p->ngroups, 1));
 	bb.mline = palloc(sizeof(int64) * Max(p->ngroups * p->nlines, 1));

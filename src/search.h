@@ -57,6 +57,7 @@ typedef struct SPromo
 								 * in every way that counts, or -1 */
 	bool		fixed;			/* not searched: applies unless an exclusive
 								 * promotion does (see SearchIndex) */
+	bool		decided_out;	/* not searched: in no best combination */
 	int64		ub;				/* most it can add to any combination, scaled */
 } SPromo;
 
