@@ -812,6 +812,18 @@ EvaluateOnce(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail,
 		}
 	}
 
+	/*
+	 * Points reserved for a line that its price in points did not take
+	 * (another of its group holds it, or too little of the line was left)
+	 * go back to what the receipt may spend.
+	 */
+	for (int r = 0; r < e.nres; r++)
+		if (!e.holds[e.res[r].promo * L + e.res[r].line])
+		{
+			e.lot_left[e.res[r].lot] += e.res[r].points;
+			e.avail[p->promos[e.res[r].promo].currency] += e.res[r].points;
+		}
+
 	/* which lots paid the fixed prices in points that hold their lines */
 	if (detail)
 		for (int r = 0; r < e.nres; r++)
@@ -1373,7 +1385,12 @@ SearchIndex(SProblem *p)
 		if (!c->fixed && !c->decided_out)
 		{
 			/* an earlier searched twin: the same benefit on the same lines */
-			for (int x = 0; x < p->nsearched && c->twin_of < 0 && !c->in_points; x++)
+			/*
+			 * Not receipt discounts: they apply in the candidates' order,
+			 * and where one comes decides what the others' lines come to.
+			 */
+			for (int x = 0; x < p->nsearched && c->twin_of < 0 && !c->in_points &&
+				 c->kind != BEN_RECEIPT_OFF; x++)
 				if (Twins(p, &p->promos[p->searched[x]], c))
 					c->twin_of = p->searched[x];
 			p->searched[p->nsearched++] = k;
@@ -1565,7 +1582,7 @@ SearchWhyNot(const SProblem *p, const bool *chosen, int k)
 	SearchEvaluate(p, in, &o, d);
 	if (d->below_threshold[k])
 		why = SEARCH_WHY_THRESHOLD;
-	else if (d->capped[k])
+	else if (d->capped[k] && (c->in_points || chosen[k]))
 		why = SEARCH_WHY_CAP;
 	pfree(in);
 	return why;

@@ -2,6 +2,9 @@
 # test/run-tests.sh — run every test layer against the throwaway server:
 #   pg_regress          sql/*.sql against expected/*.out
 #   pgTAP               test/pgtap/*.sql, by pg_prove
+#   bruteforce          test/bruteforce/run.sh: calculate against an
+#                       independent enumeration of every combination, written
+#                       from docs/promotions.md alone, on random catalogues
 #   future              pg_regress and pgTAP again on a second throwaway
 #                       server whose clock runs two years ahead (libfaketime;
 #                       LOYALTY_FUTURE=+OFFSET sets another, LOYALTY_SKIP_FUTURE=1
@@ -149,6 +152,11 @@ if [ ${#TAP[@]} -gt 0 ]; then
 	record pgTAP "$RUN_OK" "$RUN_BAD"
 fi
 
+# LOYALTY_BRUTEFORCE_ARGS: further arguments (test/valgrind.sh runs fewer receipts)
+# shellcheck disable=SC2086
+run_ok_lines bruteforce "calculate against an independent brute force of docs/promotions.md" \
+	test/bruteforce/run.sh ${LOYALTY_BRUTEFORCE_ARGS:-}
+
 # future: pg_regress and pgTAP again, on a server of their own whose clock
 # runs two years ahead (libfaketime loaded into that server only), so that a
 # test holding a date that will pass fails now, not on the day.
@@ -288,6 +296,8 @@ if [ "${LOYALTY_SKIP_BENCH:-0}" = 1 ]; then
 else
 	BENCH_FIGURES=(update.c4 update.c16 ledger.accrue.c4 ledger.accrue.c16 ledger.redeem.c4 ledger.redeem.c16
 		select1.c2 select1.c4 calculate.c2 calculate.c4 calculate.10k.c4 calculate.p50 calculate.p99 calculate.p50.c2 calculate.p99.c2 calculate.answer.c2 calculate.answer.c4
+		calculate.explored.p50 calculate.explored.p90 calculate.explored.p99 calculate.explored.max calculate.optimal
+		calculate.explored.10k.p50 calculate.explored.10k.p90 calculate.explored.10k.p99 calculate.explored.10k.max calculate.optimal.10k
 		condition.match.100 condition.match.1000 condition.match.10000
 		checkout.c16 checkout.p99 queue.release checkout.p99.drain expiry.record checkout.p99.expiry
 		report.balances report.coupon_usage report.customer_360 report.expiring_points report.job_health
@@ -305,6 +315,8 @@ else
 			update.* | select1.*) pattern="^bench ${figure//./\\.} [0-9]+ tps\$" ;;
 			calculate.10k.c4) pattern="^bench calculate\\.10k\\.c4 [0-9]+ tps ratio [0-9]+\\.[0-9]{2} vs calculate\\.c4\$" ;;
 			calculate.p50 | calculate.p99 | calculate.p50.c2 | calculate.p99.c2) pattern="^bench ${figure//./\\.} [0-9]+\\.[0-9]{2} ms\$" ;;
+			calculate.explored.*) pattern="^bench ${figure//./\\.} [0-9]+ combinations\$" ;;
+			calculate.optimal*) pattern="^bench ${figure//./\\.} [0-9]+\\.[0-9]{2} percent\$" ;;
 			calculate.*) pattern="^bench ${figure//./\\.} [0-9]+ tps ratio [0-9]+\\.[0-9]{2} vs select1\\.${figure##*.}\$" ;;
 			condition.match.10000) pattern="^bench ${figure//./\\.} [0-9]+\\.[0-9] us ratio [0-9]+\\.[0-9]{2} vs condition\\.match\\.1000\$" ;;
 			condition.match.*) pattern="^bench ${figure//./\\.} [0-9]+\\.[0-9] us\$" ;;
