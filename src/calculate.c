@@ -2056,7 +2056,7 @@ Calculate(Jsonb *doc, ArrayType *only)
 
 		if (res.chosen[j] && SearchShows(&prob, det, j))
 			continue;
-		why = SearchWhyNot(&prob, res.chosen, j);
+		why = SearchWhyNot(&prob, res.chosen, det, j);
 
 		JbBeginObject(&jb, NULL);
 		JbText(&jb, "code", p->code);

@@ -422,7 +422,7 @@ typedef struct Eval
 	bool	   *denied;			/* [promo * nlines + line]: a price in points the
 								 * caps leave no room for */
 	bool		any_in_points;	/* some candidate is a price in points */
-	bool	   *gave;			/* [promo]: it applies (SearchGave) */
+	bool	   *gave;			/* [promo]: it applies (AppliedSet) */
 	SDetail    *why;			/* of SearchWhyNot, when used */
 } Eval;
 
@@ -592,7 +592,6 @@ DetailReset(const SProblem *p, SDetail *d)
 	memset(d->capped, 0, sizeof(bool) * P);
 	memset(d->below_threshold, 0, sizeof(bool) * P);
 	memset(d->won, 0, sizeof(bool) * P);
-	memset(d->applied, 0, sizeof(bool) * P);
 }
 
 /*
@@ -1018,7 +1017,6 @@ EvaluateOnce(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail,
 	if (detail)
 		for (int k = 0; k < p->npromos; k++)
 		{
-			detail->applied[k] = e.gave[k];
 			detail->promo_discount[k] = 0;
 			for (int i = 0; i < L; i++)
 				detail->promo_discount[k] += detail->part[k * L + i];
@@ -1053,7 +1051,6 @@ SearchDetailAlloc(const SProblem *p)
 	d->capped = palloc0(sizeof(bool) * P);
 	d->below_threshold = palloc0(sizeof(bool) * P);
 	d->won = palloc0(sizeof(bool) * P);
-	d->applied = palloc0(sizeof(bool) * P);
 	return d;
 }
 
@@ -1105,7 +1102,7 @@ searched_cmp(const void *a, const void *b, void *arg)
  * what a receipt discount's lines come to (below its threshold, perhaps),
  * what earns points, and what the caps leave to the others.
  */
-bool
+static bool
 SearchNeverHurts(const SPromo *c)
 {
 	if (c->exclusive)
@@ -1516,18 +1513,6 @@ SetFixed(const SProblem *p, bool *in)
 }
 
 /*
- * Does candidate k apply in the combination evaluated with detail?  So when
- * it gives something as the combination is valued (SearchEvaluate): money
- * off before the cap, a price in points taken, points earned on the full
- * amounts, a gift.  What the answer lists as applied, and what ties compare.
- */
-bool
-SearchGave(const SProblem *p, const SDetail *det, int k)
-{
-	return det->applied[k];
-}
-
-/*
  * Does candidate k give anything in the answer of the combination evaluated
  * with detail: money off after the cap, a price in points taken, points
  * earned on the money paid, a gift?  What the answer lists as applied (and
@@ -1553,17 +1538,17 @@ SearchShows(const SProblem *p, const SDetail *det, int k)
  * a receipt discount under its threshold is SEARCH_WHY_THRESHOLD, a price
  * in points the caps leave no room for (or a discount the cap cut to
  * nothing) SEARCH_WHY_CAP; otherwise, or where it cannot join (its receipt
- * group taken, an exclusive promotion), SEARCH_WHY_BETTER.
+ * group taken, an exclusive promotion), SEARCH_WHY_BETTER.  best is the
+ * detail of chosen[] itself, which says it for a candidate already in.
  */
 SearchWhy
-SearchWhyNot(const SProblem *p, const bool *chosen, int k)
+SearchWhyNot(const SProblem *p, const bool *chosen, const SDetail *best, int k)
 {
 	const SPromo *c = &p->promos[k];
 	Eval	   *e = (Eval *) p->scratch;
 	bool	   *in;
-	SDetail    *d;
+	const SDetail *d;
 	SOutcome	o;
-	SearchWhy	why = SEARCH_WHY_BETTER;
 
 	if (c->kind != BEN_RECEIPT_OFF && !c->in_points && !chosen[k])
 		return SEARCH_WHY_BETTER;
@@ -1572,23 +1557,33 @@ SearchWhyNot(const SProblem *p, const bool *chosen, int k)
 			(p->promos[j].exclusive || c->exclusive ||
 			 (c->receipt_group >= 0 && p->promos[j].receipt_group == c->receipt_group)))
 			return SEARCH_WHY_BETTER;
-	in = palloc(sizeof(bool) * p->npromos);
-	memcpy(in, chosen, sizeof(bool) * p->npromos);
-	in[k] = true;
-	if (!e->why)
-		e->why = SearchDetailAlloc(p);
-	d = e->why;
-	DetailReset(p, d);
-	SearchEvaluate(p, in, &o, d);
+	if (chosen[k])
+		d = best;
+	else
+	{
+		in = palloc(sizeof(bool) * p->npromos);
+		memcpy(in, chosen, sizeof(bool) * p->npromos);
+		in[k] = true;
+		if (!e->why)
+			e->why = SearchDetailAlloc(p);
+		DetailReset(p, e->why);
+		SearchEvaluate(p, in, &o, e->why);
+		pfree(in);
+		d = e->why;
+	}
 	if (d->below_threshold[k])
-		why = SEARCH_WHY_THRESHOLD;
-	else if (d->capped[k] && (c->in_points || chosen[k]))
-		why = SEARCH_WHY_CAP;
-	pfree(in);
-	return why;
+		return SEARCH_WHY_THRESHOLD;
+	if (d->capped[k] && (c->in_points || chosen[k]))
+		return SEARCH_WHY_CAP;
+	return SEARCH_WHY_BETTER;
 }
 
-/* Which candidates of the combination in[] apply (SearchGave) */
+/*
+ * Which candidates of the combination in[] apply: give something as the
+ * combination is valued (SearchEvaluate: money off before the cap, a price
+ * in points taken, points earned on the full amounts, a gift).  What ties
+ * compare.
+ */
 static void
 AppliedSet(const SProblem *p, const bool *in, bool *applied)
 {
@@ -1645,7 +1640,7 @@ typedef struct Bound
  * Is the combination a (outcome ao) better than b (outcome bo)?  Greater
  * value; then greater value before the cap on discounts (under a cap that
  * binds, the combination whose promotions give more); then the one that
- * applies (SearchGave) the first candidate, in the candidates' order
+ * applies (AppliedSet) the first candidate, in the candidates' order
  * (priority, then code), on which what they apply differs; then the one
  * that leaves out the first candidate on which they differ (one that gives
  * nothing is not part of the best).  The sets of what

@@ -122,7 +122,6 @@ typedef struct SDetail
 	int64	   *promo_discount;	/* [promo]: money off in all */
 	bool	   *capped;			/* [promo]: reduced by a cap */
 	bool	   *below_threshold;	/* [promo]: receipt_off under its threshold */
-	bool	   *applied;		/* [promo]: it applies (SearchGave) */
 	bool	   *won;			/* [promo]: a points per money, bonus lot or gift
 								 * that applies (the best of its receipt group) */
 } SDetail;
@@ -160,10 +159,8 @@ typedef enum SearchWhy
 extern int64 SpreadLargestRemainder(int64 total, const int64 *weight, const int64 *cap,
 									int n, int64 *out);
 extern void SearchPrepare(SProblem *p);
-extern bool SearchNeverHurts(const SPromo *c);
-extern bool SearchGave(const SProblem *p, const SDetail *det, int k);
 extern bool SearchShows(const SProblem *p, const SDetail *det, int k);
-extern SearchWhy SearchWhyNot(const SProblem *p, const bool *chosen, int k);
+extern SearchWhy SearchWhyNot(const SProblem *p, const bool *chosen, const SDetail *best, int k);
 extern void SearchIndex(SProblem *p);
 extern void SearchEvaluate(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail);
 extern SDetail *SearchDetailAlloc(const SProblem *p);

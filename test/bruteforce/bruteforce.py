@@ -1325,40 +1325,38 @@ class Runner:
         return mine, av, compare(mine, av)
 
     def shrink(self, cat, rec, kind):
-        """kind: a (check, class) pair"""
-        """Drop promotions and lines while the same check still fails."""
+        """Drop promotions and lines while the same check (kind: a (check, class) pair)
+        still fails."""
         cat = revive_cat(json.loads(json.dumps(cat, default=str)))  # a deep copy
         rec = revive_rec(json.loads(dumps(rec)))
-        changed = True
         tries = 0
-        while changed and tries < 60:
-            changed = False
-            for j in range(len(cat["promotions"])):
-                if len(cat["promotions"]) <= 1:
+
+        def without_one(doc, key, still_fails):
+            """doc without one of its doc[key] for which the check still fails, or None"""
+            nonlocal tries
+            for j in range(len(doc[key])):
+                if len(doc[key]) <= 1:
                     break
-                c2 = dict(cat)
-                c2["promotions"] = cat["promotions"][:j] + cat["promotions"][j + 1:]
+                d2 = dict(doc)
+                d2[key] = doc[key][:j] + doc[key][j + 1:]
                 tries += 1
-                self.load(c2)
-                _m, _a, bad = self.check(c2, rec)
-                if kind in bad:
-                    cat = c2
-                    changed = True
-                    break
-            if changed:
+                if still_fails(d2):
+                    return d2
+            return None
+
+        def fails(c2, r2):
+            self.load(c2)
+            return kind in self.check(c2, r2)[2]
+
+        while tries < 60:
+            c2 = without_one(cat, "promotions", lambda c: fails(c, rec))
+            if c2 is not None:
+                cat = c2
                 continue
-            for j in range(len(rec["lines"])):
-                if len(rec["lines"]) <= 1:
-                    break
-                r2 = dict(rec)
-                r2["lines"] = rec["lines"][:j] + rec["lines"][j + 1:]
-                tries += 1
-                self.load(cat)
-                _m, _a, bad = self.check(cat, r2)
-                if kind in bad:
-                    rec = r2
-                    changed = True
-                    break
+            r2 = without_one(rec, "lines", lambda r: fails(cat, r))
+            if r2 is None:
+                break
+            rec = r2
         self.load(cat)
         mine, av, bad = self.check(cat, rec)
         return cat, rec, mine, av
