@@ -93,7 +93,32 @@ SELECT pg_temp.promos('[{"code": "FREE", "benefit": {"kind": "fixed_price", "pri
                         {"code": "R10", "benefit": {"kind": "receipt_off", "threshold": 0, "amount": 10}}]');
 SELECT * FROM pg_temp.best('[{"line": 1, "qty": 1, "price": 1.80}]');
 
--- 4. Points paid are the customer's own.  A pizza programme: coins worth
+-- 4. N-for-M shares units of one price.  Lines [1 x 100.00] and [3 x
+-- 100.00 brand Z], no floor; 2FOR1 ("2 for 1") and 3FOR1 ("3 for 1", not
+-- brand Y) on both.  Each frees 2 of the 4 units, all at 100.00: their
+-- 200.00 is spread over the lines by units, 50.00 on the first and 150.00
+-- on the second.  Together: 100.00 on the first (its whole amount) and
+-- 300.00 on the second: 400.00.  (Freeing the second line's units first,
+-- both would take 400.00 off a line of 300.00: 300.00.)
+SELECT pg_temp.promos('[{"code": "2FOR1", "benefit": {"kind": "n_for_m", "buy": 2, "pay": 1}},
+                        {"code": "3FOR1", "benefit": {"kind": "n_for_m", "buy": 3, "pay": 1}, "condition": "not (brand = ''Y'')"}]');
+SELECT * FROM pg_temp.best('[{"line": 1, "qty": 1, "price": 100},
+                             {"line": 2, "qty": 3, "price": 100, "brand": "Z"}]');
+-- What a line cannot take goes to the others of its price.  "2 for 1" on
+-- [1 x 100.00] and [2 x 100.00], no line below 90.00: 1 of 3 units is
+-- free; by units its 100.00 would be 33.33 and 66.67, but the first line
+-- can lose only 10.00: it takes 10.00, the second 90.00 (of its 110.00).
+SELECT pg_temp.promos('[{"code": "2FOR1", "benefit": {"kind": "n_for_m", "buy": 2, "pay": 1}}]');
+UPDATE loyalty.program SET min_line_price = 90 WHERE code = 'best';
+SELECT * FROM pg_temp.best('[{"line": 1, "qty": 1, "price": 100},
+                             {"line": 2, "qty": 2, "price": 100}]');
+SELECT l ->> 'line' AS line, l ->> 'discount' AS discount
+  FROM loyalty.calculate('{"program": "best", "at": "2026-03-07T12:00:00+03:00",
+                           "lines": [{"line": 1, "qty": 1, "price": 100}, {"line": 2, "qty": 2, "price": 100}]}') r,
+       jsonb_array_elements(r -> 'lines') l;
+UPDATE loyalty.program SET min_line_price = 0 WHERE code = 'best';
+
+-- 5. Points paid are the customer's own.  A pizza programme: coins worth
 -- 1.00, no line below 1.00, a cap of 30% on discounts and points.
 BEGIN;
 SET CONSTRAINTS ALL DEFERRED;
@@ -138,6 +163,16 @@ SELECT * FROM pg_temp.best('[{"line": 1, "qty": 1, "price": 1000, "category": "p
 UPDATE loyalty.program SET max_discount_bp = 3000 WHERE code = 'pizza';
 SELECT pg_temp.promos('[{"program": "pizza", "code": "OFF20", "benefit": {"kind": "percent_off", "percent": 20}, "condition": "category = ''pizza''"}]');
 SELECT * FROM pg_temp.best('[{"line": 1, "qty": 1, "price": 1000, "category": "pizza"}]',
+                           '{"program": "pizza", "customer": {"card": "20000001"}, "points": "max"}');
+
+-- A promotion that gives nothing is not part of the best, even one that
+-- could only add: a pizza of 27.20, "6 coins per 99.00" (0 coins here) and
+-- an exclusive "any pizza for 19 coins".  The best is empty; the exclusive
+-- one, joining it, is refused by the cap (19.00 in coins and 7.20 off pass
+-- 30 % of 27.20): its reason is cap, not excluded_by_better.
+SELECT pg_temp.promos('[{"program": "pizza", "code": "PIZZA19", "benefit": {"kind": "fixed_price", "points": 19, "currency": "coins"}, "condition": "category = ''pizza''", "exclusive": true, "priority": 1},
+                        {"program": "pizza", "code": "EARN6", "benefit": {"kind": "points_per", "per": 99, "points": 6, "currency": "coins"}}]');
+SELECT * FROM pg_temp.best('[{"line": 1, "qty": 1, "price": 27.20, "category": "pizza"}]',
                            '{"program": "pizza", "customer": {"card": "20000001"}, "points": "max"}');
 
 DROP EXTENSION loyalty CASCADE;

@@ -41,29 +41,32 @@ LANGUAGE sql AS $$
       FROM loyalty.refund('shop', id, lines, refund_id) r
 $$;
 
--- 1. Three pairs of socks at 100, 3 for 2: the cheapest unit is free, 100
--- off the third line; 200.00 paid.  The socks' counter counts one use.
+-- 1. Three pairs of socks at 100, 3 for 2: one unit is free, all three at
+-- one price, so its 100.00 is shared by the lines (33.34, 33.33 and
+-- 33.33 off); 200.00 paid.  The socks' counter counts one use.
 SELECT pg_temp.buy('S1', '[{"line": 1, "sku": "SOCK", "qty": 1, "price": 100},
                            {"line": 2, "sku": "SOCK", "qty": 1, "price": 100},
                            {"line": 3, "sku": "SOCK", "qty": 1, "price": 100}]') -> 'totals' AS totals;
 SELECT line, discount, to_pay FROM loyalty.receipt_line WHERE receipt_id = 'S1' ORDER BY line;
 SELECT uses, money FROM loyalty.counter WHERE customer_id = :anna;
 
--- 2. The first pair back: its share is 100.00, but the two kept no longer
--- make 3 for 2 and lose the 100.00 of discount they had: 0.00 back.  The
+-- 2. The first pair back: its share is 66.66, but the two kept no longer
+-- make 3 for 2 and lose the 66.66 of discount they had: 0.00 back, 66.66
+-- kept back.  The
 -- promotion no longer holds, so its use goes back to the counter.
 SELECT * FROM pg_temp.back('S1', '[{"line": 1}]', 'RET-1');
 SELECT uses, money FROM loyalty.counter WHERE customer_id = :anna;
 SELECT discount_lost, counters -> 0 ->> 'returned' AS counter_returned_by FROM loyalty.receipt WHERE receipt_id = 'S1';
 
--- 3. The second pair back: its share 100.00; the pair kept (the free one)
--- still lacks its 100.00 of discount, kept back already: 100.00 back.  The
+-- 3. The second pair back: its share 66.67; the pair kept still lacks its
+-- 33.33 of discount, of the 66.66 kept back: 33.33 of it comes back with
+-- the share, 100.00.  The
 -- counter is not given back twice.
 SELECT * FROM pg_temp.back('S1', '[{"line": 2}]', 'RET-2');
 SELECT uses, money FROM loyalty.counter WHERE customer_id = :anna;
 
--- 4. The last pair: its share is 0.00 (it was free), and with nothing kept
--- nothing is lost any more: the 100.00 kept back comes back.  Everything
+-- 4. The last pair: its share is 66.67, and with nothing kept nothing is
+-- lost any more: the 33.33 still kept back comes back, 100.00.  Everything
 -- returned, everything paid came back: 0 + 100 + 100 = 200.
 SELECT * FROM pg_temp.back('S1', '[{"line": 3}]', 'RET-3');
 SELECT sum(money) AS refunded, (SELECT to_pay FROM loyalty.receipt WHERE receipt_id = 'S1') AS paid,

@@ -1499,6 +1499,7 @@ Calculate(Jsonb *doc, ArrayType *only)
 	SProblem	prob;
 	SResult		res;
 	SDetail    *det;
+	bool	   *best_set = NULL;	/* SearchBestSet, once a reason is asked */
 	JsonBuild	jb = NULL;
 	Jsonb	   *result;
 	Jsonb	   *copy;
@@ -2056,7 +2057,12 @@ Calculate(Jsonb *doc, ArrayType *only)
 
 		if (res.chosen[j] && SearchShows(&prob, det, j))
 			continue;
-		why = SearchWhyNot(&prob, res.chosen, det, j);
+		if (best_set == NULL)
+		{
+			best_set = palloc(sizeof(bool) * Max(ncands, 1));
+			SearchBestSet(&prob, res.chosen, best_set);
+		}
+		why = SearchWhyNot(&prob, best_set, det, j);
 
 		JbBeginObject(&jb, NULL);
 		JbText(&jb, "code", p->code);

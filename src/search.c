@@ -158,50 +158,79 @@ MoneyOf(const SCurrency *c, int64 points)
 	return MulDiv(points, c->value_num, c->value_den);
 }
 
-/* One unit of a line, for the benefits that pick units */
-typedef struct Unit
-{
-	int64		price;
-	int			line;
-} Unit;
-
-static int
-unit_cmp_asc(const void *a, const void *b)
-{
-	const Unit *x = a,
-			   *y = b;
-
-	if (x->price != y->price)
-		return x->price < y->price ? -1 : 1;
-	return x->line > y->line ? -1 : x->line < y->line ? 1 : 0;
-}
-
-/* n_for_m: of the eligible whole units, the cheapest (buy - pay) of every buy are free */
+/*
+ * n_for_m: of the eligible whole units, F = (units / buy) x (buy - pay) are
+ * free, the cheapest.  Lines priced below the F-th cheapest unit give all
+ * their units.  Of the lines at that price, which units are free is no
+ * matter of price: the value of the free units left is spread over them
+ * in proportion to their units, each at most its room, what one cannot
+ * take going to the others (so that two promotions freeing units of one
+ * price do not both pick the same line's).
+ */
 static void
 PrepareNForM(const SProblem *p, SPromo *c)
 {
-	Unit	   *lines = palloc(sizeof(Unit) * Max(p->nlines, 1));
-	int			n = 0;
+	int64	   *weight = palloc0(sizeof(int64) * Max(p->nlines, 1));
+	int64	   *room = palloc0(sizeof(int64) * Max(p->nlines, 1));
 	int64		count = 0;
 	int64		free_units;
+	int64		edge = -1;		/* the price of the last free unit */
+	int64		below = 0;		/* units priced below it */
+	int64		at = 0;			/* units at it */
 
 	for (int i = 0; i < p->nlines; i++)
 		if (c->elig[i] && p->lines[i].units > 0)
-		{
 			count += p->lines[i].units;
-			lines[n++] = (Unit) {p->lines[i].unit_price, i};
-		}
 	free_units = (count / c->buy) * (c->buy - c->pay);
-	/* the cheapest lines first, each giving as many units as it has */
-	qsort(lines, n, sizeof(Unit), unit_cmp_asc);
-	for (int x = 0; x < n && free_units > 0; x++)
+	if (free_units <= 0)
+		goto done;
+	/* the edge price: the least price with at least free_units units up to it */
+	for (;;)
 	{
-		int64		take = Min(free_units, (int64) p->lines[lines[x].line].units);
+		int64		next = -1;
+		int64		n = 0;
 
-		c->disc[lines[x].line] += take * lines[x].price;
-		free_units -= take;
+		for (int i = 0; i < p->nlines; i++)
+			if (c->elig[i] && p->lines[i].units > 0 && p->lines[i].unit_price > edge &&
+				(next < 0 || p->lines[i].unit_price < next))
+				next = p->lines[i].unit_price;
+		for (int i = 0; i < p->nlines; i++)
+			if (c->elig[i] && p->lines[i].units > 0 && p->lines[i].unit_price == next)
+				n += p->lines[i].units;
+		edge = next;
+		if (below + n >= free_units)
+		{
+			at = n;
+			break;
+		}
+		below += n;
 	}
-	pfree(lines);
+	for (int i = 0; i < p->nlines; i++)
+	{
+		const SLine *l = &p->lines[i];
+
+		if (!c->elig[i] || l->units <= 0)
+			continue;
+		if (l->unit_price < edge)
+			c->disc[i] = l->units * l->unit_price;
+		else if (l->unit_price == edge)
+		{
+			weight[i] = l->units;
+			room[i] = Max(0, l->amount - l->floor);
+		}
+	}
+	if (at > 0)
+	{
+		int64	   *part = palloc(sizeof(int64) * p->nlines);
+
+		SpreadLargestRemainder((free_units - below) * edge, weight, room, p->nlines, part);
+		for (int i = 0; i < p->nlines; i++)
+			c->disc[i] += part[i];
+		pfree(part);
+	}
+done:
+	pfree(weight);
+	pfree(room);
 }
 
 /*
@@ -1350,6 +1379,7 @@ SearchIndex(SProblem *p)
 {
 	int			L = p->nlines;
 	int			n = 0;
+	int			last_in_points = -1;	/* the last price in points before k */
 	Eval	   *e;
 
 	p->line_first = palloc(sizeof(int) * (L + 1));
@@ -1377,6 +1407,8 @@ SearchIndex(SProblem *p)
 		SPromo	   *c = &p->promos[k];
 
 		c->twin_of = -1;
+		if (k > 0 && p->promos[k - 1].in_points)
+			last_in_points = k - 1;
 		if (!p->exhaustive)
 			c->fixed |= SearchNeverHurts(c);
 		if (!c->fixed && !c->decided_out)
@@ -1385,10 +1417,13 @@ SearchIndex(SProblem *p)
 			/*
 			 * Not receipt discounts: they apply in the candidates' order,
 			 * and where one comes decides what the others' lines come to.
+			 * Nor two with a price in points between them: whether it takes
+			 * a line depends on what came before it there.
 			 */
 			for (int x = 0; x < p->nsearched && c->twin_of < 0 && !c->in_points &&
 				 c->kind != BEN_RECEIPT_OFF; x++)
-				if (Twins(p, &p->promos[p->searched[x]], c))
+				if (p->searched[x] > last_in_points &&
+					Twins(p, &p->promos[p->searched[x]], c))
 					c->twin_of = p->searched[x];
 			p->searched[p->nsearched++] = k;
 		}
@@ -1533,16 +1568,17 @@ SearchShows(const SProblem *p, const SDetail *det, int k)
 }
 
 /*
- * Why candidate k, left out of the best combination chosen[] (or in it
- * without giving anything), does not apply: with it added to the best,
- * a receipt discount under its threshold is SEARCH_WHY_THRESHOLD, a price
- * in points the caps leave no room for (or a discount the cap cut to
- * nothing) SEARCH_WHY_CAP; otherwise, or where it cannot join (its receipt
- * group taken, an exclusive promotion), SEARCH_WHY_BETTER.  best is the
- * detail of chosen[] itself, which says it for a candidate already in.
+ * Why candidate k, left out of the best combination best_set[] (or in
+ * the combination the search chose without giving anything), does not
+ * apply: with it added to the best, a receipt discount under its threshold
+ * is SEARCH_WHY_THRESHOLD, a price in points the caps leave no room for (or
+ * a discount the cap cut to nothing) SEARCH_WHY_CAP; otherwise, or where it
+ * cannot join (its receipt group taken, an exclusive promotion),
+ * SEARCH_WHY_BETTER.  best_set is SearchBestSet of what the search chose;
+ * best is the detail of that choice, which says it for a candidate in.
  */
 SearchWhy
-SearchWhyNot(const SProblem *p, const bool *chosen, const SDetail *best, int k)
+SearchWhyNot(const SProblem *p, const bool *best_set, const SDetail *best, int k)
 {
 	const SPromo *c = &p->promos[k];
 	Eval	   *e = (Eval *) p->scratch;
@@ -1550,19 +1586,19 @@ SearchWhyNot(const SProblem *p, const bool *chosen, const SDetail *best, int k)
 	const SDetail *d;
 	SOutcome	o;
 
-	if (c->kind != BEN_RECEIPT_OFF && !c->in_points && !chosen[k])
+	if (c->kind != BEN_RECEIPT_OFF && !c->in_points && !best_set[k])
 		return SEARCH_WHY_BETTER;
 	for (int j = 0; j < p->npromos; j++)
-		if (chosen[j] && j != k &&
+		if (best_set[j] && j != k &&
 			(p->promos[j].exclusive || c->exclusive ||
 			 (c->receipt_group >= 0 && p->promos[j].receipt_group == c->receipt_group)))
 			return SEARCH_WHY_BETTER;
-	if (chosen[k])
+	if (best_set[k])
 		d = best;
 	else
 	{
 		in = palloc(sizeof(bool) * p->npromos);
-		memcpy(in, chosen, sizeof(bool) * p->npromos);
+		memcpy(in, best_set, sizeof(bool) * p->npromos);
 		in[k] = true;
 		if (!e->why)
 			e->why = SearchDetailAlloc(p);
@@ -1573,7 +1609,7 @@ SearchWhyNot(const SProblem *p, const bool *chosen, const SDetail *best, int k)
 	}
 	if (d->below_threshold[k])
 		return SEARCH_WHY_THRESHOLD;
-	if (d->capped[k] && (c->in_points || chosen[k]))
+	if (d->capped[k] && (c->in_points || best_set[k]))
 		return SEARCH_WHY_CAP;
 	return SEARCH_WHY_BETTER;
 }
@@ -1593,6 +1629,23 @@ AppliedSet(const SProblem *p, const bool *in, bool *applied)
 	SearchEvaluate(p, in, &o, NULL);
 	for (int k = 0; k < p->npromos; k++)
 		applied[k] = in[k] && e->gave[k];
+}
+
+/*
+ * The best combination as the rules of the best choose it: the combination
+ * the search chose, less the promotions decided in before the search that
+ * give nothing as it is valued.  Those the search decided are in or out by
+ * the rules already (a promotion that gives nothing is left out on a tie);
+ * one decided in beforehand is in only because it can never hurt, and one
+ * that gives nothing is no part of the best (an exclusive promotion may
+ * join without it).
+ */
+void
+SearchBestSet(const SProblem *p, const bool *chosen, bool *best_set)
+{
+	AppliedSet(p, chosen, best_set);
+	for (int k = 0; k < p->npromos; k++)
+		best_set[k] |= chosen[k] && !p->promos[k].fixed;
 }
 
 
@@ -1661,9 +1714,19 @@ Better(const SProblem *p, const SOutcome *ao, const bool *a, bool *a_applied,
 	for (int k = 0; k < p->npromos; k++)
 		if (a_applied[k] != b_applied[k])
 			return a_applied[k];
+	/*
+	 * Rule 4, over the combinations as the rules see them: one decided in
+	 * before the search (it can never hurt) that gives nothing is no part
+	 * of either (an exclusive promotion alone leaves it out).
+	 */
 	for (int k = 0; k < p->npromos; k++)
-		if (a[k] != b[k])
-			return b[k];
+	{
+		bool		ak = a[k] && (!p->promos[k].fixed || a_applied[k]);
+		bool		bk = b[k] && (!p->promos[k].fixed || b_applied[k]);
+
+		if (ak != bk)
+			return bk;
+	}
 	return false;
 }
 

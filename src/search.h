@@ -160,7 +160,8 @@ extern int64 SpreadLargestRemainder(int64 total, const int64 *weight, const int6
 									int n, int64 *out);
 extern void SearchPrepare(SProblem *p);
 extern bool SearchShows(const SProblem *p, const SDetail *det, int k);
-extern SearchWhy SearchWhyNot(const SProblem *p, const bool *chosen, const SDetail *best, int k);
+extern void SearchBestSet(const SProblem *p, const bool *chosen, bool *best_set);
+extern SearchWhy SearchWhyNot(const SProblem *p, const bool *best_set, const SDetail *best, int k);
 extern void SearchIndex(SProblem *p);
 extern void SearchEvaluate(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail);
 extern SDetail *SearchDetailAlloc(const SProblem *p);

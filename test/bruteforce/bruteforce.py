@@ -501,13 +501,25 @@ def compute(cat, rec, customers, now_ts, opts):
             buy, pay = b["buy"], b["pay"]
             units = sum(L[i]["u"] for i in p.lines)
             free = units // buy * (buy - pay)
-            # cheapest units first; of equal price the later line first
-            for i in sorted(p.lines, key=lambda i: (L[i]["pm"], -i)):
-                if free <= 0:
-                    break
-                k = min(free, L[i]["u"])
-                p.d[i] = k * L[i]["pm"]
-                free -= k
+            # the cheapest units; the lines at the price of the last free
+            # unit share what is left of the free units, by their units,
+            # each at most its room
+            ulines = [i for i in p.lines if L[i]["u"] > 0]
+            if free > 0:
+                below = 0
+                for E in sorted({L[i]["pm"] for i in ulines}):
+                    at = [i for i in ulines if L[i]["pm"] == E]
+                    n_at = sum(L[i]["u"] for i in at)
+                    if below + n_at >= free:
+                        break
+                    below += n_at
+                for i in ulines:
+                    if L[i]["pm"] < E:
+                        p.d[i] = L[i]["A"]
+                parts = spread((free - below) * E, [L[i]["u"] for i in at],
+                               [L[i]["A"] - L[i]["F"] for i in at])
+                for i, part in zip(at, parts):
+                    p.d[i] = part
         elif p.kind == "bundle":
             price = to_minor(b["price"], MEXP)
             left = [L[i]["u"] if i in p.lines else 0 for i in range(n)]
@@ -968,32 +980,35 @@ def pay_and_earn(ev, S, ctx, cust, request, keep_unused=False):
     L, n, T = ctx["L"], ctx["n"], ctx["T"]
     if cust is None:
         return {"spent": {}, "earned": {}, "by_promo": {}}
-    # what the prices in points took, again in order, for the lots left
+    # step 1 again: every line a price in points reserved, in the candidates'
+    # order then line order, from the lots that may pay it; then the points of
+    # a line it did not take go back to the lots they came from
     lot_left = {l.id: l.remaining for l in ctx["lots"]}
     req_left = dict(request)
     spent = {}
-    for (_k, i, code, _t, W) in sorted(ev["pp_taken"], key=lambda x: (x[0], x[1])):
+    taken = {(c, i) for (_k, i, c, _t, _W) in ev["pp_taken"]}
+    took = []
+    for (code, i) in sorted(ev["reserved"] | taken, key=lambda x: (ctx_k(S, x[0]), x[1])):
         p = [q for q in S if q.code == code][0]
-        P = p.P[i]
-        need = P
+        need = p.P[i]
+        parts = []
         for l in lots_for(ctx, p.cur, L[i]["attrs"]):
             t = min(need, lot_left[l.id])
             lot_left[l.id] -= t
             need -= t
-        req_left[p.cur] -= P
-        spent[p.cur] = spent.get(p.cur, 0) + P
-    if keep_unused:
-        # the other reading: a line a price in points reserved in step 1 but did not take
-        # keeps its points out of what the receipt may spend
-        for (code, i) in sorted(ev["reserved"] - {(c, i) for (_k, i, c, _t, _W) in ev["pp_taken"]},
-                                key=lambda x: (ctx_k(S, x[0]), x[1])):
-            p = [q for q in S if q.code == code][0]
-            need = p.P[i]
-            for l in lots_for(ctx, p.cur, L[i]["attrs"]):
-                t = min(need, lot_left[l.id])
-                lot_left[l.id] -= t
-                need -= t
+            parts.append((l.id, t))
+        took.append((code, i, p, parts))
+    for (code, i, p, parts) in took:
+        if (code, i) in taken:
             req_left[p.cur] -= p.P[i]
+            spent[p.cur] = spent.get(p.cur, 0) + p.P[i]
+        elif keep_unused:
+            # the other reading: a line a price in points reserved in step 1 but did
+            # not take keeps its points out of what the receipt may spend
+            req_left[p.cur] -= p.P[i]
+        else:
+            for (lid, t) in parts:
+                lot_left[lid] += t
     D = ev["discount"]
     # within the caps: discounts plus all points paid at most cap; points paid at most
     # max_points_bp of what is left after the discounts
