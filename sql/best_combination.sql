@@ -155,6 +155,25 @@ SELECT * FROM pg_temp.best('[{"line": 1, "qty": 1, "price": 1000, "category": "p
 SELECT * FROM pg_temp.best('[{"line": 1, "qty": 1, "price": 1000, "category": "pizza"},
                              {"line": 2, "qty": 1, "price": 100, "category": "drinks"}]',
                            '{"program": "pizza", "customer": {"card": "20000001"}, "points": 299}');
+-- A price in points is a choice on each line.  "Any pizza for 100 coins",
+-- 350 coins asked: 3 pizzas of 110.00 (300 coins, 300.00 paid by them,
+-- 27.00 off to the floor of 3.00) and one of 1 000.00 (100 coins, 899.00
+-- off).  Both lines offered: line 1 reserves its 300 coins first and line
+-- 2's 100 are not left: 27.00 off.  Line 2 alone: 899.00 off, the coins
+-- left pay line 1 down to its floor: 250 coins.  Asking for 100 coins
+-- gives the same 899.00: a larger request never gives less.
+SELECT pg_temp.promos('[{"program": "pizza", "code": "PIZZA100", "benefit": {"kind": "fixed_price", "points": 100, "currency": "coins"}, "condition": "category = ''pizza''"}]');
+SELECT * FROM pg_temp.best('[{"line": 1, "qty": 3, "price": 110, "category": "pizza"},
+                             {"line": 2, "qty": 1, "price": 1000, "category": "pizza"}]',
+                           '{"program": "pizza", "customer": {"card": "20000001"}, "points": 350}');
+SELECT l ->> 'line' AS line, l ->> 'discount' AS discount, l ->> 'points_amount' AS points_amount
+  FROM loyalty.calculate('{"program": "pizza", "customer": {"card": "20000001"}, "points": 350,
+                           "at": "2026-03-07T12:00:00+03:00", "lines": [{"line": 1, "qty": 3, "price": 110, "category": "pizza"},
+                                     {"line": 2, "qty": 1, "price": 1000, "category": "pizza"}]}') r,
+       jsonb_array_elements(r -> 'lines') l;
+SELECT * FROM pg_temp.best('[{"line": 1, "qty": 3, "price": 110, "category": "pizza"},
+                             {"line": 2, "qty": 1, "price": 1000, "category": "pizza"}]',
+                           '{"program": "pizza", "customer": {"card": "20000001"}, "points": 100}');
 -- Under a cap of 30%: a pizza of 1 000.00, 20% off it, "points": "max"
 -- (2 000 coins).  Without the promotion: coins pay 300.00 (the cap), 700.00
 -- to pay.  With it: 200.00 off, coins pay the 100.00 the cap leaves, 700.00

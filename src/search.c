@@ -739,7 +739,8 @@ EvaluateOnce(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail,
 			int64		need = c->fpoints[i];
 			int64		there = 0;
 
-			if (need <= 0 || need > e.avail[c->currency] || e.denied[k * L + i])
+			if (need <= 0 || need > e.avail[c->currency] || e.denied[k * L + i] ||
+				(p->line_off && p->line_off[k * L + i]))
 				continue;
 			for (int l = 0; l < p->nlots; l++)
 				if (p->lots[l].currency == c->currency && (!p->lots[l].pays || p->lots[l].pays[i]))
@@ -1679,8 +1680,37 @@ typedef struct BB
 	int64	   *suffix_ub;		/* [x]: the ub of the searched from x on */
 	int		   *earners;		/* the candidates CappedBound reads */
 	int			nearners;
-	int64		cap_floor;		/* the least CappedBound can say */
+	int64		cap_floor;		/* the least CappedBound can say without
+								 * prices in points */
+	int			npp;			/* prices in points on a line (PointsLineBound) */
+	int		   *pp_promo;		/* in order of money off per money of the cap */
+	int64	   *pp_off;			/* its money off there */
+	int64	   *pp_weight;		/* the cap it uses: money off plus the points' worth */
+	int		   *discounts;		/* the candidates that give money off but no
+								 * price in points */
+	int			ndiscounts;
 } BB;
+
+/* Prices in points by money off per money of the cap they use, most first */
+typedef struct PPItem
+{
+	int			promo;
+	int64		off;
+	int64		weight;
+} PPItem;
+
+static int
+ppitem_cmp(const void *a, const void *b)
+{
+	const PPItem *x = a,
+			   *y = b;
+	int128_t	l = (int128_t) x->off * y->weight;
+	int128_t	r = (int128_t) y->off * x->weight;
+
+	if (l != r)
+		return l > r ? -1 : 1;
+	return x->promo < y->promo ? -1 : x->promo > y->promo ? 1 : 0;
+}
 
 /* The most a subtree's combinations can be worth, and worth before the cap */
 typedef struct Bound
@@ -1875,6 +1905,61 @@ ReceiptOffBound(const SProblem *p, const SPromo *c, const int64 *pre)
 	return money * SEARCH_SCALE;
 }
 
+/* May candidate k be in a combination below the node (CappedBound)? */
+static inline bool
+MayBeIn(const BB *bb, int x, int joining, bool exclusive_in, int k)
+{
+	const SProblem *p = bb->p;
+
+	if (bb->in[k] || k == joining)
+		return true;
+	return p->search_pos[k] >= x && !p->promos[k].exclusive && !exclusive_in;
+}
+
+/*
+ * The most money off a combination below the node can give under the cap
+ * on discounts.  The money off and the points' worth of the prices in
+ * points taken, and the other discounts, fit in the cap together (step 4):
+ * what the other discounts that may be in can give at most fills the cap
+ * first (a unit of money off per unit of the cap), then the prices in
+ * points by money off per unit of the cap, the last in part (the fractional
+ * knapsack, rounded up).  Without prices in points, the cap.
+ */
+static int64
+CapMoneyBound(BB *bb, int x, int joining, bool exclusive_in)
+{
+	const SProblem *p = bb->p;
+	int64		cap = MulDiv(p->total, p->max_discount_bp, 10000);
+	int64		money = 0;
+	int64		left;
+
+	if (bb->npp == 0)
+		return cap;
+	for (int n = 0; n < bb->ndiscounts && money < cap; n++)
+		if (MayBeIn(bb, x, joining, exclusive_in, bb->discounts[n]))
+			money += p->promos[bb->discounts[n]].ub / SEARCH_SCALE + 1;
+	if (money >= cap)
+		return cap;
+	left = cap - money;
+	for (int n = 0; n < bb->npp && left > 0; n++)
+	{
+		if (!MayBeIn(bb, x, joining, exclusive_in, bb->pp_promo[n]))
+			continue;
+		if (bb->pp_weight[n] <= left)
+		{
+			money += bb->pp_off[n];
+			left -= bb->pp_weight[n];
+		}
+		else
+		{
+			money += (int64) (((int128_t) bb->pp_off[n] * left + bb->pp_weight[n] - 1) /
+							  bb->pp_weight[n]);
+			left = 0;
+		}
+	}
+	return Min(money, cap);
+}
+
 /*
  * The most a combination that keeps bb->in (and joining, when not -1) and
  * decides the searched candidates from x on can be worth when the cap on
@@ -1962,7 +2047,7 @@ CappedBound(BB *bb, int x, int joining, bool exclusive_in)
 						   cur->value_scaled);
 		}
 	}
-	return MulDiv(p->total, p->max_discount_bp, 10000) * SEARCH_SCALE + value;
+	return CapMoneyBound(bb, x, joining, exclusive_in) * SEARCH_SCALE + value;
 }
 
 /*
@@ -2089,7 +2174,7 @@ NodeBound(BB *bb, int x, const SOutcome *o, int64 extra, const int64 *pre,
 	result.uncapped = o->uncapped + bound;
 	result.value = o->value + bound;
 	/* the cap, when it can say less than the rest (and it matters) */
-	if (p->max_discount_bp < 10000 && result.value > bb->cap_floor &&
+	if (p->max_discount_bp < 10000 && (result.value > bb->cap_floor || bb->npp > 0) &&
 		result.value >= bb->best_outcome.value)
 		result.value = Min(result.value, CappedBound(bb, x, joining, exclusive_in));
 	return result;
@@ -2209,8 +2294,8 @@ Branch(BB *bb, int x, const SOutcome *known, const int64 *known_pre)
  * tie, as Better wants); each exclusive candidate is then tried alone.
  * Stops after budget_ms (0: no limit) with the best found, optimal false.
  */
-void
-SearchBranchAndBound(SProblem *p, double budget_ms, SResult *result)
+static void
+BranchAndBound(SProblem *p, double budget_ms, SResult *result, const bool *seed)
 {
 	BB			bb;
 	bool	   *alone;
@@ -2251,9 +2336,61 @@ SearchBranchAndBound(SProblem *p, double budget_ms, SResult *result)
 			kind == BEN_MULTIPLIER || (kind == BEN_RECEIPT_OFF && p->promos[k].receipt_group >= 0))
 			bb.earners[bb.nearners++] = k;
 	}
+	/* what CapMoneyBound reads */
+	bb.discounts = palloc(sizeof(int) * Max(p->npromos, 1));
+	for (int k = 0; k < p->npromos; k++)
+	{
+		const SPromo *c = &p->promos[k];
+
+		if (c->in_points)
+			for (int i = 0; i < p->nlines; i++)
+				bb.npp += c->fpoints[i] > 0;
+		else if (c->kind != BEN_GIFT && c->kind != BEN_POINTS_PER &&
+				 c->kind != BEN_BONUS_LOT && c->kind != BEN_MULTIPLIER)
+			bb.discounts[bb.ndiscounts++] = k;
+	}
+	if (bb.npp > 0)
+	{
+		PPItem	   *items = palloc(sizeof(PPItem) * bb.npp);
+		int			n = 0;
+
+		for (int k = 0; k < p->npromos; k++)
+			for (int i = 0; i < p->nlines && p->promos[k].in_points; i++)
+				if (p->promos[k].fpoints[i] > 0)
+				{
+					const SPromo *c = &p->promos[k];
+
+					items[n].promo = k;
+					items[n].off = c->disc[i];
+					items[n].weight = c->disc[i] +
+						MoneyOf(&p->currencies[c->currency], c->fpoints[i]);
+					n++;
+				}
+		qsort(items, bb.npp, sizeof(PPItem), ppitem_cmp);
+		bb.pp_promo = palloc(sizeof(int) * bb.npp);
+		bb.pp_off = palloc(sizeof(int64) * bb.npp);
+		bb.pp_weight = palloc(sizeof(int64) * bb.npp);
+		for (n = 0; n < bb.npp; n++)
+		{
+			bb.pp_promo[n] = items[n].promo;
+			bb.pp_off[n] = items[n].off;
+			bb.pp_weight[n] = Max(items[n].weight, 1);
+		}
+		pfree(items);
+	}
 	clock_gettime(CLOCK_MONOTONIC, &bb.start);
 	alone = palloc0(sizeof(bool) * Max(p->npromos, 1));
 
+	/* a combination known to be good: the search need only beat it */
+	if (seed)
+	{
+		SOutcome	o;
+
+		memcpy(alone, seed, sizeof(bool) * p->npromos);
+		SetFixed(p, alone);
+		SearchEvaluate(p, alone, &o, NULL);
+		Consider(&bb, &o, alone);
+	}
 	SetFixed(p, bb.in);
 	Branch(&bb, 0, NULL, NULL);
 	/* and each exclusive candidate alone */
@@ -2290,8 +2427,8 @@ SearchBranchAndBound(SProblem *p, double budget_ms, SResult *result)
  * in the branch and bound), keeping the best by Better: the check the
  * branch and bound is tested against.
  */
-void
-SearchExhaustive(SProblem *p, SResult *result)
+static void
+Exhaustive(SProblem *p, SResult *result)
 {
 	int			n;
 	bool	   *in;
@@ -2301,17 +2438,15 @@ SearchExhaustive(SProblem *p, SResult *result)
 	bool		have = false;
 	SOutcome	best_outcome;
 
-	if (p->indexed && !p->exhaustive)
-		elog(ERROR, "SearchExhaustive after an index for the branch and bound");
-	p->exhaustive = true;
 	if (!p->indexed)
 		SearchIndex(p);
 	n = p->nsearched;
 	if (n > SEARCH_MAX_EXHAUSTIVE)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("exhaustive search over %d candidate promotions is too large", n),
-				 errdetail("It accepts at most %d.", SEARCH_MAX_EXHAUSTIVE)));
+				 errmsg("exhaustive search over %d choices is too large", n),
+				 errdetail("It accepts at most %d (a price in points is a choice on each of its lines).",
+						   SEARCH_MAX_EXHAUSTIVE)));
 	in = palloc0(sizeof(bool) * Max(p->npromos, 1));
 	best = palloc0(sizeof(bool) * Max(p->npromos, 1));
 	applied = palloc0(sizeof(bool) * Max(p->npromos, 1));
@@ -2344,4 +2479,177 @@ SearchExhaustive(SProblem *p, SResult *result)
 	SearchEvaluate(p, best, &result->outcome, NULL);
 	result->optimal = true;
 	pfree(in);
+}
+
+/*
+ * A price in points is a choice on each line it can take: of the lines a
+ * combination offers it, it reserves points only for those, so that the
+ * points go where they save most (a smaller request never beats "max").
+ * The search runs on a copy of the problem where each price in points
+ * (not exclusive: one alone takes every line it can) that may take more
+ * than one line is one candidate per line, in line order at its place;
+ * evaluated, a combination of the copy is the same as the combination of
+ * the promotions with the lines left out in line_off.  NULL when no price
+ * in points needs it; else origin[] and line[] map each candidate of the
+ * copy to its promotion and, for one of a price in points, its line (-1).
+ */
+static SProblem *
+SearchSplit(const SProblem *p, int **origin, int **line)
+{
+	int			L = p->nlines;
+	int			n = 0;
+	int			m = 0;
+	bool		need = false;
+	SProblem   *q;
+
+	for (int k = 0; k < p->npromos; k++)
+	{
+		const SPromo *c = &p->promos[k];
+		int			lines = 0;
+
+		if (c->in_points && !c->exclusive)
+			for (int i = 0; i < L; i++)
+				lines += c->fpoints[i] > 0;
+		need |= lines > 1;
+		n += Max(lines, 1);
+	}
+	if (!need)
+		return NULL;
+	q = palloc(sizeof(SProblem));
+	*q = *p;
+	q->npromos = n;
+	q->promos = palloc0(sizeof(SPromo) * n);
+	q->indexed = false;
+	q->scratch = NULL;
+	q->line_off = NULL;
+	*origin = palloc(sizeof(int) * n);
+	*line = palloc(sizeof(int) * n);
+	for (int k = 0; k < p->npromos; k++)
+	{
+		const SPromo *c = &p->promos[k];
+		int			lines = 0;
+
+		if (c->in_points && !c->exclusive)
+			for (int i = 0; i < L; i++)
+				lines += c->fpoints[i] > 0;
+		if (lines <= 1)
+		{
+			q->promos[m] = *c;
+			(*origin)[m] = k;
+			(*line)[m++] = -1;
+			continue;
+		}
+		for (int i = 0; i < L; i++)
+		{
+			SPromo	   *s = &q->promos[m];
+
+			if (c->fpoints[i] <= 0)
+				continue;
+			*s = *c;
+			s->disc = palloc0(sizeof(int64) * L);
+			s->fpoints = palloc0(sizeof(int64) * L);
+			s->lineval = palloc0(sizeof(int64) * L);
+			s->elig = palloc0(sizeof(bool) * L);
+			s->disc[i] = c->disc[i];
+			s->fpoints[i] = c->fpoints[i];
+			s->lineval[i] = c->lineval[i];
+			s->elig[i] = true;
+			s->ub = c->lineval[i];
+			(*origin)[m] = k;
+			(*line)[m++] = i;
+		}
+	}
+	return q;
+}
+
+/*
+ * The result of the search over the copy q, for p: a promotion is chosen
+ * when one of its candidates is, and a price in points chosen leaves out
+ * the lines whose candidates are not.
+ */
+static void
+SearchJoin(SProblem *p, const SProblem *q, const int *origin, const int *line,
+		   const SResult *r, SResult *result)
+{
+	int			L = p->nlines;
+
+	result->chosen = palloc0(sizeof(bool) * Max(p->npromos, 1));
+	p->line_off = palloc0(sizeof(bool) * Max(p->npromos * L, 1));
+	for (int k = 0; k < q->npromos; k++)
+		if (r->chosen[k])
+			result->chosen[origin[k]] = true;
+	for (int k = 0; k < q->npromos; k++)
+		if (line[k] >= 0 && !r->chosen[k] && result->chosen[origin[k]])
+			p->line_off[origin[k] * L + line[k]] = true;
+	if (!p->indexed)
+		SearchIndex(p);
+	SetFixed(p, result->chosen);
+	SearchEvaluate(p, result->chosen, &result->outcome, NULL);
+	result->optimal = r->optimal;
+	result->explored = r->explored;
+}
+
+/*
+ * The best combination by the branch and bound, within budget_ms (0: no
+ * limit); result->optimal is false when the budget stopped it.
+ */
+void
+SearchBranchAndBound(SProblem *p, double budget_ms, SResult *result)
+{
+	int		   *origin;
+	int		   *line;
+	SProblem   *q;
+
+	if (p->indexed && p->exhaustive)
+		elog(ERROR, "SearchBranchAndBound after an index for the exhaustive search");
+	q = SearchSplit(p, &origin, &line);
+	if (q == NULL)
+		BranchAndBound(p, budget_ms, result, NULL);
+	else
+	{
+		/*
+		 * First the best with every price in points taking all the lines it
+		 * can (quick: the lines are no choices); the search over the lines
+		 * starts from it, so that when its time runs out the answer is
+		 * never worse.
+		 */
+		SResult		whole;
+		SResult		r;
+		bool	   *seed = palloc0(sizeof(bool) * q->npromos);
+		struct timespec start;
+		double		left = budget_ms;
+
+		clock_gettime(CLOCK_MONOTONIC, &start);
+		BranchAndBound(p, budget_ms, &whole, NULL);
+		for (int k = 0; k < q->npromos; k++)
+			seed[k] = whole.chosen[origin[k]];
+		if (budget_ms > 0)
+			left = Max(budget_ms - ElapsedMs(&start), 0.001);
+		BranchAndBound(q, left, &r, seed);
+		r.explored += whole.explored;
+		SearchJoin(p, q, origin, line, &r, result);
+	}
+}
+
+/* The best combination by enumerating every one (SEARCH_MAX_EXHAUSTIVE) */
+void
+SearchExhaustive(SProblem *p, SResult *result)
+{
+	int		   *origin;
+	int		   *line;
+	SProblem   *q;
+
+	if (p->indexed && !p->exhaustive)
+		elog(ERROR, "SearchExhaustive after an index for the branch and bound");
+	p->exhaustive = true;
+	q = SearchSplit(p, &origin, &line);
+	if (q == NULL)
+		Exhaustive(p, result);
+	else
+	{
+		SResult		r;
+
+		Exhaustive(q, &r);
+		SearchJoin(p, q, origin, line, &r, result);
+	}
 }

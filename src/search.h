@@ -97,6 +97,9 @@ typedef struct SProblem
 	bool		can_spend;
 	bool		can_earn;
 	bool		exhaustive;		/* every candidate a choice, nothing assumed */
+	bool	   *line_off;		/* [promo * nlines + line]: a line a price in
+								 * points of the best leaves (SearchSplit), or
+								 * NULL */
 	/* built by SearchIndex, once the candidates are in their final order */
 	bool		indexed;
 	int		   *line_first;		/* [nlines + 1]: where each line's list starts */
