@@ -17,7 +17,7 @@
 #include "benefit.h"
 
 #define SEARCH_SCALE		INT64CONST(10000)
-#define SEARCH_MAX_EXHAUSTIVE 20	/* candidates the exhaustive check accepts */
+#define SEARCH_MAX_EXHAUSTIVE 20	/* choices the exhaustive check accepts */
 
 typedef struct SLine
 {
