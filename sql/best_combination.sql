@@ -174,6 +174,14 @@ SELECT l ->> 'line' AS line, l ->> 'discount' AS discount, l ->> 'points_amount'
 SELECT * FROM pg_temp.best('[{"line": 1, "qty": 3, "price": 110, "category": "pizza"},
                              {"line": 2, "qty": 1, "price": 1000, "category": "pizza"}]',
                            '{"program": "pizza", "customer": {"card": "20000001"}, "points": 100}');
+-- The exhaustive check enumerates at most 20 choices, and each line a price
+-- in points may take is one: 21 pizza lines are refused (54000).
+SELECT loyalty.calculate(jsonb_build_object('program', 'pizza', 'customer', '{"card": "20000001"}'::jsonb,
+                                            'points', 350, 'search', 'exhaustive',
+                                            'at', '2026-03-07T12:00:00+03:00',
+                                            'lines', (SELECT jsonb_agg(jsonb_build_object('line', i, 'qty', 1, 'price', 100 + i,
+                                                                                          'category', 'pizza'))
+                                                        FROM generate_series(1, 21) i)));
 -- Under a cap of 30%: a pizza of 1 000.00, 20% off it, "points": "max"
 -- (2 000 coins).  Without the promotion: coins pay 300.00 (the cap), 700.00
 -- to pay.  With it: 200.00 off, coins pay the 100.00 the cap leaves, 700.00

@@ -176,7 +176,7 @@ PrepareNForM(const SProblem *p, SPromo *c)
 	int64		free_units;
 	int64		edge = -1;		/* the price of the last free unit */
 	int64		below = 0;		/* units priced below it */
-	int64		at = 0;			/* units at it */
+	int64	   *part;
 
 	for (int i = 0; i < p->nlines; i++)
 		if (c->elig[i] && p->lines[i].units > 0)
@@ -199,10 +199,7 @@ PrepareNForM(const SProblem *p, SPromo *c)
 				n += p->lines[i].units;
 		edge = next;
 		if (below + n >= free_units)
-		{
-			at = n;
 			break;
-		}
 		below += n;
 	}
 	for (int i = 0; i < p->nlines; i++)
@@ -219,15 +216,11 @@ PrepareNForM(const SProblem *p, SPromo *c)
 			room[i] = Max(0, l->amount - l->floor);
 		}
 	}
-	if (at > 0)
-	{
-		int64	   *part = palloc(sizeof(int64) * p->nlines);
-
-		SpreadLargestRemainder((free_units - below) * edge, weight, room, p->nlines, part);
-		for (int i = 0; i < p->nlines; i++)
-			c->disc[i] += part[i];
-		pfree(part);
-	}
+	part = palloc(sizeof(int64) * p->nlines);
+	SpreadLargestRemainder((free_units - below) * edge, weight, room, p->nlines, part);
+	for (int i = 0; i < p->nlines; i++)
+		c->disc[i] += part[i];
+	pfree(part);
 done:
 	pfree(weight);
 	pfree(room);
@@ -1682,7 +1675,7 @@ typedef struct BB
 	int			nearners;
 	int64		cap_floor;		/* the least CappedBound can say without
 								 * prices in points */
-	int			npp;			/* prices in points on a line (PointsLineBound) */
+	int			npp;			/* prices in points on a line (CapMoneyBound) */
 	int		   *pp_promo;		/* in order of money off per money of the cap */
 	int64	   *pp_off;			/* its money off there */
 	int64	   *pp_weight;		/* the cap it uses: money off plus the points' worth */
@@ -2336,23 +2329,24 @@ BranchAndBound(SProblem *p, double budget_ms, SResult *result, const bool *seed)
 			kind == BEN_MULTIPLIER || (kind == BEN_RECEIPT_OFF && p->promos[k].receipt_group >= 0))
 			bb.earners[bb.nearners++] = k;
 	}
-	/* what CapMoneyBound reads */
-	bb.discounts = palloc(sizeof(int) * Max(p->npromos, 1));
+	/* what CapMoneyBound reads, when prices in points are candidates */
 	for (int k = 0; k < p->npromos; k++)
-	{
-		const SPromo *c = &p->promos[k];
-
-		if (c->in_points)
-			for (int i = 0; i < p->nlines; i++)
-				bb.npp += c->fpoints[i] > 0;
-		else if (c->kind != BEN_GIFT && c->kind != BEN_POINTS_PER &&
-				 c->kind != BEN_BONUS_LOT && c->kind != BEN_MULTIPLIER)
-			bb.discounts[bb.ndiscounts++] = k;
-	}
+		for (int i = 0; i < p->nlines && p->promos[k].in_points; i++)
+			bb.npp += p->promos[k].fpoints[i] > 0;
 	if (bb.npp > 0)
 	{
 		PPItem	   *items = palloc(sizeof(PPItem) * bb.npp);
 		int			n = 0;
+
+		bb.discounts = palloc(sizeof(int) * p->npromos);
+		for (int k = 0; k < p->npromos; k++)
+		{
+			BenefitKind kind = p->promos[k].kind;
+
+			if (!p->promos[k].in_points && kind != BEN_GIFT && kind != BEN_POINTS_PER &&
+				kind != BEN_BONUS_LOT && kind != BEN_MULTIPLIER)
+				bb.discounts[bb.ndiscounts++] = k;
+		}
 
 		for (int k = 0; k < p->npromos; k++)
 			for (int i = 0; i < p->nlines && p->promos[k].in_points; i++)
@@ -2493,6 +2487,18 @@ Exhaustive(SProblem *p, SResult *result)
  * in points needs it; else origin[] and line[] map each candidate of the
  * copy to its promotion and, for one of a price in points, its line (-1).
  */
+/* The lines a price in points is searched on one by one: 0 or 1 if none */
+static int
+SplitLines(const SProblem *p, const SPromo *c)
+{
+	int			lines = 0;
+
+	if (c->in_points && !c->exclusive)
+		for (int i = 0; i < p->nlines; i++)
+			lines += c->fpoints[i] > 0;
+	return lines;
+}
+
 static SProblem *
 SearchSplit(const SProblem *p, int **origin, int **line)
 {
@@ -2504,12 +2510,8 @@ SearchSplit(const SProblem *p, int **origin, int **line)
 
 	for (int k = 0; k < p->npromos; k++)
 	{
-		const SPromo *c = &p->promos[k];
-		int			lines = 0;
+		int			lines = SplitLines(p, &p->promos[k]);
 
-		if (c->in_points && !c->exclusive)
-			for (int i = 0; i < L; i++)
-				lines += c->fpoints[i] > 0;
 		need |= lines > 1;
 		n += Max(lines, 1);
 	}
@@ -2527,12 +2529,8 @@ SearchSplit(const SProblem *p, int **origin, int **line)
 	for (int k = 0; k < p->npromos; k++)
 	{
 		const SPromo *c = &p->promos[k];
-		int			lines = 0;
 
-		if (c->in_points && !c->exclusive)
-			for (int i = 0; i < L; i++)
-				lines += c->fpoints[i] > 0;
-		if (lines <= 1)
+		if (SplitLines(p, c) <= 1)
 		{
 			q->promos[m] = *c;
 			(*origin)[m] = k;
