@@ -4,7 +4,7 @@
 -- every function that runs with its owner's rights fixes its search_path.)
 CREATE EXTENSION loyalty;
 SELECT c.setting || '/extension/loyalty--' || e.extversion || '.sql' AS script,
-       c.setting || '/extension/loyalty--0.10--0.11.sql' AS upgrade
+       c.setting || '/extension/loyalty--0.11--0.12.sql' AS upgrade
   FROM pg_config c, pg_extension e
  WHERE c.name = 'SHAREDIR' AND e.extname = 'loyalty' \gset
 SELECT length(pg_read_file(:'script')) > 100000 AS script_read;

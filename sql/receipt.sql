@@ -193,6 +193,15 @@ SELECT count(*) AS in_default FROM loyalty.receipt_default;
 SELECT count(*) AS in_month FROM loyalty.receipt
  WHERE tableoid = format('loyalty.receipt_%s', to_char(now(), 'YYYY_MM'))::regclass;
 SELECT count(*) AS lines_in_default FROM loyalty.receipt_line_default;
+-- every partition keeps its parent's lz4 compression of the answer and the
+-- document (the receipt's kilobytes of JSON)
+SELECT a.attrelid::regclass = 'loyalty.receipt'::regclass AS parent, count(*) AS columns,
+       count(*) FILTER (WHERE a.attcompression = 'l') AS lz4
+  FROM pg_attribute a
+ WHERE a.attname IN ('answer', 'document')
+   AND a.attrelid IN (SELECT 'loyalty.receipt'::regclass
+                      UNION ALL SELECT inhrelid FROM pg_inherits WHERE inhparent = 'loyalty.receipt'::regclass)
+ GROUP BY 1 ORDER BY 1;
 SELECT * FROM pg_temp.err($$SELECT loyalty.create_partitions(-1)$$);
 SELECT * FROM pg_temp.err($$SELECT loyalty.partition_indexes('ledger', 'ledger_x')$$);
 -- a replay still finds the receipt in its partition

@@ -1,6 +1,8 @@
 -- src/access.sql — tenants: which programmes a role reaches (src/access.c).
--- The roles, their grants and the row-level security that use it are in
--- src/roles.sql, at the end of the install script.
+-- Early in the install script, since every table's row-level security and
+-- every function's check call these.  The bindings themselves are the table
+-- program_access (src/program.sql: a binding names a programme); the roles
+-- and their grants are in src/roles.sql, at the end of the install script.
 
 -- Who makes a change: the role in effect (the login role, or the one chosen
 -- by SET ROLE), also inside the functions that run as their owner.
@@ -11,32 +13,12 @@ LANGUAGE C STABLE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION @extschema@.actor() IS
 'the role in effect (login role or SET ROLE), recorded as the actor of changes';
 
--- Bindings of roles to programmes.
-CREATE TABLE @extschema@.program_access (
-    role        pg_catalog.regrole NOT NULL,
-    program_id  bigint REFERENCES @extschema@.program (id) ON DELETE CASCADE,
-    granted_by  text NOT NULL DEFAULT @extschema@.actor(),
-    granted_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    CONSTRAINT program_access_key UNIQUE NULLS NOT DISTINCT (role, program_id)
-);
-COMMENT ON TABLE @extschema@.program_access IS
-'which programmes a role reaches: its own bindings and those of the roles whose privileges it has; superusers reach every programme';
-COMMENT ON COLUMN @extschema@.program_access.role IS 'the role bound (a group role of tills, a back office, an analyst)';
-COMMENT ON COLUMN @extschema@.program_access.program_id IS 'the programme; NULL: every programme, present and future';
-COMMENT ON COLUMN @extschema@.program_access.granted_by IS 'the role that made the binding';
-COMMENT ON COLUMN @extschema@.program_access.granted_at IS 'when';
-SELECT pg_catalog.pg_extension_config_dump('@extschema@.program_access', '');
-
 CREATE FUNCTION @extschema@.access_changed()
 RETURNS trigger
 AS 'MODULE_PATHNAME', 'loyalty_access_changed'
 LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION @extschema@.access_changed() IS
 'trigger: the bindings changed; every session reads them again at its next check';
-CREATE TRIGGER program_access_changed
-    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.program_access
-    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.access_changed();
-
 CREATE FUNCTION @extschema@.program_open(program_id bigint)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'loyalty_program_open'
@@ -57,6 +39,20 @@ AS 'MODULE_PATHNAME', 'loyalty_require_every_program'
 LANGUAGE C STABLE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION @extschema@.require_every_program(text) IS
 'raise 42501 (permission denied for what) unless the current role reaches every programme';
+
+-- History nobody rewrites (the ledger, customer_log, receipt_refund,
+-- tier_change): a statement trigger refuses UPDATE, DELETE and TRUNCATE.
+-- The trigger's argument, if any, is the hint (what to do instead).
+CREATE FUNCTION @extschema@.forbid_history_change()
+RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION '% of loyalty.% is not allowed: the table is append-only', TG_OP, TG_TABLE_NAME
+        USING ERRCODE = 'insufficient_privilege',
+              HINT = COALESCE(TG_ARGV[0], 'Correct a balance with loyalty.adjust, which appends an entry.');
+END
+$$;
 
 -- The programme a binding names, as an id (NULL: every programme), once the
 -- caller is shown to reach it: a role binds others only to what it reaches.

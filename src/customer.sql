@@ -13,11 +13,14 @@ CREATE TABLE @extschema@.customer (
     merged_into bigint REFERENCES @extschema@.customer (id),
     created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    tier_since  timestamptz,
+    tier_reviewed_at timestamptz NOT NULL DEFAULT '-infinity',
     UNIQUE (program_id, id),
     CHECK ((status OPERATOR(pg_catalog.=) 'merged') OPERATOR(pg_catalog.=) (merged_into IS NOT NULL))
 );
 CREATE INDEX customer_merged_into_idx ON @extschema@.customer (merged_into)
     WHERE merged_into IS NOT NULL;
+CREATE INDEX customer_tier_review_idx ON @extschema@.customer (program_id, tier_reviewed_at);
 COMMENT ON TABLE @extschema@.customer IS 'a person''s account in a programme';
 COMMENT ON COLUMN @extschema@.customer.id IS 'the customer id, unique in the database';
 COMMENT ON COLUMN @extschema@.customer.program_id IS 'the programme';
@@ -29,6 +32,10 @@ COMMENT ON COLUMN @extschema@.customer.attributes IS 'free attributes (a JSON ob
 COMMENT ON COLUMN @extschema@.customer.merged_into IS 'the account this one was merged into; always the final one';
 COMMENT ON COLUMN @extschema@.customer.created_at IS 'when the customer was enrolled';
 COMMENT ON COLUMN @extschema@.customer.updated_at IS 'set by the functions when they change the row';
+COMMENT ON COLUMN @extschema@.customer.tier_since IS 'when the customer got the current tier';
+COMMENT ON COLUMN @extschema@.customer.tier_reviewed_at IS 'when review_tiers last reviewed the customer; -infinity: never';
+ALTER TABLE @extschema@.customer ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON @extschema@.customer USING (@extschema@.program_open(program_id));
 
 CREATE TABLE @extschema@.identifier (
     program_id  bigint NOT NULL,
@@ -55,6 +62,8 @@ COMMENT ON COLUMN @extschema@.identifier.status IS 'active; blocked (lost or sto
 COMMENT ON COLUMN @extschema@.identifier.replaced_by IS 'the card number that replaced this card';
 COMMENT ON COLUMN @extschema@.identifier.created_at IS 'when the identifier was bound';
 COMMENT ON COLUMN @extschema@.identifier.updated_at IS 'set by the functions when they change the row';
+ALTER TABLE @extschema@.identifier ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON @extschema@.identifier USING (@extschema@.program_open(program_id));
 
 CREATE TABLE @extschema@.customer_log (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -78,6 +87,12 @@ COMMENT ON COLUMN @extschema@.customer_log.detail IS 'what changed, by action';
 COMMENT ON COLUMN @extschema@.customer_log.actor IS 'the role in effect: the login role, or the one set by SET ROLE (a SECURITY DEFINER function does not change it)';
 COMMENT ON COLUMN @extschema@.customer_log.reason IS 'why, as given by the caller';
 COMMENT ON COLUMN @extschema@.customer_log.created_at IS 'when';
+ALTER TABLE @extschema@.customer_log ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON @extschema@.customer_log USING (@extschema@.program_open(program_id));
+CREATE TRIGGER customer_log_append_only
+    BEFORE UPDATE OR DELETE OR TRUNCATE ON @extschema@.customer_log
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.forbid_history_change(
+        'The log of manual changes is history: it is not changed afterwards.');
 
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.customer', '');
 SELECT pg_catalog.pg_extension_config_dump(

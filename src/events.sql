@@ -8,24 +8,6 @@
 -- loyalty_events once, with the id of its first event, at commit (setting
 -- loyalty.notify_events); loyalty.take_events hands them over.
 
--- How long before a lot expires its customer hears of it, and how long an
--- event nobody took is kept.
-ALTER TABLE @extschema@.program
-    ADD COLUMN expiry_notice interval DEFAULT '14 days'
-    CHECK (expiry_notice OPERATOR(pg_catalog.>) '0'::interval),
-    ADD COLUMN event_retention interval DEFAULT '30 days'
-    CHECK (event_retention OPERATOR(pg_catalog.>) '0'::interval);
-COMMENT ON COLUMN @extschema@.program.expiry_notice IS 'how long before points expire the job notice_expiring emits a points_expiring event; NULL: never';
-COMMENT ON COLUMN @extschema@.program.event_retention IS 'events older than this that no consumer took are deleted by the job purge_events; NULL: kept until taken';
-
--- A lot's notice is sent once; the partial index holds the lots that still
--- need one, so the job reads only new lots.  Spending part of a lot
--- changes none of its columns: still a HOT update.
-ALTER TABLE @extschema@.lot ADD COLUMN expiry_noticed_at timestamptz;
-COMMENT ON COLUMN @extschema@.lot.expiry_noticed_at IS 'when the points_expiring event that names the lot was written (or the lot was passed over as already expired); NULL: not yet';
-CREATE INDEX lot_notice_idx ON @extschema@.lot (valid_to, id)
-    WHERE live AND valid_to IS NOT NULL AND expiry_noticed_at IS NULL;
-
 CREATE TABLE @extschema@.event (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     program_id  bigint NOT NULL,
@@ -45,6 +27,8 @@ COMMENT ON COLUMN @extschema@.event.type IS 'balance_changed, receipt_committed,
 COMMENT ON COLUMN @extschema@.event.customer_id IS 'the customer; NULL for a receipt without one';
 COMMENT ON COLUMN @extschema@.event.payload IS 'what happened, by type (docs/events.md)';
 COMMENT ON COLUMN @extschema@.event.created_at IS 'the time of the transaction that wrote it';
+ALTER TABLE @extschema@.event ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON @extschema@.event USING (@extschema@.program_open(program_id));
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.event', '');
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('@extschema@.event', 'id'), '');
 

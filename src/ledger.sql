@@ -16,6 +16,7 @@ CREATE TABLE @extschema@.wallet (
     pending_until timestamptz,
     merged_into bigint,
     updated_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    debt        bigint NOT NULL DEFAULT 0 CHECK (debt OPERATOR(pg_catalog.>=) 0),
     PRIMARY KEY (customer_id, currency),
     FOREIGN KEY (program_id, customer_id) REFERENCES @extschema@.customer (program_id, id),
     FOREIGN KEY (program_id, currency) REFERENCES @extschema@.currency (program_id, code)
@@ -32,6 +33,9 @@ COMMENT ON COLUMN @extschema@.wallet.restricted IS 'points of the wallet''s lots
 COMMENT ON COLUMN @extschema@.wallet.pending_until IS 'the latest valid_from of the wallet''s lots: a transaction whose now() is earlier reads the lots one by one (NULL: no lot yet)';
 COMMENT ON COLUMN @extschema@.wallet.merged_into IS 'set when the customer was merged away: the wallet takes no more operations';
 COMMENT ON COLUMN @extschema@.wallet.updated_at IS 'time of the last ledger entry (or of the merge)';
+COMMENT ON COLUMN @extschema@.wallet.debt IS 'points owed by refunds of receipts whose earned points were spent: the next accruals pay it first';
+ALTER TABLE @extschema@.wallet ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON @extschema@.wallet USING (@extschema@.program_open(program_id));
 
 CREATE TABLE @extschema@.ledger (
     program_id       bigint NOT NULL,
@@ -82,6 +86,8 @@ COMMENT ON COLUMN @extschema@.ledger.lot_amounts IS 'how much each of lot_ids pa
 COMMENT ON COLUMN @extschema@.ledger.actor IS 'who made the change: the role in effect (login role, or the one set by SET ROLE), or the actor named by an adjustment';
 COMMENT ON COLUMN @extschema@.ledger.reason IS 'why: required for adjust, transfer and convert; lot expired and hold expired for the entries of the touch; the merge''s reason for its transfers';
 COMMENT ON COLUMN @extschema@.ledger.created_at IS 'the start of the writing transaction: shared by its entries, not an order (use version)';
+ALTER TABLE @extschema@.ledger ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON @extschema@.ledger USING (@extschema@.program_open(program_id));
 
 CREATE TABLE @extschema@.lot (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -99,6 +105,7 @@ CREATE TABLE @extschema@.lot (
     source_lot_id   bigint,
     live            boolean NOT NULL DEFAULT true,
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    expiry_noticed_at timestamptz,
     -- one CHECK, since every write of a lot evaluates them all
     CONSTRAINT lot_amounts_check CHECK (remaining OPERATOR(pg_catalog.>=) 0
                                         AND remaining OPERATOR(pg_catalog.<=) amount
@@ -114,9 +121,18 @@ CREATE TABLE @extschema@.lot (
 CREATE INDEX lot_wallet_live_idx
     ON @extschema@.lot (customer_id, currency, valid_to, priority DESC, id)
     WHERE live;
--- Lots due for recording as expired, for expire_due.
-CREATE INDEX lot_due_idx ON @extschema@.lot (valid_to)
+-- Lots due for recording as expired, for expire_due.  The sweeps read what
+-- is due in (deadline, id) order, a chunk at a time: with the deadline alone
+-- in the index, lots that expire at the same instant (the end of a month, a
+-- campaign's last day) were sorted anew for every chunk.
+CREATE INDEX lot_due_idx ON @extschema@.lot (valid_to, id)
     WHERE live AND valid_to IS NOT NULL;
+-- A lot's expiry notice is sent once (the job notice_expiring,
+-- src/events.sql); this index holds the lots that still need one, so the job
+-- reads only new lots.  Spending part of a lot changes none of its columns:
+-- still a HOT update.
+CREATE INDEX lot_notice_idx ON @extschema@.lot (valid_to, id)
+    WHERE live AND valid_to IS NOT NULL AND expiry_noticed_at IS NULL;
 COMMENT ON TABLE @extschema@.lot IS 'points with a validity window: they count while valid_from <= now() < valid_to';
 COMMENT ON COLUMN @extschema@.lot.id IS 'the lot; lower ids are older and spent first among equals';
 COMMENT ON COLUMN @extschema@.lot.program_id IS 'the wallet''s programme';
@@ -133,6 +149,9 @@ COMMENT ON COLUMN @extschema@.lot.created_version IS 'version of the ledger entr
 COMMENT ON COLUMN @extschema@.lot.source_lot_id IS 'the lot these points came from (transfer, conversion, merge)';
 COMMENT ON COLUMN @extschema@.lot.live IS 'remaining > 0: the lot is in the partial indexes of live lots';
 COMMENT ON COLUMN @extschema@.lot.created_at IS 'when the lot was written';
+COMMENT ON COLUMN @extschema@.lot.expiry_noticed_at IS 'when the points_expiring event that names the lot was written (or the lot was passed over as already expired); NULL: not yet';
+ALTER TABLE @extschema@.lot ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON @extschema@.lot USING (@extschema@.program_open(program_id));
 
 -- Which lots paid how much of an entry: kept in the entry itself (lot_ids,
 -- lot_amounts), so that spending writes no row more than the entry, and
@@ -171,7 +190,8 @@ CREATE TABLE @extschema@.hold (
 );
 CREATE INDEX hold_wallet_active_idx ON @extschema@.hold (customer_id, currency, expires_at)
     WHERE status OPERATOR(pg_catalog.=) 'active';
-CREATE INDEX hold_due_idx ON @extschema@.hold (expires_at)
+-- Holds due for expiry, in (deadline, id) order, for release_expired_holds.
+CREATE INDEX hold_due_idx ON @extschema@.hold (expires_at, id)
     WHERE status OPERATOR(pg_catalog.=) 'active';
 COMMENT ON TABLE @extschema@.hold IS 'points reserved for a payment in progress: captured, released, or expired at expires_at';
 COMMENT ON COLUMN @extschema@.hold.id IS 'the hold id that hold returns';
@@ -188,19 +208,10 @@ COMMENT ON COLUMN @extschema@.hold.created_version IS 'version of the hold entry
 COMMENT ON COLUMN @extschema@.hold.resolved_version IS 'version of the entry that captured, released or expired it';
 COMMENT ON COLUMN @extschema@.hold.created_at IS 'when the hold was placed';
 COMMENT ON COLUMN @extschema@.hold.resolved_at IS 'when it was captured, released or expired';
+ALTER TABLE @extschema@.hold ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON @extschema@.hold USING (@extschema@.program_open(program_id));
 
--- The ledger is history: nobody rewrites it.  The trigger's argument, if
--- any, is the hint (what to do instead).
-CREATE FUNCTION @extschema@.forbid_history_change()
-RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    RAISE EXCEPTION '% of loyalty.% is not allowed: the table is append-only', TG_OP, TG_TABLE_NAME
-        USING ERRCODE = 'insufficient_privilege',
-              HINT = COALESCE(TG_ARGV[0], 'Correct a balance with loyalty.adjust, which appends an entry.');
-END
-$$;
+-- The ledger is history: nobody rewrites it (src/access.sql).
 CREATE TRIGGER ledger_append_only
     BEFORE UPDATE OR DELETE OR TRUNCATE ON @extschema@.ledger
     FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.forbid_history_change();

@@ -21,6 +21,8 @@ COMMENT ON COLUMN @extschema@.product.name IS 'the name shown on receipts and in
 COMMENT ON COLUMN @extschema@.product.category IS 'category path, names separated by "/" (ski/alpine/men): what category <@ ''ski'' tests';
 COMMENT ON COLUMN @extschema@.product.brand IS 'brand, as conditions compare it (brand = ''Atomic'')';
 COMMENT ON COLUMN @extschema@.product.attributes IS 'any other attributes conditions read (size, colour, sport, tags...): a JSON object';
+ALTER TABLE @extschema@.product ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON @extschema@.product USING (@extschema@.program_open(program_id));
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.product', '');
 
 -- Each backend keeps the products it read for calculate (src/product.c): a

@@ -2,23 +2,6 @@
 -- offers, usage counters, segments), the programme's caps, the catalogue
 -- generation, and loyalty.calculate (src/calculate.c).
 
--- Caps and rounding of a programme, read by calculate.
-ALTER TABLE @extschema@.program
-    ADD COLUMN min_line_price numeric NOT NULL DEFAULT 0
-        CHECK (min_line_price OPERATOR(pg_catalog.>=) 0
-               AND pg_catalog.scale(min_line_price) OPERATOR(pg_catalog.<=) money_exponent),
-    ADD COLUMN discount_step numeric NOT NULL DEFAULT 0
-        CHECK (discount_step OPERATOR(pg_catalog.>=) 0
-               AND pg_catalog.scale(discount_step) OPERATOR(pg_catalog.<=) money_exponent),
-    ADD COLUMN points_excluded @extschema@.condition,
-    ADD COLUMN earn_weight numeric NOT NULL DEFAULT 1
-        CHECK (earn_weight OPERATOR(pg_catalog.>=) 0 AND earn_weight OPERATOR(pg_catalog.<=) 1
-               AND pg_catalog.scale(earn_weight) OPERATOR(pg_catalog.<=) 4);
-COMMENT ON COLUMN @extschema@.program.min_line_price IS 'no line is discounted or paid with points below this amount of money, in major units (1.00)';
-COMMENT ON COLUMN @extschema@.program.discount_step IS 'percent discounts of a line are rounded down to a multiple of this amount of money, in major units (1 for whole roubles); 0: the minor unit';
-COMMENT ON COLUMN @extschema@.program.points_excluded IS 'a condition: the lines that points may not pay for (category <@ ''tobacco''); NULL: none';
-COMMENT ON COLUMN @extschema@.program.earn_weight IS 'weight of earned points, at their money value, against money off when calculate compares combinations (0 to 1)';
-
 CREATE TABLE @extschema@.promotion (
     id                 bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     program_id         bigint NOT NULL REFERENCES @extschema@.program (id),
@@ -93,6 +76,8 @@ COMMENT ON COLUMN @extschema@.promotion.limit_total IS 'uses over all customers;
 COMMENT ON COLUMN @extschema@.promotion.budget IS 'money the promotion may give away over all customers, in major units; NULL: no limit';
 COMMENT ON COLUMN @extschema@.promotion.created_at IS 'when the promotion was created';
 COMMENT ON COLUMN @extschema@.promotion.updated_at IS 'set by the trigger promotion_check on every UPDATE';
+ALTER TABLE @extschema@.promotion ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON @extschema@.promotion USING (@extschema@.program_open(program_id));
 
 CREATE INDEX promotion_active_idx ON @extschema@.promotion (program_id)
     WHERE status OPERATOR(pg_catalog.=) 'active';
@@ -134,6 +119,8 @@ COMMENT ON COLUMN @extschema@.coupon.state IS 'issued; redeemed (used up); cance
 COMMENT ON COLUMN @extschema@.coupon.created_at IS 'when the coupon was issued';
 COMMENT ON COLUMN @extschema@.coupon.issued_by IS 'the role that issued it (loyalty.actor()); NULL for coupons issued before 0.10';
 COMMENT ON COLUMN @extschema@.coupon.issue_reason IS 'why it was issued (a campaign, a complaint), as the issuer wrote it';
+ALTER TABLE @extschema@.coupon ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON @extschema@.coupon USING (@extschema@.program_open(program_id));
 
 CREATE TABLE @extschema@.personal_offer (
     customer_id  bigint NOT NULL,
@@ -153,6 +140,8 @@ COMMENT ON COLUMN @extschema@.personal_offer.program_id IS 'the programme of bot
 COMMENT ON COLUMN @extschema@.personal_offer.uses_left IS 'uses the customer has left; NULL: without limit';
 COMMENT ON COLUMN @extschema@.personal_offer.valid IS 'when the offer may be used; the default: always';
 COMMENT ON COLUMN @extschema@.personal_offer.created_at IS 'when the offer was made';
+ALTER TABLE @extschema@.personal_offer ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON @extschema@.personal_offer USING (@extschema@.program_open(program_id));
 
 CREATE TABLE @extschema@.counter (
     promotion_id bigint NOT NULL REFERENCES @extschema@.promotion (id),
@@ -170,17 +159,41 @@ COMMENT ON COLUMN @extschema@.counter.period_start IS 'first day of the period (
 COMMENT ON COLUMN @extschema@.counter.uses IS 'receipts that used the promotion in the period';
 COMMENT ON COLUMN @extschema@.counter.money IS 'discount given in the period, in minor units of money';
 COMMENT ON COLUMN @extschema@.counter.updated_at IS 'when the counter last moved';
+ALTER TABLE @extschema@.counter ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON @extschema@.counter USING (
+    EXISTS (SELECT 1 FROM @extschema@.promotion p
+             WHERE p.id OPERATOR(pg_catalog.=) promotion_id
+               AND @extschema@.program_open(p.program_id)));
 
 CREATE TABLE @extschema@.segment (
     program_id bigint NOT NULL REFERENCES @extschema@.program (id),
     code       text NOT NULL CHECK (code OPERATOR(pg_catalog.~) '^[a-z0-9][a-z0-9_-]{0,62}$'),
     name       text NOT NULL CHECK (name OPERATOR(pg_catalog.<>) ''),
-    PRIMARY KEY (program_id, code)
+    -- rule segments (src/tiers.sql)
+    kind          text NOT NULL DEFAULT 'static'
+                  CHECK (kind OPERATOR(pg_catalog.=) ANY ('{static,rule}'::text[])),
+    rule          @extschema@.condition,
+    stats_window  interval NOT NULL DEFAULT '365 days'
+                  CHECK (stats_window OPERATOR(pg_catalog.>) '0'::interval),
+    refresh_every interval NOT NULL DEFAULT '1 day'
+                  CHECK (refresh_every OPERATOR(pg_catalog.>) '0'::interval),
+    refreshed_at  timestamptz,
+    members       bigint,
+    PRIMARY KEY (program_id, code),
+    CONSTRAINT segment_rule_check CHECK ((kind OPERATOR(pg_catalog.=) 'rule') OPERATOR(pg_catalog.=) (rule IS NOT NULL))
 );
 COMMENT ON TABLE @extschema@.segment IS 'a named set of customers that promotions can address';
 COMMENT ON COLUMN @extschema@.segment.program_id IS 'the programme';
 COMMENT ON COLUMN @extschema@.segment.code IS 'the name promotion.segments lists: lower-case letters, digits, _ and -, 1 to 63 characters';
 COMMENT ON COLUMN @extschema@.segment.name IS 'display name';
+COMMENT ON COLUMN @extschema@.segment.kind IS 'static: members are added and removed by hand; rule: refresh_segments keeps the customers the rule holds for';
+COMMENT ON COLUMN @extschema@.segment.rule IS 'a condition over customer.* (the document calculate reads, with recency_days, frequency and monetary over stats_window)';
+COMMENT ON COLUMN @extschema@.segment.stats_window IS 'the window of the purchase statistics the rule reads';
+COMMENT ON COLUMN @extschema@.segment.refresh_every IS 'how often refresh_segments rebuilds a rule segment';
+COMMENT ON COLUMN @extschema@.segment.refreshed_at IS 'when the rule segment was last rebuilt; NULL: never';
+COMMENT ON COLUMN @extschema@.segment.members IS 'members after the last rebuild';
+ALTER TABLE @extschema@.segment ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON @extschema@.segment USING (@extschema@.program_open(program_id));
 
 CREATE TABLE @extschema@.segment_member (
     customer_id bigint NOT NULL,
@@ -191,11 +204,14 @@ CREATE TABLE @extschema@.segment_member (
     FOREIGN KEY (program_id, segment) REFERENCES @extschema@.segment (program_id, code) ON DELETE CASCADE,
     FOREIGN KEY (program_id, customer_id) REFERENCES @extschema@.customer (program_id, id)
 );
+CREATE INDEX segment_member_segment_idx ON @extschema@.segment_member (program_id, segment);
 COMMENT ON TABLE @extschema@.segment_member IS 'the customers of a segment';
 COMMENT ON COLUMN @extschema@.segment_member.customer_id IS 'the customer';
 COMMENT ON COLUMN @extschema@.segment_member.program_id IS 'the programme of both';
 COMMENT ON COLUMN @extschema@.segment_member.segment IS 'the segment''s code';
 COMMENT ON COLUMN @extschema@.segment_member.added_at IS 'when the customer was added';
+ALTER TABLE @extschema@.segment_member ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON @extschema@.segment_member USING (@extschema@.program_open(program_id));
 
 -- The catalogue generation: bumped by every statement that changes what the
 -- backends compile (promotions, programmes, currencies); a backend compares

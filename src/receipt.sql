@@ -27,6 +27,8 @@ COMMENT ON COLUMN @extschema@.receipt_key.committed_at IS 'when the receipt was 
 COMMENT ON COLUMN @extschema@.receipt_key.digest IS 'SHA-256 of the receipt document as committed: a replay must send the same document';
 COMMENT ON COLUMN @extschema@.receipt_key.program_id IS 'the programme';
 COMMENT ON COLUMN @extschema@.receipt_key.receipt_id IS 'the receipt id the till sent, unique in the programme';
+ALTER TABLE @extschema@.receipt_key ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON @extschema@.receipt_key USING (@extschema@.program_open(program_id));
 
 CREATE TABLE @extschema@.receipt (
     program_id     bigint NOT NULL,
@@ -47,17 +49,18 @@ CREATE TABLE @extschema@.receipt (
     coupons        text[] NOT NULL,
     counters       jsonb NOT NULL,
     offers         bigint[] NOT NULL,
-    answer         jsonb NOT NULL,
+    -- the answer and the document are some kilobytes of JSON: lz4
+    -- compresses them in a fraction of pglz's time
+    answer         jsonb COMPRESSION lz4 NOT NULL,
     actor          text NOT NULL,
     cancelled_at   timestamptz,
     cancel_reason  text,
     cancel_result  jsonb,
-    PRIMARY KEY (program_id, receipt_id, committed_at)
+    document       jsonb COMPRESSION lz4,
+    discount_lost  bigint NOT NULL DEFAULT 0 CHECK (discount_lost OPERATOR(pg_catalog.>=) 0)
 ) PARTITION BY RANGE (committed_at);
--- The answer is some kilobytes of JSON: lz4 compresses it in a fraction of
--- pglz's time.
-ALTER TABLE @extschema@.receipt ALTER COLUMN answer SET COMPRESSION lz4;
-CREATE INDEX receipt_customer_idx ON @extschema@.receipt (customer_id, committed_at);
+-- No key or index here: each partition has its own (see partition_indexes
+-- below).
 COMMENT ON TABLE @extschema@.receipt IS 'a committed receipt: its totals, what it spent, earned and used, and the answer commit gave; partitioned by the month of committed_at';
 COMMENT ON COLUMN @extschema@.receipt.receipt_id IS 'the receipt id the till sent, unique in the programme';
 COMMENT ON COLUMN @extschema@.receipt.committed_at IS 'the commit''s transaction time (the partition key)';
@@ -81,6 +84,12 @@ COMMENT ON COLUMN @extschema@.receipt.store IS 'the store the receipt named, as 
 COMMENT ON COLUMN @extschema@.receipt.cancelled_at IS 'when loyalty.cancel undid it; NULL while it stands';
 COMMENT ON COLUMN @extschema@.receipt.cancel_reason IS 'the reason given to loyalty.cancel';
 COMMENT ON COLUMN @extschema@.receipt.cancel_result IS 'the answer loyalty.cancel returned, which a repeated cancel returns again';
+COMMENT ON COLUMN @extschema@.receipt.document IS
+'the receipt as sent to commit, for recomputing the lines kept after a return (NULL for receipts committed before version 0.9)';
+COMMENT ON COLUMN @extschema@.receipt.discount_lost IS
+'minor units of discount the lines kept no longer earn after the returns so far, kept back from the money refunded';
+ALTER TABLE @extschema@.receipt ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON @extschema@.receipt USING (@extschema@.program_open(program_id));
 
 CREATE TABLE @extschema@.receipt_line (
     program_id     bigint NOT NULL,
@@ -97,8 +106,7 @@ CREATE TABLE @extschema@.receipt_line (
     discounts      jsonb NOT NULL,
     points_paid    jsonb NOT NULL,
     points_earned  jsonb NOT NULL,
-    refunded_qty   numeric NOT NULL DEFAULT 0,
-    PRIMARY KEY (program_id, receipt_id, committed_at, line)
+    refunded_qty   numeric NOT NULL DEFAULT 0
 ) PARTITION BY RANGE (committed_at);
 COMMENT ON TABLE @extschema@.receipt_line IS 'a line of a committed receipt with its discounts, points paid and points earned; partitioned like loyalty.receipt';
 COMMENT ON COLUMN @extschema@.receipt_line.line IS 'the line number of the receipt';
@@ -116,6 +124,8 @@ COMMENT ON COLUMN @extschema@.receipt_line.receipt_id IS 'the receipt of the lin
 COMMENT ON COLUMN @extschema@.receipt_line.committed_at IS 'the receipt''s committed_at (the partition key)';
 COMMENT ON COLUMN @extschema@.receipt_line.sku IS 'the line''s sku as sent (NULL if none)';
 COMMENT ON COLUMN @extschema@.receipt_line.qty IS 'the quantity sold, up to 3 decimals';
+ALTER TABLE @extschema@.receipt_line ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON @extschema@.receipt_line USING (@extschema@.program_open(program_id));
 
 CREATE TABLE @extschema@.receipt_refund (
     program_id       bigint NOT NULL,
@@ -132,6 +142,8 @@ CREATE TABLE @extschema@.receipt_refund (
     result           jsonb NOT NULL,
     actor            text NOT NULL,
     reason           text,
+    discount_withheld bigint NOT NULL DEFAULT 0,
+    counters_returned jsonb NOT NULL DEFAULT '[]',
     PRIMARY KEY (program_id, receipt_id, refund_id)
 );
 COMMENT ON TABLE @extschema@.receipt_refund IS 'a return of some lines of a committed receipt: what went back in money and points';
@@ -149,23 +161,75 @@ COMMENT ON COLUMN @extschema@.receipt_refund.created_at IS 'when the return was 
 COMMENT ON COLUMN @extschema@.receipt_refund.result IS 'the answer loyalty.refund returned, which a repeated refund returns again';
 COMMENT ON COLUMN @extschema@.receipt_refund.actor IS 'the role that made the return (login role, or the one set by SET ROLE)';
 COMMENT ON COLUMN @extschema@.receipt_refund.reason IS 'the reason given to loyalty.refund, if any';
+COMMENT ON COLUMN @extschema@.receipt_refund.discount_withheld IS
+'minor units kept back from the money because the lines kept lose a discount (negative: given back, a loss ended)';
+COMMENT ON COLUMN @extschema@.receipt_refund.counters_returned IS
+'the counter uses given back: promotions of the receipt that no longer hold for the lines kept';
+ALTER TABLE @extschema@.receipt_refund ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON @extschema@.receipt_refund USING (@extschema@.program_open(program_id));
+CREATE TRIGGER receipt_refund_append_only
+    BEFORE UPDATE OR DELETE OR TRUNCATE ON @extschema@.receipt_refund
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.forbid_history_change(
+        'A return is recorded by loyalty.refund; it is not changed afterwards.');
 
--- What a refund or cancel does when the points a receipt earned were spent:
--- record a debt that the next accruals pay first, or keep their value from
--- the money given back.
-ALTER TABLE @extschema@.program
-    ADD COLUMN refund_shortfall text NOT NULL DEFAULT 'debt'
-    CHECK (refund_shortfall OPERATOR(pg_catalog.=) ANY ('{debt,money}'::text[]));
-COMMENT ON COLUMN @extschema@.program.refund_shortfall IS 'when returned goods earned points the customer already spent: debt (owed, paid by the next accruals) or money (their value kept from the refund)';
-ALTER TABLE @extschema@.wallet
-    ADD COLUMN debt bigint NOT NULL DEFAULT 0 CHECK (debt OPERATOR(pg_catalog.>=) 0);
-COMMENT ON COLUMN @extschema@.wallet.debt IS 'points owed by refunds of receipts whose earned points were spent: the next accruals pay it first';
+-- The indexes of the receipt tables belong to each partition, not to the
+-- partitioned tables.  pg_dump cannot restore a partition of an extension's partitioned table whose index is a partition
+-- of the parent's index: it attaches the partition (which builds the index
+-- from the parent's) and later adds the partition's own primary key again,
+-- and the restore fails.  So every partition (the default ones here, the
+-- monthly ones in create_partitions) gets its own primary key and index,
+-- and the parents have none; a query by key still reaches one partition's
+-- index (the key holds committed_at, the partition key).
+
+CREATE FUNCTION @extschema@.partition_indexes(parent text, part text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF parent OPERATOR(pg_catalog.=) 'receipt' THEN
+        EXECUTE pg_catalog.format('ALTER TABLE @extschema@.%I ADD CONSTRAINT %I PRIMARY KEY (program_id, receipt_id, committed_at)',
+                                  part, part OPERATOR(pg_catalog.||) '_pkey');
+        EXECUTE pg_catalog.format('CREATE INDEX %I ON @extschema@.%I (customer_id, committed_at)',
+                                  part OPERATOR(pg_catalog.||) '_customer_idx', part);
+    ELSIF parent OPERATOR(pg_catalog.=) 'receipt_line' THEN
+        EXECUTE pg_catalog.format('ALTER TABLE @extschema@.%I ADD CONSTRAINT %I PRIMARY KEY (program_id, receipt_id, committed_at, line)',
+                                  part, part OPERATOR(pg_catalog.||) '_pkey');
+    ELSE
+        RAISE EXCEPTION 'partition_indexes: "%" is not a partitioned receipt table', parent
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- the reports read a day's rows by committed_at (src/reports.sql)
+    EXECUTE pg_catalog.format('CREATE INDEX %I ON @extschema@.%I USING brin (committed_at)',
+                              part OPERATOR(pg_catalog.||) '_committed_at_brin', part);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.partition_indexes(text, text) IS
+'give a partition of loyalty.receipt (primary key, customer index) or loyalty.receipt_line (primary key) its own indexes, and both a BRIN index on committed_at (internal: create_partitions)';
+REVOKE ALL ON FUNCTION @extschema@.partition_indexes(text, text) FROM PUBLIC;
+
+-- A partition read on its own (not through its parent) has the policy too.
+CREATE FUNCTION @extschema@.partition_security(part text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    EXECUTE pg_catalog.format('ALTER TABLE @extschema@.%I ENABLE ROW LEVEL SECURITY', part);
+    EXECUTE pg_catalog.format('CREATE POLICY tenant ON @extschema@.%I USING (@extschema@.program_open(program_id))', part);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.partition_security(text) IS
+'give a partition of the receipt tables the row-level security of its parent (internal: create_partitions)';
+REVOKE ALL ON FUNCTION @extschema@.partition_security(text) FROM PUBLIC;
 
 -- Rows of months that have no partition yet land in the default partitions;
 -- loyalty.create_partitions() (a daily job) keeps months ahead and moves
 -- such rows into their month.
 CREATE TABLE @extschema@.receipt_default PARTITION OF @extschema@.receipt DEFAULT;
+SELECT @extschema@.partition_indexes('receipt', 'receipt_default');
+SELECT @extschema@.partition_security('receipt_default');
 CREATE TABLE @extschema@.receipt_line_default PARTITION OF @extschema@.receipt_line DEFAULT;
+SELECT @extschema@.partition_indexes('receipt_line', 'receipt_line_default');
+SELECT @extschema@.partition_security('receipt_line_default');
 
 CREATE TABLE @extschema@.accrual_queue (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -203,6 +267,8 @@ COMMENT ON COLUMN @extschema@.accrual_queue.customer_id IS 'the customer the poi
 COMMENT ON COLUMN @extschema@.accrual_queue.currency IS 'the points currency';
 COMMENT ON COLUMN @extschema@.accrual_queue.priority IS 'priority of the lot to create (higher is spent first among lots that expire together)';
 COMMENT ON COLUMN @extschema@.accrual_queue.created_at IS 'when the receipt queued it';
+ALTER TABLE @extschema@.accrual_queue ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON @extschema@.accrual_queue USING (@extschema@.program_open(program_id));
 
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.receipt_key', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.receipt_default', '');
@@ -211,17 +277,6 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.accrual_queue', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.receipt_refund', '');
 SELECT pg_catalog.pg_extension_config_dump(
     pg_catalog.pg_get_serial_sequence('@extschema@.accrual_queue', 'id'), '');
-
--- The sweeps read what is due in (deadline, id) order, a chunk at a time:
--- with the deadline alone in the index, lots that expire at the same
--- instant (the end of a month, a campaign's last day) were sorted anew for
--- every chunk.
-DROP INDEX @extschema@.lot_due_idx;
-CREATE INDEX lot_due_idx ON @extschema@.lot (valid_to, id)
-    WHERE live AND valid_to IS NOT NULL;
-DROP INDEX @extschema@.hold_due_idx;
-CREATE INDEX hold_due_idx ON @extschema@.hold (expires_at, id)
-    WHERE status OPERATOR(pg_catalog.=) 'active';
 
 -- The ledger operations of receipts (src/receipt.c)
 
@@ -1255,7 +1310,7 @@ BEGIN
         FOREACH parent IN ARRAY '{receipt,receipt_line}'::text[] LOOP
             name := pg_catalog.format('%s_%s', parent, pg_catalog.to_char(first, 'YYYY_MM'));
             CONTINUE WHEN pg_catalog.to_regclass(pg_catalog.format('@extschema@.%I', name)) IS NOT NULL;
-            EXECUTE pg_catalog.format('CREATE TABLE @extschema@.%I (LIKE @extschema@.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
+            EXECUTE pg_catalog.format('CREATE TABLE @extschema@.%I (LIKE @extschema@.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING COMPRESSION)',
                                       name, parent);
             EXECUTE pg_catalog.format(
                 'WITH moved AS (DELETE FROM @extschema@.%I WHERE committed_at >= %L AND committed_at < %L RETURNING *)'

@@ -7,24 +7,6 @@
 -- the three returned), or gives it back when a later return ends the loss.
 -- The counters of promotions that no longer hold are given back.
 
-ALTER TABLE @extschema@.receipt
-    ADD COLUMN document jsonb,
-    ADD COLUMN discount_lost bigint NOT NULL DEFAULT 0
-        CHECK (discount_lost OPERATOR(pg_catalog.>=) 0);
-ALTER TABLE @extschema@.receipt ALTER COLUMN document SET COMPRESSION lz4;
-COMMENT ON COLUMN @extschema@.receipt.document IS
-'the receipt as sent to commit, for recomputing the lines kept after a return (NULL for receipts committed before version 0.9)';
-COMMENT ON COLUMN @extschema@.receipt.discount_lost IS
-'minor units of discount the lines kept no longer earn after the returns so far, kept back from the money refunded';
-
-ALTER TABLE @extschema@.receipt_refund
-    ADD COLUMN discount_withheld bigint NOT NULL DEFAULT 0,
-    ADD COLUMN counters_returned jsonb NOT NULL DEFAULT '[]';
-COMMENT ON COLUMN @extschema@.receipt_refund.discount_withheld IS
-'minor units kept back from the money because the lines kept lose a discount (negative: given back, a loss ended)';
-COMMENT ON COLUMN @extschema@.receipt_refund.counters_returned IS
-'the counter uses given back: promotions of the receipt that no longer hold for the lines kept';
-
 -- The ids of the promotions an answer of calculate applied
 CREATE FUNCTION @extschema@.applied_promotion_ids(pid bigint, answer jsonb)
 RETURNS bigint[]

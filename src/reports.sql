@@ -362,10 +362,6 @@ COMMENT ON COLUMN @extschema@.store_days.points_money IS 'money paid with points
 COMMENT ON COLUMN @extschema@.store_days.to_pay IS 'money paid, as committed';
 COMMENT ON COLUMN @extschema@.store_days.money_currency IS 'ISO 4217 code of money';
 
--- The day series above read receipts and tier changes by time: BRIN indexes
--- on their time (the receipt partitions get theirs in partition_indexes).
-CREATE INDEX tier_change_changed_at_brin ON @extschema@.tier_change USING brin (changed_at);
-
 REVOKE ALL ON FUNCTION
     @extschema@.expiring_day(bigint, date),
     @extschema@.promotion_day(bigint, date),

@@ -9,14 +9,6 @@
 -- document and purchase statistics (recency, frequency, monetary).  Their
 -- benefits are promotions whose audience is the tier or the segment.
 
-ALTER TABLE @extschema@.program
-    ADD COLUMN tier_window interval NOT NULL DEFAULT '365 days'
-    CHECK (tier_window OPERATOR(pg_catalog.>) '0'::interval),
-    ADD COLUMN tier_review text NOT NULL DEFAULT 'quarter'
-    CHECK (tier_review OPERATOR(pg_catalog.=) ANY ('{month,quarter,year}'::text[]));
-COMMENT ON COLUMN @extschema@.program.tier_window IS 'the rolling window over which spend and receipts qualify for a tier';
-COMMENT ON COLUMN @extschema@.program.tier_review IS 'month, quarter or year: customers move down a tier only at the start of one, when review_tiers reviews them';
-
 CREATE TABLE @extschema@.tier (
     program_id   bigint NOT NULL REFERENCES @extschema@.program (id),
     code         text NOT NULL CHECK (code OPERATOR(pg_catalog.~) '^[a-z0-9][a-z0-9_-]{0,62}$'),
@@ -39,14 +31,9 @@ COMMENT ON COLUMN @extschema@.tier.min_spend IS 'money paid over the window (aft
 COMMENT ON COLUMN @extschema@.tier.min_receipts IS 'receipts over the window (not cancelled or wholly refunded); NULL: no such condition';
 COMMENT ON COLUMN @extschema@.tier.qualify IS 'all: every condition given must hold; any: one of them is enough';
 COMMENT ON COLUMN @extschema@.tier.created_at IS 'when the tier was created';
+ALTER TABLE @extschema@.tier ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON @extschema@.tier USING (@extschema@.program_open(program_id));
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.tier', '');
-
-ALTER TABLE @extschema@.customer
-    ADD COLUMN tier_since timestamptz,
-    ADD COLUMN tier_reviewed_at timestamptz NOT NULL DEFAULT '-infinity';
-COMMENT ON COLUMN @extschema@.customer.tier_since IS 'when the customer got the current tier';
-COMMENT ON COLUMN @extschema@.customer.tier_reviewed_at IS 'when review_tiers last reviewed the customer; -infinity: never';
-CREATE INDEX customer_tier_review_idx ON @extschema@.customer (program_id, tier_reviewed_at);
 
 CREATE TABLE @extschema@.tier_change (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -62,6 +49,8 @@ CREATE TABLE @extschema@.tier_change (
     actor       text NOT NULL DEFAULT @extschema@.actor()
 );
 CREATE INDEX tier_change_customer_idx ON @extschema@.tier_change (customer_id, changed_at);
+-- the day series of the reports read tier changes by time (src/reports.sql)
+CREATE INDEX tier_change_changed_at_brin ON @extschema@.tier_change USING brin (changed_at);
 COMMENT ON TABLE @extschema@.tier_change IS 'every change of a customer''s tier: from, to, why, and the spend and receipts that decided it';
 COMMENT ON COLUMN @extschema@.tier_change.id IS 'the order of the changes';
 COMMENT ON COLUMN @extschema@.tier_change.program_id IS 'the programme';
@@ -74,6 +63,12 @@ COMMENT ON COLUMN @extschema@.tier_change.receipts IS 'receipts over the window 
 COMMENT ON COLUMN @extschema@.tier_change.receipt_id IS 'the receipt that qualified the customer (reason qualified)';
 COMMENT ON COLUMN @extschema@.tier_change.changed_at IS 'when';
 COMMENT ON COLUMN @extschema@.tier_change.actor IS 'the role in effect (loyalty.actor())';
+ALTER TABLE @extschema@.tier_change ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON @extschema@.tier_change USING (@extschema@.program_open(program_id));
+CREATE TRIGGER tier_change_append_only
+    BEFORE UPDATE OR DELETE OR TRUNCATE ON @extschema@.tier_change
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.forbid_history_change(
+        'A tier change is history: a new change is recorded instead.');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.tier_change', '');
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('@extschema@.tier_change', 'id'), '');
 
@@ -263,26 +258,6 @@ END
 $$;
 COMMENT ON FUNCTION @extschema@.review_tiers(integer, interval) IS
 'review the customers not yet reviewed in the current review period of their programme: each moves to the tier the window qualifies them for, up or down; returns how many were reviewed';
-
--- Rule-based segments
-ALTER TABLE @extschema@.segment
-    ADD COLUMN kind text NOT NULL DEFAULT 'static'
-    CHECK (kind OPERATOR(pg_catalog.=) ANY ('{static,rule}'::text[])),
-    ADD COLUMN rule @extschema@.condition,
-    ADD COLUMN stats_window interval NOT NULL DEFAULT '365 days'
-    CHECK (stats_window OPERATOR(pg_catalog.>) '0'::interval),
-    ADD COLUMN refresh_every interval NOT NULL DEFAULT '1 day'
-    CHECK (refresh_every OPERATOR(pg_catalog.>) '0'::interval),
-    ADD COLUMN refreshed_at timestamptz,
-    ADD COLUMN members bigint,
-    ADD CONSTRAINT segment_rule_check CHECK ((kind OPERATOR(pg_catalog.=) 'rule') OPERATOR(pg_catalog.=) (rule IS NOT NULL));
-COMMENT ON COLUMN @extschema@.segment.kind IS 'static: members are added and removed by hand; rule: refresh_segments keeps the customers the rule holds for';
-COMMENT ON COLUMN @extschema@.segment.rule IS 'a condition over customer.* (the document calculate reads, with recency_days, frequency and monetary over stats_window)';
-COMMENT ON COLUMN @extschema@.segment.stats_window IS 'the window of the purchase statistics the rule reads';
-COMMENT ON COLUMN @extschema@.segment.refresh_every IS 'how often refresh_segments rebuilds a rule segment';
-COMMENT ON COLUMN @extschema@.segment.refreshed_at IS 'when the rule segment was last rebuilt; NULL: never';
-COMMENT ON COLUMN @extschema@.segment.members IS 'members after the last rebuild';
-CREATE INDEX segment_member_segment_idx ON @extschema@.segment_member (program_id, segment);
 
 -- The customer as a segment rule reads it: what calculate reads as
 -- customer.* (id, status, tier, birthday, home_city, segments, attributes)

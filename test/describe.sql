@@ -26,9 +26,12 @@ SELECT line FROM (
                                                 format_type(a.atttypid, a.atttypmod),
                                                 CASE WHEN a.attnotnull THEN ' not null' ELSE '' END,
                                                 coalesce(' default ' || pg_get_expr(ad.adbin, ad.adrelid), ''),
-                                                CASE WHEN a.attidentity <> '' THEN ' identity ' || a.attidentity::text ELSE '' END,
+                                                CASE WHEN a.attidentity <> '' THEN ' identity ' || a.attidentity::text ELSE '' END
+                                                || CASE WHEN a.attcompression <> '' THEN ' compression ' || a.attcompression::text ELSE '' END
+                                                || CASE WHEN a.attstorage <> t.typstorage THEN ' storage ' || a.attstorage::text ELSE '' END,
                                                 coalesce(col_description(c.oid, a.attnum), '')), '' ORDER BY a.attnum)
                           FROM pg_attribute a
+                          JOIN pg_type t ON t.oid = a.atttypid
                           LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
                          WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '')
            || coalesce((SELECT string_agg(E'\nconstraint ' || conname || ' ' || pg_get_constraintdef(oid), '' ORDER BY conname)
