@@ -144,25 +144,6 @@ CREATE TRIGGER identifier_normalize
 
 -- Administration (SQL): enroll, bind, replace, block, merge.
 
-CREATE FUNCTION @extschema@.program_id(program text)
-RETURNS bigint
-LANGUAGE plpgsql STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    pid bigint;
-BEGIN
-    SELECT p.id INTO pid FROM @extschema@.program p WHERE p.code OPERATOR(pg_catalog.=) program;
-    IF pid IS NULL THEN
-        RAISE EXCEPTION 'programme "%" does not exist', program
-            USING ERRCODE = 'undefined_object',
-                  HINT = 'SELECT code FROM loyalty.program lists the programmes.';
-    END IF;
-    PERFORM @extschema@.require_program(pid, pg_catalog.format('programme "%s"', program));
-    RETURN pid;
-END
-$$;
-COMMENT ON FUNCTION @extschema@.program_id(text) IS 'id of the programme with this code; an error if there is none or the role does not reach it';
-
 -- Lock a customer of the programme that is not merged away; error otherwise.
 CREATE FUNCTION @extschema@.customer_for_update(pid bigint, cid bigint)
 RETURNS @extschema@.customer
@@ -593,7 +574,6 @@ REVOKE ALL ON FUNCTION
     @extschema@.normalize_identifier(text, text, text),
     @extschema@.identify(text, text, text),
     public.loyalty_identify(text, text, text),
-    @extschema@.program_id(text),
     @extschema@.customer_for_update(bigint, bigint),
     @extschema@.identifier_insert(text, bigint, bigint, text, text),
     @extschema@.enroll(text, text, text, text, date, text, jsonb),

@@ -93,36 +93,6 @@ $$;
 COMMENT ON FUNCTION @extschema@.take_events(integer, text) IS
 'hand over up to batch of the oldest events (of one programme, or all), deleting them in the caller''s transaction: a rollback gives them back';
 
--- The arguments every job function takes, checked in one place: a time
--- budget becomes the deadline, a batch limit must be positive.
-CREATE FUNCTION @extschema@.job_deadline(time_budget interval)
-RETURNS timestamptz
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF time_budget IS NULL OR time_budget OPERATOR(pg_catalog.<=) '0'::interval THEN
-        RAISE EXCEPTION 'time_budget must be positive' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    RETURN pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) time_budget;
-END
-$$;
-COMMENT ON FUNCTION @extschema@.job_deadline(interval) IS
-'the deadline of a job given its time_budget (22023 unless positive)';
-
-CREATE FUNCTION @extschema@.job_limit(batch_limit integer)
-RETURNS integer
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF batch_limit IS NULL OR batch_limit OPERATOR(pg_catalog.<) 1 THEN
-        RAISE EXCEPTION 'batch_limit must be positive' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    RETURN batch_limit;
-END
-$$;
-COMMENT ON FUNCTION @extschema@.job_limit(integer) IS
-'a job''s batch_limit, checked (22023 unless positive)';
-
 -- The job notice_expiring: for lots entering their programme's
 -- expiry_notice window, one points_expiring event per wallet with the lots
 -- and points that expire.  It locks the wallets (skipping those in use), as
@@ -224,8 +194,6 @@ COMMENT ON FUNCTION @extschema@.purge_events(integer) IS
 'delete up to batch_limit events that no consumer took within their programme''s event_retention; returns how many';
 
 REVOKE ALL ON FUNCTION
-    @extschema@.job_deadline(interval),
-    @extschema@.job_limit(integer),
     @extschema@.event_notify(),
     @extschema@.take_events(integer, text),
     @extschema@.notice_expiring(integer, interval),

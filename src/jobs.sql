@@ -41,6 +41,88 @@ $$;
 COMMENT ON FUNCTION @extschema@.jobs() IS
 'the background jobs: pg_cron name, schedule, command and what each does';
 
+-- The arguments every job function takes, checked in one place: a time
+-- budget becomes the deadline, a batch limit must be positive.
+CREATE FUNCTION @extschema@.job_deadline(time_budget interval)
+RETURNS timestamptz
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF time_budget IS NULL OR time_budget OPERATOR(pg_catalog.<=) '0'::interval THEN
+        RAISE EXCEPTION 'time_budget must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) time_budget;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.job_deadline(interval) IS
+'the deadline of a job given its time_budget (22023 unless positive)';
+
+CREATE FUNCTION @extschema@.job_limit(batch_limit integer)
+RETURNS integer
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF batch_limit IS NULL OR batch_limit OPERATOR(pg_catalog.<) 1 THEN
+        RAISE EXCEPTION 'batch_limit must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN batch_limit;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.job_limit(integer) IS
+'a job''s batch_limit, checked (22023 unless positive)';
+REVOKE ALL ON FUNCTION @extschema@.job_deadline(interval), @extschema@.job_limit(integer) FROM PUBLIC;
+
+-- A job run in slices, each its own transaction, so that wallets locked by
+-- a slice are free again within a fifth of a second.  No SET clause and no SECURITY
+-- DEFINER (a procedure with either cannot commit): every name is qualified.
+CREATE PROCEDURE @extschema@.run_job(job text, time_budget interval DEFAULT '50 seconds')
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    deadline timestamptz := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) time_budget;
+    slice interval;
+    n bigint;
+    idle integer := 0;
+BEGIN
+    IF job IS NULL OR job OPERATOR(pg_catalog.<>) ALL ('{release_accruals,expire_due,release_expired_holds,notice_expiring,review_tiers}'::text[]) THEN
+        RAISE EXCEPTION 'job "%" cannot run in slices', job
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'The jobs that run in slices are release_accruals, expire_due, release_expired_holds, notice_expiring and review_tiers.';
+    END IF;
+    IF time_budget IS NULL OR time_budget OPERATOR(pg_catalog.<=) '0'::interval THEN
+        RAISE EXCEPTION 'time_budget must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    LOOP
+        slice := LEAST('200 milliseconds'::interval, deadline OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp());
+        EXIT WHEN slice OPERATOR(pg_catalog.<=) '0'::interval;
+        IF job OPERATOR(pg_catalog.=) 'release_accruals' THEN
+            n := @extschema@.release_accruals(slice);
+        ELSIF job OPERATOR(pg_catalog.=) 'expire_due' THEN
+            n := @extschema@.expire_due(100000, slice);
+        ELSIF job OPERATOR(pg_catalog.=) 'notice_expiring' THEN
+            n := @extschema@.notice_expiring(100000, slice);
+        ELSIF job OPERATOR(pg_catalog.=) 'review_tiers' THEN
+            n := @extschema@.review_tiers(100000, slice);
+        ELSE
+            n := @extschema@.release_expired_holds(100000, slice);
+        END IF;
+        COMMIT;
+        -- a slice that did nothing met only rows other workers or tills
+        -- hold, or nothing due: after three in a row, stop
+        IF n OPERATOR(pg_catalog.>) 0 THEN
+            idle := 0;
+        ELSE
+            idle := idle OPERATOR(pg_catalog.+) 1;
+            EXIT WHEN idle OPERATOR(pg_catalog.>=) 3;
+            PERFORM pg_catalog.pg_sleep(0.05);
+        END IF;
+    END LOOP;
+END
+$$;
+COMMENT ON PROCEDURE @extschema@.run_job(text, interval) IS
+'run release_accruals, expire_due, release_expired_holds, notice_expiring or review_tiers in transactions of at most 0.2 s until three in a row find nothing to do or time_budget is spent (CALL it outside a transaction block)';
+REVOKE ALL ON PROCEDURE @extschema@.run_job(text, interval) FROM PUBLIC;
+
 -- pg_cron keeps its jobs in one database (cron.database_name); the jobs are
 -- scheduled there, to run in it.
 CREATE FUNCTION @extschema@.require_pg_cron()

@@ -112,6 +112,28 @@ SELECT pg_catalog.pg_extension_config_dump(
     pg_catalog.pg_get_serial_sequence('@extschema@.program', 'id'), '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.currency', '');
 
+-- The programme a caller names by its code, once the role is shown to reach
+-- it: what every function of a programme starts with.
+CREATE FUNCTION @extschema@.program_id(program text)
+RETURNS bigint
+LANGUAGE plpgsql STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pid bigint;
+BEGIN
+    SELECT p.id INTO pid FROM @extschema@.program p WHERE p.code OPERATOR(pg_catalog.=) program;
+    IF pid IS NULL THEN
+        RAISE EXCEPTION 'programme "%" does not exist', program
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'SELECT code FROM loyalty.program lists the programmes.';
+    END IF;
+    PERFORM @extschema@.require_program(pid, pg_catalog.format('programme "%s"', program));
+    RETURN pid;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.program_id(text) IS 'id of the programme with this code; an error if there is none or the role does not reach it';
+REVOKE ALL ON FUNCTION @extschema@.program_id(text) FROM PUBLIC;
+
 -- Bindings of roles to programmes: which programmes a role reaches.  The
 -- functions that read them (program_open, require_program) and change them
 -- (grant_program, revoke_program) are in src/access.sql.

@@ -55,7 +55,7 @@ for part in "${PARTS[@]}"; do
 	while read -r table; do
 		owner=${OWNER[$table]:-}
 		[ -n "$owner" ] && [ "$owner" != "$part" ] && foreign+=("$part alters $table of $owner")
-	done < <(grep -oE '^(ALTER TABLE|DROP (TABLE|INDEX)|COMMENT ON COLUMN|CREATE (UNIQUE )?INDEX [a-z_0-9]+ ON|CREATE POLICY [a-z_0-9]+ ON) @extschema@\.[a-z_0-9]+' "$part" |
+	done < <(grep -oE '^(ALTER TABLE|DROP (TABLE|INDEX)|COMMENT ON (TABLE|COLUMN)|CREATE (UNIQUE )?INDEX [a-z_0-9]+ ON|CREATE POLICY [a-z_0-9]+ ON) @extschema@\.[a-z_0-9]+' "$part" |
 		sed 's/.*@extschema@\.//')
 done
 if [ ${#foreign[@]} -eq 0 ]; then
