@@ -278,8 +278,9 @@ else
 		select1.c2 select1.c4 calculate.c2 calculate.c4 calculate.10k.c4 calculate.p50 calculate.p99 calculate.p50.c2 calculate.p99.c2 calculate.answer.c2 calculate.answer.c4
 		calculate.explored.p50 calculate.explored.p90 calculate.explored.p99 calculate.explored.max calculate.optimal
 		calculate.explored.10k.p50 calculate.explored.10k.p90 calculate.explored.10k.p99 calculate.explored.10k.max calculate.optimal.10k
+		calculate.answer_bytes
 		condition.match.100 condition.match.1000 condition.match.10000
-		checkout.c16 checkout.p99 queue.release checkout.p99.drain expiry.record checkout.p99.expiry
+		checkout.c16 checkout.p99 checkout.wal_bytes queue.release checkout.p99.drain expiry.record checkout.p99.expiry
 		report.balances report.coupon_usage report.customer_360 report.expiring_points report.job_health
 		report.ledger_entries report.liability report.lots report.promotion_performance report.store_days
 		report.tier_distribution report.tier_movements)
@@ -293,6 +294,7 @@ else
 	for figure in "${BENCH_FIGURES[@]}"; do
 		case "$figure" in
 			update.* | select1.*) pattern="^bench ${figure//./\\.} [0-9]+ tps\$" ;;
+			calculate.answer_bytes | checkout.wal_bytes) pattern="^bench ${figure//./\\.} [0-9]+ bytes\$" ;;
 			calculate.10k.c4) pattern="^bench calculate\\.10k\\.c4 [0-9]+ tps ratio [0-9]+\\.[0-9]{2} vs calculate\\.c4\$" ;;
 			calculate.p50 | calculate.p99 | calculate.p50.c2 | calculate.p99.c2) pattern="^bench ${figure//./\\.} [0-9]+\\.[0-9]{2} ms\$" ;;
 			calculate.explored.*) pattern="^bench ${figure//./\\.} [0-9]+ combinations\$" ;;

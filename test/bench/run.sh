@@ -46,6 +46,8 @@
 # evaluated to the end, and the share of answers proven optimal:
 #   bench calculate.explored.p99 8 combinations
 #   bench calculate.optimal.10k 100.00 percent
+# and the size of the default answer of those receipts:
+#   bench calculate.answer_bytes 14800 bytes
 #
 # Last, in the same database, the checkout: checkout.sql (calculate and
 # commit of a stored receipt spending points, one transaction) against
@@ -56,6 +58,7 @@
 # (queue.release per second, checkout.p99.drain), and as many expired lots
 # recorded the same way (expiry.record, checkout.p99.expiry).  Figures:
 #   bench checkout.c16 1200 tps ratio 0.30 vs update.c16
+#   bench checkout.wal_bytes 27500 bytes
 #   bench queue.release 15000 per_s
 #   bench checkout.p99.drain 40.00 ms ratio 1.50 vs checkout.p99
 #
@@ -375,6 +378,16 @@ else
 	errors=$((errors + 1))
 	echo "run.sh: the search figures failed; see $LOGDIR/explored.log" >&2
 fi
+# The size of the default answer on the stored receipts (bench_answer: one
+# calculate of each, with no option): bytes of its text, as the till receives
+# it, averaged.
+if answer_bytes=$(psql_calc -Atc 'SELECT round(avg(octet_length(r::text))) FROM bench_answer') &&
+	[ -n "$answer_bytes" ]; then
+	echo "(the default answer: $answer_bytes bytes on average over the stored receipts of 20 lines)"
+	FIGURES+=("bench calculate.answer_bytes $answer_bytes bytes")
+else
+	errors=$((errors + 1))
+fi
 
 # The checkout (calculate + commit with redemption, one transaction) at 16
 # clients against the single-row UPDATE in the same database, then its p99
@@ -394,14 +407,24 @@ echo
 echo "== checkout: calculate + commit spending points, 16 clients; drains of $backlog accruals and $backlog expired lots"
 CO_LAT=$LATDIR/checkout
 declare -A KTPS KRATIO
+KWAL=
+# WAL position and receipts committed, around each round's checkouts: the
+# WAL a checkout writes, in the steady state of a running server (checkpoints
+# and their full-page images come as they come, none forced before)
+wal_mark() { psql_calc -Atc "SELECT pg_current_wal_insert_lsn() || ' ' || (SELECT count(*) FROM loyalty.receipt_key)"; }
 for ((r = 1; r <= rounds; r++)); do
 	if u=$(pgbench_tps update.sql 16 "$LOGDIR/update16.calc.r$r.log" "$CDB") &&
+		read -r lsn0 n0 < <(wal_mark) &&
 		k=$(pgbench_tps checkout.sql 16 "$LOGDIR/checkout.c16.r$r.log" "$CDB" --max-tries=10 \
-			-l --log-prefix="$CO_LAT"); then
+			-l --log-prefix="$CO_LAT") &&
+		read -r lsn1 n1 < <(wal_mark) &&
+		[ "$n1" -gt "$n0" ] &&
+		w=$(psql_calc -Atc "SELECT round(pg_wal_lsn_diff('$lsn1', '$lsn0') / ($n1 - $n0))"); then
 		KTPS[update]+="$u "
 		KTPS[checkout]+="$k "
 		KRATIO[checkout]+="$(awk -v a="$k" -v b="$u" 'BEGIN { printf "%.6f", a / b }') "
-		echo "   c16 round $r/$rounds: update $(printf '%.0f' "$u") checkout $(printf '%.0f' "$k")"
+		KWAL+="$w "
+		echo "   c16 round $r/$rounds: update $(printf '%.0f' "$u") checkout $(printf '%.0f' "$k") ($w bytes of WAL a checkout)"
 	else
 		errors=$((errors + 1))
 		echo "   c16 round $r/$rounds: FAILED"
@@ -451,7 +474,11 @@ if [ -n "${KTPS[checkout]:-}" ]; then
 	kp99=$(p99_between 0 9999999999 "$CO_LAT".*)
 	printf '%-16s %7s %9s %13s %7s   %s\n' checkout 16 "$ktps" "$utps" "$kratio" "$(rounds_of "${KTPS[checkout]}")"
 	echo "(checkout at 16 clients: p99 $kp99 ms; baseline: update.sql at 16 clients in the same database)"
-	FIGURES+=("bench checkout.c16 $ktps tps ratio $kratio vs update.c16" "bench checkout.p99 $kp99 ms")
+	# shellcheck disable=SC2086
+	kwal=$(printf '%.0f' "$(median $KWAL)")
+	echo "(WAL a checkout writes: $kwal bytes, median over rounds of the WAL written during the round's checkouts over the receipts they committed)"
+	FIGURES+=("bench checkout.c16 $ktps tps ratio $kratio vs update.c16" "bench checkout.p99 $kp99 ms"
+		"bench checkout.wal_bytes $kwal bytes")
 	# each drain: kind, job, its figures, and what it does
 	for d in "queue release_accruals queue.release checkout.p99.drain due_accruals_released" \
 		"expiry expire_due expiry.record checkout.p99.expiry expired_lots_recorded"; do
