@@ -38,6 +38,7 @@
 #include "product.h"
 #include "program.h"
 #include "search.h"
+#include "wallet.h"
 
 PG_FUNCTION_INFO_V1(loyalty_calculate);
 PG_FUNCTION_INFO_V1(loyalty_recompute);
@@ -130,25 +131,12 @@ typedef struct Coupon
 	int			promo;			/* catalogue index of its promotion, or -1 */
 } Coupon;
 
-typedef struct Wallet
-{
-	char	   *currency;
-	int64		balance;
-	int64		held;
-	int64		version;
-	int64		effective;		/* lots valid at "at" */
-} CWallet;
-
+/* A lot of the customer's, as the wallet module reads it, and where calculate finds it */
 typedef struct CLot
 {
-	int64		id;
-	int			currency;
-	int64		remaining;
-	char	   *restriction;
-	CondProgram *restrict_prog;
-	bool		expires;
-	TimestampTz valid_to;		/* if it expires */
-	int32		priority;
+	Lot			lot;
+	int			currency;		/* index in the catalogue's currencies */
+	CondProgram *restrict_prog; /* its restriction, compiled */
 } CLot;
 
 /* Everything one call reads */
@@ -186,7 +174,7 @@ typedef struct Calc
 	StrList		segments;
 	Jsonb	   *customer_doc;
 	int			nwallets;
-	CWallet    *wallets;
+	Wallet	   *wallets;		/* currency, balance, held, version, effective */
 	int64	   *held;			/* per catalogue currency */
 	int64	   *spendable;
 	int			nlots;
@@ -691,22 +679,11 @@ CurrencyIndex(Catalog *cat, const char *code)
 	return -1;
 }
 
-/* Lots in spending order: restricted first, then soonest to expire, then priority */
+/* Lots in the ledger's spending order, restricted ones first */
 static int
 lot_cmp(const void *a, const void *b)
 {
-	const CLot *x = a,
-			   *y = b;
-
-	if ((x->restriction == NULL) != (y->restriction == NULL))
-		return x->restriction == NULL ? 1 : -1;
-	if (x->expires != y->expires)
-		return x->expires ? -1 : 1;
-	if (x->expires && x->valid_to != y->valid_to)
-		return x->valid_to < y->valid_to ? -1 : 1;
-	if (x->priority != y->priority)
-		return x->priority > y->priority ? -1 : 1;
-	return x->id < y->id ? -1 : x->id > y->id ? 1 : 0;
+	return LotOrder(&((const CLot *) a)->lot, &((const CLot *) b)->lot, true);
 }
 
 /* The customer's segments, wallets, holds, lots and personal offers */
@@ -754,16 +731,16 @@ LoadCustomer(Calc *c, const FoundCustomer *fc)
 
 	/* wallets, by currency */
 	nalloc = 2;
-	c->wallets = palloc0(sizeof(CWallet) * nalloc);
+	c->wallets = palloc0(sizeof(Wallet) * nalloc);
 	s = DirectReadBegin("wallet", "wallet_pkey", 1, &key);
 	while (DirectScanNext(s))
 	{
-		CWallet    *w;
+		Wallet	   *w;
 
 		if (c->nwallets == nalloc)
 		{
-			c->wallets = repalloc(c->wallets, sizeof(CWallet) * nalloc * 2);
-			memset(c->wallets + nalloc, 0, sizeof(CWallet) * nalloc);
+			c->wallets = repalloc(c->wallets, sizeof(Wallet) * nalloc * 2);
+			memset(c->wallets + nalloc, 0, sizeof(Wallet) * nalloc);
 			nalloc *= 2;
 		}
 		w = &c->wallets[c->nwallets++];
@@ -822,19 +799,19 @@ LoadCustomer(Calc *c, const FoundCustomer *fc)
 		lot = &c->lots[c->nlots++];
 		memset(lot, 0, sizeof(CLot));
 		lot->currency = cur;
-		lot->expires = !isnull;
-		lot->valid_to = isnull ? 0 : DatumGetTimestampTz(to);
-		lot->id = DirectReadInt8(s, "id", 0);
-		lot->remaining = DirectReadInt8(s, "remaining", 0);
-		lot->priority = DirectReadInt4(s, "priority", 0);
-		lot->restriction = DirectReadText(s, "restriction");
+		lot->lot.has_valid_to = !isnull;
+		lot->lot.valid_to = isnull ? 0 : DatumGetTimestampTz(to);
+		lot->lot.id = DirectReadInt8(s, "id", 0);
+		lot->lot.remaining = DirectReadInt8(s, "remaining", 0);
+		lot->lot.priority = DirectReadInt4(s, "priority", 0);
+		lot->lot.restriction = DirectReadText(s, "restriction");
 	}
 	DirectReadEnd(s);
 	qsort(c->lots, c->nlots, sizeof(CLot), lot_cmp);
 	for (int l = 0; l < c->nlots; l++)
 		for (int w = 0; w < c->nwallets; w++)
 			if (strcmp(c->wallets[w].currency, cat->currencies[c->lots[l].currency].code) == 0)
-				c->wallets[w].effective += c->lots[l].remaining;
+				c->wallets[w].effective += c->lots[l].lot.remaining;
 
 	/* personal offers of active promotions usable at "at" */
 	nalloc = 4;
@@ -1208,7 +1185,7 @@ LotPays(Calc *c, CLot *lot)
 {
 	bool	   *pays;
 
-	if (lot->restriction == NULL)
+	if (lot->lot.restriction == NULL)
 		return NULL;
 	pays = palloc0(sizeof(bool) * c->nlines);
 	if (lot->restrict_prog == NULL)
@@ -1223,8 +1200,8 @@ static void
 CompileRestrictions(Calc *c)
 {
 	for (int l = 0; l < c->nlots; l++)
-		if (c->lots[l].restriction)
-			c->lots[l].restrict_prog = CatalogCondition(c->cat, c->lots[l].restriction);
+		if (c->lots[l].lot.restriction)
+			c->lots[l].restrict_prog = CatalogCondition(c->cat, c->lots[l].lot.restriction);
 }
 
 /* Rows of condition values: the receipt's and customer's, then each line's */
@@ -1727,7 +1704,7 @@ Calculate(Jsonb *doc, ArrayType *only)
 	for (int l = 0; l < c.nlots; l++)
 	{
 		prob.lots[l].currency = c.lots[l].currency;
-		prob.lots[l].remaining = c.lots[l].remaining;
+		prob.lots[l].remaining = c.lots[l].lot.remaining;
 		prob.lots[l].pays = LotPays(&c, &c.lots[l]);
 	}
 	prob.max_discount_bp = cat->max_discount_bp;
@@ -1919,7 +1896,7 @@ Calculate(Jsonb *doc, ArrayType *only)
 				int			cur = c.lots[lot].currency;
 
 				JbBeginObject(&jb, NULL);
-				JbInt(&jb, "lot", c.lots[lot].id);
+				JbInt(&jb, "lot", c.lots[lot].lot.id);
 				JbMoney(&jb, "amount", cat, det->lot_money[lot * L + i]);
 				JbPoints(&jb, "points", cat, cur, det->lot_points[lot * L + i]);
 				JbText(&jb, "currency", cat->currencies[cur].code);

@@ -151,17 +151,16 @@ LotsPending(Wallet *w, Lot *lots, int n)
 }
 
 /*
- * Redemption order: restricted lots the caller says apply, then the soonest
- * to expire (never-expiring last), then higher priority, then the oldest.
+ * The one spending order of lots, for the ledger and for calculate: with
+ * restricted_first, the restricted lots (those the caller says apply) before
+ * the others; then the soonest to expire (never-expiring last), then higher
+ * priority, then the oldest.  A qsort comparison: negative if a is spent
+ * before b.
  */
-static int
-RedemptionOrder(const void *pa, const void *pb, void *arg)
+int
+LotOrder(const Lot *a, const Lot *b, bool restricted_first)
 {
-	const Lot  *a = *(Lot *const *) pa;
-	const Lot  *b = *(Lot *const *) pb;
-	Applicable *app = (Applicable *) arg;
-
-	if (!app->all && (a->restriction != NULL) != (b->restriction != NULL))
+	if (restricted_first && (a->restriction != NULL) != (b->restriction != NULL))
 		return a->restriction != NULL ? -1 : 1;
 	if (a->has_valid_to != b->has_valid_to)
 		return a->has_valid_to ? -1 : 1;
@@ -170,6 +169,15 @@ RedemptionOrder(const void *pa, const void *pb, void *arg)
 	if (a->priority != b->priority)
 		return a->priority > b->priority ? -1 : 1;
 	return a->id < b->id ? -1 : (a->id > b->id ? 1 : 0);
+}
+
+/* Redemption order: LotOrder, restricted lots first unless app takes all */
+static int
+RedemptionOrder(const void *pa, const void *pb, void *arg)
+{
+	Applicable *app = (Applicable *) arg;
+
+	return LotOrder(*(Lot *const *) pa, *(Lot *const *) pb, !app->all);
 }
 
 /*

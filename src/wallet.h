@@ -52,6 +52,10 @@ typedef struct Wallet
 	TimestampTz now;			/* the transaction's now() */
 	int64		merged_into;	/* 0, or the customer this one was merged into */
 	TupleTableSlot *row;		/* the locked wallet row, as last written */
+	int64		effective;		/* points of the lots that count at the
+								 * reader's instants (calculate: at the
+								 * receipt's "at" and now); set by readers
+								 * that compute it */
 } Wallet;
 
 /* A lot to create with the entry that credits it */
@@ -149,6 +153,7 @@ extern char *ArgText(FunctionCallInfo fcinfo, int argno, const char *name);
 extern char *ArgTextOrNull(FunctionCallInfo fcinfo, int argno, const char *name);
 
 /* lot.c */
+extern int	LotOrder(const Lot *a, const Lot *b, bool restricted_first);
 extern int	LoadLots(Wallet *w, Lot **lots);
 extern bool LotEffective(Wallet *w, Lot *l);
 extern int64 LotsAvailable(Wallet *w, Lot *lots, int n, Applicable *app);
