@@ -63,6 +63,12 @@ if [ ${#foreign[@]} -eq 0 ]; then
 else
 	notok "no part alters a table another part created: ${foreign[*]}"
 fi
+mapfile -t dropped < <(grep -nE '^DROP[[:space:]]' "${PARTS[@]}")
+if [ ${#dropped[@]} -eq 0 ]; then
+	ok "no part drops what the install script created"
+else
+	notok "no part drops what the install script created: ${dropped[*]}"
+fi
 
 # --- the versions, from the deltas' names ------------------------------------
 current=$(sed -n "s/^default_version *= *'\(.*\)'/\1/p" loyalty.control)
