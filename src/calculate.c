@@ -131,7 +131,11 @@ typedef struct Coupon
 	int			promo;			/* catalogue index of its promotion, or -1 */
 } Coupon;
 
-/* A lot of the customer's, as the wallet module reads it, and where calculate finds it */
+/*
+ * A lot of the customer's: the wallet module's Lot (calculate fills id,
+ * remaining, valid_to, priority and restriction, what LotOrder and the
+ * search read), with its currency's index and its compiled restriction
+ */
 typedef struct CLot
 {
 	Lot			lot;
