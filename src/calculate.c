@@ -36,6 +36,7 @@
 #include "jsonread.h"
 #include "lot.h"
 #include "product.h"
+#include "plan.h"
 #include "program.h"
 #include "search.h"
 #include "wallet.h"
@@ -879,21 +880,22 @@ typedef struct Usage
 	int64		money;
 } Usage;
 
-/* First day of the promotion's limit period that holds the receipt's date */
+/* First day of the limit period that holds a date (docs/promotions.md) */
 static DateADT
-PeriodStart(Calc *c, LimitPeriod period)
+DayPeriodStart(DateADT day, LimitPeriod period)
 {
 	int			y,
 				m,
 				d;
+	int			weekday = j2day(day + POSTGRES_EPOCH_JDATE);	/* 0: Sunday */
 
-	j2date(c->local_date + POSTGRES_EPOCH_JDATE, &y, &m, &d);
+	j2date(day + POSTGRES_EPOCH_JDATE, &y, &m, &d);
 	switch (period)
 	{
 		case PERIOD_DAY:
-			return c->local_date;
+			return day;
 		case PERIOD_WEEK:
-			return c->local_date - (c->weekday - 1);
+			return day - (weekday == 0 ? 6 : weekday - 1);
 		case PERIOD_MONTH:
 			return date2j(y, m, 1) - POSTGRES_EPOCH_JDATE;
 		case PERIOD_YEAR:
@@ -901,6 +903,19 @@ PeriodStart(Calc *c, LimitPeriod period)
 		default:
 			return DATEVAL_NOBEGIN;
 	}
+}
+
+static DateADT
+PeriodStart(Calc *c, LimitPeriod period)
+{
+	return DayPeriodStart(c->local_date, period);
+}
+
+/* First day of the promotion's limit period that holds the receipt's date */
+DateADT
+PlanPeriodStart(const ReceiptPlan *plan, LimitPeriod period)
+{
+	return DayPeriodStart(plan->local_date, period);
 }
 
 static void
@@ -1320,8 +1335,8 @@ JbPoints(JsonBuild *jb, const char *key, Catalog *cat, int cur, int64 v)
 	JbNumeric(jb, key, NumericFromScaled(v, cat->currencies[cur].exponent));
 }
 
-static int
-PromoCurrency(Catalog *cat, const CatPromo *p)
+int
+PlanPromoCurrency(const Catalog *cat, const CatPromo *p)
 {
 	if (p->benefit.kind == BEN_MULTIPLIER || p->benefit.currency_index < 0)
 		return cat->default_currency;
@@ -1456,13 +1471,14 @@ int_cmp_asc(const void *a, const void *b)
  * with only (an int8[]), over those promotions whatever their status now,
  * as committed (see Gate).
  */
-static Datum
-Calculate(Jsonb *doc, ArrayType *only)
+ReceiptPlan *
+PlanCalculate(Jsonb *doc, ArrayType *only)
 {
 	MemoryContext callcxt = CurrentMemoryContext;
 	MemoryContext cxt;
 	int		   *by_code;
 	bool	   *used;
+	ReceiptPlan	   *plan;
 	Calc		c;
 	FoundCustomer fc;
 	Catalog    *cat;
@@ -1481,12 +1497,7 @@ Calculate(Jsonb *doc, ArrayType *only)
 	SResult		res;
 	SDetail    *det;
 	bool	   *best_set = NULL;	/* SearchBestSet, once a reason is asked */
-	JsonBuild	jb = NULL;
-	Jsonb	   *result;
-	Jsonb	   *copy;
 	int			L;
-	int64		to_pay_total = 0;
-	int64		amount_total = 0;
 	TimestampTz started = loyalty_log_min_duration >= 0 ? GetCurrentTimestamp() : 0;
 
 	memset(&c, 0, sizeof(c));
@@ -1732,7 +1743,7 @@ Calculate(Jsonb *doc, ArrayType *only)
 		s->receipt_group = BenefitIsReceiptLevel(b->kind) ? p->group : -1;
 		s->exclusive = p->exclusive;
 		s->elig = cands[j].elig;
-		s->currency = PromoCurrency(cat, p);
+		s->currency = PlanPromoCurrency(cat, p);
 		s->factor_extra = b->factor_pct - 100;
 		s->threshold = b->threshold;
 		s->amount = b->amount;
@@ -1803,56 +1814,46 @@ Calculate(Jsonb *doc, ArrayType *only)
 	det = SearchDetailAlloc(&prob);
 	SearchEvaluate(&prob, res.chosen, &res.outcome, det);
 
-	/* the answer */
-	JbBeginObject(&jb, NULL);
-	JbText(&jb, "program", cat->code);
-	JbText(&jb, "receipt_id", c.receipt_id);
-	JbText(&jb, "at", AtIso(c.at, c.at_offset));
-	JbText(&jb, "currency", cat->money_currency);
-
-	if (!c.identified)
-		JbNull(&jb, "customer");
-	else
+	/* the plan */
+	MemoryContextSwitchTo(cxt);
+	plan = palloc0(sizeof(ReceiptPlan));
+	plan->cxt = cxt;
+	plan->cat = cat;
+	plan->as_committed = c.as_committed;
+	plan->started = started;
+	plan->receipt_id = c.receipt_id;
+	plan->at = c.at;
+	plan->at_offset = c.at_offset;
+	plan->local_date = c.local_date;
+	plan->identified = c.identified;
+	plan->found = c.found;
+	plan->not_found_reason = c.not_found_reason;
+	plan->customer_id = c.customer_id;
+	plan->status = c.status;
+	plan->tier = c.tier;
+	plan->segments = c.segments;
+	plan->can_spend = prob.can_spend;
+	plan->wallets = palloc0(sizeof(PlanWallet) * Max(c.nwallets, 1));
+	for (int w = 0; w < c.nwallets; w++)
 	{
-		JbBeginObject(&jb, "customer");
-		JbBool(&jb, "found", c.found);
-		if (!c.found)
-			JbText(&jb, "reason", c.not_found_reason);
-		else
-		{
-			JbInt(&jb, "id", c.customer_id);
-			JbText(&jb, "status", c.status);
-			JbText(&jb, "tier", c.tier);
-			JbBeginArray(&jb, "segments");
-			for (int i = 0; i < c.segments.n; i++)
-				JbText(&jb, NULL, c.segments.items[i]);
-			JbEndArray(&jb);
-			if (!prob.can_spend)
-				JbText(&jb, "points_spending", psprintf("not allowed: the account is %s", c.status));
-			JbBeginArray(&jb, "wallets");
-			for (int w = 0; w < c.nwallets; w++)
-			{
-				int			cur = CurrencyIndex(cat, c.wallets[w].currency);
+		int			cur = CurrencyIndex(cat, c.wallets[w].currency);
 
-				if (cur < 0)
-					continue;
-				JbBeginObject(&jb, NULL);
-				JbText(&jb, "currency", c.wallets[w].currency);
-				JbPoints(&jb, "balance", cat, cur, c.wallets[w].effective);
-				JbPoints(&jb, "held", cat, cur, c.wallets[w].held);
-				JbPoints(&jb, "available", cat, cur, c.spendable[cur]);
-				JbInt(&jb, "version", c.wallets[w].version);
-				JbEndObject(&jb);
-			}
-			JbEndArray(&jb);
-		}
-		JbEndObject(&jb);
+		if (cur < 0)
+			continue;
+		plan->wallets[plan->nwallets++] = (PlanWallet) {
+			c.wallets[w].currency, cur, c.wallets[w].effective, c.wallets[w].held,
+			c.spendable[cur], c.wallets[w].version
+		};
 	}
+	plan->nlots = c.nlots;
+	plan->lots = palloc(sizeof(PlanLot) * Max(c.nlots, 1));
+	for (int lot = 0; lot < c.nlots; lot++)
+		plan->lots[lot] = (PlanLot) {c.lots[lot].lot.id, c.lots[lot].currency};
 
 	/*
-	 * Members are added in jsonb's key order (shorter first, then bytewise),
-	 * so that closing each object finds its keys already sorted; by_code
-	 * lists the candidates in that order of their codes.
+	 * Promotions' points are listed in jsonb's order of their codes (shorter
+	 * first, then bytewise), so that rendering finds its keys sorted; by_code
+	 * lists the candidates in that order.
 	 */
 	by_code = palloc(sizeof(int) * Max(ncands, 1));
 	for (int j = 0; j < ncands; j++)
@@ -1862,218 +1863,114 @@ Calculate(Jsonb *doc, ArrayType *only)
 
 		qsort_arg(by_code, ncands, sizeof(int), code_cmp, &order);
 	}
-	JbBeginArray(&jb, "lines");
+	plan->nlines = L;
+	plan->lines = palloc0(sizeof(PlanLine) * Max(L, 1));
 	for (int i = 0; i < L; i++)
 	{
 		RLine	   *l = &c.lines[i];
-		int64		disc = 0;
-		int64		paid = 0;
+		PlanLine   *pl = &plan->lines[i];
 
+		pl->no = l->no;
+		pl->sku = l->sku;
+		pl->qty_milli = l->qty_milli;
+		pl->price = l->unit_price;
+		pl->amount = l->amount;
+		pl->discounts = palloc(sizeof(PlanDiscount) * Max(ncands, 1));
 		for (int j = 0; j < ncands; j++)
-			disc += Max(det->part[j * L + i], 0);
-		for (int lot = 0; lot < c.nlots; lot++)
-			paid += det->lot_points[lot * L + i] > 0 ? det->lot_money[lot * L + i] : 0;
-
-		JbBeginObject(&jb, NULL);
-		JbNumeric(&jb, "qty", DatumGetNumeric(DirectFunctionCall1(numeric_trim_scale,
-																   NumericGetDatum(NumericFromScaled(l->qty_milli, QTY_EXPONENT)))));
-		JbText(&jb, "sku", l->sku);
-		JbInt(&jb, "line", l->no);
-		JbMoney(&jb, "price", cat, l->unit_price);
-		JbMoney(&jb, "amount", cat, l->amount);
-		JbMoney(&jb, "to_pay", cat, l->amount - disc - paid);
-		JbMoney(&jb, "discount", cat, disc);
-		JbBeginArray(&jb, "discounts");
-		for (int j = 0; j < ncands; j++)
+		{
+			pl->discount += Max(det->part[j * L + i], 0);
 			if (det->part[j * L + i] > 0)
-			{
-				JbBeginObject(&jb, NULL);
-				JbMoney(&jb, "amount", cat, det->part[j * L + i]);
-				JbText(&jb, "promotion", cat->promos[cands[j].promo].code);
-				JbEndObject(&jb);
-			}
-		JbEndArray(&jb);
-		JbBeginArray(&jb, "points_paid");
+				pl->discounts[pl->ndiscounts++] = (PlanDiscount) {cands[j].promo, det->part[j * L + i]};
+		}
+		pl->paid = palloc(sizeof(PlanPaid) * Max(c.nlots, 1));
 		for (int lot = 0; lot < c.nlots; lot++)
 			if (det->lot_points[lot * L + i] > 0)
 			{
-				int			cur = c.lots[lot].currency;
-
-				JbBeginObject(&jb, NULL);
-				JbInt(&jb, "lot", c.lots[lot].lot.id);
-				JbMoney(&jb, "amount", cat, det->lot_money[lot * L + i]);
-				JbPoints(&jb, "points", cat, cur, det->lot_points[lot * L + i]);
-				JbText(&jb, "currency", cat->currencies[cur].code);
-				JbEndObject(&jb);
+				pl->points_money += det->lot_money[lot * L + i];
+				pl->paid[pl->npaid++] = (PlanPaid) {lot, det->lot_points[lot * L + i], det->lot_money[lot * L + i]};
 			}
-		JbEndArray(&jb);
-		JbMoney(&jb, "points_amount", cat, paid);
+		pl->to_pay = l->amount - pl->discount - pl->points_money;
 		/* per currency: the total, the base accrual, and what each promotion adds */
-		JbBeginArray(&jb, "points_earned");
+		pl->earned = palloc0(sizeof(PlanEarn) * Max(cat->ncurrencies, 1));
 		for (int cur = 0; cur < cat->ncurrencies; cur++)
 		{
-			int64		base = cur == cat->default_currency ? det->earn[i] : 0;
-			int64		total = Max(base, 0);
+			PlanEarn   *e = &pl->earned[pl->nearned];
 
-			for (int j = 0; j < ncands; j++)
-				if (det->earn[(j + 1) * L + i] > 0 &&
-					PromoCurrency(cat, &cat->promos[cands[j].promo]) == cur)
-					total += det->earn[(j + 1) * L + i];
-			if (total <= 0)
-				continue;
-			JbBeginObject(&jb, NULL);
-			if (base > 0)
-				JbPoints(&jb, "base", cat, cur, base);
-			JbPoints(&jb, "points", cat, cur, total);
-			JbText(&jb, "currency", cat->currencies[cur].code);
-			JbBeginObject(&jb, "by_promotion");
+			e->currency = cur;
+			e->base = cur == cat->default_currency ? det->earn[i] : 0;
+			e->points = Max(e->base, 0);
+			e->promos = palloc(sizeof(PlanPromoEarn) * Max(ncands, 1));
 			for (int x = 0; x < ncands; x++)
 			{
 				int			j = by_code[x];
 
 				if (det->earn[(j + 1) * L + i] > 0 &&
-					PromoCurrency(cat, &cat->promos[cands[j].promo]) == cur)
-					JbPoints(&jb, cat->promos[cands[j].promo].code, cat, cur, det->earn[(j + 1) * L + i]);
+					PlanPromoCurrency(cat, &cat->promos[cands[j].promo]) == cur)
+				{
+					e->points += det->earn[(j + 1) * L + i];
+					e->promos[e->npromos++] = (PlanPromoEarn) {cands[j].promo, det->earn[(j + 1) * L + i]};
+				}
 			}
-			JbEndObject(&jb);
-			JbEndObject(&jb);
+			if (e->points > 0)
+				pl->nearned++;
 		}
-		JbEndArray(&jb);
-		JbEndObject(&jb);
-		to_pay_total += l->amount - disc - paid;
-		amount_total += l->amount;
+		plan->to_pay += pl->to_pay;
+		plan->amount += l->amount;
 	}
-	JbEndArray(&jb);
-
-	JbBeginArray(&jb, "gifts");
+	plan->discount = res.outcome.discount;
+	plan->points_money = res.outcome.points_money;
+	plan->points_spent = palloc0(sizeof(int64) * Max(cat->ncurrencies, 1));
+	for (int lot = 0; lot < c.nlots; lot++)
+		for (int i = 0; i < L; i++)
+			plan->points_spent[c.lots[lot].currency] += det->lot_points[lot * L + i];
+	plan->points_earned = palloc0(sizeof(int64) * Max(cat->ncurrencies, 1));
+	if (cat->ncurrencies > 0)
+		plan->points_earned[cat->default_currency] = det->promo_earn[0];
 	for (int j = 0; j < ncands; j++)
+		plan->points_earned[PlanPromoCurrency(cat, &cat->promos[cands[j].promo])] += det->promo_earn[j + 1];
+
+	plan->gifts = palloc(sizeof(int) * Max(ncands, 1));
+	plan->bonus = palloc(sizeof(int) * Max(ncands, 1));
+	plan->applied = palloc(sizeof(PlanApplied) * Max(ncands, 1));
+	plan->not_applied = palloc(sizeof(PlanNotApplied) * (ncands + nrejected + 1));
+	for (int j = 0; j < ncands; j++)
+	{
+		CatPromo   *p = &cat->promos[cands[j].promo];
+
 		if (det->won[j] && prob.promos[j].kind == BEN_GIFT)
-		{
-			const Benefit *b = &cat->promos[cands[j].promo].benefit;
-
-			JbBeginObject(&jb, NULL);
-			JbText(&jb, "promotion", cat->promos[cands[j].promo].code);
-			JbText(&jb, "sku", b->sku);
-			JbText(&jb, "name", b->name);
-			JbMoney(&jb, "value", cat, b->amount);
-			JbEndObject(&jb);
-		}
-	JbEndArray(&jb);
-
-	JbBeginArray(&jb, "bonus_lots");
-	for (int j = 0; j < ncands; j++)
+			plan->gifts[plan->ngifts++] = cands[j].promo;
 		if (res.chosen[j] && prob.promos[j].kind == BEN_BONUS_LOT && det->promo_earn[j + 1] > 0)
-		{
-			const Benefit *b = &cat->promos[cands[j].promo].benefit;
-
-			JbBeginObject(&jb, NULL);
-			JbText(&jb, "promotion", cat->promos[cands[j].promo].code);
-			JbText(&jb, "currency", b->currency);
-			JbPoints(&jb, "points", cat, b->currency_index, b->points);
-			if (b->valid_days > 0)
-				JbInt(&jb, "valid_days", b->valid_days);
-			else
-				JbNull(&jb, "valid_days");
-			JbText(&jb, "restriction", b->restriction);
-			JbEndObject(&jb);
-		}
-	JbEndArray(&jb);
-
-	JbBeginObject(&jb, "totals");
-	JbMoney(&jb, "amount", cat, amount_total);
-	JbMoney(&jb, "discount", cat, res.outcome.discount);
-	JbMoney(&jb, "points_paid", cat, res.outcome.points_money);
-	JbMoney(&jb, "to_pay", cat, to_pay_total);
-	JbBeginObject(&jb, "points_spent");
-	for (int cur = 0; cur < cat->ncurrencies; cur++)
-	{
-		int64		pts = 0;
-
-		for (int lot = 0; lot < c.nlots; lot++)
-			if (c.lots[lot].currency == cur)
-				for (int i = 0; i < L; i++)
-					pts += det->lot_points[lot * L + i];
-		if (pts > 0)
-			JbPoints(&jb, cat->currencies[cur].code, cat, cur, pts);
-	}
-	JbEndObject(&jb);
-	JbBeginObject(&jb, "points_earned");
-	for (int cur = 0; cur < cat->ncurrencies; cur++)
-	{
-		int64		pts = cur == cat->default_currency ? det->promo_earn[0] : 0;
-
-		for (int j = 0; j < ncands; j++)
-			if (PromoCurrency(cat, &cat->promos[cands[j].promo]) == cur)
-				pts += det->promo_earn[j + 1];
-		if (pts > 0)
-			JbPoints(&jb, cat->currencies[cur].code, cat, cur, pts);
-	}
-	JbEndObject(&jb);
-	JbEndObject(&jb);
-
-	JbBeginObject(&jb, "promotions");
-	JbBeginArray(&jb, "applied");
-	for (int j = 0; j < ncands; j++)
-	{
-		CatPromo   *p = &cat->promos[cands[j].promo];
-		if (!res.chosen[j] || !SearchShows(&prob, det, j))
-			continue;
-		JbBeginObject(&jb, NULL);
-		JbText(&jb, "code", p->code);
-		JbText(&jb, "kind", BenefitKindNames[p->benefit.kind]);
-		JbText(&jb, "name", p->name);
-		if (det->capped[j])
-			JbBool(&jb, "capped", true);
-		JbMoney(&jb, "discount", cat, det->promo_discount[j]);
-		if (det->promo_earn[j + 1] > 0)
-			JbPoints(&jb, "points_earned", cat, PromoCurrency(cat, p), det->promo_earn[j + 1]);
-		JbEndObject(&jb);
-	}
-	JbEndArray(&jb);
-	JbBeginArray(&jb, "not_applied");
-	for (int j = 0; j < ncands; j++)
-	{
-		CatPromo   *p = &cat->promos[cands[j].promo];
-		SearchWhy	why;
-
+			plan->bonus[plan->nbonus++] = cands[j].promo;
 		if (res.chosen[j] && SearchShows(&prob, det, j))
-			continue;
-		if (best_set == NULL)
-		{
-			best_set = palloc(sizeof(bool) * Max(ncands, 1));
-			SearchBestSet(&prob, res.chosen, best_set);
-		}
-		why = SearchWhyNot(&prob, best_set, det, j);
-
-		JbBeginObject(&jb, NULL);
-		JbText(&jb, "code", p->code);
-		JbText(&jb, "name", p->name);
-		if (why == SEARCH_WHY_THRESHOLD)
-		{
-			JbText(&jb, "detail", DatumGetCString(DirectFunctionCall1(numeric_out,
-																	   NumericGetDatum(NumericFromScaled(p->benefit.threshold, cat->money_exponent)))));
-			JbText(&jb, "reason", "below_threshold");
-		}
-		else if (why == SEARCH_WHY_CAP)
-			JbText(&jb, "reason", "cap");
+			plan->applied[plan->napplied++] = (PlanApplied) {
+				cands[j].promo, det->capped[j], det->promo_discount[j], det->promo_earn[j + 1],
+				PlanPromoCurrency(cat, p)
+			};
 		else
-			JbText(&jb, "reason", "excluded_by_better");
-		JbEndObject(&jb);
+		{
+			SearchWhy	why;
+
+			if (best_set == NULL)
+			{
+				best_set = palloc(sizeof(bool) * Max(ncands, 1));
+				SearchBestSet(&prob, res.chosen, best_set);
+			}
+			why = SearchWhyNot(&prob, best_set, det, j);
+			plan->not_applied[plan->nnot_applied++] = (PlanNotApplied) {
+				cands[j].promo,
+				why == SEARCH_WHY_THRESHOLD ? "below_threshold" :
+				why == SEARCH_WHY_CAP ? "cap" : "excluded_by_better",
+				why == SEARCH_WHY_THRESHOLD ?
+				DatumGetCString(DirectFunctionCall1(numeric_out,
+													NumericGetDatum(NumericFromScaled(p->benefit.threshold, cat->money_exponent)))) :
+				NULL
+			};
+		}
 	}
 	for (int r = 0; r < nrejected; r++)
-	{
-		CatPromo   *p = &cat->promos[rejected[r].promo];
-
-		JbBeginObject(&jb, NULL);
-		JbText(&jb, "code", p->code);
-		JbText(&jb, "name", p->name);
-		if (rejected[r].detail)
-			JbText(&jb, "detail", rejected[r].detail);
-		JbText(&jb, "reason", rejected[r].reason);
-		JbEndObject(&jb);
-	}
-	JbEndArray(&jb);
-	JbEndObject(&jb);
+		plan->not_applied[plan->nnot_applied++] = (PlanNotApplied) {
+			rejected[r].promo, rejected[r].reason, rejected[r].detail
+		};
 
 	/*
 	 * Coupons: a promotion for coupon holders that applies uses one coupon,
@@ -2083,52 +1980,306 @@ Calculate(Jsonb *doc, ArrayType *only)
 	 * coupon, or used another.
 	 */
 	used = ChooseCoupons(&c, ncands, cands, res.chosen, det, &prob);
-	JbBeginArray(&jb, "coupons");
+	plan->ncoupons = c.ncoupons;
+	plan->coupons = palloc0(sizeof(PlanCoupon) * Max(c.ncoupons, 1));
 	for (int i = 0; i < c.ncoupons; i++)
 	{
 		Coupon	   *cp = &c.coupons[i];
+		PlanCoupon *pc = &plan->coupons[i];
 
-		JbBeginObject(&jb, NULL);
-		JbText(&jb, "code", cp->code);
+		pc->code = cp->code;
+		pc->promo = cp->promo;
 		if (cp->reason)
 		{
-			JbText(&jb, "status", "rejected");
-			JbText(&jb, "reason", cp->reason);
+			pc->status = COUPON_REJECTED;
+			pc->reason = cp->reason;
 		}
 		else if (used[i])
-			JbText(&jb, "status", "accepted");
+			pc->status = COUPON_ACCEPTED;
 		else
 		{
-			JbText(&jb, "status", "not_used");
-			JbText(&jb, "reason", UnusedCouponReason(&c, i, ncands, cands, res.chosen, det, &prob));
+			pc->status = COUPON_NOT_USED;
+			pc->reason = UnusedCouponReason(&c, i, ncands, cands, res.chosen, det, &prob);
 		}
-		if (cp->promo >= 0)
-			JbText(&jb, "promotion", cat->promos[cp->promo].code);
-		JbEndObject(&jb);
 	}
-	JbEndArray(&jb);
-
-	JbBool(&jb, "optimal", res.optimal);
-	JbInt(&jb, "explored", res.explored);
-	JbInt(&jb, "candidates", ncands);
-	JbInt(&jb, "catalog_generation", cat->generation);
-	result = JbFinish(&jb);
-
-	copy = MemoryContextAlloc(callcxt, VARSIZE(result));
-	memcpy(copy, result, VARSIZE(result));
+	plan->optimal = res.optimal;
+	plan->explored = res.explored;
+	plan->candidates = ncands;
 	MemoryContextSwitchTo(callcxt);
+	return plan;
+}
+
+/* ---- the answer ---- */
+
+/*
+ * The answer's members, pushed into the object jb has open: the plan as
+ * docs/receipts.md shows it, money and points in major units.
+ */
+void
+PlanRender(ReceiptPlan *plan, JsonBuild *jb)
+{
+	Catalog    *cat = plan->cat;
+
+	JbText(jb, "program", cat->code);
+	JbText(jb, "receipt_id", plan->receipt_id);
+	JbText(jb, "at", AtIso(plan->at, plan->at_offset));
+	JbText(jb, "currency", cat->money_currency);
+
+	if (!plan->identified)
+		JbNull(jb, "customer");
+	else
+	{
+		JbBeginObject(jb, "customer");
+		JbBool(jb, "found", plan->found);
+		if (!plan->found)
+			JbText(jb, "reason", plan->not_found_reason);
+		else
+		{
+			JbInt(jb, "id", plan->customer_id);
+			JbText(jb, "status", plan->status);
+			JbText(jb, "tier", plan->tier);
+			JbBeginArray(jb, "segments");
+			for (int i = 0; i < plan->segments.n; i++)
+				JbText(jb, NULL, plan->segments.items[i]);
+			JbEndArray(jb);
+			if (!plan->can_spend)
+				JbText(jb, "points_spending", psprintf("not allowed: the account is %s", plan->status));
+			JbBeginArray(jb, "wallets");
+			for (int w = 0; w < plan->nwallets; w++)
+			{
+				PlanWallet *pw = &plan->wallets[w];
+
+				JbBeginObject(jb, NULL);
+				JbText(jb, "currency", pw->currency);
+				JbPoints(jb, "balance", cat, pw->index, pw->balance);
+				JbPoints(jb, "held", cat, pw->index, pw->held);
+				JbPoints(jb, "available", cat, pw->index, pw->available);
+				JbInt(jb, "version", pw->version);
+				JbEndObject(jb);
+			}
+			JbEndArray(jb);
+		}
+		JbEndObject(jb);
+	}
+
+	JbBeginArray(jb, "lines");
+	for (int i = 0; i < plan->nlines; i++)
+	{
+		PlanLine   *l = &plan->lines[i];
+
+		JbBeginObject(jb, NULL);
+		JbNumeric(jb, "qty", DatumGetNumeric(DirectFunctionCall1(numeric_trim_scale,
+																  NumericGetDatum(NumericFromScaled(l->qty_milli, QTY_EXPONENT)))));
+		JbText(jb, "sku", l->sku);
+		JbInt(jb, "line", l->no);
+		JbMoney(jb, "price", cat, l->price);
+		JbMoney(jb, "amount", cat, l->amount);
+		JbMoney(jb, "to_pay", cat, l->to_pay);
+		JbMoney(jb, "discount", cat, l->discount);
+		JbBeginArray(jb, "discounts");
+		for (int d = 0; d < l->ndiscounts; d++)
+		{
+			JbBeginObject(jb, NULL);
+			JbMoney(jb, "amount", cat, l->discounts[d].amount);
+			JbText(jb, "promotion", cat->promos[l->discounts[d].promo].code);
+			JbEndObject(jb);
+		}
+		JbEndArray(jb);
+		JbBeginArray(jb, "points_paid");
+		for (int k = 0; k < l->npaid; k++)
+		{
+			PlanPaid   *pp = &l->paid[k];
+			int			cur = plan->lots[pp->lot].currency;
+
+			JbBeginObject(jb, NULL);
+			JbInt(jb, "lot", plan->lots[pp->lot].id);
+			JbMoney(jb, "amount", cat, pp->money);
+			JbPoints(jb, "points", cat, cur, pp->points);
+			JbText(jb, "currency", cat->currencies[cur].code);
+			JbEndObject(jb);
+		}
+		JbEndArray(jb);
+		JbMoney(jb, "points_amount", cat, l->points_money);
+		JbBeginArray(jb, "points_earned");
+		for (int k = 0; k < l->nearned; k++)
+		{
+			PlanEarn   *e = &l->earned[k];
+
+			JbBeginObject(jb, NULL);
+			if (e->base > 0)
+				JbPoints(jb, "base", cat, e->currency, e->base);
+			JbPoints(jb, "points", cat, e->currency, e->points);
+			JbText(jb, "currency", cat->currencies[e->currency].code);
+			JbBeginObject(jb, "by_promotion");
+			for (int x = 0; x < e->npromos; x++)
+				JbPoints(jb, cat->promos[e->promos[x].promo].code, cat, e->currency, e->promos[x].points);
+			JbEndObject(jb);
+			JbEndObject(jb);
+		}
+		JbEndArray(jb);
+		JbEndObject(jb);
+	}
+	JbEndArray(jb);
+
+	JbBeginArray(jb, "gifts");
+	for (int g = 0; g < plan->ngifts; g++)
+	{
+		const CatPromo *p = &cat->promos[plan->gifts[g]];
+
+		JbBeginObject(jb, NULL);
+		JbText(jb, "promotion", p->code);
+		JbText(jb, "sku", p->benefit.sku);
+		JbText(jb, "name", p->benefit.name);
+		JbMoney(jb, "value", cat, p->benefit.amount);
+		JbEndObject(jb);
+	}
+	JbEndArray(jb);
+
+	JbBeginArray(jb, "bonus_lots");
+	for (int b = 0; b < plan->nbonus; b++)
+	{
+		const CatPromo *p = &cat->promos[plan->bonus[b]];
+
+		JbBeginObject(jb, NULL);
+		JbText(jb, "promotion", p->code);
+		JbText(jb, "currency", p->benefit.currency);
+		JbPoints(jb, "points", cat, p->benefit.currency_index, p->benefit.points);
+		if (p->benefit.valid_days > 0)
+			JbInt(jb, "valid_days", p->benefit.valid_days);
+		else
+			JbNull(jb, "valid_days");
+		JbText(jb, "restriction", p->benefit.restriction);
+		JbEndObject(jb);
+	}
+	JbEndArray(jb);
+
+	JbBeginObject(jb, "totals");
+	JbMoney(jb, "amount", cat, plan->amount);
+	JbMoney(jb, "discount", cat, plan->discount);
+	JbMoney(jb, "points_paid", cat, plan->points_money);
+	JbMoney(jb, "to_pay", cat, plan->to_pay);
+	JbBeginObject(jb, "points_spent");
+	for (int cur = 0; cur < cat->ncurrencies; cur++)
+		if (plan->points_spent[cur] > 0)
+			JbPoints(jb, cat->currencies[cur].code, cat, cur, plan->points_spent[cur]);
+	JbEndObject(jb);
+	JbBeginObject(jb, "points_earned");
+	for (int cur = 0; cur < cat->ncurrencies; cur++)
+		if (plan->points_earned[cur] > 0)
+			JbPoints(jb, cat->currencies[cur].code, cat, cur, plan->points_earned[cur]);
+	JbEndObject(jb);
+	JbEndObject(jb);
+
+	JbBeginObject(jb, "promotions");
+	JbBeginArray(jb, "applied");
+	for (int a = 0; a < plan->napplied; a++)
+	{
+		PlanApplied *pa = &plan->applied[a];
+		const CatPromo *p = &cat->promos[pa->promo];
+
+		JbBeginObject(jb, NULL);
+		JbText(jb, "code", p->code);
+		JbText(jb, "kind", BenefitKindNames[p->benefit.kind]);
+		JbText(jb, "name", p->name);
+		if (pa->capped)
+			JbBool(jb, "capped", true);
+		JbMoney(jb, "discount", cat, pa->discount);
+		if (pa->points_earned > 0)
+			JbPoints(jb, "points_earned", cat, pa->currency, pa->points_earned);
+		JbEndObject(jb);
+	}
+	JbEndArray(jb);
+	JbBeginArray(jb, "not_applied");
+	for (int n = 0; n < plan->nnot_applied; n++)
+	{
+		PlanNotApplied *pn = &plan->not_applied[n];
+		const CatPromo *p = &cat->promos[pn->promo];
+
+		JbBeginObject(jb, NULL);
+		JbText(jb, "code", p->code);
+		JbText(jb, "name", p->name);
+		if (pn->detail)
+			JbText(jb, "detail", pn->detail);
+		JbText(jb, "reason", pn->reason);
+		JbEndObject(jb);
+	}
+	JbEndArray(jb);
+	JbEndObject(jb);
+
+	JbBeginArray(jb, "coupons");
+	for (int i = 0; i < plan->ncoupons; i++)
+	{
+		PlanCoupon *pc = &plan->coupons[i];
+		static const char *const status[] = {"accepted", "rejected", "not_used"};
+
+		JbBeginObject(jb, NULL);
+		JbText(jb, "code", pc->code);
+		JbText(jb, "status", status[pc->status]);
+		if (pc->reason)
+			JbText(jb, "reason", pc->reason);
+		if (pc->promo >= 0)
+			JbText(jb, "promotion", cat->promos[pc->promo].code);
+		JbEndObject(jb);
+	}
+	JbEndArray(jb);
+
+	JbBool(jb, "optimal", plan->optimal);
+	JbInt(jb, "explored", plan->explored);
+	JbInt(jb, "candidates", plan->candidates);
+	JbInt(jb, "catalog_generation", cat->generation);
+}
+
+/* The plan's answer, in the caller's memory */
+Jsonb *
+PlanAnswer(ReceiptPlan *plan)
+{
+	MemoryContext old = MemoryContextSwitchTo(plan->cxt);
+	JsonBuild	jb = NULL;
+	Jsonb	   *result;
+
+	JbBeginObject(&jb, NULL);
+	PlanRender(plan, &jb);
+	result = JbFinish(&jb);
+	MemoryContextSwitchTo(old);
+	return JsonbCopy(result);
+}
+
+/* A copy of a jsonb value in the current context */
+Jsonb *
+JsonbCopy(const Jsonb *j)
+{
+	Jsonb	   *copy = palloc(VARSIZE(j));
+
+	memcpy(copy, j, VARSIZE(j));
+	return copy;
+}
+
+/* Done with the plan: its memory is kept for the next call */
+void
+PlanFree(ReceiptPlan *plan)
+{
+	CalcContextDone(plan->cxt);
+}
+
+/* The answer of a calculation, logged if slow */
+static Datum
+CalculateAnswer(Jsonb *doc, ArrayType *only)
+{
+	ReceiptPlan	   *plan = PlanCalculate(doc, only);
+	Jsonb	   *answer = PlanAnswer(plan);
+
 	if (loyalty_log_min_duration >= 0)
-		LogSlowCalculation(started, program, c.receipt_id, L, ncands, res.explored,
-						   res.optimal, c.as_committed);
-	CalcContextDone(cxt);
-	PG_RETURN_JSONB_P(copy);
+		LogSlowCalculation(plan->started, plan->cat->code, plan->receipt_id, plan->nlines,
+						   plan->candidates, plan->explored, plan->optimal, plan->as_committed);
+	PlanFree(plan);
+	PG_RETURN_JSONB_P(answer);
 }
 
 /* loyalty.calculate(receipt jsonb) returns jsonb */
 Datum
 loyalty_calculate(PG_FUNCTION_ARGS)
 {
-	return Calculate(PG_GETARG_JSONB_P(0), NULL);
+	return CalculateAnswer(PG_GETARG_JSONB_P(0), NULL);
 }
 
 /*
@@ -2146,5 +2297,5 @@ loyalty_recompute(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("promotions must be a one-dimensional array of ids without nulls")));
-	return Calculate(PG_GETARG_JSONB_P(0), ids);
+	return CalculateAnswer(PG_GETARG_JSONB_P(0), ids);
 }
