@@ -565,7 +565,7 @@ ReadCoupons(Calc *c)
 
 /* The customer object: exactly one of card, phone, email, id */
 static void
-ReadCustomer(Calc *c, MemoryContext callcxt, FoundCustomer *found)
+ReadCustomer(Calc *c, const LoyaltyProgram *program, MemoryContext callcxt, FoundCustomer *found)
 {
 	static const char *const kinds[] = {"card", "phone", "email", "id", NULL};
 	JsonbValue	v;
@@ -606,10 +606,29 @@ ReadCustomer(Calc *c, MemoryContext callcxt, FoundCustomer *found)
 		c->not_found_reason = "invalid_identifier";
 		return;
 	}
-	c->found = FindReceiptCustomer(&c->cat->program, kind, value, callcxt,
+	c->found = FindReceiptCustomer(program, kind, value, callcxt,
 								   found, &c->not_found_reason);
 	if (c->found)
 		c->customer_id = found->id;
+}
+
+/*
+ * The customer the receipt names, as calculate finds them: commit locks
+ * their wallets before it calculates.  Returns false for none (anonymous,
+ * unreadable, not found).
+ */
+bool
+PlanFindCustomer(Jsonb *doc, const LoyaltyProgram *program, int64 *customer_id)
+{
+	Calc		c;
+	FoundCustomer fc;
+
+	memset(&c, 0, sizeof(c));
+	c.doc = doc;
+	c.jd.name = "receipt";
+	ReadCustomer(&c, program, CurrentMemoryContext, &fc);
+	*customer_id = c.found ? c.customer_id : 0;
+	return c.found;
 }
 
 /* ---- reading the database ---- */
@@ -1585,7 +1604,7 @@ PlanCalculate(Jsonb *doc, ArrayType *only)
 	}
 
 	/* the customer and what they hold */
-	ReadCustomer(&c, CurrentMemoryContext, &fc);
+	ReadCustomer(&c, &cat->program, CurrentMemoryContext, &fc);
 	if (c.found)
 		LoadCustomer(&c, &fc);
 	LoadProducts(&c);
@@ -2012,6 +2031,79 @@ PlanCalculate(Jsonb *doc, ArrayType *only)
 /* ---- the answer ---- */
 
 /*
+ * The elements of one of a line's arrays, pushed into the array jb has
+ * open: its discounts, the lots that paid it, its points
+ */
+void
+PlanRenderLine(ReceiptPlan *plan, int i, PlanLinePart part, JsonBuild *jb)
+{
+	Catalog    *cat = plan->cat;
+	PlanLine   *l = &plan->lines[i];
+
+	if (part == LINE_DISCOUNTS)
+		for (int d = 0; d < l->ndiscounts; d++)
+		{
+			JbBeginObject(jb, NULL);
+			JbMoney(jb, "amount", cat, l->discounts[d].amount);
+			JbText(jb, "promotion", cat->promos[l->discounts[d].promo].code);
+			JbEndObject(jb);
+		}
+	else if (part == LINE_POINTS_PAID)
+		for (int k = 0; k < l->npaid; k++)
+		{
+			PlanPaid   *pp = &l->paid[k];
+			int			cur = plan->lots[pp->lot].currency;
+
+			JbBeginObject(jb, NULL);
+			JbInt(jb, "lot", plan->lots[pp->lot].id);
+			JbMoney(jb, "amount", cat, pp->money);
+			JbPoints(jb, "points", cat, cur, pp->points);
+			JbText(jb, "currency", cat->currencies[cur].code);
+			JbEndObject(jb);
+		}
+	else
+		for (int k = 0; k < l->nearned; k++)
+		{
+			PlanEarn   *e = &l->earned[k];
+
+			JbBeginObject(jb, NULL);
+			if (e->base > 0)
+				JbPoints(jb, "base", cat, e->currency, e->base);
+			JbPoints(jb, "points", cat, e->currency, e->points);
+			JbText(jb, "currency", cat->currencies[e->currency].code);
+			JbBeginObject(jb, "by_promotion");
+			for (int x = 0; x < e->npromos; x++)
+				JbPoints(jb, cat->promos[e->promos[x].promo].code, cat, e->currency, e->promos[x].points);
+			JbEndObject(jb);
+			JbEndObject(jb);
+		}
+}
+
+/* The answer's totals */
+void
+PlanRenderTotals(ReceiptPlan *plan, JsonBuild *jb)
+{
+	Catalog    *cat = plan->cat;
+
+	JbBeginObject(jb, "totals");
+	JbMoney(jb, "amount", cat, plan->amount);
+	JbMoney(jb, "discount", cat, plan->discount);
+	JbMoney(jb, "points_paid", cat, plan->points_money);
+	JbMoney(jb, "to_pay", cat, plan->to_pay);
+	JbBeginObject(jb, "points_spent");
+	for (int cur = 0; cur < cat->ncurrencies; cur++)
+		if (plan->points_spent[cur] > 0)
+			JbPoints(jb, cat->currencies[cur].code, cat, cur, plan->points_spent[cur]);
+	JbEndObject(jb);
+	JbBeginObject(jb, "points_earned");
+	for (int cur = 0; cur < cat->ncurrencies; cur++)
+		if (plan->points_earned[cur] > 0)
+			JbPoints(jb, cat->currencies[cur].code, cat, cur, plan->points_earned[cur]);
+	JbEndObject(jb);
+	JbEndObject(jb);
+}
+
+/*
  * The answer's members, pushed into the object jb has open: the plan as
  * docs/receipts.md shows it, money and points in major units.
  */
@@ -2077,45 +2169,14 @@ PlanRender(ReceiptPlan *plan, JsonBuild *jb)
 		JbMoney(jb, "to_pay", cat, l->to_pay);
 		JbMoney(jb, "discount", cat, l->discount);
 		JbBeginArray(jb, "discounts");
-		for (int d = 0; d < l->ndiscounts; d++)
-		{
-			JbBeginObject(jb, NULL);
-			JbMoney(jb, "amount", cat, l->discounts[d].amount);
-			JbText(jb, "promotion", cat->promos[l->discounts[d].promo].code);
-			JbEndObject(jb);
-		}
+		PlanRenderLine(plan, i, LINE_DISCOUNTS, jb);
 		JbEndArray(jb);
 		JbBeginArray(jb, "points_paid");
-		for (int k = 0; k < l->npaid; k++)
-		{
-			PlanPaid   *pp = &l->paid[k];
-			int			cur = plan->lots[pp->lot].currency;
-
-			JbBeginObject(jb, NULL);
-			JbInt(jb, "lot", plan->lots[pp->lot].id);
-			JbMoney(jb, "amount", cat, pp->money);
-			JbPoints(jb, "points", cat, cur, pp->points);
-			JbText(jb, "currency", cat->currencies[cur].code);
-			JbEndObject(jb);
-		}
+		PlanRenderLine(plan, i, LINE_POINTS_PAID, jb);
 		JbEndArray(jb);
 		JbMoney(jb, "points_amount", cat, l->points_money);
 		JbBeginArray(jb, "points_earned");
-		for (int k = 0; k < l->nearned; k++)
-		{
-			PlanEarn   *e = &l->earned[k];
-
-			JbBeginObject(jb, NULL);
-			if (e->base > 0)
-				JbPoints(jb, "base", cat, e->currency, e->base);
-			JbPoints(jb, "points", cat, e->currency, e->points);
-			JbText(jb, "currency", cat->currencies[e->currency].code);
-			JbBeginObject(jb, "by_promotion");
-			for (int x = 0; x < e->npromos; x++)
-				JbPoints(jb, cat->promos[e->promos[x].promo].code, cat, e->currency, e->promos[x].points);
-			JbEndObject(jb);
-			JbEndObject(jb);
-		}
+		PlanRenderLine(plan, i, LINE_POINTS_EARNED, jb);
 		JbEndArray(jb);
 		JbEndObject(jb);
 	}
@@ -2153,22 +2214,7 @@ PlanRender(ReceiptPlan *plan, JsonBuild *jb)
 	}
 	JbEndArray(jb);
 
-	JbBeginObject(jb, "totals");
-	JbMoney(jb, "amount", cat, plan->amount);
-	JbMoney(jb, "discount", cat, plan->discount);
-	JbMoney(jb, "points_paid", cat, plan->points_money);
-	JbMoney(jb, "to_pay", cat, plan->to_pay);
-	JbBeginObject(jb, "points_spent");
-	for (int cur = 0; cur < cat->ncurrencies; cur++)
-		if (plan->points_spent[cur] > 0)
-			JbPoints(jb, cat->currencies[cur].code, cat, cur, plan->points_spent[cur]);
-	JbEndObject(jb);
-	JbBeginObject(jb, "points_earned");
-	for (int cur = 0; cur < cat->ncurrencies; cur++)
-		if (plan->points_earned[cur] > 0)
-			JbPoints(jb, cat->currencies[cur].code, cat, cur, plan->points_earned[cur]);
-	JbEndObject(jb);
-	JbEndObject(jb);
+	PlanRenderTotals(plan, jb);
 
 	JbBeginObject(jb, "promotions");
 	JbBeginArray(jb, "applied");

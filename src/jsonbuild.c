@@ -159,6 +159,15 @@ JbFinish(JsonBuild *jb)
 	return JsonbValueToJsonb(result);
 }
 
+/* Close the array begun at the top (key NULL) and return it */
+Jsonb *
+JbFinishArray(JsonBuild *jb)
+{
+	JsonbValue *result = pushJsonbValue(jb, WJB_END_ARRAY, NULL);
+
+	return JsonbValueToJsonb(result);
+}
+
 /* A date as YYYY-MM-DD (as to_char would print it) */
 char *
 FormatDate(DateADT date)

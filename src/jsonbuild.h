@@ -25,6 +25,7 @@ extern void JbBool(JsonBuild *jb, const char *key, bool value);
 extern void JbNull(JsonBuild *jb, const char *key);
 extern void JbJsonb(JsonBuild *jb, const char *key, Jsonb *value);
 extern Jsonb *JbFinish(JsonBuild *jb);
+extern Jsonb *JbFinishArray(JsonBuild *jb);
 
 /* A date as answers print it */
 extern char *FormatDate(DateADT date);

@@ -169,9 +169,43 @@ BeginOperation(Wallet *w, FunctionCallInfo fcinfo, WalletLockMode mode, Entry *e
 	int64		customer = ArgInt64(fcinfo, 0, "customer");
 	char	   *currency = ArgText(fcinfo, 1, "currency");
 
+	return BeginWalletEntry(w, customer, currency, mode, e, true, result);
+}
+
+/* The same for a wallet named by the caller */
+bool
+BeginWalletEntry(Wallet *w, int64 customer, const char *currency, WalletLockMode mode,
+				 Entry *e, bool check_amounts, EntryResult *result)
+{
 	DirectBegin();
 	WalletLock(w, customer, currency, mode);
-	return !e->idempotency_key || !WalletReplay(w, e->idempotency_key, e, true, result);
+	return !e->idempotency_key || !WalletReplay(w, e->idempotency_key, e, check_amounts, result);
+}
+
+/*
+ * Accrue a lot into the customer's wallet (created if missing): one
+ * "accrue" entry, what it owes paid first.  result receives the entry.
+ */
+void
+LedgerAccrue(int64 customer, const char *currency, NewLot *lot, const char *receipt,
+			 const char *idempotency_key, const char *reason, EntryResult *result)
+{
+	Entry		e = {0};
+	Wallet		w;
+
+	e.new_lot = lot;
+	e.operation = "accrue";
+	e.amount = lot->amount;
+	e.receipt_id = receipt;
+	e.idempotency_key = idempotency_key;
+	e.reason = reason;
+	if (BeginWalletEntry(&w, customer, currency, WALLET_CREATE, &e, true, result))
+	{
+		WalletTouch(&w, false, NULL);
+		WalletAppend(&w, &e, result);
+		WalletPayDebt(&w, e.lot_id, lot->amount);
+	}
+	DirectEnd();
 }
 
 /*
@@ -190,9 +224,12 @@ loyalty_accrue(PG_FUNCTION_ARGS)
 	int32		priority = PG_ARGISNULL(6) ? 0 : PG_GETARG_INT32(6);
 	char	   *restriction = ArgTextOrNull(fcinfo, 7, "restriction");
 	NewLot		lot = {0};
-	Entry		e = {0};
 	EntryResult result;
-	Wallet		w;
+	const char *receipt;
+	const char *key;
+	const char *reason;
+	int64		customer;
+	const char *currency;
 
 	ArgTimestamp(fcinfo, 3, "valid_from", &valid_from);
 	has_valid_to = ArgTimestamp(fcinfo, 4, "valid_to", &valid_to);
@@ -212,21 +249,13 @@ loyalty_accrue(PG_FUNCTION_ARGS)
 	lot.kind = kind;
 	lot.priority = priority;
 	lot.restriction = restriction;
-	e.new_lot = &lot;
-	e.operation = "accrue";
-	e.amount = amount;
-	e.receipt_id = ArgTextOrNull(fcinfo, 8, "receipt");
-	e.idempotency_key = ArgTextOrNull(fcinfo, 9, "idempotency_key");
-	e.reason = ArgTextOrNull(fcinfo, 10, "reason");
+	receipt = ArgTextOrNull(fcinfo, 8, "receipt");
+	key = ArgTextOrNull(fcinfo, 9, "idempotency_key");
+	reason = ArgTextOrNull(fcinfo, 10, "reason");
+	customer = ArgInt64(fcinfo, 0, "customer");
+	currency = ArgText(fcinfo, 1, "currency");
 	EntryResultInit(&result, fcinfo);
-
-	if (BeginOperation(&w, fcinfo, WALLET_CREATE, &e, &result))
-	{
-		WalletTouch(&w, false, NULL);
-		WalletAppend(&w, &e, &result);
-		WalletPayDebt(&w, e.lot_id, amount);
-	}
-	DirectEnd();
+	LedgerAccrue(customer, currency, &lot, receipt, key, reason, &result);
 	PG_RETURN_DATUM(result.datum);
 }
 

@@ -167,7 +167,17 @@ typedef struct ReceiptPlan
 } ReceiptPlan;
 
 extern ReceiptPlan *PlanCalculate(Jsonb *doc, ArrayType *only);
+extern bool PlanFindCustomer(Jsonb *doc, const LoyaltyProgram *program, int64 *customer_id);
+typedef enum PlanLinePart
+{
+	LINE_DISCOUNTS,
+	LINE_POINTS_PAID,
+	LINE_POINTS_EARNED
+} PlanLinePart;
+
 extern void PlanRender(ReceiptPlan *plan, JsonBuild *jb);
+extern void PlanRenderLine(ReceiptPlan *plan, int line, PlanLinePart part, JsonBuild *jb);
+extern void PlanRenderTotals(ReceiptPlan *plan, JsonBuild *jb);
 extern Jsonb *PlanAnswer(ReceiptPlan *plan);
 extern Jsonb *JsonbCopy(const Jsonb *j);
 extern void PlanFree(ReceiptPlan *plan);

@@ -180,14 +180,35 @@ loyalty_spend_lots(PG_FUNCTION_ARGS)
 	int64	   *ids;
 	int64	   *amounts;
 	int			n = ArgLotAmounts(fcinfo, 2, 3, &ids, &amounts);
+	int64		customer = ArgInt64(fcinfo, 0, "customer");
+	char	   *currency = ArgText(fcinfo, 1, "currency");
+	EntryResult result;
+
+	EntryResultInit(&result, fcinfo);
+	ReceiptSpendLots(customer, currency, n, ids, amounts, ArgTextOrNull(fcinfo, 4, "receipt"),
+					 ArgTextOrNull(fcinfo, 5, "idempotency_key"), &result);
+	PG_RETURN_DATUM(result.datum);
+}
+
+/*
+ * The redemption of spend_lots, for commit: n lots, each once, each amount
+ * positive.
+ */
+void
+ReceiptSpendLots(int64 customer, const char *currency, int n, const int64 *ids,
+				 const int64 *amounts, const char *receipt, const char *idempotency_key,
+				 EntryResult *result)
+{
 	int64		total = SumAmounts(amounts, n);
 	Applicable	all = {true, 0, NULL};
 	Entry		e = {0};
-	EntryResult result;
 	Wallet		w;
 
 	e.amount = -total;
-	if (BeginReceiptEntry(fcinfo, "redeem", WALLET_EXISTING | WALLET_SPEND, true, &w, &e, &result))
+	e.operation = "redeem";
+	e.receipt_id = receipt;
+	e.idempotency_key = idempotency_key;
+	if (BeginWalletEntry(&w, customer, currency, WALLET_EXISTING | WALLET_SPEND, &e, true, result))
 	{
 		Lot		   *lots;
 		int			nlots;
@@ -219,10 +240,9 @@ loyalty_spend_lots(PG_FUNCTION_ARGS)
 					 errhint("Calculate the receipt again.")));
 		e.lots = lots;
 		e.nlots = nlots;
-		WalletAppend(&w, &e, &result);
+		WalletAppend(&w, &e, result);
 	}
 	DirectEnd();
-	PG_RETURN_DATUM(result.datum);
 }
 
 /*

@@ -112,21 +112,13 @@ COMMENT ON FUNCTION @extschema@.customer_stats(bigint, bigint, timestamptz) IS
 'a customer''s purchases since a time: money paid after refunds (minor units), receipts not cancelled or wholly refunded, the last one''s time';
 
 -- The best tier the figures qualify for (NULL if the programme has none
--- they reach).
+-- they reach), in C (src/tiers.c), as lift_tier decides: the highest rank
+-- whose thresholds the figures meet ("all": every threshold the tier has,
+-- "any": one of them; a tier without thresholds takes everyone).
 CREATE FUNCTION @extschema@.qualified_tier(pid bigint, spend bigint, receipts integer)
 RETURNS @extschema@.tier
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT t.* FROM @extschema@.tier t, @extschema@.program g
-     WHERE t.program_id OPERATOR(pg_catalog.=) pid AND g.id OPERATOR(pg_catalog.=) pid
-       AND CASE WHEN t.min_spend IS NULL AND t.min_receipts IS NULL THEN true
-                WHEN t.qualify OPERATOR(pg_catalog.=) 'any' THEN
-                     spend OPERATOR(pg_catalog.>=) @extschema@.minor_units(t.min_spend, g.money_exponent)
-                     OR receipts OPERATOR(pg_catalog.>=) t.min_receipts
-                ELSE COALESCE(spend OPERATOR(pg_catalog.>=) @extschema@.minor_units(t.min_spend, g.money_exponent), true)
-                     AND COALESCE(receipts OPERATOR(pg_catalog.>=) t.min_receipts, true) END
-     ORDER BY t.rank DESC LIMIT 1
-$$;
+AS 'MODULE_PATHNAME', 'loyalty_qualified_tier'
+LANGUAGE C STABLE SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION @extschema@.qualified_tier(bigint, bigint, integer) IS
 'the highest tier of the programme that this spend (minor units) and receipt count qualify for';
 
@@ -165,38 +157,8 @@ COMMENT ON FUNCTION @extschema@.change_tier(bigint, bigint, text, text, text, bi
 -- (not a trigger: a restore inserts receipts again and must lift nobody).
 CREATE FUNCTION @extschema@.lift_tier(pid bigint, cid bigint, rid text)
 RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    st record;
-    best @extschema@.tier;
-    cur text;
-    cur_rank integer;
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM @extschema@.tier t WHERE t.program_id OPERATOR(pg_catalog.=) pid) THEN
-        RETURN;
-    END IF;
-    SELECT * INTO st FROM @extschema@.customer_stats(pid, cid,
-        pg_catalog.now() OPERATOR(pg_catalog.-) (SELECT g.tier_window FROM @extschema@.program g
-                                                  WHERE g.id OPERATOR(pg_catalog.=) pid));
-    best := @extschema@.qualified_tier(pid, st.spend, st.receipts);
-    IF best.code IS NULL THEN
-        RETURN;
-    END IF;
-    -- the customer's tier as it is once a review of them has finished
-    SELECT c.tier, t.rank INTO cur, cur_rank
-      FROM @extschema@.customer c
-      LEFT JOIN @extschema@.tier t ON t.program_id OPERATOR(pg_catalog.=) c.program_id
-                                  AND t.code OPERATOR(pg_catalog.=) c.tier
-     WHERE c.id OPERATOR(pg_catalog.=) cid
-       FOR NO KEY UPDATE OF c;
-    IF cur_rank IS NULL OR best.rank OPERATOR(pg_catalog.>) cur_rank THEN
-        PERFORM @extschema@.change_tier(pid, cid, cur, best.code, 'qualified',
-                                        st.spend, st.receipts, rid);
-    END IF;
-    RETURN;
-END
-$$;
+AS 'MODULE_PATHNAME', 'loyalty_lift_tier'
+LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION @extschema@.lift_tier(bigint, bigint, text) IS
 'move a customer up to the best tier they now qualify for (called by commit for its receipt)';
 

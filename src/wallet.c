@@ -480,6 +480,7 @@ KeepEntry(EntryResult *result, TupleDesc desc, Datum *values, bool *nulls)
 	TupleDesc	rdesc;
 
 	result->hold_id = nulls[hold] ? 0 : DatumGetInt64(values[hold]);
+	result->version = DatumGetInt64(values[DirectAttno(DT_LEDGER, "version") - 1]);
 	if (result->fcinfo &&
 		get_call_result_type(result->fcinfo, NULL, &rdesc) == TYPEFUNC_COMPOSITE)
 	{

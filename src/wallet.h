@@ -125,6 +125,7 @@ typedef struct EntryResult
 	Datum		datum;
 	bool		isnull;
 	int64		hold_id;
+	int64		version;		/* the wallet's version the entry made */
 } EntryResult;
 
 /* wallet.c */
@@ -145,6 +146,17 @@ extern bool WalletReplay(Wallet *w, const char *key, const Entry *expect,
 						 bool check_amounts, EntryResult *result);
 extern int32 WalletSweep(FunctionCallInfo fcinfo, bool holds);
 extern void EntryResultInit(EntryResult *result, FunctionCallInfo fcinfo);
+
+/* ledger.c and receipt.c: operations for the C callers */
+extern bool BeginWalletEntry(Wallet *w, int64 customer, const char *currency,
+							 WalletLockMode mode, Entry *e, bool check_amounts,
+							 EntryResult *result);
+extern void LedgerAccrue(int64 customer, const char *currency, NewLot *lot,
+						 const char *receipt, const char *idempotency_key,
+						 const char *reason, EntryResult *result);
+extern void ReceiptSpendLots(int64 customer, const char *currency, int n, const int64 *ids,
+							 const int64 *amounts, const char *receipt,
+							 const char *idempotency_key, EntryResult *result);
 
 /* Arguments of the SQL functions */
 extern int64 ArgInt64(FunctionCallInfo fcinfo, int argno, const char *name);

@@ -10,7 +10,7 @@
 -- LOYALTY_TEST_SEED repeats a run.
 BEGIN;
 SET LOCAL jit = off;
-SELECT plan(8);
+SELECT plan(9);
 
 \ir seed.psql
 
@@ -56,6 +56,28 @@ BEGIN
         END IF;
     END LOOP;
 END $$;
+
+-- qualified_tier against the rule as docs/tiers.md states it, over a grid of
+-- figures around each threshold (spend in minor units), unknown ones too
+SELECT is_empty($$
+    WITH grid AS (
+        SELECT s, r FROM (VALUES (NULL::bigint), (0), (299999), (300000), (899999), (900000), (5000000)) a (s),
+                         (VALUES (NULL::integer), (0), (2), (3), (9), (10), (50)) b (r)),
+    expect AS (
+        SELECT g.s, g.r,
+               (SELECT t.rank FROM loyalty.tier t JOIN loyalty.program p ON p.id = t.program_id
+                 WHERE p.code = 'tiers'
+                   AND CASE WHEN t.min_spend IS NULL AND t.min_receipts IS NULL THEN true
+                            WHEN t.qualify = 'any' THEN COALESCE(g.s >= t.min_spend * 10 ^ p.money_exponent, false)
+                                                     OR COALESCE(g.r >= t.min_receipts, false)
+                            ELSE COALESCE(g.s >= t.min_spend * 10 ^ p.money_exponent, true)
+                                 AND COALESCE(g.r >= t.min_receipts, true) END
+                 ORDER BY t.rank DESC LIMIT 1) AS rank
+          FROM grid g)
+    SELECT e.* FROM expect e
+     WHERE e.rank IS DISTINCT FROM (loyalty.qualified_tier((SELECT id FROM loyalty.program WHERE code = 'tiers'),
+                                                           e.s, e.r)).rank$$,
+    'qualified_tier gives the highest tier whose thresholds the figures meet (all / any), unknown figures included');
 
 -- the tier of rank r as a code
 CREATE TEMP VIEW now_tier AS

@@ -1,0 +1,992 @@
+/*
+ * src/commit.c
+ *
+ * loyalty.commit(receipt jsonb, expected jsonb) returns jsonb: write a
+ * receipt as calculate plans it.  The receipt id is claimed first (a
+ * replay returns the first answer and writes nothing); the customer's
+ * wallets are locked, and the receipt is calculated under the locks; the
+ * plan (src/plan.h) then goes straight to the writes: coupon, personal
+ * offer and counter uses, the redemption of exactly the lots it chose, the
+ * accrual (at once, or queued), the receipt, its lines and its event.  What
+ * the customer saw no longer holding is SQLSTATE 40001: calculate again.
+ * docs/receipts.md is the contract.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type_d.h"
+#include "common/cryptohash.h"
+#include "common/sha2.h"
+#include "executor/spi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/numeric.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "access.h"
+#include "catalog.h"
+#include "direct.h"
+#include "event.h"
+#include "jsonbuild.h"
+#include "jsonread.h"
+#include "plan.h"
+#include "program.h"
+#include "tiers.h"
+#include "wallet.h"
+
+PG_FUNCTION_INFO_V1(loyalty_commit);
+
+#define MAX_RECEIPT_ID 128
+
+static KeptQuery delay_query = {
+	"SELECT accrual_delay FROM loyalty.program WHERE id OPERATOR(pg_catalog.=) $1",
+	1, {INT8OID}, NULL
+};
+static KeptQuery key_query = {
+	"INSERT INTO loyalty.receipt_key (program_id, receipt_id, committed_at, digest)"
+	" VALUES ($1, $2, pg_catalog.now(), $3) ON CONFLICT DO NOTHING",
+	3, {INT8OID, TEXTOID, BYTEAOID}, NULL
+};
+static KeptQuery replay_query = {
+	"SELECT loyalty.receipt_replay($1, $2, $3)",
+	3, {INT8OID, TEXTOID, BYTEAOID}, NULL
+};
+static KeptQuery lock_query = {
+	"SELECT 1 FROM loyalty.wallet w WHERE w.customer_id OPERATOR(pg_catalog.=) $1"
+	" ORDER BY w.currency COLLATE pg_catalog.\"C\" FOR NO KEY UPDATE",
+	1, {INT8OID}, NULL
+};
+static KeptQuery refuse_query = {
+	"SELECT loyalty.refuse_moved($1, $2, $3, $4, $5)",
+	5, {JSONBOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID}, NULL
+};
+static KeptQuery coupon_query = {
+	"UPDATE loyalty.coupon o"
+	"   SET uses = o.uses OPERATOR(pg_catalog.+) 1,"
+	"       state = CASE WHEN o.uses OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=)"
+	"                         COALESCE(o.use_limit, CASE WHEN o.kind OPERATOR(pg_catalog.=) 'multi_use' THEN NULL ELSE 1 END)"
+	"                    THEN 'redeemed' ELSE o.state END"
+	" WHERE o.program_id OPERATOR(pg_catalog.=) $1"
+	"   AND pg_catalog.lower(o.code) OPERATOR(pg_catalog.=) pg_catalog.lower($2)"
+	"   AND o.state OPERATOR(pg_catalog.=) 'issued'"
+	"   AND (o.uses OPERATOR(pg_catalog.<)"
+	"        COALESCE(o.use_limit, CASE WHEN o.kind OPERATOR(pg_catalog.=) 'multi_use' THEN NULL ELSE 1 END)"
+	"        OR COALESCE(o.use_limit, CASE WHEN o.kind OPERATOR(pg_catalog.=) 'multi_use' THEN NULL ELSE 1 END) IS NULL)",
+	2, {INT8OID, TEXTOID}, NULL
+};
+static KeptQuery offer_query = {
+	"UPDATE loyalty.personal_offer o SET uses_left = o.uses_left OPERATOR(pg_catalog.-) 1"
+	" WHERE o.customer_id OPERATOR(pg_catalog.=) $1 AND o.promotion_id OPERATOR(pg_catalog.=) $2"
+	"   AND o.uses_left OPERATOR(pg_catalog.>) 0",
+	2, {INT8OID, INT8OID}, NULL
+};
+static KeptQuery offer_limited_query = {
+	"SELECT 1 FROM loyalty.personal_offer o"
+	" WHERE o.customer_id OPERATOR(pg_catalog.=) $1 AND o.promotion_id OPERATOR(pg_catalog.=) $2"
+	"   AND o.uses_left IS NOT NULL",
+	2, {INT8OID, INT8OID}, NULL
+};
+/* a use counted: per customer and period ($5 its limit), or in all (customer 0) */
+static KeptQuery counter_customer_query = {
+	"INSERT INTO loyalty.counter AS t (promotion_id, customer_id, period_start, uses, money)"
+	" VALUES ($1, $2, $3, 1, $4)"
+	" ON CONFLICT (promotion_id, customer_id, period_start) DO UPDATE"
+	"   SET uses = t.uses OPERATOR(pg_catalog.+) 1, money = t.money OPERATOR(pg_catalog.+) $4,"
+	"       updated_at = pg_catalog.now()"
+	" WHERE t.uses OPERATOR(pg_catalog.<) $5",
+	5, {INT8OID, INT8OID, DATEOID, INT8OID, INT8OID}, NULL
+};
+static KeptQuery counter_total_query = {
+	"INSERT INTO loyalty.counter AS t (promotion_id, customer_id, period_start, uses, money)"
+	" VALUES ($1, 0, '-infinity', 1, $2)"
+	" ON CONFLICT (promotion_id, customer_id, period_start) DO UPDATE"
+	"   SET uses = t.uses OPERATOR(pg_catalog.+) 1, money = t.money OPERATOR(pg_catalog.+) $2,"
+	"       updated_at = pg_catalog.now()"
+	" WHERE ($3::bigint IS NULL OR t.uses OPERATOR(pg_catalog.<) $3)"
+	"   AND ($4::bigint IS NULL OR t.money OPERATOR(pg_catalog.<) $4)",
+	4, {INT8OID, INT8OID, INT8OID, INT8OID}, NULL
+};
+static KeptQuery counter_reached_query = {
+	"SELECT 1 FROM loyalty.counter t"
+	" WHERE t.promotion_id OPERATOR(pg_catalog.=) $1 AND t.customer_id OPERATOR(pg_catalog.=) 0"
+	"   AND t.period_start OPERATOR(pg_catalog.=) '-infinity' AND t.uses OPERATOR(pg_catalog.>=) $2",
+	2, {INT8OID, INT8OID}, NULL
+};
+static KeptQuery wallet_query = {
+	"INSERT INTO loyalty.wallet (customer_id, currency, program_id) VALUES ($1, $2, $3)"
+	" ON CONFLICT DO NOTHING",
+	3, {INT8OID, TEXTOID, INT8OID}, NULL
+};
+static KeptQuery queue_query = {
+	"INSERT INTO loyalty.accrual_queue (program_id, receipt_id, customer_id, currency, amount,"
+	"                                   kind, valid_for, restriction, idempotency_key, release_at)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+	10, {INT8OID, TEXTOID, INT8OID, TEXTOID, INT8OID, TEXTOID, INTERVALOID, TEXTOID, TEXTOID,
+	TIMESTAMPTZOID}, NULL
+};
+static KeptQuery receipt_query = {
+	"INSERT INTO loyalty.receipt (program_id, receipt_id, committed_at, customer_id, at, store,"
+	"                             amount, discount, points_money, to_pay, points_spent, points_earned,"
+	"                             accruals, coupons, counters, offers, answer, actor, document)"
+	" VALUES ($1, $2, pg_catalog.now(), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
+	"         $16, loyalty.actor(), $17)",
+	17, {INT8OID, TEXTOID, INT8OID, TIMESTAMPTZOID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID,
+		JSONBOID, JSONBOID, JSONBOID, TEXTARRAYOID, JSONBOID, INT8ARRAYOID, JSONBOID, JSONBOID},
+	NULL
+};
+static KeptQuery lines_query = {
+	"INSERT INTO loyalty.receipt_line (program_id, receipt_id, committed_at, line, sku, qty, price,"
+	"                                  amount, discount, points_money, to_pay, discounts,"
+	"                                  points_paid, points_earned)"
+	" SELECT $1, $2, pg_catalog.now(), u.*"
+	"   FROM ROWS FROM (pg_catalog.unnest($3::int4[]), pg_catalog.unnest($4::text[]),"
+	"                   pg_catalog.unnest($5::numeric[]), pg_catalog.unnest($6::int8[]),"
+	"                   pg_catalog.unnest($7::int8[]), pg_catalog.unnest($8::int8[]),"
+	"                   pg_catalog.unnest($9::int8[]), pg_catalog.unnest($10::int8[]),"
+	"                   pg_catalog.unnest($11::jsonb[]), pg_catalog.unnest($12::jsonb[]),"
+	"                   pg_catalog.unnest($13::jsonb[])) AS u",
+	13, {INT8OID, TEXTOID, INT4ARRAYOID, TEXTARRAYOID, 1231 /* numeric[] */, INT8ARRAYOID,
+		INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, 3807 /* jsonb[] */,
+	3807, 3807}, NULL
+};
+
+/* An accrual the receipt makes: regular per currency, then its bonus lots */
+typedef struct Accrual
+{
+	char	   *key;
+	int			currency;		/* catalogue index */
+	int64		amount;
+	const char *kind;
+	int32		valid_days;		/* 0: no end */
+	const char *restriction;
+	int			first;			/* ordinal of its first bonus lot */
+} Accrual;
+
+/* A ledger entry the commit wrote, for its answer */
+typedef struct Written
+{
+	const char *currency;
+	const char *operation;
+	int64		amount;
+	int64		version;
+} Written;
+
+/* Everything one commit does, as it goes */
+typedef struct Commit
+{
+	ReceiptPlan *plan;
+	Catalog    *cat;
+	Jsonb	   *doc;
+	const char *rid;
+	int64		program_id;
+	int64		customer;		/* 0: none */
+	int			ncoupons;
+	const char **coupons;		/* used, as sent */
+	int			noffers;
+	int64	   *offers;			/* promotion ids */
+	JsonBuild	counters;		/* the counters array, open */
+	int64	   *spent;			/* per catalogue currency */
+	int64	   *earned;
+	int			naccruals;
+	Accrual    *accruals;
+	int			nwritten;
+	Written    *written;
+} Commit;
+
+static Jsonb *
+CopyTo(MemoryContext cxt, Jsonb *j)
+{
+	Jsonb	   *copy = MemoryContextAlloc(cxt, VARSIZE(j));
+
+	memcpy(copy, j, VARSIZE(j));
+	return copy;
+}
+
+static Datum
+Text(const char *s)
+{
+	return CStringGetTextDatum(s);
+}
+
+/* A timestamp as to_jsonb writes it */
+static void
+JbTimestamp(JsonBuild *jb, const char *key, TimestampTz t)
+{
+	JbText(jb, key, JsonEncodeDateTime(NULL, TimestampTzGetDatum(t), TIMESTAMPTZOID, NULL));
+}
+
+/* Run a kept statement, with NULL for each argument whose null flag is 'n' */
+static uint64
+Run(KeptQuery *q, Datum *values, const char *nulls)
+{
+	RunKept(q, values, nulls, 0);
+	return SPI_processed;
+}
+
+/*
+ * A use the calculation counted on is gone (a coupon, a personal offer, a
+ * limit, a budget): loyalty.refuse_moved tells 40001 from a disagreement of
+ * commit and calculate, and raises.
+ */
+static void pg_attribute_noreturn()
+Refuse(Commit *k, const char *coupon, const char *promotion, const char *what)
+{
+	Datum		values[5] = {JsonbPGetDatum(k->doc), Text(k->rid), coupon ? Text(coupon) : 0,
+	promotion ? Text(promotion) : 0, Text(what)};
+	char		nulls[6] = "     ";
+
+	nulls[2] = coupon ? ' ' : 'n';
+	nulls[3] = promotion ? ' ' : 'n';
+	Run(&refuse_query, values, nulls);
+	elog(ERROR, "refuse_moved returned");
+}
+
+/* The member of a jsonb object, or NULL */
+static Jsonb *
+Member(Jsonb *j, const char *key, const char *key2)
+{
+	JsonbValue	v;
+	JsonbValue *found;
+
+	if (!JB_ROOT_IS_OBJECT(j) || JB_ROOT_IS_SCALAR(j))
+		return NULL;
+	found = getKeyJsonValueFromContainer(&j->root, key, strlen(key), &v);
+	if (found == NULL)
+		return NULL;
+	j = JsonbValueToJsonb(found);
+	return key2 ? Member(j, key2, NULL) : j;
+}
+
+static bool
+SameJsonb(Jsonb *a, Jsonb *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return compareJsonbContainers(&a->root, &b->root) == 0;
+}
+
+/*
+ * The answer the till saw must be the one commit calculated now, in what
+ * decides money and points: totals, lines, promotions.applied, coupons,
+ * gifts, bonus_lots.
+ */
+static void
+CheckExpected(Commit *k, Jsonb *expected, Jsonb *answer)
+{
+	static const char *const parts[][2] = {
+		{"totals", NULL}, {"lines", NULL}, {"promotions", "applied"},
+		{"coupons", NULL}, {"gifts", NULL}, {"bonus_lots", NULL}
+	};
+	StringInfoData changed;
+	Jsonb	   *seen;
+	Jsonb	   *now;
+
+	initStringInfo(&changed);
+	for (int i = 0; i < (int) lengthof(parts); i++)
+		if (!SameJsonb(Member(expected, parts[i][0], parts[i][1]),
+					   Member(answer, parts[i][0], parts[i][1])))
+			appendStringInfo(&changed, "%s%s%s%s", changed.len ? ", " : "", parts[i][0],
+							 parts[i][1] ? "." : "", parts[i][1] ? parts[i][1] : "");
+	if (changed.len == 0)
+		return;
+	seen = Member(expected, "totals", NULL);
+	now = Member(answer, "totals", NULL);
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg("receipt \"%s\" calculates differently now: %s changed", k->rid, changed.data),
+			 errdetail("Totals seen: %s; now: %s.",
+					   seen ? JsonbToCString(NULL, &seen->root, VARSIZE(seen)) : "",
+					   now ? JsonbToCString(NULL, &now->root, VARSIZE(now)) : ""),
+			 errhint("A wallet, coupon or limit moved since the calculation: calculate again, show it, and commit that.")));
+}
+
+/* Coupons: one use each, if still there to use */
+static void
+UseCoupons(Commit *k)
+{
+	ReceiptPlan *plan = k->plan;
+
+	k->coupons = palloc(sizeof(char *) * Max(plan->ncoupons, 1));
+	for (int i = 0; i < plan->ncoupons; i++)
+	{
+		Datum		values[2] = {Int64GetDatum(k->program_id), Text(plan->coupons[i].code)};
+
+		if (plan->coupons[i].status != COUPON_ACCEPTED)
+			continue;
+		if (Run(&coupon_query, values, NULL) == 0)
+			Refuse(k, plan->coupons[i].code, NULL,
+				   psprintf("coupon \"%s\" was used up", plan->coupons[i].code));
+		k->coupons[k->ncoupons++] = plan->coupons[i].code;
+	}
+}
+
+static int
+applied_cmp(const void *a, const void *b)
+{
+	int			x = ((const PlanApplied *) a)->promo;
+	int			y = ((const PlanApplied *) b)->promo;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+static void
+AddCounter(Commit *k, int64 promotion, int64 customer, DateADT start, int64 money)
+{
+	JbBeginObject(&k->counters, NULL);
+	JbInt(&k->counters, "promotion_id", promotion);
+	JbInt(&k->counters, "customer_id", customer);
+	JbText(&k->counters, "period_start", JsonEncodeDateTime(NULL, DateADTGetDatum(start), DATEOID, NULL));
+	JbInt(&k->counters, "money", money);
+	JbEndObject(&k->counters);
+}
+
+/*
+ * Personal offers and usage counters of the promotions applied, in id
+ * order.  Money is counted in minor units, as calculate compares it.
+ */
+static void
+UsePromotions(Commit *k)
+{
+	ReceiptPlan *plan = k->plan;
+	PlanApplied *applied = palloc(sizeof(PlanApplied) * Max(plan->napplied, 1));
+
+	memcpy(applied, plan->applied, sizeof(PlanApplied) * plan->napplied);
+	qsort(applied, plan->napplied, sizeof(PlanApplied), applied_cmp);	/* the catalogue is in id order */
+	k->offers = palloc(sizeof(int64) * Max(plan->napplied, 1));
+	JbBeginArray(&k->counters, NULL);
+	for (int a = 0; a < plan->napplied; a++)
+	{
+		CatPromo   *p = &k->cat->promos[applied[a].promo];
+		int64		money = applied[a].discount;
+
+		if (p->audience == AUD_PERSONAL)
+		{
+			Datum		values[2] = {Int64GetDatum(k->customer), Int64GetDatum(p->id)};
+
+			if (Run(&offer_query, values, NULL) > 0)
+				k->offers[k->noffers++] = p->id;
+			else if (Run(&offer_limited_query, values, NULL) > 0)
+				Refuse(k, NULL, p->code,
+					   psprintf("the personal offer of promotion \"%s\" was used up", p->code));
+		}
+		if (p->limit_per_customer > 0)
+		{
+			DateADT		start = PlanPeriodStart(plan, p->limit_period);
+			Datum		values[5] = {Int64GetDatum(p->id), Int64GetDatum(k->customer),
+			DateADTGetDatum(start), Int64GetDatum(money), Int64GetDatum(p->limit_per_customer)};
+
+			if (Run(&counter_customer_query, values, NULL) == 0)
+				Refuse(k, NULL, p->code,
+					   psprintf("customer " INT64_FORMAT " reached the limit of promotion \"%s\"",
+								k->customer, p->code));
+			AddCounter(k, p->id, k->customer, start, money);
+		}
+		if (p->limit_total > 0 || p->budget > 0)
+		{
+			Datum		values[4] = {Int64GetDatum(p->id), Int64GetDatum(money),
+			Int64GetDatum(p->limit_total), Int64GetDatum(p->budget)};
+			char		nulls[5] = "    ";
+
+			nulls[2] = p->limit_total > 0 ? ' ' : 'n';
+			nulls[3] = p->budget > 0 ? ' ' : 'n';
+			if (Run(&counter_total_query, values, nulls) == 0)
+			{
+				Datum		reached[2] = {Int64GetDatum(p->id), Int64GetDatum(p->limit_total)};
+
+				Refuse(k, NULL, p->code,
+					   psprintf("promotion \"%s\" %s", p->code,
+								p->limit_total > 0 && Run(&counter_reached_query, reached, NULL) > 0 ?
+								"reached its limit of uses" : "spent its budget"));
+			}
+			AddCounter(k, p->id, 0, DATEVAL_NOBEGIN, money);
+		}
+	}
+}
+
+/* Catalogue currencies in the order of their codes */
+static int *
+CurrenciesByCode(Catalog *cat)
+{
+	int		   *order = palloc(sizeof(int) * Max(cat->ncurrencies, 1));
+
+	for (int i = 0; i < cat->ncurrencies; i++)
+	{
+		int			j = i;
+
+		while (j > 0 && strcmp(cat->currencies[order[j - 1]].code, cat->currencies[i].code) > 0)
+		{
+			order[j] = order[j - 1];
+			j--;
+		}
+		order[j] = i;
+	}
+	return order;
+}
+
+static void
+Wrote(Commit *k, const char *currency, const char *operation, int64 amount, int64 version)
+{
+	k->written[k->nwritten++] = (Written) {currency, operation, amount, version};
+}
+
+/* Points spent: exactly the lots calculate chose, per currency */
+static void
+SpendPoints(Commit *k, const int *by_code)
+{
+	ReceiptPlan *plan = k->plan;
+	int64	   *per_lot = palloc0(sizeof(int64) * Max(plan->nlots, 1));
+
+	for (int i = 0; i < plan->nlines; i++)
+		for (int p = 0; p < plan->lines[i].npaid; p++)
+			per_lot[plan->lines[i].paid[p].lot] += plan->lines[i].paid[p].points;
+	for (int x = 0; x < k->cat->ncurrencies; x++)
+	{
+		int			cur = by_code[x];
+		const char *code = k->cat->currencies[cur].code;
+		int64	   *ids = palloc(sizeof(int64) * Max(plan->nlots, 1));
+		int64	   *amounts = palloc(sizeof(int64) * Max(plan->nlots, 1));
+		int			n = 0;
+		EntryResult result;
+
+		/* by lot id */
+		for (int l = 0; l < plan->nlots; l++)
+		{
+			int			j;
+
+			if (plan->lots[l].currency != cur || per_lot[l] <= 0)
+				continue;
+			for (j = n; j > 0 && ids[j - 1] > plan->lots[l].id; j--)
+			{
+				ids[j] = ids[j - 1];
+				amounts[j] = amounts[j - 1];
+			}
+			ids[j] = plan->lots[l].id;
+			amounts[j] = per_lot[l];
+			n++;
+		}
+		if (n == 0)
+			continue;
+		EntryResultInit(&result, NULL);
+		ReceiptSpendLots(k->customer, code, n, ids, amounts, k->rid,
+						 psprintf("loyalty:redeem:%s:%s", k->rid, code), &result);
+		for (int i = 0; i < n; i++)
+			k->spent[cur] += amounts[i];
+		Wrote(k, code, "redeem", -k->spent[cur], result.version);
+	}
+}
+
+/*
+ * Points earned: the regular accrual per currency (what the receipt earns
+ * less its bonus lots), then the bonus lots, those alike (currency,
+ * validity, restriction) as one, each numbered in that order.
+ */
+static void
+PlanAccruals(Commit *k, const int *by_code)
+{
+	ReceiptPlan *plan = k->plan;
+	Catalog    *cat = k->cat;
+	int64	   *bonus = palloc0(sizeof(int64) * Max(cat->ncurrencies, 1));
+	Accrual    *lots = palloc0(sizeof(Accrual) * Max(plan->nbonus, 1));
+	int			nlots = 0;
+
+	k->accruals = palloc0(sizeof(Accrual) * (cat->ncurrencies + plan->nbonus + 1));
+	if (k->customer == 0)
+		return;
+	for (int b = 0; b < plan->nbonus; b++)
+	{
+		const Benefit *ben = &cat->promos[plan->bonus[b]].benefit;
+		int			g;
+
+		bonus[ben->currency_index] += ben->points;
+		for (g = 0; g < nlots; g++)
+			if (lots[g].currency == ben->currency_index &&
+				lots[g].valid_days == Max(ben->valid_days, 0) &&
+				((lots[g].restriction == NULL && ben->restriction == NULL) ||
+				 (lots[g].restriction && ben->restriction &&
+				  strcmp(lots[g].restriction, ben->restriction) == 0)))
+				break;
+		if (g == nlots)
+			lots[nlots++] = (Accrual) {NULL, ben->currency_index, 0, "promo",
+				Max(ben->valid_days, 0), ben->restriction, b};
+		lots[g].amount += ben->points;
+	}
+	for (int x = 0; x < cat->ncurrencies; x++)
+	{
+		int			cur = by_code[x];
+
+		if (plan->points_earned[cur] - bonus[cur] > 0)
+			k->accruals[k->naccruals++] = (Accrual) {NULL, cur, plan->points_earned[cur] - bonus[cur],
+				"regular", 0, NULL, 0};
+	}
+	for (int x = 0; x < cat->ncurrencies; x++)
+		for (int g = 0; g < nlots; g++)	/* in order of their first lot */
+			if (lots[g].currency == by_code[x] && lots[g].amount > 0)
+				k->accruals[k->naccruals++] = lots[g];
+	for (int a = 0; a < k->naccruals; a++)
+	{
+		k->accruals[a].key = psprintf("loyalty:accrual:%s:%d", k->rid, a + 1);
+		k->earned[k->accruals[a].currency] += k->accruals[a].amount;
+	}
+}
+
+static Interval *
+Days(int32 days)
+{
+	Interval   *i = palloc0(sizeof(Interval));
+
+	i->day = days;
+	return i;
+}
+
+/* The accruals: queued for the programme's delay, or lots at once */
+static const char *
+Accrue(Commit *k, Interval *delay, TimestampTz *release_at)
+{
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	Catalog    *cat = k->cat;
+
+	if (k->naccruals == 0)
+		return "none";
+	if (delay->month != 0 || delay->day != 0 || delay->time != 0)
+	{
+		*release_at = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+															  TimestampTzGetDatum(now),
+															  IntervalPGetDatum(delay)));
+		/* the wallets exist before the queue names them */
+		for (int a = 0; a < k->naccruals; a++)
+		{
+			Datum		values[3] = {Int64GetDatum(k->customer),
+			Text(cat->currencies[k->accruals[a].currency].code), Int64GetDatum(k->program_id)};
+
+			Run(&wallet_query, values, NULL);
+		}
+		for (int a = 0; a < k->naccruals; a++)
+		{
+			Accrual    *x = &k->accruals[a];
+			Datum		values[10] = {Int64GetDatum(k->program_id), Text(k->rid),
+				Int64GetDatum(k->customer), Text(cat->currencies[x->currency].code),
+				Int64GetDatum(x->amount), Text(x->kind),
+				x->valid_days > 0 ? IntervalPGetDatum(Days(x->valid_days)) : 0,
+				x->restriction ? Text(x->restriction) : 0, Text(x->key),
+			TimestampTzGetDatum(*release_at)};
+			char		nulls[11] = "          ";
+
+			nulls[6] = x->valid_days > 0 ? ' ' : 'n';
+			nulls[7] = x->restriction ? ' ' : 'n';
+			Run(&queue_query, values, nulls);
+		}
+		return "queued";
+	}
+	for (int a = 0; a < k->naccruals; a++)
+	{
+		Accrual    *x = &k->accruals[a];
+		NewLot		lot = {0};
+		EntryResult result;
+
+		lot.amount = x->amount;
+		lot.valid_from = now;
+		lot.has_valid_to = x->valid_days > 0;
+		if (lot.has_valid_to)
+			lot.valid_to = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+																   TimestampTzGetDatum(now),
+																   IntervalPGetDatum(Days(x->valid_days))));
+		lot.kind = x->kind;
+		lot.restriction = x->restriction;
+		EntryResultInit(&result, NULL);
+		LedgerAccrue(k->customer, cat->currencies[x->currency].code, &lot, k->rid, x->key, NULL,
+					 &result);
+		Wrote(k, cat->currencies[x->currency].code, "accrue", x->amount, result.version);
+	}
+	return "released";
+}
+
+/* Points per currency as an object of integers (minor units) */
+static void
+JbPerCurrency(JsonBuild *jb, const char *key, Catalog *cat, const int *by_code, const int64 *points)
+{
+	JbBeginObject(jb, key);
+	for (int x = 0; x < cat->ncurrencies; x++)
+		if (points[by_code[x]] > 0)
+			JbInt(jb, cat->currencies[by_code[x]].code, points[by_code[x]]);
+	JbEndObject(jb);
+}
+
+static Jsonb *
+PerCurrency(Catalog *cat, const int *by_code, const int64 *points)
+{
+	JsonBuild	jb = NULL;
+
+	JbBeginObject(&jb, NULL);
+	for (int x = 0; x < cat->ncurrencies; x++)
+		if (points[by_code[x]] > 0)
+			JbInt(&jb, cat->currencies[by_code[x]].code, points[by_code[x]]);
+	return JbFinish(&jb);
+}
+
+static Jsonb *
+AccrualsJsonb(Commit *k)
+{
+	JsonBuild	jb = NULL;
+
+	JbBeginArray(&jb, NULL);
+	for (int a = 0; a < k->naccruals; a++)
+	{
+		Accrual    *x = &k->accruals[a];
+
+		JbBeginObject(&jb, NULL);
+		JbText(&jb, "key", x->key);
+		JbText(&jb, "currency", k->cat->currencies[x->currency].code);
+		JbInt(&jb, "amount", x->amount);
+		JbText(&jb, "kind", x->kind);
+		if (x->valid_days > 0)
+			JbText(&jb, "valid_for", DatumGetCString(DirectFunctionCall1(interval_out,
+																		 IntervalPGetDatum(Days(x->valid_days)))));
+		else
+			JbNull(&jb, "valid_for");
+		if (x->restriction)
+			JbText(&jb, "restriction", x->restriction);
+		else
+			JbNull(&jb, "restriction");
+		JbEndObject(&jb);
+	}
+	return JbFinishArray(&jb);
+}
+
+static Datum
+TextArray(const char **items, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+		d[i] = Text(items[i]);
+	return PointerGetDatum(construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+static Datum
+Int8Array(const int64 *items, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+		d[i] = Int64GetDatum(items[i]);
+	return PointerGetDatum(construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/* The receipt's lines, in one statement */
+static void
+InsertLines(Commit *k)
+{
+	ReceiptPlan *plan = k->plan;
+	int			n = plan->nlines;
+	Datum	   *cols[11];
+	Datum		values[13];
+	static const Oid types[11] = {INT4OID, TEXTOID, NUMERICOID, INT8OID, INT8OID, INT8OID,
+	INT8OID, INT8OID, JSONBOID, JSONBOID, JSONBOID};
+	bool	   *skus_null = palloc0(sizeof(bool) * Max(n, 1));
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	for (int c = 0; c < 11; c++)
+		cols[c] = palloc(sizeof(Datum) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		PlanLine   *l = &plan->lines[i];
+		static const PlanLinePart parts[3] = {LINE_DISCOUNTS, LINE_POINTS_PAID, LINE_POINTS_EARNED};
+
+		cols[0][i] = Int32GetDatum(l->no);
+		skus_null[i] = l->sku == NULL;
+		cols[1][i] = l->sku ? Text(l->sku) : 0;
+		cols[2][i] = DirectFunctionCall1(numeric_trim_scale,
+										 NumericGetDatum(NumericFromScaled(l->qty_milli, 3)));
+		cols[3][i] = Int64GetDatum(l->price);
+		cols[4][i] = Int64GetDatum(l->amount);
+		cols[5][i] = Int64GetDatum(l->discount);
+		cols[6][i] = Int64GetDatum(l->points_money);
+		cols[7][i] = Int64GetDatum(l->to_pay);
+		for (int p = 0; p < 3; p++)
+		{
+			JsonBuild	jb = NULL;
+
+			JbBeginArray(&jb, NULL);
+			PlanRenderLine(plan, i, parts[p], &jb);
+			cols[8 + p][i] = JsonbPGetDatum(JbFinishArray(&jb));
+		}
+	}
+	values[0] = Int64GetDatum(k->program_id);
+	values[1] = Text(k->rid);
+	for (int c = 0; c < 11; c++)
+	{
+		int16		typlen;
+		bool		typbyval;
+		char		typalign;
+
+		get_typlenbyvalalign(types[c], &typlen, &typbyval, &typalign);
+		values[2 + c] = PointerGetDatum(construct_md_array(cols[c], c == 1 ? skus_null : NULL,
+														   1, dims, lbs, types[c],
+														   typlen, typbyval, typalign));
+	}
+	Run(&lines_query, values, NULL);
+}
+
+/* The event of the commit, in the outbox */
+static void
+AppendEvent(Commit *k, const char *store, const char *accrual, bool has_release, TimestampTz release_at)
+{
+	JsonBuild	jb = NULL;
+	Jsonb	   *payload;
+
+	JbBeginObject(&jb, NULL);
+	JbText(&jb, "receipt_id", k->rid);
+	if (store)
+		JbText(&jb, "store", store);
+	else
+		JbNull(&jb, "store");
+	JbTimestamp(&jb, "at", k->plan->at);
+	JbTimestamp(&jb, "committed_at", GetCurrentTransactionStartTimestamp());
+	PlanRenderTotals(k->plan, &jb);
+	JbText(&jb, "accrual", accrual);
+	if (has_release)
+		JbTimestamp(&jb, "release_at", release_at);
+	else
+		JbNull(&jb, "release_at");
+	JbBeginArray(&jb, "coupons");
+	for (int i = 0; i < k->ncoupons; i++)
+		JbText(&jb, NULL, k->coupons[i]);
+	JbEndArray(&jb);
+	payload = JbFinish(&jb);
+	DirectBegin();
+	EventAppend(k->program_id, "receipt_committed", k->customer, payload,
+				GetCurrentTransactionStartTimestamp());
+	DirectEnd();
+}
+
+/* The receipt field as a string, or NULL when missing or null */
+static char *
+DocString(Jsonb *doc, const char *key)
+{
+	JsonbValue	v;
+
+	if (!getKeyJsonValueFromContainer(&doc->root, key, strlen(key), &v) || v.type == jbvNull)
+		return NULL;
+	if (v.type != jbvString)
+		return NULL;
+	return pnstrdup(v.val.string.val, v.val.string.len);
+}
+
+static bytea *
+Digest(Jsonb *doc)
+{
+	char	   *text = JsonbToCString(NULL, &doc->root, VARSIZE(doc));
+	char	   *utf8 = pg_server_to_any(text, strlen(text), PG_UTF8);
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+	bytea	   *digest = palloc(VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+
+	if (pg_cryptohash_init(ctx) < 0 ||
+		pg_cryptohash_update(ctx, (uint8 *) utf8, strlen(utf8)) < 0 ||
+		pg_cryptohash_final(ctx, (uint8 *) VARDATA(digest), PG_SHA256_DIGEST_LENGTH) < 0)
+		elog(ERROR, "could not compute the receipt's digest: %s", pg_cryptohash_error(ctx));
+	pg_cryptohash_free(ctx);
+	SET_VARSIZE(digest, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+	return digest;
+}
+
+Datum
+loyalty_commit(PG_FUNCTION_ARGS)
+{
+	MemoryContext callcxt = CurrentMemoryContext;
+	Jsonb	   *doc;
+	Jsonb	   *expected = NULL;
+	JsonbValue	v;
+	char	   *pcode;
+	LoyaltyProgram program;
+	Commit		k;
+	bytea	   *digest;
+	bool		isnull;
+	Interval   *delay;
+	int64		customer = 0;
+	Jsonb	   *answer;
+	int		   *by_code;
+	const char *accrual;
+	TimestampTz release_at = 0;
+	JsonBuild	jb = NULL;
+	Jsonb	   *result;
+	char	   *store;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("receipt must not be null")));
+	doc = PG_GETARG_JSONB_P(0);
+	if (!JB_ROOT_IS_OBJECT(doc) || JB_ROOT_IS_SCALAR(doc))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("receipt must be a JSON object")));
+	if (!PG_ARGISNULL(1))
+	{
+		expected = PG_GETARG_JSONB_P(1);
+		if (!JB_ROOT_IS_OBJECT(expected) || JB_ROOT_IS_SCALAR(expected))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("expected must be the JSON object calculate returned")));
+	}
+	if (!getKeyJsonValueFromContainer(&doc->root, "program", 7, &v) || v.type != jbvString)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("receipt field \"program\" is missing or not a string")));
+	pcode = pnstrdup(v.val.string.val, v.val.string.len);
+
+	memset(&k, 0, sizeof(k));
+	k.doc = doc;
+	SPI_connect();
+	LoadProgram(pcode, &program);
+	k.program_id = program.id;
+	if (!getKeyJsonValueFromContainer(&doc->root, "receipt_id", 10, &v) || v.type != jbvString ||
+		v.val.string.len == 0 ||
+		pg_mbstrlen_with_len(v.val.string.val, v.val.string.len) > MAX_RECEIPT_ID)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("receipt field \"receipt_id\" must be a string of 1 to 128 characters to commit"),
+				 errhint("The receipt id makes a commit safe to repeat: send the same id again when the outcome is unknown.")));
+	k.rid = pnstrdup(v.val.string.val, v.val.string.len);
+
+	/*
+	 * Claim the id.  A transaction committing the same id is waited for; if
+	 * it committed, this is a replay.
+	 */
+	digest = Digest(doc);
+	{
+		Datum		values[3] = {Int64GetDatum(k.program_id), Text(k.rid), PointerGetDatum(digest)};
+
+		if (Run(&key_query, values, NULL) == 0)
+		{
+			Datum		replayed;
+
+			RunKept(&replay_query, values, NULL, 1);
+			replayed = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			result = CopyTo(callcxt, DatumGetJsonbP(replayed));
+			SPI_finish();
+			PG_RETURN_JSONB_P(result);
+		}
+	}
+	{
+		Datum		values[1] = {Int64GetDatum(k.program_id)};
+
+		RunKept(&delay_query, values, NULL, 1);
+		delay = DatumGetIntervalP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		if (isnull)
+			delay = Days(0);
+		else
+		{
+			Interval   *copy = palloc(sizeof(Interval));
+
+			memcpy(copy, delay, sizeof(Interval));
+			delay = copy;
+		}
+	}
+
+	/*
+	 * Lock the customer's wallets, then calculate with what they hold now:
+	 * the calculation reads with a snapshot taken after the locks, so that
+	 * it sees what they waited for.
+	 */
+	if (PlanFindCustomer(doc, &program, &customer))
+	{
+		Datum		values[1] = {Int64GetDatum(customer)};
+
+		Run(&lock_query, values, NULL);
+	}
+	PushActiveSnapshot(GetTransactionSnapshot());
+	k.plan = PlanCalculate(doc, NULL);
+	PopActiveSnapshot();
+	k.cat = k.plan->cat;
+	k.customer = k.plan->found ? k.plan->customer_id : 0;
+	if (k.customer != customer)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("receipt \"%s\": the customer's identifier moved while committing", k.rid),
+				 errhint("Calculate the receipt again.")));
+	answer = PlanAnswer(k.plan);
+	if (expected)
+		CheckExpected(&k, expected, answer);
+
+	by_code = CurrenciesByCode(k.cat);
+	k.spent = palloc0(sizeof(int64) * Max(k.cat->ncurrencies, 1));
+	k.earned = palloc0(sizeof(int64) * Max(k.cat->ncurrencies, 1));
+	k.written = palloc(sizeof(Written) * (2 * k.cat->ncurrencies + k.plan->nbonus + 1));
+	UseCoupons(&k);
+	UsePromotions(&k);
+	SpendPoints(&k, by_code);
+	PlanAccruals(&k, by_code);
+	accrual = Accrue(&k, delay, &release_at);
+
+	/* the answer, with what the commit did */
+	JbBeginObject(&jb, NULL);
+	PlanRender(k.plan, &jb);
+	JbBeginObject(&jb, "commit");
+	JbText(&jb, "status", "committed");
+	JbBool(&jb, "replayed", false);
+	JbTimestamp(&jb, "committed_at", GetCurrentTransactionStartTimestamp());
+	JbText(&jb, "accrual", accrual);
+	if (release_at != 0)
+		JbTimestamp(&jb, "release_at", release_at);
+	else
+		JbNull(&jb, "release_at");
+	JbPerCurrency(&jb, "points_spent", k.cat, by_code, k.spent);
+	JbPerCurrency(&jb, "points_earned", k.cat, by_code, k.earned);
+	JbBeginArray(&jb, "ledger");
+	for (int w = 0; w < k.nwritten; w++)
+	{
+		JbBeginObject(&jb, NULL);
+		JbText(&jb, "currency", k.written[w].currency);
+		JbText(&jb, "operation", k.written[w].operation);
+		JbInt(&jb, "amount", k.written[w].amount);
+		JbInt(&jb, "version", k.written[w].version);
+		JbEndObject(&jb);
+	}
+	JbEndArray(&jb);
+	JbEndObject(&jb);
+	result = JbFinish(&jb);
+
+	store = DocString(doc, "store");
+	{
+		Datum		values[17];
+		char		nulls[18] = "                 ";
+
+		values[0] = Int64GetDatum(k.program_id);
+		values[1] = Text(k.rid);
+		values[2] = Int64GetDatum(k.customer);
+		nulls[2] = k.customer ? ' ' : 'n';
+		values[3] = TimestampTzGetDatum(k.plan->at);
+		values[4] = store ? Text(store) : 0;
+		nulls[4] = store ? ' ' : 'n';
+		values[5] = Int64GetDatum(k.plan->amount);
+		values[6] = Int64GetDatum(k.plan->discount);
+		values[7] = Int64GetDatum(k.plan->points_money);
+		values[8] = Int64GetDatum(k.plan->to_pay);
+		values[9] = JsonbPGetDatum(PerCurrency(k.cat, by_code, k.spent));
+		values[10] = JsonbPGetDatum(PerCurrency(k.cat, by_code, k.earned));
+		values[11] = JsonbPGetDatum(AccrualsJsonb(&k));
+		values[12] = TextArray(k.coupons, k.ncoupons);
+		values[13] = JsonbPGetDatum(JbFinishArray(&k.counters));
+		values[14] = Int8Array(k.offers, k.noffers);
+		values[15] = JsonbPGetDatum(result);
+		values[16] = JsonbPGetDatum(doc);
+		Run(&receipt_query, values, nulls);
+	}
+	AppendEvent(&k, store, accrual, release_at != 0, release_at);
+	if (k.customer)
+		TierLift(k.program_id, k.customer, k.rid);
+	InsertLines(&k);
+
+	result = CopyTo(callcxt, result);
+	PlanFree(k.plan);
+	SPI_finish();
+	PG_RETURN_JSONB_P(result);
+}
