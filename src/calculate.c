@@ -1839,7 +1839,6 @@ PlanCalculate(Jsonb *doc, ArrayType *only)
 	plan->cxt = cxt;
 	plan->cat = cat;
 	plan->as_committed = c.as_committed;
-	plan->started = started;
 	plan->receipt_id = c.receipt_id;
 	plan->at = c.at;
 	plan->at_offset = c.at_offset;
@@ -2025,6 +2024,9 @@ PlanCalculate(Jsonb *doc, ArrayType *only)
 	plan->explored = res.explored;
 	plan->candidates = ncands;
 	MemoryContextSwitchTo(callcxt);
+	if (loyalty_log_min_duration >= 0)
+		LogSlowCalculation(started, cat->code, c.receipt_id, L, ncands, res.explored,
+						   res.optimal, c.as_committed);
 	return plan;
 }
 
@@ -2314,9 +2316,6 @@ CalculateAnswer(Jsonb *doc, ArrayType *only)
 	ReceiptPlan	   *plan = PlanCalculate(doc, only);
 	Jsonb	   *answer = PlanAnswer(plan);
 
-	if (loyalty_log_min_duration >= 0)
-		LogSlowCalculation(plan->started, plan->cat->code, plan->receipt_id, plan->nlines,
-						   plan->candidates, plan->explored, plan->optimal, plan->as_committed);
 	PlanFree(plan);
 	PG_RETURN_JSONB_P(answer);
 }

@@ -42,6 +42,7 @@
 #include "wallet.h"
 
 PG_FUNCTION_INFO_V1(loyalty_commit);
+PG_FUNCTION_INFO_V1(loyalty_answer_changes);
 
 #define MAX_RECEIPT_ID 128
 
@@ -255,7 +256,7 @@ Member(Jsonb *j, const char *key, const char *key2)
 	JsonbValue	v;
 	JsonbValue *found;
 
-	if (!JB_ROOT_IS_OBJECT(j) || JB_ROOT_IS_SCALAR(j))
+	if (j == NULL || !JB_ROOT_IS_OBJECT(j) || JB_ROOT_IS_SCALAR(j))
 		return NULL;
 	found = getKeyJsonValueFromContainer(&j->root, key, strlen(key), &v);
 	if (found == NULL)
@@ -273,38 +274,75 @@ SameJsonb(Jsonb *a, Jsonb *b)
 }
 
 /*
- * The answer the till saw must be the one commit calculated now, in what
- * decides money and points: totals, lines, promotions.applied, coupons,
- * gifts, bonus_lots.
+ * The parts of an answer that decide money and points: a commit refuses
+ * when the answer the till saw differs from its own in any of them.
  */
+static const char *const AnswerParts[][2] = {
+	{"totals", NULL}, {"lines", NULL}, {"promotions", "applied"},
+	{"coupons", NULL}, {"gifts", NULL}, {"bonus_lots", NULL}
+};
+
+/* Which of the parts differ: a flag per part; returns how many */
+static int
+AnswerChanges(Jsonb *seen, Jsonb *now, bool *changed)
+{
+	int			n = 0;
+
+	for (int i = 0; i < (int) lengthof(AnswerParts); i++)
+	{
+		changed[i] = !SameJsonb(Member(seen, AnswerParts[i][0], AnswerParts[i][1]),
+								Member(now, AnswerParts[i][0], AnswerParts[i][1]));
+		n += changed[i];
+	}
+	return n;
+}
+
+static const char *
+PartName(int i)
+{
+	return AnswerParts[i][1] ? psprintf("%s.%s", AnswerParts[i][0], AnswerParts[i][1]) : AnswerParts[i][0];
+}
+
+/* The answer the till saw must be the one commit calculated now */
 static void
 CheckExpected(Commit *k, Jsonb *expected, Jsonb *answer)
 {
-	static const char *const parts[][2] = {
-		{"totals", NULL}, {"lines", NULL}, {"promotions", "applied"},
-		{"coupons", NULL}, {"gifts", NULL}, {"bonus_lots", NULL}
-	};
-	StringInfoData changed;
+	bool		changed[lengthof(AnswerParts)];
+	StringInfoData list;
 	Jsonb	   *seen;
 	Jsonb	   *now;
 
-	initStringInfo(&changed);
-	for (int i = 0; i < (int) lengthof(parts); i++)
-		if (!SameJsonb(Member(expected, parts[i][0], parts[i][1]),
-					   Member(answer, parts[i][0], parts[i][1])))
-			appendStringInfo(&changed, "%s%s%s%s", changed.len ? ", " : "", parts[i][0],
-							 parts[i][1] ? "." : "", parts[i][1] ? parts[i][1] : "");
-	if (changed.len == 0)
+	if (AnswerChanges(expected, answer, changed) == 0)
 		return;
+	initStringInfo(&list);
+	for (int i = 0; i < (int) lengthof(AnswerParts); i++)
+		if (changed[i])
+			appendStringInfo(&list, "%s%s", list.len ? ", " : "", PartName(i));
 	seen = Member(expected, "totals", NULL);
 	now = Member(answer, "totals", NULL);
 	ereport(ERROR,
 			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-			 errmsg("receipt \"%s\" calculates differently now: %s changed", k->rid, changed.data),
+			 errmsg("receipt \"%s\" calculates differently now: %s changed", k->rid, list.data),
 			 errdetail("Totals seen: %s; now: %s.",
 					   seen ? JsonbToCString(NULL, &seen->root, VARSIZE(seen)) : "",
 					   now ? JsonbToCString(NULL, &now->root, VARSIZE(now)) : ""),
 			 errhint("A wallet, coupon or limit moved since the calculation: calculate again, show it, and commit that.")));
+}
+
+/* answer_changes(seen jsonb, now jsonb) returns text[]: the parts that differ */
+Datum
+loyalty_answer_changes(PG_FUNCTION_ARGS)
+{
+	bool		changed[lengthof(AnswerParts)];
+	Datum		names[lengthof(AnswerParts)];
+	int			n = 0;
+
+	AnswerChanges(PG_ARGISNULL(0) ? NULL : PG_GETARG_JSONB_P(0),
+				  PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1), changed);
+	for (int i = 0; i < (int) lengthof(AnswerParts); i++)
+		if (changed[i])
+			names[n++] = CStringGetTextDatum(PartName(i));
+	PG_RETURN_ARRAYTYPE_P(construct_array(names, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
 /* Coupons: one use each, if still there to use */

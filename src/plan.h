@@ -123,7 +123,6 @@ typedef struct ReceiptPlan
 	MemoryContext cxt;			/* the plan lives here (PlanFree) */
 	Catalog    *cat;
 	bool		as_committed;	/* recomputed as committed */
-	TimestampTz started;		/* for loyalty.log_min_duration_calculate */
 	const char *receipt_id;		/* or NULL */
 	TimestampTz at;
 	int			at_offset;		/* seconds west of UTC */

@@ -379,19 +379,8 @@ COMMENT ON FUNCTION @extschema@.period_start(text, date) IS
 -- the parts of the answer that decide money and points.
 CREATE FUNCTION @extschema@.answer_changes(seen jsonb, now_answer jsonb)
 RETURNS text[]
-LANGUAGE sql IMMUTABLE
-AS $$
-    SELECT COALESCE(pg_catalog.array_agg(v.part ORDER BY v.ord), '{}')
-      FROM (VALUES (1, 'totals', seen OPERATOR(pg_catalog.->) 'totals', now_answer OPERATOR(pg_catalog.->) 'totals'),
-                   (2, 'lines', seen OPERATOR(pg_catalog.->) 'lines', now_answer OPERATOR(pg_catalog.->) 'lines'),
-                   (3, 'promotions.applied', seen OPERATOR(pg_catalog.#>) '{promotions,applied}',
-                       now_answer OPERATOR(pg_catalog.#>) '{promotions,applied}'),
-                   (4, 'coupons', seen OPERATOR(pg_catalog.->) 'coupons', now_answer OPERATOR(pg_catalog.->) 'coupons'),
-                   (5, 'gifts', seen OPERATOR(pg_catalog.->) 'gifts', now_answer OPERATOR(pg_catalog.->) 'gifts'),
-                   (6, 'bonus_lots', seen OPERATOR(pg_catalog.->) 'bonus_lots', now_answer OPERATOR(pg_catalog.->) 'bonus_lots'))
-           AS v (ord, part, a, b)
-     WHERE v.a IS DISTINCT FROM v.b
-$$;
+AS 'MODULE_PATHNAME', 'loyalty_answer_changes'
+LANGUAGE C IMMUTABLE;
 COMMENT ON FUNCTION @extschema@.answer_changes(jsonb, jsonb) IS
 'the parts of two answers of calculate that differ: totals, lines, promotions.applied, coupons, gifts, bonus_lots';
 

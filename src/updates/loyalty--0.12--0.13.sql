@@ -10,6 +10,12 @@ RETURNS jsonb
 AS 'MODULE_PATHNAME', 'loyalty_commit'
 LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
+-- the parts of two answers that differ, as commit compares them (one definition)
+CREATE OR REPLACE FUNCTION @extschema@.answer_changes(seen jsonb, now_answer jsonb)
+RETURNS text[]
+AS 'MODULE_PATHNAME', 'loyalty_answer_changes'
+LANGUAGE C IMMUTABLE;
+
 CREATE OR REPLACE FUNCTION @extschema@.qualified_tier(pid bigint, spend bigint, receipts integer)
 RETURNS @extschema@.tier
 AS 'MODULE_PATHNAME', 'loyalty_qualified_tier'
