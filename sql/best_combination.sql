@@ -38,7 +38,8 @@ LANGUAGE sql AS $$
            r - 'explored' - 'optimal' = e - 'explored' - 'optimal'
       FROM (SELECT loyalty.calculate(q) AS r, loyalty.calculate(q || '{"search": "exhaustive"}') AS e
               FROM (SELECT jsonb_build_object('program', coalesce(extra ->> 'program', 'best'),
-                                              'at', '2026-03-07T12:00:00+03:00', 'lines', lines)
+                                              'at', '2026-03-07T12:00:00+03:00', 'lines', lines,
+                                              'explain', true)
                            || (extra - 'program') AS q) s) s
 $$;
 

@@ -40,10 +40,13 @@ LANGUAGE sql AS $$
            (SELECT string_agg((a ->> 'code') || ': ' || (a ->> 'reason'), ', ' ORDER BY a ->> 'code')
               FROM jsonb_array_elements(r -> 'promotions' -> 'not_applied') a)
 $$;
--- A receipt of lines (sku, qty, price) for anna, at a Saturday noon in Moscow
+-- A receipt of lines (sku, qty, price) for anna, at a Saturday noon in Moscow,
+-- asking for the whole answer (the lines' breakdown, the promotions that did
+-- not apply); the compact answer is tested at the end
 CREATE FUNCTION pg_temp.receipt(lines jsonb, extra jsonb DEFAULT '{}') RETURNS jsonb LANGUAGE sql AS $$
     SELECT jsonb_build_object('program', 'shop', 'customer', jsonb_build_object('card', '10000001'),
-                              'at', '2026-03-07T12:00:00+03:00', 'city', 'Moscow', 'lines', lines) || extra
+                              'at', '2026-03-07T12:00:00+03:00', 'city', 'Moscow', 'lines', lines,
+                              'explain', true) || extra
 $$;
 CREATE FUNCTION pg_temp.promo(code text, line_condition text, benefit jsonb, extra jsonb DEFAULT '{}')
 RETURNS void LANGUAGE sql AS $$
@@ -386,6 +389,32 @@ RESET ROLE;
 DELETE FROM loyalty.product WHERE sku = 'SKI';
 SELECT pg_temp.alpine() AS sku_removed;
 DELETE FROM loyalty.promotion WHERE code = 'ALPINE';
+
+-- The compact answer (the default): what a till prints and commits, the
+-- same numbers as the whole answer without the lines' breakdown, the
+-- promotions that did not apply and the search's figures.
+SELECT pg_temp.promo('JKT20', 'sku = ''JKT''', '{"kind": "percent_off", "percent": 20}');
+\set two '[{"line": 1, "sku": "SKI", "qty": 1, "price": 20000}, {"line": 2, "sku": "JKT", "qty": 1, "price": 5000}]'
+SELECT loyalty.calculate(pg_temp.receipt(:'two', '{"explain": false, "points": 100}')) AS compact \gset
+SELECT loyalty.calculate(pg_temp.receipt(:'two', '{"points": 100}')) AS whole \gset
+SELECT jsonb_pretty(:'compact'::jsonb - 'customer' - 'catalog_generation') AS compact;
+SELECT :'compact'::jsonb = loyalty.calculate(pg_temp.receipt(:'two', '{"points": 100}') - 'explain')
+           AS explain_false_is_the_default,
+       (:'compact'::jsonb -> 'totals') = (:'whole'::jsonb -> 'totals') AS same_totals,
+       (:'compact'::jsonb -> 'customer') = (:'whole'::jsonb -> 'customer') AS same_customer,
+       (SELECT bool_and(c -> 'line' = w -> 'line' AND c -> 'to_pay' = w -> 'to_pay'
+                        AND c -> 'discount' = w -> 'discount' AND c -> 'points_amount' = w -> 'points_amount'
+                        AND c -> 'points_earned' = (SELECT coalesce(jsonb_object_agg(e ->> 'currency', e -> 'points'), '{}')
+                                                      FROM jsonb_array_elements(w -> 'points_earned') e))
+          FROM jsonb_array_elements(:'compact'::jsonb -> 'lines') WITH ORDINALITY a (c, n)
+          JOIN jsonb_array_elements(:'whole'::jsonb -> 'lines') WITH ORDINALITY b (w, m) ON n = m) AS same_lines,
+       (SELECT jsonb_agg(a - 'kind') FROM jsonb_array_elements(:'whole'::jsonb #> '{promotions,applied}') a)
+           = (:'compact'::jsonb #> '{promotions,applied}') AS same_applied,
+       length(:'compact') < length(:'whole') AS smaller;
+SELECT (pg_temp.err($$SELECT loyalty.calculate(pg_temp.receipt('[{"qty": 1, "price": 1}]', '{"explain": "yes"}'))$$)).*;
+SELECT (pg_temp.err($$SELECT loyalty.calculate(pg_temp.receipt('[{"qty": 1, "price": 1}]', '{"explain": 1}'))$$)).*;
+SELECT loyalty.calculate(pg_temp.receipt('[{"qty": 1, "price": 1}]', '{"explain": null}')) ? 'explored' AS null_is_compact;
+DELETE FROM loyalty.promotion WHERE code = 'JKT20';
 
 DROP EXTENSION loyalty CASCADE;
 DROP OWNED BY calc_tester;

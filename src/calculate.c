@@ -167,6 +167,7 @@ typedef struct Calc
 	Coupon	   *coupons;
 	int64	   *request;		/* per catalogue currency */
 	bool		exhaustive;
+	bool		explain;		/* "explain": the whole answer */
 	bool		as_committed;	/* recomputed as committed: see Gate */
 	/* the customer */
 	bool		identified;		/* an identifier was sent */
@@ -1603,6 +1604,13 @@ PlanCalculate(Jsonb *doc, ArrayType *only)
 			JrFail(&c.jd, "search", "\"branch_and_bound\" or \"exhaustive\"");
 	}
 
+	if (JrKey(&doc->root, "explain", &v) && v.type != jbvNull)
+	{
+		if (v.type != jbvBool)
+			JrFail(&c.jd, "explain", "true or false");
+		c.explain = v.val.boolean;
+	}
+
 	/* the customer and what they hold */
 	ReadCustomer(&c, &cat->program, CurrentMemoryContext, &fc);
 	if (c.found)
@@ -1839,6 +1847,7 @@ PlanCalculate(Jsonb *doc, ArrayType *only)
 	plan->cxt = cxt;
 	plan->cat = cat;
 	plan->as_committed = c.as_committed;
+	plan->explain = c.explain;
 	plan->receipt_id = c.receipt_id;
 	plan->at = c.at;
 	plan->at_offset = c.at_offset;
@@ -1964,7 +1973,7 @@ PlanCalculate(Jsonb *doc, ArrayType *only)
 				cands[j].promo, det->capped[j], det->promo_discount[j], det->promo_earn[j + 1],
 				PlanPromoCurrency(cat, p)
 			};
-		else
+		else if (c.explain)
 		{
 			SearchWhy	why;
 
@@ -1985,7 +1994,7 @@ PlanCalculate(Jsonb *doc, ArrayType *only)
 			};
 		}
 	}
-	for (int r = 0; r < nrejected; r++)
+	for (int r = 0; r < nrejected && c.explain; r++)
 		plan->not_applied[plan->nnot_applied++] = (PlanNotApplied) {
 			rejected[r].promo, rejected[r].reason, rejected[r].detail
 		};
@@ -2105,6 +2114,29 @@ PlanRenderTotals(ReceiptPlan *plan, JsonBuild *jb)
 	JbEndObject(jb);
 }
 
+/* Why the promotions that matched and do not apply do not (explain) */
+static void
+PlanRenderNotApplied(ReceiptPlan *plan, JsonBuild *jb)
+{
+	Catalog    *cat = plan->cat;
+
+	JbBeginArray(jb, "not_applied");
+	for (int n = 0; n < plan->nnot_applied; n++)
+	{
+		PlanNotApplied *pn = &plan->not_applied[n];
+		const CatPromo *p = &cat->promos[pn->promo];
+
+		JbBeginObject(jb, NULL);
+		JbText(jb, "code", p->code);
+		JbText(jb, "name", p->name);
+		if (pn->detail)
+			JbText(jb, "detail", pn->detail);
+		JbText(jb, "reason", pn->reason);
+		JbEndObject(jb);
+	}
+	JbEndArray(jb);
+}
+
 /*
  * The answer's members, pushed into the object jb has open: the plan as
  * docs/receipts.md shows it, money and points in major units.
@@ -2162,21 +2194,32 @@ PlanRender(ReceiptPlan *plan, JsonBuild *jb)
 		PlanLine   *l = &plan->lines[i];
 
 		JbBeginObject(jb, NULL);
+		JbInt(jb, "line", l->no);
+		JbMoney(jb, "to_pay", cat, l->to_pay);
+		JbMoney(jb, "discount", cat, l->discount);
+		JbMoney(jb, "points_amount", cat, l->points_money);
+		if (!plan->explain)
+		{
+			/* what the line earns, per currency */
+			JbBeginObject(jb, "points_earned");
+			for (int k = 0; k < l->nearned; k++)
+				JbPoints(jb, cat->currencies[l->earned[k].currency].code, cat,
+						 l->earned[k].currency, l->earned[k].points);
+			JbEndObject(jb);
+			JbEndObject(jb);
+			continue;
+		}
 		JbNumeric(jb, "qty", DatumGetNumeric(DirectFunctionCall1(numeric_trim_scale,
 																  NumericGetDatum(NumericFromScaled(l->qty_milli, QTY_EXPONENT)))));
 		JbText(jb, "sku", l->sku);
-		JbInt(jb, "line", l->no);
 		JbMoney(jb, "price", cat, l->price);
 		JbMoney(jb, "amount", cat, l->amount);
-		JbMoney(jb, "to_pay", cat, l->to_pay);
-		JbMoney(jb, "discount", cat, l->discount);
 		JbBeginArray(jb, "discounts");
 		PlanRenderLine(plan, i, LINE_DISCOUNTS, jb);
 		JbEndArray(jb);
 		JbBeginArray(jb, "points_paid");
 		PlanRenderLine(plan, i, LINE_POINTS_PAID, jb);
 		JbEndArray(jb);
-		JbMoney(jb, "points_amount", cat, l->points_money);
 		JbBeginArray(jb, "points_earned");
 		PlanRenderLine(plan, i, LINE_POINTS_EARNED, jb);
 		JbEndArray(jb);
@@ -2227,7 +2270,8 @@ PlanRender(ReceiptPlan *plan, JsonBuild *jb)
 
 		JbBeginObject(jb, NULL);
 		JbText(jb, "code", p->code);
-		JbText(jb, "kind", BenefitKindNames[p->benefit.kind]);
+		if (plan->explain)
+			JbText(jb, "kind", BenefitKindNames[p->benefit.kind]);
 		JbText(jb, "name", p->name);
 		if (pa->capped)
 			JbBool(jb, "capped", true);
@@ -2237,21 +2281,8 @@ PlanRender(ReceiptPlan *plan, JsonBuild *jb)
 		JbEndObject(jb);
 	}
 	JbEndArray(jb);
-	JbBeginArray(jb, "not_applied");
-	for (int n = 0; n < plan->nnot_applied; n++)
-	{
-		PlanNotApplied *pn = &plan->not_applied[n];
-		const CatPromo *p = &cat->promos[pn->promo];
-
-		JbBeginObject(jb, NULL);
-		JbText(jb, "code", p->code);
-		JbText(jb, "name", p->name);
-		if (pn->detail)
-			JbText(jb, "detail", pn->detail);
-		JbText(jb, "reason", pn->reason);
-		JbEndObject(jb);
-	}
-	JbEndArray(jb);
+	if (plan->explain)
+		PlanRenderNotApplied(plan, jb);
 	JbEndObject(jb);
 
 	JbBeginArray(jb, "coupons");
@@ -2271,9 +2302,12 @@ PlanRender(ReceiptPlan *plan, JsonBuild *jb)
 	}
 	JbEndArray(jb);
 
-	JbBool(jb, "optimal", plan->optimal);
-	JbInt(jb, "explored", plan->explored);
-	JbInt(jb, "candidates", plan->candidates);
+	if (plan->explain)
+	{
+		JbBool(jb, "optimal", plan->optimal);
+		JbInt(jb, "explored", plan->explored);
+		JbInt(jb, "candidates", plan->candidates);
+	}
 	JbInt(jb, "catalog_generation", cat->generation);
 }
 

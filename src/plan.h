@@ -123,6 +123,7 @@ typedef struct ReceiptPlan
 	MemoryContext cxt;			/* the plan lives here (PlanFree) */
 	Catalog    *cat;
 	bool		as_committed;	/* recomputed as committed */
+	bool		explain;		/* the receipt asked for the whole answer */
 	const char *receipt_id;		/* or NULL */
 	TimestampTz at;
 	int			at_offset;		/* seconds west of UTC */
@@ -155,7 +156,7 @@ typedef struct ReceiptPlan
 	int		   *bonus;			/* catalogue indexes of bonus-lot promotions */
 	int			napplied;		/* in the search's order */
 	PlanApplied *applied;
-	int			nnot_applied;
+	int			nnot_applied;	/* with "explain" only */
 	PlanNotApplied *not_applied;
 	int			ncoupons;		/* as sent */
 	PlanCoupon *coupons;

@@ -187,7 +187,7 @@ SELECT p.id, v.code, v.name, 'active', v.cond::loyalty.condition, v.benefit::jso
  WHERE p.code = 'sport';
 SELECT jsonb_build_object(
            'program', 'sport', 'receipt_id', 'R-2001', 'customer', jsonb_build_object('id', :anna),
-           'city', 'Moscow', 'channel', 'pos', 'points', 'max',
+           'city', 'Moscow', 'channel', 'pos', 'points', 'max', 'explain', true,
            'at', to_char(now() AT TIME ZONE 'Europe/Moscow', 'YYYY-MM-DD"T"HH24:MI:SS') || '+03:00',
            'lines', '[{"line": 1, "sku": "SKI-1", "qty": 1, "price": 32000},
                       {"line": 2, "sku": "POLE-2", "qty": 1, "price": 4500},

@@ -13,7 +13,7 @@
 SET client_min_messages = warning;
 CREATE TEMP TABLE explored AS
 SELECT (a ->> 'explored')::bigint AS explored, (a ->> 'optimal')::boolean AS optimal
-  FROM bench_receipt r, LATERAL (SELECT loyalty.calculate(r.doc) AS a) c;
+  FROM bench_receipt r, LATERAL (SELECT loyalty.calculate(r.doc || '{"explain": true}') AS a) c;
 SELECT format('bench calculate.explored%s.%s %s combinations', :'tag', k, v)
   FROM (SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY explored) AS p50,
                percentile_disc(0.9) WITHIN GROUP (ORDER BY explored) AS p90,

@@ -359,7 +359,7 @@ def rand_receipt(rng):
         if rng.random() < 0.85:
             line["brand"] = rng.choice(BRANDS)
         lines.append(line)
-    rec = {"program": PROGRAM, "at": AT, "lines": lines}
+    rec = {"program": PROGRAM, "at": AT, "lines": lines, "explain": True}  # the whole answer: lines by promotion, not_applied
     r = rng.random()
     if r < 0.85:
         rec["customer"] = {"card": rng.choice(["10000001", "10000001", "10000001", "10000002", "10000002",
@@ -1440,7 +1440,7 @@ def _pr(code, benefit, cond=None, group=None, priority=0, exclusive=False):
 
 
 def _rc(lines, **kw):
-    r = {"program": PROGRAM, "at": AT,
+    r = {"program": PROGRAM, "at": AT, "explain": True,
          "lines": [dict({"line": i + 1, "qty": Decimal(q), "price": Decimal(pr)}, **attrs)
                    for i, (q, pr, attrs) in enumerate(lines)]}
     r.update(kw)

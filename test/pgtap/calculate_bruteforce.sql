@@ -112,7 +112,7 @@ BEGIN
             'category', pg_temp.pick(ARRAY['a', 'b', 'c', 'a/x']),
             'brand', pg_temp.pick(ARRAY['X', 'Y', 'Z']));
     END LOOP;
-    r := jsonb_build_object('program', 'bf', 'at', '2026-06-01T12:00:00+03:00', 'lines', lines);
+    r := jsonb_build_object('program', 'bf', 'at', '2026-06-01T12:00:00+03:00', 'lines', lines, 'explain', true);
     IF random() < 0.8 THEN
         r := r || jsonb_build_object('customer', jsonb_build_object('card', '10000001'));
     END IF;

@@ -70,7 +70,8 @@ SELECT p.id, v.code, v.name, 'active', v.cond::loyalty.condition, v.benefit::jso
 CREATE FUNCTION pg_temp.sport(at text, city text, lines jsonb, points jsonb DEFAULT 'null') RETURNS jsonb
 LANGUAGE sql AS $$
     SELECT loyalty.calculate(jsonb_build_object('program', 'sport', 'customer', '{"card": "20000001"}'::jsonb,
-                                                'at', at, 'city', city, 'lines', lines, 'points', points))
+                                                'at', at, 'city', city, 'lines', lines, 'points', points,
+                                                'explain', true))
 $$;
 
 -- Skis earn the ski-only bonus lot of 500; socks alone do not.
@@ -139,7 +140,7 @@ SELECT p.id, v.code, v.name, 'active', v.cond::loyalty.condition, v.benefit::jso
  WHERE p.code = 'pizza';
 CREATE FUNCTION pg_temp.pizza(lines jsonb, points jsonb DEFAULT 'null') RETURNS jsonb LANGUAGE sql AS $$
     SELECT loyalty.calculate(jsonb_build_object('program', 'pizza', 'customer', '{"phone": "8 916 123-45-67"}'::jsonb,
-                                                'lines', lines, 'points', points))
+                                                'lines', lines, 'points', points, 'explain', true))
 $$;
 
 -- 1 coin per 20 roubles, rounded down per receipt: 1 019.00 earns 50.
@@ -230,7 +231,8 @@ SELECT p.id, v.code, v.name, 'active', v.benefit::jsonb, v.audience, v.tiers::te
  WHERE p.code = 'plat';
 CREATE FUNCTION pg_temp.plat(email text, at text) RETURNS jsonb LANGUAGE sql AS $$
     SELECT loyalty.calculate(jsonb_build_object('program', 'plat', 'customer', jsonb_build_object('email', email),
-                                                'at', at, 'lines', '[{"line": 1, "qty": 1, "price": 1000}]'::jsonb))
+                                                'at', at, 'lines', '[{"line": 1, "qty": 1, "price": 1000}]'::jsonb,
+                                                'explain', true))
 $$;
 
 -- Gold on a Tuesday: the base 100 points, and x2 adds 100 more.

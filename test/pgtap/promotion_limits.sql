@@ -19,7 +19,7 @@ SELECT loyalty.enroll('lim', card => '10000001') AS ann, loyalty.enroll('lim', c
 
 -- One line of 50.00 in a category; the receipt of a customer (or nobody).
 CREATE FUNCTION pg_temp.receipt(id text, category text, card text DEFAULT NULL) RETURNS jsonb LANGUAGE sql AS $$
-    SELECT jsonb_build_object('program', 'lim', 'receipt_id', id, 'at', '2026-06-01T12:00:00+03:00',
+    SELECT jsonb_build_object('program', 'lim', 'receipt_id', id, 'at', '2026-06-01T12:00:00+03:00', 'explain', true,
                               'lines', jsonb_build_array(jsonb_build_object('line', 1, 'qty', 1, 'price', 50,
                                                                             'category', category)))
            || CASE WHEN card IS NULL THEN '{}'::jsonb
