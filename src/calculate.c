@@ -42,6 +42,7 @@
 #include "wallet.h"
 
 PG_FUNCTION_INFO_V1(loyalty_calculate);
+PG_FUNCTION_INFO_V1(loyalty_calculate_compact);
 PG_FUNCTION_INFO_V1(loyalty_recompute);
 
 int			loyalty_max_lines = 1000;
@@ -1492,7 +1493,7 @@ int_cmp_asc(const void *a, const void *b)
  * as committed (see Gate).
  */
 ReceiptPlan *
-PlanCalculate(Jsonb *doc, ArrayType *only)
+PlanCalculate(Jsonb *doc, ArrayType *only, bool explain)
 {
 	MemoryContext callcxt = CurrentMemoryContext;
 	MemoryContext cxt;
@@ -1521,6 +1522,7 @@ PlanCalculate(Jsonb *doc, ArrayType *only)
 	TimestampTz started = loyalty_log_min_duration >= 0 ? GetCurrentTimestamp() : 0;
 
 	memset(&c, 0, sizeof(c));
+	c.explain = explain;
 	if (VARSIZE(doc) > (Size) loyalty_max_receipt_bytes)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -2345,20 +2347,33 @@ PlanFree(ReceiptPlan *plan)
 
 /* The answer of a calculation, logged if slow */
 static Datum
-CalculateAnswer(Jsonb *doc, ArrayType *only)
+CalculateAnswer(Jsonb *doc, ArrayType *only, bool explain)
 {
-	ReceiptPlan	   *plan = PlanCalculate(doc, only);
+	ReceiptPlan	   *plan = PlanCalculate(doc, only, explain);
 	Jsonb	   *answer = PlanAnswer(plan);
 
 	PlanFree(plan);
 	PG_RETURN_JSONB_P(answer);
 }
 
-/* loyalty.calculate(receipt jsonb) returns jsonb */
+/* loyalty.calculate(receipt jsonb) returns jsonb: the compact answer unless "explain" */
+Datum
+loyalty_calculate_compact(PG_FUNCTION_ARGS)
+{
+	return CalculateAnswer(PG_GETARG_JSONB_P(0), NULL, false);
+}
+
+/*
+ * The entry point loyalty.calculate had before 0.13, kept for a database
+ * whose schema is older than the library (the library is installed before
+ * ALTER EXTENSION UPDATE runs; a replica is promoted before it can): it
+ * answers in the whole form unless the receipt says "explain": false, as
+ * those versions' SQL (their commit reads each line's breakdown) expects.
+ */
 Datum
 loyalty_calculate(PG_FUNCTION_ARGS)
 {
-	return CalculateAnswer(PG_GETARG_JSONB_P(0), NULL);
+	return CalculateAnswer(PG_GETARG_JSONB_P(0), NULL, true);
 }
 
 /*
@@ -2376,5 +2391,5 @@ loyalty_recompute(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("promotions must be a one-dimensional array of ids without nulls")));
-	return CalculateAnswer(PG_GETARG_JSONB_P(0), ids);
+	return CalculateAnswer(PG_GETARG_JSONB_P(0), ids, false);
 }

@@ -941,7 +941,7 @@ loyalty_commit(PG_FUNCTION_ARGS)
 		Run(&lock_query, values, NULL);
 	}
 	PushActiveSnapshot(GetTransactionSnapshot());
-	k.plan = PlanCalculate(doc, NULL);
+	k.plan = PlanCalculate(doc, NULL, false);
 	PopActiveSnapshot();
 	k.cat = k.plan->cat;
 	k.customer = k.plan->found ? k.plan->customer_id : 0;

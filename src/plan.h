@@ -166,7 +166,7 @@ typedef struct ReceiptPlan
 	int			candidates;
 } ReceiptPlan;
 
-extern ReceiptPlan *PlanCalculate(Jsonb *doc, ArrayType *only);
+extern ReceiptPlan *PlanCalculate(Jsonb *doc, ArrayType *only, bool explain);
 extern bool PlanFindCustomer(Jsonb *doc, const LoyaltyProgram *program, int64 *customer_id);
 typedef enum PlanLinePart
 {

@@ -303,7 +303,7 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.segment_member', '');
 -- The receipt calculation (src/calculate.c): read-only, stateless.
 CREATE FUNCTION @extschema@.calculate(receipt jsonb)
 RETURNS jsonb
-AS 'MODULE_PATHNAME', 'loyalty_calculate'
+AS 'MODULE_PATHNAME', 'loyalty_calculate_compact'
 LANGUAGE C STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION @extschema@.calculate(jsonb) IS
 'the best discounts, points to spend and points earned for a receipt, spread over its lines; writes nothing';

@@ -1,9 +1,17 @@
 -- loyalty 0.12 -> 0.13: commit is written in C (src/commit.c) and writes
 -- the calculation's typed plan; the tier lift of a commit and the tier
 -- qualification are in C (src/tiers.c); the customer index of the receipt
--- partitions covers what the tier window's purchases read.  What commit
--- stores and returns is as before.
+-- partitions covers what the tier window's purchases read; calculate's
+-- default answer is compact ("explain": true for the whole one).
 \echo Use "ALTER EXTENSION loyalty UPDATE TO '0.13'" to load this file. \quit
+
+-- calculate answers in the compact form unless the receipt asks "explain":
+-- a new entry point (the old one, which answers in the whole form, stays in
+-- the library for a schema not yet updated)
+CREATE OR REPLACE FUNCTION @extschema@.calculate(receipt jsonb)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'loyalty_calculate_compact'
+LANGUAGE C STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
 CREATE OR REPLACE FUNCTION @extschema@.commit(receipt jsonb, expected jsonb DEFAULT NULL)
 RETURNS jsonb
