@@ -310,7 +310,7 @@ COMMENT ON FUNCTION @extschema@.calculate(jsonb) IS
 
 CREATE FUNCTION public.loyalty_calculate(receipt jsonb)
 RETURNS jsonb
-AS 'MODULE_PATHNAME', 'loyalty_calculate'
+AS 'MODULE_PATHNAME', 'loyalty_calculate_compact'
 LANGUAGE C STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION public.loyalty_calculate(jsonb) IS 'loyalty.calculate under its checkout name';
 

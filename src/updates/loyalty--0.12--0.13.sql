@@ -13,6 +13,11 @@ RETURNS jsonb
 AS 'MODULE_PATHNAME', 'loyalty_calculate_compact'
 LANGUAGE C STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
+CREATE OR REPLACE FUNCTION public.loyalty_calculate(receipt jsonb)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'loyalty_calculate_compact'
+LANGUAGE C STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+
 CREATE OR REPLACE FUNCTION @extschema@.commit(receipt jsonb, expected jsonb DEFAULT NULL)
 RETURNS jsonb
 AS 'MODULE_PATHNAME', 'loyalty_commit'
