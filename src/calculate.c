@@ -1356,7 +1356,7 @@ JbPoints(JsonBuild *jb, const char *key, Catalog *cat, int cur, int64 v)
 	JbNumeric(jb, key, NumericFromScaled(v, cat->currencies[cur].exponent));
 }
 
-int
+static int
 PlanPromoCurrency(const Catalog *cat, const CatPromo *p)
 {
 	if (p->benefit.kind == BEN_MULTIPLIER || p->benefit.currency_index < 0)
@@ -2325,17 +2325,7 @@ PlanAnswer(ReceiptPlan *plan)
 	PlanRender(plan, &jb);
 	result = JbFinish(&jb);
 	MemoryContextSwitchTo(old);
-	return JsonbCopy(result);
-}
-
-/* A copy of a jsonb value in the current context */
-Jsonb *
-JsonbCopy(const Jsonb *j)
-{
-	Jsonb	   *copy = palloc(VARSIZE(j));
-
-	memcpy(copy, j, VARSIZE(j));
-	return copy;
+	return JbCopy(CurrentMemoryContext, result);
 }
 
 /* Done with the plan: its memory is kept for the next call */

@@ -201,15 +201,6 @@ typedef struct Commit
 	Written    *written;
 } Commit;
 
-static Jsonb *
-CopyTo(MemoryContext cxt, Jsonb *j)
-{
-	Jsonb	   *copy = MemoryContextAlloc(cxt, VARSIZE(j));
-
-	memcpy(copy, j, VARSIZE(j));
-	return copy;
-}
-
 static Datum
 Text(const char *s)
 {
@@ -908,7 +899,7 @@ loyalty_commit(PG_FUNCTION_ARGS)
 
 			RunKept(&replay_query, values, NULL, 1);
 			replayed = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-			result = CopyTo(callcxt, DatumGetJsonbP(replayed));
+			result = JbCopy(callcxt, DatumGetJsonbP(replayed));
 			SPI_finish();
 			PG_RETURN_JSONB_P(result);
 		}
@@ -964,9 +955,8 @@ loyalty_commit(PG_FUNCTION_ARGS)
 	PlanAccruals(&k, by_code);
 	accrual = Accrue(&k, delay, &release_at);
 
-	/* the answer, with what the commit did */
+	/* the answer already rendered, with what the commit did */
 	JbBeginObject(&jb, NULL);
-	PlanRender(k.plan, &jb);
 	JbBeginObject(&jb, "commit");
 	JbText(&jb, "status", "committed");
 	JbBool(&jb, "replayed", false);
@@ -990,7 +980,8 @@ loyalty_commit(PG_FUNCTION_ARGS)
 	}
 	JbEndArray(&jb);
 	JbEndObject(&jb);
-	result = JbFinish(&jb);
+	result = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(answer),
+												JsonbPGetDatum(JbFinish(&jb))));
 
 	store = DocString(doc, "store");
 	{
@@ -1023,7 +1014,7 @@ loyalty_commit(PG_FUNCTION_ARGS)
 		TierLift(k.program_id, k.customer, k.rid);
 	InsertLines(&k);
 
-	result = CopyTo(callcxt, result);
+	result = JbCopy(callcxt, result);
 	PlanFree(k.plan);
 	SPI_finish();
 	PG_RETURN_JSONB_P(result);

@@ -168,6 +168,16 @@ JbFinishArray(JsonBuild *jb)
 	return JsonbValueToJsonb(result);
 }
 
+/* A copy of a jsonb value in cxt (to outlive the context it was built in) */
+Jsonb *
+JbCopy(MemoryContext cxt, const Jsonb *j)
+{
+	Jsonb	   *copy = MemoryContextAlloc(cxt, VARSIZE(j));
+
+	memcpy(copy, j, VARSIZE(j));
+	return copy;
+}
+
 /* A date as YYYY-MM-DD (as to_char would print it) */
 char *
 FormatDate(DateADT date)

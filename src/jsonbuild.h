@@ -26,6 +26,7 @@ extern void JbNull(JsonBuild *jb, const char *key);
 extern void JbJsonb(JsonBuild *jb, const char *key, Jsonb *value);
 extern Jsonb *JbFinish(JsonBuild *jb);
 extern Jsonb *JbFinishArray(JsonBuild *jb);
+extern Jsonb *JbCopy(MemoryContext cxt, const Jsonb *j);
 
 /* A date as answers print it */
 extern char *FormatDate(DateADT date);

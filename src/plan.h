@@ -179,9 +179,7 @@ extern void PlanRender(ReceiptPlan *plan, JsonBuild *jb);
 extern void PlanRenderLine(ReceiptPlan *plan, int line, PlanLinePart part, JsonBuild *jb);
 extern void PlanRenderTotals(ReceiptPlan *plan, JsonBuild *jb);
 extern Jsonb *PlanAnswer(ReceiptPlan *plan);
-extern Jsonb *JsonbCopy(const Jsonb *j);
 extern void PlanFree(ReceiptPlan *plan);
 extern DateADT PlanPeriodStart(const ReceiptPlan *plan, LimitPeriod period);
-extern int	PlanPromoCurrency(const Catalog *cat, const CatPromo *p);
 
 #endif
