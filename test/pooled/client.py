@@ -263,13 +263,15 @@ def settings_and_listen():
     a.close()
     b.close()
 
-    # A listener on a direct connection hears a checkout made through the pool.
+    # A listener on a direct connection hears a checkout made through the pool,
+    # when the checkout's transaction turns notifications on (off by default).
     heard = []
     listener = direct()
     listener.add_notify_handler(lambda n: heard.append(n))
     listener.execute("LISTEN loyalty_events")
     c = pooled("pooled_till_south")
     with c.transaction():
+        c.execute("SET LOCAL loyalty.notify_events = on")
         r = receipt("south", "70020001", "pooled-listened")
         answer = c.execute("SELECT loyalty.calculate(%s)", [Jsonb(r)]).fetchone()[0]
         c.execute("SELECT loyalty.commit(%s, %s)", [Jsonb(r), Jsonb(answer)])
