@@ -158,7 +158,9 @@ SELECT loyalty.accrue(:anna, 'bonus', 100, valid_from => '2026-01-01', valid_to 
 SELECT loyalty.accrue(:anna, 'bonus', 200, valid_from => '2026-01-01');
 \o
 SELECT * FROM pg_temp.show(loyalty.calculate(pg_temp.receipt(jsonb_build_array(:'socks'::jsonb), '{"points": "max"}')));
--- with skis in the receipt the restricted lot pays the skis first
+-- with skis in the receipt the restricted lot pays the skis first; the other
+-- lot's 200 are spread over both lines in proportion to what they come to
+-- now (17900.00 and 999.99): 189 and 11
 SELECT l -> 'line' AS line, l -> 'points_paid' AS points_paid
   FROM jsonb_array_elements(loyalty.calculate(pg_temp.receipt(jsonb_build_array(:'skis'::jsonb, :'socks'::jsonb), '{"points": "max"}')) -> 'lines') l;
 -- 50 points asked: 50 taken, the restricted lot first (it may pay the skis)
@@ -167,7 +169,8 @@ SELECT r -> 'totals' FROM loyalty.calculate(pg_temp.receipt(jsonb_build_array(:'
 -- Caps: discounts plus points at most 10% of the receipt, points at most 5%.
 -- SKI10 gives 2000.00 of 25000.00 (8%); the points may add 500.00 of the
 -- 2500.00 cap, but the points cap (5% of 23000.00 = 1150.00) and the balance
--- (300) bind first: 300 points.
+-- (300) bind first: 300 points, the restricted 100 on the skis, the other
+-- 200 spread over 17900.00 and 5000.00: 156 and 44.
 UPDATE loyalty.program SET max_discount_bp = 1000, max_points_bp = 500;
 SELECT * FROM pg_temp.show(loyalty.calculate(pg_temp.receipt(jsonb_build_array(:'skis'::jsonb, :'jacket'::jsonb), '{"points": "max"}')));
 -- a 30% discount is cut to the 10% cap: 2500.00, and the promotion says so

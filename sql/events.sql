@@ -106,7 +106,8 @@ SELECT * FROM pg_temp.err($$SELECT * FROM loyalty.take_events(10, 'nope')$$);
 SELECT count(*) AS waiting FROM loyalty.event;
 SELECT count(*) FROM loyalty.take_events();
 
--- 8. notice_expiring: anna's lot of 300 expires in 10 days, inside the shop's
+-- 8. notice_expiring: anna's lot of 300 (200 left: R1's jacket line, not
+-- returned, kept its share of the points) expires in 10 days, inside the shop's
 -- 14 days: one event for the wallet, naming the lot; the lot that never
 -- expires is not named.  A second run finds nothing new.
 SELECT loyalty.notice_expiring() AS lots;

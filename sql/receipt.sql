@@ -51,8 +51,9 @@ $$;
 \set lines '[{"line": 1, "sku": "SKI", "qty": 1, "price": 20000}, {"line": 2, "sku": "JKT", "qty": 1, "price": 5000}]'
 
 -- 1. Commit what calculate showed: 10% off the skis, 500 off the jacket with
--- the coupon, anna's 1300 points (the lot expiring soonest first), 5% of
--- the money paid and the welcome lot of 50 earned at once.
+-- the coupon, anna's 1300 points (the lot expiring soonest first), spread
+-- over the lines in proportion to what they come to (18000.00 and 4500.00:
+-- 1040 and 260), 5% of the money paid and the welcome lot of 50 earned at once.
 SELECT pg_temp.receipt('R1', '10000001', :'lines', '{"points": "max", "coupons": ["JK-1"]}') AS r1 \gset
 SELECT loyalty.calculate(:'r1') AS seen \gset
 SELECT loyalty.commit(:'r1', :'seen') AS done \gset

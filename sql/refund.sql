@@ -47,7 +47,8 @@ LANGUAGE sql AS $$
 $$;
 
 -- 1. Anna buys a jacket (1 x 1000.00) and three pairs of socks (3 x 100.00)
--- with her 600 points: they pay the jacket line, the lot expiring first.
+-- with her 600 points, spread over the lines in proportion to what they
+-- cost: each lot's 300 pays 231 of the jacket and 69 of the socks.
 SELECT pg_temp.buy('shop', 'R1', '10000001',
                    '[{"line": 1, "qty": 1, "price": 1000}, {"line": 2, "qty": 3, "price": 100}]',
                    '{"points": "max"}') #> '{commit,points_spent}' AS spent;
@@ -55,7 +56,8 @@ SELECT line, qty, amount, points_money, to_pay, points_paid, points_earned -> 0 
   FROM loyalty.receipt_line ORDER BY line;
 SELECT * FROM pg_temp.entries(:anna);
 
--- 2. One pair of socks back: a third of the line's money and of what it earned.
+-- 2. One pair of socks back: a third of the line's money, of the points that
+-- paid it (back to their lots, 23 each) and of what it earned.
 SELECT * FROM pg_temp.summary(loyalty.refund('shop', 'R1', '[{"line": 2, "qty": 1}]', 'RET-1'));
 SELECT * FROM pg_temp.entries(:anna, 4);
 -- the two other pairs: the line's shares add up to what it cost and earned
@@ -76,9 +78,9 @@ SELECT state, message FROM pg_temp.err($$SELECT loyalty.refund('shop', 'R1', '[{
 -- a receipt refunded in part cannot be cancelled
 SELECT * FROM pg_temp.err($$SELECT loyalty.cancel('shop', 'R1')$$);
 
--- 3. The jacket back: the 600 points that paid it go back to their lots
--- (the lot expiring in a week gets its 300 back), and the 40 it earned are
--- taken back; the receipt is refunded in full.
+-- 3. The jacket back: the 462 points that paid it go back to their lots
+-- (231 each: the lot expiring in a week has its 300 back), and the 54 it
+-- earned are taken back; the receipt is refunded in full.
 SELECT * FROM pg_temp.summary(loyalty.refund('shop', 'R1', '[{"line": 1, "qty": 1}]', 'RET-4', 'damaged'));
 SELECT * FROM pg_temp.entries(:anna, 6);
 SELECT id, amount, remaining, valid_to IS NOT NULL AS expires, live FROM loyalty.lot

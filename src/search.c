@@ -962,11 +962,21 @@ EvaluateOnce(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail,
 	if (fixed_money > points_cap)
 		return false;
 
-	/* requested points: lots in spending order, within both caps */
+	/*
+	 * Requested points: lots in spending order, within both caps.  Each lot
+	 * pays the lines it may pay together: as many of its points as the
+	 * lines, the caps and the request take, spread over those lines in
+	 * proportion to what each comes to now (after the discounts and the
+	 * points paid before), each line at most the points its room buys
+	 * (largest remainder); a line's points are then cut to what its money
+	 * needs.  So the points of a receipt are spread over its lines, and a
+	 * return gives back the points of the lines returned.
+	 */
 	if (p->can_spend && p->nlots > 0)
 	{
 		int64		room_total = Min(cap - discount - fixed_money, points_cap - fixed_money);
 		int64	   *budget = palloc(sizeof(int64) * Max(p->ncurrencies, 1));
+		int64	   *most = palloc(sizeof(int64) * L);
 
 		for (int c = 0; c < p->ncurrencies; c++)
 			budget[c] = p->currencies[c].request < 0 ? e.avail[c] :
@@ -975,37 +985,47 @@ EvaluateOnce(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail,
 		{
 			const SLot *lot = &p->lots[l];
 			const SCurrency *cur = &p->currencies[lot->currency];
+			int64		pts = Min(e.lot_left[l], budget[lot->currency]);
+			int64		fits = 0;
 
-			for (int i = 0; i < L && room_total > 0; i++)
+			if (pts <= 0)
+				continue;
+			for (int i = 0; i < L; i++)
 			{
-				int64		m,
-							pts,
-							money;
+				bool		may = p->lines[i].points_ok && e.room[i] > 0 &&
+					(lot->pays == NULL || lot->pays[i]);
 
-				if (budget[lot->currency] <= 0 || e.lot_left[l] <= 0)
-					break;
-				if (!p->lines[i].points_ok || e.room[i] <= 0 || (lot->pays && !lot->pays[i]))
-					continue;
-				m = Min(e.room[i], room_total);
-				pts = Min(PointsFor(cur, m), Min(e.lot_left[l], budget[lot->currency]));
-				money = MoneyOf(cur, pts);
+				most[i] = may ? PointsFor(cur, e.room[i]) : 0;
+				e.weight[i] = most[i] > 0 ? p->lines[i].amount - e.line_disc[i] - e.paid_points[i] : 0;
+				fits += most[i];
+			}
+			pts = Min(pts, Min(fits, PointsFor(cur, room_total)));
+			if (pts <= 0)
+				continue;
+			SpreadLargestRemainder(pts, e.weight, most, L, e.part);
+			for (int i = 0; i < L; i++)
+			{
+				int64		money = MoneyOf(cur, e.part[i]);
+				int64		need;
+
 				if (money <= 0)
 					continue;
 				/* no point more than the money needs */
-				pts = (int64) (((int128_t) money * cur->value_den + cur->value_num - 1) / cur->value_num);
-				e.lot_left[l] -= pts;
-				budget[lot->currency] -= pts;
+				need = (int64) (((int128_t) money * cur->value_den + cur->value_num - 1) / cur->value_num);
+				e.lot_left[l] -= need;
+				budget[lot->currency] -= need;
 				e.room[i] -= money;
 				e.paid_points[i] += money;
 				room_total -= money;
 				points_money += money;
 				if (detail)
 				{
-					detail->lot_points[l * L + i] += pts;
+					detail->lot_points[l * L + i] += need;
 					detail->lot_money[l * L + i] += money;
 				}
 			}
 		}
+		pfree(most);
 		pfree(budget);
 	}
 

@@ -1006,7 +1006,7 @@ def pay_and_earn(ev, S, ctx, cust, request, keep_unused=False):
     "earned": {cur: minor}}."""
     L, n, T = ctx["L"], ctx["n"], ctx["T"]
     if cust is None:
-        return {"spent": {}, "earned": {}, "by_promo": {}}
+        return {"spent": {}, "earned": {}, "by_promo": {}, "line_money": None}
     # step 1 again: every line a price in points reserved, in the candidates'
     # order then line order, from the lots that may pay it; then the points of
     # a line it did not take go back to the lots they came from
@@ -1044,22 +1044,30 @@ def pay_and_earn(ev, S, ctx, cust, request, keep_unused=False):
     left = [L[i]["A"] - ev["line_off"][i] - ev["wpaid"][i] for i in range(n)]
     pay = [0] * n
     if cust["status"] == "active" and request:
+        # lot by lot in the spending order, each spread over the lines it may pay
+        # (Points): each line at most the points its room above the floor buys;
+        # the lot pays the least of its points, what the receipt may still spend,
+        # the lines' most and what the caps leave; spread in proportion to what
+        # the lines come to now; each line's part pays whole minor units of
+        # money and takes only the points that money needs
         for l in ctx["lots"]:
-            if l.cur not in req_left or lot_left[l.id] <= 0:
+            if l.cur not in req_left or lot_left[l.id] <= 0 or room_money <= 0:
                 continue
             v = vminor(l.cur)
+            most = [0] * n
             for i in range(n):
-                if room_money <= 0:
-                    break
                 if L[i]["excluded"] or (l.cond is not None and not c_eval(l.cond, L[i]["attrs"])):
                     continue
-                need = min(left[i] - L[i]["F"] - pay[i], room_money)
-                if need <= 0:
-                    continue
-                # no point more than the money it pays needs: whole minor units of money, and
-                # only the points that money needs
-                pts = min(lot_left[l.id], req_left[l.cur], (need / v).__floor__())
-                m = (pts * v).__floor__()
+                room = left[i] - L[i]["F"] - pay[i]
+                if room > 0:
+                    most[i] = (room / v).__floor__()
+            npts = min(lot_left[l.id], req_left[l.cur], sum(most), (room_money / v).__floor__())
+            if npts <= 0:
+                continue
+            weights = [left[i] - pay[i] if most[i] > 0 else 0 for i in range(n)]
+            parts = spread(npts, weights, most)
+            for i in range(n):
+                m = (parts[i] * v).__floor__()
                 if m <= 0:
                     continue
                 pts = (m / v).__ceil__()
@@ -1093,7 +1101,9 @@ def pay_and_earn(ev, S, ctx, cust, request, keep_unused=False):
                 by_promo[p.code] = pts
             if pts:
                 earned[cur] = earned.get(cur, 0) + pts
-    return {"spent": spent, "earned": earned, "by_promo": by_promo}
+    # each line's money paid with points, prices in points included
+    line_money = [ev["wpaid"][i] + pay[i] for i in range(n)]
+    return {"spent": spent, "earned": earned, "by_promo": by_promo, "line_money": line_money}
 
 
 # ----------------------------------------------------------------------------
@@ -1214,7 +1224,8 @@ def answer_view(ans):
              for ln in ans["lines"]]
     return {"applied": applied, "discount": mm(ans["totals"]["discount"]), "reasons": reasons, "capped": capped,
             "lines": lines, "optimal": ans.get("optimal"),
-            "candidates": ans.get("candidates"), "earned": earned, "spent": spent, "promo_points": promo_points}
+            "candidates": ans.get("candidates"), "earned": earned, "spent": spent, "promo_points": promo_points,
+            "line_money": [mm(ln["points_amount"]) for ln in ans["lines"]]}
 
 
 def promo_points(mine, pts):
@@ -1272,7 +1283,8 @@ def compare1(mine, av):
     if same_set and mine["discount"] == av["discount"]:
         def pts_agree(pts):
             return pts["earned"] == av["earned"] and pts["spent"] == av["spent"] and \
-                promo_points(mine, pts) == av["promo_points"]
+                promo_points(mine, pts) == av["promo_points"] and \
+                (pts["line_money"] is None or pts["line_money"] == av["line_money"])
         if not pts_agree(mine["points"]):
             if pts_agree(mine["points_alt"]):
                 cls = "points spent (and so earned) agree only if the points a price in points reserved " \
@@ -1307,7 +1319,8 @@ CHECKS = [
     ("lines", "each line's discount by promotion agrees (where the promotions' discounts agree)"),
     ("reasons", "candidates and the reasons of not_applied agree"),
     ("capped", "the promotions marked capped agree"),
-    ("points", "totals.points_spent, totals.points_earned and each applied promotion's points_earned agree "
+    ("points", "totals.points_spent, totals.points_earned, each applied promotion's points_earned and each "
+               "line's points_amount agree "
                "(where the applied sets and discounts agree)"),
 ]
 
