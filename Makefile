@@ -14,7 +14,7 @@
 #                server for FUZZ_SECONDS (default 60; see test/fuzz/run.sh)
 
 EXTENSION   = loyalty
-EXTVERSION  = 0.13
+EXTVERSION  = 0.14
 MODULE_big  = loyalty
 OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 

@@ -265,4 +265,17 @@ SELECT code, uses, state FROM loyalty.coupon WHERE code IN ('S3-A', 'S3-B', 'S3-
 SELECT coupons FROM loyalty.receipt WHERE receipt_id = 'CP-1';
 UPDATE loyalty.promotion SET status = 'ended' WHERE code IN ('SKI300', 'SKI100');
 
+-- period_start: the first day of the limit period holding a day, as commit
+-- counts a use (2026-03-07 is a Saturday: its ISO week starts on Monday the
+-- 2nd); a Monday is its own week's start; for ever is -infinity.
+SELECT p, loyalty.period_start(p, '2026-03-07') AS sat, loyalty.period_start(p, '2026-03-02') AS mon,
+       loyalty.period_start(p, '2026-01-01') AS new_year
+  FROM unnest(ARRAY['day', 'week', 'month', 'year', 'ever', 'fortnight']) p;
+-- a day that is not finite is its own start; NULL gives NULL
+SELECT loyalty.period_start('month', 'infinity') AS inf, loyalty.period_start('week', '-infinity') AS neg_inf,
+       loyalty.period_start(NULL, '2026-03-07') IS NULL AS null_period, loyalty.period_start('day', NULL) IS NULL AS null_day;
+-- the first date there is (4714-11-24 BC, Julian day 0) is a Monday: the
+-- week of the Wednesday after starts on it
+SELECT loyalty.period_start('week', '4714-11-26 BC') AS first_week;
+
 DROP EXTENSION loyalty CASCADE;

@@ -44,6 +44,7 @@
 PG_FUNCTION_INFO_V1(loyalty_calculate);
 PG_FUNCTION_INFO_V1(loyalty_calculate_compact);
 PG_FUNCTION_INFO_V1(loyalty_recompute);
+PG_FUNCTION_INFO_V1(loyalty_period_start);
 
 int			loyalty_max_lines = 1000;
 int			loyalty_max_receipt_bytes = 1048576;
@@ -924,6 +925,27 @@ DayPeriodStart(DateADT day, LimitPeriod period)
 		default:
 			return DATEVAL_NOBEGIN;
 	}
+}
+
+/*
+ * period_start(period, day): the first day of the limit period that holds
+ * day, as calculate and commit count uses (-infinity for a period that is
+ * none of day, week, month, year: for ever).  A day that is not finite is
+ * its own period's start.
+ */
+Datum
+loyalty_period_start(PG_FUNCTION_ARGS)
+{
+	char	   *period = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	DateADT		day = PG_GETARG_DATEADT(1);
+	LimitPeriod p = LimitPeriodOf(period);
+
+	if (p == PERIOD_EVER)
+		PG_RETURN_DATEADT(DATEVAL_NOBEGIN);
+	if (DATE_NOT_FINITE(day))
+		PG_RETURN_DATEADT(day);
+	/* the first date there is, Julian day 0, is a Monday: every start exists */
+	PG_RETURN_DATEADT(DayPeriodStart(day, p));
 }
 
 static DateADT

@@ -466,11 +466,7 @@ LoadCatalog(Catalog *cat, const char *code, Datum ids)
 			p->exclusive = DatumGetBool(SPI_getbinval(t, desc, 25, &isnull));
 			p->limit_per_customer = GetInt32(t, desc, 26, 0);
 			s = SPI_getvalue(t, desc, 27);
-			p->limit_period = s == NULL ? PERIOD_NONE :
-				strcmp(s, "day") == 0 ? PERIOD_DAY :
-				strcmp(s, "week") == 0 ? PERIOD_WEEK :
-				strcmp(s, "month") == 0 ? PERIOD_MONTH :
-				strcmp(s, "year") == 0 ? PERIOD_YEAR : PERIOD_EVER;
+			p->limit_period = s == NULL ? PERIOD_NONE : LimitPeriodOf(s);
 			p->limit_total = GetInt64(t, desc, 28, 0);
 			p->budget = GetInt64(t, desc, 29, 0);
 		}
@@ -672,4 +668,14 @@ CatalogPromoIndex(const Catalog *cat, int64 id)
 			hi = mid - 1;
 	}
 	return -1;
+}
+
+/* A promotion's limit_period: day, week, month, year; anything else is for ever */
+LimitPeriod
+LimitPeriodOf(const char *s)
+{
+	return strcmp(s, "day") == 0 ? PERIOD_DAY :
+		strcmp(s, "week") == 0 ? PERIOD_WEEK :
+		strcmp(s, "month") == 0 ? PERIOD_MONTH :
+		strcmp(s, "year") == 0 ? PERIOD_YEAR : PERIOD_EVER;
 }

@@ -37,6 +37,8 @@ typedef enum LimitPeriod
 	PERIOD_EVER
 } LimitPeriod;
 
+extern LimitPeriod LimitPeriodOf(const char *s);
+
 /* A list of strings (countries, tiers...); n == 0 means "any" */
 typedef struct StrList
 {

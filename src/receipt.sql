@@ -360,18 +360,12 @@ $$;
 COMMENT ON FUNCTION @extschema@.points_money(bigint, text, bigint) IS
 'what points (minor units of a currency) are worth in minor units of the programme''s money, rounded up';
 
--- First day of a promotion's limit period that holds a date (as calculate counts)
+-- First day of a promotion's limit period that holds a date: calculate's
+-- own definition (src/calculate.c)
 CREATE FUNCTION @extschema@.period_start(period text, day date)
 RETURNS date
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$
-    SELECT CASE period
-           WHEN 'day' THEN day
-           WHEN 'week' THEN day OPERATOR(pg_catalog.-) (pg_catalog.date_part('isodow', day)::integer OPERATOR(pg_catalog.-) 1)
-           WHEN 'month' THEN pg_catalog.date_trunc('month', day::timestamp)::date
-           WHEN 'year' THEN pg_catalog.date_trunc('year', day::timestamp)::date
-           ELSE '-infinity'::date END
-$$;
+AS 'MODULE_PATHNAME', 'loyalty_period_start'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@.period_start(text, date) IS
 'first day of the limit period (day, week, month, year; else -infinity) that holds day';
 
