@@ -151,6 +151,7 @@ cron.database_name = '$DBNAME'
 max_connections = 100
 shared_buffers = '${LOYALTY_SHARED_BUFFERS:-2GB}'
 max_prepared_transactions = 10
+wal_compression = lz4
 log_min_messages = warning
 log_line_prefix = '%m [%p] %q%u@%d '
 CONF
