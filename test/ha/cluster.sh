@@ -118,7 +118,8 @@ bootstrap:
         max_replication_slots: 10
         wal_level: replica
         wal_log_hints: "on"
-        wal_keep_size: 128MB
+        wal_keep_size: 1GB
+        wal_compression: lz4
         shared_preload_libraries: pg_cron
         cron.database_name: loyalty
         cron.use_background_workers: "on"
