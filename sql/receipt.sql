@@ -265,6 +265,33 @@ SELECT code, uses, state FROM loyalty.coupon WHERE code IN ('S3-A', 'S3-B', 'S3-
 SELECT coupons FROM loyalty.receipt WHERE receipt_id = 'CP-1';
 UPDATE loyalty.promotion SET status = 'ended' WHERE code IN ('SKI300', 'SKI100');
 
+-- A checkout that spends and earns updates the wallet twice.  The second
+-- update leaves the wallet's keys (customer, currency) as they were, so it
+-- does not lock the customer and currency rows to check them again: the
+-- currency row every checkout of the programme shares stays unlocked.
+SELECT loyalty.enroll('shop', card => '10000011') AS ivan \gset
+SELECT (loyalty.accrue(:ivan, 'bonus', 100)).version;
+BEGIN;
+SELECT loyalty.commit(pg_temp.receipt('KEY-1', '10000011', '[{"line": 1, "sku": "SKI", "qty": 1, "price": 1000}]',
+                                      '{"points": 10}')) #> '{totals,points_spent}' AS spent;
+SELECT version FROM loyalty.wallet WHERE customer_id = :ivan;
+SELECT xmax <> pg_current_xact_id()::xid AS currency_unlocked FROM loyalty.currency WHERE program_id = 1 AND code = 'bonus';
+ROLLBACK;
+-- A trigger of the DBA's on wallet updates still fires for both updates.
+CREATE TABLE public.wallet_updates (customer_id bigint, version bigint);
+CREATE FUNCTION public.note_wallet_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.wallet_updates VALUES (NEW.customer_id, NEW.version);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER note_update AFTER UPDATE ON loyalty.wallet FOR EACH ROW EXECUTE FUNCTION public.note_wallet_update();
+SELECT loyalty.commit(pg_temp.receipt('KEY-2', '10000011', '[{"line": 1, "sku": "SKI", "qty": 1, "price": 1000}]',
+                                      '{"points": 10}')) #> '{totals,points_spent}' AS spent;
+SELECT customer_id = :ivan AS ivan, version FROM public.wallet_updates ORDER BY version;
+DROP TRIGGER note_update ON loyalty.wallet;
+DROP TABLE public.wallet_updates;
+DROP FUNCTION public.note_wallet_update();
+
 -- period_start: the first day of the limit period holding a day, as commit
 -- counts a use (2026-03-07 is a Saturday: its ISO week starts on Monday the
 -- 2nd); a Monday is its own week's start; for ever is -infinity.

@@ -24,20 +24,25 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class_d.h"
+#include "catalog/pg_constraint.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type_d.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "executor/executor.h"
+#include "executor/nodeModifyTable.h"
 #include "nodes/makefuncs.h"
 #include "optimizer/optimizer.h"
 #include "utils/memutils.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 
 #include "direct.h"
 
@@ -331,18 +336,96 @@ DirectInsert(DirectTable t, TupleTableSlot *row)
 }
 
 /*
+ * Whether an update of old to row fires nothing but foreign key checks of
+ * keys it leaves as they were.  PostgreSQL checks a key again, even
+ * unchanged, when the old version is this transaction's own: a wallet that
+ * a checkout redeems from and then accrues to is checked against its
+ * customer and currency, each check a query that KEY SHARE-locks the row it
+ * finds (a WAL record and a dirty page for the customer, and a multixact on
+ * the currency row that every checkout of the programme shares).  Its own
+ * version was written by an earlier statement or an earlier update of this
+ * operation, whose immediate checks have run; so with the keys unchanged,
+ * a deferrable constraint aside, there is nothing to check.  Any other row
+ * trigger on UPDATE (a user's audit trigger, say) keeps the full path.
+ */
+static bool
+OnlyUnchangedKeys(ResultRelInfo *rri, TupleTableSlot *old, TupleTableSlot *row)
+{
+	TriggerDesc *td = rri->ri_TrigDesc;
+	TupleDesc	desc = RelationGetDescr(rri->ri_RelationDesc);
+
+	if (td == NULL)
+		return true;
+	if (td->trig_update_before_row || td->trig_update_instead_row ||
+		td->trig_update_before_statement || td->trig_update_after_statement ||
+		td->trig_update_new_table || td->trig_update_old_table)
+		return false;
+	slot_getallattrs(old);
+	for (int i = 0; i < td->numtriggers; i++)
+	{
+		Trigger    *tg = &td->triggers[i];
+		HeapTuple	con;
+		AttrNumber	attnums[INDEX_MAX_KEYS];
+		AttrNumber	confkey[INDEX_MAX_KEYS];
+		int			nkeys;
+		bool		same = true;
+
+		if (!TRIGGER_FOR_ROW(tg->tgtype) || !TRIGGER_FOR_UPDATE(tg->tgtype))
+			continue;
+		if (RI_FKey_trigger_type(tg->tgfoid) != RI_TRIGGER_FK || tg->tgdeferrable ||
+			!OidIsValid(tg->tgconstraint))
+			return false;
+		con = SearchSysCache1(CONSTROID, ObjectIdGetDatum(tg->tgconstraint));
+		if (!HeapTupleIsValid(con))
+			return false;
+		DeconstructFkConstraintRow(con, &nkeys, attnums, confkey, NULL, NULL, NULL, NULL, NULL);
+		for (int k = 0; k < nkeys && same; k++)
+		{
+			int			a = attnums[k] - 1;
+			Form_pg_attribute att = TupleDescAttr(desc, a);
+
+			if (old->tts_isnull[a] != row->tts_isnull[a] ||
+				(!old->tts_isnull[a] &&
+				 !datumIsEqual(old->tts_values[a], row->tts_values[a], att->attbyval, att->attlen)))
+				same = false;
+		}
+		ReleaseSysCache(con);
+		if (!same)
+			return false;
+	}
+	return true;
+}
+
+/*
  * Replace the row old (read or locked by this operation) with row; old then
- * holds the new version.
+ * holds the new version.  As an UPDATE statement would (constraints,
+ * indexes, row triggers), except for the foreign key checks of keys the
+ * update leaves unchanged (OnlyUnchangedKeys).
  */
 void
 DirectUpdate(DirectTable t, TupleTableSlot *old, TupleTableSlot *row)
 {
 	ResultRelInfo *rri = Writable(t);
+	Relation	rel = rri->ri_RelationDesc;
 
 	ExecStoreVirtualTuple(row);
 	D.estate->es_snapshot = ReadSnapshot();
 	D.estate->es_output_cid = GetCurrentCommandId(true);
-	ExecSimpleRelationUpdate(rri, D.estate, NULL, old, row);
+	if (OnlyUnchangedKeys(rri, old, row))
+	{
+		bool		update_indexes;
+
+		CheckCmdReplicaIdentity(rel, CMD_UPDATE);
+		if (rel->rd_att->constr && rel->rd_att->constr->has_generated_stored)
+			ExecComputeStoredGenerated(rri, D.estate, row, CMD_UPDATE);
+		if (rel->rd_att->constr)
+			ExecConstraints(rri, row, D.estate);
+		simple_table_tuple_update(rel, &old->tts_tid, row, D.estate->es_snapshot, &update_indexes);
+		if (rri->ri_NumIndices > 0 && update_indexes)
+			list_free(ExecInsertIndexTuples(rri, row, D.estate, true, false, NULL, NIL));
+	}
+	else
+		ExecSimpleRelationUpdate(rri, D.estate, NULL, old, row);
 	/* old becomes the row just written, for a later update in this operation */
 	if (!table_tuple_fetch_row_version(Table(t), &row->tts_tid, SnapshotAny, old))
 		elog(ERROR, "row just written to loyalty.%s not found", table_names[t]);
