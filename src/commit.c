@@ -59,11 +59,6 @@ static KeptQuery replay_query = {
 	"SELECT loyalty.receipt_replay($1, $2, $3)",
 	3, {INT8OID, TEXTOID, BYTEAOID}, NULL
 };
-static KeptQuery lock_query = {
-	"SELECT 1 FROM loyalty.wallet w WHERE w.customer_id OPERATOR(pg_catalog.=) $1"
-	" ORDER BY w.currency COLLATE pg_catalog.\"C\" FOR NO KEY UPDATE",
-	1, {INT8OID}, NULL
-};
 static KeptQuery refuse_query = {
 	"SELECT loyalty.refuse_moved($1, $2, $3, $4, $5)",
 	5, {JSONBOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID}, NULL
@@ -205,13 +200,6 @@ static Datum
 Text(const char *s)
 {
 	return CStringGetTextDatum(s);
-}
-
-/* A timestamp as to_jsonb writes it */
-static void
-JbTimestamp(JsonBuild *jb, const char *key, TimestampTz t)
-{
-	JbText(jb, key, JsonEncodeDateTime(NULL, TimestampTzGetDatum(t), TIMESTAMPTZOID, NULL));
 }
 
 /* Run a kept statement, with NULL for each argument whose null flag is 'n' */
@@ -926,11 +914,7 @@ loyalty_commit(PG_FUNCTION_ARGS)
 	 * it sees what they waited for.
 	 */
 	if (PlanFindCustomer(doc, &program, &customer))
-	{
-		Datum		values[1] = {Int64GetDatum(customer)};
-
-		Run(&lock_query, values, NULL);
-	}
+		ReceiptLockWallets(customer);
 	PushActiveSnapshot(GetTransactionSnapshot());
 	k.plan = PlanCalculate(doc, NULL, false);
 	PopActiveSnapshot();

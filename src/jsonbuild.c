@@ -6,8 +6,10 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_type_d.h"
 #include "utils/date.h"
 #include "utils/datetime.h"
+#include "utils/json.h"
 #include "utils/numeric.h"
 
 #include "jsonbuild.h"
@@ -190,4 +192,11 @@ FormatDate(DateADT date)
 		return pstrdup(DATE_IS_NOBEGIN(date) ? "-infinity" : "infinity");
 	j2date(date + POSTGRES_EPOCH_JDATE, &y, &m, &d);
 	return y > 0 ? psprintf("%04d-%02d-%02d", y, m, d) : psprintf("%04d-%02d-%02d BC", 1 - y, m, d);
+}
+
+/* A timestamp as to_jsonb writes it */
+void
+JbTimestamp(JsonBuild *jb, const char *key, TimestampTz t)
+{
+	JbText(jb, key, JsonEncodeDateTime(NULL, TimestampTzGetDatum(t), TIMESTAMPTZOID, NULL));
 }

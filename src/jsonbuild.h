@@ -27,6 +27,7 @@ extern void JbJsonb(JsonBuild *jb, const char *key, Jsonb *value);
 extern Jsonb *JbFinish(JsonBuild *jb);
 extern Jsonb *JbFinishArray(JsonBuild *jb);
 extern Jsonb *JbCopy(MemoryContext cxt, const Jsonb *j);
+extern void JbTimestamp(JsonBuild *jb, const char *key, TimestampTz t);
 
 /* A date as answers print it */
 extern char *FormatDate(DateADT date);

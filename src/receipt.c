@@ -57,6 +57,11 @@ static KeptQuery merged_query = {
 	"SELECT merged_into FROM loyalty.wallet WHERE customer_id = $1 AND currency = $2",
 	2, {INT8OID, TEXTOID}, NULL
 };
+static KeptQuery wallets_query = {
+	"SELECT 1 FROM loyalty.wallet w WHERE w.customer_id OPERATOR(pg_catalog.=) $1"
+	" ORDER BY w.currency COLLATE pg_catalog.\"C\" FOR NO KEY UPDATE",
+	1, {INT8OID}, NULL
+};
 static KeptQuery move_query = {
 	"UPDATE loyalty.accrual_queue SET customer_id = $2 WHERE id = $1",
 	2, {INT8OID, INT8OID}, NULL
@@ -145,26 +150,36 @@ FindLot(Lot *lots, int n, int64 id)
 }
 
 /*
- * Start an entry of a receipt on the wallet of arguments 0 and 1 (customer,
- * currency), with the receipt and idempotency key of arguments 4 and 5:
- * lock the wallet and replay the key.  Returns true if the entry is to be
- * written, false if the key replayed its first entry into result.  e's
- * amount is set by the caller; DirectEnd finishes either way.
+ * Start an entry of a receipt on the wallet (customer, currency), with its
+ * receipt and idempotency key (either may be NULL): lock the wallet and
+ * replay the key.  Returns true if the entry is to be written, false if the
+ * key replayed its first entry into result.  e's amount is set by the
+ * caller; DirectEnd finishes either way.
  */
 static bool
-BeginReceiptEntry(FunctionCallInfo fcinfo, const char *operation, WalletLockMode mode,
-				  bool check_amounts, Wallet *w, Entry *e, EntryResult *result)
+BeginReceiptEntry(int64 customer, const char *currency, const char *receipt, const char *key,
+				  const char *operation, WalletLockMode mode, bool check_amounts,
+				  Wallet *w, Entry *e, EntryResult *result)
 {
-	int64		customer = ArgInt64(fcinfo, 0, "customer");
-	char	   *currency = ArgText(fcinfo, 1, "currency");
-
 	e->operation = operation;
-	e->receipt_id = ArgTextOrNull(fcinfo, 4, "receipt");
-	e->idempotency_key = ArgTextOrNull(fcinfo, 5, "idempotency_key");
-	EntryResultInit(result, fcinfo);
+	e->receipt_id = receipt;
+	e->idempotency_key = key;
 	DirectBegin();
 	WalletLock(w, customer, currency, mode);
-	return !e->idempotency_key || !WalletReplay(w, e->idempotency_key, e, check_amounts, result);
+	return !key || !WalletReplay(w, key, e, check_amounts, result);
+}
+
+/*
+ * Lock all the customer's wallets, in the order of their currency codes
+ * (the one order every operation on several wallets takes): commit, cancel
+ * and refund do before they read what the wallets hold.
+ */
+void
+ReceiptLockWallets(int64 customer)
+{
+	Datum		values[1] = {Int64GetDatum(customer)};
+
+	RunKept(&wallets_query, values, NULL, 0);
 }
 
 /*
@@ -258,13 +273,32 @@ loyalty_return_lots(PG_FUNCTION_ARGS)
 	int64	   *ids;
 	int64	   *amounts;
 	int			n = ArgLotAmounts(fcinfo, 2, 3, &ids, &amounts);
+	int64		customer = ArgInt64(fcinfo, 0, "customer");
+	char	   *currency = ArgText(fcinfo, 1, "currency");
+	EntryResult result;
+
+	EntryResultInit(&result, fcinfo);
+	ReceiptReturnLots(customer, currency, n, ids, amounts, ArgTextOrNull(fcinfo, 4, "receipt"),
+					  ArgTextOrNull(fcinfo, 5, "idempotency_key"), &result);
+	PG_RETURN_DATUM(result.datum);
+}
+
+/*
+ * The entry of return_lots, for cancel and refund: n lots, each once, each
+ * amount positive.  Returns the entry's amount.
+ */
+int64
+ReceiptReturnLots(int64 customer, const char *currency, int n, const int64 *ids,
+				  const int64 *amounts, const char *receipt, const char *idempotency_key,
+				  EntryResult *result)
+{
 	int64		total = SumAmounts(amounts, n);
 	Entry		e = {0};
-	EntryResult result;
 	Wallet		w;
 
 	e.amount = total;
-	if (BeginReceiptEntry(fcinfo, "refund", WALLET_EXISTING, true, &w, &e, &result))
+	if (BeginReceiptEntry(customer, currency, receipt, idempotency_key, "refund", WALLET_EXISTING,
+						  true, &w, &e, result))
 	{
 		Lot		   *lots = palloc0(sizeof(Lot) * n);
 
@@ -295,10 +329,10 @@ loyalty_return_lots(PG_FUNCTION_ARGS)
 		}
 		e.lots = lots;
 		e.nlots = n;
-		WalletAppend(&w, &e, &result);
+		WalletAppend(&w, &e, result);
 	}
 	DirectEnd();
-	PG_RETURN_DATUM(result.datum);
+	return e.amount;
 }
 
 /*
@@ -318,18 +352,40 @@ loyalty_take_back(PG_FUNCTION_ARGS)
 	int64		lot_id = ArgInt64(fcinfo, 2, "lot");
 	int64		amount = ArgPositive(fcinfo, 3, "amount");
 	char	   *shortfall = PG_ARGISNULL(6) ? "error" : text_to_cstring(PG_GETARG_TEXT_PP(6));
-	Applicable	all = {true, 0, NULL};
-	Entry		e = {0};
+	int64		customer;
+	char	   *currency;
 	EntryResult result;
-	Wallet		w;
 
 	if (strcmp(shortfall, "error") != 0 && strcmp(shortfall, "debt") != 0 &&
 		strcmp(shortfall, "forgive") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("shortfall must be error, debt or forgive, not \"%s\"", shortfall)));
+	customer = ArgInt64(fcinfo, 0, "customer");
+	currency = ArgText(fcinfo, 1, "currency");
+	EntryResultInit(&result, fcinfo);
+	ReceiptTakeBack(customer, currency, lot_id, amount, ArgTextOrNull(fcinfo, 4, "receipt"),
+					ArgTextOrNull(fcinfo, 5, "idempotency_key"), shortfall, &result);
+	PG_RETURN_DATUM(result.datum);
+}
+
+/*
+ * The entry of take_back, for cancel and refund: amount positive, shortfall
+ * one of error, debt, forgive.  Returns the entry's amount (minus what was
+ * taken).
+ */
+int64
+ReceiptTakeBack(int64 customer, const char *currency, int64 lot_id, int64 amount,
+				const char *receipt, const char *idempotency_key, const char *shortfall,
+				EntryResult *result)
+{
+	Applicable	all = {true, 0, NULL};
+	Entry		e = {0};
+	Wallet		w;
+
 	e.amount = -amount;
-	if (BeginReceiptEntry(fcinfo, "refund", WALLET_EXISTING, false, &w, &e, &result))
+	if (BeginReceiptEntry(customer, currency, receipt, idempotency_key, "refund", WALLET_EXISTING,
+						  false, &w, &e, result))
 	{
 		Lot		   *lots;
 		int			nlots;
@@ -371,10 +427,10 @@ loyalty_take_back(PG_FUNCTION_ARGS)
 		}
 		e.lots = lots;
 		e.nlots = nlots;
-		WalletAppend(&w, &e, &result);
+		WalletAppend(&w, &e, result);
 	}
 	DirectEnd();
-	PG_RETURN_DATUM(result.datum);
+	return e.amount;
 }
 
 /* One claimed row of the accrual queue */

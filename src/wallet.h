@@ -157,6 +157,13 @@ extern void LedgerAccrue(int64 customer, const char *currency, NewLot *lot,
 extern void ReceiptSpendLots(int64 customer, const char *currency, int n, const int64 *ids,
 							 const int64 *amounts, const char *receipt,
 							 const char *idempotency_key, EntryResult *result);
+extern void ReceiptLockWallets(int64 customer);
+extern int64 ReceiptReturnLots(int64 customer, const char *currency, int n, const int64 *ids,
+							   const int64 *amounts, const char *receipt,
+							   const char *idempotency_key, EntryResult *result);
+extern int64 ReceiptTakeBack(int64 customer, const char *currency, int64 lot_id, int64 amount,
+							 const char *receipt, const char *idempotency_key,
+							 const char *shortfall, EntryResult *result);
 
 /* Arguments of the SQL functions */
 extern int64 ArgInt64(FunctionCallInfo fcinfo, int argno, const char *name);

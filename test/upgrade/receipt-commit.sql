@@ -1,6 +1,7 @@
--- test/upgrade/receipt-commit.sql — a receipt committed by the version
+-- test/upgrade/receipt-commit.sql — receipts committed by the version
 -- before the current one (test/upgrade/run.sh runs it there, then updates
--- to the current version and runs test/upgrade/receipt-return.sql).
+-- to the current version and runs test/upgrade/receipt-return.sql): U1 is
+-- returned line by line, U2 cancelled.
 \set ON_ERROR_STOP 1
 BEGIN;
 INSERT INTO loyalty.program (code, name, default_currency, accrual_rate_bp)
@@ -14,3 +15,5 @@ SELECT loyalty.commit('{"program": "till", "receipt_id": "U1", "customer": {"car
                         "points": 300,
                         "lines": [{"line": 1, "sku": "A", "qty": 1, "price": 1000},
                                   {"line": 2, "sku": "B", "qty": 2, "price": 500}]}') -> 'totals' AS totals;
+SELECT loyalty.commit('{"program": "till", "receipt_id": "U2", "customer": {"card": "10000001"},
+                        "points": 50, "lines": [{"line": 1, "sku": "C", "qty": 1, "price": 300}]}') -> 'totals' AS totals;

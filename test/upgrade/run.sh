@@ -178,11 +178,11 @@ if fresh_db "$db" && psql_in "$db" -c "CREATE EXTENSION loyalty VERSION '$oldest
 	psql_in "$db" -f test/upgrade/receipt-commit.sql > "$OUT/receipt-commit.log" 2>&1 &&
 	psql_in "$db" -c "ALTER EXTENSION loyalty UPDATE TO '$current'" > /dev/null &&
 	psql_in "$db" -Atf test/upgrade/receipt-return.sql > "$OUT/receipt-return.txt" 2>&1 &&
-	[ "$(tr -d '\n' < "$OUT/receipt-return.txt")" = "t|t|ttt|t" ]; then
-	ok "a receipt committed at $penult is returned at $current, line by line, its points back where they were"
+	[ "$(tr -d '\n' < "$OUT/receipt-return.txt")" = "t|t|ttt|ttt|t" ]; then
+	ok "receipts committed at $penult are returned line by line and cancelled at $current, their points back where they were"
 else
 	cat "$OUT/receipt-commit.log" "$OUT/receipt-return.txt" 2>/dev/null
-	notok "a receipt committed at $penult is returned at $current, line by line, its points back where they were"
+	notok "receipts committed at $penult are returned line by line and cancelled at $current, their points back where they were"
 fi
 
 echo "upgrade walked $walked versions: $oldest to $current"
