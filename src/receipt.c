@@ -150,26 +150,6 @@ FindLot(Lot *lots, int n, int64 id)
 }
 
 /*
- * Start an entry of a receipt on the wallet (customer, currency), with its
- * receipt and idempotency key (either may be NULL): lock the wallet and
- * replay the key.  Returns true if the entry is to be written, false if the
- * key replayed its first entry into result.  e's amount is set by the
- * caller; DirectEnd finishes either way.
- */
-static bool
-BeginReceiptEntry(int64 customer, const char *currency, const char *receipt, const char *key,
-				  const char *operation, WalletLockMode mode, bool check_amounts,
-				  Wallet *w, Entry *e, EntryResult *result)
-{
-	e->operation = operation;
-	e->receipt_id = receipt;
-	e->idempotency_key = key;
-	DirectBegin();
-	WalletLock(w, customer, currency, mode);
-	return !key || !WalletReplay(w, key, e, check_amounts, result);
-}
-
-/*
  * Lock all the customer's wallets, in the order of their currency codes
  * (the one order every operation on several wallets takes): commit, cancel
  * and refund do before they read what the wallets hold.
@@ -297,8 +277,10 @@ ReceiptReturnLots(int64 customer, const char *currency, int n, const int64 *ids,
 	Wallet		w;
 
 	e.amount = total;
-	if (BeginReceiptEntry(customer, currency, receipt, idempotency_key, "refund", WALLET_EXISTING,
-						  true, &w, &e, result))
+	e.operation = "refund";
+	e.receipt_id = receipt;
+	e.idempotency_key = idempotency_key;
+	if (BeginWalletEntry(&w, customer, currency, WALLET_EXISTING, &e, true, result))
 	{
 		Lot		   *lots = palloc0(sizeof(Lot) * n);
 
@@ -384,8 +366,10 @@ ReceiptTakeBack(int64 customer, const char *currency, int64 lot_id, int64 amount
 	Wallet		w;
 
 	e.amount = -amount;
-	if (BeginReceiptEntry(customer, currency, receipt, idempotency_key, "refund", WALLET_EXISTING,
-						  false, &w, &e, result))
+	e.operation = "refund";
+	e.receipt_id = receipt;
+	e.idempotency_key = idempotency_key;
+	if (BeginWalletEntry(&w, customer, currency, WALLET_EXISTING, &e, false, result))
 	{
 		Lot		   *lots;
 		int			nlots;

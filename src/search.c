@@ -430,6 +430,7 @@ typedef struct Eval
 	int64	   *lot_left;
 	int64	   *weight;
 	int64	   *part;
+	int64	   *most;			/* per line: the points a lot may pay there */
 	bool	   *covered;		/* [promo * nlines + line]: fixed price in points affordable */
 	bool	   *holds;			/* [promo * nlines + line]: the benefit applies there */
 	int64	   *add_value;		/* [promo]: what a receipt benefit that only adds is
@@ -976,7 +977,7 @@ EvaluateOnce(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail,
 	{
 		int64		room_total = Min(cap - discount - fixed_money, points_cap - fixed_money);
 		int64	   *budget = palloc(sizeof(int64) * Max(p->ncurrencies, 1));
-		int64	   *most = palloc(sizeof(int64) * L);
+		int64	   *most = e.most;
 
 		for (int c = 0; c < p->ncurrencies; c++)
 			budget[c] = p->currencies[c].request < 0 ? e.avail[c] :
@@ -1025,7 +1026,6 @@ EvaluateOnce(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail,
 				}
 			}
 		}
-		pfree(most);
 		pfree(budget);
 	}
 
@@ -1476,6 +1476,7 @@ SearchIndex(SProblem *p)
 	e->lot_left = palloc(sizeof(int64) * Max(p->nlots, 1));
 	e->weight = palloc(sizeof(int64) * Max(L, 1));
 	e->part = palloc(sizeof(int64) * Max(L, 1));
+	e->most = palloc(sizeof(int64) * Max(L, 1));
 	e->covered = palloc0(sizeof(bool) * Max(p->npromos * L, 1));
 	e->add_value = palloc(sizeof(int64) * Max(p->npromos, 1));
 	e->add_points = palloc(sizeof(int64) * Max(p->npromos, 1));
