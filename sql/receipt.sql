@@ -56,6 +56,7 @@ $$;
 -- 1040 and 260), 5% of the money paid and the welcome lot of 50 earned at once.
 SELECT pg_temp.receipt('R1', '10000001', :'lines', '{"points": "max", "coupons": ["JK-1"]}') AS r1 \gset
 SELECT loyalty.calculate(:'r1') AS seen \gset
+SELECT loyalty.calculate(:'r1'::jsonb || '{"explain": true}') AS seen_whole \gset
 SELECT loyalty.commit(:'r1', :'seen') AS done \gset
 SELECT :'done'::jsonb -> 'totals' AS totals;
 SELECT jsonb_pretty((:'done'::jsonb -> 'commit') - 'committed_at') AS commit;
@@ -67,6 +68,23 @@ SELECT customer_id, status, amount, discount, points_money, to_pay, points_spent
 SELECT line, sku, qty, price, amount, discount, points_money, to_pay,
        jsonb_array_length(points_paid) AS lots_paid
   FROM loyalty.receipt_line ORDER BY line;
+-- the lines as the receipt row stores them, in typed arrays (minor units,
+-- promotion and lot ids; each discount, payment and accrual names its
+-- line's place), and the view receipt_line rendering each line as
+-- calculate's whole answer shows it
+SELECT line_no, line_sku, line_qty, line_price, line_to_pay, line_refunded_qty,
+       discount_line, discount_promotion, discount_amount
+  FROM loyalty.receipt WHERE receipt_id = 'R1';
+SELECT paid_line, paid_lot, paid_currency, paid_points, paid_money, earned_line, earned_currency,
+       earned_base, earned_points, earned_by_entry, earned_by_promotion, earned_by_points
+  FROM loyalty.receipt WHERE receipt_id = 'R1';
+SELECT line, discounts, points_paid, points_earned FROM loyalty.receipt_line WHERE receipt_id = 'R1' ORDER BY line;
+SELECT l.line, l.discounts = a -> 'discounts' AS discounts, l.points_paid = a -> 'points_paid' AS points_paid,
+       l.points_earned = a -> 'points_earned' AS points_earned, l.qty = (a ->> 'qty')::numeric AS qty,
+       l.sku = a ->> 'sku' AS sku
+  FROM loyalty.receipt_line l
+  JOIN jsonb_array_elements(:'seen_whole'::jsonb -> 'lines') a ON (a ->> 'line')::int = l.line
+ WHERE l.receipt_id = 'R1' ORDER BY l.line;
 SELECT code, uses, state FROM loyalty.coupon;
 SELECT promotion_id, customer_id, period_start, uses, money FROM loyalty.counter ORDER BY 1, 2;
 SELECT balance, available, version FROM loyalty.balance(:anna);
@@ -193,7 +211,11 @@ SELECT loyalty.create_partitions(1) AS created_again;
 SELECT count(*) AS in_default FROM loyalty.receipt_default;
 SELECT count(*) AS in_month FROM loyalty.receipt
  WHERE tableoid = format('loyalty.receipt_%s', to_char(now(), 'YYYY_MM'))::regclass;
-SELECT count(*) AS lines_in_default FROM loyalty.receipt_line_default;
+-- the lines moved with their receipts: they are the receipt row's typed
+-- arrays, and the view receipt_line shows them one row each
+SELECT count(*) AS lines_in_month FROM loyalty.receipt_line
+ WHERE committed_at >= date_trunc('month', now());
+SELECT sum(cardinality(line_no)) AS lines_in_arrays FROM loyalty.receipt;
 -- every partition keeps its parent's lz4 compression of the answer and the
 -- document (the receipt's kilobytes of JSON)
 SELECT a.attrelid::regclass = 'loyalty.receipt'::regclass AS parent, count(*) AS columns,

@@ -13,6 +13,7 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type_d.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
@@ -130,6 +131,33 @@ static KeptQuery queue_query = {
 static KeptQuery receipt_query = {
 	"INSERT INTO loyalty.receipt (program_id, receipt_id, committed_at, customer_id, at, store,"
 	"                             amount, discount, points_money, to_pay, points_spent, points_earned,"
+	"                             accruals, coupons, counters, offers, answer, actor, document,"
+	"                             line_no, line_sku, line_qty, line_price, line_amount, line_discount,"
+	"                             line_points_money, line_to_pay, line_refunded_qty,"
+	"                             discount_line, discount_promotion, discount_amount,"
+	"                             paid_line, paid_lot, paid_currency, paid_points, paid_money,"
+	"                             earned_line, earned_currency, earned_base, earned_points,"
+	"                             earned_by_entry, earned_by_promotion, earned_by_points)"
+	" VALUES ($1, $2, pg_catalog.now(), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
+	"         $16, loyalty.actor(), $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29,"
+	"         $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40, $41)",
+	41, {INT8OID, TEXTOID, INT8OID, TIMESTAMPTZOID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID,
+		JSONBOID, JSONBOID, JSONBOID, TEXTARRAYOID, JSONBOID, INT8ARRAYOID, JSONBOID, JSONBOID,
+		INT4ARRAYOID, TEXTARRAYOID, 1231 /* numeric[] */, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
+		INT8ARRAYOID, INT8ARRAYOID, 1231, INT4ARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
+		INT4ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
+		INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
+	INT4ARRAYOID, INT8ARRAYOID, INT8ARRAYOID},
+	NULL
+};
+
+/*
+ * The schema before 0.15 (lines in the table receipt_line), which this
+ * library still writes between its installation and ALTER EXTENSION UPDATE
+ */
+static KeptQuery receipt_query_0_14 = {
+	"INSERT INTO loyalty.receipt (program_id, receipt_id, committed_at, customer_id, at, store,"
+	"                             amount, discount, points_money, to_pay, points_spent, points_earned,"
 	"                             accruals, coupons, counters, offers, answer, actor, document)"
 	" VALUES ($1, $2, pg_catalog.now(), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
 	"         $16, loyalty.actor(), $17)",
@@ -137,7 +165,7 @@ static KeptQuery receipt_query = {
 		JSONBOID, JSONBOID, JSONBOID, TEXTARRAYOID, JSONBOID, INT8ARRAYOID, JSONBOID, JSONBOID},
 	NULL
 };
-static KeptQuery lines_query = {
+static KeptQuery lines_query_0_14 = {
 	"INSERT INTO loyalty.receipt_line (program_id, receipt_id, committed_at, line, sku, qty, price,"
 	"                                  amount, discount, points_money, to_pay, discounts,"
 	"                                  points_paid, points_earned)"
@@ -676,6 +704,23 @@ AccrualsJsonb(Commit *k)
 	return JbFinishArray(&jb);
 }
 
+/* A one-dimensional array of n elements of type (empty when n is 0) */
+static Datum
+ArrayOf(Oid type, Datum *items, bool *nulls, int n)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	if (n == 0)
+		return PointerGetDatum(construct_empty_array(type));
+	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_md_array(items, nulls, 1, dims, lbs, type,
+											  typlen, typbyval, typalign));
+}
+
 static Datum
 TextArray(const char **items, int n)
 {
@@ -683,7 +728,7 @@ TextArray(const char **items, int n)
 
 	for (int i = 0; i < n; i++)
 		d[i] = Text(items[i]);
-	return PointerGetDatum(construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT));
+	return ArrayOf(TEXTOID, d, NULL, n);
 }
 
 static Datum
@@ -693,12 +738,133 @@ Int8Array(const int64 *items, int n)
 
 	for (int i = 0; i < n; i++)
 		d[i] = Int64GetDatum(items[i]);
-	return PointerGetDatum(construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	return ArrayOf(INT8OID, d, NULL, n);
 }
 
-/* The receipt's lines, in one statement */
+/*
+ * The receipt's lines as the receipt row's typed arrays (values[0..23], in
+ * the order of the columns line_no .. earned_by_points): per line, then per
+ * discount, per payment with points, per accrual of a line in a currency and
+ * per promotion's part of one, each naming its line (or accrual) by its
+ * 1-based place.
+ */
+#define LINE_COLUMNS 24
 static void
-InsertLines(Commit *k)
+LineArrays(Commit *k, Datum *values)
+{
+	ReceiptPlan *plan = k->plan;
+	Catalog    *cat = k->cat;
+	int			n = plan->nlines;
+	int			nd = 0,
+				np = 0,
+				ne = 0,
+				nb = 0;
+	Datum	   *line[9];
+	bool	   *skus_null = palloc0(sizeof(bool) * Max(n, 1));
+	Datum	   *disc[3];
+	Datum	   *paid[5];
+	Datum	   *earn[4];
+	Datum	   *by[3];
+	int			d = 0,
+				p = 0,
+				e = 0,
+				b = 0;
+	Datum		zero = NumericGetDatum(NumericFromScaled(0, 0));
+
+	for (int i = 0; i < n; i++)
+	{
+		PlanLine   *l = &plan->lines[i];
+
+		nd += l->ndiscounts;
+		np += l->npaid;
+		ne += l->nearned;
+		for (int x = 0; x < l->nearned; x++)
+			nb += l->earned[x].npromos;
+	}
+	for (int c = 0; c < 9; c++)
+		line[c] = palloc(sizeof(Datum) * Max(n, 1));
+	for (int c = 0; c < 3; c++)
+		disc[c] = palloc(sizeof(Datum) * Max(nd, 1));
+	for (int c = 0; c < 5; c++)
+		paid[c] = palloc(sizeof(Datum) * Max(np, 1));
+	for (int c = 0; c < 4; c++)
+		earn[c] = palloc(sizeof(Datum) * Max(ne, 1));
+	for (int c = 0; c < 3; c++)
+		by[c] = palloc(sizeof(Datum) * Max(nb, 1));
+
+	for (int i = 0; i < n; i++)
+	{
+		PlanLine   *l = &plan->lines[i];
+
+		line[0][i] = Int32GetDatum(l->no);
+		skus_null[i] = l->sku == NULL;
+		line[1][i] = l->sku ? Text(l->sku) : 0;
+		line[2][i] = DirectFunctionCall1(numeric_trim_scale,
+										 NumericGetDatum(NumericFromScaled(l->qty_milli, 3)));
+		line[3][i] = Int64GetDatum(l->price);
+		line[4][i] = Int64GetDatum(l->amount);
+		line[5][i] = Int64GetDatum(l->discount);
+		line[6][i] = Int64GetDatum(l->points_money);
+		line[7][i] = Int64GetDatum(l->to_pay);
+		line[8][i] = zero;
+		for (int x = 0; x < l->ndiscounts; x++, d++)
+		{
+			disc[0][d] = Int32GetDatum(i + 1);
+			disc[1][d] = Int64GetDatum(cat->promos[l->discounts[x].promo].id);
+			disc[2][d] = Int64GetDatum(l->discounts[x].amount);
+		}
+		for (int x = 0; x < l->npaid; x++, p++)
+		{
+			PlanPaid   *pp = &l->paid[x];
+
+			paid[0][p] = Int32GetDatum(i + 1);
+			paid[1][p] = Int64GetDatum(plan->lots[pp->lot].id);
+			paid[2][p] = Text(cat->currencies[plan->lots[pp->lot].currency].code);
+			paid[3][p] = Int64GetDatum(pp->points);
+			paid[4][p] = Int64GetDatum(pp->money);
+		}
+		for (int x = 0; x < l->nearned; x++, e++)
+		{
+			PlanEarn   *pe = &l->earned[x];
+
+			earn[0][e] = Int32GetDatum(i + 1);
+			earn[1][e] = Text(cat->currencies[pe->currency].code);
+			earn[2][e] = Int64GetDatum(pe->base);
+			earn[3][e] = Int64GetDatum(pe->points);
+			for (int y = 0; y < pe->npromos; y++, b++)
+			{
+				by[0][b] = Int32GetDatum(e + 1);
+				by[1][b] = Int64GetDatum(cat->promos[pe->promos[y].promo].id);
+				by[2][b] = Int64GetDatum(pe->promos[y].points);
+			}
+		}
+	}
+	values[0] = ArrayOf(INT4OID, line[0], NULL, n);
+	values[1] = ArrayOf(TEXTOID, line[1], skus_null, n);
+	values[2] = ArrayOf(NUMERICOID, line[2], NULL, n);
+	for (int c = 3; c < 8; c++)
+		values[c] = ArrayOf(INT8OID, line[c], NULL, n);
+	values[8] = ArrayOf(NUMERICOID, line[8], NULL, n);
+	values[9] = ArrayOf(INT4OID, disc[0], NULL, nd);
+	values[10] = ArrayOf(INT8OID, disc[1], NULL, nd);
+	values[11] = ArrayOf(INT8OID, disc[2], NULL, nd);
+	values[12] = ArrayOf(INT4OID, paid[0], NULL, np);
+	values[13] = ArrayOf(INT8OID, paid[1], NULL, np);
+	values[14] = ArrayOf(TEXTOID, paid[2], NULL, np);
+	values[15] = ArrayOf(INT8OID, paid[3], NULL, np);
+	values[16] = ArrayOf(INT8OID, paid[4], NULL, np);
+	values[17] = ArrayOf(INT4OID, earn[0], NULL, ne);
+	values[18] = ArrayOf(TEXTOID, earn[1], NULL, ne);
+	values[19] = ArrayOf(INT8OID, earn[2], NULL, ne);
+	values[20] = ArrayOf(INT8OID, earn[3], NULL, ne);
+	values[21] = ArrayOf(INT4OID, by[0], NULL, nb);
+	values[22] = ArrayOf(INT8OID, by[1], NULL, nb);
+	values[23] = ArrayOf(INT8OID, by[2], NULL, nb);
+}
+
+/* The receipt's lines in the table of the schema before 0.15, in one statement */
+static void
+InsertLines_0_14(Commit *k)
 {
 	ReceiptPlan *plan = k->plan;
 	int			n = plan->nlines;
@@ -749,7 +915,7 @@ InsertLines(Commit *k)
 														   1, dims, lbs, types[c],
 														   typlen, typbyval, typalign));
 	}
-	Run(&lines_query, values, NULL);
+	Run(&lines_query_0_14, values, NULL);
 }
 
 /* The event of the commit, in the outbox */
@@ -832,6 +998,7 @@ loyalty_commit(PG_FUNCTION_ARGS)
 	int		   *by_code;
 	const char *accrual;
 	TimestampTz release_at = 0;
+	bool		lines_in_row;
 	JsonBuild	jb = NULL;
 	Jsonb	   *result;
 	char	   *store;
@@ -968,9 +1135,15 @@ loyalty_commit(PG_FUNCTION_ARGS)
 												JsonbPGetDatum(JbFinish(&jb))));
 
 	store = DocString(doc, "store");
+	/* the lines go into the receipt row, unless the schema is still 0.14's */
+	lines_in_row = get_attnum(get_relname_relid("receipt", get_namespace_oid("loyalty", false)),
+							  "line_no") != InvalidAttrNumber;
 	{
-		Datum		values[17];
-		char		nulls[18] = "                 ";
+		Datum		values[17 + LINE_COLUMNS];
+		char		nulls[17 + LINE_COLUMNS + 1];
+
+		memset(nulls, ' ', sizeof(nulls) - 1);
+		nulls[sizeof(nulls) - 1] = '\0';
 
 		values[0] = Int64GetDatum(k.program_id);
 		values[1] = Text(k.rid);
@@ -991,12 +1164,19 @@ loyalty_commit(PG_FUNCTION_ARGS)
 		values[14] = Int8Array(k.offers, k.noffers);
 		values[15] = JsonbPGetDatum(result);
 		values[16] = JsonbPGetDatum(doc);
-		Run(&receipt_query, values, nulls);
+		if (lines_in_row)
+		{
+			LineArrays(&k, values + 17);
+			Run(&receipt_query, values, nulls);
+		}
+		else
+			Run(&receipt_query_0_14, values, nulls);
 	}
 	AppendEvent(&k, store, accrual, release_at != 0, release_at);
 	if (k.customer)
 		TierLift(k.program_id, k.customer, k.rid);
-	InsertLines(&k);
+	if (!lines_in_row)
+		InsertLines_0_14(&k);
 
 	result = JbCopy(callcxt, result);
 	PlanFree(k.plan);

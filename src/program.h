@@ -24,7 +24,7 @@ typedef struct KeptQuery
 {
 	const char *sql;
 	int			nargs;
-	Oid			argtypes[24];
+	Oid			argtypes[48];
 	SPIPlanPtr	plan;
 } KeptQuery;
 

@@ -57,7 +57,35 @@ CREATE TABLE @extschema@.receipt (
     cancel_reason  text,
     cancel_result  jsonb,
     document       jsonb COMPRESSION lz4,
-    discount_lost  bigint NOT NULL DEFAULT 0 CHECK (discount_lost OPERATOR(pg_catalog.>=) 0)
+    discount_lost  bigint NOT NULL DEFAULT 0 CHECK (discount_lost OPERATOR(pg_catalog.>=) 0),
+    -- The lines, as typed arrays in the receipt's own row: element i of
+    -- each line_ array is the i-th line as sent.  A line's discounts, the
+    -- lots that paid it and what it earned are lists of their own, each
+    -- element naming its line by that position (the _line arrays).
+    line_no             integer[] NOT NULL,
+    line_sku            text[] NOT NULL,
+    line_qty            numeric[] NOT NULL,
+    line_price          bigint[] NOT NULL,
+    line_amount         bigint[] NOT NULL,
+    line_discount       bigint[] NOT NULL,
+    line_points_money   bigint[] NOT NULL,
+    line_to_pay         bigint[] NOT NULL,
+    line_refunded_qty   numeric[] NOT NULL,
+    discount_line       integer[] NOT NULL,
+    discount_promotion  bigint[] NOT NULL,
+    discount_amount     bigint[] NOT NULL,
+    paid_line           integer[] NOT NULL,
+    paid_lot            bigint[] NOT NULL,
+    paid_currency       text[] NOT NULL,
+    paid_points         bigint[] NOT NULL,
+    paid_money          bigint[] NOT NULL,
+    earned_line         integer[] NOT NULL,
+    earned_currency     text[] NOT NULL,
+    earned_base         bigint[] NOT NULL,
+    earned_points       bigint[] NOT NULL,
+    earned_by_entry     integer[] NOT NULL,
+    earned_by_promotion bigint[] NOT NULL,
+    earned_by_points    bigint[] NOT NULL
 ) PARTITION BY RANGE (committed_at);
 -- No key or index here: each partition has its own (see partition_indexes
 -- below).
@@ -88,44 +116,32 @@ COMMENT ON COLUMN @extschema@.receipt.document IS
 'the receipt as sent to commit, for recomputing the lines kept after a return (NULL for receipts committed before version 0.9)';
 COMMENT ON COLUMN @extschema@.receipt.discount_lost IS
 'minor units of discount the lines kept no longer earn after the returns so far, kept back from the money refunded';
+COMMENT ON COLUMN @extschema@.receipt.line_no IS 'the number of each line (as sent, or its place), in the order sent';
+COMMENT ON COLUMN @extschema@.receipt.line_sku IS 'each line''s sku as sent (NULL if none)';
+COMMENT ON COLUMN @extschema@.receipt.line_qty IS 'each line''s quantity sold, up to 3 decimals';
+COMMENT ON COLUMN @extschema@.receipt.line_price IS 'each line''s price per unit, in minor units of money';
+COMMENT ON COLUMN @extschema@.receipt.line_amount IS 'each line''s price times quantity, in minor units';
+COMMENT ON COLUMN @extschema@.receipt.line_discount IS 'each line''s discounts, in minor units';
+COMMENT ON COLUMN @extschema@.receipt.line_points_money IS 'money of each line paid with points, in minor units';
+COMMENT ON COLUMN @extschema@.receipt.line_to_pay IS 'what each line cost in money, in minor units';
+COMMENT ON COLUMN @extschema@.receipt.line_refunded_qty IS 'quantity of each line returned by refunds so far';
+COMMENT ON COLUMN @extschema@.receipt.discount_line IS 'for each discount: its line''s place in the line_ arrays (1-based)';
+COMMENT ON COLUMN @extschema@.receipt.discount_promotion IS 'for each discount: the promotion (id) that gave it';
+COMMENT ON COLUMN @extschema@.receipt.discount_amount IS 'for each discount: money off the line, in minor units';
+COMMENT ON COLUMN @extschema@.receipt.paid_line IS 'for each payment with points: its line''s place in the line_ arrays';
+COMMENT ON COLUMN @extschema@.receipt.paid_lot IS 'for each payment with points: the lot (id) it came from';
+COMMENT ON COLUMN @extschema@.receipt.paid_currency IS 'for each payment with points: the lot''s currency';
+COMMENT ON COLUMN @extschema@.receipt.paid_points IS 'for each payment with points: points, in minor units of the currency';
+COMMENT ON COLUMN @extschema@.receipt.paid_money IS 'for each payment with points: the money they paid, in minor units';
+COMMENT ON COLUMN @extschema@.receipt.earned_line IS 'for each accrual of a line in one currency: the line''s place in the line_ arrays';
+COMMENT ON COLUMN @extschema@.receipt.earned_currency IS 'for each accrual of a line: its currency';
+COMMENT ON COLUMN @extschema@.receipt.earned_base IS 'for each accrual of a line: the programme''s base rate''s part, in minor units of the currency';
+COMMENT ON COLUMN @extschema@.receipt.earned_points IS 'for each accrual of a line: all it earned (base and promotions), in minor units';
+COMMENT ON COLUMN @extschema@.receipt.earned_by_entry IS 'for each promotion''s part of an accrual: the accrual''s place in the earned_ arrays';
+COMMENT ON COLUMN @extschema@.receipt.earned_by_promotion IS 'for each promotion''s part of an accrual: the promotion (id)';
+COMMENT ON COLUMN @extschema@.receipt.earned_by_points IS 'for each promotion''s part of an accrual: its points, in minor units';
 ALTER TABLE @extschema@.receipt ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant ON @extschema@.receipt USING (@extschema@.program_open(program_id));
-
-CREATE TABLE @extschema@.receipt_line (
-    program_id     bigint NOT NULL,
-    receipt_id     text NOT NULL,
-    committed_at   timestamptz NOT NULL,
-    line           integer NOT NULL,
-    sku            text,
-    qty            numeric NOT NULL,
-    price          bigint NOT NULL,
-    amount         bigint NOT NULL,
-    discount       bigint NOT NULL,
-    points_money   bigint NOT NULL,
-    to_pay         bigint NOT NULL,
-    discounts      jsonb NOT NULL,
-    points_paid    jsonb NOT NULL,
-    points_earned  jsonb NOT NULL,
-    refunded_qty   numeric NOT NULL DEFAULT 0
-) PARTITION BY RANGE (committed_at);
-COMMENT ON TABLE @extschema@.receipt_line IS 'a line of a committed receipt with its discounts, points paid and points earned; partitioned like loyalty.receipt';
-COMMENT ON COLUMN @extschema@.receipt_line.line IS 'the line number of the receipt';
-COMMENT ON COLUMN @extschema@.receipt_line.price IS 'price per unit, in minor units of money';
-COMMENT ON COLUMN @extschema@.receipt_line.amount IS 'price times quantity, in minor units';
-COMMENT ON COLUMN @extschema@.receipt_line.discount IS 'discounts on the line, in minor units';
-COMMENT ON COLUMN @extschema@.receipt_line.points_money IS 'money of the line paid with points, in minor units';
-COMMENT ON COLUMN @extschema@.receipt_line.to_pay IS 'what the line cost in money, in minor units';
-COMMENT ON COLUMN @extschema@.receipt_line.discounts IS 'discounts by promotion, as calculate gave them';
-COMMENT ON COLUMN @extschema@.receipt_line.points_paid IS 'the lots that paid the line, as calculate gave them';
-COMMENT ON COLUMN @extschema@.receipt_line.points_earned IS 'points the line earned per currency, as calculate gave them';
-COMMENT ON COLUMN @extschema@.receipt_line.refunded_qty IS 'quantity of the line returned by refunds so far';
-COMMENT ON COLUMN @extschema@.receipt_line.program_id IS 'the programme';
-COMMENT ON COLUMN @extschema@.receipt_line.receipt_id IS 'the receipt of the line';
-COMMENT ON COLUMN @extschema@.receipt_line.committed_at IS 'the receipt''s committed_at (the partition key)';
-COMMENT ON COLUMN @extschema@.receipt_line.sku IS 'the line''s sku as sent (NULL if none)';
-COMMENT ON COLUMN @extschema@.receipt_line.qty IS 'the quantity sold, up to 3 decimals';
-ALTER TABLE @extschema@.receipt_line ENABLE ROW LEVEL SECURITY;
-CREATE POLICY tenant ON @extschema@.receipt_line USING (@extschema@.program_open(program_id));
 
 CREATE TABLE @extschema@.receipt_refund (
     program_id       bigint NOT NULL,
@@ -193,9 +209,6 @@ BEGIN
         -- come from this index alone
         EXECUTE pg_catalog.format('CREATE INDEX %I ON @extschema@.%I (customer_id, committed_at) INCLUDE (program_id, status, to_pay, receipt_id)',
                                   part OPERATOR(pg_catalog.||) '_customer_idx', part);
-    ELSIF parent OPERATOR(pg_catalog.=) 'receipt_line' THEN
-        EXECUTE pg_catalog.format('ALTER TABLE @extschema@.%I ADD CONSTRAINT %I PRIMARY KEY (program_id, receipt_id, committed_at, line)',
-                                  part, part OPERATOR(pg_catalog.||) '_pkey');
     ELSE
         RAISE EXCEPTION 'partition_indexes: "%" is not a partitioned receipt table', parent
             USING ERRCODE = 'invalid_parameter_value';
@@ -206,7 +219,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION @extschema@.partition_indexes(text, text) IS
-'give a partition of loyalty.receipt (primary key, customer index) or loyalty.receipt_line (primary key) its own indexes, and both a BRIN index on committed_at (internal: create_partitions)';
+'give a partition of loyalty.receipt its own indexes: primary key, customer index and a BRIN index on committed_at (internal: create_partitions)';
 REVOKE ALL ON FUNCTION @extschema@.partition_indexes(text, text) FROM PUBLIC;
 
 -- A partition read on its own (not through its parent) has the policy too.
@@ -229,9 +242,6 @@ REVOKE ALL ON FUNCTION @extschema@.partition_security(text) FROM PUBLIC;
 CREATE TABLE @extschema@.receipt_default PARTITION OF @extschema@.receipt DEFAULT;
 SELECT @extschema@.partition_indexes('receipt', 'receipt_default');
 SELECT @extschema@.partition_security('receipt_default');
-CREATE TABLE @extschema@.receipt_line_default PARTITION OF @extschema@.receipt_line DEFAULT;
-SELECT @extschema@.partition_indexes('receipt_line', 'receipt_line_default');
-SELECT @extschema@.partition_security('receipt_line_default');
 
 CREATE TABLE @extschema@.accrual_queue (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -274,7 +284,6 @@ CREATE POLICY tenant ON @extschema@.accrual_queue USING (@extschema@.program_ope
 
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.receipt_key', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.receipt_default', '');
-SELECT pg_catalog.pg_extension_config_dump('@extschema@.receipt_line_default', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.accrual_queue', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.receipt_refund', '');
 SELECT pg_catalog.pg_extension_config_dump(
@@ -345,6 +354,71 @@ AS $$
 $$;
 COMMENT ON FUNCTION @extschema@.share(bigint, numeric, numeric, numeric) IS
 'the share of total that quantity upto of qty carries beyond quantity prev (floors of cumulative shares: the parts add up)';
+
+-- The lines of the receipts, one row each, as the receipt rows store them:
+-- the columns the table receipt_line had before 0.15, its jsonb columns
+-- rendered from the typed arrays as calculate renders a line (amounts in
+-- major units, promotions by code, or "#" and the id of a promotion deleted
+-- since).  It reads with the caller's rights, so
+-- the row-level security of the receipts applies.
+CREATE VIEW @extschema@.receipt_line WITH (security_invoker = true) AS
+SELECT r.program_id, r.receipt_id, r.committed_at, r.line_no[i] AS line, r.line_sku[i] AS sku,
+       r.line_qty[i] AS qty, r.line_price[i] AS price, r.line_amount[i] AS amount,
+       r.line_discount[i] AS discount, r.line_points_money[i] AS points_money,
+       r.line_to_pay[i] AS to_pay,
+       (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                    'amount', @extschema@.major_units(r.discount_amount[d], g.money_exponent::integer),
+                    'promotion', COALESCE(p.code, '#' OPERATOR(pg_catalog.||) r.discount_promotion[d])) ORDER BY d), '[]')
+          FROM pg_catalog.generate_subscripts(r.discount_line, 1) AS d
+          LEFT JOIN @extschema@.promotion p ON p.id OPERATOR(pg_catalog.=) r.discount_promotion[d]
+         WHERE r.discount_line[d] OPERATOR(pg_catalog.=) i) AS discounts,
+       (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                    'lot', r.paid_lot[d],
+                    'amount', @extschema@.major_units(r.paid_money[d], g.money_exponent::integer),
+                    'points', @extschema@.major_units(r.paid_points[d], c.exponent::integer),
+                    'currency', r.paid_currency[d]) ORDER BY d), '[]')
+          FROM pg_catalog.generate_subscripts(r.paid_line, 1) AS d
+          LEFT JOIN @extschema@.currency c ON c.program_id OPERATOR(pg_catalog.=) r.program_id
+                                          AND c.code OPERATOR(pg_catalog.=) r.paid_currency[d]
+         WHERE r.paid_line[d] OPERATOR(pg_catalog.=) i) AS points_paid,
+       (SELECT COALESCE(pg_catalog.jsonb_agg(
+                    CASE WHEN r.earned_base[e] OPERATOR(pg_catalog.>) 0
+                         THEN pg_catalog.jsonb_build_object('base', @extschema@.major_units(r.earned_base[e], c.exponent::integer))
+                         ELSE '{}'::jsonb END
+                    OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+                    'points', @extschema@.major_units(r.earned_points[e], c.exponent::integer),
+                    'currency', r.earned_currency[e],
+                    'by_promotion', (SELECT COALESCE(pg_catalog.jsonb_object_agg(
+                                                COALESCE(p.code, '#' OPERATOR(pg_catalog.||) r.earned_by_promotion[b]),
+                                                @extschema@.major_units(r.earned_by_points[b], c.exponent::integer)), '{}')
+                                       FROM pg_catalog.generate_subscripts(r.earned_by_entry, 1) AS b
+                                       LEFT JOIN @extschema@.promotion p
+                                              ON p.id OPERATOR(pg_catalog.=) r.earned_by_promotion[b]
+                                      WHERE r.earned_by_entry[b] OPERATOR(pg_catalog.=) e)) ORDER BY e), '[]')
+          FROM pg_catalog.generate_subscripts(r.earned_line, 1) AS e
+          LEFT JOIN @extschema@.currency c ON c.program_id OPERATOR(pg_catalog.=) r.program_id
+                                          AND c.code OPERATOR(pg_catalog.=) r.earned_currency[e]
+         WHERE r.earned_line[e] OPERATOR(pg_catalog.=) i) AS points_earned,
+       r.line_refunded_qty[i] AS refunded_qty
+  FROM @extschema@.receipt r
+  JOIN @extschema@.program g ON g.id OPERATOR(pg_catalog.=) r.program_id
+ CROSS JOIN LATERAL pg_catalog.generate_subscripts(r.line_no, 1) AS i;
+COMMENT ON VIEW @extschema@.receipt_line IS 'the lines of the committed receipts, one row each, with their discounts, points paid and points earned as calculate gave them (from the receipt rows'' typed arrays)';
+COMMENT ON COLUMN @extschema@.receipt_line.line IS 'the line number of the receipt';
+COMMENT ON COLUMN @extschema@.receipt_line.price IS 'price per unit, in minor units of money';
+COMMENT ON COLUMN @extschema@.receipt_line.amount IS 'price times quantity, in minor units';
+COMMENT ON COLUMN @extschema@.receipt_line.discount IS 'discounts on the line, in minor units';
+COMMENT ON COLUMN @extschema@.receipt_line.points_money IS 'money of the line paid with points, in minor units';
+COMMENT ON COLUMN @extschema@.receipt_line.to_pay IS 'what the line cost in money, in minor units';
+COMMENT ON COLUMN @extschema@.receipt_line.discounts IS 'discounts by promotion, as calculate gave them: [{promotion, amount}]';
+COMMENT ON COLUMN @extschema@.receipt_line.points_paid IS 'the lots that paid the line, as calculate gave them: [{lot, currency, points, amount}]';
+COMMENT ON COLUMN @extschema@.receipt_line.points_earned IS 'points the line earned per currency, as calculate gave them: [{currency, points, base, by_promotion}]';
+COMMENT ON COLUMN @extschema@.receipt_line.refunded_qty IS 'quantity of the line returned by refunds so far';
+COMMENT ON COLUMN @extschema@.receipt_line.program_id IS 'the programme';
+COMMENT ON COLUMN @extschema@.receipt_line.receipt_id IS 'the receipt of the line';
+COMMENT ON COLUMN @extschema@.receipt_line.committed_at IS 'the receipt''s committed_at';
+COMMENT ON COLUMN @extschema@.receipt_line.sku IS 'the line''s sku as sent (NULL if none)';
+COMMENT ON COLUMN @extschema@.receipt_line.qty IS 'the quantity sold, up to 3 decimals';
 
 -- The money, in minor units, that points of a currency are worth (rounded up)
 CREATE FUNCTION @extschema@.points_money(pid bigint, currency text, points bigint)
@@ -648,9 +722,10 @@ BEGIN
             line_tb := line_tb OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(x.currency,
                 COALESCE((line_tb OPERATOR(pg_catalog.->>) x.currency)::bigint, 0) OPERATOR(pg_catalog.+) x.amount);
         END LOOP;
-        UPDATE @extschema@.receipt_line t SET refunded_qty = upto
+        UPDATE @extschema@.receipt t
+           SET line_refunded_qty[pg_catalog.array_position(t.line_no, l.line)] = upto
          WHERE t.program_id OPERATOR(pg_catalog.=) g.id AND t.receipt_id OPERATOR(pg_catalog.=) rid
-           AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at AND t.line OPERATOR(pg_catalog.=) l.line;
+           AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at;
         per_line := per_line OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
             'line', l.line, 'qty', item OPERATOR(pg_catalog.->) 'qty',
             'money', @extschema@.major_units(line_money, g.money_exponent),
@@ -823,7 +898,7 @@ LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$ SELECT @extschema@.refund(program, receipt_id, lines, refund_id, reason) $$;
 COMMENT ON FUNCTION public.loyalty_refund(text, text, jsonb, text, text) IS 'loyalty.refund under its checkout name';
 
--- Monthly partitions of receipt and receipt_line, from the current month to
+-- Monthly partitions of receipt, from the current month to
 -- months_ahead months later.  Rows of such a month that sit in the default
 -- partition (no job ran before the month began) move into it.
 CREATE FUNCTION @extschema@.create_partitions(months_ahead integer DEFAULT 3)
@@ -847,7 +922,7 @@ BEGIN
         first := (pg_catalog.date_trunc('month', pg_catalog.now()) OPERATOR(pg_catalog.+)
                   pg_catalog.make_interval(months => m))::date;
         next := (first OPERATOR(pg_catalog.+) '1 month'::interval)::date;
-        FOREACH parent IN ARRAY '{receipt,receipt_line}'::text[] LOOP
+        FOREACH parent IN ARRAY '{receipt}'::text[] LOOP
             name := pg_catalog.format('%s_%s', parent, pg_catalog.to_char(first, 'YYYY_MM'));
             CONTINUE WHEN pg_catalog.to_regclass(pg_catalog.format('@extschema@.%I', name)) IS NOT NULL;
             EXECUTE pg_catalog.format('CREATE TABLE @extschema@.%I (LIKE @extschema@.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING COMPRESSION)',
@@ -867,7 +942,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION @extschema@.create_partitions(integer) IS
-'create the monthly partitions of receipt and receipt_line from this month to months_ahead later; returns how many were created';
+'create the monthly partitions of receipt from this month to months_ahead later; returns how many were created';
 
 REVOKE ALL ON FUNCTION
     @extschema@.spend_lots(bigint, text, bigint[], bigint[], text, text),

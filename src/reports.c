@@ -2,11 +2,11 @@
  * src/reports.c
  *
  * promotion_day(program_id, day): what each promotion gave on one day, the
- * rows of the view promotion_performance.  The figures live in the jsonb of
- * each receipt line (its discounts by promotion, its points by promotion),
- * some tens of thousands of lines a day in a large chain: expanding them
- * with SQL functions costs tens of microseconds a line, reading them here
- * costs one or two.
+ * rows of the view promotion_performance.  The figures live in the typed
+ * arrays of each receipt row (its lines' discounts by promotion and points
+ * by promotion), some tens of thousands of lines a day in a large chain:
+ * unnesting them with SQL costs tens of microseconds a line, reading them
+ * here one or two.
  */
 #include "postgres.h"
 
@@ -15,7 +15,9 @@
 #include "catalog/pg_type_d.h"
 #include "executor/spi.h"
 #include "funcapi.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/date.h"
 #include "common/hashfn.h"
 #include "utils/hsearch.h"
@@ -37,68 +39,48 @@ PG_FUNCTION_INFO_V1(loyalty_promotion_day);
 /* What one promotion gave */
 typedef struct PromoDay
 {
-	char		code[CODE_MAX + 1];	/* hash key */
-	uint32		no;				/* its number among the day's promotions */
+	int64		id;				/* hash key */
 	int64		receipts;
 	int64		lines;
 	double		discount;		/* in minor units of money */
 	double		points;			/* in millionths of a point */
 	double		points_money;	/* in minor units of money */
+	int64		last_receipt;	/* the receipt last counted (its ordinal in the scan) */
 	int64		last_line;		/* the line last counted (its ordinal in the scan) */
 } PromoDay;
 
-/* A receipt id, as a key */
-typedef struct ReceiptKey
+/* A currency's code and exponent */
+typedef struct DayCurrency
 {
-	char		id[129];
-} ReceiptKey;
-
-/*
- * A receipt a promotion was counted on: the promotion's number and a 64-bit
- * hash of the receipt id (two ids of a day share one with odds of about
- * 10^-10, which would count their receipts once)
- */
-typedef struct CountedKey
-{
-	uint32		no;
-	uint64		receipt;
-} CountedKey;
-
-/* The state of one call */
-typedef struct DayScan
-{
-	HTAB	   *promos;
-	HTAB	   *counted;
-	uint32		npromos;
-} DayScan;
+	char	   *code;
+	int			exponent;
+} DayCurrency;
 
 static KeptQuery exponent_query = {
 	"SELECT money_exponent::int4 FROM loyalty.program WHERE id = $1",
 	1, {INT8OID}, NULL
 };
-static KeptQuery cancelled_query = {
-	"SELECT receipt_id FROM loyalty.receipt"
-	" WHERE program_id = $1 AND committed_at >= $2 AND committed_at < $3 AND status = 'cancelled'",
-	3, {INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID}, NULL
+static KeptQuery currencies_query = {
+	"SELECT code, exponent::int4 FROM loyalty.currency WHERE program_id = $1",
+	1, {INT8OID}, NULL
+};
+static KeptQuery codes_query = {
+	"SELECT id, code FROM loyalty.promotion WHERE program_id = $1",
+	1, {INT8OID}, NULL
 };
 
-/* The entry of promotion code, created at zero if new */
+/* The entry of promotion id, created at zero if new */
 static PromoDay *
-Promo(DayScan *scan, const char *code, int len)
+Promo(HTAB *promos, int64 id)
 {
-	char		key[CODE_MAX + 1];
 	bool		found;
-	PromoDay   *p;
+	PromoDay   *p = hash_search(promos, &id, HASH_ENTER, &found);
 
-	if (len > CODE_MAX)
-		len = CODE_MAX;
-	memset(key, 0, sizeof(key));
-	memcpy(key, code, len);
-	p = hash_search(scan->promos, key, HASH_ENTER, &found);
 	if (!found)
 	{
-		memset(((char *) p) + sizeof(p->code), 0, sizeof(PromoDay) - sizeof(p->code));
-		p->no = scan->npromos++;
+		memset(p, 0, sizeof(PromoDay));
+		p->id = id;
+		p->last_receipt = -1;
 		p->last_line = -1;
 	}
 	return p;
@@ -109,88 +91,37 @@ Promo(DayScan *scan, const char *code, int len)
  * promotion, once each
  */
 static void
-CountLine(DayScan *scan, PromoDay *p, uint64 receipt, int64 ordinal, double points_money)
+CountLine(PromoDay *p, int64 receipt, int64 line, double points_money)
 {
-	CountedKey	key;
-	bool		found;
-
-	if (p->last_line == ordinal)
+	if (p->last_line == line)
 		return;
 	p->lines++;
 	p->points_money += points_money;
-	p->last_line = ordinal;
-	memset(&key, 0, sizeof(key));
-	key.no = p->no;
-	key.receipt = receipt;
-	hash_search(scan->counted, &key, HASH_ENTER, &found);
-	if (!found)
+	p->last_line = line;
+	if (p->last_receipt != receipt)
 		p->receipts++;
+	p->last_receipt = receipt;
 }
 
-/* A jsonb number as minor units of exponent; 0 if it is not a number that fits */
-static int64
-Minor(const JsonbValue *v, int exponent)
+/* The elements of a one-dimensional array column (none when empty) */
+static int
+Elements(HeapTuple t, TupleDesc d, int col, Oid type, Datum **items)
 {
-	int64		out;
+	bool		isnull;
+	Datum		v = SPI_getbinval(t, d, col, &isnull);
+	ArrayType  *a;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			n;
 
-	if (v->type != jbvNumeric || ScaledFromNumeric(v->val.numeric, exponent, &out) != SCALED_OK)
+	*items = NULL;
+	if (isnull)
 		return 0;
-	return out;
-}
-
-/*
- * Add one line: its discounts ([{"promotion", "amount"}]) and the points of
- * its accrual by promotion ([{"by_promotion": {code: points}}]), scaled by
- * the share kept after returns.
- */
-static void
-AddLine(DayScan *scan, uint64 receipt, int64 ordinal, Jsonb *discounts, Jsonb *earned,
-		double kept, double points_money, int money_exponent)
-{
-	JsonbIterator *it;
-	JsonbValue	v;
-	JsonbIteratorToken tok;
-
-	it = JsonbIteratorInit(&discounts->root);
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-	{
-		JsonbValue	code;
-		JsonbValue	amount;
-		PromoDay   *p;
-
-		if (tok != WJB_ELEM || v.type != jbvBinary ||
-			!JrKey(v.val.binary.data, "promotion", &code) || code.type != jbvString ||
-			!JrKey(v.val.binary.data, "amount", &amount))
-			continue;
-		p = Promo(scan, code.val.string.val, code.val.string.len);
-		p->discount += kept * (double) Minor(&amount, money_exponent);
-		CountLine(scan, p, receipt, ordinal, kept * points_money);
-	}
-	it = JsonbIteratorInit(&earned->root);
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-	{
-		JsonbValue	by;
-		JsonbIterator *bit;
-		JsonbValue	k;
-		JsonbValue	pts;
-
-		if (tok != WJB_ELEM || v.type != jbvBinary ||
-			!JrKey(v.val.binary.data, "by_promotion", &by) || by.type != jbvBinary)
-			continue;
-		bit = JsonbIteratorInit(by.val.binary.data);
-		while ((tok = JsonbIteratorNext(&bit, &k, true)) != WJB_DONE)
-		{
-			PromoDay   *p;
-
-			if (tok != WJB_KEY)
-				continue;
-			if (JsonbIteratorNext(&bit, &pts, true) != WJB_VALUE)
-				break;
-			p = Promo(scan, k.val.string.val, k.val.string.len);
-			p->points += kept * (double) Minor(&pts, POINTS_EXPONENT);
-			CountLine(scan, p, receipt, ordinal, kept * points_money);
-		}
-	}
+	a = DatumGetArrayTypeP(v);
+	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+	deconstruct_array(a, type, typlen, typbyval, typalign, items, NULL, &n);
+	return n;
 }
 
 /* A double of minor units as a numeric of major units, rounded to them */
@@ -213,17 +144,20 @@ loyalty_promotion_day(PG_FUNCTION_ARGS)
 	DateADT		day;
 	Datum		args[3];
 	HASHCTL		ctl;
-	DayScan		scan;
-	HTAB	   *cancelled;
+	HTAB	   *promos;
+	HTAB	   *codes;
 	MemoryContext rows;
 	MemoryContext old;
 	int			money_exponent;
+	int			ncurrencies;
+	DayCurrency *currencies;
 	bool		isnull;
 	Portal		portal;
-	int64		ordinal = 0;
+	int64		receipt_no = 0;
+	int64		line_base = 0;
 	HASH_SEQ_STATUS seq;
 	PromoDay   *p;
-	static SPIPlanPtr lines_plan = NULL;
+	static SPIPlanPtr receipts_plan = NULL;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -243,19 +177,10 @@ loyalty_promotion_day(PG_FUNCTION_ARGS)
 	args[2] = DirectFunctionCall1(date_timestamptz, DateADTGetDatum(day + 1));
 
 	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = CODE_MAX + 1;
+	ctl.keysize = sizeof(int64);
 	ctl.entrysize = sizeof(PromoDay);
 	ctl.hcxt = CurrentMemoryContext;
-	scan.promos = hash_create("loyalty promotion_day", 256, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
-	scan.npromos = 0;
-	ctl.keysize = sizeof(CountedKey);
-	ctl.entrysize = sizeof(CountedKey);
-	scan.counted = hash_create("loyalty promotion_day receipts", 4096, &ctl,
-							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	ctl.keysize = sizeof(((ReceiptKey *) 0)->id);
-	ctl.entrysize = sizeof(ReceiptKey);
-	cancelled = hash_create("loyalty promotion_day cancelled", 256, &ctl,
-							HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	promos = hash_create("loyalty promotion_day", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 
 	SPI_connect();
 	RunKept(&exponent_query, args, NULL, 1);
@@ -264,30 +189,33 @@ loyalty_promotion_day(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("programme " INT64_FORMAT " does not exist", program_id)));
 	money_exponent = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-
-	/* the day's cancelled receipts, whose lines count for nothing */
-	RunKept(&cancelled_query, args, NULL, 0);
-	for (uint64 i = 0; i < SPI_processed; i++)
+	RunKept(&currencies_query, args, NULL, 0);
+	ncurrencies = (int) SPI_processed;
+	currencies = MemoryContextAlloc(rsinfo->econtext->ecxt_per_query_memory,
+									sizeof(DayCurrency) * Max(ncurrencies, 1));
+	for (int c = 0; c < ncurrencies; c++)
 	{
-		char		key[129] = {0};
-
-		text_to_cstring_buffer(DatumGetTextPP(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
-															  1, &isnull)), key, sizeof(key));
-		hash_search(cancelled, key, HASH_ENTER, NULL);
+		currencies[c].code = MemoryContextStrdup(rsinfo->econtext->ecxt_per_query_memory,
+												 TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[c],
+																				   SPI_tuptable->tupdesc, 1, &isnull)));
+		currencies[c].exponent = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[c], SPI_tuptable->tupdesc, 2, &isnull));
 	}
 
-	/* the day's lines, in batches */
-	if (lines_plan == NULL)
+	/* the day's receipts not cancelled, in batches */
+	if (receipts_plan == NULL)
 	{
 		Oid			types[3] = {INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
 
-		lines_plan = PrepareKept("SELECT receipt_id, qty::float8, refunded_qty::float8, points_money,"
-								 " discounts, points_earned FROM loyalty.receipt_line"
-								 " WHERE program_id = $1 AND committed_at >= $2 AND committed_at < $3",
-								 3, types);
+		receipts_plan = PrepareKept("SELECT line_qty::float8[], line_refunded_qty::float8[], line_points_money,"
+									" discount_line, discount_promotion, discount_amount,"
+									" earned_line, earned_currency, earned_by_entry, earned_by_promotion,"
+									" earned_by_points FROM loyalty.receipt"
+									" WHERE program_id = $1 AND committed_at >= $2 AND committed_at < $3"
+									" AND status <> 'cancelled'",
+									3, types);
 	}
-	portal = SPI_cursor_open(NULL, lines_plan, args, NULL, true);
-	/* the detoasted documents of a batch go with it */
+	portal = SPI_cursor_open(NULL, receipts_plan, args, NULL, true);
+	/* the arrays of a batch go with it */
 	rows = AllocSetContextCreate(CurrentMemoryContext, "loyalty promotion_day batch",
 								 ALLOCSET_DEFAULT_SIZES);
 	for (;;)
@@ -300,24 +228,78 @@ loyalty_promotion_day(PG_FUNCTION_ARGS)
 		{
 			HeapTuple	t = SPI_tuptable->vals[i];
 			TupleDesc	d = SPI_tuptable->tupdesc;
-			char		receipt[129] = {0};
-			double		qty;
-			double		returned;
+			Datum	   *qty,
+					   *returned,
+					   *points_money,
+					   *dline,
+					   *dpromo,
+					   *damount,
+					   *eline,
+					   *ecur,
+					   *bentry,
+					   *bpromo,
+					   *bpoints;
+			int			n = Elements(t, d, 1, FLOAT8OID, &qty);
+			int			nd,
+						ne,
+						nb;
+			double	   *kept;
 
-			text_to_cstring_buffer(DatumGetTextPP(SPI_getbinval(t, d, 1, &isnull)), receipt, sizeof(receipt));
-			ordinal++;
-			if (hash_search(cancelled, receipt, HASH_FIND, NULL) != NULL)
-				continue;
-			qty = DatumGetFloat8(SPI_getbinval(t, d, 2, &isnull));
-			returned = DatumGetFloat8(SPI_getbinval(t, d, 3, &isnull));
-			if (qty <= 0)
-				continue;
-			AddLine(&scan, hash_bytes_extended((const unsigned char *) receipt, strlen(receipt), 0), ordinal,
-					DatumGetJsonbP(SPI_getbinval(t, d, 5, &isnull)),
-					DatumGetJsonbP(SPI_getbinval(t, d, 6, &isnull)),
-					(qty - returned) / qty,
-					(double) DatumGetInt64(SPI_getbinval(t, d, 4, &isnull)),
-					money_exponent);
+			if (Elements(t, d, 2, FLOAT8OID, &returned) != n ||
+				Elements(t, d, 3, INT8OID, &points_money) != n)
+				elog(ERROR, "a receipt's line arrays differ in length");
+			nd = Elements(t, d, 4, INT4OID, &dline);
+			if (Elements(t, d, 5, INT8OID, &dpromo) != nd || Elements(t, d, 6, INT8OID, &damount) != nd)
+				elog(ERROR, "a receipt's discount arrays differ in length");
+			ne = Elements(t, d, 7, INT4OID, &eline);
+			if (Elements(t, d, 8, TEXTOID, &ecur) != ne)
+				elog(ERROR, "a receipt's accrual arrays differ in length");
+			nb = Elements(t, d, 9, INT4OID, &bentry);
+			if (Elements(t, d, 10, INT8OID, &bpromo) != nb || Elements(t, d, 11, INT8OID, &bpoints) != nb)
+				elog(ERROR, "a receipt's accrual arrays differ in length");
+			receipt_no++;
+			/* the share of each line kept after returns */
+			kept = palloc(sizeof(double) * Max(n, 1));
+			for (int l = 0; l < n; l++)
+			{
+				double		q = DatumGetFloat8(qty[l]);
+
+				kept[l] = q > 0 ? (q - DatumGetFloat8(returned[l])) / q : 0;
+			}
+			for (int x = 0; x < nd; x++)
+			{
+				int			l = DatumGetInt32(dline[x]) - 1;
+
+				if (l < 0 || l >= n || DatumGetFloat8(qty[l]) <= 0)
+					continue;
+				p = Promo(promos, DatumGetInt64(dpromo[x]));
+				p->discount += kept[l] * (double) DatumGetInt64(damount[x]);
+				CountLine(p, receipt_no, line_base + l, kept[l] * (double) DatumGetInt64(points_money[l]));
+			}
+			for (int x = 0; x < nb; x++)
+			{
+				int			e = DatumGetInt32(bentry[x]) - 1;
+				int			l;
+				int			exponent = POINTS_EXPONENT;
+				char	   *cur;
+				double		scale;
+
+				if (e < 0 || e >= ne)
+					continue;
+				l = DatumGetInt32(eline[e]) - 1;
+				if (l < 0 || l >= n || DatumGetFloat8(qty[l]) <= 0)
+					continue;
+				cur = TextDatumGetCString(ecur[e]);
+				for (int c = 0; c < ncurrencies; c++)
+					if (strcmp(currencies[c].code, cur) == 0)
+						exponent = currencies[c].exponent;
+				/* minor units of the currency as millionths of a point */
+				scale = pow(10.0, POINTS_EXPONENT - exponent);
+				p = Promo(promos, DatumGetInt64(bpromo[x]));
+				p->points += kept[l] * (double) DatumGetInt64(bpoints[x]) * scale;
+				CountLine(p, receipt_no, line_base + l, kept[l] * (double) DatumGetInt64(points_money[l]));
+			}
+			line_base += n;
 		}
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(rows);
@@ -325,15 +307,32 @@ loyalty_promotion_day(PG_FUNCTION_ARGS)
 	}
 	MemoryContextDelete(rows);
 	SPI_cursor_close(portal);
+
+	/* the promotions' codes ("#" and the id of one deleted since) */
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(int64) + sizeof(char *);
+	codes = hash_create("loyalty promotion_day codes", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	RunKept(&codes_query, args, NULL, 0);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		char	  **code = (char **) ((char *) hash_search(codes, &id, HASH_ENTER, NULL) + sizeof(int64));
+
+		*code = MemoryContextStrdup(rsinfo->econtext->ecxt_per_query_memory,
+									TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[i],
+																	  SPI_tuptable->tupdesc, 2, &isnull)));
+	}
 	SPI_finish();
 
-	hash_seq_init(&seq, scan.promos);
+	hash_seq_init(&seq, promos);
 	while ((p = hash_seq_search(&seq)) != NULL)
 	{
 		Datum		values[6];
 		bool		nulls[6] = {false};
+		char	   *found = hash_search(codes, &p->id, HASH_FIND, NULL);
 
-		values[0] = CStringGetTextDatum(p->code);
+		values[0] = found ? CStringGetTextDatum(*(char **) (found + sizeof(int64)))
+			: CStringGetTextDatum(psprintf("#" INT64_FORMAT, p->id));
 		values[1] = Int64GetDatum(p->receipts);
 		values[2] = Int64GetDatum(p->lines);
 		values[3] = Major(p->discount, money_exponent);
@@ -341,8 +340,7 @@ loyalty_promotion_day(PG_FUNCTION_ARGS)
 		values[5] = Major(p->points_money, money_exponent);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
-	hash_destroy(scan.promos);
-	hash_destroy(scan.counted);
-	hash_destroy(cancelled);
+	hash_destroy(promos);
+	hash_destroy(codes);
 	PG_RETURN_VOID();
 }

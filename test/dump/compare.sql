@@ -38,7 +38,7 @@ SELECT * FROM loyalty.segment_member ORDER BY program_id, segment, customer_id;
 \echo == receipts, lines, refunds, the queue, events
 SELECT * FROM loyalty.receipt_key ORDER BY program_id, receipt_id;
 SELECT tableoid::regclass AS partition, * FROM loyalty.receipt ORDER BY program_id, receipt_id;
-SELECT tableoid::regclass AS partition, * FROM loyalty.receipt_line ORDER BY program_id, receipt_id, line;
+SELECT * FROM loyalty.receipt_line ORDER BY program_id, receipt_id, line;
 SELECT * FROM loyalty.receipt_refund ORDER BY program_id, receipt_id, refund_id;
 SELECT * FROM loyalty.accrual_queue ORDER BY id;
 SELECT * FROM loyalty.event ORDER BY id;
@@ -49,7 +49,7 @@ SELECT sequencename, last_value FROM pg_sequences
  WHERE schemaname = 'loyalty' AND sequencename <> 'catalog_generation_seq' ORDER BY 1;
 \echo == partitions
 SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
- WHERE i.inhparent IN ('loyalty.receipt'::regclass, 'loyalty.receipt_line'::regclass) ORDER BY 1;
+ WHERE i.inhparent = 'loyalty.receipt'::regclass ORDER BY 1;
 \echo == bindings of roles to programmes, row-level security
 SELECT role::text, program_id, granted_by FROM loyalty.program_access ORDER BY 1, 2;
 SELECT c.relname, c.relrowsecurity, p.polname, pg_get_expr(p.polqual, p.polrelid) AS policy

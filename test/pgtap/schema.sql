@@ -7,12 +7,12 @@ SELECT has_schema('loyalty');
 SELECT tables_are('loyalty', ARRAY['program', 'currency', 'customer', 'identifier', 'customer_log', 'product',
                                    'wallet', 'ledger', 'lot', 'hold', 'promotion', 'coupon',
                                    'personal_offer', 'counter', 'segment', 'segment_member',
-                                   'catalog_generation', 'receipt_key', 'receipt', 'receipt_line',
-                                   'receipt_default', 'receipt_line_default', 'accrual_queue',
+                                   'catalog_generation', 'receipt_key', 'receipt',
+                                   'receipt_default', 'accrual_queue',
                                    'receipt_refund', 'event', 'tier', 'tier_change', 'program_access']);
 SELECT views_are('loyalty', ARRAY['lot_usage', 'balances', 'ledger_entries', 'liability', 'job_health', 'lots',
                                   'expiring_points', 'promotion_performance', 'coupon_usage', 'tier_distribution',
-                                  'tier_movements', 'customer_360', 'store_days']);
+                                  'tier_movements', 'customer_360', 'store_days', 'receipt_line']);
 SELECT functions_are('loyalty', ARRAY[
     'normalize_phone', 'normalize_card', 'normalize_email', 'phone_country_valid',
     'phone_countries', 'normalize_identifier', 'identify', 'identifier_normalize_trigger',
@@ -76,7 +76,7 @@ SELECT set_eq(
           'loyalty.lot_id_seq', 'loyalty.hold', 'loyalty.hold_id_seq', 'loyalty.product',
           'loyalty.promotion', 'loyalty.promotion_id_seq', 'loyalty.coupon', 'loyalty.coupon_id_seq',
           'loyalty.personal_offer', 'loyalty.counter', 'loyalty.segment', 'loyalty.segment_member',
-          'loyalty.receipt_key', 'loyalty.receipt_default', 'loyalty.receipt_line_default',
+          'loyalty.receipt_key', 'loyalty.receipt_default',
           'loyalty.accrual_queue', 'loyalty.accrual_queue_id_seq', 'loyalty.receipt_refund',
           'loyalty.event', 'loyalty.event_id_seq', 'loyalty.tier', 'loyalty.tier_change',
           'loyalty.tier_change_id_seq', 'loyalty.program_access'],
