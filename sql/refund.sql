@@ -138,11 +138,29 @@ SELECT * FROM pg_temp.err($$SELECT loyalty.refund('shop', 'R9', '[{"line": 1}, {
 SELECT * FROM pg_temp.err($$SELECT loyalty.refund('shop', 'R9', '[{"line": 1, "qty": 0}]', 'X')$$);
 SELECT * FROM pg_temp.err($$SELECT loyalty.refund('shop', 'R9', '[{"line": 1, "qty": "1"}]', 'X')$$);
 SELECT * FROM pg_temp.err($$SELECT loyalty.refund('shop', 'R9', '[{"line": 1, "qty": 3}]', 'X')$$);
+SELECT * FROM pg_temp.err($$SELECT loyalty.refund('shop', 'R9', '[{"line": 1, "qty": -1}]', 'X')$$);
+SELECT * FROM pg_temp.err($$SELECT loyalty.refund('shop', 'R9', '[1]', 'X')$$);
+SELECT * FROM pg_temp.err($$SELECT loyalty.refund('shop', 'R9', '[{"line": 1}, {"qty": 1}]', 'X')$$);
+SELECT * FROM pg_temp.err($$SELECT loyalty.refund('shop', 'R9', '[{"line": 3000000000}]', 'X')$$);
+SELECT * FROM pg_temp.err($$SELECT loyalty.refund('shop', 'R9', '"line 1"', 'X')$$);
+-- refund_id counts characters, not bytes: 129 of them are too many
+SELECT * FROM pg_temp.err(format($$SELECT loyalty.refund('shop', 'R9', '[{"line": 1}]', %L)$$, repeat('é', 129)));
 SELECT count(*) = :entries_before AS nothing_written FROM loyalty.ledger;
 SELECT count(*) AS refunds_of_r9 FROM loyalty.receipt_refund WHERE receipt_id = 'R9';
 -- a cancelled receipt has nothing to refund
 SELECT loyalty.cancel('shop', 'R9') ->> 'status' AS status;
 SELECT * FROM pg_temp.err($$SELECT loyalty.refund('shop', 'R9', '[{"line": 1}]', 'X')$$);
 SELECT * FROM pg_temp.err($$SELECT loyalty.take_back(1, 'bonus', 1, 1, NULL, NULL, 'maybe')$$);
+
+-- 7. A line named by a whole number written with decimals is that line; a
+-- quantity finer than the sale's is returned in exact cumulative shares:
+-- 1.5 of 3 gives back half of what the line cost, the other 1.5 the rest.
+SELECT pg_temp.buy('shop', 'R10', '10000002', '[{"line": 1, "qty": 3, "price": 101}]') #>> '{commit,status}' AS status;
+SELECT r -> 'lines' AS lines, r -> 'money' AS money, r ->> 'status' AS status
+  FROM loyalty.refund('shop', 'R10', '[{"line": 1.0, "qty": 1.5}]', 'R10-A') r;
+SELECT r -> 'lines' AS lines, r -> 'money' AS money, r ->> 'status' AS status
+  FROM loyalty.refund('shop', 'R10', '[{"line": 1}]', 'R10-B') r;
+SELECT line_qty, line_refunded_qty, line_to_pay, status FROM loyalty.receipt WHERE receipt_id = 'R10';
+SELECT sum(money) AS money_back FROM loyalty.receipt_refund WHERE receipt_id = 'R10';
 
 DROP EXTENSION loyalty CASCADE;

@@ -31,15 +31,6 @@
 
 PG_FUNCTION_INFO_V1(loyalty_cancel);
 
-static KeptQuery rules_query = {
-	"SELECT refund_shortfall, money_exponent::int4 FROM loyalty.program WHERE id = $1",
-	1, {INT8OID}, NULL
-};
-static KeptQuery key_query = {
-	"SELECT committed_at FROM loyalty.receipt_key t"
-	" WHERE t.program_id = $1 AND t.receipt_id = $2 FOR UPDATE",
-	2, {INT8OID, TEXTOID}, NULL
-};
 static KeptQuery receipt_query = {
 	"SELECT status, cancel_result, customer_id, points_spent, accruals, coupons, offers, counters"
 	"  FROM loyalty.receipt t"
@@ -70,10 +61,6 @@ static KeptQuery released_query = {
 	" ORDER BY l.currency, l.lot_id",
 	3, {INT8OID, JSONBOID, TEXTARRAYOID}, NULL
 };
-static KeptQuery money_query = {
-	"SELECT loyalty.points_money($1, $2, $3)",
-	3, {INT8OID, TEXTOID, INT8OID}, NULL
-};
 static KeptQuery coupons_query = {
 	"UPDATE loyalty.coupon o"
 	"   SET uses = o.uses - 1,"
@@ -99,14 +86,6 @@ static KeptQuery cancelled_query = {
 	" WHERE t.program_id = $1 AND t.receipt_id = $2 AND t.committed_at = $3",
 	5, {INT8OID, TEXTOID, TIMESTAMPTZOID, TEXTOID, JSONBOID}, NULL
 };
-
-/* A ledger entry the cancel wrote, for its result */
-typedef struct CancelEntry
-{
-	char	   *currency;
-	int64		amount;
-	int64		version;
-} CancelEntry;
 
 /* Points owed per currency */
 typedef struct Owed
@@ -174,7 +153,7 @@ loyalty_cancel(PG_FUNCTION_ARGS)
 	Jsonb	   *counters;
 	Datum		queued;
 	int			ndequeued;
-	CancelEntry *entries = NULL;
+	ReceiptEntry *entries = NULL;
 	int			nentries = 0;
 	Owed	   *owed = NULL;
 	int			nowed = 0;
@@ -194,25 +173,10 @@ loyalty_cancel(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	LoadProgram(code, &program);
-	{
-		Datum		values[1] = {Int64GetDatum(program.id)};
-
-		RunKept(&rules_query, values, NULL, 1);
-		policy = TextDatumGetCString(Col(0, 1, &isnull));
-		exponent = DatumGetInt32(Col(0, 2, &isnull));
-	}
+	ReceiptShortfallRules(program.id, &policy, &exponent);
 
 	/* the receipt's id, locked: a refund or cancel of it in progress is waited for */
-	{
-		Datum		values[2] = {Int64GetDatum(program.id), CStringGetTextDatum(rid)};
-
-		RunKept(&key_query, values, NULL, 1);
-		if (SPI_processed == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_NO_DATA_FOUND),
-					 errmsg("receipt \"%s\" of programme \"%s\" was not committed", rid, code)));
-		committed_at = Col(0, 1, &isnull);
-	}
+	committed_at = ReceiptKeyLock(program.id, rid, code);
 	{
 		Datum		values[3] = {Int64GetDatum(program.id), CStringGetTextDatum(rid), committed_at};
 		Datum		c;
@@ -287,7 +251,7 @@ loyalty_cancel(PG_FUNCTION_ARGS)
 			if (Int8s(Col(i, 3, &isnull), &amounts[i]) != nlots[i])
 				elog(ERROR, "a redemption of receipt \"%s\" has lots and amounts of other lengths", rid);
 		}
-		entries = palloc(sizeof(CancelEntry) * (n + 1));
+		entries = palloc(sizeof(ReceiptEntry) * (n + 1));
 		for (int i = 0; i < n; i++)
 		{
 			EntryResult r;
@@ -296,7 +260,7 @@ loyalty_cancel(PG_FUNCTION_ARGS)
 			/* the redemption's lot_amounts are what each lot gave */
 			EntryResultInit(&r, NULL);
 			amount = ReceiptReturnLots(customer, currency[i], nlots[i], ids[i], amounts[i], rid, NULL, &r);
-			entries[nentries++] = (CancelEntry) {currency[i], amount, r.version};
+			entries[nentries++] = (ReceiptEntry) {currency[i], amount, r.version};
 		}
 	}
 
@@ -322,7 +286,7 @@ loyalty_cancel(PG_FUNCTION_ARGS)
 			lot[i] = isnull ? 0 : DatumGetInt64(l);
 			amount[i] = DatumGetInt64(Col(i, 3, &isnull));
 		}
-		entries = repalloc(entries, sizeof(CancelEntry) * (nentries + n + 1));
+		entries = repalloc(entries, sizeof(ReceiptEntry) * (nentries + n + 1));
 		owed = palloc(sizeof(Owed) * Max(n, 1));
 		for (int i = 0; i < n; i++)
 		{
@@ -332,18 +296,12 @@ loyalty_cancel(PG_FUNCTION_ARGS)
 
 			EntryResultInit(&r, NULL);
 			taken = ReceiptTakeBack(customer, currency[i], lot[i], amount[i], rid, NULL, shortfall, &r);
-			entries[nentries++] = (CancelEntry) {currency[i], taken, r.version};
+			entries[nentries++] = (ReceiptEntry) {currency[i], taken, r.version};
 			short_by = amount[i] + taken;
 			if (short_by > 0 && strcmp(policy, "debt") == 0)
 				AddOwed(owed, &nowed, currency[i], short_by);
 			else if (short_by > 0)
-			{
-				Datum		args[3] = {Int64GetDatum(program.id), CStringGetTextDatum(currency[i]),
-				Int64GetDatum(short_by)};
-
-				RunKept(&money_query, args, NULL, 1);
-				withheld += DatumGetInt64(Col(0, 1, &isnull));
-			}
+				withheld += ReceiptPointsMoney(program.id, currency[i], short_by);
 		}
 	}
 
@@ -381,22 +339,7 @@ loyalty_cancel(PG_FUNCTION_ARGS)
 	JbEndObject(&jb);
 	JbNumeric(&jb, "money_withheld", NumericFromScaled(withheld, exponent));
 	payload = JbFinish(&jb);
-	jb = NULL;
-	JbBeginObject(&jb, NULL);
-	JbBool(&jb, "replayed", false);
-	JbBeginArray(&jb, "ledger");
-	for (int i = 0; i < nentries; i++)
-	{
-		JbBeginObject(&jb, NULL);
-		JbText(&jb, "currency", entries[i].currency);
-		JbText(&jb, "operation", "refund");
-		JbInt(&jb, "amount", entries[i].amount);
-		JbInt(&jb, "version", entries[i].version);
-		JbEndObject(&jb);
-	}
-	JbEndArray(&jb);
-	result = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(payload),
-												JsonbPGetDatum(JbFinish(&jb))));
+	result = ReceiptResult(payload, entries, nentries);
 	{
 		Datum		values[5] = {Int64GetDatum(program.id), CStringGetTextDatum(rid), committed_at,
 			reason ? CStringGetTextDatum(reason) : (Datum) 0, JsonbPGetDatum(result)};

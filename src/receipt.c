@@ -26,6 +26,7 @@
 
 #include "access.h"
 #include "direct.h"
+#include "jsonbuild.h"
 #include "program.h"
 #include "wallet.h"
 
@@ -33,6 +34,20 @@ PG_FUNCTION_INFO_V1(loyalty_spend_lots);
 PG_FUNCTION_INFO_V1(loyalty_return_lots);
 PG_FUNCTION_INFO_V1(loyalty_take_back);
 PG_FUNCTION_INFO_V1(loyalty_release_accruals);
+
+static KeptQuery rules_query = {
+	"SELECT refund_shortfall, money_exponent::int4 FROM loyalty.program WHERE id = $1",
+	1, {INT8OID}, NULL
+};
+static KeptQuery key_query = {
+	"SELECT committed_at FROM loyalty.receipt_key t"
+	" WHERE t.program_id = $1 AND t.receipt_id = $2 FOR UPDATE",
+	2, {INT8OID, TEXTOID}, NULL
+};
+static KeptQuery money_query = {
+	"SELECT loyalty.points_money($1, $2, $3)",
+	3, {INT8OID, TEXTOID, INT8OID}, NULL
+};
 
 /* Most lots one entry names */
 #define MAX_ENTRY_LOTS 10000
@@ -602,4 +617,68 @@ loyalty_release_accruals(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(callcxt);
 	}
 	PG_RETURN_INT64(released);
+}
+
+/* The programme's refund_shortfall and the exponent of its money */
+void
+ReceiptShortfallRules(int64 program_id, char **policy, int *exponent)
+{
+	Datum		values[1] = {Int64GetDatum(program_id)};
+	bool		isnull;
+
+	RunKept(&rules_query, values, NULL, 1);
+	*policy = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	*exponent = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+}
+
+/*
+ * The receipt's id locked (a refund or cancel of it in progress is waited
+ * for): its committed_at, or no_data_found if it was not committed
+ */
+Datum
+ReceiptKeyLock(int64 program_id, const char *receipt, const char *program_code)
+{
+	Datum		values[2] = {Int64GetDatum(program_id), CStringGetTextDatum(receipt)};
+	bool		isnull;
+
+	RunKept(&key_query, values, NULL, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("receipt \"%s\" of programme \"%s\" was not committed", receipt, program_code)));
+	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+}
+
+/* What points (minor units of a currency) are worth in minor units of money, rounded up */
+int64
+ReceiptPointsMoney(int64 program_id, const char *currency, int64 points)
+{
+	Datum		values[3] = {Int64GetDatum(program_id), CStringGetTextDatum(currency), Int64GetDatum(points)};
+	bool		isnull;
+
+	RunKept(&money_query, values, NULL, 1);
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* The result of a cancel or refund: its event's payload, not replayed, and its ledger entries */
+Jsonb *
+ReceiptResult(Jsonb *payload, const ReceiptEntry *entries, int n)
+{
+	JsonBuild	jb = NULL;
+
+	JbBeginObject(&jb, NULL);
+	JbBool(&jb, "replayed", false);
+	JbBeginArray(&jb, "ledger");
+	for (int i = 0; i < n; i++)
+	{
+		JbBeginObject(&jb, NULL);
+		JbText(&jb, "currency", entries[i].currency);
+		JbText(&jb, "operation", "refund");
+		JbInt(&jb, "amount", entries[i].amount);
+		JbInt(&jb, "version", entries[i].version);
+		JbEndObject(&jb);
+	}
+	JbEndArray(&jb);
+	return DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(payload),
+											  JsonbPGetDatum(JbFinish(&jb))));
 }

@@ -12,6 +12,7 @@
 #include "fmgr.h"
 #include "utils/array.h"
 #include "executor/tuptable.h"
+#include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
 #include "lot.h"
@@ -164,6 +165,18 @@ extern int64 ReceiptReturnLots(int64 customer, const char *currency, int n, cons
 extern int64 ReceiptTakeBack(int64 customer, const char *currency, int64 lot_id, int64 amount,
 							 const char *receipt, const char *idempotency_key,
 							 const char *shortfall, EntryResult *result);
+
+/* receipt.c: what cancel and refund share */
+typedef struct ReceiptEntry
+{
+	char	   *currency;
+	int64		amount;			/* the refund entry's amount */
+	int64		version;
+} ReceiptEntry;
+extern void ReceiptShortfallRules(int64 program_id, char **policy, int *exponent);
+extern Datum ReceiptKeyLock(int64 program_id, const char *receipt, const char *program_code);
+extern int64 ReceiptPointsMoney(int64 program_id, const char *currency, int64 points);
+extern Jsonb *ReceiptResult(Jsonb *payload, const ReceiptEntry *entries, int n);
 
 /* Arguments of the SQL functions */
 extern int64 ArgInt64(FunctionCallInfo fcinfo, int argno, const char *name);
