@@ -132,11 +132,20 @@ SELECT pg_temp.promo('SKILOT', 'category <@ ''ski''', '{"kind": "bonus_lot", "po
 SELECT r -> 'bonus_lots' AS bonus_lots, r -> 'totals' -> 'points_earned' AS earned
   FROM loyalty.calculate(pg_temp.receipt(jsonb_build_array(:'skis'::jsonb))) r;
 DELETE FROM loyalty.promotion WHERE code = 'SKILOT';
+-- a lot without restriction or end says so by leaving restriction out and
+-- valid_days null
+SELECT pg_temp.promo('ANYLOT', 'category <@ ''ski''', '{"kind": "bonus_lot", "points": 50}');
+SELECT r -> 'bonus_lots' AS bonus_lots FROM loyalty.calculate(pg_temp.receipt(jsonb_build_array(:'skis'::jsonb))) r;
+DELETE FROM loyalty.promotion WHERE code = 'ANYLOT';
 
 -- gift: a mug worth 300.00 with any jacket
 SELECT pg_temp.promo('MUG', 'brand = ''Columbia''', '{"kind": "gift", "sku": "MUG", "value": 300, "name": "Mug"}');
 SELECT r -> 'gifts' AS gifts FROM loyalty.calculate(pg_temp.receipt(jsonb_build_array(:'jacket'::jsonb))) r;
 DELETE FROM loyalty.promotion WHERE code = 'MUG';
+-- a gift without a name has none in the answer
+SELECT pg_temp.promo('CUP', 'brand = ''Columbia''', '{"kind": "gift", "sku": "CUP", "value": 100}');
+SELECT r -> 'gifts' AS gifts FROM loyalty.calculate(pg_temp.receipt(jsonb_build_array(:'jacket'::jsonb))) r;
+DELETE FROM loyalty.promotion WHERE code = 'CUP';
 
 -- exclusive: EXCL (25% off everything, alone) against SKI10 + the base:
 -- 25% of 25000.00 is 6250.00, more than 2000.00, so EXCL alone applies.

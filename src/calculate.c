@@ -2259,7 +2259,7 @@ PlanRender(ReceiptPlan *plan, JsonBuild *jb)
 		JbBeginObject(jb, NULL);
 		JbText(jb, "promotion", p->code);
 		JbText(jb, "sku", p->benefit.sku);
-		JbText(jb, "name", p->benefit.name);
+		JbTextIf(jb, "name", p->benefit.name);
 		JbMoney(jb, "value", cat, p->benefit.amount);
 		JbEndObject(jb);
 	}
@@ -2278,7 +2278,7 @@ PlanRender(ReceiptPlan *plan, JsonBuild *jb)
 			JbInt(jb, "valid_days", p->benefit.valid_days);
 		else
 			JbNull(jb, "valid_days");
-		JbText(jb, "restriction", p->benefit.restriction);
+		JbTextIf(jb, "restriction", p->benefit.restriction);
 		JbEndObject(jb);
 	}
 	JbEndArray(jb);
