@@ -868,52 +868,29 @@ InsertLines_0_14(Commit *k)
 {
 	ReceiptPlan *plan = k->plan;
 	int			n = plan->nlines;
-	Datum	   *cols[11];
+	Datum		arrays[LINE_COLUMNS];
 	Datum		values[13];
-	static const Oid types[11] = {INT4OID, TEXTOID, NUMERICOID, INT8OID, INT8OID, INT8OID,
-	INT8OID, INT8OID, JSONBOID, JSONBOID, JSONBOID};
-	bool	   *skus_null = palloc0(sizeof(bool) * Max(n, 1));
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
+	static const PlanLinePart parts[3] = {LINE_DISCOUNTS, LINE_POINTS_PAID, LINE_POINTS_EARNED};
 
-	for (int c = 0; c < 11; c++)
-		cols[c] = palloc(sizeof(Datum) * Max(n, 1));
-	for (int i = 0; i < n; i++)
+	/* line_no .. line_to_pay, as the arrays of 0.15 have them */
+	LineArrays(k, arrays);
+	values[0] = Int64GetDatum(k->program_id);
+	values[1] = Text(k->rid);
+	memcpy(values + 2, arrays, sizeof(Datum) * 8);
+	/* each line's discounts, lots paid and points earned as jsonb */
+	for (int p = 0; p < 3; p++)
 	{
-		PlanLine   *l = &plan->lines[i];
-		static const PlanLinePart parts[3] = {LINE_DISCOUNTS, LINE_POINTS_PAID, LINE_POINTS_EARNED};
+		Datum	   *parts_of_lines = palloc(sizeof(Datum) * Max(n, 1));
 
-		cols[0][i] = Int32GetDatum(l->no);
-		skus_null[i] = l->sku == NULL;
-		cols[1][i] = l->sku ? Text(l->sku) : 0;
-		cols[2][i] = DirectFunctionCall1(numeric_trim_scale,
-										 NumericGetDatum(NumericFromScaled(l->qty_milli, 3)));
-		cols[3][i] = Int64GetDatum(l->price);
-		cols[4][i] = Int64GetDatum(l->amount);
-		cols[5][i] = Int64GetDatum(l->discount);
-		cols[6][i] = Int64GetDatum(l->points_money);
-		cols[7][i] = Int64GetDatum(l->to_pay);
-		for (int p = 0; p < 3; p++)
+		for (int i = 0; i < n; i++)
 		{
 			JsonBuild	jb = NULL;
 
 			JbBeginArray(&jb, NULL);
 			PlanRenderLine(plan, i, parts[p], &jb);
-			cols[8 + p][i] = JsonbPGetDatum(JbFinishArray(&jb));
+			parts_of_lines[i] = JsonbPGetDatum(JbFinishArray(&jb));
 		}
-	}
-	values[0] = Int64GetDatum(k->program_id);
-	values[1] = Text(k->rid);
-	for (int c = 0; c < 11; c++)
-	{
-		int16		typlen;
-		bool		typbyval;
-		char		typalign;
-
-		get_typlenbyvalalign(types[c], &typlen, &typbyval, &typalign);
-		values[2 + c] = PointerGetDatum(construct_md_array(cols[c], c == 1 ? skus_null : NULL,
-														   1, dims, lbs, types[c],
-														   typlen, typbyval, typalign));
+		values[10 + p] = ArrayOf(JSONBOID, parts_of_lines, NULL, n);
 	}
 	Run(&lines_query_0_14, values, NULL);
 }

@@ -8,7 +8,9 @@
 
 #include "catalog/pg_type_d.h"
 #include "executor/spi.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 
 #include "access.h"
 #include "program.h"
@@ -96,4 +98,26 @@ LoadProgram(const char *code, LoyaltyProgram *program)
 	program->card.min_length = DatumGetInt32(SPI_getbinval(tuple, desc, 3, &isnull));
 	program->card.max_length = DatumGetInt32(SPI_getbinval(tuple, desc, 4, &isnull));
 	program->card.luhn = DatumGetBool(SPI_getbinval(tuple, desc, 5, &isnull));
+}
+
+/*
+ * The elements of a one-dimensional array column of an SPI row (the
+ * receipt's typed lines), in the current memory context; a NULL array is an
+ * error
+ */
+int
+SpiArrayElements(HeapTuple row, TupleDesc desc, int column, Oid type, Datum **items)
+{
+	bool		isnull;
+	Datum		v = SPI_getbinval(row, desc, column, &isnull);
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			n;
+
+	if (isnull)
+		elog(ERROR, "column %d of a receipt row is a null array", column);
+	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+	deconstruct_array(DatumGetArrayTypePCopy(v), type, typlen, typbyval, typalign, items, NULL, &n);
+	return n;
 }

@@ -31,5 +31,6 @@ typedef struct KeptQuery
 extern void LoadProgram(const char *code, LoyaltyProgram *program);
 extern SPIPlanPtr PrepareKept(const char *query, int nargs, Oid *argtypes);
 extern int	RunKept(KeptQuery *query, Datum *values, const char *nulls, long tcount);
+extern int	SpiArrayElements(HeapTuple row, TupleDesc desc, int column, Oid type, Datum **items);
 
 #endif

@@ -31,7 +31,6 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
-#include "utils/lsyscache.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 
@@ -213,25 +212,12 @@ Share(int64 total, Numeric prev, Numeric upto, Numeric qty)
 	return DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(NumOp(numeric_sub, hi, lo))));
 }
 
-/* The elements of an array column of the receipt row, copied out of SPI */
+/* The elements of an array column of the receipt row just read */
 static int
 Elements(int column, Oid type, Datum **items)
 {
-	bool		isnull;
-	Datum		v = Col(column, &isnull);
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-	bool	   *nulls;
-	int			n;
-
-	if (isnull)
-		elog(ERROR, "a receipt's line array is null");
-	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
-	deconstruct_array(DatumGetArrayTypePCopy(v), type, typlen, typbyval, typalign, items, &nulls, &n);
-	return n;
+	return SpiArrayElements(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, column, type, items);
 }
-
 static void
 ReadLines(RefundReceipt *rr, int first)
 {

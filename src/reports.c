@@ -15,9 +15,7 @@
 #include "catalog/pg_type_d.h"
 #include "executor/spi.h"
 #include "funcapi.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/lsyscache.h"
 #include "utils/date.h"
 #include "common/hashfn.h"
 #include "utils/hsearch.h"
@@ -101,27 +99,6 @@ CountLine(PromoDay *p, int64 receipt, int64 line, double points_money)
 	if (p->last_receipt != receipt)
 		p->receipts++;
 	p->last_receipt = receipt;
-}
-
-/* The elements of a one-dimensional array column (none when empty) */
-static int
-Elements(HeapTuple t, TupleDesc d, int col, Oid type, Datum **items)
-{
-	bool		isnull;
-	Datum		v = SPI_getbinval(t, d, col, &isnull);
-	ArrayType  *a;
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-	int			n;
-
-	*items = NULL;
-	if (isnull)
-		return 0;
-	a = DatumGetArrayTypeP(v);
-	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
-	deconstruct_array(a, type, typlen, typbyval, typalign, items, NULL, &n);
-	return n;
 }
 
 /* A double of minor units as a numeric of major units, rounded to them */
@@ -239,23 +216,23 @@ loyalty_promotion_day(PG_FUNCTION_ARGS)
 					   *bentry,
 					   *bpromo,
 					   *bpoints;
-			int			n = Elements(t, d, 1, FLOAT8OID, &qty);
+			int			n = SpiArrayElements(t, d, 1, FLOAT8OID, &qty);
 			int			nd,
 						ne,
 						nb;
 			double	   *kept;
 
-			if (Elements(t, d, 2, FLOAT8OID, &returned) != n ||
-				Elements(t, d, 3, INT8OID, &points_money) != n)
+			if (SpiArrayElements(t, d, 2, FLOAT8OID, &returned) != n ||
+				SpiArrayElements(t, d, 3, INT8OID, &points_money) != n)
 				elog(ERROR, "a receipt's line arrays differ in length");
-			nd = Elements(t, d, 4, INT4OID, &dline);
-			if (Elements(t, d, 5, INT8OID, &dpromo) != nd || Elements(t, d, 6, INT8OID, &damount) != nd)
+			nd = SpiArrayElements(t, d, 4, INT4OID, &dline);
+			if (SpiArrayElements(t, d, 5, INT8OID, &dpromo) != nd || SpiArrayElements(t, d, 6, INT8OID, &damount) != nd)
 				elog(ERROR, "a receipt's discount arrays differ in length");
-			ne = Elements(t, d, 7, INT4OID, &eline);
-			if (Elements(t, d, 8, TEXTOID, &ecur) != ne)
+			ne = SpiArrayElements(t, d, 7, INT4OID, &eline);
+			if (SpiArrayElements(t, d, 8, TEXTOID, &ecur) != ne)
 				elog(ERROR, "a receipt's accrual arrays differ in length");
-			nb = Elements(t, d, 9, INT4OID, &bentry);
-			if (Elements(t, d, 10, INT8OID, &bpromo) != nb || Elements(t, d, 11, INT8OID, &bpoints) != nb)
+			nb = SpiArrayElements(t, d, 9, INT4OID, &bentry);
+			if (SpiArrayElements(t, d, 10, INT8OID, &bpromo) != nb || SpiArrayElements(t, d, 11, INT8OID, &bpoints) != nb)
 				elog(ERROR, "a receipt's accrual arrays differ in length");
 			receipt_no++;
 			/* the share of each line kept after returns */
