@@ -16,7 +16,7 @@
 EXTENSION   = loyalty
 EXTVERSION  = 0.15
 MODULE_big  = loyalty
-OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c src/kinds/*.c)))
 
 # The install script is assembled from one SQL part per concept, in this order.
 SQL_PARTS   = src/loyalty.sql src/identifier.sql src/access.sql src/condition.sql src/program.sql \

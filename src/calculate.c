@@ -1056,6 +1056,7 @@ static const char *
 Gate(Calc *c, int k, const Usage *usage, char **detail)
 {
 	CatPromo   *p = &c->cat->promos[k];
+	BenefitRole role;
 
 	*detail = NULL;
 
@@ -1164,35 +1165,29 @@ Gate(Calc *c, int k, const Usage *usage, char **detail)
 	if (p->budget > 0 && usage->money >= p->budget)
 		return "budget_exhausted";
 benefit:
-	switch (p->benefit.kind)
+	/* what earns points needs a customer to earn them; a price in points, one who spends */
+	role = BenefitRoleOf(p->benefit.kind);
+	if (role == ROLE_EARN || role == ROLE_MULTIPLIER)
 	{
-		case BEN_POINTS_PER:
-		case BEN_MULTIPLIER:
-		case BEN_BONUS_LOT:
-			if (!c->found)
-				return "customer_required";
-			if (strcmp(c->status, "blocked") == 0)
-				return "customer_blocked";
-			break;
-		case BEN_FIXED_PRICE:
-			if (p->benefit.in_points)
-			{
-				if (!c->found)
-					return "customer_required";
-				if (strcmp(c->status, "active") != 0)
-				{
-					*detail = psprintf("the customer's account is %s", c->status);
-					return "points_not_spendable";
-				}
-				if (c->request[p->benefit.currency_index] == REQUEST_NONE)
-				{
-					*detail = psprintf("the receipt spends no %s", p->benefit.currency);
-					return "points_not_requested";
-				}
-			}
-			break;
-		default:
-			break;
+		if (!c->found)
+			return "customer_required";
+		if (strcmp(c->status, "blocked") == 0)
+			return "customer_blocked";
+	}
+	else if (p->benefit.in_points)
+	{
+		if (!c->found)
+			return "customer_required";
+		if (strcmp(c->status, "active") != 0)
+		{
+			*detail = psprintf("the customer's account is %s", c->status);
+			return "points_not_spendable";
+		}
+		if (c->request[p->benefit.currency_index] == REQUEST_NONE)
+		{
+			*detail = psprintf("the receipt spends no %s", p->benefit.currency);
+			return "points_not_requested";
+		}
 	}
 	if (p->receipt_cond && !loyalty_cond_eval(p->receipt_cond, c->base_row))
 	{
@@ -1381,7 +1376,7 @@ JbPoints(JsonBuild *jb, const char *key, Catalog *cat, int cur, int64 v)
 static int
 PlanPromoCurrency(const Catalog *cat, const CatPromo *p)
 {
-	if (p->benefit.kind == BEN_MULTIPLIER || p->benefit.currency_index < 0)
+	if (BenefitRoleOf(p->benefit.kind) == ROLE_MULTIPLIER || p->benefit.currency_index < 0)
 		return cat->default_currency;
 	return p->benefit.currency_index;
 }
@@ -1789,31 +1784,21 @@ PlanCalculate(Jsonb *doc, ArrayType *only, bool explain)
 		SPromo	   *s = &prob.promos[j];
 		const Benefit *b = &p->benefit;
 
-		s->kind = b->kind;
-		s->group = BenefitIsReceiptLevel(b->kind) ? -1 : p->group;
-		s->receipt_group = BenefitIsReceiptLevel(b->kind) ? p->group : -1;
+		s->benefit = b;
+		s->ops = BenefitOpsOf(b->kind);
+		s->role = s->ops->role;
+		s->group = BenefitRoleIsReceiptLevel(s->role) ? -1 : p->group;
+		s->receipt_group = BenefitRoleIsReceiptLevel(s->role) ? p->group : -1;
 		s->exclusive = p->exclusive;
 		s->elig = cands[j].elig;
 		s->currency = PlanPromoCurrency(cat, p);
-		s->factor_extra = b->factor_pct - 100;
-		s->threshold = b->threshold;
-		s->amount = b->amount;
-		s->percent_bp = b->percent_bp;
-		s->per = b->per;
-		s->points = b->points;
-		s->price = b->amount;
 		s->in_points = b->in_points;
-		s->buy = b->buy;
-		s->pay = b->pay;
-		s->nparts = b->nparts;
-		if (b->kind == BEN_BUNDLE)
+		if (b->nparts > 0)
 		{
 			s->part_elig = palloc(sizeof(bool *) * b->nparts);
-			s->part_qty = palloc(sizeof(int32) * b->nparts);
 			for (int q = 0; q < b->nparts; q++)
 			{
 				s->part_elig[q] = palloc0(sizeof(bool) * L);
-				s->part_qty[q] = b->parts[q].qty;
 				for (int i = 0; i < L; i++)
 					s->part_elig[q][i] = s->elig[i] &&
 						loyalty_cond_eval(p->part_conds[q], c.lines[i].row);
@@ -1829,13 +1814,11 @@ PlanCalculate(Jsonb *doc, ArrayType *only, bool explain)
 
 		for (int j = 0; j < ncands; j++)
 		{
-			if (cands[j].s.ub <= 0 && cands[j].s.kind == BEN_RECEIPT_OFF)
+			if (cands[j].s.ub <= 0 && cands[j].s.role == ROLE_RECEIPT_OFF)
 				rejected[nrejected++] = (Rejection) {cands[j].promo, "below_threshold",
 					DatumGetCString(DirectFunctionCall1(numeric_out,
-														NumericGetDatum(NumericFromScaled(cands[j].s.threshold, cat->money_exponent))))};
-			else if (cands[j].s.ub <= 0 && cands[j].s.kind != BEN_GIFT &&
-					 cands[j].s.kind != BEN_MULTIPLIER && cands[j].s.kind != BEN_POINTS_PER &&
-					 cands[j].s.kind != BEN_BONUS_LOT)
+														NumericGetDatum(NumericFromScaled(cands[j].s.benefit->threshold, cat->money_exponent))))};
+			else if (cands[j].s.ub <= 0 && cands[j].s.role == ROLE_LINE)
 				rejected[nrejected++] = (Rejection) {cands[j].promo, "no_benefit", NULL};
 			else
 				cands[kept++] = cands[j];
@@ -1988,9 +1971,9 @@ PlanCalculate(Jsonb *doc, ArrayType *only, bool explain)
 	{
 		CatPromo   *p = &cat->promos[cands[j].promo];
 
-		if (det->won[j] && prob.promos[j].kind == BEN_GIFT)
+		if (det->won[j] && prob.promos[j].role == ROLE_GIFT)
 			plan->gifts[plan->ngifts++] = cands[j].promo;
-		if (res.chosen[j] && prob.promos[j].kind == BEN_BONUS_LOT && det->promo_earn[j + 1] > 0)
+		if (res.chosen[j] && prob.promos[j].ops->own_lot && det->promo_earn[j + 1] > 0)
 			plan->bonus[plan->nbonus++] = cands[j].promo;
 		if (res.chosen[j] && SearchShows(&prob, det, j))
 			plan->applied[plan->napplied++] = (PlanApplied) {
@@ -2295,7 +2278,7 @@ PlanRender(ReceiptPlan *plan, JsonBuild *jb)
 		JbBeginObject(jb, NULL);
 		JbText(jb, "code", p->code);
 		if (plan->explain)
-			JbText(jb, "kind", BenefitKindNames[p->benefit.kind]);
+			JbText(jb, "kind", BenefitOpsOf(p->benefit.kind)->name);
 		JbText(jb, "name", p->name);
 		if (pa->capped)
 			JbBool(jb, "capped", true);

@@ -439,7 +439,7 @@ LoadCatalog(Catalog *cat, const char *code, Datum ids)
 				p->broken = true;
 				continue;
 			}
-			if (p->benefit.kind == BEN_BUNDLE)
+			if (p->benefit.nparts > 0)
 			{
 				p->part_conds = palloc(sizeof(CondProgram *) * p->benefit.nparts);
 				for (int i = 0; i < p->benefit.nparts; i++)

@@ -37,29 +37,6 @@
 
 #include "search.h"
 
-typedef __int128 int128_t;
-
-/*
- * Points at their scaled worth.  Capped far above any receipt (a receipt
- * comes to at most 10^12 minor units, 10^16 scaled), so that sums of values
- * never overflow.
- */
-#define VALUE_CAP	INT64CONST(1000000000000000000)
-static inline int64
-Worth(int64 points, int64 value_scaled)
-{
-	int128_t	v = (int128_t) points * value_scaled;
-
-	return v > VALUE_CAP / 16 ? VALUE_CAP / 16 : (int64) v;
-}
-
-/* floor(a * b / c) for non-negative a, b and positive c */
-static inline int64
-MulDiv(int64 a, int64 b, int64 c)
-{
-	return (int64) (((int128_t) a * b) / c);
-}
-
 /*
  * Spread total over n items in proportion to weight, each at most cap[i]
  * (cap NULL: no cap), by largest remainder: the parts sum to total exactly
@@ -138,163 +115,6 @@ SpreadLargestRemainder(int64 total, const int64 *weight, const int64 *cap,
 	return total - left;
 }
 
-/* Round a discount down to the programme's step */
-static inline int64
-Step(const SProblem *p, int64 d)
-{
-	return p->discount_step > 1 ? d - d % p->discount_step : d;
-}
-
-/* Points of currency c that money m buys at most, and what they are worth */
-static inline int64
-PointsFor(const SCurrency *c, int64 money)
-{
-	return MulDiv(money, c->value_den, c->value_num);
-}
-
-static inline int64
-MoneyOf(const SCurrency *c, int64 points)
-{
-	return MulDiv(points, c->value_num, c->value_den);
-}
-
-/*
- * n_for_m: of the eligible whole units, F = (units / buy) x (buy - pay) are
- * free, the cheapest.  Lines priced below the F-th cheapest unit give all
- * their units.  Of the lines at that price, which units are free is no
- * matter of price: the value of the free units left is spread over them
- * in proportion to their units, each at most its room, what one cannot
- * take going to the others (so that two promotions freeing units of one
- * price do not both pick the same line's).
- */
-static void
-PrepareNForM(const SProblem *p, SPromo *c)
-{
-	int64	   *weight = palloc0(sizeof(int64) * Max(p->nlines, 1));
-	int64	   *room = palloc0(sizeof(int64) * Max(p->nlines, 1));
-	int64		count = 0;
-	int64		free_units;
-	int64		edge = -1;		/* the price of the last free unit */
-	int64		below = 0;		/* units priced below it */
-	int64	   *part;
-
-	for (int i = 0; i < p->nlines; i++)
-		if (c->elig[i] && p->lines[i].units > 0)
-			count += p->lines[i].units;
-	free_units = (count / c->buy) * (c->buy - c->pay);
-	if (free_units <= 0)
-		goto done;
-	/* the edge price: the least price with at least free_units units up to it */
-	for (;;)
-	{
-		int64		next = -1;
-		int64		n = 0;
-
-		for (int i = 0; i < p->nlines; i++)
-			if (c->elig[i] && p->lines[i].units > 0 && p->lines[i].unit_price > edge &&
-				(next < 0 || p->lines[i].unit_price < next))
-				next = p->lines[i].unit_price;
-		for (int i = 0; i < p->nlines; i++)
-			if (c->elig[i] && p->lines[i].units > 0 && p->lines[i].unit_price == next)
-				n += p->lines[i].units;
-		edge = next;
-		if (below + n >= free_units)
-			break;
-		below += n;
-	}
-	for (int i = 0; i < p->nlines; i++)
-	{
-		const SLine *l = &p->lines[i];
-
-		if (!c->elig[i] || l->units <= 0)
-			continue;
-		if (l->unit_price < edge)
-			c->disc[i] = l->units * l->unit_price;
-		else if (l->unit_price == edge)
-		{
-			weight[i] = l->units;
-			room[i] = Max(0, l->amount - l->floor);
-		}
-	}
-	part = palloc(sizeof(int64) * p->nlines);
-	SpreadLargestRemainder((free_units - below) * edge, weight, room, p->nlines, part);
-	for (int i = 0; i < p->nlines; i++)
-		c->disc[i] += part[i];
-	pfree(part);
-done:
-	pfree(weight);
-	pfree(room);
-}
-
-/*
- * bundle: complete sets, one after the other, each component taking its
- * units from the dearest eligible lines left; a set is formed while its
- * units cost more than the bundle price, and the difference is spread over
- * its lines in proportion to their prices.
- */
-static void
-PrepareBundle(const SProblem *p, SPromo *c)
-{
-	int32	   *left = palloc(sizeof(int32) * p->nlines);
-	int32	   *taken = palloc0(sizeof(int32) * p->nlines);
-	int64	   *weight = palloc(sizeof(int64) * p->nlines);
-	int64	   *part = palloc(sizeof(int64) * p->nlines);
-
-	for (int i = 0; i < p->nlines; i++)
-		left[i] = p->lines[i].units;
-	for (int sets = 0; sets < 10000; sets++)
-	{
-		int64		value = 0;
-		bool		complete = true;
-
-		CHECK_FOR_INTERRUPTS();
-
-		memset(taken, 0, sizeof(int32) * p->nlines);
-		for (int k = 0; k < c->nparts && complete; k++)
-			for (int q = 0; q < c->part_qty[k]; q++)
-			{
-				int			best = -1;
-
-				for (int i = 0; i < p->nlines; i++)
-					if (c->part_elig[k][i] && left[i] - taken[i] > 0 &&
-						(best < 0 || p->lines[i].unit_price > p->lines[best].unit_price))
-						best = i;
-				if (best < 0)
-				{
-					complete = false;
-					break;
-				}
-				taken[best]++;
-				value += p->lines[best].unit_price;
-			}
-		if (!complete || value <= c->price)
-			break;
-		for (int i = 0; i < p->nlines; i++)
-		{
-			weight[i] = taken[i] * p->lines[i].unit_price;
-			left[i] -= taken[i];
-		}
-		SpreadLargestRemainder(value - c->price, weight, NULL, p->nlines, part);
-		for (int i = 0; i < p->nlines; i++)
-			c->disc[i] += part[i];
-	}
-	pfree(left);
-	pfree(taken);
-	pfree(weight);
-	pfree(part);
-}
-
-/* Points of the base accrual that money earns, with extra percent of the rate */
-static inline int64
-EarnPoints(const SProblem *p, int64 money, int32 extra_pct)
-{
-	const SCurrency *c = &p->currencies[p->base_currency];
-
-	/* money x rate/10000 x extra/100 is money; in points, x den/num */
-	return (int64) (((int128_t) money * p->accrual_rate_bp * extra_pct * c->value_den) /
-					((int128_t) 1000000 * c->value_num));
-}
-
 /*
  * Work out what every candidate gives on each line on its own, what it is
  * worth there (what decides the stacking group on a line), and its bound.
@@ -309,96 +129,14 @@ SearchPrepare(SProblem *p)
 	for (int k = 0; k < p->npromos; k++)
 	{
 		SPromo	   *c = &p->promos[k];
-		int64		ub = 0;
-		int64		elig_amount = 0;
+		int64		ub;
 
 		c->disc = palloc0(sizeof(int64) * p->nlines);
 		c->fpoints = palloc0(sizeof(int64) * p->nlines);
 		c->lineval = palloc0(sizeof(int64) * p->nlines);
-		for (int i = 0; i < p->nlines; i++)
-			if (c->elig[i])
-				elig_amount += p->lines[i].amount;
-
-		switch (c->kind)
-		{
-			case BEN_PERCENT_OFF:
-				for (int i = 0; i < p->nlines; i++)
-					if (c->elig[i])
-						c->disc[i] = Step(p, MulDiv(p->lines[i].amount, c->percent_bp, 10000));
-				break;
-			case BEN_AMOUNT_OFF:
-				for (int i = 0; i < p->nlines; i++)
-					if (c->elig[i])
-						c->disc[i] = (int64) Min((int128_t) p->lines[i].amount,
-												 ((int128_t) c->price * p->lines[i].qty_milli + 500) / 1000);
-				break;
-			case BEN_FIXED_PRICE:
-				for (int i = 0; i < p->nlines; i++)
-				{
-					SLine	   *l = &p->lines[i];
-
-					if (!c->elig[i])
-						continue;
-					if (c->in_points)
-					{
-						const SCurrency *cur = &p->currencies[c->currency];
-						int64		money;
-
-						if (l->units == 0 || !p->can_spend || !l->points_ok)
-							continue;
-						money = MoneyOf(cur, c->points * l->units);	/* <= 1e12 x 1e4 */
-						/* only where the points are worth less than the line */
-						if (money >= l->amount)
-							continue;
-						c->fpoints[i] = c->points * l->units;
-						c->disc[i] = l->amount - money;
-					}
-					else
-						c->disc[i] = (int64) Max(0, (int128_t) l->amount -
-												 ((int128_t) c->price * l->qty_milli + 500) / 1000);
-				}
-				break;
-			case BEN_N_FOR_M:
-				PrepareNForM(p, c);
-				break;
-			case BEN_BUNDLE:
-				PrepareBundle(p, c);
-				break;
-			case BEN_MULTIPLIER:
-				if (p->can_earn)
-				{
-					int64		pts = EarnPoints(p, elig_amount, c->factor_extra);
-
-					/* at least 1, so that a weight of 0 still lets it hold lines */
-					for (int i = 0; i < p->nlines; i++)
-						if (c->elig[i])
-							c->lineval[i] = Max(1, Worth(EarnPoints(p, p->lines[i].amount, c->factor_extra) + 1,
-														 p->currencies[p->base_currency].value_scaled));
-					ub = Worth(pts, p->currencies[p->base_currency].value_scaled);
-				}
-				break;
-			case BEN_RECEIPT_OFF:
-				/* the lines only ever come to less than their amounts */
-				if (elig_amount >= c->threshold && elig_amount > 0)
-					ub = (c->percent_bp > 0 ? MulDiv(elig_amount, c->percent_bp, 10000) :
-						  Min(c->amount, elig_amount)) * SEARCH_SCALE;
-				break;
-			case BEN_POINTS_PER:
-				if (p->can_earn)
-					ub = Worth((elig_amount / c->per) * c->points,
-							   p->currencies[c->currency].value_scaled);
-				break;
-			case BEN_BONUS_LOT:
-				if (p->can_earn)
-					ub = Worth(c->points, p->currencies[c->currency].value_scaled);
-				break;
-			case BEN_GIFT:
-				ub = c->amount * SEARCH_SCALE;
-				break;
-			case BEN_NKINDS:
-				pg_unreachable();
-		}
-		if (!BenefitIsReceiptLevel(c->kind) && c->kind != BEN_MULTIPLIER)
+		ub = c->ops->prepare(p, c);
+		/* a line benefit is worth its lines, the money off them by default */
+		if (c->role == ROLE_LINE)
 			for (int i = 0; i < p->nlines; i++)
 			{
 				if (c->lineval[i] == 0)
@@ -463,26 +201,16 @@ AdditiveWinners(const SProblem *p, const bool *in, Eval *e, const int64 *paid)
 
 		e->add_value[k] = -1;
 		e->add_won[k] = false;
-		if (!in[k] || !(c->kind == BEN_POINTS_PER || c->kind == BEN_BONUS_LOT || c->kind == BEN_GIFT))
+		if (!in[k] || !BenefitRoleOnlyAdds(c->role))
 			continue;
 		e->add_points[k] = 0;
-		if (c->kind == BEN_GIFT)
-			e->add_value[k] = c->amount * SEARCH_SCALE;
+		if (c->role == ROLE_GIFT)
+			e->add_value[k] = c->benefit->amount * SEARCH_SCALE;
 		else if (!p->can_earn)
 			e->add_value[k] = 0;
 		else
 		{
-			if (c->kind == BEN_POINTS_PER)
-			{
-				int64		sum = 0;
-
-				for (int i = 0; i < p->nlines; i++)
-					if (c->elig[i])
-						sum += paid[i];
-				e->add_points[k] = (sum / c->per) * c->points;
-			}
-			else
-				e->add_points[k] = c->points;
+			e->add_points[k] = c->ops->earn(p, c, paid, e->part);
 			e->add_value[k] = Worth(e->add_points[k], p->currencies[c->currency].value_scaled);
 		}
 	}
@@ -498,7 +226,7 @@ AdditiveWinners(const SProblem *p, const bool *in, Eval *e, const int64 *paid)
 
 				if (j == k || !in[j] || o->receipt_group != c->receipt_group)
 					continue;
-				if (o->kind == BEN_RECEIPT_OFF ||
+				if (o->role == ROLE_RECEIPT_OFF ||
 					(e->add_value[j] >= 0 &&
 					 (e->add_value[j] > e->add_value[k] || (e->add_value[j] == e->add_value[k] && j < k))))
 					won = false;
@@ -540,7 +268,7 @@ Earn(const SProblem *p, const bool *in, Eval *e, const int64 *paid, SDetail *det
 		int64		sum = 0;
 		int64		pts;
 
-		if (!in[k] || c->kind != BEN_MULTIPLIER)
+		if (!in[k] || c->role != ROLE_MULTIPLIER)
 			continue;
 		/* a multiplier earns on the lines it holds */
 		for (int i = 0; i < L; i++)
@@ -548,7 +276,7 @@ Earn(const SProblem *p, const bool *in, Eval *e, const int64 *paid, SDetail *det
 			e->part[i] = e->holds[k * L + i] ? paid[i] : 0;
 			sum += e->part[i];
 		}
-		pts = EarnPoints(p, sum, c->factor_extra);
+		pts = EarnPoints(p, sum, c->benefit->factor_pct - 100);
 		value += Worth(pts, base_cur->value_scaled);
 		if (!detail)
 			e->gave[k] = pts > 0;
@@ -565,25 +293,9 @@ Earn(const SProblem *p, const bool *in, Eval *e, const int64 *paid, SDetail *det
 		const SPromo *c = &p->promos[k];
 		int64		pts;
 
-		if (!e->add_won[k] || c->kind == BEN_GIFT)
+		if (!e->add_won[k] || c->role != ROLE_EARN)
 			continue;
-		if (c->kind == BEN_POINTS_PER)
-		{
-			int64		sum = 0;
-
-			for (int i = 0; i < L; i++)
-			{
-				e->part[i] = c->elig[i] ? paid[i] : 0;
-				sum += e->part[i];
-			}
-			pts = (sum / c->per) * c->points;
-		}
-		else
-		{
-			for (int i = 0; i < L; i++)
-				e->part[i] = c->elig[i] ? p->lines[i].amount : 0;
-			pts = c->points;
-		}
+		pts = c->ops->earn(p, c, paid, e->part);
 		value += Worth(pts, p->currencies[c->currency].value_scaled);
 		if (!detail)
 			e->gave[k] = pts > 0;
@@ -824,7 +536,7 @@ EvaluateOnce(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail,
 				continue;
 			}
 			e.holds[k * L + i] = true;
-			if (c->kind == BEN_MULTIPLIER)
+			if (c->role == ROLE_MULTIPLIER)
 				continue;
 			take = Min(c->disc[i], e.room[i]);
 			e.room[i] -= take;
@@ -881,21 +593,22 @@ EvaluateOnce(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail,
 		int64		base = 0;
 		int64		d;
 
-		if (!in[k] || c->kind != BEN_RECEIPT_OFF)
+		if (!in[k] || c->role != ROLE_RECEIPT_OFF)
 			continue;
 		for (int i = 0; i < L; i++)
 		{
 			e.weight[i] = c->elig[i] ? p->lines[i].amount - e.line_disc[i] - e.paid_points[i] : 0;
 			base += e.weight[i];
 		}
-		if (base < c->threshold || base == 0)
+		if (base < c->benefit->threshold || base == 0)
 		{
 			/* lines that come to nothing are not under a threshold of 0 */
-			if (detail && base < c->threshold)
+			if (detail && base < c->benefit->threshold)
 				detail->below_threshold[k] = true;
 			continue;
 		}
-		d = c->percent_bp > 0 ? Step(p, MulDiv(base, c->percent_bp, 10000)) : c->amount;
+		d = c->benefit->percent_bp > 0 ? Step(p, MulDiv(base, c->benefit->percent_bp, 10000)) :
+			c->benefit->amount;
 		SpreadLargestRemainder(d, e.weight, e.room, L, e.part);
 		for (int i = 0; i < L; i++)
 		{
@@ -1049,10 +762,10 @@ EvaluateOnce(const SProblem *p, const bool *in, SOutcome *out, SDetail *detail,
 	else
 		AdditiveWinners(p, in, &e, e.full);
 	for (int k = 0; k < p->npromos; k++)
-		if (e.add_won[k] && p->promos[k].kind == BEN_GIFT)
+		if (e.add_won[k] && p->promos[k].role == ROLE_GIFT)
 		{
 			e.gave[k] = true;
-			gifts += p->promos[k].amount;
+			gifts += p->promos[k].benefit->amount;
 			if (detail)
 				detail->won[k] = true;
 		}
@@ -1102,21 +815,23 @@ static bool
 Twins(const SProblem *p, const SPromo *a, const SPromo *b)
 {
 	int			L = p->nlines;
+	const Benefit *x = a->benefit,
+			   *y = b->benefit;
 
-	if (a->ub != b->ub || a->kind != b->kind || a->group != b->group ||
+	if (a->ub != b->ub || x->kind != y->kind || a->group != b->group ||
 		a->receipt_group != b->receipt_group ||
 		a->exclusive != b->exclusive || a->in_points != b->in_points ||
-		a->currency != b->currency || a->threshold != b->threshold ||
-		a->amount != b->amount || a->percent_bp != b->percent_bp || a->per != b->per ||
-		a->points != b->points || a->price != b->price || a->buy != b->buy ||
-		a->pay != b->pay || a->nparts != b->nparts || a->factor_extra != b->factor_extra ||
+		a->currency != b->currency || x->threshold != y->threshold ||
+		x->amount != y->amount || x->percent_bp != y->percent_bp || x->per != y->per ||
+		x->points != y->points || x->buy != y->buy ||
+		x->pay != y->pay || x->nparts != y->nparts || x->factor_pct != y->factor_pct ||
 		memcmp(a->elig, b->elig, sizeof(bool) * L) != 0 ||
 		memcmp(a->disc, b->disc, sizeof(int64) * L) != 0 ||
 		memcmp(a->fpoints, b->fpoints, sizeof(int64) * L) != 0 ||
 		memcmp(a->lineval, b->lineval, sizeof(int64) * L) != 0)
 		return false;
-	for (int q = 0; q < a->nparts; q++)
-		if (a->part_qty[q] != b->part_qty[q] ||
+	for (int q = 0; q < x->nparts; q++)
+		if (x->parts[q].qty != y->parts[q].qty ||
 			memcmp(a->part_elig[q], b->part_elig[q], sizeof(bool) * L) != 0)
 			return false;
 	return true;
@@ -1150,17 +865,11 @@ SearchNeverHurts(const SPromo *c)
 {
 	if (c->exclusive)
 		return false;
-	switch (c->kind)
-	{
-		case BEN_POINTS_PER:
-		case BEN_BONUS_LOT:
-		case BEN_GIFT:
-			return c->receipt_group < 0;
-		case BEN_MULTIPLIER:
-			return c->group < 0;
-		default:
-			return false;
-	}
+	if (BenefitRoleOnlyAdds(c->role))
+		return c->receipt_group < 0;
+	if (c->role == ROLE_MULTIPLIER)
+		return c->group < 0;
+	return false;
 }
 
 /*
@@ -1202,12 +911,12 @@ FixIndependent(SProblem *p)
 	{
 		const SPromo *c = &p->promos[k];
 
-		if (c->kind == BEN_RECEIPT_OFF)
+		if (c->role == ROLE_RECEIPT_OFF)
 		{
 			rmax[k] = c->ub / SEARCH_SCALE;
 			receipt_all += rmax[k];
 		}
-		else if (!BenefitIsReceiptLevel(c->kind) && c->group < 0)
+		else if (!BenefitRoleIsReceiptLevel(c->role) && c->group < 0)
 			for (int i = 0; i < L; i++)
 				line_sum[i] += c->disc[i];
 	}
@@ -1243,8 +952,7 @@ FixIndependent(SProblem *p)
 		int64		lost = 0;		/* money a percent receipt discount loses */
 		bool		ok = true;
 
-		if (c->exclusive || c->in_points || BenefitIsReceiptLevel(c->kind) ||
-			c->kind == BEN_MULTIPLIER)
+		if (c->exclusive || c->in_points || c->role != ROLE_LINE)
 			continue;
 		for (int i = 0; i < L && ok; i++)
 		{
@@ -1263,7 +971,7 @@ FixIndependent(SProblem *p)
 
 					if (j == k || o->group != c->group)
 						continue;
-					if (o->kind == BEN_MULTIPLIER || o->lineval[i] >= c->lineval[i])
+					if (o->role == ROLE_MULTIPLIER || o->lineval[i] >= c->lineval[i])
 						ok = false;
 					other = Max(other, o->disc[i]);
 				}
@@ -1281,7 +989,7 @@ FixIndependent(SProblem *p)
 			int64		slack = 0;
 			int64		part = 0;
 
-			if (o->kind != BEN_RECEIPT_OFF)
+			if (o->role != ROLE_RECEIPT_OFF)
 				continue;
 			for (int i = 0; i < L; i++)
 				if (o->elig[i])
@@ -1294,13 +1002,13 @@ FixIndependent(SProblem *p)
 			if (!touches)
 				continue;
 			for (int q = 0; q < r; q++)
-				if (p->promos[q].kind == BEN_RECEIPT_OFF)
+				if (p->promos[q].role == ROLE_RECEIPT_OFF)
 					min_base -= rmax[q];
-			if (min_base < o->threshold || min_base <= 0 || rmax[r] > min_base ||
+			if (min_base < o->benefit->threshold || min_base <= 0 || rmax[r] > min_base ||
 				slack < receipt_all)
 				ok = false;
-			else if (o->percent_bp > 0)
-				lost += MulDiv(part, o->percent_bp, 10000) + Max(1, p->discount_step);
+			else if (o->benefit->percent_bp > 0)
+				lost += MulDiv(part, o->benefit->percent_bp, 10000) + Max(1, p->discount_step);
 		}
 		if (!ok)
 			continue;
@@ -1325,18 +1033,23 @@ done:
 static bool
 EarnerGives(const SProblem *p, const SPromo *c)
 {
-	int64		sum = 0;
+	int64	   *full;
+	int64	   *weight;
+	bool		gives;
 
-	if (c->kind == BEN_GIFT)
+	if (c->role == ROLE_GIFT)
 		return true;
 	if (!p->can_earn)
 		return false;
-	if (c->kind == BEN_BONUS_LOT)
-		return c->points > 0;
+	/* on the full amounts of the lines */
+	full = palloc(sizeof(int64) * Max(p->nlines, 1));
+	weight = palloc(sizeof(int64) * Max(p->nlines, 1));
 	for (int i = 0; i < p->nlines; i++)
-		if (c->elig[i])
-			sum += p->lines[i].amount;
-	return (sum / c->per) * c->points > 0;
+		full[i] = p->lines[i].amount;
+	gives = c->ops->earn(p, c, full, weight) > 0;
+	pfree(full);
+	pfree(weight);
+	return gives;
 }
 
 static void
@@ -1357,8 +1070,7 @@ DecideEarnerGroups(SProblem *p)
 
 		if (g < 0)
 			continue;
-		if (c->exclusive || !(c->kind == BEN_POINTS_PER || c->kind == BEN_BONUS_LOT ||
-							  c->kind == BEN_GIFT))
+		if (c->exclusive || !BenefitRoleOnlyAdds(c->role))
 			only[g] = false;
 		else if (winner[g] < 0 || c->ub > p->promos[winner[g]].ub ||
 				 (c->ub == p->promos[winner[g]].ub && EarnerGives(p, c) &&
@@ -1402,7 +1114,7 @@ SearchIndex(SProblem *p)
 	{
 		p->line_first[i] = n;
 		for (int k = 0; k < p->npromos; k++)
-			if (p->promos[k].lineval[i] > 0 && !BenefitIsReceiptLevel(p->promos[k].kind))
+			if (p->promos[k].lineval[i] > 0 && !BenefitRoleIsReceiptLevel(p->promos[k].role))
 				p->line_cands[n++] = k;
 	}
 	p->line_first[L] = n;
@@ -1435,7 +1147,7 @@ SearchIndex(SProblem *p)
 			 * a line depends on what came before it there.
 			 */
 			for (int x = 0; x < p->nsearched && c->twin_of < 0 && !c->in_points &&
-				 c->kind != BEN_RECEIPT_OFF; x++)
+				 c->role != ROLE_RECEIPT_OFF; x++)
 				if (p->searched[x] > last_in_points &&
 					Twins(p, &p->promos[p->searched[x]], c))
 					c->twin_of = p->searched[x];
@@ -1525,7 +1237,7 @@ Shadowed(const SProblem *p, const bool *in, int k)
 	const SPromo *c = &p->promos[k];
 
 	/* a price in points reserves points even where it holds nothing */
-	if (c->group < 0 || BenefitIsReceiptLevel(c->kind) || c->in_points)
+	if (c->group < 0 || BenefitRoleIsReceiptLevel(c->role) || c->in_points)
 		return false;
 	for (int i = 0; i < p->nlines; i++)
 	{
@@ -1601,7 +1313,7 @@ SearchWhyNot(const SProblem *p, const bool *best_set, const SDetail *best, int k
 	const SDetail *d;
 	SOutcome	o;
 
-	if (c->kind != BEN_RECEIPT_OFF && !c->in_points && !best_set[k])
+	if (c->role != ROLE_RECEIPT_OFF && !c->in_points && !best_set[k])
 		return SEARCH_WHY_BETTER;
 	for (int j = 0; j < p->npromos; j++)
 		if (best_set[j] && j != k &&
@@ -1913,9 +1625,10 @@ ReceiptOffBound(const SProblem *p, const SPromo *c, const int64 *pre)
 	for (int i = 0; i < p->nlines; i++)
 		if (c->elig[i])
 			base += pre[i];
-	if (base < c->threshold || base <= 0)
+	if (base < c->benefit->threshold || base <= 0)
 		return 0;
-	money = c->percent_bp > 0 ? MulDiv(base, c->percent_bp, 10000) : Min(c->amount, base);
+	money = c->benefit->percent_bp > 0 ? MulDiv(base, c->benefit->percent_bp, 10000) :
+		Min(c->benefit->amount, base);
 	return money * SEARCH_SCALE;
 }
 
@@ -2006,9 +1719,9 @@ CappedBound(BB *bb, int x, int joining, bool exclusive_in)
 
 		if (!in && (p->search_pos[k] < x || c->exclusive || exclusive_in))
 			continue;			/* out, or can no longer join */
-		if (c->kind == BEN_GIFT || c->kind == BEN_POINTS_PER || c->kind == BEN_BONUS_LOT)
+		if (BenefitRoleOnlyAdds(c->role))
 			v = c->ub;
-		else if (c->kind == BEN_MULTIPLIER && c->group >= 0)
+		else if (c->role == ROLE_MULTIPLIER && c->group >= 0)
 		{
 			/* per line, the greatest factor of the group */
 			if (!bb->mgroup[c->group])
@@ -2020,12 +1733,12 @@ CappedBound(BB *bb, int x, int joining, bool exclusive_in)
 			for (int i = 0; i < L; i++)
 				if (c->elig[i])
 					bb->mline[c->group * L + i] = Max(bb->mline[c->group * L + i],
-													  p->lines[i].amount * c->factor_extra);
+													  p->lines[i].amount * (c->benefit->factor_pct - 100));
 			continue;
 		}
-		else if (c->kind == BEN_MULTIPLIER)
+		else if (c->role == ROLE_MULTIPLIER)
 			v = c->ub;
-		else if (c->kind != BEN_RECEIPT_OFF)
+		else if (c->role != ROLE_RECEIPT_OFF)
 			continue;
 		if (c->receipt_group < 0)
 			value += v;
@@ -2039,7 +1752,7 @@ CappedBound(BB *bb, int x, int joining, bool exclusive_in)
 		int			k = bb->rg_taken[g];
 
 		if (k >= 0)
-			value += p->promos[k].kind == BEN_RECEIPT_OFF ? 0 : p->promos[k].ub;
+			value += p->promos[k].role == ROLE_RECEIPT_OFF ? 0 : p->promos[k].ub;
 		else
 			value += bb->rg_value[g];
 	}
@@ -2119,11 +1832,11 @@ NodeBound(BB *bb, int x, const SOutcome *o, int64 extra, const int64 *pre,
 		if (bb->in[j] || c->exclusive || exclusive_in ||
 			(c->receipt_group >= 0 && bb->group_taken[c->receipt_group]))
 			continue;
-		if (c->kind == BEN_RECEIPT_OFF && pre)
+		if (c->role == ROLE_RECEIPT_OFF && pre)
 			ub = ReceiptOffBound(p, c, pre);
 		if (c->receipt_group >= 0)
 			bb->group_ub[c->receipt_group] = Max(bb->group_ub[c->receipt_group], ub);
-		else if (c->group < 0 || BenefitIsReceiptLevel(c->kind))
+		else if (c->group < 0 || BenefitRoleIsReceiptLevel(c->role))
 			bound += ub;
 		else
 		{
@@ -2168,7 +1881,7 @@ NodeBound(BB *bb, int x, const SOutcome *o, int64 extra, const int64 *pre,
 				 * A multiplier's worth there is an estimate from above, and a
 				 * price in points may not be covered: neither counts as held.
 				 */
-				if (bb->in[j] && h->group >= 0 && !h->in_points && h->kind != BEN_MULTIPLIER)
+				if (bb->in[j] && h->group >= 0 && !h->in_points && h->role != ROLE_MULTIPLIER)
 				{
 					int64	   *held = &bb->line_group_held[i * p->ngroups + h->group];
 
@@ -2216,7 +1929,7 @@ IncludeCannotWin(BB *bb, int x, int k, const SOutcome *o, const int64 *pre)
 
 	if (!bb->have_best || o == NULL || c->in_points)
 		return false;
-	ub = c->kind == BEN_RECEIPT_OFF && pre ? ReceiptOffBound(p, c, pre) : c->ub;
+	ub = c->role == ROLE_RECEIPT_OFF && pre ? ReceiptOffBound(p, c, pre) : c->ub;
 	if (c->receipt_group >= 0)
 		bb->in[k] = true;		/* its receipt group is taken */
 	bound = NodeBound(bb, x + 1, o, ub, pre, k);
@@ -2344,10 +2057,10 @@ BranchAndBound(SProblem *p, double budget_ms, SResult *result, const bool *seed)
 	bb.earners = palloc(sizeof(int) * Max(p->npromos, 1));
 	for (int k = 0; k < p->npromos; k++)
 	{
-		BenefitKind kind = p->promos[k].kind;
+		BenefitRole role = p->promos[k].role;
 
-		if (kind == BEN_GIFT || kind == BEN_POINTS_PER || kind == BEN_BONUS_LOT ||
-			kind == BEN_MULTIPLIER || (kind == BEN_RECEIPT_OFF && p->promos[k].receipt_group >= 0))
+		if (BenefitRoleOnlyAdds(role) || role == ROLE_MULTIPLIER ||
+			(role == ROLE_RECEIPT_OFF && p->promos[k].receipt_group >= 0))
 			bb.earners[bb.nearners++] = k;
 	}
 	/* what CapMoneyBound reads, when prices in points are candidates */
@@ -2362,10 +2075,10 @@ BranchAndBound(SProblem *p, double budget_ms, SResult *result, const bool *seed)
 		bb.discounts = palloc(sizeof(int) * p->npromos);
 		for (int k = 0; k < p->npromos; k++)
 		{
-			BenefitKind kind = p->promos[k].kind;
+			BenefitRole role = p->promos[k].role;
 
-			if (!p->promos[k].in_points && kind != BEN_GIFT && kind != BEN_POINTS_PER &&
-				kind != BEN_BONUS_LOT && kind != BEN_MULTIPLIER)
+			if (!p->promos[k].in_points &&
+				(role == ROLE_LINE || role == ROLE_RECEIPT_OFF))
 				bb.discounts[bb.ndiscounts++] = k;
 		}
 

@@ -19,6 +19,8 @@
 #define SEARCH_SCALE		INT64CONST(10000)
 #define SEARCH_MAX_EXHAUSTIVE 20	/* choices the exhaustive check accepts */
 
+typedef __int128 int128_t;
+
 typedef struct SLine
 {
 	int64		amount;			/* price x quantity */
@@ -31,7 +33,9 @@ typedef struct SLine
 
 typedef struct SPromo
 {
-	BenefitKind kind;
+	const Benefit *benefit;		/* what it gives, as the catalogue read it */
+	const BenefitOps *ops;		/* its kind's operations */
+	BenefitRole role;
 	int			group;			/* stacking group number, or -1 */
 	bool		exclusive;
 	int64	   *disc;			/* per line: money off (line benefits) */
@@ -39,19 +43,8 @@ typedef struct SPromo
 	int64	   *lineval;		/* per line: what it is worth there, scaled */
 	bool	   *elig;			/* per line: the line condition holds */
 	int			currency;		/* of points_per, bonus_lot, fixed price in points */
-	int32		factor_extra;	/* multiplier: factor - 1, in percent */
-	int64		threshold;		/* receipt_off */
-	int64		amount;			/* receipt_off amount; gift value */
-	int32		percent_bp;		/* receipt_off percent */
-	int64		per;			/* points_per */
-	int64		points;			/* points_per, bonus_lot; fixed price in points per unit */
-	int64		price;			/* amount_off per unit; fixed price; bundle price */
-	bool		in_points;		/* fixed price in points */
-	int32		buy;			/* n_for_m */
-	int32		pay;
-	int			nparts;			/* bundle components: which lines, how many units */
-	bool	  **part_elig;
-	int32	   *part_qty;
+	bool		in_points;		/* a price in points (benefit->in_points) */
+	bool	  **part_elig;		/* per bundle component: its lines */
 	int			receipt_group;	/* group of a receipt-level benefit, or -1 */
 	int			twin_of;		/* an earlier searched candidate that is the same
 								 * in every way that counts, or -1 */
@@ -110,6 +103,72 @@ typedef struct SProblem
 	int		   *search_pos;		/* [promo]: its place in searched, or -1 */
 	void	   *scratch;		/* of SearchEvaluate */
 } SProblem;
+
+/*
+ * The search's arithmetic, which the kinds' operations (src/kinds/) use too.
+ *
+ * Points at their scaled worth.  Capped far above any receipt (a receipt
+ * comes to at most 10^12 minor units, 10^16 scaled), so that sums of values
+ * never overflow.
+ */
+#define VALUE_CAP	INT64CONST(1000000000000000000)
+static inline int64
+Worth(int64 points, int64 value_scaled)
+{
+	int128_t	v = (int128_t) points * value_scaled;
+
+	return v > VALUE_CAP / 16 ? VALUE_CAP / 16 : (int64) v;
+}
+
+/* floor(a * b / c) for non-negative a, b and positive c */
+static inline int64
+MulDiv(int64 a, int64 b, int64 c)
+{
+	return (int64) (((int128_t) a * b) / c);
+}
+
+/* Round a discount down to the programme's step */
+static inline int64
+Step(const SProblem *p, int64 d)
+{
+	return p->discount_step > 1 ? d - d % p->discount_step : d;
+}
+
+/* Points of currency c that money m buys at most, and what they are worth */
+static inline int64
+PointsFor(const SCurrency *c, int64 money)
+{
+	return MulDiv(money, c->value_den, c->value_num);
+}
+
+static inline int64
+MoneyOf(const SCurrency *c, int64 points)
+{
+	return MulDiv(points, c->value_num, c->value_den);
+}
+
+/* Points of the base accrual that money earns, with extra percent of the rate */
+static inline int64
+EarnPoints(const SProblem *p, int64 money, int32 extra_pct)
+{
+	const SCurrency *c = &p->currencies[p->base_currency];
+
+	/* money x rate/10000 x extra/100 is money; in points, x den/num */
+	return (int64) (((int128_t) money * p->accrual_rate_bp * extra_pct * c->value_den) /
+					((int128_t) 1000000 * c->value_num));
+}
+
+/* The sum of the amounts of the lines where c's line condition holds */
+static inline int64
+EligibleAmount(const SProblem *p, const SPromo *c)
+{
+	int64		sum = 0;
+
+	for (int i = 0; i < p->nlines; i++)
+		if (c->elig[i])
+			sum += p->lines[i].amount;
+	return sum;
+}
 
 /* Where every amount of a combination went (SearchEvaluate with detail) */
 typedef struct SDetail
