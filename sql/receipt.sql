@@ -225,6 +225,11 @@ SELECT a.attrelid::regclass = 'loyalty.receipt'::regclass AS parent, count(*) AS
    AND a.attrelid IN (SELECT 'loyalty.receipt'::regclass
                       UNION ALL SELECT inhrelid FROM pg_inherits WHERE inhparent = 'loyalty.receipt'::regclass)
  GROUP BY 1 ORDER BY 1;
+-- and keeps rows of up to 4000 bytes whole, so that a receipt's arrays stay
+-- in its row (docs/tables.md)
+SELECT count(*) AS partitions,
+       count(*) FILTER (WHERE reloptions @> '{toast_tuple_target=4000}') AS rows_whole_to_4000
+  FROM pg_class WHERE oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'loyalty.receipt'::regclass);
 SELECT * FROM pg_temp.err($$SELECT loyalty.create_partitions(-1)$$);
 SELECT * FROM pg_temp.err($$SELECT loyalty.partition_indexes('ledger', 'ledger_x')$$);
 -- a replay still finds the receipt in its partition
