@@ -76,3 +76,5 @@ SELECT b, (pg_temp.err(format('SELECT loyalty.normalize_benefit(%L, %s)', b, p))
     ('{"kind": 5}', 1),
     ('"percent_off"', 1),
     ('{"kind": "percent_off", "percent": 10}', 99)) t(b, p);
+
+DROP EXTENSION loyalty CASCADE;
