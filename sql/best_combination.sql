@@ -117,6 +117,18 @@ SELECT l ->> 'line' AS line, l ->> 'discount' AS discount
   FROM loyalty.calculate('{"program": "best", "at": "2026-03-07T12:00:00+03:00",
                            "lines": [{"line": 1, "qty": 1, "price": 100}, {"line": 2, "qty": 2, "price": 100}]}') r,
        jsonb_array_elements(r -> 'lines') l;
+-- Spreading compares a line's exact share with what it may take, before
+-- rounding (docs/promotions.md, "Spreading").  5.00 off lines of 5.48,
+-- 28.50 and 22.72, no line below 5.00: the first may lose 0.48 and its share
+-- is 0.4832, so it takes 0.48 and 4.52 is spread over the others, 2.5151
+-- and 2.0049: 2.52 and 2.00.  (Rounding all three first, 0.48, 2.51, 2.01.)
+SELECT pg_temp.promos('[{"code": "R5", "benefit": {"kind": "receipt_off", "threshold": 0, "amount": 5}}]');
+UPDATE loyalty.program SET min_line_price = 5 WHERE code = 'best';
+SELECT l ->> 'line' AS line, l ->> 'discount' AS discount
+  FROM loyalty.calculate('{"program": "best", "at": "2026-03-07T12:00:00+03:00",
+                           "lines": [{"line": 1, "qty": 1, "price": 5.48}, {"line": 2, "qty": 1, "price": 28.50},
+                                     {"line": 3, "qty": 1, "price": 22.72}]}') r,
+       jsonb_array_elements(r -> 'lines') l;
 UPDATE loyalty.program SET min_line_price = 0 WHERE code = 'best';
 
 -- 5. Points paid are the customer's own.  A pizza programme: coins worth

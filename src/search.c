@@ -42,6 +42,14 @@
  * (cap NULL: no cap), by largest remainder: the parts sum to total exactly
  * unless the caps cannot hold it.  Ties go to the earlier item.  Returns
  * what was spread.
+ *
+ * docs/promotions.md, "Spreading": items whose exact share reaches their cap
+ * take it and drop out, and the rest is shared again.  A pass here drops
+ * items one after the other with what is left going down and the pass's sum
+ * of weights kept, which only ever drops an item the exact rule drops too
+ * (each one dropped raises the share of the others); the next pass, on the
+ * items still in, starts from exact figures again, so the items dropped and
+ * the final shares are the rule's.
  */
 int64
 SpreadLargestRemainder(int64 total, const int64 *weight, const int64 *cap,

@@ -752,8 +752,12 @@ def valid_combination(S):
 
 def spread(X, weights, caps=None):
     """Spreading: X over the weights, largest remainder (ties: the earlier),
-    each part at most its cap; what a capped part cannot take goes to the
-    others (the parts add up to X unless every cap is reached)."""
+    each part at most its cap.  Every line whose exact share of what is left
+    (left x weight / the weights of the lines still in) reaches what it may
+    still take takes that and drops out, and the rest is shared again among
+    the others; when none does, each takes the floor of its share and the
+    units left go to the largest remainders.  The parts add up to X unless
+    every cap is reached."""
     k = len(weights)
     parts = [0] * k
     if X <= 0 or k == 0:
@@ -764,30 +768,22 @@ def spread(X, weights, caps=None):
         W = sum(weights[i] for i in active)
         if W == 0:
             break
-        share = {}
-        rem = []
-        for i in active:
-            share[i] = left * weights[i] // W
-            rem.append((-(left * weights[i] % W), i))
+        full = [] if caps is None else \
+            [i for i in active if left * weights[i] >= (caps[i] - parts[i]) * W]
+        if full:
+            for i in full:
+                left -= caps[i] - parts[i]
+                parts[i] = caps[i]
+            active = [i for i in active if i not in full]
+            continue
+        share = {i: left * weights[i] // W for i in active}
+        rem = sorted((-(left * weights[i] % W), i) for i in active)
         extra = left - sum(share.values())
-        rem.sort()
         for _r, i in rem[:extra]:
             share[i] += 1
-        if caps is None:
-            for i in active:
-                parts[i] += share[i]
-            left = 0
-            break
-        over = [i for i in active if parts[i] + share[i] > caps[i]]
-        if not over:
-            for i in active:
-                parts[i] += share[i]
-            left = 0
-            break
-        for i in over:                     # saturate those over their cap, spread again
-            left -= caps[i] - parts[i]
-            parts[i] = caps[i]
-        active = [i for i in active if i not in over]
+        for i in active:
+            parts[i] += share[i]
+        left = 0
     return parts
 
 
