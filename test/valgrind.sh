@@ -37,7 +37,8 @@ trap - EXIT
 
 # One report is the block from "==PID== <Error>" to the next blank report
 # line; it is ours if a frame is in loyalty.so or in one of our sources.
-sources=$(cd src && ls *.c | sed 's/\./\\./' | paste -sd'|')
+# the file names of our sources, src/kinds/ included (frames name the file)
+sources=$(cd src && ls *.c kinds/*.c | sed 's|.*/||; s/\./\\./' | paste -sd'|')
 ours=$(OURS="loyalty\\.so|\\(($sources):" awk '
 	BEGIN { ours = ENVIRON["OURS"] }
 	/^==[0-9]+== [A-Z]/ { block = $0; next }
