@@ -134,7 +134,9 @@ typedef struct BenefitOps
 	/*
 	 * On a receipt (search.h): fill the candidate's disc, fpoints and lineval
 	 * per line as it gives them on its own, and return the most it can add to
-	 * any combination, scaled.
+	 * any combination, scaled, beyond its lines' worth: a line benefit
+	 * returns 0 and the search adds up its lineval (its disc, scaled, where
+	 * it leaves lineval 0).
 	 */
 	int64		(*prepare) (const struct SProblem *p, struct SPromo *c);
 
