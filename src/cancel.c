@@ -175,15 +175,11 @@ loyalty_cancel(PG_FUNCTION_ARGS)
 	LoadProgram(code, &program);
 	ReceiptShortfallRules(program.id, &policy, &exponent);
 
-	/* the receipt's id, locked: a refund or cancel of it in progress is waited for */
-	committed_at = ReceiptKeyLock(program.id, rid, code);
+	/* the receipt's id locked (a refund or cancel of it in progress is waited for), and its row */
+	committed_at = ReceiptLockRow(program.id, rid, code, &receipt_query);
 	{
-		Datum		values[3] = {Int64GetDatum(program.id), CStringGetTextDatum(rid), committed_at};
 		Datum		c;
 
-		RunKept(&receipt_query, values, NULL, 1);
-		if (SPI_processed != 1)
-			elog(ERROR, "receipt \"%s\" has its key but no row", rid);
 		status = TextDatumGetCString(Col(0, 1, &isnull));
 		if (strcmp(status, "cancelled") == 0)
 		{

@@ -633,12 +633,15 @@ ReceiptShortfallRules(int64 program_id, char **policy, int *exponent)
 
 /*
  * The receipt's id locked (a refund or cancel of it in progress is waited
- * for): its committed_at, or no_data_found if it was not committed
+ * for), or no_data_found if it was not committed; then its row read by
+ * row_query ($1 the programme, $2 the receipt id, $3 its committed_at),
+ * left in SPI_tuptable.  Returns committed_at.
  */
 Datum
-ReceiptKeyLock(int64 program_id, const char *receipt, const char *program_code)
+ReceiptLockRow(int64 program_id, const char *receipt, const char *program_code,
+			   KeptQuery *row_query)
 {
-	Datum		values[2] = {Int64GetDatum(program_id), CStringGetTextDatum(receipt)};
+	Datum		values[3] = {Int64GetDatum(program_id), CStringGetTextDatum(receipt), (Datum) 0};
 	bool		isnull;
 
 	RunKept(&key_query, values, NULL, 1);
@@ -646,7 +649,11 @@ ReceiptKeyLock(int64 program_id, const char *receipt, const char *program_code)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("receipt \"%s\" of programme \"%s\" was not committed", receipt, program_code)));
-	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	values[2] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	RunKept(row_query, values, NULL, 1);
+	if (SPI_processed != 1)
+		elog(ERROR, "receipt \"%s\" has its key but no row", receipt);
+	return values[2];
 }
 
 /* What points (minor units of a currency) are worth in minor units of money, rounded up */

@@ -506,15 +506,11 @@ loyalty_refund(PG_FUNCTION_ARGS)
 				 errmsg("lines must be a non-empty JSON array of {\"line\": n, \"qty\": q}")));
 	ReceiptShortfallRules(program.id, &policy, &exponent);
 
-	/* the receipt's id, locked: a refund or cancel of it in progress is waited for */
-	committed_at = ReceiptKeyLock(program.id, rid, code);
+	/* the receipt's id locked (a refund or cancel of it in progress is waited for), and its row */
+	committed_at = ReceiptLockRow(program.id, rid, code, &receipt_query);
 	{
-		Datum		values[3] = {Int64GetDatum(program.id), CStringGetTextDatum(rid), committed_at};
 		Datum		c;
 
-		RunKept(&receipt_query, values, NULL, 1);
-		if (SPI_processed != 1)
-			elog(ERROR, "receipt \"%s\" has its key but no row", rid);
 		status = TextDatumGetCString(Col(1, &isnull));
 		c = Col(2, &isnull);
 		customer = isnull ? 0 : DatumGetInt64(c);

@@ -1039,25 +1039,13 @@ done:
  * Decided here, not searched.
  */
 static bool
-EarnerGives(const SProblem *p, const SPromo *c)
+EarnerGives(const SProblem *p, const SPromo *c, const int64 *full, int64 *weight)
 {
-	int64	   *full;
-	int64	   *weight;
-	bool		gives;
-
 	if (c->role == ROLE_GIFT)
 		return true;
 	if (!p->can_earn)
 		return false;
-	/* on the full amounts of the lines */
-	full = palloc(sizeof(int64) * Max(p->nlines, 1));
-	weight = palloc(sizeof(int64) * Max(p->nlines, 1));
-	for (int i = 0; i < p->nlines; i++)
-		full[i] = p->lines[i].amount;
-	gives = c->ops->earn(p, c, full, weight) > 0;
-	pfree(full);
-	pfree(weight);
-	return gives;
+	return c->ops->earn(p, c, full, weight) > 0;
 }
 
 static void
@@ -1065,12 +1053,21 @@ DecideEarnerGroups(SProblem *p)
 {
 	int		   *winner = palloc(sizeof(int) * Max(p->ngroups, 1));
 	bool	   *only = palloc(sizeof(bool) * Max(p->ngroups, 1));
+	bool	   *gives = palloc0(sizeof(bool) * Max(p->npromos, 1));
+	int64	   *full = palloc(sizeof(int64) * Max(p->nlines, 1));
+	int64	   *weight = palloc(sizeof(int64) * Max(p->nlines, 1));
 
 	for (int g = 0; g < p->ngroups; g++)
 	{
 		winner[g] = -1;
 		only[g] = true;
 	}
+	/* whether each earner of a receipt group gives anything, on the full amounts */
+	for (int i = 0; i < p->nlines; i++)
+		full[i] = p->lines[i].amount;
+	for (int k = 0; k < p->npromos; k++)
+		if (p->promos[k].receipt_group >= 0 && BenefitRoleOnlyAdds(p->promos[k].role))
+			gives[k] = EarnerGives(p, &p->promos[k], full, weight);
 	for (int k = 0; k < p->npromos; k++)
 	{
 		const SPromo *c = &p->promos[k];
@@ -1081,8 +1078,7 @@ DecideEarnerGroups(SProblem *p)
 		if (c->exclusive || !BenefitRoleOnlyAdds(c->role))
 			only[g] = false;
 		else if (winner[g] < 0 || c->ub > p->promos[winner[g]].ub ||
-				 (c->ub == p->promos[winner[g]].ub && EarnerGives(p, c) &&
-				  !EarnerGives(p, &p->promos[winner[g]])))
+				 (c->ub == p->promos[winner[g]].ub && gives[k] && !gives[winner[g]]))
 			winner[g] = k;
 	}
 	for (int k = 0; k < p->npromos; k++)
@@ -1092,13 +1088,16 @@ DecideEarnerGroups(SProblem *p)
 
 		if (g < 0 || !only[g])
 			continue;
-		if (k == winner[g] && EarnerGives(p, c))
+		if (k == winner[g] && gives[k])
 			c->fixed = true;
 		else
 			c->decided_out = true;
 	}
 	pfree(winner);
 	pfree(only);
+	pfree(gives);
+	pfree(full);
+	pfree(weight);
 }
 
 /*

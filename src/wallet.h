@@ -174,7 +174,9 @@ typedef struct ReceiptEntry
 	int64		version;
 } ReceiptEntry;
 extern void ReceiptShortfallRules(int64 program_id, char **policy, int *exponent);
-extern Datum ReceiptKeyLock(int64 program_id, const char *receipt, const char *program_code);
+struct KeptQuery;
+extern Datum ReceiptLockRow(int64 program_id, const char *receipt, const char *program_code,
+						    struct KeptQuery *row_query);
 extern int64 ReceiptPointsMoney(int64 program_id, const char *currency, int64 points);
 extern Jsonb *ReceiptResult(Jsonb *payload, const ReceiptEntry *entries, int n);
 
