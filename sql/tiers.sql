@@ -148,4 +148,28 @@ SELECT state, message FROM pg_temp.err($$INSERT INTO loyalty.segment (program_id
 SELECT * FROM pg_temp.err($$SELECT loyalty.refresh_segments(interval '0')$$);
 SELECT * FROM pg_temp.err($$SELECT loyalty.refresh_segments(force => NULL)$$);
 
+-- 9. The tiers live in the programme's compiled catalogue, which commit
+-- reads: a change of them bumps the catalogue generation, and the next
+-- commit in this backend decides with the tiers as they are now.  A
+-- customer in the highest tier stays there; a tier added above them lifts
+-- them at the receipt that reaches it, not before.
+SELECT loyalty.catalog_generation() AS g0 \gset
+UPDATE loyalty.tier SET min_spend = NULL, min_receipts = NULL WHERE code = 'gold';
+SELECT loyalty.catalog_generation() > :g0 AS bumped;
+SELECT pg_temp.buy('A4', '10000001', 1) -> 'totals' -> 'to_pay' AS paid;
+SELECT tier FROM loyalty.customer WHERE id = :anna;
+SELECT count(*) AS changes FROM loyalty.tier_change WHERE customer_id = :anna \gset
+SELECT pg_temp.buy('A5', '10000001', 1) -> 'totals' -> 'to_pay' AS paid;
+SELECT count(*) - :changes AS new_changes FROM loyalty.tier_change WHERE customer_id = :anna;
+SELECT receipts FROM loyalty.customer_stats(1, :anna, now() - interval '1 year');
+-- platinum at 7 receipts: the fifth leaves anna in gold; at 6, the sixth
+-- lifts her (it would not have under 7)
+INSERT INTO loyalty.tier (program_id, code, name, rank, min_receipts) VALUES (1, 'platinum', 'Platinum', 3, 7);
+SELECT pg_temp.buy('A6', '10000001', 1) -> 'totals' -> 'to_pay' AS paid;
+SELECT tier FROM loyalty.customer WHERE id = :anna;
+UPDATE loyalty.tier SET min_receipts = 6 WHERE code = 'platinum';
+SELECT pg_temp.buy('A7', '10000001', 1) -> 'totals' -> 'to_pay' AS paid;
+SELECT tier FROM loyalty.customer WHERE id = :anna;
+SELECT * FROM pg_temp.tiers() WHERE customer = :anna AND reason = 'qualified' AND to_tier IN ('gold', 'platinum');
+
 DROP EXTENSION loyalty CASCADE;

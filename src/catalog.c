@@ -249,6 +249,25 @@ code_key_cmp(const void *a, const void *b, void *arg)
 	" FROM loyalty.promotion"
 
 /*
+ * Whether a change of loyalty.tier bumps the generation (its trigger came
+ * with 0.17): until ALTER EXTENSION UPDATE, the library reads the tiers at
+ * each commit instead of keeping them
+ */
+static bool
+TiersKept(void)
+{
+	static SPIPlanPtr plan = NULL;
+
+	if (plan == NULL)
+		plan = PrepareKept("SELECT 1 FROM pg_catalog.pg_trigger"
+						   " WHERE tgrelid OPERATOR(pg_catalog.=) 'loyalty.tier'::pg_catalog.regclass"
+						   "   AND tgname OPERATOR(pg_catalog.=) 'tier_catalog_changed'", 0, NULL);
+	if (SPI_execute_plan(plan, NULL, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_trigger");
+	return SPI_processed > 0;
+}
+
+/*
  * Read the programme, its currencies and its promotions: the active ones, or
  * those of ids (an int8[]) whatever their status
  */
@@ -276,7 +295,7 @@ LoadCatalog(Catalog *cat, const char *code, Datum ids)
 			" accrual_rate_bp, max_discount_bp, max_points_bp,"
 			" (min_line_price OPERATOR(pg_catalog.*) pg_catalog.power(10::numeric, money_exponent))::int8,"
 			" (discount_step OPERATOR(pg_catalog.*) pg_catalog.power(10::numeric, money_exponent))::int8,"
-			" (earn_weight OPERATOR(pg_catalog.*) 10000)::int4, points_excluded"
+			" (earn_weight OPERATOR(pg_catalog.*) 10000)::int4, points_excluded, accrual_delay"
 			" FROM loyalty.program WHERE code OPERATOR(pg_catalog.=) $1", 1, types);
 	}
 	if (currency_plan == NULL)
@@ -341,6 +360,16 @@ LoadCatalog(Catalog *cat, const char *code, Datum ids)
 		cat->earn_weight_bp = GetInt32(t, desc, 11, 10000);
 		cat->dict = loyalty_cond_dict_create();
 		cat->points_excluded = GetCondition(cat, t, desc, 12);
+		{
+			bool		isnull;
+			Datum		delay = SPI_getbinval(t, desc, 13, &isnull);
+
+			if (!isnull)
+				cat->accrual_delay = *DatumGetIntervalP(delay);
+		}
+
+		TiersRead(cat->program_id, true, &cat->tiers);
+		cat->tiers_kept = TiersKept();
 
 		arg = Int64GetDatum(cat->program_id);
 		if (SPI_execute_snapshot(currency_plan, &arg, NULL, GetLatestSnapshot(), InvalidSnapshot,

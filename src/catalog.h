@@ -16,6 +16,7 @@
 #include "benefit.h"
 #include "condition.h"
 #include "program.h"
+#include "tiers.h"
 
 typedef enum Audience
 {
@@ -112,6 +113,11 @@ typedef struct Catalog
 	int64		min_line_price;
 	int64		discount_step;
 	int32		earn_weight_bp;
+	Interval	accrual_delay;	/* how long earned points wait in the queue */
+	Tiers		tiers;			/* its tiers, highest first */
+	bool		tiers_kept;		/* a change of the tiers bumps the generation
+								 * (the schema is 0.17's or later): tiers may
+								 * be used; otherwise read them afresh */
 	CondProgram *points_excluded;	/* NULL: points pay any line */
 	int			ncurrencies;
 	CatCurrency *currencies;

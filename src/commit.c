@@ -47,10 +47,6 @@ PG_FUNCTION_INFO_V1(loyalty_answer_changes);
 
 #define MAX_RECEIPT_ID 128
 
-static KeptQuery delay_query = {
-	"SELECT accrual_delay FROM loyalty.program WHERE id OPERATOR(pg_catalog.=) $1",
-	1, {INT8OID}, NULL
-};
 static KeptQuery key_query = {
 	"INSERT INTO loyalty.receipt_key (program_id, receipt_id, committed_at, digest)"
 	" VALUES ($1, $2, pg_catalog.now(), $3) ON CONFLICT DO NOTHING",
@@ -969,7 +965,6 @@ loyalty_commit(PG_FUNCTION_ARGS)
 	Commit		k;
 	bytea	   *digest;
 	bool		isnull;
-	Interval   *delay;
 	int64		customer = 0;
 	Jsonb	   *answer;
 	int		   *by_code;
@@ -1006,7 +1001,13 @@ loyalty_commit(PG_FUNCTION_ARGS)
 	memset(&k, 0, sizeof(k));
 	k.doc = doc;
 	SPI_connect();
-	LoadProgram(pcode, &program);
+	/* the programme's compiled catalogue, which the calculation below reads too */
+	{
+		Catalog    *cat = CatalogGet(pcode);
+
+		RequireProgram(cat->program_id, "programme \"%s\"", pcode);
+		program = cat->program;
+	}
 	k.program_id = program.id;
 	if (!getKeyJsonValueFromContainer(&doc->root, "receipt_id", 10, &v) || v.type != jbvString ||
 		v.val.string.len == 0 ||
@@ -1036,22 +1037,6 @@ loyalty_commit(PG_FUNCTION_ARGS)
 			PG_RETURN_JSONB_P(result);
 		}
 	}
-	{
-		Datum		values[1] = {Int64GetDatum(k.program_id)};
-
-		RunKept(&delay_query, values, NULL, 1);
-		delay = DatumGetIntervalP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		if (isnull)
-			delay = Days(0);
-		else
-		{
-			Interval   *copy = palloc(sizeof(Interval));
-
-			memcpy(copy, delay, sizeof(Interval));
-			delay = copy;
-		}
-	}
-
 	/*
 	 * Lock the customer's wallets, then calculate with what they hold now:
 	 * the calculation reads with a snapshot taken after the locks, so that
@@ -1081,7 +1066,7 @@ loyalty_commit(PG_FUNCTION_ARGS)
 	UsePromotions(&k);
 	SpendPoints(&k, by_code);
 	PlanAccruals(&k, by_code);
-	accrual = Accrue(&k, delay, &release_at);
+	accrual = Accrue(&k, &k.cat->accrual_delay, &release_at);
 
 	/* the answer already rendered, with what the commit did */
 	JbBeginObject(&jb, NULL);
@@ -1151,7 +1136,13 @@ loyalty_commit(PG_FUNCTION_ARGS)
 	}
 	AppendEvent(&k, store, accrual, release_at != 0, release_at);
 	if (k.customer)
-		TierLift(k.program_id, k.customer, k.rid);
+	{
+		Tiers		fresh;
+
+		if (!k.cat->tiers_kept)
+			TiersRead(k.program_id, false, &fresh);
+		TierLift(k.cat->tiers_kept ? &k.cat->tiers : &fresh, k.program_id, k.customer, k.rid);
+	}
 	if (!lines_in_row)
 		InsertLines_0_14(&k);
 

@@ -229,7 +229,7 @@ INSERT INTO @extschema@.catalog_generation
 VALUES (true, pg_catalog.nextval('@extschema@.catalog_generation_seq'), pg_catalog.now());
 COMMENT ON TABLE @extschema@.catalog_generation IS 'one row: the generation of the compiled promotion catalogue';
 COMMENT ON COLUMN @extschema@.catalog_generation.singleton IS 'always true: the table holds one row';
-COMMENT ON COLUMN @extschema@.catalog_generation.generation IS '1 when the extension is created; then the next value of the sequence loyalty.catalog_generation_seq for every statement that changed promotion, program or currency';
+COMMENT ON COLUMN @extschema@.catalog_generation.generation IS '1 when the extension is created; then the next value of the sequence loyalty.catalog_generation_seq for every statement that changed promotion, program, currency or tier';
 COMMENT ON COLUMN @extschema@.catalog_generation.changed_at IS 'now() of the last bump, or of the creation of the extension';
 
 CREATE FUNCTION @extschema@.catalog_changed()

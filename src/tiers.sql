@@ -34,6 +34,10 @@ COMMENT ON COLUMN @extschema@.tier.created_at IS 'when the tier was created';
 ALTER TABLE @extschema@.tier ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant ON @extschema@.tier USING (@extschema@.program_open(program_id));
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.tier', '');
+-- the compiled catalogue keeps the tiers (a commit decides its lift on them)
+CREATE TRIGGER tier_catalog_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.tier
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.catalog_changed();
 
 CREATE TABLE @extschema@.tier_change (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -185,5 +185,19 @@ else
 	notok "receipts committed at $penult are returned line by line and cancelled at $current, their points back where they were"
 fi
 
+# --- a tier changed before the last update, and after it ----------------------
+db=loyalty_upgrade_tiers
+if fresh_db "$db" && psql_in "$db" -c "CREATE EXTENSION loyalty VERSION '$oldest'" > /dev/null &&
+	psql_in "$db" -c "ALTER EXTENSION loyalty UPDATE TO '$penult'" > /dev/null &&
+	psql_in "$db" -Atv updated=false -f test/upgrade/tiers.sql > "$OUT/tiers.txt" 2>&1 &&
+	psql_in "$db" -c "ALTER EXTENSION loyalty UPDATE TO '$current'" > /dev/null &&
+	psql_in "$db" -Atv updated=true -f test/upgrade/tiers.sql >> "$OUT/tiers.txt" 2>&1 &&
+	[ "$(tr -d '\n' < "$OUT/tiers.txt")" = "tt" ]; then
+	ok "a tier changed at $penult and one added at $current each lift the customer at the next commit"
+else
+	cat "$OUT/tiers.txt" 2>/dev/null
+	notok "a tier changed at $penult and one added at $current each lift the customer at the next commit"
+fi
+
 echo "upgrade walked $walked versions: $oldest to $current"
 exit $bad
