@@ -619,6 +619,24 @@ CatalogOf(const char *program_code, ArrayType *ids)
 }
 
 /*
+ * The programme's tiers as a commit decides its lift on them: those kept,
+ * or, while the schema does not bump the generation when they change (a
+ * 0.17 library before ALTER EXTENSION UPDATE), read afresh in the current
+ * memory context.  The caller is connected to SPI.
+ */
+const Tiers *
+CatalogTiers(const Catalog *cat)
+{
+	Tiers	   *fresh;
+
+	if (cat->tiers_kept)
+		return &cat->tiers;
+	fresh = palloc(sizeof(Tiers));
+	TiersRead(cat->program_id, false, fresh);
+	return fresh;
+}
+
+/*
  * A condition text compiled over the catalogue's dictionary, kept with it;
  * NULL for a text that is not a condition (a lot's restriction may be a
  * label), which is kept too.  The text is parsed in a context of its own

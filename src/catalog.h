@@ -114,10 +114,9 @@ typedef struct Catalog
 	int64		discount_step;
 	int32		earn_weight_bp;
 	Interval	accrual_delay;	/* how long earned points wait in the queue */
-	Tiers		tiers;			/* its tiers, highest first */
+	Tiers		tiers;			/* its tiers, highest first: CatalogTiers */
 	bool		tiers_kept;		/* a change of the tiers bumps the generation
-								 * (the schema is 0.17's or later): tiers may
-								 * be used; otherwise read them afresh */
+								 * (the schema is 0.17's or later) */
 	CondProgram *points_excluded;	/* NULL: points pay any line */
 	int			ncurrencies;
 	CatCurrency *currencies;
@@ -145,6 +144,7 @@ extern Catalog *CatalogGet(const char *program_code);
 extern Catalog *CatalogOf(const char *program_code, ArrayType *ids);
 extern CondProgram *CatalogCondition(Catalog *cat, const char *text);
 extern int	CatalogPromoIndex(const Catalog *cat, int64 id);
+extern const Tiers *CatalogTiers(const Catalog *cat);
 extern bool IsReadError(int sqlerrcode);
 extern void loyalty_catalog_init(void);
 

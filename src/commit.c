@@ -1162,13 +1162,7 @@ loyalty_commit(PG_FUNCTION_ARGS)
 	}
 	AppendEvent(&k, store, accrual, release_at != 0, release_at);
 	if (k.customer)
-	{
-		Tiers		fresh;
-
-		if (!k.cat->tiers_kept)
-			TiersRead(k.program_id, false, &fresh);
-		TierLift(k.cat->tiers_kept ? &k.cat->tiers : &fresh, k.program_id, k.customer, k.rid);
-	}
+		TierLift(CatalogTiers(k.cat), k.program_id, k.customer, k.rid);
 	if (!lines_in_row)
 		InsertLines_0_14(&k);
 
