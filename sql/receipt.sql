@@ -61,7 +61,14 @@ SELECT loyalty.commit(:'r1', :'seen') AS done \gset
 SELECT :'done'::jsonb -> 'totals' AS totals;
 SELECT jsonb_pretty((:'done'::jsonb -> 'commit') - 'committed_at') AS commit;
 SELECT loyalty.answer_changes(:'seen', :'done') AS same_as_seen;
+-- Commit's entries carry no idempotency key (the receipt id is what makes
+-- commit idempotent): the receipt names them by wallet and version, and
+-- its accruals, released at once, name no key.
 SELECT * FROM pg_temp.entries(:anna);
+SELECT entry_currency, entry_version,
+       (SELECT array_agg(a ->> 'key') FROM jsonb_array_elements(accruals) a) AS accrual_keys
+  FROM loyalty.receipt WHERE receipt_id = 'R1';
+SELECT count(*) AS keyed_entries FROM loyalty.ledger WHERE receipt_id = 'R1' AND idempotency_key IS NOT NULL;
 SELECT customer_id, status, amount, discount, points_money, to_pay, points_spent, points_earned,
        coupons, counters, offers, actor = session_user AS by_me
   FROM loyalty.receipt;
@@ -158,6 +165,8 @@ SELECT job, backlog FROM loyalty.job_health WHERE job = 'loyalty.release_accrual
 SELECT loyalty.release_accruals() AS released;
 SELECT loyalty.release_accruals() AS released_again;
 SELECT * FROM pg_temp.entries(:vera);
+-- the release's entry carries the accrual's key; the receipt named no entry
+SELECT entry_version, accruals -> 0 ->> 'key' AS key FROM loyalty.receipt WHERE receipt_id = 'L1';
 SELECT balance FROM loyalty.balance(:vera);
 -- cancelling L1 now takes the released accrual back
 SELECT loyalty.cancel('late', 'L1') -> 'ledger' AS ledger;

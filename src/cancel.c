@@ -32,7 +32,16 @@
 PG_FUNCTION_INFO_V1(loyalty_cancel);
 
 static KeptQuery receipt_query = {
-	"SELECT status, cancel_result, customer_id, points_spent, accruals, coupons, offers, counters"
+	"SELECT status, cancel_result, customer_id, points_spent, accruals, coupons, offers, counters,"
+	"       entry_currency, entry_version"
+	"  FROM loyalty.receipt t"
+	" WHERE t.program_id = $1 AND t.receipt_id = $2 AND t.committed_at = $3",
+	3, {INT8OID, TEXTOID, TIMESTAMPTZOID}, NULL
+};
+/* the schema before 0.18: commit's entries are found by their keys alone */
+static KeptQuery receipt_query_0_17 = {
+	"SELECT status, cancel_result, customer_id, points_spent, accruals, coupons, offers, counters,"
+	"       '{}'::text[], '{}'::int8[]"
 	"  FROM loyalty.receipt t"
 	" WHERE t.program_id = $1 AND t.receipt_id = $2 AND t.committed_at = $3",
 	3, {INT8OID, TEXTOID, TIMESTAMPTZOID}, NULL
@@ -43,23 +52,42 @@ static KeptQuery dequeue_query = {
 	" SELECT COALESCE(pg_catalog.array_agg(g.idempotency_key), '{}') FROM gone g",
 	2, {INT8OID, TEXTOID}, NULL
 };
-/* the redemption of each currency the receipt spent, by its key */
+/*
+ * The redemption of each currency the receipt spent: among the entries the
+ * receipt names ($4, $5: currency and version in the wallets of customer
+ * $6), or by its key (receipts committed before 0.18)
+ */
 static KeptQuery spent_query = {
+	"SELECT l.currency, l.lot_ids, l.lot_amounts"
+	"  FROM ROWS FROM (pg_catalog.unnest($4::text[]), pg_catalog.unnest($5::int8[])) w (currency, version)"
+	"  JOIN loyalty.ledger l ON l.customer_id = $6 AND l.currency = w.currency"
+	"   AND l.version = w.version"
+	" WHERE l.operation = 'redeem'"
+	" UNION ALL "
 	"SELECT l.currency, l.lot_ids, l.lot_amounts"
 	"  FROM pg_catalog.jsonb_object_keys($2) c (currency)"
 	"  JOIN loyalty.ledger l ON l.program_id = $1"
 	"   AND l.idempotency_key = ('loyalty:redeem:' || $3 || ':' || c.currency)"
-	" ORDER BY l.currency",
-	3, {INT8OID, JSONBOID, TEXTOID}, NULL
+	" ORDER BY 1",
+	6, {INT8OID, JSONBOID, TEXTOID, TEXTARRAYOID, INT8ARRAYOID, INT8OID}, NULL
 };
-/* the accruals released, by their keys (those dequeued are not) */
+/*
+ * The accruals released: at commit (among the entries the receipt names),
+ * or from the queue, by their keys (those dequeued just now are not)
+ */
 static KeptQuery released_query = {
+	"SELECT l.currency, l.lot_id, l.amount"
+	"  FROM ROWS FROM (pg_catalog.unnest($4::text[]), pg_catalog.unnest($5::int8[])) w (currency, version)"
+	"  JOIN loyalty.ledger l ON l.customer_id = $6 AND l.currency = w.currency"
+	"   AND l.version = w.version"
+	" WHERE l.operation = 'accrue'"
+	" UNION ALL "
 	"SELECT l.currency, l.lot_id, l.amount"
 	"  FROM pg_catalog.jsonb_array_elements($2) a"
 	"  JOIN loyalty.ledger l ON l.program_id = $1 AND l.idempotency_key = (a ->> 'key')"
 	" WHERE (a ->> 'key') <> ALL ($3)"
-	" ORDER BY l.currency, l.lot_id",
-	3, {INT8OID, JSONBOID, TEXTARRAYOID}, NULL
+	" ORDER BY 1, 2",
+	6, {INT8OID, JSONBOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8OID}, NULL
 };
 static KeptQuery coupons_query = {
 	"UPDATE loyalty.coupon o"
@@ -153,6 +181,8 @@ loyalty_cancel(PG_FUNCTION_ARGS)
 	Jsonb	   *counters;
 	Datum		queued;
 	int			ndequeued;
+	Datum		entry_currency;
+	Datum		entry_version;
 	ReceiptEntry *entries = NULL;
 	int			nentries = 0;
 	Owed	   *owed = NULL;
@@ -176,7 +206,8 @@ loyalty_cancel(PG_FUNCTION_ARGS)
 	ReceiptShortfallRules(program.id, &policy, &exponent);
 
 	/* the receipt's id locked (a refund or cancel of it in progress is waited for), and its row */
-	committed_at = ReceiptLockRow(program.id, rid, code, &receipt_query);
+	committed_at = ReceiptLockRow(program.id, rid, code,
+								  ReceiptNamesEntries() ? &receipt_query : &receipt_query_0_17);
 	{
 		Datum		c;
 
@@ -207,6 +238,8 @@ loyalty_cancel(PG_FUNCTION_ARGS)
 		coupons = SPI_datumTransfer(Col(0, 6, &isnull), false, -1);
 		offers = SPI_datumTransfer(Col(0, 7, &isnull), false, -1);
 		counters = DatumGetJsonbPCopy(Col(0, 8, &isnull));
+		entry_currency = SPI_datumTransfer(Col(0, 9, &isnull), false, -1);
+		entry_version = SPI_datumTransfer(Col(0, 10, &isnull), false, -1);
 	}
 
 	/*
@@ -226,15 +259,15 @@ loyalty_cancel(PG_FUNCTION_ARGS)
 
 	/* points spent go back to the lots that paid */
 	{
-		Datum		values[3] = {Int64GetDatum(program.id), JsonbPGetDatum(points_spent),
-		CStringGetTextDatum(rid)};
+		Datum		values[6] = {Int64GetDatum(program.id), JsonbPGetDatum(points_spent),
+			CStringGetTextDatum(rid), entry_currency, entry_version, Int64GetDatum(customer)};
 		int			n;
 		char	  **currency;
 		int64	  **ids;
 		int64	  **amounts;
 		int		   *nlots;
 
-		RunKept(&spent_query, values, NULL, 0);
+		RunKept(&spent_query, values, customer ? NULL : "     n", 0);
 		n = (int) SPI_processed;
 		currency = palloc(sizeof(char *) * Max(n, 1));
 		ids = palloc(sizeof(int64 *) * Max(n, 1));
@@ -262,14 +295,15 @@ loyalty_cancel(PG_FUNCTION_ARGS)
 
 	/* accruals already released are taken back */
 	{
-		Datum		values[3] = {Int64GetDatum(program.id), JsonbPGetDatum(accruals), queued};
+		Datum		values[6] = {Int64GetDatum(program.id), JsonbPGetDatum(accruals), queued,
+			entry_currency, entry_version, Int64GetDatum(customer)};
 		int			n;
 		char	  **currency;
 		int64	   *lot;
 		int64	   *amount;
 		const char *shortfall = strcmp(policy, "debt") == 0 ? "debt" : "forgive";
 
-		RunKept(&released_query, values, NULL, 0);
+		RunKept(&released_query, values, customer ? NULL : "     n", 0);
 		n = (int) SPI_processed;
 		currency = palloc(sizeof(char *) * Max(n, 1));
 		lot = palloc(sizeof(int64) * Max(n, 1));

@@ -124,27 +124,40 @@ static KeptQuery queue_query = {
 	10, {INT8OID, TEXTOID, INT8OID, TEXTOID, INT8OID, TEXTOID, INTERVALOID, TEXTOID, TEXTOID,
 	TIMESTAMPTZOID}, NULL
 };
+/*
+ * The receipt row: its columns and arguments since 0.15 (the lines in
+ * typed arrays), to which 0.18 adds the entries commit wrote
+ */
+#define RECEIPT_COLUMNS \
+	"INSERT INTO loyalty.receipt (program_id, receipt_id, committed_at, customer_id, at, store," \
+	"                             amount, discount, points_money, to_pay, points_spent, points_earned," \
+	"                             accruals, coupons, counters, offers, answer, actor, document," \
+	"                             line_no, line_sku, line_qty, line_price, line_amount, line_discount," \
+	"                             line_points_money, line_to_pay, line_refunded_qty," \
+	"                             discount_line, discount_promotion, discount_amount," \
+	"                             paid_line, paid_lot, paid_currency, paid_points, paid_money," \
+	"                             earned_line, earned_currency, earned_base, earned_points," \
+	"                             earned_by_entry, earned_by_promotion, earned_by_points"
+#define RECEIPT_VALUES \
+	" VALUES ($1, $2, pg_catalog.now(), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15," \
+	"         $16, loyalty.actor(), $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29," \
+	"         $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40, $41"
+#define RECEIPT_TYPES \
+	INT8OID, TEXTOID, INT8OID, TIMESTAMPTZOID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID, \
+	JSONBOID, JSONBOID, JSONBOID, TEXTARRAYOID, JSONBOID, INT8ARRAYOID, JSONBOID, JSONBOID, \
+	INT4ARRAYOID, TEXTARRAYOID, 1231 /* numeric[] */, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, \
+	INT8ARRAYOID, INT8ARRAYOID, 1231, INT4ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, \
+	INT4ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, \
+	INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, \
+	INT4ARRAYOID, INT8ARRAYOID, INT8ARRAYOID
 static KeptQuery receipt_query = {
-	"INSERT INTO loyalty.receipt (program_id, receipt_id, committed_at, customer_id, at, store,"
-	"                             amount, discount, points_money, to_pay, points_spent, points_earned,"
-	"                             accruals, coupons, counters, offers, answer, actor, document,"
-	"                             line_no, line_sku, line_qty, line_price, line_amount, line_discount,"
-	"                             line_points_money, line_to_pay, line_refunded_qty,"
-	"                             discount_line, discount_promotion, discount_amount,"
-	"                             paid_line, paid_lot, paid_currency, paid_points, paid_money,"
-	"                             earned_line, earned_currency, earned_base, earned_points,"
-	"                             earned_by_entry, earned_by_promotion, earned_by_points)"
-	" VALUES ($1, $2, pg_catalog.now(), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
-	"         $16, loyalty.actor(), $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29,"
-	"         $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40, $41)",
-	41, {INT8OID, TEXTOID, INT8OID, TIMESTAMPTZOID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID,
-		JSONBOID, JSONBOID, JSONBOID, TEXTARRAYOID, JSONBOID, INT8ARRAYOID, JSONBOID, JSONBOID,
-		INT4ARRAYOID, TEXTARRAYOID, 1231 /* numeric[] */, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
-		INT8ARRAYOID, INT8ARRAYOID, 1231, INT4ARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
-		INT4ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
-		INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
-	INT4ARRAYOID, INT8ARRAYOID, INT8ARRAYOID},
-	NULL
+	RECEIPT_COLUMNS ", entry_currency, entry_version)" RECEIPT_VALUES ", $42, $43)",
+	43, {RECEIPT_TYPES, TEXTARRAYOID, INT8ARRAYOID}, NULL
+};
+/* The schema of 0.15 to 0.17 (no entry_ arrays: commit's entries carry keys) */
+static KeptQuery receipt_query_0_17 = {
+	RECEIPT_COLUMNS ")" RECEIPT_VALUES ")",
+	41, {RECEIPT_TYPES}, NULL
 };
 
 /*
@@ -218,6 +231,8 @@ typedef struct Commit
 	Accrual    *accruals;
 	int			nwritten;
 	Written    *written;
+	bool		keyed;			/* the schema predates 0.18: entries carry keys */
+	bool		queued;			/* the accruals went to the queue */
 } Commit;
 
 static Datum
@@ -541,7 +556,8 @@ SpendPoints(Commit *k, const int *by_code)
 			continue;
 		EntryResultInit(&result, NULL);
 		ReceiptSpendLots(k->customer, code, n, ids, amounts, k->rid,
-						 psprintf("loyalty:redeem:%s:%s", k->rid, code), &result);
+						 k->keyed ? psprintf("loyalty:redeem:%s:%s", k->rid, code) : NULL,
+						 &result);
 		for (int i = 0; i < n; i++)
 			k->spent[cur] += amounts[i];
 		Wrote(k, code, "redeem", -k->spent[cur], result.version);
@@ -648,6 +664,7 @@ Accrue(Commit *k, Interval *delay, TimestampTz *release_at)
 			nulls[7] = x->restriction ? ' ' : 'n';
 			Run(&queue_query, values, nulls);
 		}
+		k->queued = true;
 		return "queued";
 	}
 	for (int a = 0; a < k->naccruals; a++)
@@ -666,8 +683,8 @@ Accrue(Commit *k, Interval *delay, TimestampTz *release_at)
 		lot.kind = x->kind;
 		lot.restriction = x->restriction;
 		EntryResultInit(&result, NULL);
-		LedgerAccrue(k->customer, cat->currencies[x->currency].code, &lot, k->rid, x->key, NULL,
-					 &result);
+		LedgerAccrue(k->customer, cat->currencies[x->currency].code, &lot, k->rid,
+					 k->keyed ? x->key : NULL, NULL, &result);
 		Wrote(k, cat->currencies[x->currency].code, "accrue", x->amount, result.version);
 	}
 	return "released";
@@ -707,7 +724,10 @@ AccrualsJsonb(Commit *k)
 		Accrual    *x = &k->accruals[a];
 
 		JbBeginObject(&jb, NULL);
-		JbText(&jb, "key", x->key);
+		if (k->queued || k->keyed)
+			JbText(&jb, "key", x->key);
+		else
+			JbNull(&jb, "key");
 		JbText(&jb, "currency", k->cat->currencies[x->currency].code);
 		JbInt(&jb, "amount", x->amount);
 		JbText(&jb, "kind", x->kind);
@@ -1083,6 +1103,16 @@ loyalty_commit(PG_FUNCTION_ARGS)
 	k.spent = palloc0(sizeof(int64) * Max(k.cat->ncurrencies, 1));
 	k.earned = palloc0(sizeof(int64) * Max(k.cat->ncurrencies, 1));
 	k.written = palloc(sizeof(Written) * (2 * k.cat->ncurrencies + k.plan->nbonus + 1));
+	/*
+	 * The schema the receipt goes into: its lines in the row since 0.15,
+	 * commit's ledger entries named there (and carrying no keys) since 0.18
+	 */
+	{
+		Oid			receipt = get_relname_relid("receipt", get_namespace_oid("loyalty", false));
+
+		lines_in_row = get_attnum(receipt, "line_no") != InvalidAttrNumber;
+		k.keyed = !ReceiptNamesEntries();
+	}
 	UseCoupons(&k);
 	UsePromotions(&k);
 	SpendPoints(&k, by_code);
@@ -1123,12 +1153,9 @@ loyalty_commit(PG_FUNCTION_ARGS)
 		CheckExpected(&k, expected, result);
 
 	store = DocString(doc, "store");
-	/* the lines go into the receipt row, unless the schema is still 0.14's */
-	lines_in_row = get_attnum(get_relname_relid("receipt", get_namespace_oid("loyalty", false)),
-							  "line_no") != InvalidAttrNumber;
 	{
-		Datum		values[17 + LINE_COLUMNS];
-		char		nulls[17 + LINE_COLUMNS + 1];
+		Datum		values[17 + LINE_COLUMNS + 2];
+		char		nulls[17 + LINE_COLUMNS + 2 + 1];
 
 		memset(nulls, ' ', sizeof(nulls) - 1);
 		nulls[sizeof(nulls) - 1] = '\0';
@@ -1152,10 +1179,25 @@ loyalty_commit(PG_FUNCTION_ARGS)
 		values[14] = Int8Array(k.offers, k.noffers);
 		values[15] = JsonbPGetDatum(result);
 		values[16] = JsonbPGetDatum(doc);
-		if (lines_in_row)
+		if (!k.keyed)
+		{
+			const char **currencies = palloc(sizeof(char *) * Max(k.nwritten, 1));
+			int64	   *versions = palloc(sizeof(int64) * Max(k.nwritten, 1));
+
+			for (int w = 0; w < k.nwritten; w++)
+			{
+				currencies[w] = k.written[w].currency;
+				versions[w] = k.written[w].version;
+			}
+			LineArrays(&k, values + 17);
+			values[17 + LINE_COLUMNS] = TextArray(currencies, k.nwritten);
+			values[17 + LINE_COLUMNS + 1] = Int8Array(versions, k.nwritten);
+			Run(&receipt_query, values, nulls);
+		}
+		else if (lines_in_row)
 		{
 			LineArrays(&k, values + 17);
-			Run(&receipt_query, values, nulls);
+			Run(&receipt_query_0_17, values, nulls);
 		}
 		else
 			Run(&receipt_query_0_14, values, nulls);

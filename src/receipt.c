@@ -16,12 +16,14 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type_d.h"
 #include "common/int.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
 #include "access.h"
@@ -617,6 +619,19 @@ loyalty_release_accruals(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(callcxt);
 	}
 	PG_RETURN_INT64(released);
+}
+
+/*
+ * Whether the receipt row names the ledger entries commit wrote
+ * (entry_currency, entry_version: the schema of 0.18 on), which then carry
+ * no keys; before, cancel and refund find them by their keys.
+ */
+bool
+ReceiptNamesEntries(void)
+{
+	Oid			receipt = get_relname_relid("receipt", get_namespace_oid("loyalty", false));
+
+	return get_attnum(receipt, "entry_version") != InvalidAttrNumber;
 }
 
 /* The programme's refund_shortfall and the exponent of its money */

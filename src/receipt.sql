@@ -7,10 +7,11 @@
 -- calculates again, compares with what the till saw, and then writes the
 -- receipt, the redemption of exactly the lots calculate chose
 -- (loyalty.spend_lots), the coupon, offer and counter uses, and the accrual,
--- at once or queued for the programme's accrual_delay.  Ledger entries of a
--- receipt carry idempotency keys derived from its id
--- ('loyalty:redeem:<receipt>:<currency>', 'loyalty:accrual:<receipt>:<n>'),
--- so that cancel finds them and a second release of an accrual is a replay.
+-- at once or queued for the programme's accrual_delay.  The entries commit
+-- writes carry no idempotency key (the receipt id is its idempotency, and
+-- the receipt row names them: entry_currency, entry_version); the release
+-- of a queued accrual carries 'loyalty:accrual:<receipt>:<n>', so that
+-- cancel and refund find it and a second release of it is a replay.
 
 -- One row per committed receipt id: the idempotency register.  A
 -- partitioned table cannot hold a unique key without its partition key, so
@@ -85,7 +86,14 @@ CREATE TABLE @extschema@.receipt (
     earned_points       bigint[] NOT NULL,
     earned_by_entry     integer[] NOT NULL,
     earned_by_promotion bigint[] NOT NULL,
-    earned_by_points    bigint[] NOT NULL
+    earned_by_points    bigint[] NOT NULL,
+    -- The ledger entries commit wrote (each redemption, each accrual
+    -- released at once), by their key in the ledger: element i of both
+    -- arrays is one entry.  They carry no idempotency key of their own:
+    -- the receipt id makes commit idempotent, and cancel and refund find
+    -- them here.
+    entry_currency      text[] NOT NULL DEFAULT '{}',
+    entry_version       bigint[] NOT NULL DEFAULT '{}'
 ) PARTITION BY RANGE (committed_at);
 -- No key or index here: each partition has its own (see partition_indexes
 -- below).
@@ -101,7 +109,7 @@ COMMENT ON COLUMN @extschema@.receipt.points_money IS 'money paid with points, i
 COMMENT ON COLUMN @extschema@.receipt.to_pay IS 'what the customer paid in money, in minor units';
 COMMENT ON COLUMN @extschema@.receipt.points_spent IS 'points spent per currency, in minor units of the currency: {"bonus": 500}';
 COMMENT ON COLUMN @extschema@.receipt.points_earned IS 'points earned per currency, in minor units, bonus lots included';
-COMMENT ON COLUMN @extschema@.receipt.accruals IS 'the accruals: [{key, currency, amount, kind, valid_for, restriction}], released at once or queued';
+COMMENT ON COLUMN @extschema@.receipt.accruals IS 'the accruals: [{key, currency, amount, kind, valid_for, restriction}], released at once (key null since 0.18) or queued (key of the release''s ledger entry)';
 COMMENT ON COLUMN @extschema@.receipt.coupons IS 'the coupons the receipt used (as sent)';
 COMMENT ON COLUMN @extschema@.receipt.counters IS 'the usage counters it counted in: [{promotion_id, customer_id, period_start, money}]';
 COMMENT ON COLUMN @extschema@.receipt.offers IS 'promotions whose personal offer it used';
@@ -140,6 +148,8 @@ COMMENT ON COLUMN @extschema@.receipt.earned_points IS 'for each accrual of a li
 COMMENT ON COLUMN @extschema@.receipt.earned_by_entry IS 'for each promotion''s part of an accrual: the accrual''s place in the earned_ arrays';
 COMMENT ON COLUMN @extschema@.receipt.earned_by_promotion IS 'for each promotion''s part of an accrual: the promotion (id)';
 COMMENT ON COLUMN @extschema@.receipt.earned_by_points IS 'for each promotion''s part of an accrual: its points, in minor units';
+COMMENT ON COLUMN @extschema@.receipt.entry_currency IS 'for each ledger entry commit wrote (redemptions, accruals released at once): its wallet''s currency (empty before 0.18: those entries carry keys)';
+COMMENT ON COLUMN @extschema@.receipt.entry_version IS 'for each ledger entry commit wrote: its version in the customer''s wallet of that currency';
 ALTER TABLE @extschema@.receipt ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant ON @extschema@.receipt USING (@extschema@.program_open(program_id));
 

@@ -47,7 +47,17 @@ static KeptQuery receipt_query = {
 	"SELECT status, customer_id, at, accruals, counters, answer, document, discount_lost,"
 	"       line_no, line_qty, line_refunded_qty, line_to_pay, line_discount,"
 	"       paid_line, paid_lot, paid_currency, paid_points,"
-	"       earned_line, earned_currency, earned_points"
+	"       earned_line, earned_currency, earned_points, entry_currency, entry_version"
+	"  FROM loyalty.receipt t"
+	" WHERE t.program_id = $1 AND t.receipt_id = $2 AND t.committed_at = $3",
+	3, {INT8OID, TEXTOID, TIMESTAMPTZOID}, NULL
+};
+/* the schema before 0.18: commit's entries are found by their keys alone */
+static KeptQuery receipt_query_0_17 = {
+	"SELECT status, customer_id, at, accruals, counters, answer, document, discount_lost,"
+	"       line_no, line_qty, line_refunded_qty, line_to_pay, line_discount,"
+	"       paid_line, paid_lot, paid_currency, paid_points,"
+	"       earned_line, earned_currency, earned_points, '{}'::text[], '{}'::int8[]"
 	"  FROM loyalty.receipt t"
 	" WHERE t.program_id = $1 AND t.receipt_id = $2 AND t.committed_at = $3",
 	3, {INT8OID, TEXTOID, TIMESTAMPTZOID}, NULL
@@ -71,13 +81,26 @@ static KeptQuery cut_query = {
 	"UPDATE loyalty.accrual_queue q SET amount = q.amount - $2 WHERE q.id = $1",
 	2, {INT8OID, INT8OID}, NULL
 };
-/* the lot of the receipt's first accrual in a currency: regular before bonus lots */
+/*
+ * The lot of the receipt's first accrual in a currency, regular before
+ * bonus lots: among the entries the receipt names ($4, $5 in the wallets of
+ * customer $6; commit writes the regular accrual first), or released from
+ * the queue and found by its key
+ */
 static KeptQuery accrual_lot_query = {
-	"SELECT e.lot_id FROM pg_catalog.jsonb_array_elements($2) a"
-	"  JOIN loyalty.ledger e ON e.program_id = $1 AND e.idempotency_key = (a ->> 'key')"
-	" WHERE a ->> 'currency' = $3"
-	" ORDER BY a ->> 'kind' <> 'regular', e.version LIMIT 1",
-	3, {INT8OID, JSONBOID, TEXTOID}, NULL
+	"SELECT x.lot_id FROM ("
+	"  SELECT e.lot_id, false AS bonus, e.version"
+	"    FROM ROWS FROM (pg_catalog.unnest($4::text[]), pg_catalog.unnest($5::int8[])) w (currency, version)"
+	"    JOIN loyalty.ledger e ON e.customer_id = $6 AND e.currency = w.currency"
+	"     AND e.version = w.version"
+	"   WHERE w.currency = $3 AND e.operation = 'accrue'"
+	"  UNION ALL"
+	"  SELECT e.lot_id, (a ->> 'kind') <> 'regular', e.version"
+	"    FROM pg_catalog.jsonb_array_elements($2) a"
+	"    JOIN loyalty.ledger e ON e.program_id = $1 AND e.idempotency_key = (a ->> 'key')"
+	"   WHERE a ->> 'currency' = $3) x"
+	" ORDER BY x.bonus, x.version LIMIT 1",
+	6, {INT8OID, JSONBOID, TEXTOID, TEXTARRAYOID, INT8ARRAYOID, INT8OID}, NULL
 };
 /* the lines kept, calculated again with the receipt's own promotions */
 static KeptQuery recompute_query = {
@@ -455,6 +478,8 @@ loyalty_refund(PG_FUNCTION_ARGS)
 	int64		customer;
 	TimestampTz at;
 	Jsonb	   *accruals;
+	Datum		entry_currency;
+	Datum		entry_version;
 	Jsonb	   *counters;
 	Jsonb	   *answer;
 	Jsonb	   *document;
@@ -507,7 +532,8 @@ loyalty_refund(PG_FUNCTION_ARGS)
 	ReceiptShortfallRules(program.id, &policy, &exponent);
 
 	/* the receipt's id locked (a refund or cancel of it in progress is waited for), and its row */
-	committed_at = ReceiptLockRow(program.id, rid, code, &receipt_query);
+	committed_at = ReceiptLockRow(program.id, rid, code,
+								  ReceiptNamesEntries() ? &receipt_query : &receipt_query_0_17);
 	{
 		Datum		c;
 
@@ -522,6 +548,8 @@ loyalty_refund(PG_FUNCTION_ARGS)
 		document = isnull ? NULL : DatumGetJsonbPCopy(c);
 		discount_lost = DatumGetInt64(Col(8, &isnull));
 		ReadLines(&rr, 9);
+		entry_currency = SPI_datumTransfer(Col(21, &isnull), false, -1);
+		entry_version = SPI_datumTransfer(Col(22, &isnull), false, -1);
 	}
 
 	/* the same refund again: its first result */
@@ -709,8 +737,9 @@ loyalty_refund(PG_FUNCTION_ARGS)
 			if (want[c] <= 0)
 				continue;
 			{
-				Datum		values[3] = {Int64GetDatum(program.id), JsonbPGetDatum(accruals),
-				CStringGetTextDatum(tb.currency[c])};
+				Datum		values[6] = {Int64GetDatum(program.id), JsonbPGetDatum(accruals),
+					CStringGetTextDatum(tb.currency[c]), entry_currency, entry_version,
+				Int64GetDatum(customer)};
 				Datum		l;
 
 				RunKept(&accrual_lot_query, values, NULL, 1);

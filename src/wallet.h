@@ -173,6 +173,7 @@ typedef struct ReceiptEntry
 	int64		amount;			/* the refund entry's amount */
 	int64		version;
 } ReceiptEntry;
+extern bool ReceiptNamesEntries(void);
 extern void ReceiptShortfallRules(int64 program_id, char **policy, int *exponent);
 struct KeptQuery;
 extern Datum ReceiptLockRow(int64 program_id, const char *receipt, const char *program_code,

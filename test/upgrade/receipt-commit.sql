@@ -17,3 +17,18 @@ SELECT loyalty.commit('{"program": "till", "receipt_id": "U1", "customer": {"car
                                   {"line": 2, "sku": "B", "qty": 2, "price": 500}]}') -> 'totals' AS totals;
 SELECT loyalty.commit('{"program": "till", "receipt_id": "U2", "customer": {"card": "10000001"},
                         "points": 50, "lines": [{"line": 1, "sku": "C", "qty": 1, "price": 300}]}') -> 'totals' AS totals;
+-- U3 committed and cancelled before the update: this module on the previous
+-- schema, whose receipts do not name their entries, keys them and finds
+-- them by their keys
+SELECT loyalty.commit('{"program": "till", "receipt_id": "U3", "customer": {"card": "10000001"},
+                        "points": 20, "lines": [{"line": 1, "sku": "D", "qty": 1, "price": 200}]}') -> 'totals' AS totals;
+DO $$
+DECLARE
+    keyed bigint := (SELECT count(*) FROM loyalty.ledger WHERE receipt_id = 'U3' AND idempotency_key IS NOT NULL);
+    r jsonb := loyalty.cancel('till', 'U3', 'before the update');
+BEGIN
+    IF keyed <> 2 OR r ->> 'status' <> 'cancelled' OR jsonb_array_length(r -> 'ledger') <> 2 THEN
+        RAISE EXCEPTION 'U3: % keyed entries, cancel gave %', keyed, r;
+    END IF;
+END
+$$;
