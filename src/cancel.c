@@ -31,20 +31,17 @@
 
 PG_FUNCTION_INFO_V1(loyalty_cancel);
 
+#define RECEIPT_ROW(entries) \
+	"SELECT status, cancel_result, customer_id, points_spent, accruals, coupons, offers, counters," \
+	entries \
+	"  FROM loyalty.receipt t" \
+	" WHERE t.program_id = $1 AND t.receipt_id = $2 AND t.committed_at = $3"
 static KeptQuery receipt_query = {
-	"SELECT status, cancel_result, customer_id, points_spent, accruals, coupons, offers, counters,"
-	"       entry_currency, entry_version"
-	"  FROM loyalty.receipt t"
-	" WHERE t.program_id = $1 AND t.receipt_id = $2 AND t.committed_at = $3",
-	3, {INT8OID, TEXTOID, TIMESTAMPTZOID}, NULL
+	RECEIPT_ROW(RECEIPT_ENTRY_COLUMNS), 3, {INT8OID, TEXTOID, TIMESTAMPTZOID}, NULL
 };
 /* the schema before 0.18: commit's entries are found by their keys alone */
 static KeptQuery receipt_query_0_17 = {
-	"SELECT status, cancel_result, customer_id, points_spent, accruals, coupons, offers, counters,"
-	"       '{}'::text[], '{}'::int8[]"
-	"  FROM loyalty.receipt t"
-	" WHERE t.program_id = $1 AND t.receipt_id = $2 AND t.committed_at = $3",
-	3, {INT8OID, TEXTOID, TIMESTAMPTZOID}, NULL
+	RECEIPT_ROW(RECEIPT_ENTRY_COLUMNS_0_17), 3, {INT8OID, TEXTOID, TIMESTAMPTZOID}, NULL
 };
 static KeptQuery dequeue_query = {
 	"WITH gone AS (DELETE FROM loyalty.accrual_queue q"
@@ -58,11 +55,8 @@ static KeptQuery dequeue_query = {
  * $6), or by its key (receipts committed before 0.18)
  */
 static KeptQuery spent_query = {
-	"SELECT l.currency, l.lot_ids, l.lot_amounts"
-	"  FROM ROWS FROM (pg_catalog.unnest($4::text[]), pg_catalog.unnest($5::int8[])) w (currency, version)"
-	"  JOIN loyalty.ledger l ON l.customer_id = $6 AND l.currency = w.currency"
-	"   AND l.version = w.version"
-	" WHERE l.operation = 'redeem'"
+	"SELECT e.currency, e.lot_ids, e.lot_amounts FROM" RECEIPT_NAMED_ENTRIES
+	" WHERE e.operation = 'redeem'"
 	" UNION ALL "
 	"SELECT l.currency, l.lot_ids, l.lot_amounts"
 	"  FROM pg_catalog.jsonb_object_keys($2) c (currency)"
@@ -76,11 +70,8 @@ static KeptQuery spent_query = {
  * or from the queue, by their keys (those dequeued just now are not)
  */
 static KeptQuery released_query = {
-	"SELECT l.currency, l.lot_id, l.amount"
-	"  FROM ROWS FROM (pg_catalog.unnest($4::text[]), pg_catalog.unnest($5::int8[])) w (currency, version)"
-	"  JOIN loyalty.ledger l ON l.customer_id = $6 AND l.currency = w.currency"
-	"   AND l.version = w.version"
-	" WHERE l.operation = 'accrue'"
+	"SELECT e.currency, e.lot_id, e.amount FROM" RECEIPT_NAMED_ENTRIES
+	" WHERE e.operation = 'accrue'"
 	" UNION ALL "
 	"SELECT l.currency, l.lot_id, l.amount"
 	"  FROM pg_catalog.jsonb_array_elements($2) a"
@@ -267,7 +258,7 @@ loyalty_cancel(PG_FUNCTION_ARGS)
 		int64	  **amounts;
 		int		   *nlots;
 
-		RunKept(&spent_query, values, customer ? NULL : "     n", 0);
+		RunKept(&spent_query, values, NULL, 0);
 		n = (int) SPI_processed;
 		currency = palloc(sizeof(char *) * Max(n, 1));
 		ids = palloc(sizeof(int64 *) * Max(n, 1));
@@ -303,7 +294,7 @@ loyalty_cancel(PG_FUNCTION_ARGS)
 		int64	   *amount;
 		const char *shortfall = strcmp(policy, "debt") == 0 ? "debt" : "forgive";
 
-		RunKept(&released_query, values, customer ? NULL : "     n", 0);
+		RunKept(&released_query, values, NULL, 0);
 		n = (int) SPI_processed;
 		currency = palloc(sizeof(char *) * Max(n, 1));
 		lot = palloc(sizeof(int64) * Max(n, 1));

@@ -13,7 +13,6 @@
  */
 #include "postgres.h"
 
-#include "catalog/namespace.h"
 #include "catalog/pg_type_d.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
@@ -1107,12 +1106,8 @@ loyalty_commit(PG_FUNCTION_ARGS)
 	 * The schema the receipt goes into: its lines in the row since 0.15,
 	 * commit's ledger entries named there (and carrying no keys) since 0.18
 	 */
-	{
-		Oid			receipt = get_relname_relid("receipt", get_namespace_oid("loyalty", false));
-
-		lines_in_row = get_attnum(receipt, "line_no") != InvalidAttrNumber;
-		k.keyed = !ReceiptNamesEntries();
-	}
+	lines_in_row = ReceiptHasColumn("line_no");
+	k.keyed = !ReceiptNamesEntries();
 	UseCoupons(&k);
 	UsePromotions(&k);
 	SpendPoints(&k, by_code);
@@ -1179,7 +1174,14 @@ loyalty_commit(PG_FUNCTION_ARGS)
 		values[14] = Int8Array(k.offers, k.noffers);
 		values[15] = JsonbPGetDatum(result);
 		values[16] = JsonbPGetDatum(doc);
-		if (!k.keyed)
+		if (!lines_in_row)
+			Run(&receipt_query_0_14, values, nulls);
+		else if (k.keyed)
+		{
+			LineArrays(&k, values + 17);
+			Run(&receipt_query_0_17, values, nulls);
+		}
+		else
 		{
 			const char **currencies = palloc(sizeof(char *) * Max(k.nwritten, 1));
 			int64	   *versions = palloc(sizeof(int64) * Max(k.nwritten, 1));
@@ -1194,13 +1196,6 @@ loyalty_commit(PG_FUNCTION_ARGS)
 			values[17 + LINE_COLUMNS + 1] = Int8Array(versions, k.nwritten);
 			Run(&receipt_query, values, nulls);
 		}
-		else if (lines_in_row)
-		{
-			LineArrays(&k, values + 17);
-			Run(&receipt_query_0_17, values, nulls);
-		}
-		else
-			Run(&receipt_query_0_14, values, nulls);
 	}
 	AppendEvent(&k, store, accrual, release_at != 0, release_at);
 	if (k.customer)

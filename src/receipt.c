@@ -629,9 +629,16 @@ loyalty_release_accruals(PG_FUNCTION_ARGS)
 bool
 ReceiptNamesEntries(void)
 {
+	return ReceiptHasColumn("entry_version");
+}
+
+/* Whether loyalty.receipt has the column (the schema's version decides) */
+bool
+ReceiptHasColumn(const char *column)
+{
 	Oid			receipt = get_relname_relid("receipt", get_namespace_oid("loyalty", false));
 
-	return get_attnum(receipt, "entry_version") != InvalidAttrNumber;
+	return get_attnum(receipt, column) != InvalidAttrNumber;
 }
 
 /* The programme's refund_shortfall and the exponent of its money */

@@ -43,24 +43,19 @@
 
 PG_FUNCTION_INFO_V1(loyalty_refund);
 
+#define RECEIPT_ROW(entries) \
+	"SELECT status, customer_id, at, accruals, counters, answer, document, discount_lost," \
+	"       line_no, line_qty, line_refunded_qty, line_to_pay, line_discount," \
+	"       paid_line, paid_lot, paid_currency, paid_points," \
+	"       earned_line, earned_currency, earned_points, " entries \
+	"  FROM loyalty.receipt t" \
+	" WHERE t.program_id = $1 AND t.receipt_id = $2 AND t.committed_at = $3"
 static KeptQuery receipt_query = {
-	"SELECT status, customer_id, at, accruals, counters, answer, document, discount_lost,"
-	"       line_no, line_qty, line_refunded_qty, line_to_pay, line_discount,"
-	"       paid_line, paid_lot, paid_currency, paid_points,"
-	"       earned_line, earned_currency, earned_points, entry_currency, entry_version"
-	"  FROM loyalty.receipt t"
-	" WHERE t.program_id = $1 AND t.receipt_id = $2 AND t.committed_at = $3",
-	3, {INT8OID, TEXTOID, TIMESTAMPTZOID}, NULL
+	RECEIPT_ROW(RECEIPT_ENTRY_COLUMNS), 3, {INT8OID, TEXTOID, TIMESTAMPTZOID}, NULL
 };
 /* the schema before 0.18: commit's entries are found by their keys alone */
 static KeptQuery receipt_query_0_17 = {
-	"SELECT status, customer_id, at, accruals, counters, answer, document, discount_lost,"
-	"       line_no, line_qty, line_refunded_qty, line_to_pay, line_discount,"
-	"       paid_line, paid_lot, paid_currency, paid_points,"
-	"       earned_line, earned_currency, earned_points, '{}'::text[], '{}'::int8[]"
-	"  FROM loyalty.receipt t"
-	" WHERE t.program_id = $1 AND t.receipt_id = $2 AND t.committed_at = $3",
-	3, {INT8OID, TEXTOID, TIMESTAMPTZOID}, NULL
+	RECEIPT_ROW(RECEIPT_ENTRY_COLUMNS_0_17), 3, {INT8OID, TEXTOID, TIMESTAMPTZOID}, NULL
 };
 static KeptQuery replay_query = {
 	"SELECT request, lines, result FROM loyalty.receipt_refund f"
@@ -89,10 +84,7 @@ static KeptQuery cut_query = {
  */
 static KeptQuery accrual_lot_query = {
 	"SELECT x.lot_id FROM ("
-	"  SELECT e.lot_id, false AS bonus, e.version"
-	"    FROM ROWS FROM (pg_catalog.unnest($4::text[]), pg_catalog.unnest($5::int8[])) w (currency, version)"
-	"    JOIN loyalty.ledger e ON e.customer_id = $6 AND e.currency = w.currency"
-	"     AND e.version = w.version"
+	"  SELECT e.lot_id, false AS bonus, e.version FROM" RECEIPT_NAMED_ENTRIES
 	"   WHERE w.currency = $3 AND e.operation = 'accrue'"
 	"  UNION ALL"
 	"  SELECT e.lot_id, (a ->> 'kind') <> 'regular', e.version"

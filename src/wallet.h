@@ -173,7 +173,19 @@ typedef struct ReceiptEntry
 	int64		amount;			/* the refund entry's amount */
 	int64		version;
 } ReceiptEntry;
+extern bool ReceiptHasColumn(const char *column);
 extern bool ReceiptNamesEntries(void);
+/*
+ * The ledger entries a receipt names (0.18 on), as e: $4 their currencies,
+ * $5 their versions, in the wallets of customer $6; and the receipt's
+ * columns that hold them, or, before 0.18, none (its entries carry keys)
+ */
+#define RECEIPT_NAMED_ENTRIES \
+	" ROWS FROM (pg_catalog.unnest($4::text[]), pg_catalog.unnest($5::int8[])) w (currency, version)" \
+	" JOIN loyalty.ledger e ON e.customer_id = $6 AND e.currency = w.currency" \
+	"  AND e.version = w.version"
+#define RECEIPT_ENTRY_COLUMNS "entry_currency, entry_version"
+#define RECEIPT_ENTRY_COLUMNS_0_17 "'{}'::text[], '{}'::int8[]"
 extern void ReceiptShortfallRules(int64 program_id, char **policy, int *exponent);
 struct KeptQuery;
 extern Datum ReceiptLockRow(int64 program_id, const char *receipt, const char *program_code,
