@@ -14,7 +14,7 @@
 #                server for FUZZ_SECONDS (default 60; see test/fuzz/run.sh)
 
 EXTENSION   = loyalty
-EXTVERSION  = 0.18
+EXTVERSION  = 0.19
 MODULE_big  = loyalty
 OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c src/kinds/*.c)))
 

@@ -328,6 +328,43 @@ DROP TRIGGER note_update ON loyalty.wallet;
 DROP TABLE public.wallet_updates;
 DROP FUNCTION public.note_wallet_update();
 
+-- 12. The row keeps the default answer without its lines (the receipt's
+-- line_ and earned_ arrays hold them); a replay renders them back, to the
+-- character, as commit gave them: money in the programme's decimals, points
+-- in each currency's (miles have two), a line that earns nothing with {}.
+-- An answer with "explain" keeps its lines: they carry more than the arrays.
+BEGIN;
+INSERT INTO loyalty.program (code, name, default_currency, accrual_rate_bp)
+VALUES ('two', 'Two currencies', 'bonus', 500);
+INSERT INTO loyalty.currency (program_id, code, name, money_per_unit, exponent)
+SELECT id, c, initcap(c), 1, e FROM loyalty.program, (VALUES ('bonus', 0), ('miles', 2)) v(c, e)
+ WHERE code = 'two';
+COMMIT;
+INSERT INTO loyalty.promotion (program_id, code, name, status, line_condition, benefit)
+SELECT id, 'MILES', 'Miles on jackets', 'active', 'sku = ''JKT''',
+       '{"kind": "points_per", "per": 10, "points": 1.25, "currency": "miles"}'
+  FROM loyalty.program WHERE code = 'two';
+INSERT INTO loyalty.promotion (program_id, code, name, status, line_condition, benefit)
+SELECT id, 'FREEBAG', 'Bags for free', 'active', 'sku = ''BAG''', '{"kind": "fixed_price", "price": 0}'
+  FROM loyalty.program WHERE code = 'two';
+SELECT loyalty.enroll('two', card => '10000021') AS tanya \gset
+SELECT jsonb_build_object('program', 'two', 'receipt_id', 'TWO-1', 'customer', jsonb_build_object('id', :tanya),
+                          'lines', '[{"line": 1, "sku": "SKI", "qty": 1, "price": 999.99},
+                                     {"line": 2, "sku": "JKT", "qty": 3, "price": 41.5},
+                                     {"line": 7, "sku": "BAG", "qty": 1, "price": 5}]'::jsonb) AS two \gset
+SELECT loyalty.commit(:'two', loyalty.calculate(:'two')) AS two_done \gset
+SELECT jsonb_pretty(:'two_done'::jsonb -> 'lines') AS lines;
+SELECT answer ? 'lines' AS stored_lines, earned_line, earned_currency, earned_points
+  FROM loyalty.receipt WHERE receipt_id = 'TWO-1';
+SELECT jsonb_set(loyalty.commit(:'two'), '{commit,replayed}', 'false')::text = :'two_done'::jsonb::text AS replay_same_text;
+SELECT :'two'::jsonb || '{"receipt_id": "TWO-2", "explain": true}' AS two_x \gset
+SELECT loyalty.commit(:'two_x', loyalty.calculate(:'two_x')) AS two_x_done \gset
+SELECT answer ? 'lines' AS stored_lines FROM loyalty.receipt WHERE receipt_id = 'TWO-2';
+SELECT jsonb_set(loyalty.commit(:'two_x'), '{commit,replayed}', 'false')::text = :'two_x_done'::jsonb::text AS replay_same_text;
+-- R1 (section 1), cancelled since: its replay renders the same lines too
+SELECT (loyalty.commit(:'r1') -> 'lines')::text = (:'done'::jsonb -> 'lines')::text AS r1_lines_same_text,
+       loyalty.commit(:'r1') #>> '{commit,status}' AS status;
+
 -- period_start: the first day of the limit period holding a day, as commit
 -- counts a use (2026-03-07 is a Saturday: its ISO week starts on Monday the
 -- 2nd); a Monday is its own week's start; for ever is -infinity.

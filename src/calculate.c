@@ -511,10 +511,8 @@ ReadPoints(Calc *c)
 				continue;
 			code = pnstrdup(k.val.string.val, k.val.string.len);
 			path = psprintf("points.%s", code);
-			for (i = 0; i < cat->ncurrencies; i++)
-				if (strcmp(cat->currencies[i].code, code) == 0)
-					break;
-			if (i == cat->ncurrencies)
+			i = CatalogCurrencyIndex(cat, code);
+			if (i < 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_UNDEFINED_OBJECT),
 						 errmsg("receipt field \"%s\" names an unknown points currency", path),
@@ -697,15 +695,6 @@ LoadProducts(Calc *c)
 	}
 }
 
-static int
-CurrencyIndex(Catalog *cat, const char *code)
-{
-	for (int i = 0; i < cat->ncurrencies; i++)
-		if (strcmp(cat->currencies[i].code, code) == 0)
-			return i;
-	return -1;
-}
-
 /* Lots in the ledger's spending order, restricted ones first */
 static int
 lot_cmp(const void *a, const void *b)
@@ -818,7 +807,7 @@ LoadCustomer(Calc *c, const FoundCustomer *fc)
 							 Min(c->at, now), Max(c->at, now)))
 			continue;
 		isnull = to_null;
-		cur = CurrencyIndex(cat, DirectReadText(s, "currency"));
+		cur = CatalogCurrencyIndex(cat, DirectReadText(s, "currency"));
 		if (cur < 0)
 			continue;
 		if (c->nlots == nalloc)
@@ -1739,7 +1728,7 @@ PlanCalculate(Jsonb *doc, ArrayType *only, bool explain)
 	c.spendable = palloc0(sizeof(int64) * Max(cat->ncurrencies, 1));
 	for (int w = 0; w < c.nwallets; w++)
 	{
-		int			cur = CurrencyIndex(cat, c.wallets[w].currency);
+		int			cur = CatalogCurrencyIndex(cat, c.wallets[w].currency);
 
 		if (cur < 0)
 			continue;
@@ -1870,7 +1859,7 @@ PlanCalculate(Jsonb *doc, ArrayType *only, bool explain)
 	plan->wallets = palloc0(sizeof(PlanWallet) * Max(c.nwallets, 1));
 	for (int w = 0; w < c.nwallets; w++)
 	{
-		int			cur = CurrencyIndex(cat, c.wallets[w].currency);
+		int			cur = CatalogCurrencyIndex(cat, c.wallets[w].currency);
 
 		if (cur < 0)
 			continue;
@@ -2097,6 +2086,28 @@ PlanRenderLine(ReceiptPlan *plan, int i, PlanLinePart part, JsonBuild *jb)
 		}
 }
 
+/*
+ * A line of the default answer, pushed into the array jb has open: its
+ * number, money and what it earns per currency.  Commit stores the answer
+ * without these (the receipt's line_ and earned_ arrays hold them) and a
+ * replay renders them back from there with this same function.
+ */
+void
+PlanRenderLineSummary(Catalog *cat, const PlanLine *l, JsonBuild *jb)
+{
+	JbBeginObject(jb, NULL);
+	JbInt(jb, "line", l->no);
+	JbMoney(jb, "to_pay", cat, l->to_pay);
+	JbMoney(jb, "discount", cat, l->discount);
+	JbMoney(jb, "points_amount", cat, l->points_money);
+	JbBeginObject(jb, "points_earned");
+	for (int k = 0; k < l->nearned; k++)
+		JbPoints(jb, cat->currencies[l->earned[k].currency].code, cat,
+				 l->earned[k].currency, l->earned[k].points);
+	JbEndObject(jb);
+	JbEndObject(jb);
+}
+
 /* The answer's totals */
 void
 PlanRenderTotals(ReceiptPlan *plan, JsonBuild *jb)
@@ -2200,22 +2211,16 @@ PlanRender(ReceiptPlan *plan, JsonBuild *jb)
 	{
 		PlanLine   *l = &plan->lines[i];
 
+		if (!plan->explain)
+		{
+			PlanRenderLineSummary(cat, l, jb);
+			continue;
+		}
 		JbBeginObject(jb, NULL);
 		JbInt(jb, "line", l->no);
 		JbMoney(jb, "to_pay", cat, l->to_pay);
 		JbMoney(jb, "discount", cat, l->discount);
 		JbMoney(jb, "points_amount", cat, l->points_money);
-		if (!plan->explain)
-		{
-			/* what the line earns, per currency */
-			JbBeginObject(jb, "points_earned");
-			for (int k = 0; k < l->nearned; k++)
-				JbPoints(jb, cat->currencies[l->earned[k].currency].code, cat,
-						 l->earned[k].currency, l->earned[k].points);
-			JbEndObject(jb);
-			JbEndObject(jb);
-			continue;
-		}
 		JbNumeric(jb, "qty", DatumGetNumeric(DirectFunctionCall1(numeric_trim_scale,
 																  NumericGetDatum(NumericFromScaled(l->qty_milli, QTY_EXPONENT)))));
 		JbText(jb, "sku", l->sku);

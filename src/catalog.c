@@ -696,6 +696,16 @@ CatalogCondition(Catalog *cat, const char *text)
 	return cc->program;
 }
 
+/* The catalogue index of the points currency with this code, or -1 */
+int
+CatalogCurrencyIndex(const Catalog *cat, const char *code)
+{
+	for (int i = 0; i < cat->ncurrencies; i++)
+		if (strcmp(cat->currencies[i].code, code) == 0)
+			return i;
+	return -1;
+}
+
 /* The catalogue index of the active promotion with this id, or -1 */
 int
 CatalogPromoIndex(const Catalog *cat, int64 id)

@@ -144,6 +144,7 @@ extern Catalog *CatalogGet(const char *program_code);
 extern Catalog *CatalogOf(const char *program_code, ArrayType *ids);
 extern CondProgram *CatalogCondition(Catalog *cat, const char *text);
 extern int	CatalogPromoIndex(const Catalog *cat, int64 id);
+extern int	CatalogCurrencyIndex(const Catalog *cat, const char *code);
 extern const Tiers *CatalogTiers(const Catalog *cat);
 extern bool IsReadError(int sqlerrcode);
 extern void loyalty_catalog_init(void);

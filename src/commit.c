@@ -55,6 +55,17 @@ static KeptQuery replay_query = {
 	"SELECT loyalty.receipt_replay($1, $2, $3)",
 	3, {INT8OID, TEXTOID, BYTEAOID}, NULL
 };
+/* What a replay renders the default answer's lines from */
+static KeptQuery replay_lines_query = {
+	"SELECT t.line_no, t.line_to_pay, t.line_discount, t.line_points_money,"
+	"       t.earned_line, t.earned_currency, t.earned_points"
+	"  FROM loyalty.receipt_key k"
+	"  JOIN loyalty.receipt t ON t.program_id OPERATOR(pg_catalog.=) k.program_id"
+	"                        AND t.receipt_id OPERATOR(pg_catalog.=) k.receipt_id"
+	"                        AND t.committed_at OPERATOR(pg_catalog.=) k.committed_at"
+	" WHERE k.program_id OPERATOR(pg_catalog.=) $1 AND k.receipt_id OPERATOR(pg_catalog.=) $2",
+	2, {INT8OID, TEXTOID}, NULL
+};
 static KeptQuery refuse_query = {
 	"SELECT loyalty.refuse_moved($1, $2, $3, $4, $5)",
 	5, {JSONBOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID}, NULL
@@ -488,6 +499,93 @@ UsePromotions(Commit *k)
 			AddCounter(k, p->id, 0, DATEVAL_NOBEGIN, money);
 		}
 	}
+}
+
+/*
+ * A replayed answer stored without its lines (the default answer since
+ * 0.19): the lines rendered back from the receipt's line_ and earned_
+ * arrays, as commit rendered them.  A currency the catalogue no longer
+ * has cannot be rendered; wallets refer to their currency, so it cannot
+ * have gone while the receipt's points are in one.
+ */
+static Jsonb *
+ReplayLines(Catalog *cat, int64 program_id, const char *rid, Jsonb *answer)
+{
+	Datum		values[2] = {Int64GetDatum(program_id), CStringGetTextDatum(rid)};
+	HeapTuple	row;
+	TupleDesc	desc;
+	Datum	   *no,
+			   *to_pay,
+			   *discount,
+			   *points_money,
+			   *earned_line,
+			   *earned_currency,
+			   *earned_points;
+	int			n,
+				ne;
+	PlanLine   *lines;
+	JsonBuild	jb = NULL;
+
+	RunKept(&replay_lines_query, values, NULL, 1);
+	if (SPI_processed != 1)
+		elog(ERROR, "receipt \"%s\" has no row to replay its lines from", rid);
+	row = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	n = SpiArrayElements(row, desc, 1, INT4OID, &no);
+	if (SpiArrayElements(row, desc, 2, INT8OID, &to_pay) != n ||
+		SpiArrayElements(row, desc, 3, INT8OID, &discount) != n ||
+		SpiArrayElements(row, desc, 4, INT8OID, &points_money) != n)
+		elog(ERROR, "a receipt's line arrays differ in length");
+	ne = SpiArrayElements(row, desc, 5, INT4OID, &earned_line);
+	if (SpiArrayElements(row, desc, 6, TEXTOID, &earned_currency) != ne ||
+		SpiArrayElements(row, desc, 7, INT8OID, &earned_points) != ne)
+		elog(ERROR, "a receipt's earned arrays differ in length");
+
+	lines = palloc0(sizeof(PlanLine) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		lines[i].no = DatumGetInt32(no[i]);
+		lines[i].to_pay = DatumGetInt64(to_pay[i]);
+		lines[i].discount = DatumGetInt64(discount[i]);
+		lines[i].points_money = DatumGetInt64(points_money[i]);
+		lines[i].earned = palloc0(sizeof(PlanEarn) * Max(ne, 1));
+	}
+	/* the accruals of each line in the order commit stored them */
+	for (int e = 0; e < ne; e++)
+	{
+		int32		place = DatumGetInt32(earned_line[e]);
+		char	   *code = TextDatumGetCString(earned_currency[e]);
+		PlanLine   *l;
+		PlanEarn   *pe;
+
+		if (place < 1 || place > n)
+			elog(ERROR, "receipt \"%s\": an accrual names line %d of %d", rid, place, n);
+		l = &lines[place - 1];
+		pe = &l->earned[l->nearned++];
+		pe->currency = CatalogCurrencyIndex(cat, code);
+		if (pe->currency < 0)
+			elog(ERROR, "receipt \"%s\" earned points currency \"%s\", which the programme no longer has",
+				 rid, code);
+		pe->points = DatumGetInt64(earned_points[e]);
+	}
+
+	JbBeginObject(&jb, NULL);
+	JbBeginArray(&jb, "lines");
+	for (int i = 0; i < n; i++)
+		PlanRenderLineSummary(cat, &lines[i], &jb);
+	JbEndArray(&jb);
+	return DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(answer),
+											  JsonbPGetDatum(JbFinish(&jb))));
+}
+
+/* The answer to store: the default answer's lines are in the line arrays */
+static Jsonb *
+StoredAnswer(Commit *k, Jsonb *answer)
+{
+	if (k->plan->explain)
+		return answer;
+	return DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(answer),
+											  CStringGetTextDatum("lines")));
 }
 
 /* Catalogue currencies in the order of their codes */
@@ -1017,6 +1115,7 @@ loyalty_commit(PG_FUNCTION_ARGS)
 	JsonBuild	jb = NULL;
 	Jsonb	   *result;
 	char	   *store;
+	Catalog    *cat;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -1045,12 +1144,9 @@ loyalty_commit(PG_FUNCTION_ARGS)
 	k.doc = doc;
 	SPI_connect();
 	/* the programme's compiled catalogue, which the calculation below reads too */
-	{
-		Catalog    *cat = CatalogGet(pcode);
-
-		RequireProgram(cat->program_id, "programme \"%s\"", pcode);
-		program = cat->program;
-	}
+	cat = CatalogGet(pcode);
+	RequireProgram(cat->program_id, "programme \"%s\"", pcode);
+	program = cat->program;
 	k.program_id = program.id;
 	if (!getKeyJsonValueFromContainer(&doc->root, "receipt_id", 10, &v) || v.type != jbvString ||
 		v.val.string.len == 0 ||
@@ -1071,11 +1167,15 @@ loyalty_commit(PG_FUNCTION_ARGS)
 
 		if (Run(&key_query, values, NULL) == 0)
 		{
-			Datum		replayed;
+			Jsonb	   *replayed;
 
 			RunKept(&replay_query, values, NULL, 1);
-			replayed = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-			result = JbCopy(callcxt, DatumGetJsonbP(replayed));
+			/* a copy: the next query frees the row it points into */
+			replayed = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+														 1, &isnull));
+			if (!JrKey(&replayed->root, "lines", &v))
+				replayed = ReplayLines(cat, k.program_id, k.rid, replayed);
+			result = JbCopy(callcxt, replayed);
 			SPI_finish();
 			PG_RETURN_JSONB_P(result);
 		}
@@ -1172,7 +1272,7 @@ loyalty_commit(PG_FUNCTION_ARGS)
 		values[12] = TextArray(k.coupons, k.ncoupons);
 		values[13] = JsonbPGetDatum(JbFinishArray(&k.counters));
 		values[14] = Int8Array(k.offers, k.noffers);
-		values[15] = JsonbPGetDatum(result);
+		values[15] = JsonbPGetDatum(lines_in_row ? StoredAnswer(&k, result) : result);
 		values[16] = JsonbPGetDatum(doc);
 		if (!lines_in_row)
 			Run(&receipt_query_0_14, values, nulls);

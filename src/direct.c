@@ -697,6 +697,20 @@ DirectLockWallet(int64 customer_id, const char *currency, bool skip_locked, bool
 			continue;
 		}
 
+		/*
+		 * A version this transaction wrote needs no lock of its own: the one
+		 * it replaced carries this transaction's update (or the insert is
+		 * ours), so every other writer already waits for it, and undoing the
+		 * (sub)transaction that wrote it undoes what it was written for.
+		 * Locking it again would only log a lock record per ledger entry.
+		 */
+		if (TransactionIdIsCurrentTransactionId(
+												HeapTupleHeaderGetXmin(ExecFetchSlotHeapTuple(slot, false, NULL)->t_data)))
+		{
+			NewSnapshot();
+			*locked = true;
+			return slot;
+		}
 		res = table_tuple_lock(rel, &slot->tts_tid, GetLatestSnapshot(), slot,
 							   GetCurrentCommandId(false), LockTupleNoKeyExclusive,
 							   skip_locked ? LockWaitSkip : LockWaitBlock, 0, &tmfd);

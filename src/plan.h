@@ -178,6 +178,7 @@ typedef enum PlanLinePart
 extern void PlanRender(ReceiptPlan *plan, JsonBuild *jb);
 extern void PlanRenderLine(ReceiptPlan *plan, int line, PlanLinePart part, JsonBuild *jb);
 extern void PlanRenderTotals(ReceiptPlan *plan, JsonBuild *jb);
+extern void PlanRenderLineSummary(Catalog *cat, const PlanLine *line, JsonBuild *jb);
 extern Jsonb *PlanAnswer(ReceiptPlan *plan);
 extern void PlanFree(ReceiptPlan *plan);
 extern DateADT PlanPeriodStart(const ReceiptPlan *plan, LimitPeriod period);

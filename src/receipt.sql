@@ -113,7 +113,7 @@ COMMENT ON COLUMN @extschema@.receipt.accruals IS 'the accruals: [{key, currency
 COMMENT ON COLUMN @extschema@.receipt.coupons IS 'the coupons the receipt used (as sent)';
 COMMENT ON COLUMN @extschema@.receipt.counters IS 'the usage counters it counted in: [{promotion_id, customer_id, period_start, money}]';
 COMMENT ON COLUMN @extschema@.receipt.offers IS 'promotions whose personal offer it used';
-COMMENT ON COLUMN @extschema@.receipt.answer IS 'the answer commit returned, which a replay returns again';
+COMMENT ON COLUMN @extschema@.receipt.answer IS 'the answer commit returned, which a replay returns again; since 0.19 the default answer without its lines, which a replay renders back from the line_ and earned_ arrays (an answer with "explain" keeps them)';
 COMMENT ON COLUMN @extschema@.receipt.actor IS 'the role that committed it (login role, or the one set by SET ROLE)';
 COMMENT ON COLUMN @extschema@.receipt.program_id IS 'the programme';
 COMMENT ON COLUMN @extschema@.receipt.store IS 'the store the receipt named, as sent (NULL if none)';
@@ -495,7 +495,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION @extschema@.receipt_replay(bigint, text, bytea) IS
-'the stored answer of a committed receipt id, if the document is the same; 23L02 if not';
+'the stored answer of a committed receipt id, if the document is the same (commit renders back the lines of one stored without them); 23L02 if not';
 
 -- commit could not take a use that its calculation counted on (a coupon, a
 -- personal offer, a limit or a budget).  If a fresh calculation no longer

@@ -11,7 +11,7 @@
 -- LOYALTY_TEST_SEED repeats a run.
 BEGIN;
 SET LOCAL jit = off;
-SELECT plan(20);
+SELECT plan(21);
 
 \ir seed.psql
 
@@ -44,7 +44,7 @@ SELECT loyalty.enroll(p, card => (10000000 + n)::text), p
 SELECT count(*) FROM (SELECT loyalty.accrue(id, 'bonus', (random() * 3000)::bigint + 1) FROM cust) a;
 
 CREATE TEMP TABLE run (n int, program text, receipt_id text, doc jsonb, state text, cancelled boolean DEFAULT false,
-                       status text DEFAULT 'committed', refunds int DEFAULT 0);
+                       status text DEFAULT 'committed', refunds int DEFAULT 0, answer jsonb);
 DO $$
 DECLARE
     c record;
@@ -53,6 +53,7 @@ DECLARE
     doc jsonb;
     lines jsonb;
     st text;
+    answer jsonb;
 BEGIN
     FOR i IN 1 .. 300 LOOP
         SELECT * INTO c FROM cust ORDER BY random() LIMIT 1;
@@ -68,12 +69,14 @@ BEGIN
             doc := doc || '{"coupons": ["MULTI"]}';
         END IF;
         BEGIN
-            PERFORM loyalty.commit(doc, loyalty.calculate(doc));
+            answer := loyalty.commit(doc, loyalty.calculate(doc));
             st := '00000';
         EXCEPTION WHEN OTHERS THEN
             st := SQLSTATE;
+            answer := NULL;
         END;
-        INSERT INTO run (n, program, receipt_id, doc, state) VALUES (i, c.program, c.program || '-' || i, doc, st);
+        INSERT INTO run (n, program, receipt_id, doc, state, answer)
+        VALUES (i, c.program, c.program || '-' || i, doc, st, answer);
         -- now and then return part of a line of an earlier receipt
         IF random() < 0.3 THEN
             SELECT r.program, r.receipt_id, t.line, t.qty - t.refunded_qty AS left_qty INTO l
@@ -217,6 +220,10 @@ SELECT is((SELECT count(*) FROM run, LATERAL loyalty.commit(run.doc) r
               AND r #>> '{commit,status}' = CASE WHEN run.cancelled THEN 'cancelled' ELSE run.status END),
           (SELECT count(*) FROM run), 'every receipt replays, with its state');
 SELECT is((SELECT count(*) FROM loyalty.ledger), :entries::bigint, 'and the replays wrote nothing');
+SELECT is_empty($$SELECT run.receipt_id FROM run, LATERAL loyalty.commit(run.doc) r
+                   WHERE (r #- '{commit,replayed}' #- '{commit,status}')::text
+                         IS DISTINCT FROM (run.answer #- '{commit,replayed}' #- '{commit,status}')::text$$,
+                'every replay answers what the commit did, to the character (its lines rendered back from the row)');
 
 -- the queue: what is due is released once, and is what the receipts earned
 UPDATE loyalty.accrual_queue SET release_at = release_at - interval '1 hour';
