@@ -712,6 +712,8 @@ LoadCustomer(Calc *c, const FoundCustomer *fc)
 	JsonBuild	jb = NULL;
 	int			nalloc;
 	bool		isnull;
+	bool		any_held = false;	/* a wallet's held: a hold not yet resolved */
+	bool		any_points = false; /* a wallet's balance: a lot with points */
 
 	c->status = fc->status;
 	c->tier = fc->tier;
@@ -763,12 +765,18 @@ LoadCustomer(Calc *c, const FoundCustomer *fc)
 		w->currency = DirectReadText(s, "currency");
 		w->balance = DirectReadInt8(s, "balance", 0);
 		w->version = DirectReadInt8(s, "version", 0);
+		any_points |= w->balance > 0;
+		any_held |= DirectReadInt8(s, "held", 0) != 0;
 	}
 	DirectReadEnd(s);
 
-	/* what active holds take now, when the points would be spent */
-	s = DirectReadBegin("hold", "hold_wallet_active_idx", 1, &key);
-	while (DirectScanNext(s))
+	/*
+	 * What active holds take now, when the points would be spent.  A
+	 * wallet's held counts every hold until it is resolved, expired ones
+	 * included (docs/points.md), so with none held there is none to read.
+	 */
+	s = any_held ? DirectReadBegin("hold", "hold_wallet_active_idx", 1, &key) : NULL;
+	while (s && DirectScanNext(s))
 	{
 		char	   *status = DirectReadText(s, "status");
 		char	   *cur = DirectReadText(s, "currency");
@@ -780,17 +788,19 @@ LoadCustomer(Calc *c, const FoundCustomer *fc)
 			if (strcmp(c->wallets[w].currency, cur) == 0)
 				c->wallets[w].held += DirectReadInt8(s, "amount", 0);
 	}
-	DirectReadEnd(s);
+	if (s)
+		DirectReadEnd(s);
 
 	/*
 	 * lots valid at "at" and now, in spending order: points are spent when
 	 * the receipt is committed, so a lot that has expired since a receipt
-	 * written offline does not pay it
+	 * written offline does not pay it.  A wallet's balance is what its live
+	 * lots hold: with no points in any, there is no lot to read.
 	 */
 	nalloc = 4;
 	c->lots = palloc0(sizeof(CLot) * nalloc);
-	s = DirectReadBegin("lot", "lot_wallet_live_idx", 1, &key);
-	while (DirectScanNext(s))
+	s = any_points ? DirectReadBegin("lot", "lot_wallet_live_idx", 1, &key) : NULL;
+	while (s && DirectScanNext(s))
 	{
 		CLot	   *lot;
 		Datum		to;
@@ -822,19 +832,20 @@ LoadCustomer(Calc *c, const FoundCustomer *fc)
 		lot->lot.priority = DirectReadInt4(s, "priority", 0);
 		lot->lot.restriction = DirectReadText(s, "restriction");
 	}
-	DirectReadEnd(s);
+	if (s)
+		DirectReadEnd(s);
 	qsort(c->lots, c->nlots, sizeof(CLot), lot_cmp);
 	for (int l = 0; l < c->nlots; l++)
 		for (int w = 0; w < c->nwallets; w++)
 			if (strcmp(c->wallets[w].currency, cat->currencies[c->lots[l].currency].code) == 0)
 				c->wallets[w].effective += c->lots[l].lot.remaining;
 
-	/* personal offers of active promotions usable at "at" */
+	/* personal offers of active promotions usable at "at" (if any is for them) */
 	nalloc = 4;
 	c->offer_promo = palloc(sizeof(int) * nalloc);
 	c->offer_uses = palloc(sizeof(int32) * nalloc);
-	s = DirectReadBegin("personal_offer", "personal_offer_pkey", 1, &key);
-	while (DirectScanNext(s))
+	s = cat->has_personal ? DirectReadBegin("personal_offer", "personal_offer_pkey", 1, &key) : NULL;
+	while (s && DirectScanNext(s))
 	{
 		int			k = CatalogPromoIndex(cat, DirectReadInt8(s, "promotion_id", 0));
 
@@ -849,7 +860,8 @@ LoadCustomer(Calc *c, const FoundCustomer *fc)
 		c->offer_promo[c->noffers] = k;
 		c->offer_uses[c->noffers++] = DirectReadInt4(s, "uses_left", -2);
 	}
-	DirectReadEnd(s);
+	if (s)
+		DirectReadEnd(s);
 }
 
 /* The coupons the receipt names, by code regardless of case */

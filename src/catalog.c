@@ -457,6 +457,7 @@ LoadCatalog(Catalog *cat, const char *code, Datum ids)
 				strcmp(s, "personal") == 0 ? AUD_PERSONAL :
 				strcmp(s, "birthday") == 0 ? AUD_BIRTHDAY :
 				strcmp(s, "coupon") == 0 ? AUD_COUPON : AUD_ALL;
+			cat->has_personal |= p->audience == AUD_PERSONAL;
 			p->tiers = ReadStrList(t, desc, 17);
 			p->segments = ReadStrList(t, desc, 18);
 			p->birthday_days = GetInt32(t, desc, 19, 0);

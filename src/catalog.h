@@ -122,6 +122,7 @@ typedef struct Catalog
 	CatCurrency *currencies;
 	int			npromos;		/* in id order */
 	CatPromo   *promos;
+	bool		has_personal;	/* one of them is for personal offers */
 	int			ngroups;
 	CondDict   *dict;
 	CondIndex  *index;			/* over every promotion's line condition

@@ -909,6 +909,8 @@ FixIndependent(SProblem *p)
 	int64		receipt_all = 0;
 	int64		dmax_total = 0;
 	int64		cap = MulDiv(p->total, p->max_discount_bp, 10000);
+	bool	   *holds = NULL;	/* per receipt discount: it holds, whatever */
+	int		   *lines = NULL;
 
 	for (int k = 0; k < p->npromos; k++)
 		if (p->promos[k].in_points)
@@ -952,6 +954,39 @@ FixIndependent(SProblem *p)
 	if (p->max_discount_bp < 10000 && dmax_total + receipt_all > cap)
 		goto done;
 
+	/*
+	 * Whether each receipt discount stays above its threshold and can spread
+	 * in full whatever the line benefits take does not depend on the
+	 * candidate: decided once.  Its base is what its lines come to after the
+	 * most the line benefits can take, less the most the receipt discounts
+	 * before it take; its slack, the room left on its lines.
+	 */
+	holds = palloc0(sizeof(bool) * Max(p->npromos, 1));
+	{
+		int64		before = 0; /* the most the receipt discounts before take */
+
+		for (int r = 0; r < p->npromos; r++)
+		{
+			const SPromo *o = &p->promos[r];
+			int64		base = 0;
+			int64		slack = 0;
+
+			if (o->role != ROLE_RECEIPT_OFF)
+				continue;
+			for (int i = 0; i < L; i++)
+				if (o->elig[i])
+				{
+					base += p->lines[i].amount - Min(room[i], line_sum[i]);
+					slack += room[i] - Min(room[i], line_sum[i]);
+				}
+			base -= before;
+			holds[r] = !(base < o->benefit->threshold || base <= 0 || rmax[r] > base ||
+						 slack < receipt_all);
+			before += rmax[r];
+		}
+	}
+	lines = palloc(sizeof(int) * Max(L, 1));
+
 	for (int k = 0; k < p->npromos; k++)
 	{
 		SPromo	   *c = &p->promos[k];
@@ -959,6 +994,7 @@ FixIndependent(SProblem *p)
 		int64		gain = 0;		/* money it adds at least */
 		int64		lost = 0;		/* money a percent receipt discount loses */
 		bool		ok = true;
+		int			nlines = 0; /* the lines it gives something on */
 
 		if (c->exclusive || c->in_points || c->role != ROLE_LINE)
 			continue;
@@ -968,6 +1004,7 @@ FixIndependent(SProblem *p)
 
 			if (c->disc[i] <= 0)
 				continue;
+			lines[nlines++] = i;
 			if (line_sum[i] > room[i])
 				ok = false;
 			/* it must hold the line against its group, whatever is in */
@@ -993,27 +1030,19 @@ FixIndependent(SProblem *p)
 		{
 			const SPromo *o = &p->promos[r];
 			bool		touches = false;
-			int64		min_base = 0;
-			int64		slack = 0;
 			int64		part = 0;
 
 			if (o->role != ROLE_RECEIPT_OFF)
 				continue;
-			for (int i = 0; i < L; i++)
-				if (o->elig[i])
+			for (int x = 0; x < nlines; x++)
+				if (o->elig[lines[x]])
 				{
-					touches |= c->disc[i] > 0;
-					part += c->disc[i];
-					min_base += p->lines[i].amount - Min(room[i], line_sum[i]);
-					slack += room[i] - Min(room[i], line_sum[i]);
+					touches = true;
+					part += c->disc[lines[x]];
 				}
 			if (!touches)
 				continue;
-			for (int q = 0; q < r; q++)
-				if (p->promos[q].role == ROLE_RECEIPT_OFF)
-					min_base -= rmax[q];
-			if (min_base < o->benefit->threshold || min_base <= 0 || rmax[r] > min_base ||
-				slack < receipt_all)
+			if (!holds[r])
 				ok = false;
 			else if (o->benefit->percent_bp > 0)
 				lost += MulDiv(part, o->benefit->percent_bp, 10000) + Max(1, p->discount_step);
@@ -1027,6 +1056,10 @@ done:
 	pfree(line_sum);
 	pfree(room);
 	pfree(rmax);
+	if (holds)
+		pfree(holds);
+	if (lines)
+		pfree(lines);
 }
 
 /*

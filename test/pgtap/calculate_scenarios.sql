@@ -6,7 +6,7 @@
 -- (gold x2, weekend x3, an offer for one segment).  The numbers are worked
 -- out in the comments.
 BEGIN;
-SELECT plan(32);
+SELECT plan(40);
 
 -- The receipts fall next week, in the future the lots are valid in:
 -- Tuesday, the Tuesday after, and Saturday.
@@ -249,6 +249,39 @@ SELECT is(pg_temp.reason(pg_temp.plat('gold@example.com', :'tue'), 'STUDENT15'),
           'audience', 'not to others');
 SELECT is(pg_temp.reason(pg_temp.plat('student@example.com', :'tue'), 'GOLD2'),
           'audience', 'and gold x2 is for gold customers only');
+
+-- A personal offer: the promotion applies to the customer who has one,
+-- while it has uses left and within its validity; to nobody else.
+INSERT INTO loyalty.promotion (program_id, code, name, status, benefit, audience)
+SELECT id, 'MINE10', 'Yours: 10% off', 'active', '{"kind": "percent_off", "percent": 10}', 'personal'
+  FROM loyalty.program WHERE code = 'plat';
+INSERT INTO loyalty.personal_offer (customer_id, promotion_id, program_id, uses_left)
+SELECT :gold, m.id, m.program_id, 1 FROM loyalty.promotion m WHERE m.code = 'MINE10';
+SELECT is(pg_temp.applied(pg_temp.plat('gold@example.com', :'tue')), 'GOLD2,MINE10',
+          'a personal offer applies to the customer who has it');
+SELECT is(pg_temp.reason(pg_temp.plat('student@example.com', :'tue'), 'MINE10'), 'audience',
+          'and not to one who has none');
+UPDATE loyalty.personal_offer SET uses_left = 0;
+SELECT is(pg_temp.reason(pg_temp.plat('gold@example.com', :'tue'), 'MINE10'), 'audience',
+          'nor once its uses are used up');
+UPDATE loyalty.personal_offer SET uses_left = NULL, valid = tstzrange(NULL, now() - interval '1 day');
+SELECT is(pg_temp.reason(pg_temp.plat('gold@example.com', :'tue'), 'MINE10'), 'audience',
+          'nor outside its validity');
+
+-- Points and holds: "max" spends what the wallet holds less what active
+-- holds take; a customer without points spends none.
+SELECT (loyalty.accrue(:gold, 'pts', 500)).balance_after;
+SELECT loyalty.hold(:gold, 'pts', 200) AS hold_id \gset
+CREATE FUNCTION pg_temp.spends(email text) RETURNS jsonb LANGUAGE sql AS $$
+    SELECT loyalty.calculate(jsonb_build_object('program', 'plat', 'customer', jsonb_build_object('email', email),
+                                                'points', 'max', 'lines', '[{"line": 1, "qty": 1, "price": 1000}]'::jsonb))
+           -> 'totals' -> 'points_spent'
+$$;
+SELECT is(pg_temp.spends('gold@example.com'), '{"pts": 300}'::jsonb, 'a hold counts against what calculate spends');
+SELECT is((SELECT held FROM loyalty.wallet WHERE customer_id = :gold), 200::bigint, 'while the wallet holds it');
+SELECT (loyalty.release(:hold_id)).operation;
+SELECT is(pg_temp.spends('gold@example.com'), '{"pts": 500}'::jsonb, 'and once released it is spent again');
+SELECT is(pg_temp.spends('student@example.com'), '{}'::jsonb, 'a customer without points spends none');
 
 SELECT * FROM finish();
 ROLLBACK;
