@@ -542,25 +542,30 @@ ReplayLines(Catalog *cat, int64 program_id, const char *rid, Jsonb *answer)
 		elog(ERROR, "a receipt's earned arrays differ in length");
 
 	lines = palloc0(sizeof(PlanLine) * Max(n, 1));
+	for (int e = 0; e < ne; e++)
+	{
+		int32		place = DatumGetInt32(earned_line[e]);
+
+		if (place < 1 || place > n)
+			elog(ERROR, "receipt \"%s\": an accrual names line %d of %d", rid, place, n);
+		lines[place - 1].nearned++;
+	}
 	for (int i = 0; i < n; i++)
 	{
 		lines[i].no = DatumGetInt32(no[i]);
 		lines[i].to_pay = DatumGetInt64(to_pay[i]);
 		lines[i].discount = DatumGetInt64(discount[i]);
 		lines[i].points_money = DatumGetInt64(points_money[i]);
-		lines[i].earned = palloc0(sizeof(PlanEarn) * Max(ne, 1));
+		lines[i].earned = palloc0(sizeof(PlanEarn) * Max(lines[i].nearned, 1));
+		lines[i].nearned = 0;
 	}
 	/* the accruals of each line in the order commit stored them */
 	for (int e = 0; e < ne; e++)
 	{
-		int32		place = DatumGetInt32(earned_line[e]);
 		char	   *code = TextDatumGetCString(earned_currency[e]);
-		PlanLine   *l;
+		PlanLine   *l = &lines[DatumGetInt32(earned_line[e]) - 1];
 		PlanEarn   *pe;
 
-		if (place < 1 || place > n)
-			elog(ERROR, "receipt \"%s\": an accrual names line %d of %d", rid, place, n);
-		l = &lines[place - 1];
 		pe = &l->earned[l->nearned++];
 		pe->currency = CatalogCurrencyIndex(cat, code);
 		if (pe->currency < 0)
