@@ -704,40 +704,35 @@ DirectLockWallet(int64 customer_id, const char *currency, bool skip_locked, bool
 		 * (sub)transaction that wrote it undoes what it was written for.
 		 * Locking it again would only log a lock record per ledger entry.
 		 */
-		if (TransactionIdIsCurrentTransactionId(
-												HeapTupleHeaderGetXmin(ExecFetchSlotHeapTuple(slot, false, NULL)->t_data)))
+		if (!TransactionIdIsCurrentTransactionId(
+												 HeapTupleHeaderGetXmin(ExecFetchSlotHeapTuple(slot, false, NULL)->t_data)))
 		{
-			NewSnapshot();
-			*locked = true;
-			return slot;
+			res = table_tuple_lock(rel, &slot->tts_tid, GetLatestSnapshot(), slot,
+								   GetCurrentCommandId(false), LockTupleNoKeyExclusive,
+								   skip_locked ? LockWaitSkip : LockWaitBlock, 0, &tmfd);
+			switch (res)
+			{
+				case TM_Ok:
+					break;
+				case TM_WouldBlock:
+					return NULL;
+				case TM_Updated:
+				case TM_Deleted:
+					if (IsolationUsesXactSnapshot())
+						ereport(ERROR,
+								(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+								 errmsg("could not serialize access due to concurrent update")));
+					continue;	/* find the new version and lock it */
+				default:
+					elog(ERROR, "unexpected result %d locking the wallet of customer " INT64_FORMAT,
+						 (int) res, customer_id);
+			}
+			if (IsolationUsesXactSnapshot() &&
+				!table_tuple_satisfies_snapshot(rel, slot, GetTransactionSnapshot()))
+				ereport(ERROR,
+						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+						 errmsg("could not serialize access due to concurrent update")));
 		}
-		res = table_tuple_lock(rel, &slot->tts_tid, GetLatestSnapshot(), slot,
-							   GetCurrentCommandId(false), LockTupleNoKeyExclusive,
-							   skip_locked ? LockWaitSkip : LockWaitBlock, 0, &tmfd);
-		switch (res)
-		{
-			case TM_Ok:
-				break;
-			case TM_WouldBlock:
-				return NULL;
-			case TM_Updated:
-			case TM_Deleted:
-				if (IsolationUsesXactSnapshot())
-					ereport(ERROR,
-							(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-							 errmsg("could not serialize access due to concurrent update")));
-				continue;		/* find the new version and lock it */
-			default:
-				elog(ERROR, "unexpected result %d locking the wallet of customer " INT64_FORMAT,
-					 (int) res, customer_id);
-		}
-		if (IsolationUsesXactSnapshot() &&
-			!TransactionIdIsCurrentTransactionId(
-				HeapTupleHeaderGetXmin(ExecFetchSlotHeapTuple(slot, false, NULL)->t_data)) &&
-			!table_tuple_satisfies_snapshot(rel, slot, GetTransactionSnapshot()))
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("could not serialize access due to concurrent update")));
 		NewSnapshot();
 		*locked = true;
 		return slot;
