@@ -228,8 +228,9 @@ ProgramOpen(int64 program_id)
 		bsearch(&program_id, Access.ids, Access.n, sizeof(int64), int64_cmp) != NULL;
 }
 
-static const char *
-RoleName(void)
+/* The role in effect: the actor of a change */
+const char *
+ActorName(void)
 {
 	return GetUserNameFromId(GetOuterUserId(), false);
 }
@@ -261,7 +262,7 @@ RequireProgram(int64 program_id, const char *object_fmt,...)
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("permission denied for %s", object.data),
-			 errdetail("Role \"%s\" is not bound to its programme.", RoleName()),
+			 errdetail("Role \"%s\" is not bound to its programme.", ActorName()),
 			 errhint("An administrator of the programme binds a role with loyalty.grant_program(program, role).")));
 }
 
@@ -275,7 +276,7 @@ RequireEveryProgram(const char *what)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for %s", what),
 				 errdetail("It works on every programme, and role \"%s\" is not bound to every programme.",
-						   RoleName()),
+						   ActorName()),
 				 errhint("Run it as a role bound to every programme: loyalty.grant_program(NULL, role).")));
 }
 
@@ -325,7 +326,7 @@ loyalty_require_every_program(PG_FUNCTION_ARGS)
 Datum
 loyalty_actor(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_TEXT_P(cstring_to_text(RoleName()));
+	PG_RETURN_TEXT_P(cstring_to_text(ActorName()));
 }
 
 /* Trigger on loyalty.program_access: every backend reloads at its next check */

@@ -12,5 +12,6 @@ extern void loyalty_access_init(void);
 extern bool ProgramOpen(int64 program_id);
 extern void RequireProgram(int64 program_id, const char *object_fmt,...) pg_attribute_printf(2, 3);
 extern void RequireEveryProgram(const char *what);
+extern const char *ActorName(void);
 
 #endif

@@ -1540,6 +1540,7 @@ PlanCalculate(Jsonb *doc, ArrayType *only, bool explain)
 	TimestampTz started = loyalty_log_min_duration >= 0 ? GetCurrentTimestamp() : 0;
 
 	memset(&c, 0, sizeof(c));
+	memset(&fc, 0, sizeof(fc));
 	c.explain = explain;
 	if (VARSIZE(doc) > (Size) loyalty_max_receipt_bytes)
 		ereport(ERROR,
@@ -1865,6 +1866,9 @@ PlanCalculate(Jsonb *doc, ArrayType *only, bool explain)
 	plan->not_found_reason = c.not_found_reason;
 	plan->customer_id = c.customer_id;
 	plan->status = c.status;
+	plan->ident_kind = c.found ? fc.ident_kind : NULL;
+	plan->ident_value = c.found ? fc.ident_value : NULL;
+	plan->store = c.store;
 	plan->tier = c.tier;
 	plan->segments = c.segments;
 	plan->can_spend = prob.can_spend;
@@ -1900,6 +1904,9 @@ PlanCalculate(Jsonb *doc, ArrayType *only, bool explain)
 	}
 	plan->nlines = L;
 	plan->lines = palloc0(sizeof(PlanLine) * Max(L, 1));
+	plan->line_rows = palloc(sizeof(CondValue *) * Max(L, 1));
+	for (int i = 0; i < L; i++)
+		plan->line_rows[i] = c.lines[i].row;
 	for (int i = 0; i < L; i++)
 	{
 		RLine	   *l = &c.lines[i];

@@ -507,6 +507,10 @@ LoadCatalog(Catalog *cat, const char *code, Datum ids)
 	LoadProgram(cat->code, &cat->program);
 	MemoryContextSwitchTo(cat->cxt);
 
+	/* its fraud rules, their conditions over the same dictionary */
+	if (ids == (Datum) 0)
+		FraudLoadRules(cat);
+
 	/* the codes' order as keys of a jsonb object, for answers built in it */
 	{
 		int		   *order = palloc(sizeof(int) * Max(cat->npromos, 1));
@@ -599,6 +603,35 @@ CatalogGet(const char *program_code)
 	MemoryContextSwitchTo(old);
 	MemoryContextSetParent(cxt, CatalogCxt);
 	return cat;
+}
+
+/*
+ * The compiled catalogue of the programme with this id (an operation of the
+ * ledger knows its programme by id); NULL if there is no such programme.
+ * The caller is connected to SPI.
+ */
+Catalog *
+CatalogGetById(int64 program_id)
+{
+	static KeptQuery code_query = {
+		"SELECT code FROM loyalty.program WHERE id OPERATOR(pg_catalog.=) $1", 1, {INT8OID}, NULL
+	};
+	ListCell   *lc;
+	Datum		arg = Int64GetDatum(program_id);
+
+	if (CatalogStale)
+		CheckGeneration();
+	foreach(lc, Catalogs)
+	{
+		Catalog    *cat = lfirst(lc);
+
+		if (cat->program_id == program_id)
+			return cat;
+	}
+	RunKept(&code_query, &arg, NULL, 1);
+	if (SPI_processed != 1)
+		return NULL;
+	return CatalogGet(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 }
 
 /*

@@ -15,6 +15,7 @@
 
 #include "benefit.h"
 #include "condition.h"
+#include "fraud.h"
 #include "program.h"
 #include "tiers.h"
 
@@ -128,6 +129,8 @@ typedef struct Catalog
 	CondIndex  *index;			/* over every promotion's line condition
 								 * (true where it has none) */
 	List	   *conditions;		/* of CatCondition */
+	int			nfraud;			/* its active fraud rules, in id order */
+	FraudRule  *fraud;
 	/*
 	 * Scratch of one calculation: slot[k] numbers promotion k among those
 	 * the receipt's lines matched, valid when stamp[k] is this call's
@@ -142,6 +145,7 @@ typedef struct Catalog
 } Catalog;
 
 extern Catalog *CatalogGet(const char *program_code);
+extern Catalog *CatalogGetById(int64 program_id);
 extern Catalog *CatalogOf(const char *program_code, ArrayType *ids);
 extern CondProgram *CatalogCondition(Catalog *cat, const char *text);
 extern int	CatalogPromoIndex(const Catalog *cat, int64 id);

@@ -34,6 +34,7 @@
 #include "catalog.h"
 #include "direct.h"
 #include "event.h"
+#include "fraud.h"
 #include "jsonbuild.h"
 #include "jsonread.h"
 #include "plan.h"
@@ -126,6 +127,15 @@ static KeptQuery wallet_query = {
 	"INSERT INTO loyalty.wallet (customer_id, currency, program_id) VALUES ($1, $2, $3)"
 	" ON CONFLICT DO NOTHING",
 	3, {INT8OID, TEXTOID, INT8OID}, NULL
+};
+/* held while the customer is on fraud_hold: never due until released */
+static KeptQuery held_query = {
+	"INSERT INTO loyalty.accrual_queue (program_id, receipt_id, customer_id, currency, amount,"
+	"                                   kind, valid_for, restriction, idempotency_key, release_at,"
+	"                                   held_release_at)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'infinity', $10)",
+	10, {INT8OID, TEXTOID, INT8OID, TEXTOID, INT8OID, TEXTOID, INTERVALOID, TEXTOID, TEXTOID,
+	TIMESTAMPTZOID}, NULL
 };
 static KeptQuery queue_query = {
 	"INSERT INTO loyalty.accrual_queue (program_id, receipt_id, customer_id, currency, amount,"
@@ -243,6 +253,7 @@ typedef struct Commit
 	Written    *written;
 	bool		keyed;			/* the schema predates 0.18: entries carry keys */
 	bool		queued;			/* the accruals went to the queue */
+	bool		held;			/* the customer is on fraud_hold: they wait there */
 } Commit;
 
 static Datum
@@ -729,7 +740,10 @@ Days(int32 days)
 	return i;
 }
 
-/* The accruals: queued for the programme's delay, or lots at once */
+/*
+ * The accruals: queued for the programme's delay, or lots at once; held in
+ * the queue while the customer is on fraud_hold (release_at then stays 0)
+ */
 static const char *
 Accrue(Commit *k, Interval *delay, TimestampTz *release_at)
 {
@@ -738,7 +752,7 @@ Accrue(Commit *k, Interval *delay, TimestampTz *release_at)
 
 	if (k->naccruals == 0)
 		return "none";
-	if (delay->month != 0 || delay->day != 0 || delay->time != 0)
+	if (delay->month != 0 || delay->day != 0 || delay->time != 0 || k->held)
 	{
 		*release_at = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
 															  TimestampTzGetDatum(now),
@@ -764,9 +778,14 @@ Accrue(Commit *k, Interval *delay, TimestampTz *release_at)
 
 			nulls[6] = x->valid_days > 0 ? ' ' : 'n';
 			nulls[7] = x->restriction ? ' ' : 'n';
-			Run(&queue_query, values, nulls);
+			Run(k->held ? &held_query : &queue_query, values, nulls);
 		}
 		k->queued = true;
+		if (k->held)
+		{
+			*release_at = 0;
+			return "held";
+		}
 		return "queued";
 	}
 	for (int a = 0; a < k->naccruals; a++)
@@ -1083,6 +1102,42 @@ DocString(Jsonb *doc, const char *key)
 	return pnstrdup(v.val.string.val, v.val.string.len);
 }
 
+/*
+ * The fraud rules' check of the receipt (its wallets locked, before any
+ * write): a refuse rule crossed is an error; the accruals of a customer on
+ * fraud_hold, before or because of it, are held in the queue.
+ */
+static void
+CheckFraud(Commit *k, Jsonb *doc)
+{
+	ReceiptPlan *plan = k->plan;
+
+	if (FraudAnyRule(k->cat, FO_COMMIT))
+	{
+		FraudOp		op;
+
+		memset(&op, 0, sizeof(op));
+		op.kind = FO_COMMIT;
+		op.reference = k->rid;
+		op.customer = k->customer;
+		op.store = plan->store;
+		op.at = plan->at;
+		op.plan = plan;
+		op.ident_kind = plan->ident_kind;
+		op.ident_value = plan->ident_value;
+		if (plan->ident_kind)
+			op.subject[FS_IDENTIFIER] = psprintf("%s:%s", plan->ident_kind, plan->ident_value);
+		op.subject[FS_STORE] = plan->store;
+		op.subject[FS_DEVICE] = DocString(doc, "device");
+		op.currency = -1;
+		k->held = FraudCheck(k->cat, &op);
+	}
+	if (k->customer && plan->status && strcmp(plan->status, "fraud_hold") == 0)
+		k->held = true;
+	if (k->held && !FraudQueueHolds())
+		k->held = false;		/* the schema before 0.20 cannot hold them */
+}
+
 static bytea *
 Digest(Jsonb *doc)
 {
@@ -1213,6 +1268,7 @@ loyalty_commit(PG_FUNCTION_ARGS)
 	 */
 	lines_in_row = ReceiptHasColumn("line_no");
 	k.keyed = !ReceiptNamesEntries();
+	CheckFraud(&k, doc);
 	UseCoupons(&k);
 	UsePromotions(&k);
 	SpendPoints(&k, by_code);

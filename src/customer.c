@@ -342,5 +342,12 @@ FindReceiptCustomer(const LoyaltyProgram *program, const char *kind_name, const 
 		*reason = MemoryContextStrdup(resultcxt, psprintf("identifier_%s", found->ident_status));
 		return false;
 	}
+	found->ident_kind = NULL;
+	found->ident_value = NULL;
+	if (kind != IDENT_CUSTOMER_ID)
+	{
+		found->ident_kind = MemoryContextStrdup(resultcxt, kind_name);
+		found->ident_value = MemoryContextStrdup(resultcxt, cand.value);
+	}
 	return true;
 }

@@ -19,6 +19,8 @@ typedef struct FoundCustomer
 	char	   *birth_date;
 	char	   *home_city;
 	Jsonb	   *attributes;
+	const char *ident_kind;		/* the identifier it was found by (card, phone, */
+	const char *ident_value;	/* email), normalised; NULL for an id */
 } FoundCustomer;
 
 extern bool FindReceiptCustomer(const LoyaltyProgram *program, const char *kind_name,

@@ -71,7 +71,7 @@ CREATE TABLE @extschema@.customer_log (
     customer_id bigint NOT NULL REFERENCES @extschema@.customer (id),
     action      text NOT NULL
                 CHECK (action OPERATOR(pg_catalog.=) ANY
-                       ('{enroll,add_identifier,replace_card,identifier_status,merge,update}'::text[])),
+                       ('{enroll,add_identifier,replace_card,identifier_status,merge,update,fraud_hold,fraud_release,fraud_confirm}'::text[])),
     detail      jsonb NOT NULL DEFAULT '{}',
     actor       text NOT NULL DEFAULT @extschema@.actor(),
     reason      text,

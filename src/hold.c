@@ -16,6 +16,7 @@
 #include "utils/timestamp.h"
 
 #include "direct.h"
+#include "fraud.h"
 #include "program.h"
 #include "wallet.h"
 
@@ -125,6 +126,7 @@ loyalty_hold(PG_FUNCTION_ARGS)
 											  1, &isnull));
 		e.hold_id = hold_id;
 		WalletAppend(&w, &e, &result);
+		FraudCheckLedger(w.program_id, FO_HOLD, customer, currency, amount, e.idempotency_key);
 	}
 	DirectEnd();
 	PG_RETURN_INT64(hold_id);

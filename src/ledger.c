@@ -19,6 +19,7 @@
 
 #include "access.h"
 #include "direct.h"
+#include "fraud.h"
 #include "program.h"
 #include "wallet.h"
 
@@ -287,6 +288,7 @@ loyalty_redeem(PG_FUNCTION_ARGS)
 		WalletTouch(&w, false, NULL);
 		TakePoints(&w, &app, amount, w.held, &e);
 		WalletAppend(&w, &e, &result);
+		FraudCheckLedger(w.program_id, FO_REDEEM, w.customer_id, w.currency, amount, e.idempotency_key);
 	}
 	DirectEnd();
 	PG_RETURN_DATUM(result.datum);
@@ -339,6 +341,7 @@ loyalty_adjust(PG_FUNCTION_ARGS)
 		else
 			TakePoints(&w, &everything, -delta, w.held, &e);
 		WalletAppend(&w, &e, &result);
+		FraudCheckLedger(w.program_id, FO_ADJUST, w.customer_id, w.currency, delta, e.idempotency_key);
 	}
 	DirectEnd();
 	PG_RETURN_DATUM(result.datum);
@@ -445,6 +448,8 @@ loyalty_transfer(PG_FUNCTION_ARGS)
 		TakePoints(&a, &everything, amount, a.held, &expect);
 		AppendTransfer(&a, &b, expect.lots, expect.nlots, amount, expect.idempotency_key,
 					   reason, &result);
+		FraudCheckLedger(a.program_id, FO_TRANSFER_OUT, from, currency, amount, expect.idempotency_key);
+		FraudCheckLedger(b.program_id, FO_TRANSFER_IN, to, currency, amount, expect.idempotency_key);
 	}
 	DirectEnd();
 	PG_RETURN_DATUM(result.datum);

@@ -137,11 +137,15 @@ typedef struct ReceiptPlan
 	const char *tier;
 	StrList		segments;
 	bool		can_spend;
+	const char *ident_kind;		/* the identifier it was found by, or NULL */
+	const char *ident_value;	/* normalised */
+	const char *store;			/* the receipt's, or NULL */
 	int			nwallets;
 	PlanWallet *wallets;
 	/* what it gives */
 	int			nlines;
 	PlanLine   *lines;
+	CondValue **line_rows;		/* each line's condition values (fraud rules) */
 	int			nlots;
 	PlanLot    *lots;
 	int64		amount;

@@ -28,6 +28,7 @@
 
 #include "access.h"
 #include "direct.h"
+#include "fraud.h"
 #include "jsonbuild.h"
 #include "program.h"
 #include "wallet.h"
@@ -59,12 +60,19 @@ static KeptQuery money_query = {
 
 static KeptQuery claim_query = {
 	"SELECT q.id, q.customer_id, q.currency, q.amount, q.kind, q.priority,"
-	"       $1 + q.valid_for, q.restriction, q.receipt_id, q.idempotency_key"
+	"       $1 + q.valid_for, q.restriction, q.receipt_id, q.idempotency_key,"
+	"       (SELECT c.status = 'fraud_hold' FROM loyalty.customer c WHERE c.id = q.customer_id)"
 	"  FROM loyalty.accrual_queue q"
 	" WHERE q.release_at <= $1"
 	" ORDER BY q.release_at, q.id LIMIT $2"
-	"   FOR UPDATE SKIP LOCKED",
+	"   FOR UPDATE OF q SKIP LOCKED",
 	2, {TIMESTAMPTZOID, INT8OID}, NULL
+};
+/* due accruals of customers on fraud_hold wait, held, until released */
+static KeptQuery hold_query = {
+	"UPDATE loyalty.accrual_queue SET held_release_at = release_at, release_at = 'infinity'"
+	" WHERE id = ANY ($1)",
+	1, {INT8ARRAYOID}, NULL
 };
 static KeptQuery released_query = {
 	"DELETE FROM loyalty.accrual_queue WHERE id = ANY ($1)",
@@ -448,6 +456,7 @@ typedef struct QueuedAccrual
 	char	   *restriction;
 	char	   *receipt_id;
 	char	   *key;
+	bool		held;			/* its customer is on fraud_hold */
 } QueuedAccrual;
 
 static char *
@@ -533,6 +542,8 @@ loyalty_release_accruals(PG_FUNCTION_ARGS)
 		Datum		args[2] = {TimestampTzGetDatum(now), Int64GetDatum(RELEASE_CHUNK)};
 		QueuedAccrual *rows;
 		Datum	   *done;
+		Datum	   *held;
+		int			nheld = 0;
 		int			ndone = 0;
 		int			nmoved = 0;
 		int			n;
@@ -543,6 +554,7 @@ loyalty_release_accruals(PG_FUNCTION_ARGS)
 		n = (int) SPI_processed;
 		rows = palloc(sizeof(QueuedAccrual) * Max(n, 1));
 		done = palloc(sizeof(Datum) * Max(n, 1));
+		held = palloc(sizeof(Datum) * Max(n, 1));
 		for (int i = 0; i < n; i++)
 		{
 			QueuedAccrual *q = &rows[i];
@@ -561,6 +573,8 @@ loyalty_release_accruals(PG_FUNCTION_ARGS)
 			q->restriction = QueueText(i, 8);
 			q->receipt_id = QueueText(i, 9);
 			q->key = QueueText(i, 10);
+			d = QueueDatum(i, 11, &isnull);
+			q->held = !isnull && DatumGetBool(d) && FraudQueueHolds();
 		}
 		for (int i = 0; i < n; i++)
 		{
@@ -578,6 +592,11 @@ loyalty_release_accruals(PG_FUNCTION_ARGS)
 				break;
 			}
 			CHECK_FOR_INTERRUPTS();
+			if (q->held)
+			{
+				held[nheld++] = Int64GetDatum(q->id);
+				continue;
+			}
 			if (!LockForRelease(&w, q, &moved))
 			{
 				nmoved += moved;
@@ -611,9 +630,16 @@ loyalty_release_accruals(PG_FUNCTION_ARGS)
 
 			RunKept(&released_query, &ids, NULL, 0);
 		}
+		if (nheld > 0)
+		{
+			Datum		ids = PointerGetDatum(construct_array(held, nheld, INT8OID, 8,
+															  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+
+			RunKept(&hold_query, &ids, NULL, 0);
+		}
 		released += ndone;
 		/* nothing due is left, or all of it is in use elsewhere */
-		if (n < RELEASE_CHUNK || (ndone == 0 && nmoved == 0))
+		if (n < RELEASE_CHUNK || (ndone == 0 && nmoved == 0 && nheld == 0))
 			stop = true;
 		DirectEnd();
 		MemoryContextSwitchTo(callcxt);

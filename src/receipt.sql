@@ -274,7 +274,9 @@ CREATE TABLE @extschema@.accrual_queue (
     restriction     text,
     idempotency_key text NOT NULL,
     release_at      timestamptz NOT NULL,
-    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    held_release_at timestamptz,
+    forfeited_case  bigint
 ) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000,
         autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 100000,
         autovacuum_vacuum_cost_delay = 0);
@@ -283,6 +285,8 @@ CREATE TABLE @extschema@.accrual_queue (
 -- and removed by the table's eager autovacuum.
 CREATE INDEX accrual_queue_due_idx ON @extschema@.accrual_queue (release_at, id);
 CREATE INDEX accrual_queue_receipt_idx ON @extschema@.accrual_queue (program_id, receipt_id);
+CREATE INDEX accrual_queue_held_idx ON @extschema@.accrual_queue (customer_id)
+    WHERE held_release_at IS NOT NULL;
 COMMENT ON TABLE @extschema@.accrual_queue IS 'accruals waiting for release_at: released as lots by loyalty.release_accruals, removed by cancel';
 COMMENT ON COLUMN @extschema@.accrual_queue.amount IS 'points in minor units of the currency';
 COMMENT ON COLUMN @extschema@.accrual_queue.kind IS 'kind of the lot to create: regular, or promo for a bonus lot';
@@ -297,6 +301,8 @@ COMMENT ON COLUMN @extschema@.accrual_queue.customer_id IS 'the customer the poi
 COMMENT ON COLUMN @extschema@.accrual_queue.currency IS 'the points currency';
 COMMENT ON COLUMN @extschema@.accrual_queue.priority IS 'priority of the lot to create (higher is spent first among lots that expire together)';
 COMMENT ON COLUMN @extschema@.accrual_queue.created_at IS 'when the receipt queued it';
+COMMENT ON COLUMN @extschema@.accrual_queue.held_release_at IS 'held while the customer is on fraud_hold (release_at is then infinity): the release time it goes back to when the customer is active again; NULL otherwise';
+COMMENT ON COLUMN @extschema@.accrual_queue.forfeited_case IS 'the fraud case whose confirm_fraud forfeited it (release_at infinity: never released; a cancel or refund of its receipt takes it off); NULL otherwise';
 ALTER TABLE @extschema@.accrual_queue ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant ON @extschema@.accrual_queue USING (@extschema@.program_open(program_id));
 

@@ -34,8 +34,10 @@
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 
+#include "catalog.h"
 #include "direct.h"
 #include "event.h"
+#include "fraud.h"
 #include "jsonbuild.h"
 #include "jsonread.h"
 #include "program.h"
@@ -453,6 +455,91 @@ CheckRequest(Jsonb *lines, const RefundReceipt *rr, const char *rid, RefundItem 
 	return n;
 }
 
+/*
+ * The document's lines by their place in the receipt (by_pos[pos]; NULL
+ * where the document has none): a line's "line", or its place in the array.
+ */
+static void
+DocLinesByPos(Jsonb *document, RefundReceipt *rr, Jsonb **by_pos)
+{
+	JsonbValue	doc_lines;
+	JsonbIterator *it;
+	JsonbValue	d;
+	JsonbIteratorToken tok;
+	int			o = 0;
+
+	memset(by_pos, 0, sizeof(Jsonb *) * rr->nlines);
+	if (document == NULL || !JrKey(&document->root, "lines", &doc_lines) || doc_lines.type != jbvBinary)
+		return;
+	it = JsonbIteratorInit(doc_lines.val.binary.data);
+	while ((tok = JsonbIteratorNext(&it, &d, true)) != WJB_DONE)
+	{
+		JsonbValue	ln;
+		int32		no;
+
+		if (tok != WJB_ELEM)
+			continue;
+		o++;
+		if (d.type != jbvBinary)
+			continue;
+		if (JrKey(d.val.binary.data, "line", &ln) && ln.type == jbvNumeric)
+			no = DatumGetInt32(DirectFunctionCall1(numeric_int4, NumericGetDatum(ln.val.numeric)));
+		else
+			no = o;
+		for (int i = 0; i < rr->nlines; i++)
+			if (rr->no[i] == no && by_pos[i] == NULL)
+				by_pos[i] = JsonbValueToJsonb(&d);
+	}
+}
+
+/* The string member key of a document, or NULL */
+static const char *
+DocText(Jsonb *doc, const char *key)
+{
+	JsonbValue	v;
+
+	if (doc == NULL || !JrKey(&doc->root, key, &v) || v.type != jbvString)
+		return NULL;
+	return pnstrdup(v.val.string.val, v.val.string.len);
+}
+
+/*
+ * The fraud rules' check of the return (the wallets locked): its lines'
+ * documents, products and money.
+ */
+static void
+CheckFraud(const char *code, const char *rid, const char *fid, int64 customer, Jsonb *document,
+		   RefundReceipt *rr, RefundItem *items, int nitems, int64 *item_money)
+{
+	Catalog    *cat = CatalogGet(code);
+	FraudOp		op;
+	Jsonb	  **by_pos;
+
+	if (!FraudAnyRule(cat, FO_REFUND))
+		return;
+	by_pos = palloc(sizeof(Jsonb *) * Max(rr->nlines, 1));
+	DocLinesByPos(document, rr, by_pos);
+	memset(&op, 0, sizeof(op));
+	op.kind = FO_REFUND;
+	op.reference = psprintf("%s/%s", rid, fid);
+	op.customer = customer;
+	op.store = DocText(document, "store");
+	op.subject[FS_STORE] = op.store;
+	op.at = GetCurrentTransactionStartTimestamp();
+	op.receipt_doc = document;
+	op.nlines = nitems;
+	op.line_docs = palloc(sizeof(Jsonb *) * Max(nitems, 1));
+	op.line_skus = palloc(sizeof(char *) * Max(nitems, 1));
+	op.line_money = item_money;
+	for (int i = 0; i < nitems; i++)
+	{
+		op.line_docs[i] = by_pos[items[i].pos];
+		op.line_skus[i] = DocText(op.line_docs[i], "sku");
+	}
+	op.currency = -1;
+	FraudCheck(cat, &op);
+}
+
 Datum
 loyalty_refund(PG_FUNCTION_ARGS)
 {
@@ -494,6 +581,7 @@ loyalty_refund(PG_FUNCTION_ARGS)
 	Jsonb	   *counters_back = NULL;
 	Jsonb	   *counters_after = NULL;
 	bool		partly = false;
+	int64	   *item_money;
 	JsonBuild	jb = NULL;
 	Jsonb	   *req_jsonb;
 	Jsonb	   *result;
@@ -594,6 +682,7 @@ loyalty_refund(PG_FUNCTION_ARGS)
 
 	/* each line's share, cumulative over its returns */
 	ret = palloc(sizeof(LotPoints) * Max(rr.npaid, 1));
+	item_money = palloc(sizeof(int64) * Max(nitems, 1));
 	JbBeginArray(&per_line, NULL);
 	for (int i = 0; i < nitems; i++)
 	{
@@ -605,6 +694,7 @@ loyalty_refund(PG_FUNCTION_ARGS)
 		PerCurrency line_tb = {0};
 
 		money += line_money;
+		item_money[i] = line_money;
 		for (int x = 0; x < rr.npaid; x++)
 		{
 			int64		amount;
@@ -682,6 +772,7 @@ loyalty_refund(PG_FUNCTION_ARGS)
 
 		if (customer)
 			ReceiptLockWallets(customer);
+		CheckFraud(code, rid, fid, customer, document, &rr, items, nitems, item_money);
 
 		/* points that paid the lines go back to their lots */
 		entries = palloc(sizeof(ReceiptEntry) * (nret + tb.n + 1));

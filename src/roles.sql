@@ -69,7 +69,10 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.take_events(integer, text),
     @extschema@.grant_program(text, pg_catalog.regrole),
     @extschema@.revoke_program(text, pg_catalog.regrole),
-    @extschema@.normalize_benefit(jsonb, bigint)
+    @extschema@.normalize_benefit(jsonb, bigint),
+    @extschema@.release_hold(bigint, text),
+    @extschema@.confirm_fraud(bigint, text, boolean),
+    @extschema@.set_customer_status(text, bigint, text, text)
 TO loyalty_admin;
 GRANT EXECUTE ON PROCEDURE @extschema@.run_job(text, interval) TO loyalty_admin;
 GRANT SELECT ON
@@ -83,12 +86,15 @@ GRANT SELECT ON
     @extschema@.balances, @extschema@.ledger_entries, @extschema@.liability,
     @extschema@.lot_usage, @extschema@.job_health, @extschema@.lots, @extschema@.expiring_points,
     @extschema@.promotion_performance, @extschema@.coupon_usage, @extschema@.tier_distribution,
-    @extschema@.tier_movements, @extschema@.customer_360, @extschema@.store_days
+    @extschema@.tier_movements, @extschema@.customer_360, @extschema@.store_days,
+    @extschema@.fraud_rule, @extschema@.fraud_tally, @extschema@.fraud_case,
+    @extschema@.fraud_case_operation, @extschema@.fraud_cases_daily
 TO loyalty_admin;
 GRANT INSERT, UPDATE ON @extschema@.program TO loyalty_admin;
 GRANT INSERT, UPDATE, DELETE ON
     @extschema@.currency, @extschema@.product, @extschema@.promotion, @extschema@.coupon,
-    @extschema@.personal_offer, @extschema@.segment, @extschema@.segment_member, @extschema@.tier
+    @extschema@.personal_offer, @extschema@.segment, @extschema@.segment_member, @extschema@.tier,
+    @extschema@.fraud_rule
 TO loyalty_admin;
 
 -- loyalty_analyst: the views, nothing else.
@@ -96,7 +102,8 @@ GRANT SELECT ON
     @extschema@.balances, @extschema@.ledger_entries, @extschema@.liability,
     @extschema@.lot_usage, @extschema@.job_health, @extschema@.lots, @extschema@.expiring_points,
     @extschema@.promotion_performance, @extschema@.coupon_usage, @extschema@.tier_distribution,
-    @extschema@.tier_movements, @extschema@.customer_360, @extschema@.store_days
+    @extschema@.tier_movements, @extschema@.customer_360, @extschema@.store_days,
+    @extschema@.fraud_cases_daily
 TO loyalty_analyst;
 GRANT EXECUTE ON FUNCTION
     @extschema@.job_health_rows(),

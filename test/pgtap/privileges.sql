@@ -89,6 +89,9 @@ SELECT set_eq(
              ('loyalty_admin', 'loyalty.promotion_day(bigint,date)'),
              ('loyalty_admin', 'loyalty.tier_day(bigint,date)'),
              ('loyalty_admin', 'loyalty.store_day(bigint,date)'),
+             ('loyalty_admin', 'loyalty.release_hold(bigint,text)'),
+             ('loyalty_admin', 'loyalty.confirm_fraud(bigint,text,boolean)'),
+             ('loyalty_admin', 'loyalty.set_customer_status(text,bigint,text,text)'),
              ('loyalty_analyst', 'loyalty.job_health_rows()'),
              ('loyalty_analyst', 'loyalty.expiring_day(bigint,date)'),
              ('loyalty_analyst', 'loyalty.promotion_day(bigint,date)'),
@@ -108,14 +111,14 @@ SELECT set_eq(
              ('loyalty_analyst', 'loyalty.expiring_points'), ('loyalty_analyst', 'loyalty.promotion_performance'),
              ('loyalty_analyst', 'loyalty.coupon_usage'), ('loyalty_analyst', 'loyalty.tier_distribution'),
              ('loyalty_analyst', 'loyalty.tier_movements'), ('loyalty_analyst', 'loyalty.customer_360'),
-             ('loyalty_analyst', 'loyalty.store_days')$$,
+             ('loyalty_analyst', 'loyalty.store_days'), ('loyalty_analyst', 'loyalty.fraud_cases_daily')$$,
     'the cashier reads no table or view, the analyst the views only');
 SELECT set_eq(
     $$SELECT r.rel::text FROM relation r
        WHERE has_table_privilege('loyalty_admin', r.rel, 'INSERT, UPDATE, DELETE')$$,
     $$VALUES ('loyalty.program'), ('loyalty.currency'), ('loyalty.product'), ('loyalty.promotion'),
              ('loyalty.coupon'), ('loyalty.personal_offer'), ('loyalty.segment'),
-             ('loyalty.segment_member'), ('loyalty.tier')$$,
+             ('loyalty.segment_member'), ('loyalty.tier'), ('loyalty.fraud_rule')$$,
     'the admin writes the configuration tables only');
 SELECT is_empty(
     $$SELECT k.role, r.rel FROM role_kind k, relation r

@@ -9,10 +9,11 @@ SELECT tables_are('loyalty', ARRAY['program', 'currency', 'customer', 'identifie
                                    'personal_offer', 'counter', 'segment', 'segment_member',
                                    'catalog_generation', 'receipt_key', 'receipt',
                                    'receipt_default', 'accrual_queue',
-                                   'receipt_refund', 'event', 'tier', 'tier_change', 'program_access']);
+                                   'receipt_refund', 'event', 'tier', 'tier_change', 'program_access',
+                                   'fraud_rule', 'fraud_tally', 'fraud_case', 'fraud_case_operation']);
 SELECT views_are('loyalty', ARRAY['lot_usage', 'balances', 'ledger_entries', 'liability', 'job_health', 'lots',
                                   'expiring_points', 'promotion_performance', 'coupon_usage', 'tier_distribution',
-                                  'tier_movements', 'customer_360', 'store_days', 'receipt_line']);
+                                  'tier_movements', 'customer_360', 'store_days', 'receipt_line', 'fraud_cases_daily']);
 SELECT functions_are('loyalty', ARRAY[
     'normalize_phone', 'normalize_card', 'normalize_email', 'phone_country_valid',
     'phone_countries', 'normalize_identifier', 'identify', 'identifier_normalize_trigger',
@@ -33,7 +34,9 @@ SELECT functions_are('loyalty', ARRAY[
     'customer_document', 'refresh_segments', 'job_deadline', 'job_limit', 'purchases',
     'actor', 'access_changed', 'program_open', 'require_program',
     'require_every_program', 'grant_program', 'revoke_program', 'partition_security',
-    'binding_program', 'expiring_day', 'promotion_day', 'tier_day', 'store_day']);
+    'binding_program', 'expiring_day', 'promotion_day', 'tier_day', 'store_day',
+    'fraud_seconds', 'fraud_rule_check', 'fraud_trip', 'fraud_forget', 'fraud_case_for_update',
+    'fraud_decide', 'release_hold', 'confirm_fraud', 'set_customer_status', 'fraud_unhold']);
 SELECT has_type('loyalty', 'condition', 'the type loyalty.condition exists');
 SELECT has_opclass('loyalty', 'condition_ops', 'conditions sort with a btree opclass');
 SELECT has_opclass('loyalty', 'condition_hash_ops', 'conditions hash with a hash opclass');
@@ -79,7 +82,9 @@ SELECT set_eq(
           'loyalty.receipt_key', 'loyalty.receipt_default',
           'loyalty.accrual_queue', 'loyalty.accrual_queue_id_seq', 'loyalty.receipt_refund',
           'loyalty.event', 'loyalty.event_id_seq', 'loyalty.tier', 'loyalty.tier_change',
-          'loyalty.tier_change_id_seq', 'loyalty.program_access'],
+          'loyalty.tier_change_id_seq', 'loyalty.program_access', 'loyalty.fraud_rule',
+          'loyalty.fraud_rule_id_seq', 'loyalty.fraud_tally', 'loyalty.fraud_case',
+          'loyalty.fraud_case_id_seq', 'loyalty.fraud_case_operation'],
     'every table and sequence is marked for pg_dump');
 
 -- Functions with the owner's rights pin search_path and are not public.
