@@ -96,6 +96,11 @@ SELECT pg_temp.rule('DEF1', 'points_earned', 'customer', '1 hour', 1, 'flag') IS
 SELECT pg_temp.rule('DEF2', 'receipts', 'customer', '7 seconds', 1, 'flag') IS NOT NULL AS made;
 SELECT code, currency, "window", resolution FROM loyalty.fraud_rule ORDER BY id;
 SELECT * FROM pg_temp.err($$SELECT pg_temp.rule('DEF1', 'receipts', 'customer', '1 hour', 1, 'flag')$$);
+-- A rule keeps its measure, subject and currency (its tallies count them).
+SELECT * FROM pg_temp.err($$UPDATE loyalty.fraud_rule SET measure = 'points_spent' WHERE code = 'DEF1'$$);
+SELECT * FROM pg_temp.err($$UPDATE loyalty.fraud_rule SET subject = 'actor' WHERE code = 'DEF2'$$);
+UPDATE loyalty.fraud_rule SET threshold = 5, "window" = '2 hours', resolution = NULL WHERE code = 'DEF1'
+RETURNING code, "window", resolution, threshold;
 DELETE FROM loyalty.fraud_rule;
 
 -- 2. The window's edges, with a refusal: at most 2 receipts an hour on
@@ -117,7 +122,7 @@ SELECT pg_temp.commit(pg_temp.rc('B4', '{"card": "20000002"}', :'bread', '13:00:
 SELECT pg_temp.commit(pg_temp.rc('B6', jsonb_build_object('id', :boris), :'bread', '13:01:00'));
 -- The tally: the rule's minutes in the window (12:30 and 13:00), one
 -- receipt each (B5 was refused, B6 was not on the card).
-SELECT subject_kind, subject, bucket[2] - bucket[1] AS minutes_apart, amount
+SELECT subject_kind, subject, (bucket[2] - bucket[1]) / 60000000 AS minutes_apart, amount
   FROM loyalty.fraud_tally WHERE subject_kind = 'identifier';
 SELECT count(*) AS cases FROM loyalty.fraud_case;
 DELETE FROM loyalty.fraud_tally;

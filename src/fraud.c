@@ -82,11 +82,15 @@ static KeptQuery held_column_query = {
 	0, {InvalidOid}, NULL
 };
 
-/* One element of a tally row: a bucket of a rule, or a distinct item */
+/*
+ * One element of a tally row: a bucket of a rule, or a distinct item.  A
+ * bucket is kept by its start (so that a rule's resolution may change: its
+ * elements are read in the new one)
+ */
 typedef struct TallyEl
 {
 	int64		rule;
-	int64		bucket;
+	int64		bucket;			/* start: microseconds since 2000-01-01 UTC */
 	int64		amount;
 	char	   *item;			/* distinct measures; NULL otherwise */
 } TallyEl;
@@ -498,7 +502,7 @@ FoldSubject(Catalog *cat, FraudOp *op, FraudSubject s, CondValue ***rows, Trip *
 				if (cat->fraud[k].id == els[i].rule && cat->fraud[k].subject == s)
 					r = &cat->fraud[k];
 			if (r == NULL || (els[i].item != NULL) != IsDistinct(r->measure) ||
-				els[i].bucket <= BucketOf(op->at, r->resolution) - r->nbuckets)
+				BucketOf(els[i].bucket, r->resolution) <= BucketOf(op->at, r->resolution) - r->nbuckets)
 				continue;
 			els[nkept++] = els[i];
 		}
@@ -514,12 +518,14 @@ FoldSubject(Catalog *cat, FraudOp *op, FraudSubject s, CondValue ***rows, Trip *
 
 			for (int i = 0; i < n; i++)
 				if (els[i].rule == r->id &&
-					(item[j] ? strcmp(els[i].item, item[j]) == 0 : els[i].bucket == b))
+					(item[j] ? strcmp(els[i].item, item[j]) == 0 :
+					 BucketOf(els[i].bucket, r->resolution) == b))
 					hit = i;
 			if (hit < 0)
-				els[n++] = (TallyEl) {r->id, b, item[j] ? 1 : add[j], item[j] ? pstrdup(item[j]) : NULL};
+				els[n++] = (TallyEl) {r->id, b * r->resolution, item[j] ? 1 : add[j],
+					item[j] ? pstrdup(item[j]) : NULL};
 			else if (item[j])
-				els[hit].bucket = Max(els[hit].bucket, b);
+				els[hit].bucket = Max(els[hit].bucket, b * r->resolution);
 			else if (pg_add_s64_overflow(els[hit].amount, add[j], &els[hit].amount))
 				els[hit].amount = PG_INT64_MAX;
 

@@ -143,6 +143,13 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
+        -- what its tallies hold is of its measure, subject and currency
+        IF NEW.measure OPERATOR(pg_catalog.<>) OLD.measure OR NEW.subject OPERATOR(pg_catalog.<>) OLD.subject
+           OR NEW.currency IS DISTINCT FROM OLD.currency OR NEW.program_id OPERATOR(pg_catalog.<>) OLD.program_id THEN
+            RAISE EXCEPTION 'fraud rule "%": its programme, measure, subject and currency cannot change', OLD.code
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Make a new rule, and set active = false on this one.';
+        END IF;
         NEW.updated_at := pg_catalog.now();
     END IF;
     RETURN NEW;
@@ -173,7 +180,7 @@ COMMENT ON COLUMN @extschema@.fraud_tally.program_id IS 'the programme';
 COMMENT ON COLUMN @extschema@.fraud_tally.subject_kind IS 'customer, identifier, store, actor or device';
 COMMENT ON COLUMN @extschema@.fraud_tally.subject IS 'the customer id, kind:value of the identifier, store code, role name or device';
 COMMENT ON COLUMN @extschema@.fraud_tally.rule_id IS 'the rule of each element';
-COMMENT ON COLUMN @extschema@.fraud_tally.bucket IS 'floor(microseconds since 2000-01-01 UTC / the rule''s resolution): the bucket the amount fell in (a distinct item: the last it was seen in)';
+COMMENT ON COLUMN @extschema@.fraud_tally.bucket IS 'the start of the bucket the amount fell in (a distinct item: the last it was seen in), in microseconds since 2000-01-01 UTC';
 COMMENT ON COLUMN @extschema@.fraud_tally.amount IS 'what the bucket adds to the measure (1 for a distinct item)';
 COMMENT ON COLUMN @extschema@.fraud_tally.item IS 'the distinct card, phone or store; NULL for the other measures';
 COMMENT ON COLUMN @extschema@.fraud_tally.updated_at IS 'when an operation last changed it';
