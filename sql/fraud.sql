@@ -203,18 +203,20 @@ SELECT state, message FROM pg_temp.err(format('SELECT loyalty.confirm_fraud(%s, 
 UPDATE loyalty.fraud_rule SET active = false WHERE code IN ('ELEC', 'EARN');
 
 -- 8. Confirm: fraud.  In programme late (points two hours later) gleb's
--- second receipt of the day trips a hold: its accrual is held at once, the
--- first one's when the drain finds it due; confirm_fraud forfeits both and
--- blocks gleb.  A refund of a receipt then takes its points off the queue,
--- not from the wallet.
+-- third receipt of the day trips a hold: its accrual is held at once; the
+-- first one's is held by the drain when it falls due; the second one's is
+-- still waiting.  confirm_fraud forfeits all three (every accrual not
+-- released yet) and blocks gleb.  A refund of a receipt then takes its
+-- points off the queue, not from the wallet.
 INSERT INTO loyalty.fraud_rule (program_id, code, measure, subject, "window", threshold, action)
-VALUES (2, 'LATE2', 'receipts', 'customer', '1 day', 1, 'hold');
+VALUES (2, 'LATE2', 'receipts', 'customer', '1 day', 2, 'hold');
+SELECT loyalty.commit('{"program": "late", "receipt_id": "G0", "customer": {"card": "30000001"}, "at": "2026-03-02T09:00:00+00:00", "lines": [{"line": 1, "qty": 1, "price": 500}]}') #>> '{commit,accrual}' AS g0;
 SELECT loyalty.commit('{"program": "late", "receipt_id": "G1", "customer": {"card": "30000001"}, "at": "2026-03-02T10:00:00+00:00", "lines": [{"line": 1, "qty": 1, "price": 1000}]}') #>> '{commit,accrual}' AS g1;
 SELECT loyalty.commit('{"program": "late", "receipt_id": "G2", "customer": {"card": "30000001"}, "at": "2026-03-02T10:05:00+00:00", "lines": [{"line": 1, "qty": 2, "price": 1000}]}') #>> '{commit,accrual}' AS g2;
-UPDATE loyalty.accrual_queue SET release_at = now() - interval '1 minute' WHERE receipt_id = 'G1';
+UPDATE loyalty.accrual_queue SET release_at = now() - interval '1 minute' WHERE receipt_id = 'G0';
 SELECT loyalty.release_accruals() AS released;
-SELECT receipt_id, amount, release_at, held_release_at IS NOT NULL AS held FROM loyalty.accrual_queue
- WHERE customer_id = :gleb ORDER BY id;
+SELECT receipt_id, amount, release_at = 'infinity' AS never_due, held_release_at IS NOT NULL AS held
+  FROM loyalty.accrual_queue WHERE customer_id = :gleb ORDER BY id;
 SELECT id AS gleb_case FROM loyalty.fraud_case WHERE rule_code = 'LATE2' \gset
 SELECT state, reason, forfeited FROM loyalty.confirm_fraud(:gleb_case, 'two receipts, one stolen card');
 SELECT status FROM loyalty.customer WHERE id = :gleb;

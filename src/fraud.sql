@@ -205,7 +205,7 @@ COMMENT ON COLUMN @extschema@.fraud_case.opened_at IS 'when it was opened';
 COMMENT ON COLUMN @extschema@.fraud_case.decided_at IS 'when it was confirmed or released';
 COMMENT ON COLUMN @extschema@.fraud_case.decided_by IS 'the actor who decided';
 COMMENT ON COLUMN @extschema@.fraud_case.reason IS 'why, as the admin wrote it';
-COMMENT ON COLUMN @extschema@.fraud_case.forfeited IS 'the held accruals confirm_fraud forfeited (queue rows)';
+COMMENT ON COLUMN @extschema@.fraud_case.forfeited IS 'the accruals (queue rows) confirm_fraud forfeited';
 ALTER TABLE @extschema@.fraud_case ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant ON @extschema@.fraud_case USING (@extschema@.program_open(program_id));
 
@@ -371,11 +371,24 @@ AS $$
 DECLARE
     was text;
     gone bigint := 0;
+    n bigint;
 BEGIN
+    -- forfeit: every accrual of the customer not released yet, held or not
+    -- (the held ones by the queue's index of them, the others by the
+    -- customer's receipts)
     IF forfeit AND k.action OPERATOR(pg_catalog.=) 'hold' AND k.customer_id IS NOT NULL THEN
-        UPDATE @extschema@.accrual_queue q SET held_release_at = NULL, forfeited_case = k.id
+        UPDATE @extschema@.accrual_queue q
+           SET release_at = 'infinity', held_release_at = NULL, forfeited_case = k.id
          WHERE q.customer_id OPERATOR(pg_catalog.=) k.customer_id AND q.held_release_at IS NOT NULL;
         GET DIAGNOSTICS gone = ROW_COUNT;
+        UPDATE @extschema@.accrual_queue q
+           SET release_at = 'infinity', held_release_at = NULL, forfeited_case = k.id
+          FROM @extschema@.receipt t
+         WHERE t.customer_id OPERATOR(pg_catalog.=) k.customer_id
+           AND q.program_id OPERATOR(pg_catalog.=) t.program_id AND q.receipt_id OPERATOR(pg_catalog.=) t.receipt_id
+           AND q.customer_id OPERATOR(pg_catalog.=) k.customer_id AND q.forfeited_case IS NULL;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        gone := gone OPERATOR(pg_catalog.+) n;
     END IF;
     UPDATE @extschema@.fraud_case c
        SET state = fraud_decide.state, decided_at = pg_catalog.now(), decided_by = @extschema@.actor(),
@@ -442,7 +455,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION @extschema@.confirm_fraud(bigint, text, boolean) IS
-'a case was fraud: confirmed, its rule''s window of the subject starts afresh, the customer of a hold case goes to blocked (when no other hold case of theirs is open) and, with forfeit, the customer''s held accruals are forfeited (never released; a later cancel or refund of their receipts takes them off the queue)';
+'a case was fraud: confirmed, its rule''s window of the subject starts afresh, the customer of a hold case goes to blocked (when no other hold case of theirs is open) and, with forfeit, every accrual of the customer not released yet is forfeited (never released; a later cancel or refund of their receipts takes them off the queue)';
 
 CREATE FUNCTION @extschema@.set_customer_status(program text, customer_id bigint, status text, reason text)
 RETURNS jsonb
