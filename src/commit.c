@@ -1136,6 +1136,9 @@ CheckFraud(Commit *k, Jsonb *doc)
 		k->held = true;
 	if (k->held && !FraudQueueHolds())
 		k->held = false;		/* the schema before 0.20 cannot hold them */
+	/* as the customer is now, under a lock that a release waits for */
+	if (k->held)
+		k->held = FraudStillHeld(k->customer);
 }
 
 static bytea *

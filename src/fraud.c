@@ -75,6 +75,10 @@ static KeptQuery trip_query = {
 	"SELECT loyalty.fraud_trip($1, $2, $3, $4, $5, $6, $7, $8, $9)",
 	9, {INT8OID, TEXTOID, TEXTOID, INT8OID, INT8OID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTOID}, NULL
 };
+static KeptQuery status_query = {
+	"SELECT c.status FROM loyalty.customer c WHERE c.id OPERATOR(pg_catalog.=) $1 FOR SHARE",
+	1, {INT8OID}, NULL
+};
 static KeptQuery held_column_query = {
 	"SELECT 1 FROM pg_catalog.pg_attribute a"
 	" WHERE a.attrelid OPERATOR(pg_catalog.=) 'loyalty.accrual_queue'::pg_catalog.regclass"
@@ -680,4 +684,24 @@ FraudQueueHolds(void)
 		known = holds;
 	}
 	return holds;
+}
+
+/*
+ * Whether the customer is on fraud_hold, read under a share lock of their
+ * row: an accrual is held only after this (connected to SPI).  A change of
+ * the status (release_hold, update_customer) updates the row, so it waits
+ * for the transaction that holds an accrual, and its release of the held
+ * accruals then sees it; or this waits for the change, and sees its result.
+ */
+bool
+FraudStillHeld(int64 customer)
+{
+	Datum		arg = Int64GetDatum(customer);
+	char	   *status;
+
+	RunKept(&status_query, &arg, NULL, 1);
+	if (SPI_processed != 1)
+		return false;
+	status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	return status != NULL && strcmp(status, "fraud_hold") == 0;
 }

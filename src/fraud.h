@@ -108,5 +108,6 @@ extern bool FraudCheck(struct Catalog *cat, FraudOp *op);
 extern bool FraudCheckLedger(int64 program_id, FraudOpKind kind, int64 customer,
 							 const char *currency, int64 points, const char *reference);
 extern bool FraudQueueHolds(void);
+extern bool FraudStillHeld(int64 customer);
 
 #endif

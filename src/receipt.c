@@ -592,7 +592,8 @@ loyalty_release_accruals(PG_FUNCTION_ARGS)
 				break;
 			}
 			CHECK_FOR_INTERRUPTS();
-			if (q->held)
+			/* on hold as the customer is now, under a lock a release waits for */
+			if (q->held && FraudStillHeld(q->customer_id))
 			{
 				held[nheld++] = Int64GetDatum(q->id);
 				continue;

@@ -456,40 +456,59 @@ CheckRequest(Jsonb *lines, const RefundReceipt *rr, const char *rid, RefundItem 
 }
 
 /*
- * The document's lines by their place in the receipt (by_pos[pos]; NULL
- * where the document has none): a line's "line", or its place in the array.
+ * The next line of the document's lines: false at the end; else true, with
+ * *d the line and *pos its place in the receipt (-1 if the receipt has no
+ * such line).  A line without a number is numbered by its place, as
+ * calculate does.
  */
-static void
-DocLinesByPos(Jsonb *document, RefundReceipt *rr, Jsonb **by_pos)
+static bool
+NextDocLine(JsonbIterator **it, RefundReceipt *rr, int *o, JsonbValue *d, int *pos)
 {
-	JsonbValue	doc_lines;
-	JsonbIterator *it;
-	JsonbValue	d;
 	JsonbIteratorToken tok;
-	int			o = 0;
 
-	memset(by_pos, 0, sizeof(Jsonb *) * rr->nlines);
-	if (document == NULL || !JrKey(&document->root, "lines", &doc_lines) || doc_lines.type != jbvBinary)
-		return;
-	it = JsonbIteratorInit(doc_lines.val.binary.data);
-	while ((tok = JsonbIteratorNext(&it, &d, true)) != WJB_DONE)
+	while ((tok = JsonbIteratorNext(it, d, true)) != WJB_DONE)
 	{
 		JsonbValue	ln;
 		int32		no;
 
 		if (tok != WJB_ELEM)
 			continue;
-		o++;
-		if (d.type != jbvBinary)
+		(*o)++;
+		if (d->type != jbvBinary)
 			continue;
-		if (JrKey(d.val.binary.data, "line", &ln) && ln.type == jbvNumeric)
+		if (JrKey(d->val.binary.data, "line", &ln) && ln.type == jbvNumeric)
 			no = DatumGetInt32(DirectFunctionCall1(numeric_int4, NumericGetDatum(ln.val.numeric)));
 		else
-			no = o;
+			no = *o;
+		*pos = -1;
 		for (int i = 0; i < rr->nlines; i++)
-			if (rr->no[i] == no && by_pos[i] == NULL)
-				by_pos[i] = JsonbValueToJsonb(&d);
+			if (rr->no[i] == no)
+			{
+				*pos = i;
+				break;
+			}
+		return true;
 	}
+	return false;
+}
+
+/* The document's lines by their place in the receipt (NULL where it has none) */
+static void
+DocLinesByPos(Jsonb *document, RefundReceipt *rr, Jsonb **by_pos)
+{
+	JsonbValue	doc_lines;
+	JsonbIterator *it;
+	JsonbValue	d;
+	int			o = 0;
+	int			pos;
+
+	memset(by_pos, 0, sizeof(Jsonb *) * rr->nlines);
+	if (document == NULL || !JrKey(&document->root, "lines", &doc_lines) || doc_lines.type != jbvBinary)
+		return;
+	it = JsonbIteratorInit(doc_lines.val.binary.data);
+	while (NextDocLine(&it, rr, &o, &d, &pos))
+		if (pos >= 0 && by_pos[pos] == NULL)
+			by_pos[pos] = JsonbValueToJsonb(&d);
 }
 
 /* The string member key of a document, or NULL */
@@ -866,35 +885,18 @@ loyalty_refund(PG_FUNCTION_ARGS)
 		{
 			JsonbIterator *it = JsonbIteratorInit(doc_lines.val.binary.data);
 			JsonbValue	d;
-			JsonbIteratorToken tok;
 			int			o = 0;
+			int			pos;
 
 			kept = palloc(sizeof(KeptLine) * Max(rr.nlines, 1));
-			while ((tok = JsonbIteratorNext(&it, &d, true)) != WJB_DONE)
+			while (NextDocLine(&it, &rr, &o, &d, &pos))
 			{
-				JsonbValue	ln;
 				int32		no;
-				int			pos = -1;
 				JsonBuild	part = NULL;
 
-				if (tok != WJB_ELEM)
-					continue;
-				o++;
-				if (d.type != jbvBinary)
-					continue;
-				/* a line without a number is numbered by its place, as calculate does */
-				if (JrKey(d.val.binary.data, "line", &ln) && ln.type == jbvNumeric)
-					no = DatumGetInt32(DirectFunctionCall1(numeric_int4, NumericGetDatum(ln.val.numeric)));
-				else
-					no = o;
-				for (int i = 0; i < rr.nlines; i++)
-					if (rr.no[i] == no)
-					{
-						pos = i;
-						break;
-					}
 				if (pos < 0 || nkept >= rr.nlines || NumCmp(rr.refunded[pos], rr.qty[pos]) >= 0)
 					continue;
+				no = rr.no[pos];
 				JbBeginObject(&part, NULL);
 				JbInt(&part, "line", no);
 				JbNumeric(&part, "qty", NumOp(numeric_sub, rr.qty[pos], rr.refunded[pos]));
