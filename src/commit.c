@@ -1103,9 +1103,10 @@ DocString(Jsonb *doc, const char *key)
 }
 
 /*
- * The fraud rules' check of the receipt (its wallets locked, before any
- * write): a refuse rule crossed is an error; the accruals of a customer on
- * fraud_hold, before or because of it, are held in the queue.
+ * The fraud rules' check of the receipt (its wallets locked; its points
+ * spent as calculated, so that a hold it trips leaves them spent): a refuse
+ * rule crossed is an error, and nothing stays written; the accruals of a
+ * customer on fraud_hold, before or because of it, are held in the queue.
  */
 static void
 CheckFraud(Commit *k, Jsonb *doc)
@@ -1271,10 +1272,11 @@ loyalty_commit(PG_FUNCTION_ARGS)
 	 */
 	lines_in_row = ReceiptHasColumn("line_no");
 	k.keyed = !ReceiptNamesEntries();
-	CheckFraud(&k, doc);
 	UseCoupons(&k);
 	UsePromotions(&k);
 	SpendPoints(&k, by_code);
+	/* after the spending the till showed, before the accrual it may hold */
+	CheckFraud(&k, doc);
 	PlanAccruals(&k, by_code);
 	accrual = Accrue(&k, &k.cat->accrual_delay, &release_at);
 

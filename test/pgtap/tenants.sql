@@ -1,12 +1,12 @@
 -- Tenants: roles bound to the programme north try every function granted to
 -- any loyalty role on the programme south (its customers, wallets, holds,
--- receipts, promotions) and get 42501 with nothing of south changed; they
--- read no row of south from any table or view; membership, binding to every
--- programme and unbinding work at once.  The list of functions tried is
+-- receipts, promotions, fraud cases) and get 42501 with nothing of south
+-- changed; they read no row of south from any table or view; membership,
+-- binding to every programme and unbinding work at once.  The list of functions tried is
 -- checked against the grants, so a function granted later without a
 -- cross-tenant test fails this suite.
 BEGIN;
-SELECT plan(92);
+SELECT plan(99);
 
 \ir tenants.psql
 
@@ -27,7 +27,12 @@ CREATE FUNCTION pg_temp.south_state(south bigint) RETURNS text LANGUAGE sql AS $
         (SELECT string_agg(concat_ws(',', code, status, benefit::text), ';' ORDER BY code) FROM loyalty.promotion WHERE program_id = south),
         (SELECT string_agg(concat_ws(',', code, uses, use_limit, state), ';' ORDER BY code) FROM loyalty.coupon WHERE program_id = south),
         (SELECT count(*) FROM loyalty.program_access),
-        (SELECT count(*) FROM loyalty.accrual_queue WHERE program_id = south)))
+        (SELECT count(*) FROM loyalty.accrual_queue WHERE program_id = south),
+        (SELECT string_agg(concat_ws(',', code, active, threshold, action), ';' ORDER BY code) FROM loyalty.fraud_rule WHERE program_id = south),
+        (SELECT string_agg(concat_ws(',', subject_kind, subject, rule_id, bucket, amount), ';' ORDER BY subject_kind, subject)
+           FROM loyalty.fraud_tally WHERE program_id = south),
+        (SELECT string_agg(concat_ws(',', id, state, decided_by, reason, forfeited), ';' ORDER BY id) FROM loyalty.fraud_case WHERE program_id = south),
+        (SELECT count(*) FROM loyalty.fraud_case_operation WHERE program_id = south)))
 $$;
 SELECT pg_temp.south_state(:south) AS south_before \gset
 
@@ -110,6 +115,18 @@ SELECT pg_temp.across('loyalty.grant_program(text,regrole)', 't_admin_north', $$
 SELECT pg_temp.across('loyalty.grant_program(text,regrole)', 't_admin_north', $$SELECT loyalty.grant_program(NULL, 't_admin_north')$$);
 SELECT pg_temp.across('loyalty.revoke_program(text,regrole)', 't_admin_north', $$SELECT loyalty.revoke_program('south', 't_south')$$);
 SELECT pg_temp.across('loyalty.revoke_program(text,regrole)', 't_admin_north', $$SELECT loyalty.revoke_program(NULL, 't_admin_all')$$);
+-- the review of fraud cases and a customer's status
+SELECT pg_temp.across('loyalty.release_hold(bigint,text)', 't_admin_north',
+    format($$SELECT loyalty.release_hold(%s, 'a false alarm')$$, :scase));
+SELECT pg_temp.across('loyalty.confirm_fraud(bigint,text,boolean)', 't_admin_north',
+    format($$SELECT loyalty.confirm_fraud(%s, 'fraud', false)$$, :scase));
+SELECT pg_temp.across('loyalty.set_customer_status(text,bigint,text,text)', 't_admin_north',
+    format($$SELECT loyalty.set_customer_status('south', %s, 'fraud_hold', 'chargebacks')$$, :s1));
+SELECT throws_ok(format($$SELECT pg_temp.as_role('t_admin_north', 'SELECT loyalty.set_customer_status(''north'', %s, ''blocked'', ''fraud'')')$$, :s1),
+                 'P0002', NULL, 'a customer of south is not blocked by an admin of north');
+SELECT pg_temp.allowed('t_admin_north', format($$SELECT loyalty.release_hold(%s, 'a false alarm')$$, :ncase),
+                       'release a fraud case of north');
+SELECT is((SELECT state FROM loyalty.fraud_case WHERE id = :ncase), 'released', 'the case of north is released');
 -- the jobs work on every programme: a role bound to one may not run them
 SELECT pg_temp.across(j.fn, 't_admin_north', j.sql)
   FROM (VALUES ('loyalty.release_accruals(interval)', 'SELECT loyalty.release_accruals()'),
@@ -135,6 +152,9 @@ SELECT pg_temp.denied('t_admin_north',
 SELECT pg_temp.denied('t_admin_north',
     format($$INSERT INTO loyalty.tier (program_id, code, name, rank) VALUES (%s, 'x', 'X', 9) RETURNING code$$, :south),
     'create a tier of south');
+SELECT pg_temp.denied('t_admin_north',
+    format($$INSERT INTO loyalty.fraud_rule (program_id, code, measure, subject, "window", threshold, action) VALUES (%s, 'X', 'receipts', 'customer', '1 day', 1, 'refuse') RETURNING id$$, :south),
+    'create a fraud rule of south');
 SELECT pg_temp.denied('t_admin_north',
     format($$UPDATE loyalty.promotion SET program_id = %s WHERE code = 'TEN' AND program_id = %s RETURNING id$$, :south, :north),
     'move a promotion of north to south');
