@@ -52,12 +52,19 @@
 # Last, in the same database, the checkout: checkout.sql (calculate and
 # commit of a stored receipt spending points, one transaction) against
 # update.sql at 16 clients, round by round (checkout.c16, and checkout.p99
-# from its per-transaction log); then a backlog of due accruals
+# from its per-transaction log), and again in each round with the fraud
+# rules on; then a backlog of due accruals
 # (test/bench/backlog.sql; smoke 20 000, quick 200 000, full 1 000 000)
 # drained by two workers (CALL loyalty.run_job) while the checkout runs
 # (queue.release per second, checkout.p99.drain), and as many expired lots
 # recorded the same way (expiry.record, checkout.p99.expiry).  Figures:
 #   bench checkout.c16 1200 tps ratio 0.30 vs update.c16
+#   bench checkout.fraud.c16 1150 tps ratio 0.96 vs checkout.c16
+# (the checkout with the 20 velocity rules of test/bench/fraud_rules.sql
+# on, 15 of them counting what a commit adds: each round runs the checkouts
+# without rules and with them side by side, switching the rules' active;
+# the ratio is the median over rounds of with / without; the run fails if
+# a rule opened a case or counted nothing)
 #   bench checkout.wal_bytes 27500 bytes
 # (the WAL a checkout writes in the steady state: the median over the rounds
 # during which no checkpoint began, whose full-page images are counted
@@ -423,22 +430,55 @@ wal_mark() {
 	psql_calc -Atc "SELECT pg_current_wal_insert_lsn() || ' ' || (SELECT count(*) FROM loyalty.receipt_key)
 	                       || ' ' || (SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter)"
 }
+# The fraud rules of checkout.fraud.c16 (test/bench/fraud_rules.sql: 20
+# rules, 15 of them counting what a commit adds), loaded inactive after the
+# programme's cases, tallies and rules are cleared, so that nothing a
+# previous run counted is in the windows.  fraud_active true|false switches
+# them all (the catalogue's generation changes: each backend compiles it
+# again at its next checkout).
+psql_calc -c 'TRUNCATE loyalty.fraud_case_operation, loyalty.fraud_case, loyalty.fraud_tally' \
+	-c 'DELETE FROM loyalty.fraud_rule' -f "$BENCH/fraud_rules.sql" >"$LOGDIR/fraud_rules.log"
+fraud_active() { psql_calc -c "UPDATE loyalty.fraud_rule SET active = $1 WHERE active <> $1"; }
+# A round of checkouts with the rules on: prints its tps, or fails; the
+# rules are off again either way.
+fraud_round() {
+	local r=$1 tps rc=0
+	fraud_active true >/dev/null || return 1
+	tps=$(pgbench_tps checkout.sql 16 "$LOGDIR/checkout.fraud.c16.r$r.log" "$CDB" --max-tries=10 \
+		-l --log-prefix="$CO_FRAUD_LAT") || rc=1
+	fraud_active false >/dev/null || rc=1
+	[ "$rc" = 0 ] && echo "$tps"
+}
+CO_FRAUD_LAT=$LATDIR/checkout_fraud
 # first a round that is not measured: the caches warm up, and the pages the
 # checkouts touch get their first write since the data set's checkpoints
 pgbench_tps checkout.sql 16 "$LOGDIR/checkout.c16.warmup.log" "$CDB" --max-tries=10 >/dev/null ||
 	errors=$((errors + 1))
+# Each round: the update run, the checkouts without rules (checkout.c16) and
+# the checkouts with the 20 rules on (checkout.fraud.c16), the last two
+# side by side, in turn in either order (odd rounds without rules first,
+# even rounds with them first) so that a drift over the rounds weighs on
+# both alike.  The checkpoints begun are counted from the end of the
+# previous round's checkouts (its run with rules, if last, included).
+ck_prev=
 for ((r = 1; r <= rounds; r++)); do
-	if read -r _ _ ck0 < <(wal_mark) &&
+	f=
+	if { [ -n "$ck_prev" ] && ck0=$ck_prev || read -r _ _ ck0 < <(wal_mark); } &&
 		u=$(pgbench_tps update.sql 16 "$LOGDIR/update16.calc.r$r.log" "$CDB") &&
+		{ [ $((r % 2)) = 1 ] || f=$(fraud_round "$r"); } &&
 		read -r lsn0 n0 _ < <(wal_mark) &&
 		k=$(pgbench_tps checkout.sql 16 "$LOGDIR/checkout.c16.r$r.log" "$CDB" --max-tries=10 \
 			-l --log-prefix="$CO_LAT") &&
 		read -r lsn1 n1 ck1 < <(wal_mark) &&
+		ck_prev=$ck1 &&
+		{ [ $((r % 2)) = 0 ] || f=$(fraud_round "$r"); } &&
 		[ "$n1" -gt "$n0" ] &&
 		w=$(psql_calc -Atc "SELECT round(pg_wal_lsn_diff('$lsn1', '$lsn0') / ($n1 - $n0))"); then
 		KTPS[update]+="$u "
 		KTPS[checkout]+="$k "
 		KRATIO[checkout]+="$(awk -v a="$k" -v b="$u" 'BEGIN { printf "%.6f", a / b }') "
+		KTPS[fraud]+="$f "
+		KRATIO[fraud]+="$(awk -v a="$f" -v b="$k" 'BEGIN { printf "%.6f", a / b }') "
 		if [ "$ck1" -gt "$ck0" ]; then
 			KWAL_CKPT+="$w "
 			ck=", a checkpoint began"
@@ -446,8 +486,9 @@ for ((r = 1; r <= rounds; r++)); do
 			KWAL+="$w "
 			ck=
 		fi
-		echo "   c16 round $r/$rounds: update $(printf '%.0f' "$u") checkout $(printf '%.0f' "$k") ($w bytes of WAL a checkout$ck)"
+		echo "   c16 round $r/$rounds: update $(printf '%.0f' "$u") checkout $(printf '%.0f' "$k") with rules $(printf '%.0f' "$f") ($w bytes of WAL a checkout$ck)"
 	else
+		ck_prev=
 		errors=$((errors + 1))
 		echo "   c16 round $r/$rounds: FAILED"
 	fi
@@ -511,6 +552,39 @@ if [ -n "${KTPS[checkout]:-}" ]; then
 	fi
 	FIGURES+=("bench checkout.c16 $ktps tps ratio $kratio vs update.c16" "bench checkout.p99 $kp99 ms"
 		"bench checkout.wal_bytes $kwal bytes")
+	# With the 20 fraud rules: tps the median of the rounds with rules, ratio
+	# the median over rounds of (with rules / without, side by side).  The
+	# rules must have counted (tally rows of customers and of cards) and
+	# none tripped: a case or a refusal would change what is measured.
+	if [ -n "${KTPS[fraud]:-}" ]; then
+		# shellcheck disable=SC2086
+		ftps=$(printf '%.0f' "$(median ${KTPS[fraud]})")
+		# shellcheck disable=SC2086
+		fratio=$(printf '%.2f' "$(median ${KRATIO[fraud]})")
+		printf '%-16s %7s %9s %13s %7s   %s\n' checkout.fraud 16 "$ftps" "$ktps" "$fratio" "$(rounds_of "${KTPS[fraud]}")"
+		echo "(with the 20 rules of test/bench/fraud_rules.sql on; baseline: the checkouts without them beside them in the same round; p99 $(p99_between 0 9999999999 "$CO_FRAUD_LAT".*) ms)"
+		if read -r fcases fcust fcard fshare fcode < <(psql_calc -AtF ' ' -c "
+			WITH w AS (
+			    SELECT r.code, CASE WHEN r.measure LIKE 'distinct%' THEN count(*) ELSE sum(u.amount) END::numeric
+			                   / GREATEST(r.threshold, 1) AS share
+			      FROM loyalty.fraud_tally t
+			     CROSS JOIN LATERAL unnest(t.rule_id, t.amount) u (rule, amount)
+			      JOIN loyalty.fraud_rule r ON r.id = u.rule
+			     GROUP BY r.code, r.measure, r.threshold, t.subject_kind, t.subject),
+			top AS (SELECT code, share FROM w ORDER BY share DESC LIMIT 1)
+			SELECT (SELECT count(*) FROM loyalty.fraud_case),
+			       (SELECT count(*) FROM loyalty.fraud_tally WHERE subject_kind = 'customer'),
+			       (SELECT count(*) FROM loyalty.fraud_tally WHERE subject_kind = 'identifier'),
+			       COALESCE((SELECT round(100 * share, 1) FROM top), 0), COALESCE((SELECT code FROM top), '-')") &&
+			[ "$fcases" = 0 ] && [ "$fcust" -gt 0 ] && [ "$fcard" -gt 0 ]; then
+			echo "(the rules counted $fcust customers and $fcard cards, opened no case; the fullest window held at most $fshare % of its threshold, $fcode)"
+			FIGURES+=("bench checkout.fraud.c16 $ftps tps ratio $fratio vs checkout.c16")
+		else
+			echo "run.sh: the fraud rules opened ${fcases:-?} case(s) or counted nothing (${fcust:-?} customers, ${fcard:-?} cards): raise the thresholds of $BENCH/fraud_rules.sql; see loyalty.fraud_case in $CDB" >&2
+			psql_calc -c 'SELECT rule_code, subject_kind, count(*) AS cases, max(tally) AS tally, max(threshold) AS threshold FROM loyalty.fraud_case GROUP BY 1, 2 ORDER BY 1' >&2 || true
+			errors=$((errors + 1))
+		fi
+	fi
 	# each drain: kind, job, its figures, and what it does
 	for d in "queue release_accruals queue.release checkout.p99.drain due_accruals_released" \
 		"expiry expire_due expiry.record checkout.p99.expiry expired_lots_recorded"; do
