@@ -1089,19 +1089,6 @@ AppendEvent(Commit *k, const char *store, const char *accrual, bool has_release,
 	DirectEnd();
 }
 
-/* The receipt field as a string, or NULL when missing or null */
-static char *
-DocString(Jsonb *doc, const char *key)
-{
-	JsonbValue	v;
-
-	if (!getKeyJsonValueFromContainer(&doc->root, key, strlen(key), &v) || v.type == jbvNull)
-		return NULL;
-	if (v.type != jbvString)
-		return NULL;
-	return pnstrdup(v.val.string.val, v.val.string.len);
-}
-
 /*
  * The fraud rules' check of the receipt (its wallets locked; its points
  * spent as calculated, so that a hold it trips leaves them spent): a refuse
@@ -1129,7 +1116,7 @@ CheckFraud(Commit *k, Jsonb *doc)
 		if (plan->ident_kind)
 			op.subject[FS_IDENTIFIER] = psprintf("%s:%s", plan->ident_kind, plan->ident_value);
 		op.subject[FS_STORE] = plan->store;
-		op.subject[FS_DEVICE] = DocString(doc, "device");
+		op.subject[FS_DEVICE] = JrMemberString(doc, "device");
 		op.currency = -1;
 		k->held = FraudCheck(k->cat, &op);
 	}
@@ -1313,7 +1300,7 @@ loyalty_commit(PG_FUNCTION_ARGS)
 	if (expected)
 		CheckExpected(&k, expected, result);
 
-	store = DocString(doc, "store");
+	store = JrMemberString(doc, "store");
 	{
 		Datum		values[17 + LINE_COLUMNS + 2];
 		char		nulls[17 + LINE_COLUMNS + 2 + 1];

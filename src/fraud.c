@@ -31,6 +31,7 @@
 #include "plan.h"
 #include "product.h"
 #include "program.h"
+#include "wallet.h"
 
 static const char *const measure_names[] = {
 	"points_earned", "points_spent", "receipts", "refunds", "money_refunded",
@@ -78,12 +79,6 @@ static KeptQuery trip_query = {
 static KeptQuery status_query = {
 	"SELECT c.status FROM loyalty.customer c WHERE c.id OPERATOR(pg_catalog.=) $1 FOR SHARE",
 	1, {INT8OID}, NULL
-};
-static KeptQuery held_column_query = {
-	"SELECT 1 FROM pg_catalog.pg_attribute a"
-	" WHERE a.attrelid OPERATOR(pg_catalog.=) 'loyalty.accrual_queue'::pg_catalog.regclass"
-	"   AND a.attname OPERATOR(pg_catalog.=) 'held_release_at' AND NOT a.attisdropped",
-	0, {InvalidOid}, NULL
 };
 
 /*
@@ -673,17 +668,7 @@ FraudCheckLedger(int64 program_id, FraudOpKind kind, int64 customer, const char 
 bool
 FraudQueueHolds(void)
 {
-	static bool known = false;
-	static bool holds = false;
-
-	if (!known)
-	{
-		RunKept(&held_column_query, NULL, NULL, 1);
-		holds = SPI_processed == 1;
-		/* once it can, it always can: an older schema is asked again */
-		known = holds;
-	}
-	return holds;
+	return TableHasColumn("accrual_queue", "held_release_at");
 }
 
 /*

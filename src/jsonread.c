@@ -75,6 +75,20 @@ JrKey(JsonbContainer *obj, const char *key, JsonbValue *out)
 		getKeyJsonValueFromContainer(obj, key, strlen(key), out) != NULL;
 }
 
+/*
+ * The string member key of an object document, or NULL (no document, no
+ * such member, or one that is not a string)
+ */
+char *
+JrMemberString(Jsonb *doc, const char *key)
+{
+	JsonbValue	v;
+
+	if (doc == NULL || !JrKey(&doc->root, key, &v) || v.type != jbvString)
+		return NULL;
+	return pnstrdup(v.val.string.val, v.val.string.len);
+}
+
 bool
 JrIsObject(const JsonbValue *v)
 {

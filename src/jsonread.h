@@ -28,6 +28,7 @@ extern ScaledResult ScaledFromNumeric(Numeric num, int exponent, int64 *out);
 extern Numeric NumericFromScaled(int64 value, int exponent);
 
 extern bool JrKey(JsonbContainer *obj, const char *key, JsonbValue *out);
+extern char *JrMemberString(Jsonb *doc, const char *key);
 extern bool JrIsObject(const JsonbValue *v);
 extern bool JrIsArray(const JsonbValue *v);
 extern char *JrString(const JsonDoc *doc, const char *path, const JsonbValue *v,

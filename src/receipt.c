@@ -659,13 +659,20 @@ ReceiptNamesEntries(void)
 	return ReceiptHasColumn("entry_version");
 }
 
-/* Whether loyalty.receipt has the column (the schema's version decides) */
+/* Whether the table of the extension has the column (the schema's version decides) */
+bool
+TableHasColumn(const char *table, const char *column)
+{
+	Oid			relid = get_relname_relid(table, get_namespace_oid("loyalty", false));
+
+	return OidIsValid(relid) && get_attnum(relid, column) != InvalidAttrNumber;
+}
+
+/* Whether loyalty.receipt has the column */
 bool
 ReceiptHasColumn(const char *column)
 {
-	Oid			receipt = get_relname_relid("receipt", get_namespace_oid("loyalty", false));
-
-	return get_attnum(receipt, column) != InvalidAttrNumber;
+	return TableHasColumn("receipt", column);
 }
 
 /* The programme's refund_shortfall and the exponent of its money */

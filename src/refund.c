@@ -511,17 +511,6 @@ DocLinesByPos(Jsonb *document, RefundReceipt *rr, Jsonb **by_pos)
 			by_pos[pos] = JsonbValueToJsonb(&d);
 }
 
-/* The string member key of a document, or NULL */
-static const char *
-DocText(Jsonb *doc, const char *key)
-{
-	JsonbValue	v;
-
-	if (doc == NULL || !JrKey(&doc->root, key, &v) || v.type != jbvString)
-		return NULL;
-	return pnstrdup(v.val.string.val, v.val.string.len);
-}
-
 /*
  * The fraud rules' check of the return (the wallets locked): its lines'
  * documents, products and money.
@@ -542,7 +531,7 @@ CheckFraud(const char *code, const char *rid, const char *fid, int64 customer, J
 	op.kind = FO_REFUND;
 	op.reference = psprintf("%s/%s", rid, fid);
 	op.customer = customer;
-	op.store = DocText(document, "store");
+	op.store = JrMemberString(document, "store");
 	op.subject[FS_STORE] = op.store;
 	op.at = GetCurrentTransactionStartTimestamp();
 	op.receipt_doc = document;
@@ -553,7 +542,7 @@ CheckFraud(const char *code, const char *rid, const char *fid, int64 customer, J
 	for (int i = 0; i < nitems; i++)
 	{
 		op.line_docs[i] = by_pos[items[i].pos];
-		op.line_skus[i] = DocText(op.line_docs[i], "sku");
+		op.line_skus[i] = JrMemberString(op.line_docs[i], "sku");
 	}
 	op.currency = -1;
 	FraudCheck(cat, &op);

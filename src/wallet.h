@@ -173,6 +173,7 @@ typedef struct ReceiptEntry
 	int64		amount;			/* the refund entry's amount */
 	int64		version;
 } ReceiptEntry;
+extern bool TableHasColumn(const char *table, const char *column);
 extern bool ReceiptHasColumn(const char *column);
 extern bool ReceiptNamesEntries(void);
 /*
