@@ -58,10 +58,15 @@ static KeptQuery money_query = {
 /* Queue rows claimed at a time */
 #define RELEASE_CHUNK 500
 
+/*
+ * The due rows of a slice, and whether each one's customer is on fraud_hold
+ * (the set of held customers read once for the slice, from the partial
+ * index customer_fraud_hold_idx, hashed: not a customer lookup per row).
+ */
 static KeptQuery claim_query = {
 	"SELECT q.id, q.customer_id, q.currency, q.amount, q.kind, q.priority,"
 	"       $1 + q.valid_for, q.restriction, q.receipt_id, q.idempotency_key,"
-	"       (SELECT c.status = 'fraud_hold' FROM loyalty.customer c WHERE c.id = q.customer_id)"
+	"       q.customer_id IN (SELECT c.id FROM loyalty.customer c WHERE c.status = 'fraud_hold')"
 	"  FROM loyalty.accrual_queue q"
 	" WHERE q.release_at <= $1"
 	" ORDER BY q.release_at, q.id LIMIT $2"

@@ -1,6 +1,6 @@
 -- Schema objects, their owners and their grants.
 BEGIN;
-SELECT plan(35);
+SELECT plan(36);
 
 SELECT has_extension('loyalty');
 SELECT has_schema('loyalty');
@@ -67,6 +67,9 @@ SELECT col_is_pk('loyalty'::name, 'customer'::name, 'id'::name, 'customer key is
 SELECT fk_ok('loyalty'::name, 'identifier'::name, ARRAY['program_id', 'customer_id']::name[],
              'loyalty'::name, 'customer'::name, ARRAY['program_id', 'id']::name[]);
 SELECT has_index('loyalty'::name, 'identifier'::name, 'identifier_customer_idx'::name, ARRAY['customer_id']::name[], 'identifiers are found by customer');
+SELECT is((SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indexrelid = 'loyalty.customer_fraud_hold_idx'::regclass),
+          'CREATE INDEX customer_fraud_hold_idx ON loyalty.customer USING btree (id) WHERE (status = ''fraud_hold''::text)',
+          'the customers on fraud_hold are found by a partial index (release_accruals reads them once a slice)');
 SELECT has_trigger('loyalty'::name, 'identifier'::name, 'identifier_normalize'::name, 'identifiers are normalised by a trigger');
 SELECT col_is_unique('loyalty'::name, 'program'::name, ARRAY['code']::name[], 'programme codes are unique');
 
