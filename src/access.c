@@ -39,6 +39,7 @@
 #include "utils/syscache.h"
 
 #include "access.h"
+#include "program.h"
 
 PG_FUNCTION_INFO_V1(loyalty_program_open);
 PG_FUNCTION_INFO_V1(loyalty_require_program);
@@ -99,15 +100,6 @@ AccessTable(void)
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("table loyalty.program_access is missing")));
 	return relid;
-}
-
-static int
-int64_cmp(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a;
-	int64		y = *(const int64 *) b;
-
-	return x < y ? -1 : x > y;
 }
 
 /* The owner of loyalty.program_access, as whom the tables of this file are read */
@@ -190,7 +182,7 @@ LoadBindings(Oid role)
 			ids[n++] = DatumGetInt64(program);
 	}
 	SPI_finish();
-	qsort(ids, n, sizeof(int64), int64_cmp);
+	qsort(ids, n, sizeof(int64), Int64Cmp);
 	Access.ids = ids;
 	Access.n = n;
 }
@@ -225,7 +217,7 @@ ProgramOpen(int64 program_id)
 {
 	AccessLoad();
 	return Access.every ||
-		bsearch(&program_id, Access.ids, Access.n, sizeof(int64), int64_cmp) != NULL;
+		bsearch(&program_id, Access.ids, Access.n, sizeof(int64), Int64Cmp) != NULL;
 }
 
 /* The role in effect: the actor of a change */

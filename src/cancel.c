@@ -22,6 +22,7 @@
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
+#include "campaigns.h"
 #include "direct.h"
 #include "event.h"
 #include "jsonbuild.h"
@@ -342,6 +343,9 @@ loyalty_cancel(PG_FUNCTION_ARGS)
 
 		RunKept(&counters_query, values, NULL, 0);
 	}
+
+	/* the challenges it gave to count without it */
+	CampaignReturn(program.id, rid, customer, -1, NULL);
 
 	/* the result: what the event says, and the ledger entries */
 	JbBeginObject(&jb, NULL);

@@ -509,7 +509,10 @@ LoadCatalog(Catalog *cat, const char *code, Datum ids)
 
 	/* its fraud rules, their conditions over the same dictionary */
 	if (ids == (Datum) 0)
+	{
 		FraudLoadRules(cat);
+		CampaignLoad(cat);
+	}
 
 	/* the codes' order as keys of a jsonb object, for answers built in it */
 	{

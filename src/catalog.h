@@ -14,6 +14,7 @@
 #include "utils/timestamp.h"
 
 #include "benefit.h"
+#include "campaigns.h"
 #include "condition.h"
 #include "fraud.h"
 #include "program.h"
@@ -131,6 +132,8 @@ typedef struct Catalog
 	List	   *conditions;		/* of CatCondition */
 	int			nfraud;			/* its active fraud rules, in id order */
 	FraudRule  *fraud;
+	int			nchallenges;	/* its active challenges, in id order */
+	Challenge  *challenges;
 	/*
 	 * Scratch of one calculation: slot[k] numbers promotion k among those
 	 * the receipt's lines matched, valid when stamp[k] is this call's

@@ -31,6 +31,7 @@
 #include "utils/timestamp.h"
 
 #include "access.h"
+#include "campaigns.h"
 #include "catalog.h"
 #include "direct.h"
 #include "event.h"
@@ -866,43 +867,6 @@ AccrualsJsonb(Commit *k)
 	return JbFinishArray(&jb);
 }
 
-/* A one-dimensional array of n elements of type (empty when n is 0) */
-static Datum
-ArrayOf(Oid type, Datum *items, bool *nulls, int n)
-{
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
-
-	if (n == 0)
-		return PointerGetDatum(construct_empty_array(type));
-	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
-	return PointerGetDatum(construct_md_array(items, nulls, 1, dims, lbs, type,
-											  typlen, typbyval, typalign));
-}
-
-static Datum
-TextArray(const char **items, int n)
-{
-	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
-
-	for (int i = 0; i < n; i++)
-		d[i] = Text(items[i]);
-	return ArrayOf(TEXTOID, d, NULL, n);
-}
-
-static Datum
-Int8Array(const int64 *items, int n)
-{
-	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
-
-	for (int i = 0; i < n; i++)
-		d[i] = Int64GetDatum(items[i]);
-	return ArrayOf(INT8OID, d, NULL, n);
-}
-
 /*
  * The receipt's lines as the receipt row's typed arrays (values[0..23], in
  * the order of the columns line_no .. earned_by_points): per line, then per
@@ -1001,27 +965,27 @@ LineArrays(Commit *k, Datum *values)
 			}
 		}
 	}
-	values[0] = ArrayOf(INT4OID, line[0], NULL, n);
-	values[1] = ArrayOf(TEXTOID, line[1], skus_null, n);
-	values[2] = ArrayOf(NUMERICOID, line[2], NULL, n);
+	values[0] = SpiArray(INT4OID, line[0], NULL, n);
+	values[1] = SpiArray(TEXTOID, line[1], skus_null, n);
+	values[2] = SpiArray(NUMERICOID, line[2], NULL, n);
 	for (int c = 3; c < 8; c++)
-		values[c] = ArrayOf(INT8OID, line[c], NULL, n);
-	values[8] = ArrayOf(NUMERICOID, line[8], NULL, n);
-	values[9] = ArrayOf(INT4OID, disc[0], NULL, nd);
-	values[10] = ArrayOf(INT8OID, disc[1], NULL, nd);
-	values[11] = ArrayOf(INT8OID, disc[2], NULL, nd);
-	values[12] = ArrayOf(INT4OID, paid[0], NULL, np);
-	values[13] = ArrayOf(INT8OID, paid[1], NULL, np);
-	values[14] = ArrayOf(TEXTOID, paid[2], NULL, np);
-	values[15] = ArrayOf(INT8OID, paid[3], NULL, np);
-	values[16] = ArrayOf(INT8OID, paid[4], NULL, np);
-	values[17] = ArrayOf(INT4OID, earn[0], NULL, ne);
-	values[18] = ArrayOf(TEXTOID, earn[1], NULL, ne);
-	values[19] = ArrayOf(INT8OID, earn[2], NULL, ne);
-	values[20] = ArrayOf(INT8OID, earn[3], NULL, ne);
-	values[21] = ArrayOf(INT4OID, by[0], NULL, nb);
-	values[22] = ArrayOf(INT8OID, by[1], NULL, nb);
-	values[23] = ArrayOf(INT8OID, by[2], NULL, nb);
+		values[c] = SpiArray(INT8OID, line[c], NULL, n);
+	values[8] = SpiArray(NUMERICOID, line[8], NULL, n);
+	values[9] = SpiArray(INT4OID, disc[0], NULL, nd);
+	values[10] = SpiArray(INT8OID, disc[1], NULL, nd);
+	values[11] = SpiArray(INT8OID, disc[2], NULL, nd);
+	values[12] = SpiArray(INT4OID, paid[0], NULL, np);
+	values[13] = SpiArray(INT8OID, paid[1], NULL, np);
+	values[14] = SpiArray(TEXTOID, paid[2], NULL, np);
+	values[15] = SpiArray(INT8OID, paid[3], NULL, np);
+	values[16] = SpiArray(INT8OID, paid[4], NULL, np);
+	values[17] = SpiArray(INT4OID, earn[0], NULL, ne);
+	values[18] = SpiArray(TEXTOID, earn[1], NULL, ne);
+	values[19] = SpiArray(INT8OID, earn[2], NULL, ne);
+	values[20] = SpiArray(INT8OID, earn[3], NULL, ne);
+	values[21] = SpiArray(INT4OID, by[0], NULL, nb);
+	values[22] = SpiArray(INT8OID, by[1], NULL, nb);
+	values[23] = SpiArray(INT8OID, by[2], NULL, nb);
 }
 
 /* The receipt's lines in the table of the schema before 0.15, in one statement */
@@ -1052,7 +1016,7 @@ InsertLines_0_14(Commit *k)
 			PlanRenderLine(plan, i, parts[p], &jb);
 			parts_of_lines[i] = JsonbPGetDatum(JbFinishArray(&jb));
 		}
-		values[10 + p] = ArrayOf(JSONBOID, parts_of_lines, NULL, n);
+		values[10 + p] = SpiArray(JSONBOID, parts_of_lines, NULL, n);
 	}
 	Run(&lines_query_0_14, values, NULL);
 }
@@ -1322,9 +1286,9 @@ loyalty_commit(PG_FUNCTION_ARGS)
 		values[9] = JsonbPGetDatum(PerCurrency(k.cat, by_code, k.spent));
 		values[10] = JsonbPGetDatum(PerCurrency(k.cat, by_code, k.earned));
 		values[11] = JsonbPGetDatum(AccrualsJsonb(&k));
-		values[12] = TextArray(k.coupons, k.ncoupons);
+		values[12] = SpiTextArray(k.coupons, k.ncoupons);
 		values[13] = JsonbPGetDatum(JbFinishArray(&k.counters));
-		values[14] = Int8Array(k.offers, k.noffers);
+		values[14] = SpiInt8Array(k.offers, k.noffers);
 		values[15] = JsonbPGetDatum(lines_in_row ? StoredAnswer(&k, result) : result);
 		values[16] = JsonbPGetDatum(doc);
 		if (!lines_in_row)
@@ -1345,14 +1309,17 @@ loyalty_commit(PG_FUNCTION_ARGS)
 				versions[w] = k.written[w].version;
 			}
 			LineArrays(&k, values + 17);
-			values[17 + LINE_COLUMNS] = TextArray(currencies, k.nwritten);
-			values[17 + LINE_COLUMNS + 1] = Int8Array(versions, k.nwritten);
+			values[17 + LINE_COLUMNS] = SpiTextArray(currencies, k.nwritten);
+			values[17 + LINE_COLUMNS + 1] = SpiInt8Array(versions, k.nwritten);
 			Run(&receipt_query, values, nulls);
 		}
 	}
 	AppendEvent(&k, store, accrual, release_at != 0, release_at);
 	if (k.customer)
+	{
 		TierLift(CatalogTiers(k.cat), k.program_id, k.customer, k.rid);
+		CampaignCommit(k.cat, k.plan, k.rid);
+	}
 	if (!lines_in_row)
 		InsertLines_0_14(&k);
 

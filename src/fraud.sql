@@ -501,11 +501,6 @@ CREATE TRIGGER customer_fraud_unhold
     FOR EACH ROW WHEN (NEW.status OPERATOR(pg_catalog.=) 'active' AND OLD.status OPERATOR(pg_catalog.<>) 'active')
     EXECUTE FUNCTION @extschema@.fraud_unhold();
 
--- The customers on fraud_hold, usually few: release_accruals reads them
--- once per slice of the queue (a hashed set) instead of each row's customer.
-CREATE INDEX customer_fraud_hold_idx ON @extschema@.customer (id)
-    WHERE status OPERATOR(pg_catalog.=) 'fraud_hold';
-
 -- For analysts: cases by programme, rule, store and day.
 CREATE VIEW @extschema@.fraud_cases_daily AS
 SELECT c.program_id,

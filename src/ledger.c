@@ -187,7 +187,7 @@ BeginWalletEntry(Wallet *w, int64 customer, const char *currency, WalletLockMode
  * Accrue a lot into the customer's wallet (created if missing): one
  * "accrue" entry, what it owes paid first.  result receives the entry.
  */
-void
+int64
 LedgerAccrue(int64 customer, const char *currency, NewLot *lot, const char *receipt,
 			 const char *idempotency_key, const char *reason, EntryResult *result)
 {
@@ -207,6 +207,7 @@ LedgerAccrue(int64 customer, const char *currency, NewLot *lot, const char *rece
 		WalletPayDebt(&w, e.lot_id, lot->amount);
 	}
 	DirectEnd();
+	return e.lot_id;
 }
 
 /*

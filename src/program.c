@@ -121,3 +121,65 @@ SpiArrayElements(HeapTuple row, TupleDesc desc, int column, Oid type, Datum **it
 	deconstruct_array(DatumGetArrayTypePCopy(v), type, typlen, typbyval, typalign, items, NULL, &n);
 	return n;
 }
+
+/* A one-dimensional array of n elements of type (empty when n is 0) */
+Datum
+SpiArray(Oid type, Datum *items, bool *nulls, int n)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	if (n == 0)
+		return PointerGetDatum(construct_empty_array(type));
+	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_md_array(items, nulls, 1, dims, lbs, type,
+											  typlen, typbyval, typalign));
+}
+
+/* A text[] of n strings; a NULL string is a null element */
+Datum
+SpiTextArray(const char *const *items, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+	bool	   *nulls = palloc(sizeof(bool) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+	{
+		nulls[i] = items[i] == NULL;
+		d[i] = nulls[i] ? (Datum) 0 : CStringGetTextDatum(items[i]);
+	}
+	return SpiArray(TEXTOID, d, nulls, n);
+}
+
+Datum
+SpiInt8Array(const int64 *items, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+		d[i] = Int64GetDatum(items[i]);
+	return SpiArray(INT8OID, d, NULL, n);
+}
+
+Datum
+SpiInt4Array(const int32 *items, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+		d[i] = Int32GetDatum(items[i]);
+	return SpiArray(INT4OID, d, NULL, n);
+}
+
+/* qsort's comparison of int64 values */
+int
+Int64Cmp(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return x < y ? -1 : x > y;
+}

@@ -32,5 +32,10 @@ extern void LoadProgram(const char *code, LoyaltyProgram *program);
 extern SPIPlanPtr PrepareKept(const char *query, int nargs, Oid *argtypes);
 extern int	RunKept(KeptQuery *query, Datum *values, const char *nulls, long tcount);
 extern int	SpiArrayElements(HeapTuple row, TupleDesc desc, int column, Oid type, Datum **items);
+extern Datum SpiArray(Oid type, Datum *items, bool *nulls, int n);
+extern Datum SpiTextArray(const char *const *items, int n);
+extern Datum SpiInt8Array(const int64 *items, int n);
+extern Datum SpiInt4Array(const int32 *items, int n);
+extern int	Int64Cmp(const void *a, const void *b);
 
 #endif

@@ -229,6 +229,15 @@ Share(int64 total, Numeric prev, Numeric upto, Numeric qty)
 	return DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(NumOp(numeric_sub, hi, lo))));
 }
 
+/* A quantity in thousandths */
+static int64
+Milli(Numeric qty)
+{
+	return DatumGetInt64(DirectFunctionCall1(numeric_int8,
+											 NumericGetDatum(NumOp(numeric_mul, qty,
+																   int64_to_numeric(1000)))));
+}
+
 /* The elements of an array column of the receipt row just read */
 static int
 Elements(int column, Oid type, Datum **items)
@@ -781,6 +790,20 @@ loyalty_refund(PG_FUNCTION_ARGS)
 		if (customer)
 			ReceiptLockWallets(customer);
 		CheckFraud(code, rid, fid, customer, document, &rr, items, nitems, item_money);
+		/* the challenges the lines gave to count what is left of them */
+		{
+			ReturnedLine *rl = palloc(sizeof(ReturnedLine) * Max(nitems, 1));
+
+			for (int i = 0; i < nitems; i++)
+			{
+				int			pos = items[i].pos;
+
+				rl[i].no = rr.no[pos];
+				rl[i].qty_milli = Milli(rr.qty[pos]);
+				rl[i].left_milli = Milli(NumOp(numeric_sub, rr.qty[pos], rr.refunded[pos]));
+			}
+			CampaignReturn(program.id, rid, customer, nitems, rl);
+		}
 
 		/* points that paid the lines go back to their lots */
 		entries = palloc(sizeof(ReceiptEntry) * (nret + tb.n + 1));

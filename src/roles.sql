@@ -38,6 +38,12 @@ GRANT EXECUTE ON FUNCTION
     public.loyalty_identify(text, text, text),
     public.loyalty_balance(bigint, text)
 TO loyalty_cashier;
+-- and the customer's challenges, for the apps that show them
+GRANT EXECUTE ON FUNCTION
+    @extschema@.enrol_challenge(text, bigint, text, timestamptz),
+    @extschema@.customer_challenges(text, bigint, timestamptz),
+    @extschema@.customer_achievements(text, bigint)
+TO loyalty_cashier, loyalty_admin;
 
 -- loyalty_admin: programmes, promotions, coupons, tiers, segments, customers,
 -- corrections and the jobs; reads every table of the programmes it reaches.
@@ -88,13 +94,15 @@ GRANT SELECT ON
     @extschema@.promotion_performance, @extschema@.coupon_usage, @extschema@.tier_distribution,
     @extschema@.tier_movements, @extschema@.customer_360, @extschema@.store_days,
     @extschema@.fraud_rule, @extschema@.fraud_tally, @extschema@.fraud_case,
-    @extschema@.fraud_case_operation, @extschema@.fraud_cases_daily
+    @extschema@.fraud_case_operation, @extschema@.fraud_cases_daily,
+    @extschema@.achievement, @extschema@.challenge, @extschema@.challenge_step,
+    @extschema@.challenge_progress, @extschema@.challenge_receipt, @extschema@.customer_achievement
 TO loyalty_admin;
 GRANT INSERT, UPDATE ON @extschema@.program TO loyalty_admin;
 GRANT INSERT, UPDATE, DELETE ON
     @extschema@.currency, @extschema@.product, @extschema@.promotion, @extschema@.coupon,
     @extschema@.personal_offer, @extschema@.segment, @extschema@.segment_member, @extschema@.tier,
-    @extschema@.fraud_rule
+    @extschema@.fraud_rule, @extschema@.achievement, @extschema@.challenge, @extschema@.challenge_step
 TO loyalty_admin;
 
 -- loyalty_analyst: the views, nothing else.

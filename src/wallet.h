@@ -152,7 +152,7 @@ extern void EntryResultInit(EntryResult *result, FunctionCallInfo fcinfo);
 extern bool BeginWalletEntry(Wallet *w, int64 customer, const char *currency,
 							 WalletLockMode mode, Entry *e, bool check_amounts,
 							 EntryResult *result);
-extern void LedgerAccrue(int64 customer, const char *currency, NewLot *lot,
+extern int64 LedgerAccrue(int64 customer, const char *currency, NewLot *lot,
 						 const char *receipt, const char *idempotency_key,
 						 const char *reason, EntryResult *result);
 extern void ReceiptSpendLots(int64 customer, const char *currency, int n, const int64 *ids,

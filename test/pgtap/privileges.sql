@@ -92,6 +92,12 @@ SELECT set_eq(
              ('loyalty_admin', 'loyalty.release_hold(bigint,text)'),
              ('loyalty_admin', 'loyalty.confirm_fraud(bigint,text,boolean)'),
              ('loyalty_admin', 'loyalty.set_customer_status(text,bigint,text,text)'),
+             ('loyalty_admin', 'loyalty.enrol_challenge(text,bigint,text,timestamp with time zone)'),
+             ('loyalty_admin', 'loyalty.customer_challenges(text,bigint,timestamp with time zone)'),
+             ('loyalty_admin', 'loyalty.customer_achievements(text,bigint)'),
+             ('loyalty_cashier', 'loyalty.enrol_challenge(text,bigint,text,timestamp with time zone)'),
+             ('loyalty_cashier', 'loyalty.customer_challenges(text,bigint,timestamp with time zone)'),
+             ('loyalty_cashier', 'loyalty.customer_achievements(text,bigint)'),
              ('loyalty_analyst', 'loyalty.job_health_rows()'),
              ('loyalty_analyst', 'loyalty.expiring_day(bigint,date)'),
              ('loyalty_analyst', 'loyalty.promotion_day(bigint,date)'),
@@ -118,7 +124,8 @@ SELECT set_eq(
        WHERE has_table_privilege('loyalty_admin', r.rel, 'INSERT, UPDATE, DELETE')$$,
     $$VALUES ('loyalty.program'), ('loyalty.currency'), ('loyalty.product'), ('loyalty.promotion'),
              ('loyalty.coupon'), ('loyalty.personal_offer'), ('loyalty.segment'),
-             ('loyalty.segment_member'), ('loyalty.tier'), ('loyalty.fraud_rule')$$,
+             ('loyalty.segment_member'), ('loyalty.tier'), ('loyalty.fraud_rule'),
+             ('loyalty.achievement'), ('loyalty.challenge'), ('loyalty.challenge_step')$$,
     'the admin writes the configuration tables only');
 SELECT is_empty(
     $$SELECT k.role, r.rel FROM role_kind k, relation r

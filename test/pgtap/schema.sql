@@ -10,7 +10,9 @@ SELECT tables_are('loyalty', ARRAY['program', 'currency', 'customer', 'identifie
                                    'catalog_generation', 'receipt_key', 'receipt',
                                    'receipt_default', 'accrual_queue',
                                    'receipt_refund', 'event', 'tier', 'tier_change', 'program_access',
-                                   'fraud_rule', 'fraud_tally', 'fraud_case', 'fraud_case_operation']);
+                                   'fraud_rule', 'fraud_tally', 'fraud_case', 'fraud_case_operation',
+                                   'achievement', 'challenge', 'challenge_step', 'challenge_progress',
+                                   'challenge_receipt', 'customer_achievement']);
 SELECT views_are('loyalty', ARRAY['lot_usage', 'balances', 'ledger_entries', 'liability', 'job_health', 'lots',
                                   'expiring_points', 'promotion_performance', 'coupon_usage', 'tier_distribution',
                                   'tier_movements', 'customer_360', 'store_days', 'receipt_line', 'fraud_cases_daily']);
@@ -36,7 +38,9 @@ SELECT functions_are('loyalty', ARRAY[
     'require_every_program', 'grant_program', 'revoke_program', 'partition_security',
     'binding_program', 'expiring_day', 'promotion_day', 'tier_day', 'store_day',
     'fraud_seconds', 'fraud_rule_check', 'fraud_trip', 'fraud_forget', 'fraud_case_for_update',
-    'fraud_decide', 'release_hold', 'confirm_fraud', 'set_customer_status', 'fraud_unhold']);
+    'fraud_decide', 'release_hold', 'confirm_fraud', 'set_customer_status', 'fraud_unhold',
+    'challenge_check', 'challenge_customer', 'challenge_by_code', 'challenge_units', 'enrol_challenge', 'customer_challenges',
+    'customer_achievements']);
 SELECT has_type('loyalty', 'condition', 'the type loyalty.condition exists');
 SELECT has_opclass('loyalty', 'condition_ops', 'conditions sort with a btree opclass');
 SELECT has_opclass('loyalty', 'condition_hash_ops', 'conditions hash with a hash opclass');
@@ -87,7 +91,9 @@ SELECT set_eq(
           'loyalty.event', 'loyalty.event_id_seq', 'loyalty.tier', 'loyalty.tier_change',
           'loyalty.tier_change_id_seq', 'loyalty.program_access', 'loyalty.fraud_rule',
           'loyalty.fraud_rule_id_seq', 'loyalty.fraud_tally', 'loyalty.fraud_case',
-          'loyalty.fraud_case_id_seq', 'loyalty.fraud_case_operation'],
+          'loyalty.fraud_case_id_seq', 'loyalty.fraud_case_operation', 'loyalty.achievement',
+          'loyalty.challenge', 'loyalty.challenge_id_seq', 'loyalty.challenge_step',
+          'loyalty.challenge_progress', 'loyalty.challenge_receipt', 'loyalty.customer_achievement'],
     'every table and sequence is marked for pg_dump');
 
 -- Functions with the owner's rights pin search_path and are not public.

@@ -6,7 +6,7 @@
 -- checked against the grants, so a function granted later without a
 -- cross-tenant test fails this suite.
 BEGIN;
-SELECT plan(99);
+SELECT plan(107);
 
 \ir tenants.psql
 
@@ -32,7 +32,13 @@ CREATE FUNCTION pg_temp.south_state(south bigint) RETURNS text LANGUAGE sql AS $
         (SELECT string_agg(concat_ws(',', subject_kind, subject, rule_id, bucket, amount), ';' ORDER BY subject_kind, subject)
            FROM loyalty.fraud_tally WHERE program_id = south),
         (SELECT string_agg(concat_ws(',', id, state, decided_by, reason, forfeited), ';' ORDER BY id) FROM loyalty.fraud_case WHERE program_id = south),
-        (SELECT count(*) FROM loyalty.fraud_case_operation WHERE program_id = south)))
+        (SELECT count(*) FROM loyalty.fraud_case_operation WHERE program_id = south),
+        (SELECT string_agg(concat_ws(',', code, target, active), ';' ORDER BY code) FROM loyalty.challenge WHERE program_id = south),
+        (SELECT string_agg(concat_ws(',', customer_id, progress, state, completions), ';' ORDER BY customer_id)
+           FROM loyalty.challenge_progress WHERE program_id = south),
+        (SELECT count(*) FROM loyalty.challenge_receipt WHERE program_id = south),
+        (SELECT string_agg(concat_ws(',', customer_id, achievement, level), ';' ORDER BY customer_id)
+           FROM loyalty.customer_achievement WHERE program_id = south)))
 $$;
 SELECT pg_temp.south_state(:south) AS south_before \gset
 
@@ -67,6 +73,16 @@ SELECT pg_temp.across('loyalty_identify(text,text,text)', 't_till_north', $$SELE
 SELECT pg_temp.across('loyalty.balance(bigint,text)', 't_till_north', format('SELECT loyalty.balance(%s)', :s1));
 SELECT pg_temp.across('loyalty_balance(bigint,text)', 't_till_north', format('SELECT loyalty_balance(%s)', :s1));
 SELECT pg_temp.across('loyalty.balance(bigint,text)', 't_till_north', format($$SELECT loyalty.balance(%s, 'pts')$$, :s1));
+
+-- the customer's challenges, for the apps
+SELECT pg_temp.across('loyalty.enrol_challenge(text,bigint,text,timestamp with time zone)', 't_till_north',
+    format($$SELECT loyalty.enrol_challenge('south', %s, 'FIRST')$$, :s2));
+SELECT pg_temp.across('loyalty.customer_challenges(text,bigint,timestamp with time zone)', 't_till_north',
+    format($$SELECT count(*) FROM loyalty.customer_challenges('south', %s)$$, :s1));
+SELECT pg_temp.across('loyalty.customer_achievements(text,bigint)', 't_till_north',
+    format($$SELECT count(*) FROM loyalty.customer_achievements('south', %s)$$, :s1));
+SELECT throws_ok(format($$SELECT pg_temp.as_role('t_till_north', 'SELECT count(*) FROM loyalty.customer_challenges(''north'', %s)')$$, :s1),
+                 'P0002', NULL, 'a customer of south has no challenges in north');
 
 -- 2. The admin's functions, by an admin of north.
 SELECT pg_temp.across('loyalty.identify(text,text,text)', 't_admin_north', $$SELECT loyalty.identify('south', '22220001', 'card')$$);
@@ -115,6 +131,12 @@ SELECT pg_temp.across('loyalty.grant_program(text,regrole)', 't_admin_north', $$
 SELECT pg_temp.across('loyalty.grant_program(text,regrole)', 't_admin_north', $$SELECT loyalty.grant_program(NULL, 't_admin_north')$$);
 SELECT pg_temp.across('loyalty.revoke_program(text,regrole)', 't_admin_north', $$SELECT loyalty.revoke_program('south', 't_south')$$);
 SELECT pg_temp.across('loyalty.revoke_program(text,regrole)', 't_admin_north', $$SELECT loyalty.revoke_program(NULL, 't_admin_all')$$);
+SELECT pg_temp.across('loyalty.enrol_challenge(text,bigint,text,timestamp with time zone)', 't_admin_north',
+    format($$SELECT loyalty.enrol_challenge('south', %s, 'FIRST')$$, :s2));
+SELECT pg_temp.across('loyalty.customer_challenges(text,bigint,timestamp with time zone)', 't_admin_north',
+    format($$SELECT count(*) FROM loyalty.customer_challenges('south', %s)$$, :s1));
+SELECT pg_temp.across('loyalty.customer_achievements(text,bigint)', 't_admin_north',
+    format($$SELECT count(*) FROM loyalty.customer_achievements('south', %s)$$, :s1));
 -- the review of fraud cases and a customer's status
 SELECT pg_temp.across('loyalty.release_hold(bigint,text)', 't_admin_north',
     format($$SELECT loyalty.release_hold(%s, 'a false alarm')$$, :scase));
@@ -155,6 +177,9 @@ SELECT pg_temp.denied('t_admin_north',
 SELECT pg_temp.denied('t_admin_north',
     format($$INSERT INTO loyalty.fraud_rule (program_id, code, measure, subject, "window", threshold, action) VALUES (%s, 'X', 'receipts', 'customer', '1 day', 1, 'refuse') RETURNING id$$, :south),
     'create a fraud rule of south');
+SELECT pg_temp.denied('t_admin_north',
+    format($$INSERT INTO loyalty.challenge (program_id, code, goal, target, starts_at, reward_points) VALUES (%s, 'X', 'receipts', 1, now(), 1) RETURNING id$$, :south),
+    'create a challenge of south');
 SELECT pg_temp.denied('t_admin_north',
     format($$UPDATE loyalty.promotion SET program_id = %s WHERE code = 'TEN' AND program_id = %s RETURNING id$$, :south, :north),
     'move a promotion of north to south');
