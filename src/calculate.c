@@ -195,6 +195,7 @@ typedef struct Calc
 	/* conditions */
 	CondValue  *base_row;
 	int			nattrs;
+	int		   *variants;		/* per experiment: ExperimentAssign */
 } Calc;
 
 /* ---- reading the receipt ---- */
@@ -1077,6 +1078,8 @@ Gate(Calc *c, int k, const Usage *usage, char **detail)
 		(p->stores.n && !InList(&p->stores, c->store)) ||
 		(p->channels.n && !InList(&p->channels, c->channel)))
 		return "wrong_place";
+	if (!ExperimentAllows(c->cat, p->exp_masks, c->variants))
+		return "experiment";
 	switch (p->audience)
 	{
 		case AUD_ALL:
@@ -1636,6 +1639,7 @@ PlanCalculate(Jsonb *doc, ArrayType *only, bool explain)
 	ReadCustomer(&c, &cat->program, CurrentMemoryContext, &fc);
 	if (c.found)
 		LoadCustomer(&c, &fc);
+	c.variants = ExperimentAssign(cat, c.at, c.found, c.customer_id);
 	LoadProducts(&c);
 	LoadCoupons(&c);
 	CheckCoupons(&c);
@@ -1871,6 +1875,7 @@ PlanCalculate(Jsonb *doc, ArrayType *only, bool explain)
 	plan->store = c.store;
 	plan->tier = c.tier;
 	plan->segments = c.segments;
+	plan->variants = c.variants;
 	plan->can_spend = prob.can_spend;
 	plan->wallets = palloc0(sizeof(PlanWallet) * Max(c.nwallets, 1));
 	for (int w = 0; w < c.nwallets; w++)
@@ -2178,6 +2183,33 @@ PlanRenderNotApplied(ReceiptPlan *plan, JsonBuild *jb)
  * The answer's members, pushed into the object jb has open: the plan as
  * docs/receipts.md shows it, money and points in major units.
  */
+/*
+ * The experiments that apply to the receipt and the customer's variant in
+ * each: [{"code", "variant"}] in the experiments' order, or nothing
+ */
+static void
+PlanRenderExperiments(const ReceiptPlan *plan, JsonBuild *jb)
+{
+	const Catalog *cat = plan->cat;
+	bool		any = false;
+
+	for (int e = 0; plan->variants && e < cat->nexperiments; e++)
+		any |= plan->variants[e] >= 0;
+	if (!any)
+		return;
+	JbBeginArray(jb, "experiments");
+	for (int e = 0; e < cat->nexperiments; e++)
+	{
+		if (plan->variants[e] < 0)
+			continue;
+		JbBeginObject(jb, NULL);
+		JbText(jb, "code", cat->experiments[e].code);
+		JbText(jb, "variant", cat->experiments[e].variants[plan->variants[e]]);
+		JbEndObject(jb);
+	}
+	JbEndArray(jb);
+}
+
 void
 PlanRender(ReceiptPlan *plan, JsonBuild *jb)
 {
@@ -2224,6 +2256,7 @@ PlanRender(ReceiptPlan *plan, JsonBuild *jb)
 		}
 		JbEndObject(jb);
 	}
+	PlanRenderExperiments(plan, jb);
 
 	JbBeginArray(jb, "lines");
 	for (int i = 0; i < plan->nlines; i++)

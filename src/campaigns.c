@@ -790,6 +790,8 @@ CampaignCommit(Catalog *cat, const ReceiptPlan *plan, const char *rid)
 
 		if (at < ch->starts_at || (!ch->has_duration && ch->has_end && at >= ch->ends_at))
 			continue;
+		if (!ExperimentAllows(cat, ch->exp_masks, plan->variants))
+			continue;
 		for (int i = 0; i < plan->nlines; i++)
 		{
 			const PlanLine *l = &plan->lines[i];

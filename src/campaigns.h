@@ -57,6 +57,8 @@ typedef struct Challenge
 	char	   *reward_achievement;	/* code, or NULL */
 	int32		reward_level;
 	bool		keep_reward;
+	uint64	   *exp_masks;		/* per experiment, the variants that list it;
+								 * NULL: listed by none */
 } Challenge;
 
 struct Catalog;

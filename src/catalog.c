@@ -512,6 +512,7 @@ LoadCatalog(Catalog *cat, const char *code, Datum ids)
 	{
 		FraudLoadRules(cat);
 		CampaignLoad(cat);
+		ExperimentLoad(cat);
 	}
 
 	/* the codes' order as keys of a jsonb object, for answers built in it */

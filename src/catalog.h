@@ -16,6 +16,7 @@
 #include "benefit.h"
 #include "campaigns.h"
 #include "condition.h"
+#include "experiment.h"
 #include "fraud.h"
 #include "program.h"
 #include "tiers.h"
@@ -92,6 +93,8 @@ typedef struct CatPromo
 	int64		limit_total;	/* 0: none */
 	int64		budget;			/* minor units of money; 0: none */
 	bool		broken;			/* its benefit no longer reads: left out */
+	uint64	   *exp_masks;		/* per experiment, the variants that list it;
+								 * NULL: listed by none */
 } CatPromo;
 
 /* A condition compiled on demand (lot restrictions), by its text */
@@ -134,6 +137,8 @@ typedef struct Catalog
 	FraudRule  *fraud;
 	int			nchallenges;	/* its active challenges, in id order */
 	Challenge  *challenges;
+	int			nexperiments;	/* its active experiments, by code */
+	CatExperiment *experiments;
 	/*
 	 * Scratch of one calculation: slot[k] numbers promotion k among those
 	 * the receipt's lines matched, valid when stamp[k] is this call's

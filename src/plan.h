@@ -140,6 +140,8 @@ typedef struct ReceiptPlan
 	const char *ident_kind;		/* the identifier it was found by, or NULL */
 	const char *ident_value;	/* normalised */
 	const char *store;			/* the receipt's, or NULL */
+	int		   *variants;		/* per catalogue experiment (ExperimentAssign), or
+								 * NULL when the programme has none */
 	int			nwallets;
 	PlanWallet *wallets;
 	/* what it gives */

@@ -96,13 +96,15 @@ GRANT SELECT ON
     @extschema@.fraud_rule, @extschema@.fraud_tally, @extschema@.fraud_case,
     @extschema@.fraud_case_operation, @extschema@.fraud_cases_daily,
     @extschema@.achievement, @extschema@.challenge, @extschema@.challenge_step,
-    @extschema@.challenge_progress, @extschema@.challenge_receipt, @extschema@.customer_achievement
+    @extschema@.challenge_progress, @extschema@.challenge_receipt, @extschema@.customer_achievement,
+    @extschema@.experiment, @extschema@.experiment_variant
 TO loyalty_admin;
 GRANT INSERT, UPDATE ON @extschema@.program TO loyalty_admin;
 GRANT INSERT, UPDATE, DELETE ON
     @extschema@.currency, @extschema@.product, @extschema@.promotion, @extschema@.coupon,
     @extschema@.personal_offer, @extschema@.segment, @extschema@.segment_member, @extschema@.tier,
-    @extschema@.fraud_rule, @extschema@.achievement, @extschema@.challenge, @extschema@.challenge_step
+    @extschema@.fraud_rule, @extschema@.achievement, @extschema@.challenge, @extschema@.challenge_step,
+    @extschema@.experiment, @extschema@.experiment_variant
 TO loyalty_admin;
 
 -- loyalty_analyst: the views, nothing else.
@@ -118,7 +120,8 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.expiring_day(bigint, date),
     @extschema@.promotion_day(bigint, date),
     @extschema@.tier_day(bigint, date),
-    @extschema@.store_day(bigint, date)
+    @extschema@.store_day(bigint, date),
+    @extschema@.experiment_report(text, text, tstzrange)
 TO loyalty_analyst, loyalty_admin;
 
 -- Every role: the generation of the promotion catalogue.

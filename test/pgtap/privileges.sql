@@ -103,6 +103,8 @@ SELECT set_eq(
              ('loyalty_analyst', 'loyalty.promotion_day(bigint,date)'),
              ('loyalty_analyst', 'loyalty.tier_day(bigint,date)'),
              ('loyalty_analyst', 'loyalty.store_day(bigint,date)'),
+             ('loyalty_analyst', 'loyalty.experiment_report(text,text,tstzrange)'),
+             ('loyalty_admin', 'loyalty.experiment_report(text,text,tstzrange)'),
              -- every role
              ('loyalty_cashier', 'loyalty.catalog_generation()'),
              ('loyalty_admin', 'loyalty.catalog_generation()'),
@@ -125,7 +127,8 @@ SELECT set_eq(
     $$VALUES ('loyalty.program'), ('loyalty.currency'), ('loyalty.product'), ('loyalty.promotion'),
              ('loyalty.coupon'), ('loyalty.personal_offer'), ('loyalty.segment'),
              ('loyalty.segment_member'), ('loyalty.tier'), ('loyalty.fraud_rule'),
-             ('loyalty.achievement'), ('loyalty.challenge'), ('loyalty.challenge_step')$$,
+             ('loyalty.achievement'), ('loyalty.challenge'), ('loyalty.challenge_step'),
+             ('loyalty.experiment'), ('loyalty.experiment_variant')$$,
     'the admin writes the configuration tables only');
 SELECT is_empty(
     $$SELECT k.role, r.rel FROM role_kind k, relation r

@@ -12,7 +12,7 @@ SELECT tables_are('loyalty', ARRAY['program', 'currency', 'customer', 'identifie
                                    'receipt_refund', 'event', 'tier', 'tier_change', 'program_access',
                                    'fraud_rule', 'fraud_tally', 'fraud_case', 'fraud_case_operation',
                                    'achievement', 'challenge', 'challenge_step', 'challenge_progress',
-                                   'challenge_receipt', 'customer_achievement']);
+                                   'challenge_receipt', 'customer_achievement', 'experiment', 'experiment_variant']);
 SELECT views_are('loyalty', ARRAY['lot_usage', 'balances', 'ledger_entries', 'liability', 'job_health', 'lots',
                                   'expiring_points', 'promotion_performance', 'coupon_usage', 'tier_distribution',
                                   'tier_movements', 'customer_360', 'store_days', 'receipt_line', 'fraud_cases_daily']);
@@ -40,7 +40,8 @@ SELECT functions_are('loyalty', ARRAY[
     'fraud_seconds', 'fraud_rule_check', 'fraud_trip', 'fraud_forget', 'fraud_case_for_update',
     'fraud_decide', 'release_hold', 'confirm_fraud', 'set_customer_status', 'fraud_unhold',
     'challenge_check', 'challenge_customer', 'challenge_by_code', 'challenge_units', 'enrol_challenge', 'customer_challenges',
-    'customer_achievements']);
+    'customer_achievements', 'experiment_variant_check', 'experiment_bucket', 't_quantile_975',
+    'experiment_report']);
 SELECT has_type('loyalty', 'condition', 'the type loyalty.condition exists');
 SELECT has_opclass('loyalty', 'condition_ops', 'conditions sort with a btree opclass');
 SELECT has_opclass('loyalty', 'condition_hash_ops', 'conditions hash with a hash opclass');
@@ -93,7 +94,8 @@ SELECT set_eq(
           'loyalty.fraud_rule_id_seq', 'loyalty.fraud_tally', 'loyalty.fraud_case',
           'loyalty.fraud_case_id_seq', 'loyalty.fraud_case_operation', 'loyalty.achievement',
           'loyalty.challenge', 'loyalty.challenge_id_seq', 'loyalty.challenge_step',
-          'loyalty.challenge_progress', 'loyalty.challenge_receipt', 'loyalty.customer_achievement'],
+          'loyalty.challenge_progress', 'loyalty.challenge_receipt', 'loyalty.customer_achievement',
+          'loyalty.experiment', 'loyalty.experiment_id_seq', 'loyalty.experiment_variant'],
     'every table and sequence is marked for pg_dump');
 
 -- Functions with the owner's rights pin search_path and are not public.

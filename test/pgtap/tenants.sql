@@ -6,7 +6,7 @@
 -- checked against the grants, so a function granted later without a
 -- cross-tenant test fails this suite.
 BEGIN;
-SELECT plan(107);
+SELECT plan(109);
 
 \ir tenants.psql
 
@@ -38,7 +38,9 @@ CREATE FUNCTION pg_temp.south_state(south bigint) RETURNS text LANGUAGE sql AS $
            FROM loyalty.challenge_progress WHERE program_id = south),
         (SELECT count(*) FROM loyalty.challenge_receipt WHERE program_id = south),
         (SELECT string_agg(concat_ws(',', customer_id, achievement, level), ';' ORDER BY customer_id)
-           FROM loyalty.customer_achievement WHERE program_id = south)))
+           FROM loyalty.customer_achievement WHERE program_id = south),
+        (SELECT string_agg(concat_ws(',', e.code, v.code, v.weight), ';' ORDER BY e.code, v.code)
+           FROM loyalty.experiment e JOIN loyalty.experiment_variant v ON v.experiment_id = e.id WHERE e.program_id = south)))
 $$;
 SELECT pg_temp.south_state(:south) AS south_before \gset
 
@@ -161,6 +163,10 @@ SELECT pg_temp.across(j.fn, 't_admin_north', j.sql)
                ('loyalty.create_partitions(integer)', 'SELECT loyalty.create_partitions()')) j (fn, sql);
 
 -- 3. The analyst's functions (the days of the reports), by an analyst of north.
+SELECT pg_temp.across('loyalty.experiment_report(text,text,tstzrange)', 't_analyst_north',
+    $$SELECT count(*) FROM loyalty.experiment_report('south', 'AB', tstzrange(now() - interval '1 day', now()))$$);
+SELECT pg_temp.across('loyalty.experiment_report(text,text,tstzrange)', 't_admin_north',
+    $$SELECT count(*) FROM loyalty.experiment_report('south', 'AB', tstzrange(now() - interval '1 day', now()))$$);
 SELECT pg_temp.across(f.fn, 't_analyst_north', format('SELECT count(*) FROM %s(%s, current_date)', f.name, :south))
   FROM (VALUES ('loyalty.store_day(bigint,date)', 'loyalty.store_day'),
                ('loyalty.promotion_day(bigint,date)', 'loyalty.promotion_day'),
