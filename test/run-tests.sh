@@ -280,7 +280,7 @@ else
 		calculate.explored.10k.p50 calculate.explored.10k.p90 calculate.explored.10k.p99 calculate.explored.10k.max calculate.optimal.10k
 		calculate.answer_bytes
 		condition.match.100 condition.match.1000 condition.match.10000
-		checkout.c16 checkout.fraud.c16 checkout.p99 checkout.wal_bytes queue.release checkout.p99.drain expiry.record checkout.p99.expiry
+		checkout.c16 checkout.fraud.c16 checkout.campaigns.c16 checkout.p99 checkout.wal_bytes queue.release checkout.p99.drain expiry.record checkout.p99.expiry
 		report.balances report.coupon_usage report.customer_360 report.expiring_points report.job_health
 		report.ledger_entries report.liability report.lots report.promotion_performance report.store_days
 		report.tier_distribution report.tier_movements)
@@ -303,7 +303,7 @@ else
 			condition.match.10000) pattern="^bench ${figure//./\\.} [0-9]+\\.[0-9] us ratio [0-9]+\\.[0-9]{2} vs condition\\.match\\.1000\$" ;;
 			condition.match.*) pattern="^bench ${figure//./\\.} [0-9]+\\.[0-9] us\$" ;;
 			checkout.c16) pattern="^bench checkout\\.c16 [0-9]+ tps ratio [0-9]+\\.[0-9]{2} vs update\\.c16\$" ;;
-			checkout.fraud.c16) pattern="^bench checkout\\.fraud\\.c16 [0-9]+ tps ratio [0-9]+\\.[0-9]{2} vs checkout\\.c16\$" ;;
+			checkout.fraud.c16 | checkout.campaigns.c16) pattern="^bench ${figure//./\\.} [0-9]+ tps ratio [0-9]+\\.[0-9]{2} vs checkout\\.c16\$" ;;
 			checkout.p99) pattern="^bench checkout\\.p99 [0-9]+\\.[0-9]{2} ms\$" ;;
 			checkout.p99.*) pattern="^bench ${figure//./\\.} [0-9]+\\.[0-9]{2} ms ratio [0-9]+\\.[0-9]{2} vs checkout\\.p99\$" ;;
 			queue.release | expiry.record) pattern="^bench ${figure//./\\.} [0-9]+ per_s\$" ;;

@@ -69,6 +69,10 @@
 # a round is slower (a checkpoint begins in most rounds), and a median of
 # five rounds, three of them with the rules second, read that as the rules'
 # cost; the run fails if a rule opened a case or counted nothing)
+#   bench checkout.campaigns.c16 1100 tps ratio 0.92 vs checkout.c16
+# (the checkout with the 50 challenges and the experiment of
+# test/bench/campaigns.sql on, in rounds of their own beside the checkout
+# without them, the same way; the run fails if no challenge counted)
 #   bench checkout.wal_bytes 27500 bytes
 # (the WAL a checkout writes in the steady state: the median over the rounds
 # during which no checkpoint began, whose full-page images are counted
@@ -452,6 +456,18 @@ wal_mark() {
 # again at its next checkout).
 psql_calc -c 'TRUNCATE loyalty.fraud_case_operation, loyalty.fraud_case, loyalty.fraud_tally' \
 	-c 'DELETE FROM loyalty.fraud_rule' -f "$BENCH/fraud_rules.sql" >"$LOGDIR/fraud_rules.log"
+# The challenges and the experiment of checkout.campaigns.c16
+# (test/bench/campaigns.sql: 50 challenges of every goal, one experiment of
+# two variants), loaded inactive after what a previous run left is cleared;
+# campaigns_active true|false switches them all.
+psql_calc -c 'TRUNCATE loyalty.customer_achievement, loyalty.challenge_receipt, loyalty.challenge_progress,
+                       loyalty.challenge_step, loyalty.challenge, loyalty.achievement,
+                       loyalty.experiment_variant, loyalty.experiment' \
+	-f "$BENCH/campaigns.sql" >"$LOGDIR/campaigns.log"
+campaigns_active() {
+	psql_calc -c "UPDATE loyalty.challenge SET active = $1 WHERE active <> $1" \
+		-c "UPDATE loyalty.experiment SET active = $1 WHERE active <> $1"
+}
 fraud_active() { psql_calc -c "UPDATE loyalty.fraud_rule SET active = $1 WHERE active <> $1"; }
 # A round of checkouts with the rules on: prints its tps, or fails; the
 # rules are off again either way.
@@ -505,6 +521,31 @@ for ((r = 1; r <= rounds; r++)); do
 		ck_prev=
 		errors=$((errors + 1))
 		echo "   c16 round $r/$rounds: FAILED"
+	fi
+done
+# Then the checkouts with the 50 challenges and the experiment on
+# (checkout.campaigns.c16) beside the checkouts without them, in turn in
+# either order as the fraud rounds are.
+CO_CAMP_LAT=$LATDIR/checkout_campaigns
+campaigns_round() {
+	local r=$1 tps rc=0
+	campaigns_active true >/dev/null || return 1
+	tps=$(pgbench_tps checkout.sql 16 "$LOGDIR/checkout.campaigns.c16.r$r.log" "$CDB" --max-tries=10 \
+		-l --log-prefix="$CO_CAMP_LAT") || rc=1
+	campaigns_active false >/dev/null || rc=1
+	[ "$rc" = 0 ] && echo "$tps"
+}
+for ((r = 1; r <= rounds; r++)); do
+	g=
+	if { [ $((r % 2)) = 1 ] || g=$(campaigns_round "$r"); } &&
+		k=$(pgbench_tps checkout.sql 16 "$LOGDIR/checkout.plain.c16.r$r.log" "$CDB" --max-tries=10) &&
+		{ [ $((r % 2)) = 0 ] || g=$(campaigns_round "$r"); }; then
+		KTPS[campaigns]+="$g "
+		KRATIO[campaigns]+="$(awk -v a="$g" -v b="$k" 'BEGIN { printf "%.6f", a / b }') "
+		echo "   c16 round $r/$rounds: checkout $(printf '%.0f' "$k") with campaigns $(printf '%.0f' "$g")"
+	else
+		errors=$((errors + 1))
+		echo "   c16 round $r/$rounds (campaigns): FAILED"
 	fi
 done
 # p99 in ms of the checkouts that ended within [from, to] (epoch seconds) of
@@ -596,6 +637,26 @@ if [ -n "${KTPS[checkout]:-}" ]; then
 		else
 			echo "run.sh: the fraud rules opened ${fcases:-?} case(s) or counted nothing (${fcust:-?} customers, ${fcard:-?} cards): raise the thresholds of $BENCH/fraud_rules.sql; see loyalty.fraud_case in $CDB" >&2
 			psql_calc -c 'SELECT rule_code, subject_kind, count(*) AS cases, max(tally) AS tally, max(threshold) AS threshold FROM loyalty.fraud_case GROUP BY 1, 2 ORDER BY 1' >&2 || true
+			errors=$((errors + 1))
+		fi
+	fi
+	# With the challenges and the experiment: as the fraud rules' figure;
+	# the challenges must have counted receipts of some customers.
+	if [ -n "${KTPS[campaigns]:-}" ]; then
+		# shellcheck disable=SC2086
+		gtps=$(printf '%.0f' "$(median ${KTPS[campaigns]})")
+		# shellcheck disable=SC2086
+		gratio=$(printf '%.2f' "$(balanced ${KRATIO[campaigns]})")
+		printf '%-16s %7s %9s %13s %7s   %s\n' checkout.campaigns 16 "$gtps" "$ktps" "$gratio" "$(rounds_of "${KTPS[campaigns]}")"
+		echo "(with the 50 challenges and the experiment of test/bench/campaigns.sql on; baseline: the checkouts without them beside them in the same round; ratio as checkout.fraud's; per round: $(rounds_ratio ${KRATIO[campaigns]}); p99 $(p99_between 0 9999999999 "$CO_CAMP_LAT".*) ms)"
+		if read -r gcust greceipts gdone < <(psql_calc -AtF ' ' -c "
+			SELECT (SELECT count(*) FROM loyalty.challenge_progress), (SELECT count(*) FROM loyalty.challenge_receipt),
+			       (SELECT count(*) FROM loyalty.challenge_progress WHERE completions > 0)") &&
+			[ "$gcust" -gt 0 ] && [ "$greceipts" -gt 0 ]; then
+			echo "(the challenges counted $greceipts receipts of $gcust enrolments; $gdone completed)"
+			FIGURES+=("bench checkout.campaigns.c16 $gtps tps ratio $gratio vs checkout.c16")
+		else
+			echo "run.sh: the challenges counted nothing ($gcust enrolments, $greceipts receipts): see $BENCH/campaigns.sql" >&2
 			errors=$((errors + 1))
 		fi
 	fi
