@@ -14,7 +14,7 @@
 #                server for FUZZ_SECONDS (default 60; see test/fuzz/run.sh)
 
 EXTENSION   = loyalty
-EXTVERSION  = 0.21
+EXTVERSION  = 0.22
 MODULE_big  = loyalty
 OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c src/kinds/*.c)))
 

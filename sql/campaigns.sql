@@ -185,6 +185,9 @@ SELECT pg_temp.commit(pg_temp.rc('D2', '20000004', '[{"line": 1, "sku": "SKIS", 
 SELECT * FROM pg_temp.progress(:dima);
 SELECT pg_temp.commit(pg_temp.rc('D3', '20000004', '[{"line": 1, "sku": "SERVICE", "qty": 1, "price": 100}]', 12, extra => '{"store": "S2"}'));
 SELECT * FROM pg_temp.progress(:dima);
+-- the values each counts, with the lines of receipts that give them (BOOTS twice in D1)
+SELECT c.code, p.keys, p.key_counts FROM loyalty.challenge_progress p JOIN loyalty.challenge c ON c.id = p.challenge_id
+ WHERE p.customer_id = :dima ORDER BY 1;
 
 -- 6. A streak of three days: broken by a missing day, joined by a receipt that arrives late.
 SELECT pg_temp.challenge('DAILY-3', 'streak', 3, NULL, 70, '{"streak_unit": "day"}') AS c_streak \gset
@@ -195,6 +198,8 @@ SELECT pg_temp.commit(pg_temp.rc('E4', '20000005', :'bread', 24));
 SELECT * FROM pg_temp.progress(:egor);   -- 20-21, 23-24: 2
 SELECT pg_temp.commit(pg_temp.rc('E5', '20000005', :'bread', 22, '08:00:00'));   -- an offline till's receipt of the 22nd
 SELECT * FROM pg_temp.progress(:egor);
+-- the days it counts (days since 2000-01-01: 9575 is 2026-03-20), with their receipts
+SELECT p.periods, p.period_counts FROM loyalty.challenge_progress p WHERE p.customer_id = :egor AND p.challenge_id = :c_streak;
 
 -- 7. A quest of three steps, in order.
 SELECT pg_temp.challenge('SKI-QUEST', 'steps', 3, NULL, NULL, '{"reward_achievement": "skier", "reward_promotion": "FREE-COFFEE"}') AS c_quest \gset
@@ -211,6 +216,25 @@ SELECT * FROM pg_temp.progress(:anna);
 SELECT code, kind, customer_id = :anna AS hers, state FROM loyalty.coupon ORDER BY id;
 SELECT achievement, name, level, levels FROM loyalty.customer_achievements('shop', :anna);
 SELECT * FROM pg_temp.events(:ev);
+-- receipts count in the order of their "at": a service on the 18th enrols and does no step,
+-- skis on the 20th do none either; boots of the 19th arriving after them do the first, and
+-- the skis then the second
+SELECT pg_temp.commit(pg_temp.rc('Q0', '20000004', '[{"line": 1, "sku": "SERVICE", "qty": 1, "price": 50}]', 18));
+SELECT pg_temp.commit(pg_temp.rc('Q1', '20000004', '[{"line": 1, "sku": "SKIS", "qty": 1, "price": 900}]', 20));
+SELECT progress, to_char(last_at AT TIME ZONE 'UTC', 'MM-DD HH24:MI') AS last_at, last_receipt
+  FROM loyalty.challenge_progress WHERE customer_id = :dima AND challenge_id = :c_quest;
+SELECT pg_temp.commit(pg_temp.rc('Q2', '20000004', '[{"line": 1, "sku": "TV", "qty": 1, "price": 100}, {"line": 2, "sku": "BOOTS", "qty": 1, "price": 500}]', 19));
+SELECT progress, to_char(last_at AT TIME ZONE 'UTC', 'MM-DD HH24:MI') AS last_at, last_receipt
+  FROM loyalty.challenge_progress WHERE customer_id = :dima AND challenge_id = :c_quest;
+-- the boots returned: the skis alone do no step again; the distinct categories keep boots (D1)
+SELECT loyalty.refund('shop', 'Q2', '[{"line": 2, "qty": 1}]', 'Q2-R') ->> 'money' AS money;
+SELECT c.code, p.progress, p.keys, p.key_counts FROM loyalty.challenge_progress p JOIN loyalty.challenge c ON c.id = p.challenge_id
+ WHERE p.customer_id = :dima ORDER BY 1;
+SELECT c.code, u.total, u.value, encode(r.lines, 'hex') AS lines, encode(r.alive, 'hex') AS alive
+  FROM loyalty.challenge_receipt r, unnest(r.challenge_id, r.total, r.value) u (challenge, total, value)
+  JOIN loyalty.challenge c ON c.id = u.challenge
+ WHERE r.receipt_id = 'Q2' ORDER BY 1;
+SELECT r.key, r.key_of, r.key_line FROM loyalty.challenge_receipt r WHERE r.receipt_id = 'Q2';
 
 -- 8. Returns: a refund below the target takes the reward back; a new receipt completes it again.
 SELECT max(id) AS ev FROM loyalty.event \gset
@@ -227,9 +251,9 @@ SELECT operation, amount, idempotency_key FROM loyalty.ledger
 -- a part of a line: quantity left, spend less its share
 SELECT loyalty.refund('shop', 'B2', '[{"line": 1, "qty": 1}]', 'B2-R') ->> 'money' AS money;
 SELECT * FROM pg_temp.progress(:boris);   -- 2700 + 1100 + 150 = 3950.00
-SELECT u.challenge = :c_tech AS tech, u.line, u.total, u.value
-  FROM loyalty.challenge_receipt r, unnest(r.challenge_id, r.line_no, r.total, r.value) u (challenge, line, total, value)
- WHERE r.receipt_id = 'B2' ORDER BY 1, 2;
+SELECT u.challenge = :c_tech AS tech, u.total, u.value, encode(r.lines, 'hex') AS lines, encode(r.alive, 'hex') AS alive
+  FROM loyalty.challenge_receipt r, unnest(r.challenge_id, r.total, r.value) u (challenge, total, value)
+ WHERE r.receipt_id = 'B2' ORDER BY 1;
 -- the reward spent, then taken back: debt (programme shop: refund_shortfall debt)
 SELECT pg_temp.commit(pg_temp.rc('B5', '20000002', '[{"line": 1, "sku": "PHONE", "qty": 1, "price": 1050}]', 14));
 SELECT * FROM pg_temp.progress(:boris);

@@ -6,13 +6,16 @@
  * transaction and taken back by cancel and refund.  docs/campaigns.md is
  * the contract; this file computes exactly what it says.
  *
- * What a receipt gives is kept as items, one per challenge and matching line
- * (loyalty.challenge_receipt, one row a receipt): the value at commit and
- * the value now, after returns.  A customer's progress is a function of
- * their items: additive goals add a receipt's items at commit, the others
- * (distinct, streak, steps) and every return count them again from the
- * customer's rows.  The progress row (challenge, customer) is locked FOR
- * UPDATE, after the customer's wallets, so that two receipts of one
+ * What a receipt gives is kept as one entry per challenge it counts for
+ * (loyalty.challenge_receipt, one row a receipt): what it gave at commit,
+ * what it gives now after returns, and which of its lines gave it.  The
+ * customer's progress row keeps what its goal needs to move by a receipt
+ * alone (the distinct values with their items, the periods of a streak
+ * with their receipts, a quest's latest receipt), so a commit reads no
+ * earlier receipt; a return subtracts what its lines gave.  Only a quest
+ * counts again from the customer's receipts, after a return or a receipt
+ * older than its latest.  The progress row (challenge, customer) is locked
+ * FOR UPDATE, after the customer's wallets, so that two receipts of one
  * customer complete a challenge once.
  */
 #include "postgres.h"
@@ -58,10 +61,10 @@ static KeptQuery named_query = {
 };
 static KeptQuery progress_query = {
 	"SELECT p.challenge_id, p.enrolled_at, p.window_end, p.progress, p.state = 'completed',"
-	"       p.completions, p.reward_lot_id, p.reward_coupon"
+	"       p.completions, p.reward_lot_id, p.reward_coupon,"
+	"       p.keys, p.key_counts, p.periods, p.period_counts, p.last_at, p.last_receipt, p.xmin"
 	"  FROM loyalty.challenge_progress p"
-	" WHERE p.customer_id = $1 AND p.challenge_id = ANY ($2)"
-	" ORDER BY p.challenge_id FOR UPDATE",
+	" WHERE p.customer_id = $1 AND p.challenge_id = ANY ($2)",
 	2, {INT8OID, INT8ARRAYOID}, NULL
 };
 static KeptQuery enrol_query = {
@@ -74,16 +77,18 @@ static KeptQuery enrol_query = {
 };
 static KeptQuery item_query = {
 	"INSERT INTO loyalty.challenge_receipt (program_id, receipt_id, customer_id, at, day, challenge_id,"
-	"                                       line_no, total, value, key)"
-	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",
-	9, {INT8OID, TEXTOID, INT8OID, TIMESTAMPTZOID, DATEOID, INT8ARRAYOID, INT4ARRAYOID,
-		INT8ARRAYOID, TEXTARRAYOID}, NULL
+	"                                       total, value, key, lines, alive, key_of, key_line)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11, $12)",
+	12, {INT8OID, TEXTOID, INT8OID, TIMESTAMPTZOID, DATEOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
+		BYTEAOID, BYTEAOID, INT4ARRAYOID, INT4ARRAYOID}, NULL
 };
-static KeptQuery items_query = {
-	"SELECT r.receipt_id, r.at, r.day, r.challenge_id, r.value, r.key"
+/* a quest's receipts, in the order its steps are done */
+static KeptQuery steps_query = {
+	"SELECT r.receipt_id, r.at, r.challenge_id, r.key_of, r.key_line, r.key, r.alive"
 	"  FROM loyalty.challenge_receipt r"
-	" WHERE r.customer_id = $1 AND r.challenge_id OPERATOR(pg_catalog.&&) $2",
-	2, {INT8OID, INT8ARRAYOID}, NULL
+	" WHERE r.customer_id = $1 AND r.challenge_id OPERATOR(pg_catalog.@>) ARRAY[$2::int8]"
+	" ORDER BY r.at, r.receipt_id COLLATE \"C\"",
+	2, {INT8OID, INT8OID}, NULL
 };
 static KeptQuery update_query = {
 	"UPDATE loyalty.challenge_progress p"
@@ -93,24 +98,34 @@ static KeptQuery update_query = {
 	"                           WHEN p.state = 'completed' THEN p.completed_at ELSE pg_catalog.now() END,"
 	"       completed_receipt = CASE WHEN NOT u.done THEN NULL"
 	"                                WHEN p.state = 'completed' THEN p.completed_receipt ELSE $8 END,"
-	"       reward_lot_id = u.lot, reward_coupon = u.coupon, updated_at = pg_catalog.now()"
+	"       reward_lot_id = u.lot, reward_coupon = u.coupon,"
+	"       keys = ($9::text[])[u.k1:u.k2], key_counts = ($10::int4[])[u.k1:u.k2],"
+	"       periods = ($11::int4[])[u.p1:u.p2], period_counts = ($12::int4[])[u.p1:u.p2],"
+	"       last_at = u.last_at, last_receipt = u.last_receipt, updated_at = pg_catalog.now()"
 	"  FROM ROWS FROM (pg_catalog.unnest($2::int8[]), pg_catalog.unnest($3::int8[]),"
 	"                  pg_catalog.unnest($4::bool[]), pg_catalog.unnest($5::int4[]),"
-	"                  pg_catalog.unnest($6::int8[]), pg_catalog.unnest($7::text[]))"
-	"       u (id, progress, done, completions, lot, coupon)"
-	" WHERE p.customer_id = $1 AND p.challenge_id = u.id",
-	8, {INT8OID, INT8ARRAYOID, INT8ARRAYOID, BOOLARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
-		TEXTARRAYOID, TEXTOID}, NULL
+	"                  pg_catalog.unnest($6::int8[]), pg_catalog.unnest($7::text[]),"
+	"                  pg_catalog.unnest($13::int4[]), pg_catalog.unnest($14::int4[]),"
+	"                  pg_catalog.unnest($15::int4[]), pg_catalog.unnest($16::int4[]),"
+	"                  pg_catalog.unnest($17::timestamptz[]), pg_catalog.unnest($18::text[]),"
+	"                  pg_catalog.unnest($19::xid[]))"
+	"       u (id, progress, done, completions, lot, coupon, k1, k2, p1, p2, last_at, last_receipt, seen)"
+	" WHERE p.customer_id = $1 AND p.challenge_id = u.id"
+	"   AND (u.seen IS NULL OR p.xmin OPERATOR(pg_catalog.=) u.seen)",
+	19, {INT8OID, INT8ARRAYOID, INT8ARRAYOID, BOOLARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
+		TEXTARRAYOID, TEXTOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID,
+		INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID,
+		XIDARRAYOID}, NULL
 };
 static KeptQuery receipt_items_query = {
-	"SELECT r.customer_id, r.challenge_id, r.line_no, r.total, r.value"
+	"SELECT r.challenge_id, r.total, r.value, r.key, r.lines, r.alive, r.key_of, r.key_line, r.day"
 	"  FROM loyalty.challenge_receipt r"
 	" WHERE r.program_id = $1 AND r.receipt_id = $2 FOR UPDATE",
 	2, {INT8OID, TEXTOID}, NULL
 };
 static KeptQuery receipt_values_query = {
-	"UPDATE loyalty.challenge_receipt SET value = $3 WHERE program_id = $1 AND receipt_id = $2",
-	3, {INT8OID, TEXTOID, INT8ARRAYOID}, NULL
+	"UPDATE loyalty.challenge_receipt SET value = $3, alive = $4 WHERE program_id = $1 AND receipt_id = $2",
+	4, {INT8OID, TEXTOID, INT8ARRAYOID, BYTEAOID}, NULL
 };
 static KeptQuery coupon_query = {
 	"INSERT INTO loyalty.coupon (program_id, code, promotion_id, kind, customer_id, issue_reason)"
@@ -142,31 +157,32 @@ static KeptQuery lock_query = {
 	2, {INT8OID, INT8OID}, NULL
 };
 
-/* One item of a receipt: what a matching line gives a challenge */
-typedef struct ChItem
+/*
+ * What a receipt gives one challenge: an element of challenge_receipt's
+ * arrays.  Its lines that count are a bitmap over the receipt's lines in
+ * their order (bit p % 8 of byte p / 8 for the line at 0-based place p).
+ */
+typedef struct ChEntry
 {
 	int			challenge;		/* index in the challenges at hand */
-	int32		line;
-	int64		value;
-	const char *key;			/* "" when none */
-} ChItem;
+	int64		total;			/* what it gave at commit */
+	int64		value;			/* what it gives now */
+	uint8	   *lines;
+} ChEntry;
 
-/* A receipt's items, as read back for counting */
-typedef struct RecItems
+/* A line's value of distinct_of (distinct) or a step it does (steps) */
+typedef struct ChKey
 {
-	const char *receipt_id;
-	TimestampTz at;
-	DateADT		day;
-	int			n;
-	int64	   *challenge;
-	int64	   *value;
-	char	  **key;
-} RecItems;
+	int			entry;			/* index of its entry */
+	int32		pos;			/* 0-based place of its line */
+	char	   *key;
+} ChKey;
 
-/* A customer's enrolment, as locked */
+/* A customer's enrolment, as read, with the state its goal keeps */
 typedef struct Enrolment
 {
 	bool		exists;
+	TransactionId seen;			/* the xmin of the row read */
 	bool		counts;			/* this receipt counts for it */
 	TimestampTz enrolled_at;
 	bool		has_window_end;
@@ -176,7 +192,18 @@ typedef struct Enrolment
 	int32		completions;
 	int64		lot;
 	char	   *coupon;
-	int64		delta;			/* the receipt's additive items */
+	/* distinct: the values counted, sorted, with their live items */
+	int			nkeys;
+	char	  **keys;
+	int32	   *key_counts;
+	/* streak: the periods with a receipt, ascending, with their receipts */
+	int			nperiods;
+	int32	   *periods;
+	int32	   *period_counts;
+	/* steps: the latest receipt counted, by (at, receipt_id) */
+	bool		has_last;
+	TimestampTz last_at;
+	char	   *last_receipt;
 } Enrolment;
 
 static ChallengeGoal
@@ -309,7 +336,7 @@ CampaignLoad(Catalog *cat)
 
 	cat->nchallenges = 0;
 	cat->challenges = NULL;
-	if (!TableHasColumn("challenge", "id"))
+	if (!TableHasColumn("challenge_receipt", "alive"))
 		return;
 	RunKept(&active_query, args, NULL, 0);
 	MemoryContextSwitchTo(here);
@@ -344,155 +371,45 @@ InAudience(const Challenge *c, const ReceiptPlan *plan)
 	}
 }
 
-static void
-AddItem(ChItem **items, int *n, int *cap, int challenge, int32 line, int64 value, const char *key)
+static inline bool
+BitGet(const uint8 *bits, int pos)
 {
-	if (*n == *cap)
-	{
-		*cap = Max(16, *cap * 2);
-		*items = *items ? repalloc(*items, sizeof(ChItem) * *cap) : palloc(sizeof(ChItem) * *cap);
-	}
-	(*items)[*n].challenge = challenge;
-	(*items)[*n].line = line;
-	(*items)[*n].value = value;
-	(*items)[*n].key = key;
-	(*n)++;
+	return (bits[pos >> 3] >> (pos & 7)) & 1;
 }
 
-/* What the attribute holds: one key per scalar (each element of an array) */
-static void
-DistinctItems(ChItem **items, int *n, int *cap, int challenge, int32 line, const CondValue *v)
+static inline void
+BitSet(uint8 *bits, int pos)
 {
-	if (v->kind == COND_SCALAR)
-		AddItem(items, n, cap, challenge, line, 1, pnstrdup(v->str, v->len));
-	else if (v->kind == COND_ARRAY)
-		for (int e = 0; e < v->nelems; e++)
-			if (v->elems[e].kind == COND_SCALAR)
-				AddItem(items, n, cap, challenge, line, 1, pnstrdup(v->elems[e].str, v->elems[e].len));
+	bits[pos >> 3] |= (uint8) (1 << (pos & 7));
 }
 
-static int
-str_cmp(const void *a, const void *b)
+static bytea *
+Bytea(const uint8 *data, int len)
 {
-	return strcmp(*(char *const *) a, *(char *const *) b);
+	bytea	   *b = palloc(VARHDRSZ + len);
+
+	SET_VARSIZE(b, VARHDRSZ + len);
+	if (len > 0)
+		memcpy(VARDATA(b), data, len);
+	return b;
 }
 
-static int
-rec_cmp(const void *a, const void *b)
+/* A bytea column of an SPI row, copied: its bytes and length */
+static uint8 *
+ByteaColumn(HeapTuple t, TupleDesc desc, int column, int *len)
 {
-	const RecItems *x = a;
-	const RecItems *y = b;
+	bool		isnull;
+	Datum		d = SPI_getbinval(t, desc, column, &isnull);
+	bytea	   *b;
+	uint8	   *out;
 
-	if (x->at != y->at)
-		return x->at < y->at ? -1 : 1;
-	return strcmp(x->receipt_id, y->receipt_id);
-}
-
-/* The period of a streak a date falls in: days since 2000-01-01, or ISO weeks */
-static int64
-Period(const Challenge *c, DateADT day)
-{
-	/* 2000-01-03 was a Monday: weeks start on it */
-	int64		d = (int64) day - 2;
-
-	if (!c->weeks)
-		return (int64) day;
-	return d >= 0 ? d / 7 : -((-d + 6) / 7);
-}
-
-/*
- * A customer's progress in challenge c from all their receipts' items
- * (docs/campaigns.md, "How progress counts").
- */
-static int64
-Count(const Challenge *c, RecItems *recs, int nrecs)
-{
-	int64		total = 0;
-	int			nkeys = 0;
-	char	  **keys = NULL;
-	int64	   *periods = NULL;
-	int			nperiods = 0;
-
-	if (c->goal == CG_STEPS)
-		qsort(recs, nrecs, sizeof(RecItems), rec_cmp);
-	for (int r = 0; r < nrecs; r++)
-	{
-		RecItems   *ri = &recs[r];
-		bool		any = false;
-
-		for (int i = 0; i < ri->n; i++)
-		{
-			if (ri->challenge[i] != c->id || ri->value[i] <= 0)
-				continue;
-			any = true;
-			switch (c->goal)
-			{
-				case CG_SPEND:
-				case CG_QUANTITY:
-					total += ri->value[i];
-					break;
-				case CG_DISTINCT:
-					keys = keys ? repalloc(keys, sizeof(char *) * (nkeys + 1)) : palloc(sizeof(char *));
-					keys[nkeys++] = ri->key[i];
-					break;
-				default:
-					break;
-			}
-		}
-		if (!any)
-			continue;
-		switch (c->goal)
-		{
-			case CG_RECEIPTS:
-				total++;
-				break;
-			case CG_STREAK:
-				periods = periods ? repalloc(periods, sizeof(int64) * (nperiods + 1)) : palloc(sizeof(int64));
-				periods[nperiods++] = Period(c, ri->day);
-				break;
-			case CG_STEPS:
-				/* the steps it does in order, from where the customer is */
-				for (bool more = true; more && total < c->nsteps;)
-				{
-					char		want[12];
-
-					more = false;
-					snprintf(want, sizeof(want), "%d", (int) total + 1);
-					for (int i = 0; i < ri->n; i++)
-						if (ri->challenge[i] == c->id && ri->value[i] > 0 && strcmp(ri->key[i], want) == 0)
-						{
-							total++;
-							more = true;
-							break;
-						}
-				}
-				break;
-			default:
-				break;
-		}
-	}
-	if (c->goal == CG_DISTINCT && nkeys > 0)
-	{
-		qsort(keys, nkeys, sizeof(char *), str_cmp);
-		total = 1;
-		for (int i = 1; i < nkeys; i++)
-			total += strcmp(keys[i], keys[i - 1]) != 0;
-	}
-	if (c->goal == CG_STREAK && nperiods > 0)
-	{
-		int64		run = 1;
-
-		qsort(periods, nperiods, sizeof(int64), Int64Cmp);
-		total = 1;
-		for (int i = 1; i < nperiods; i++)
-		{
-			if (periods[i] == periods[i - 1])
-				continue;
-			run = periods[i] == periods[i - 1] + 1 ? run + 1 : 1;
-			total = Max(total, run);
-		}
-	}
-	return total;
+	if (isnull)
+		elog(ERROR, "column %d of a challenge_receipt row is null", column);
+	b = DatumGetByteaPP(d);
+	*len = VARSIZE_ANY_EXHDR(b);
+	out = palloc(Max(*len, 1));
+	memcpy(out, VARDATA_ANY(b), *len);
+	return out;
 }
 
 /* An int8[] (or int4[]) column of an SPI row as int64 values */
@@ -509,41 +426,236 @@ Int8Column(HeapTuple t, TupleDesc desc, int column, Oid type, int *n)
 	return out;
 }
 
-/* Every item of the customer's receipts for the challenges ids[] */
-static RecItems *
-ReadItems(int64 customer, const int64 *ids, int nids, int *nrecs)
+static int32 *
+Int4Column(HeapTuple t, TupleDesc desc, int column, int *n)
 {
-	Datum		args[2] = {Int64GetDatum(customer), SpiInt8Array(ids, nids)};
-	RecItems   *recs;
+	Datum	   *elems;
+	int32	   *out;
 
-	RunKept(&items_query, args, NULL, 0);
-	recs = palloc0(sizeof(RecItems) * Max(SPI_processed, 1));
+	*n = SpiArrayElements(t, desc, column, INT4OID, &elems);
+	out = palloc(sizeof(int32) * Max(*n, 1));
+	for (int i = 0; i < *n; i++)
+		out[i] = DatumGetInt32(elems[i]);
+	return out;
+}
+
+static char **
+TextColumn(HeapTuple t, TupleDesc desc, int column, int *n)
+{
+	Datum	   *elems;
+	char	  **out;
+
+	*n = SpiArrayElements(t, desc, column, TEXTOID, &elems);
+	out = palloc(sizeof(char *) * Max(*n, 1));
+	for (int i = 0; i < *n; i++)
+		out[i] = TextDatumGetCString(elems[i]);
+	return out;
+}
+
+static void
+AddKey(ChKey **keys, int *n, int *cap, int entry, int32 pos, char *key)
+{
+	if (*n == *cap)
+	{
+		*cap = Max(16, *cap * 2);
+		*keys = *keys ? repalloc(*keys, sizeof(ChKey) * *cap) : palloc(sizeof(ChKey) * *cap);
+	}
+	(*keys)[*n].entry = entry;
+	(*keys)[*n].pos = pos;
+	(*keys)[*n].key = key;
+	(*n)++;
+}
+
+/* What the attribute holds: one key per scalar (each element of an array) */
+static bool
+DistinctKeys(ChKey **keys, int *n, int *cap, int entry, int32 pos, const CondValue *v)
+{
+	int			before = *n;
+
+	if (v->kind == COND_SCALAR)
+		AddKey(keys, n, cap, entry, pos, pnstrdup(v->str, v->len));
+	else if (v->kind == COND_ARRAY)
+		for (int e = 0; e < v->nelems; e++)
+			if (v->elems[e].kind == COND_SCALAR)
+				AddKey(keys, n, cap, entry, pos, pnstrdup(v->elems[e].str, v->elems[e].len));
+	return *n > before;
+}
+
+/*
+ * A distinct value's live items change by delta: a new value is inserted in
+ * its (bytewise) place, one left with none is removed.
+ */
+static void
+CountKey(Enrolment *e, const char *key, int32 delta)
+{
+	int			lo = 0;
+	int			hi = e->nkeys;
+
+	while (lo < hi)
+	{
+		int			mid = (lo + hi) / 2;
+		int			cmp = strcmp(e->keys[mid], key);
+
+		if (cmp == 0)
+		{
+			e->key_counts[mid] += delta;
+			if (e->key_counts[mid] <= 0)
+			{
+				memmove(&e->keys[mid], &e->keys[mid + 1], sizeof(char *) * (e->nkeys - mid - 1));
+				memmove(&e->key_counts[mid], &e->key_counts[mid + 1], sizeof(int32) * (e->nkeys - mid - 1));
+				e->nkeys--;
+			}
+			return;
+		}
+		if (cmp < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (delta <= 0)
+		return;
+	e->keys = e->keys ? repalloc(e->keys, sizeof(char *) * (e->nkeys + 1)) : palloc(sizeof(char *));
+	e->key_counts = e->key_counts ? repalloc(e->key_counts, sizeof(int32) * (e->nkeys + 1)) : palloc(sizeof(int32));
+	memmove(&e->keys[lo + 1], &e->keys[lo], sizeof(char *) * (e->nkeys - lo));
+	memmove(&e->key_counts[lo + 1], &e->key_counts[lo], sizeof(int32) * (e->nkeys - lo));
+	e->keys[lo] = pstrdup(key);
+	e->key_counts[lo] = delta;
+	e->nkeys++;
+}
+
+/* A period's receipts change by delta (as CountKey, over periods) */
+static void
+CountPeriod(Enrolment *e, int32 period, int32 delta)
+{
+	int			lo = 0;
+	int			hi = e->nperiods;
+
+	while (lo < hi)
+	{
+		int			mid = (lo + hi) / 2;
+
+		if (e->periods[mid] == period)
+		{
+			e->period_counts[mid] += delta;
+			if (e->period_counts[mid] <= 0)
+			{
+				memmove(&e->periods[mid], &e->periods[mid + 1], sizeof(int32) * (e->nperiods - mid - 1));
+				memmove(&e->period_counts[mid], &e->period_counts[mid + 1], sizeof(int32) * (e->nperiods - mid - 1));
+				e->nperiods--;
+			}
+			return;
+		}
+		if (e->periods[mid] < period)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (delta <= 0)
+		return;
+	e->periods = e->periods ? repalloc(e->periods, sizeof(int32) * (e->nperiods + 1)) : palloc(sizeof(int32));
+	e->period_counts = e->period_counts ? repalloc(e->period_counts, sizeof(int32) * (e->nperiods + 1)) : palloc(sizeof(int32));
+	memmove(&e->periods[lo + 1], &e->periods[lo], sizeof(int32) * (e->nperiods - lo));
+	memmove(&e->period_counts[lo + 1], &e->period_counts[lo], sizeof(int32) * (e->nperiods - lo));
+	e->periods[lo] = period;
+	e->period_counts[lo] = delta;
+	e->nperiods++;
+}
+
+/* The longest run of consecutive periods */
+static int64
+LongestRun(const Enrolment *e)
+{
+	int64		best = 0;
+	int64		run = 0;
+
+	for (int i = 0; i < e->nperiods; i++)
+	{
+		run = i > 0 && e->periods[i] == e->periods[i - 1] + 1 ? run + 1 : 1;
+		best = Max(best, run);
+	}
+	return best;
+}
+
+/* The steps a receipt does in order, from `done` steps done */
+static int64
+StepsFrom(int64 done, int nsteps, char *const *keys, int nkeys)
+{
+	for (bool more = true; more && done < nsteps;)
+	{
+		char		want[12];
+
+		more = false;
+		snprintf(want, sizeof(want), "%d", (int) done + 1);
+		for (int i = 0; i < nkeys; i++)
+			if (strcmp(keys[i], want) == 0)
+			{
+				done++;
+				more = true;
+				break;
+			}
+	}
+	return done;
+}
+
+/* Whether the receipt (at, rid) comes after the quest's latest one */
+static bool
+AfterLast(const Enrolment *e, TimestampTz at, const char *rid)
+{
+	return !e->has_last || at > e->last_at || (at == e->last_at && strcmp(rid, e->last_receipt) > 0);
+}
+
+/*
+ * A quest's progress counted again from all the customer's receipts, in
+ * their order, each doing the steps it can from where the last left off:
+ * after a return, or a receipt that comes before the latest one counted.
+ */
+static void
+StepsRecount(int64 customer, const Challenge *c, Enrolment *e)
+{
+	Datum		args[2] = {Int64GetDatum(customer), Int64GetDatum(c->id)};
+	int64		done = 0;
+
+	RunKept(&steps_query, args, NULL, 0);
+	e->has_last = false;
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		HeapTuple	t = SPI_tuptable->vals[r];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
-		Datum	   *keys;
-		int			n;
+		int			n,
+					nk,
+					m,
+					len,
+					mine = 0;
+		int64	   *cid = Int8Column(t, desc, 3, INT8OID, &n);
+		int32	   *key_of = Int4Column(t, desc, 4, &nk);
+		int32	   *key_line = Int4Column(t, desc, 5, &m);
+		char	  **key = TextColumn(t, desc, 6, &m);
+		uint8	   *alive = ByteaColumn(t, desc, 7, &len);
+		char	  **live = palloc(sizeof(char *) * Max(nk, 1));
+		int			nlive = 0;
 
-		recs[r].receipt_id = SPI_getvalue(t, desc, 1);
-		recs[r].at = DatumGetTimestampTz(SPI_getbinval(t, desc, 2, &isnull));
-		recs[r].day = DatumGetDateADT(SPI_getbinval(t, desc, 3, &isnull));
-		recs[r].challenge = Int8Column(t, desc, 4, INT8OID, &recs[r].n);
-		recs[r].value = Int8Column(t, desc, 5, INT8OID, &n);
-		n = SpiArrayElements(t, desc, 6, TEXTOID, &keys);
-		if (n != recs[r].n)
-			elog(ERROR, "challenge_receipt row of receipt \"%s\" has arrays of different lengths",
-				 recs[r].receipt_id);
-		recs[r].key = palloc(sizeof(char *) * Max(n, 1));
-		for (int i = 0; i < n; i++)
-			recs[r].key[i] = TextDatumGetCString(keys[i]);
+		while (mine < n && cid[mine] != c->id)
+			mine++;
+		for (int k = 0; k < nk; k++)
+			if (key_of[k] == mine + 1 && key_line[k] >= 1 && key_line[k] <= len * 8 &&
+				BitGet(alive, key_line[k] - 1))
+				live[nlive++] = key[k];
+		if (nlive == 0)
+			continue;
+		done = StepsFrom(done, c->nsteps, live, nlive);
+		e->has_last = true;
+		e->last_receipt = SPI_getvalue(t, desc, 1);
+		e->last_at = DatumGetTimestampTz(SPI_getbinval(t, desc, 2, &isnull));
 	}
-	*nrecs = (int) SPI_processed;
-	return recs;
+	e->progress = done;
 }
 
-/* Lock and read the customer's enrolments in ids[] into e[] (same order) */
+/*
+ * Read the customer's enrolments in ids[] into e[] (same order).  They are
+ * not locked: the operation holds its customer's wallets, and writes a row
+ * back only if it is still the version read (WriteProgress).
+ */
 static void
 ReadEnrolments(int64 customer, const int64 *ids, int n, Enrolment *e)
 {
@@ -557,6 +669,7 @@ ReadEnrolments(int64 customer, const int64 *ids, int n, Enrolment *e)
 		bool		isnull;
 		int64		id = DatumGetInt64(SPI_getbinval(t, desc, 1, &isnull));
 		Datum		d;
+		int			m;
 
 		for (int i = 0; i < n; i++)
 		{
@@ -573,8 +686,35 @@ ReadEnrolments(int64 customer, const int64 *ids, int n, Enrolment *e)
 			d = SPI_getbinval(t, desc, 7, &isnull);
 			e[i].lot = isnull ? 0 : DatumGetInt64(d);
 			e[i].coupon = SPI_getvalue(t, desc, 8);
+			e[i].keys = TextColumn(t, desc, 9, &e[i].nkeys);
+			e[i].key_counts = Int4Column(t, desc, 10, &m);
+			if (m != e[i].nkeys)
+				elog(ERROR, "challenge_progress row of challenge " INT64_FORMAT " has keys and counts of different lengths", id);
+			e[i].periods = Int4Column(t, desc, 11, &e[i].nperiods);
+			e[i].period_counts = Int4Column(t, desc, 12, &m);
+			if (m != e[i].nperiods)
+				elog(ERROR, "challenge_progress row of challenge " INT64_FORMAT " has periods and counts of different lengths", id);
+			d = SPI_getbinval(t, desc, 13, &isnull);
+			e[i].has_last = !isnull;
+			e[i].last_at = isnull ? 0 : DatumGetTimestampTz(d);
+			e[i].last_receipt = SPI_getvalue(t, desc, 14);
+			e[i].seen = DatumGetTransactionId(SPI_getbinval(t, desc, 15, &isnull));
+			if (e[i].has_last && e[i].last_receipt == NULL)
+				e[i].last_receipt = "";
 		}
 	}
+}
+
+/* The period of a streak a date falls in: days since 2000-01-01, or ISO weeks */
+static int64
+Period(const Challenge *c, DateADT day)
+{
+	/* 2000-01-03 was a Monday: weeks start on it */
+	int64		d = (int64) day - 2;
+
+	if (!c->weeks)
+		return (int64) day;
+	return d >= 0 ? d / 7 : -((-d + 6) / 7);
 }
 
 static void
@@ -701,7 +841,11 @@ TakeBack(int64 program_id, const Challenge *c, int64 customer, const char *rid, 
 	e->coupon = NULL;
 }
 
-/* Write the progress of the enrolments that moved, with their events */
+/*
+ * Write the progress of the enrolments that moved: their rows, one
+ * challenge_progress event for the receipt, then what each change of state
+ * gives or takes (with its own events).
+ */
 static void
 WriteProgress(int64 program_id, const Challenge *const *cs, Enrolment *e, int n,
 			  int64 customer, const char *rid, bool returning)
@@ -712,36 +856,71 @@ WriteProgress(int64 program_id, const Challenge *const *cs, Enrolment *e, int n,
 	int32	   *completions = palloc(sizeof(int32) * Max(n, 1));
 	int64	   *lots = palloc(sizeof(int64) * Max(n, 1));
 	char	  **coupons = palloc(sizeof(char *) * Max(n, 1));
+	bool	   *was = palloc(sizeof(bool) * Max(n, 1));
+	int32	   *k1 = palloc(sizeof(int32) * Max(n, 1));
+	int32	   *k2 = palloc(sizeof(int32) * Max(n, 1));
+	int32	   *p1 = palloc(sizeof(int32) * Max(n, 1));
+	int32	   *p2 = palloc(sizeof(int32) * Max(n, 1));
+	Datum	   *last_at = palloc(sizeof(Datum) * Max(n, 1));
+	bool	   *last_null = palloc(sizeof(bool) * Max(n, 1));
+	char	  **last_receipt = palloc(sizeof(char *) * Max(n, 1));
+	Datum	   *seen = palloc(sizeof(Datum) * Max(n, 1));
+	bool	   *seen_null = palloc(sizeof(bool) * Max(n, 1));
+	int			nkeys = 0,
+				nperiods = 0;
+	char	  **keys;
+	int32	   *key_counts;
+	int32	   *periods;
+	int32	   *period_counts;
+	JsonBuild	jb = NULL;
 	int			m = 0;
 
+	/* the new states, and the receipt's event */
+	JbBeginObject(&jb, NULL);
+	JbText(&jb, "receipt_id", rid);
+	if (returning)
+		JbBool(&jb, "returned", true);
+	JbBeginArray(&jb, "challenges");
 	for (int i = 0; i < n; i++)
 	{
 		const Challenge *c = cs[i];
-		bool		was = e[i].completed;
-		JsonBuild	jb = NULL;
 
 		if (!e[i].counts)
 			continue;
-		if (!was && e[i].progress >= c->target)
+		was[i] = e[i].completed;
+		if (!was[i] && e[i].progress >= c->target)
 			e[i].completed = true;
-		else if (was && returning && e[i].progress < c->target && !c->keep_reward)
+		else if (was[i] && returning && e[i].progress < c->target && !c->keep_reward)
 			e[i].completed = false;
 		JbBeginObject(&jb, NULL);
 		JbText(&jb, "challenge", c->code);
-		JbText(&jb, "receipt_id", rid);
 		JbInt(&jb, "progress", e[i].progress);
 		JbInt(&jb, "target", c->target);
 		JbText(&jb, "state", e[i].completed ? "completed" : "active");
-		if (returning)
-			JbBool(&jb, "returned", true);
-		Event(program_id, "challenge_progress", customer, &jb);
-		/* then what the change of state gives or takes */
-		if (!was && e[i].completed)
+		JbEndObject(&jb);
+		nkeys += e[i].nkeys;
+		nperiods += e[i].nperiods;
+	}
+	JbEndArray(&jb);
+	Event(program_id, "challenge_progress", customer, &jb);
+
+	keys = palloc(sizeof(char *) * Max(nkeys, 1));
+	key_counts = palloc(sizeof(int32) * Max(nkeys, 1));
+	periods = palloc(sizeof(int32) * Max(nperiods, 1));
+	period_counts = palloc(sizeof(int32) * Max(nperiods, 1));
+	nkeys = nperiods = 0;
+	for (int i = 0; i < n; i++)
+	{
+		const Challenge *c = cs[i];
+
+		if (!e[i].counts)
+			continue;
+		if (!was[i] && e[i].completed)
 		{
 			e[i].completions++;
 			Grant(program_id, c, customer, rid, &e[i]);
 		}
-		else if (was && !e[i].completed)
+		else if (was[i] && !e[i].completed)
 			TakeBack(program_id, c, customer, rid, &e[i]);
 		ids[m] = c->id;
 		progress[m] = e[i].progress;
@@ -749,109 +928,162 @@ WriteProgress(int64 program_id, const Challenge *const *cs, Enrolment *e, int n,
 		completions[m] = e[i].completions;
 		lots[m] = e[i].lot;
 		coupons[m] = e[i].coupon;
+		/* its keys and periods: a slice [k1:k2] of the flat arrays */
+		k1[m] = nkeys + 1;
+		for (int k = 0; k < e[i].nkeys; k++, nkeys++)
+		{
+			keys[nkeys] = e[i].keys[k];
+			key_counts[nkeys] = e[i].key_counts[k];
+		}
+		k2[m] = nkeys;
+		p1[m] = nperiods + 1;
+		for (int k = 0; k < e[i].nperiods; k++, nperiods++)
+		{
+			periods[nperiods] = e[i].periods[k];
+			period_counts[nperiods] = e[i].period_counts[k];
+		}
+		p2[m] = nperiods;
+		last_null[m] = !e[i].has_last;
+		last_at[m] = TimestampTzGetDatum(e[i].last_at);
+		last_receipt[m] = e[i].has_last ? e[i].last_receipt : NULL;
+		seen[m] = TransactionIdGetDatum(e[i].seen);
+		seen_null[m] = !e[i].exists;
 		m++;
 	}
 	if (m > 0)
 	{
-		Datum		args[8] = {Int64GetDatum(customer), SpiInt8Array(ids, m), SpiInt8Array(progress, m),
+		Datum		args[19] = {Int64GetDatum(customer), SpiInt8Array(ids, m), SpiInt8Array(progress, m),
 			SpiArray(BOOLOID, done, NULL, m),
 			SpiInt4Array(completions, m), SpiInt8Array(lots, m),
-		SpiTextArray((const char *const *) coupons, m), CStringGetTextDatum(rid)};
+			SpiTextArray((const char *const *) coupons, m), CStringGetTextDatum(rid),
+			SpiTextArray((const char *const *) keys, nkeys), SpiInt4Array(key_counts, nkeys),
+			SpiInt4Array(periods, nperiods), SpiInt4Array(period_counts, nperiods),
+			SpiInt4Array(k1, m), SpiInt4Array(k2, m), SpiInt4Array(p1, m), SpiInt4Array(p2, m),
+			SpiArray(TIMESTAMPTZOID, last_at, last_null, m),
+			SpiTextArray((const char *const *) last_receipt, m),
+		SpiArray(XIDOID, seen, seen_null, m)};
 
 		RunKept(&update_query, args, NULL, 0);
+		if (SPI_processed != (uint64) m)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("receipt \"%s\": the customer's progress in a challenge changed meanwhile", rid),
+					 errhint("Try the operation again.")));
 	}
 }
 
 /*
  * A committed receipt's progress (its customer's wallets locked, the
  * receipt written): what its lines give each challenge the customer is
- * enrolled in, or enrols in by it.
+ * enrolled in, or enrols in by it.  Progress moves by what the receipt
+ * gives and the state the enrolment keeps; no earlier receipt is read
+ * (but a quest's receipt that comes before the latest one counted).
  */
 void
 CampaignCommit(Catalog *cat, const ReceiptPlan *plan, const char *rid)
 {
-	ChItem	   *items = NULL;
-	int			nitems = 0;
-	int			cap = 0;
-	int		   *cand;
-	int			ncand = 0;
+	ChEntry    *entries;
+	int			nentries = 0;
+	ChKey	   *keys = NULL;
+	int			nkeys = 0;
+	int			kcap = 0;
+	int			nbytes = (plan->nlines + 7) / 8;
 	int64	   *ids;
 	Enrolment  *e;
 	const Challenge **cs;
+	int			m = 0;
 	int64		customer = plan->customer_id;
 	TimestampTz at = plan->at;
-	bool		recount = false;
 
-	if (cat->nchallenges == 0 || !plan->found || plan->status == NULL || strcmp(plan->status, "active") != 0)
+	if (cat->nchallenges == 0 || plan->nlines == 0 || !plan->found || plan->status == NULL ||
+		strcmp(plan->status, "active") != 0)
 		return;
-	for (int c = 0; c < cat->nchallenges; c++)
+	entries = palloc(sizeof(ChEntry) * cat->nchallenges);
+	for (int ci = 0; ci < cat->nchallenges; ci++)
 	{
-		const Challenge *ch = &cat->challenges[c];
+		const Challenge *ch = &cat->challenges[ci];
+		ChEntry    *en = &entries[nentries];
+		int			first_key = nkeys;
 
 		if (at < ch->starts_at || (!ch->has_duration && ch->has_end && at >= ch->ends_at))
 			continue;
 		if (!ExperimentAllows(cat, ch->exp_masks, plan->variants))
 			continue;
+		en->challenge = ci;
+		en->total = 0;
+		en->lines = NULL;
 		for (int i = 0; i < plan->nlines; i++)
 		{
 			const PlanLine *l = &plan->lines[i];
 			const CondValue *row = plan->line_rows[i];
+			bool		hit = false;
 
 			if (ch->goal == CG_STEPS)
 			{
 				for (int s = 0; s < ch->nsteps; s++)
 					if (loyalty_cond_eval(ch->steps[s], row))
-						AddItem(&items, &nitems, &cap, c, l->no, 1, psprintf("%d", s + 1));
-				continue;
+					{
+						AddKey(&keys, &nkeys, &kcap, nentries, i, psprintf("%d", s + 1));
+						hit = true;
+					}
 			}
-			if (ch->cond && !loyalty_cond_eval(ch->cond, row))
-				continue;
-			switch (ch->goal)
+			else if (ch->cond == NULL || loyalty_cond_eval(ch->cond, row))
+				switch (ch->goal)
+				{
+					case CG_SPEND:
+						if ((hit = l->amount - l->discount > 0))
+							en->total += l->amount - l->discount;
+						break;
+					case CG_QUANTITY:
+						if ((hit = l->qty_milli > 0))
+							en->total += l->qty_milli;
+						break;
+					case CG_DISTINCT:
+						hit = DistinctKeys(&keys, &nkeys, &kcap, nentries, i, &row[ch->distinct_attr]);
+						break;
+					default:
+						hit = true;
+						break;
+				}
+			if (hit)
 			{
-				case CG_SPEND:
-					if (l->amount - l->discount > 0)
-						AddItem(&items, &nitems, &cap, c, l->no, l->amount - l->discount, "");
-					break;
-				case CG_QUANTITY:
-					if (l->qty_milli > 0)
-						AddItem(&items, &nitems, &cap, c, l->no, l->qty_milli, "");
-					break;
-				case CG_DISTINCT:
-					DistinctItems(&items, &nitems, &cap, c, l->no, &row[ch->distinct_attr]);
-					break;
-				default:
-					AddItem(&items, &nitems, &cap, c, l->no, 1, "");
-					break;
+				if (en->lines == NULL)
+					en->lines = palloc0(nbytes);
+				BitSet(en->lines, i);
 			}
 		}
+		if (en->lines == NULL)
+			continue;
+		if (ch->goal == CG_RECEIPTS || ch->goal == CG_STREAK)
+			en->total = 1;
+		else if (ch->goal == CG_DISTINCT || ch->goal == CG_STEPS)
+			en->total = nkeys - first_key;
+		en->value = en->total;
+		nentries++;
 	}
-	if (nitems == 0)
+	if (nentries == 0)
 		return;
 
-	/* the challenges it gives to, in catalogue (id) order */
-	cand = palloc(sizeof(int) * cat->nchallenges);
-	for (int i = 0; i < nitems; i++)
-		if (ncand == 0 || cand[ncand - 1] != items[i].challenge)
-			cand[ncand++] = items[i].challenge;
-	ids = palloc(sizeof(int64) * ncand);
-	cs = palloc(sizeof(Challenge *) * ncand);
-	for (int j = 0; j < ncand; j++)
+	/* lock the enrolments of the challenges it gives to, in catalogue (id) order */
+	ids = palloc(sizeof(int64) * nentries);
+	cs = palloc(sizeof(Challenge *) * nentries);
+	for (int j = 0; j < nentries; j++)
 	{
-		cs[j] = &cat->challenges[cand[j]];
+		cs[j] = &cat->challenges[entries[j].challenge];
 		ids[j] = cs[j]->id;
 	}
-	e = palloc0(sizeof(Enrolment) * ncand);
-	ReadEnrolments(customer, ids, ncand, e);
+	e = palloc0(sizeof(Enrolment) * nentries);
+	ReadEnrolments(customer, ids, nentries, e);
 
 	/* enrol where it enrols; keep what counts */
 	{
-		int64	   *new_ids = palloc(sizeof(int64) * ncand);
-		Datum	   *new_at = palloc(sizeof(Datum) * ncand);
-		Datum	   *new_end = palloc(sizeof(Datum) * ncand);
-		bool	   *new_end_null = palloc(sizeof(bool) * ncand);
+		int64	   *new_ids = palloc(sizeof(int64) * nentries);
+		Datum	   *new_at = palloc(sizeof(Datum) * nentries);
+		Datum	   *new_end = palloc(sizeof(Datum) * nentries);
+		bool	   *new_end_null = palloc(sizeof(bool) * nentries);
 		int			nnew = 0;
 
-		for (int j = 0; j < ncand; j++)
+		for (int j = 0; j < nentries; j++)
 		{
 			const Challenge *ch = cs[j];
 
@@ -876,9 +1108,10 @@ CampaignCommit(Catalog *cat, const ReceiptPlan *plan, const char *rid)
 			else if (at < e[j].enrolled_at || (e[j].has_window_end && at >= e[j].window_end))
 				continue;
 			e[j].counts = true;
-			if (ch->goal == CG_DISTINCT || ch->goal == CG_STREAK || ch->goal == CG_STEPS)
-				recount = true;
+			m++;
 		}
+		if (m == 0)
+			return;
 		if (nnew > 0)
 		{
 			Datum		args[5] = {SpiInt8Array(new_ids, nnew), Int64GetDatum(customer),
@@ -894,89 +1127,144 @@ CampaignCommit(Catalog *cat, const ReceiptPlan *plan, const char *rid)
 		}
 	}
 
-	/* the receipt's items of the challenges it counts for */
+	/* the receipt's row: the entries of the challenges it counts for */
 	{
-		int64	   *cid = palloc(sizeof(int64) * nitems);
-		int32	   *line = palloc(sizeof(int32) * nitems);
-		int64	   *value = palloc(sizeof(int64) * nitems);
-		char	  **key = palloc(sizeof(char *) * nitems);
-		int			m = 0;
+		int64	   *cid = palloc(sizeof(int64) * m);
+		int64	   *total = palloc(sizeof(int64) * m);
+		uint8	   *lines = palloc0(Max(m * nbytes, 1));
+		uint8	   *alive = palloc0(Max(nbytes, 1));
+		int		   *place = palloc(sizeof(int) * nentries);
+		char	  **key = palloc(sizeof(char *) * Max(nkeys, 1));
+		int32	   *key_of = palloc(sizeof(int32) * Max(nkeys, 1));
+		int32	   *key_line = palloc(sizeof(int32) * Max(nkeys, 1));
+		int			nk = 0;
+		int			w = 0;
 
-		for (int i = 0; i < nitems; i++)
+		for (int j = 0; j < nentries; j++)
 		{
-			int			j = 0;
-
-			while (cand[j] != items[i].challenge)
-				j++;
+			place[j] = -1;
 			if (!e[j].counts)
 				continue;
-			cid[m] = cs[j]->id;
-			line[m] = items[i].line;
-			value[m] = items[i].value;
-			key[m] = (char *) items[i].key;
-			e[j].delta += cs[j]->goal == CG_RECEIPTS ? 0 : items[i].value;
-			m++;
+			place[j] = w;
+			cid[w] = ids[j];
+			total[w] = entries[j].total;
+			memcpy(lines + w * nbytes, entries[j].lines, nbytes);
+			w++;
 		}
-		if (m == 0)
-			return;
+		for (int i = 0; i < plan->nlines; i++)
+			BitSet(alive, i);
+		for (int k = 0; k < nkeys; k++)
+			if (place[keys[k].entry] >= 0)
+			{
+				key[nk] = keys[k].key;
+				key_of[nk] = place[keys[k].entry] + 1;
+				key_line[nk] = keys[k].pos + 1;
+				nk++;
+			}
 		{
-			Datum		args[9] = {Int64GetDatum(cat->program_id), CStringGetTextDatum(rid),
+			Datum		args[12] = {Int64GetDatum(cat->program_id), CStringGetTextDatum(rid),
 				Int64GetDatum(customer), TimestampTzGetDatum(at), DateADTGetDatum(plan->local_date),
-				SpiInt8Array(cid, m), SpiInt4Array(line, m), SpiInt8Array(value, m),
-			SpiTextArray((const char *const *) key, m)};
+				SpiInt8Array(cid, m), SpiInt8Array(total, m), SpiTextArray((const char *const *) key, nk),
+				PointerGetDatum(Bytea(lines, m * nbytes)), PointerGetDatum(Bytea(alive, nbytes)),
+			SpiInt4Array(key_of, nk), SpiInt4Array(key_line, nk)};
 
 			RunKept(&item_query, args, NULL, 0);
 		}
 	}
 
 	/* the new progress */
-	if (recount)
+	for (int j = 0; j < nentries; j++)
 	{
-		int			nrecs;
-		RecItems   *recs = ReadItems(customer, ids, ncand, &nrecs);
+		const Challenge *ch = cs[j];
+		char	  **mine;
+		int			nmine = 0;
 
-		for (int j = 0; j < ncand; j++)
-			if (e[j].counts && (cs[j]->goal == CG_DISTINCT || cs[j]->goal == CG_STREAK || cs[j]->goal == CG_STEPS))
-				e[j].progress = Count(cs[j], recs, nrecs);
-	}
-	for (int j = 0; j < ncand; j++)
-	{
 		if (!e[j].counts)
 			continue;
-		if (cs[j]->goal == CG_RECEIPTS)
-			e[j].progress++;
-		else if (cs[j]->goal == CG_SPEND || cs[j]->goal == CG_QUANTITY)
-			e[j].progress += e[j].delta;
+		switch (ch->goal)
+		{
+			case CG_RECEIPTS:
+				e[j].progress++;
+				break;
+			case CG_SPEND:
+			case CG_QUANTITY:
+				e[j].progress += entries[j].total;
+				break;
+			case CG_DISTINCT:
+				for (int k = 0; k < nkeys; k++)
+					if (keys[k].entry == j)
+						CountKey(&e[j], keys[k].key, 1);
+				e[j].progress = e[j].nkeys;
+				break;
+			case CG_STREAK:
+				CountPeriod(&e[j], (int32) Period(ch, plan->local_date), 1);
+				e[j].progress = LongestRun(&e[j]);
+				break;
+			case CG_STEPS:
+				if (!AfterLast(&e[j], at, rid))
+				{
+					StepsRecount(customer, ch, &e[j]);
+					break;
+				}
+				mine = palloc(sizeof(char *) * Max(nkeys, 1));
+				for (int k = 0; k < nkeys; k++)
+					if (keys[k].entry == j)
+						mine[nmine++] = keys[k].key;
+				e[j].progress = StepsFrom(e[j].progress, ch->nsteps, mine, nmine);
+				e[j].has_last = true;
+				e[j].last_at = at;
+				e[j].last_receipt = (char *) rid;
+				break;
+		}
 	}
-	WriteProgress(cat->program_id, cs, e, ncand, customer, rid, false);
+	WriteProgress(cat->program_id, cs, e, nentries, customer, rid, false);
+}
+
+/* What f(refunded) = total - floor(total * refunded / qty) loses from before to after */
+static int64
+SpendLost(int64 total, int64 qty, int64 before, int64 after)
+{
+	if (qty <= 0)
+		return 0;
+	return (int64) (((__int128) total * after) / qty) - (int64) (((__int128) total * before) / qty);
 }
 
 /*
- * A return of the receipt (its customer's wallets locked): the items of
- * the lines returned give what is left of them, and each challenge they
- * gave to counts again.  nlines < 0: a cancel, every line returned whole.
+ * A return of the receipt (its customer's wallets locked): each entry
+ * gives what its lines left give, and the progress of each challenge whose
+ * entry moved loses the difference.  nlines < 0: a cancel, every line
+ * returned whole.
  */
 void
 CampaignReturn(int64 program_id, const char *rid, int64 customer, int nlines,
 			   const ReturnedLine *lines)
 {
-	Datum		args[3] = {Int64GetDatum(program_id), CStringGetTextDatum(rid), 0};
-	int			n;
+	Datum		args[4] = {Int64GetDatum(program_id), CStringGetTextDatum(rid), 0, 0};
+	int			n,
+				m,
+				nk,
+				len,
+				nbytes;
 	int64	   *cid;
-	int64	   *line;
-	int64	   *total;
 	int64	   *value;
-	bool		changed = false;
-	bool	   *moved;
+	char	  **key;
+	uint8	   *bits;
+	uint8	   *alive;
+	uint8	   *after;
+	int32	   *key_of;
+	int32	   *key_line;
+	DateADT		day;
+	int64	   *before;
 	int64	   *ids;
 	int			nids = 0;
 	Challenge  *cs;
+	int		   *chal;
 	const Challenge **csp;
 	Enrolment  *e;
-	RecItems   *recs;
-	int			nrecs;
+	int		   *moved;
+	int			nmoved = 0;
 
-	if (customer == 0 || !TableHasColumn("challenge_receipt", "value"))
+	if (customer == 0 || !TableHasColumn("challenge_receipt", "alive"))
 		return;
 	RunKept(&receipt_items_query, args, NULL, 0);
 	if (SPI_processed != 1)
@@ -984,18 +1272,35 @@ CampaignReturn(int64 program_id, const char *rid, int64 customer, int nlines,
 	{
 		HeapTuple	t = SPI_tuptable->vals[0];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
 
-		int			m;
-
-		cid = Int8Column(t, desc, 2, INT8OID, &n);
-		line = Int8Column(t, desc, 3, INT4OID, &m);
-		total = Int8Column(t, desc, 4, INT8OID, &m);
-		value = Int8Column(t, desc, 5, INT8OID, &m);
+		cid = Int8Column(t, desc, 1, INT8OID, &n);
+		value = Int8Column(t, desc, 3, INT8OID, &m);
+		key = TextColumn(t, desc, 4, &nk);
+		bits = ByteaColumn(t, desc, 5, &len);
+		alive = ByteaColumn(t, desc, 6, &nbytes);
+		key_of = Int4Column(t, desc, 7, &m);
+		if (m != nk)
+			elog(ERROR, "challenge_receipt row of receipt \"%s\" has keys of different lengths", rid);
+		key_line = Int4Column(t, desc, 8, &m);
+		if (m != nk || len != n * nbytes)
+			elog(ERROR, "challenge_receipt row of receipt \"%s\" has keys or lines of different lengths", rid);
+		day = DatumGetDateADT(SPI_getbinval(t, desc, 9, &isnull));
 	}
-	/* the challenges its items gave to, as they are now (active or not) */
+	/* the lines left after the return */
+	after = palloc0(Max(nbytes, 1));
+	if (nlines >= 0)
+	{
+		memcpy(after, alive, nbytes);
+		for (int k = 0; k < nlines; k++)
+			if (lines[k].pos >= 0 && lines[k].pos < nbytes * 8 &&
+				lines[k].qty_milli - lines[k].after_milli <= 0)
+				after[lines[k].pos >> 3] &= (uint8) ~(1 << (lines[k].pos & 7));
+	}
+
+	/* the challenges its entries gave to, as they are now (active or not) */
 	ids = palloc(sizeof(int64) * Max(n, 1));
-	for (int i = 0; i < n; i++)
-		ids[i] = cid[i];
+	memcpy(ids, cid, sizeof(int64) * n);
 	qsort(ids, n, sizeof(int64), Int64Cmp);
 	for (int i = 0; i < n; i++)
 		if (nids == 0 || ids[nids - 1] != ids[i])
@@ -1007,71 +1312,110 @@ CampaignReturn(int64 program_id, const char *rid, int64 customer, int nlines,
 		cs = palloc0(sizeof(Challenge) * Max(SPI_processed, 1));
 		nids = ReadChallenges(cs, NULL);
 	}
-	moved = palloc0(sizeof(bool) * Max(nids, 1));
+
+	/* what each entry gives now */
+	before = palloc(sizeof(int64) * Max(n, 1));
+	chal = palloc(sizeof(int) * Max(n, 1));
+	moved = palloc(sizeof(int) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
+		const uint8 *mine = bits + i * nbytes;
 		const Challenge *c = NULL;
 		int64		now = value[i];
 
+		before[i] = value[i];
+		chal[i] = -1;
 		for (int j = 0; j < nids; j++)
 			if (cs[j].id == cid[i])
-				c = &cs[j];
-		if (c == NULL)
-			continue;			/* a challenge dropped: nothing to count */
-		if (nlines < 0)
-			now = 0;
-		else
-			for (int k = 0; k < nlines; k++)
-			{
-				const ReturnedLine *r = &lines[k];
-
-				if (r->no != line[i])
-					continue;
-				if (r->left_milli <= 0 || r->qty_milli <= 0)
+				chal[i] = j, c = &cs[j];
+		if (c == NULL || value[i] == 0)
+			continue;			/* a challenge dropped, or nothing left to take */
+		switch (c->goal)
+		{
+			case CG_RECEIPTS:
+			case CG_STREAK:
+				now = 0;
+				for (int b = 0; b < nbytes; b++)
+					if (mine[b] & after[b])
+						now = 1;
+				break;
+			case CG_SPEND:
+			case CG_QUANTITY:
+				if (nlines < 0)
 					now = 0;
-				else if (c->goal == CG_QUANTITY)
-					now = Min(total[i], r->left_milli);
-				else if (c->goal == CG_SPEND)
-					/* the total less its cumulative share returned, as refund counts money */
-					now = total[i] - (int64) (((__int128) total[i] * (r->qty_milli - r->left_milli)) / r->qty_milli);
 				else
-					now = total[i];
-			}
+					for (int k = 0; k < nlines; k++)
+					{
+						const ReturnedLine *r = &lines[k];
+
+						if (r->pos < 0 || r->pos >= nbytes * 8 || !BitGet(mine, r->pos))
+							continue;
+						now -= c->goal == CG_QUANTITY ? r->after_milli - r->before_milli
+							: SpendLost(r->spend, r->qty_milli, r->before_milli, r->after_milli);
+					}
+				now = Max(now, 0);
+				break;
+			case CG_DISTINCT:
+			case CG_STEPS:
+				now = 0;
+				for (int k = 0; k < nk; k++)
+					if (key_of[k] == i + 1 && key_line[k] >= 1 && key_line[k] <= nbytes * 8 &&
+						BitGet(after, key_line[k] - 1))
+						now++;
+				break;
+		}
 		if (now != value[i])
 		{
 			value[i] = now;
-			changed = true;
-			moved[c - cs] = true;
+			moved[nmoved++] = i;
 		}
 	}
-	if (!changed)
-		return;
 	args[2] = SpiInt8Array(value, n);
+	args[3] = PointerGetDatum(Bytea(after, nbytes));
 	RunKept(&receipt_values_query, args, NULL, 0);
+	if (nmoved == 0)
+		return;
 
-	/* the challenges whose items moved */
-	csp = palloc(sizeof(Challenge *) * Max(nids, 1));
+	/* the progress of the challenges whose entries moved (entries are in id order) */
+	csp = palloc(sizeof(Challenge *) * nmoved);
+	e = palloc0(sizeof(Enrolment) * nmoved);
+	for (int x = 0; x < nmoved; x++)
 	{
-		int			m = 0;
-
-		for (int j = 0; j < nids; j++)
-			if (moved[j])
-			{
-				csp[m] = &cs[j];
-				ids[m] = cs[j].id;
-				m++;
-			}
-		nids = m;
+		csp[x] = &cs[chal[moved[x]]];
+		ids[x] = csp[x]->id;
 	}
-	e = palloc0(sizeof(Enrolment) * Max(nids, 1));
-	ReadEnrolments(customer, ids, nids, e);
-	recs = ReadItems(customer, ids, nids, &nrecs);
-	for (int j = 0; j < nids; j++)
+	ReadEnrolments(customer, ids, nmoved, e);
+	for (int x = 0; x < nmoved; x++)
 	{
-		if (!e[j].exists)
+		int			i = moved[x];
+		const Challenge *c = csp[x];
+
+		if (!e[x].exists)
 			continue;
-		e[j].counts = true;
-		e[j].progress = Count(csp[j], recs, nrecs);
+		e[x].counts = true;
+		switch (c->goal)
+		{
+			case CG_RECEIPTS:
+			case CG_SPEND:
+			case CG_QUANTITY:
+				e[x].progress -= before[i] - value[i];
+				break;
+			case CG_DISTINCT:
+				for (int k = 0; k < nk; k++)
+					if (key_of[k] == i + 1 && key_line[k] >= 1 && key_line[k] <= nbytes * 8 &&
+						BitGet(alive, key_line[k] - 1) && !BitGet(after, key_line[k] - 1))
+						CountKey(&e[x], key[k], -1);
+				e[x].progress = e[x].nkeys;
+				break;
+			case CG_STREAK:
+				CountPeriod(&e[x], (int32) Period(c, day), -1);
+				e[x].progress = LongestRun(&e[x]);
+				break;
+			case CG_STEPS:
+				StepsRecount(customer, c, &e[x]);
+				break;
+		}
+		e[x].progress = Max(e[x].progress, 0);
 	}
-	WriteProgress(program_id, csp, e, nids, customer, rid, true);
+	WriteProgress(program_id, csp, e, nmoved, customer, rid, true);
 }

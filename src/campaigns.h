@@ -64,12 +64,14 @@ typedef struct Challenge
 struct Catalog;
 struct ReceiptPlan;
 
-/* A line of a receipt being returned: what is left of it after the return */
+/* A line of a receipt being returned, quantities in thousandths */
 typedef struct ReturnedLine
 {
-	int32		no;
-	int64		qty_milli;		/* the line's quantity, thousandths */
-	int64		left_milli;		/* not returned, after this return */
+	int32		pos;			/* 0-based place in the receipt's lines */
+	int64		qty_milli;		/* the line's quantity */
+	int64		before_milli;	/* returned before this return */
+	int64		after_milli;	/* returned after it */
+	int64		spend;			/* its money after discounts (amount - discount) */
 } ReturnedLine;
 
 extern void CampaignLoad(struct Catalog *cat);

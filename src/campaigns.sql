@@ -219,6 +219,12 @@ CREATE TABLE @extschema@.challenge_progress (
     reward_lot_id     bigint,
     reward_coupon     text,
     updated_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    keys              text[] NOT NULL DEFAULT '{}',
+    key_counts        integer[] NOT NULL DEFAULT '{}',
+    periods           integer[] NOT NULL DEFAULT '{}',
+    period_counts     integer[] NOT NULL DEFAULT '{}',
+    last_at           timestamptz,
+    last_receipt      text,
     PRIMARY KEY (challenge_id, customer_id),
     FOREIGN KEY (program_id, customer_id) REFERENCES @extschema@.customer (program_id, id),
     CONSTRAINT challenge_progress_completed_check CHECK ((state OPERATOR(pg_catalog.=) 'completed') OPERATOR(pg_catalog.=) (completed_at IS NOT NULL))
@@ -238,6 +244,12 @@ COMMENT ON COLUMN @extschema@.challenge_progress.completed_receipt IS 'the recei
 COMMENT ON COLUMN @extschema@.challenge_progress.reward_lot_id IS 'the reward lot of the last completion';
 COMMENT ON COLUMN @extschema@.challenge_progress.reward_coupon IS 'the code of the reward coupon of the last completion';
 COMMENT ON COLUMN @extschema@.challenge_progress.updated_at IS 'its last change';
+COMMENT ON COLUMN @extschema@.challenge_progress.keys IS 'distinct: the values counted, in bytewise order';
+COMMENT ON COLUMN @extschema@.challenge_progress.key_counts IS 'distinct: per value, the lines of receipts not returned that give it';
+COMMENT ON COLUMN @extschema@.challenge_progress.periods IS 'streak: the periods with a receipt, ascending (days since 2000-01-01, or weeks since Monday 2000-01-03)';
+COMMENT ON COLUMN @extschema@.challenge_progress.period_counts IS 'streak: per period, the receipts not returned in it';
+COMMENT ON COLUMN @extschema@.challenge_progress.last_at IS 'steps: the "at" of the latest receipt counted (receipts are counted in the order of at, then receipt_id)';
+COMMENT ON COLUMN @extschema@.challenge_progress.last_receipt IS 'steps: that receipt''s id';
 ALTER TABLE @extschema@.challenge_progress ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant ON @extschema@.challenge_progress USING (@extschema@.program_open(program_id));
 
@@ -248,24 +260,30 @@ CREATE TABLE @extschema@.challenge_receipt (
     at           timestamptz NOT NULL,
     day          date NOT NULL,
     challenge_id bigint[] NOT NULL,
-    line_no      integer[] NOT NULL,
     total        bigint[] NOT NULL,
     value        bigint[] NOT NULL,
     key          text[] NOT NULL,
+    lines        bytea NOT NULL,
+    alive        bytea NOT NULL,
+    key_of       integer[] NOT NULL,
+    key_line     integer[] NOT NULL,
     PRIMARY KEY (program_id, receipt_id)
 );
 CREATE INDEX challenge_receipt_customer_idx ON @extschema@.challenge_receipt (customer_id);
-COMMENT ON TABLE @extschema@.challenge_receipt IS 'what a committed receipt gave the challenges its customer was enrolled in: one item per challenge and matching line (the arrays, in parallel)';
+COMMENT ON TABLE @extschema@.challenge_receipt IS 'what a committed receipt gave the challenges its customer was enrolled in: one entry per challenge (challenge_id, total, value and a bitmap in lines, in parallel), and the keys of its distinct and steps entries (key, key_of, key_line, in parallel)';
 COMMENT ON COLUMN @extschema@.challenge_receipt.program_id IS 'the programme';
 COMMENT ON COLUMN @extschema@.challenge_receipt.receipt_id IS 'the receipt';
 COMMENT ON COLUMN @extschema@.challenge_receipt.customer_id IS 'its customer';
 COMMENT ON COLUMN @extschema@.challenge_receipt.at IS 'the receipt''s "at"';
 COMMENT ON COLUMN @extschema@.challenge_receipt.day IS 'the receipt''s own date (its "at" at its own offset): what streaks count';
-COMMENT ON COLUMN @extschema@.challenge_receipt.challenge_id IS 'per item: the challenge';
-COMMENT ON COLUMN @extschema@.challenge_receipt.line_no IS 'per item: the receipt line';
-COMMENT ON COLUMN @extschema@.challenge_receipt.total IS 'per item: what the line gave at commit: 1, its money after discounts (spend) or its quantity in thousandths (quantity)';
-COMMENT ON COLUMN @extschema@.challenge_receipt.value IS 'per item: what it gives now, after returns (0 once the line is returned whole)';
-COMMENT ON COLUMN @extschema@.challenge_receipt.key IS 'per item: the value of distinct_of (distinct), the step number (steps), else empty';
+COMMENT ON COLUMN @extschema@.challenge_receipt.challenge_id IS 'per entry: the challenge (ascending)';
+COMMENT ON COLUMN @extschema@.challenge_receipt.total IS 'per entry: what the receipt gave at commit: 1 (receipts, streak), its matching lines'' money after discounts (spend) or quantity in thousandths (quantity), its keys (distinct, steps)';
+COMMENT ON COLUMN @extschema@.challenge_receipt.value IS 'per entry: what it gives now, after returns, in the unit of total (0 once nothing is left)';
+COMMENT ON COLUMN @extschema@.challenge_receipt.key IS 'per key: the value of distinct_of (distinct) or the step number (steps) a line gave';
+COMMENT ON COLUMN @extschema@.challenge_receipt.lines IS 'per entry, ceil(n / 8) bytes for the receipt''s n lines: bit p % 8 of byte p / 8 is set when the line at 0-based place p counted';
+COMMENT ON COLUMN @extschema@.challenge_receipt.alive IS 'ceil(n / 8) bytes: the lines not returned whole (bit p as in lines)';
+COMMENT ON COLUMN @extschema@.challenge_receipt.key_of IS 'per key: its entry (1-based place in challenge_id)';
+COMMENT ON COLUMN @extschema@.challenge_receipt.key_line IS 'per key: its line (1-based place in the receipt''s lines)';
 ALTER TABLE @extschema@.challenge_receipt ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant ON @extschema@.challenge_receipt USING (@extschema@.program_open(program_id));
 

@@ -49,7 +49,7 @@ PG_FUNCTION_INFO_V1(loyalty_refund);
 	"SELECT status, customer_id, at, accruals, counters, answer, document, discount_lost," \
 	"       line_no, line_qty, line_refunded_qty, line_to_pay, line_discount," \
 	"       paid_line, paid_lot, paid_currency, paid_points," \
-	"       earned_line, earned_currency, earned_points, " entries \
+	"       earned_line, earned_currency, earned_points, " entries ", line_amount" \
 	"  FROM loyalty.receipt t" \
 	" WHERE t.program_id = $1 AND t.receipt_id = $2 AND t.committed_at = $3"
 static KeptQuery receipt_query = {
@@ -154,6 +154,7 @@ typedef struct RefundReceipt
 	Numeric    *refunded;		/* updated as the request is applied */
 	int64	   *to_pay;
 	int64	   *discount;
+	int64	   *amount;
 	int			npaid;
 	int32	   *paid_line;		/* 1-based place in the lines */
 	int64	   *paid_lot;
@@ -266,6 +267,7 @@ ReadLines(RefundReceipt *rr, int first)
 	LINE_ARRAY(first + 2, NUMERICOID, refunded, DatumGetNumeric);
 	LINE_ARRAY(first + 3, INT8OID, to_pay, DatumGetInt64);
 	LINE_ARRAY(first + 4, INT8OID, discount, DatumGetInt64);
+	LINE_ARRAY(first + 14, INT8OID, amount, DatumGetInt64);
 #undef LINE_ARRAY
 #define LIST_ARRAY(col, type, count, field, conv) \
 	do { \
@@ -798,9 +800,11 @@ loyalty_refund(PG_FUNCTION_ARGS)
 			{
 				int			pos = items[i].pos;
 
-				rl[i].no = rr.no[pos];
+				rl[i].pos = pos;
 				rl[i].qty_milli = Milli(rr.qty[pos]);
-				rl[i].left_milli = Milli(NumOp(numeric_sub, rr.qty[pos], rr.refunded[pos]));
+				rl[i].after_milli = Milli(rr.refunded[pos]);
+				rl[i].before_milli = Milli(NumOp(numeric_sub, rr.refunded[pos], items[i].qty));
+				rl[i].spend = rr.amount[pos] - rr.discount[pos];
 			}
 			CampaignReturn(program.id, rid, customer, nitems, rl);
 		}

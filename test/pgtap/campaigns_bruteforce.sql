@@ -1,6 +1,7 @@
 -- Challenges against a brute force written from docs/campaigns.md alone:
--- a month of random receipts (committed in the order of their time) of 40
--- customers, some refunded in part and some cancelled, moves eight
+-- a month of random receipts of 40 customers (committed in the order of
+-- their time, then returns, then receipts of offline tills arriving late,
+-- in any order), some refunded in part and some cancelled, moves eight
 -- challenges of every goal; the progress and enrolments the engine keeps
 -- must be what the documented rules compute from the receipts as they
 -- stand (their lines, the quantities returned, cancels), and every
@@ -43,7 +44,8 @@ SELECT c.program_id, c.id, v.step, v.cond::loyalty.condition
 
 -- The receipts: 40 customers, up to 14 receipts each in March 2026 (and a
 -- few in late February, before the challenges), 1 to 4 lines; committed in
--- the order of their "at".
+-- the order of their "at", but for about one in seven ("late"), committed
+-- after the returns in a random order.
 SELECT setseed(0.4242);
 CREATE TEMP TABLE cust AS
 SELECT g AS n, (loyalty.enroll('bf', card => (50000000 + g)::text)) AS id FROM generate_series(1, 40) g;
@@ -56,15 +58,26 @@ SELECT format('R%s-%s', c.n, k) AS rid, c.n,
           FROM generate_series(1, 1 + floor(random() * 4)::int + (k * 0)) l) AS lines
   FROM cust c, generate_series(1, 14) k
  WHERE random() < 0.8;
+ALTER TABLE doc ADD COLUMN late boolean, ADD COLUMN seq bigint;
+UPDATE doc SET late = random() < 0.15;
+UPDATE doc d SET seq = o.seq
+  FROM (SELECT rid, CASE WHEN late THEN 100000 + row_number() OVER (PARTITION BY late ORDER BY random())
+                         ELSE row_number() OVER (PARTITION BY late ORDER BY at, rid) END AS seq FROM doc) o
+ WHERE o.rid = d.rid;
+CREATE FUNCTION pg_temp.commit_doc(d doc) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM loyalty.commit(jsonb_build_object('program', 'bf', 'receipt_id', d.rid,
+                                              'customer', jsonb_build_object('card', (50000000 + d.n)::text),
+                                              'at', to_char(d.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"'),
+                                              'lines', d.lines));
+END
+$$;
 DO $$
 DECLARE
-    d record;
+    d doc;
 BEGIN
-    FOR d IN SELECT * FROM doc ORDER BY at, rid LOOP
-        PERFORM loyalty.commit(jsonb_build_object('program', 'bf', 'receipt_id', d.rid,
-                                                  'customer', jsonb_build_object('card', (50000000 + d.n)::text),
-                                                  'at', to_char(d.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"'),
-                                                  'lines', d.lines));
+    FOR d IN SELECT * FROM doc WHERE NOT late ORDER BY seq LOOP
+        PERFORM pg_temp.commit_doc(d);
     END LOOP;
 END $$;
 -- returns: a tenth cancelled, a fifth with one line returned in part or whole
@@ -72,7 +85,7 @@ DO $$
 DECLARE
     d record;
 BEGIN
-    FOR d IN SELECT rid, lines FROM doc ORDER BY rid LOOP
+    FOR d IN SELECT rid, lines FROM doc WHERE NOT late ORDER BY rid LOOP
         IF random() < 0.1 THEN
             PERFORM loyalty.cancel('bf', d.rid);
         ELSIF random() < 0.22 THEN
@@ -82,6 +95,15 @@ BEGIN
                                 ELSE round((d.lines -> 0 ->> 'qty')::numeric / 2, 1) END)),
                 d.rid || '-R');
         END IF;
+    END LOOP;
+END $$;
+-- the late receipts
+DO $$
+DECLARE
+    d doc;
+BEGIN
+    FOR d IN SELECT * FROM doc WHERE late ORDER BY seq LOOP
+        PERFORM pg_temp.commit_doc(d);
     END LOOP;
 END $$;
 
@@ -110,14 +132,14 @@ CREATE FUNCTION pg_temp.steps(category text) RETURNS int[] LANGUAGE sql IMMUTABL
                               CASE WHEN category LIKE 'b/%' THEN 2 END,
                               CASE WHEN category = 'a/y' THEN 3 END], NULL)
 $$;
--- enrolment: the first receipt (in commit order: by at) with a line the
+-- enrolment: the first receipt committed (doc.seq) with a line the
 -- challenge counts, at or after starts_at and before ends_at
 CREATE TEMP TABLE enrol AS
-SELECT s.code, l.cid, min(l.at) AS enrolled_at
-  FROM spec s JOIN line l ON pg_temp.hit(s.code, l.category)
+SELECT DISTINCT ON (s.code, l.cid) s.code, l.cid, l.at AS enrolled_at
+  FROM spec s JOIN line l ON pg_temp.hit(s.code, l.category) JOIN doc d ON d.rid = l.rid
  WHERE l.at >= '2026-03-01T00:00:00+00:00' AND l.at < '2026-04-01T00:00:00+00:00'
    AND (s.goal <> 'spend' OR l.spend > 0)
- GROUP BY 1, 2;
+ ORDER BY s.code, l.cid, d.seq;
 ALTER TABLE enrol ADD COLUMN window_end timestamptz;
 UPDATE enrol e SET window_end = CASE WHEN e.code = 'R5' THEN e.enrolled_at + interval '5 days'
                                      ELSE '2026-04-01T00:00:00+00:00' END;

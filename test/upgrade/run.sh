@@ -185,6 +185,20 @@ else
 	notok "receipts committed at $penult are returned line by line and cancelled at $current, their points back where they were"
 fi
 
+# --- challenges as 0.21 kept them, converted by 0.22 ---------------------------
+db=loyalty_upgrade_challenges
+if fresh_db "$db" && psql_in "$db" -c "CREATE EXTENSION loyalty VERSION '$oldest'" > /dev/null &&
+	psql_in "$db" -c "ALTER EXTENSION loyalty UPDATE TO '0.21'" > /dev/null &&
+	psql_in "$db" -f test/upgrade/challenges-0.21.sql > "$OUT/challenges.log" 2>&1 &&
+	psql_in "$db" -c "ALTER EXTENSION loyalty UPDATE TO '$current'" > /dev/null &&
+	psql_in "$db" -Atf test/upgrade/challenges-0.22.sql > "$OUT/challenges.txt" 2>&1 &&
+	[ "$(tr -d '\n' < "$OUT/challenges.txt")" = "tttttttt" ]; then
+	ok "challenges kept by 0.21 are converted at 0.22: the state of each goal, the receipts' entries, then a return and a late receipt"
+else
+	cat "$OUT/challenges.log" "$OUT/challenges.txt" 2>/dev/null
+	notok "challenges kept by 0.21 are converted at 0.22: the state of each goal, the receipts' entries, then a return and a late receipt"
+fi
+
 # --- a tier changed before the last update, and after it ----------------------
 db=loyalty_upgrade_tiers
 if fresh_db "$db" && psql_in "$db" -c "CREATE EXTENSION loyalty VERSION '$oldest'" > /dev/null &&
