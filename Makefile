@@ -21,7 +21,7 @@ OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c src/kinds/*.c)))
 # The install script is assembled from one SQL part per concept, in this order.
 SQL_PARTS   = src/loyalty.sql src/identifier.sql src/access.sql src/condition.sql src/program.sql \
               src/customer.sql src/ledger.sql src/product.sql \
-              src/promotion.sql src/receipt.sql src/events.sql src/tiers.sql src/fraud.sql src/campaigns.sql src/experiment.sql src/jobs.sql \
+              src/promotion.sql src/receipt.sql src/events.sql src/tiers.sql src/fraud.sql src/campaigns.sql src/experiment.sql src/referral.sql src/jobs.sql \
               src/recompute.sql src/reports.sql src/roles.sql
 INSTALL_SQL = $(EXTENSION)--$(EXTVERSION).sql
 DATA        = $(INSTALL_SQL) $(wildcard src/updates/$(EXTENSION)--*.sql)

@@ -316,4 +316,22 @@ SELECT state, message FROM pg_temp.err($$SELECT * FROM loyalty.customer_challeng
 SELECT state, message FROM pg_temp.err($$SELECT * FROM loyalty.customer_achievements(NULL, 1)$$);
 SELECT state, message FROM pg_temp.err($$SELECT * FROM loyalty.customer_achievements('shop', 999999)$$);
 
+-- 14. Automatic enrolment for an audience: the customer's tier or segments as calculate
+-- found them for the receipt; the audience is read at enrolment, not after.
+INSERT INTO loyalty.tier (program_id, code, name, rank, min_spend) VALUES
+    (1, 'base', 'Base', 0, 0), (1, 'gold', 'Gold', 1, 1000000);
+UPDATE loyalty.customer SET tier = 'gold' WHERE id = :egor;
+SELECT pg_temp.challenge('GOLD-2', 'receipts', 2, NULL, 20, '{"audience": "tiers", "tiers": ["gold"]}') AS c_gold \gset
+SELECT pg_temp.challenge('VIP-AUTO', 'receipts', 2, NULL, 20, '{"audience": "segments", "segments": ["vip", "staff"]}') AS c_vipauto \gset
+SELECT pg_temp.commit(pg_temp.rc('H1', '20000005', :'bread', 25));   -- egor, gold
+SELECT pg_temp.commit(pg_temp.rc('H2', '20000003', :'bread', 25));   -- vera, vip
+SELECT pg_temp.commit(pg_temp.rc('H3', '20000001', :'bread', 25));   -- anna, neither
+SELECT c.code, p.customer_id = :egor AS egor, p.customer_id = :vera AS vera, p.progress
+  FROM loyalty.challenge_progress p JOIN loyalty.challenge c ON c.id = p.challenge_id
+ WHERE p.challenge_id IN (:c_gold, :c_vipauto) ORDER BY 1, 2;
+-- vera leaves the segment: she stays enrolled and her receipts count on
+DELETE FROM loyalty.segment_member WHERE customer_id = :vera;
+SELECT pg_temp.commit(pg_temp.rc('H4', '20000003', :'bread', 26));
+SELECT progress, state FROM loyalty.challenge_progress WHERE challenge_id = :c_vipauto AND customer_id = :vera;
+
 DROP EXTENSION loyalty CASCADE;

@@ -222,7 +222,8 @@ CREATE FUNCTION @extschema@.enroll(
     email text DEFAULT NULL,
     birth_date date DEFAULT NULL,
     home_city text DEFAULT NULL,
-    attributes jsonb DEFAULT '{}')
+    attributes jsonb DEFAULT '{}',
+    referral_code text DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -231,6 +232,7 @@ DECLARE
     cid bigint;
     bound jsonb := '{}';
     ident record;
+    referrer bigint;
 BEGIN
     IF enroll.card IS NULL AND enroll.phone IS NULL AND enroll.email IS NULL THEN
         RAISE EXCEPTION 'a customer needs at least one identifier'
@@ -242,6 +244,11 @@ BEGIN
         RAISE EXCEPTION 'customer attributes must be a JSON object, not %',
               COALESCE(pg_catalog.jsonb_typeof(enroll.attributes), 'null')
             USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- a referral code: checked before anything is written (src/referral.sql)
+    IF enroll.referral_code IS NOT NULL THEN
+        referrer := @extschema@.referral_referrer(pid, enroll.program, enroll.referral_code,
+                                                  enroll.card, enroll.phone, enroll.email);
     END IF;
 
     INSERT INTO @extschema@.customer (program_id, birth_date, home_city, attributes)
@@ -259,13 +266,18 @@ BEGIN
                  @extschema@.identifier_insert(enroll.program, pid, cid, ident.kind, ident.value));
     END LOOP;
 
+    IF referrer IS NOT NULL THEN
+        PERFORM @extschema@.referral_insert(pid, cid, referrer, enroll.referral_code);
+        bound := bound OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('referrer_id', referrer);
+    END IF;
+
     INSERT INTO @extschema@.customer_log (program_id, customer_id, action, detail)
     VALUES (pid, cid, 'enroll', bound);
     RETURN cid;
 END
 $$;
-COMMENT ON FUNCTION @extschema@.enroll(text, text, text, text, date, text, jsonb) IS
-'create a customer with its identifiers in one call; returns the customer id';
+COMMENT ON FUNCTION @extschema@.enroll(text, text, text, text, date, text, jsonb, text) IS
+'create a customer with its identifiers in one call, referred by the customer of referral_code if given; returns the customer id';
 
 CREATE FUNCTION @extschema@.add_identifier(program text, customer_id bigint, kind text,
                                            value text, reason text DEFAULT NULL)
@@ -580,7 +592,7 @@ REVOKE ALL ON FUNCTION
     public.loyalty_identify(text, text, text),
     @extschema@.customer_for_update(bigint, bigint),
     @extschema@.identifier_insert(text, bigint, bigint, text, text),
-    @extschema@.enroll(text, text, text, text, date, text, jsonb),
+    @extschema@.enroll(text, text, text, text, date, text, jsonb, text),
     @extschema@.add_identifier(text, bigint, text, text, text),
     @extschema@.replace_card(text, text, text, text),
     @extschema@.set_identifier_status(text, text, text, text, text),

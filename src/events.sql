@@ -13,7 +13,7 @@ CREATE TABLE @extschema@.event (
     program_id  bigint NOT NULL,
     type        text NOT NULL
                 CHECK (type OPERATOR(pg_catalog.=) ANY
-                       ('{balance_changed,receipt_committed,receipt_cancelled,refund,points_expiring,tier_changed,fraud_flagged,fraud_hold,fraud_released,fraud_confirmed,challenge_progress,challenge_completed,achievement_unlocked}'::text[])),
+                       ('{balance_changed,receipt_committed,receipt_cancelled,refund,points_expiring,tier_changed,fraud_flagged,fraud_hold,fraud_released,fraud_confirmed,challenge_progress,challenge_completed,achievement_unlocked,referral_rewarded}'::text[])),
     customer_id bigint,
     payload     jsonb NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
@@ -23,7 +23,7 @@ CREATE INDEX event_program_idx ON @extschema@.event (program_id, id);
 COMMENT ON TABLE @extschema@.event IS 'the outbox: events written with the change they report, until loyalty.take_events hands them over (or purge_events drops them after the programme''s event_retention)';
 COMMENT ON COLUMN @extschema@.event.id IS 'increasing in the order events were written; a consumer deduplicates by it';
 COMMENT ON COLUMN @extschema@.event.program_id IS 'the programme';
-COMMENT ON COLUMN @extschema@.event.type IS 'balance_changed, receipt_committed, receipt_cancelled, refund, points_expiring, tier_changed, fraud_flagged, fraud_hold, fraud_released, fraud_confirmed, challenge_progress, challenge_completed or achievement_unlocked';
+COMMENT ON COLUMN @extschema@.event.type IS 'balance_changed, receipt_committed, receipt_cancelled, refund, points_expiring, tier_changed, fraud_flagged, fraud_hold, fraud_released, fraud_confirmed, challenge_progress, challenge_completed, achievement_unlocked or referral_rewarded';
 COMMENT ON COLUMN @extschema@.event.customer_id IS 'the customer; NULL for a receipt without one';
 COMMENT ON COLUMN @extschema@.event.payload IS 'what happened, by type (docs/events.md)';
 COMMENT ON COLUMN @extschema@.event.created_at IS 'the time of the transaction that wrote it';

@@ -34,6 +34,9 @@ AS $$
            ('loyalty.refresh_segments', '53 * * * *',
             'SELECT loyalty.refresh_segments(''50 seconds'')',
             'rebuilds the rule segments whose refresh_every has passed'),
+           ('loyalty.settle_referrals', '*/15 * * * *',
+            'SELECT loyalty.settle_referrals(1000, ''50 seconds'')',
+            'rewards the referrals whose new customer kept a first receipt for the return window, expires the others'),
            ('loyalty.create_partitions', '17 * * * *',
             'SELECT loyalty.create_partitions(3)',
             'keeps monthly partitions of receipts and receipt lines three months ahead')
@@ -259,6 +262,14 @@ BEGIN
              WHERE s.kind OPERATOR(pg_catalog.=) 'rule'
                AND (s.refreshed_at IS NULL
                     OR s.refreshed_at OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.-) s.refresh_every));
+        ELSIF job OPERATOR(pg_catalog.=) 'loyalty.settle_referrals' THEN
+            SELECT pg_catalog.count(*),
+                   pg_catalog.min(COALESCE(r.checked_at, r.created_at) OPERATOR(pg_catalog.+) '1 hour'::interval) INTO due
+              FROM @extschema@.referral r
+              JOIN @extschema@.referral_scheme s ON s.program_id OPERATOR(pg_catalog.=) r.program_id
+             WHERE r.state OPERATOR(pg_catalog.=) 'pending' AND s.active
+               AND COALESCE(r.checked_at, r.created_at) OPERATOR(pg_catalog.<=)
+                   (pg_catalog.now() OPERATOR(pg_catalog.-) '1 hour'::interval);
         ELSE
             SELECT NULL::bigint AS count, NULL::timestamptz AS min INTO due;
         END IF;
@@ -284,5 +295,5 @@ COMMENT ON COLUMN @extschema@.job_health.last_duration IS 'how long the last run
 COMMENT ON COLUMN @extschema@.job_health.last_status IS 'pg_cron''s status of the last run: succeeded, failed, running...';
 COMMENT ON COLUMN @extschema@.job_health.last_message IS 'what the last run returned, or its error';
 COMMENT ON COLUMN @extschema@.job_health.runs_failed_last_day IS 'failed runs in the last 24 hours';
-COMMENT ON COLUMN @extschema@.job_health.backlog IS 'rows due now that the job has not done: accruals past release_at, lots past valid_to, holds past expires_at, lots in their notice window (not yet expired) without a notice, events past their retention, customers not yet reviewed this review period, rule segments due for a rebuild';
+COMMENT ON COLUMN @extschema@.job_health.backlog IS 'rows due now that the job has not done: accruals past release_at, lots past valid_to, holds past expires_at, lots in their notice window (not yet expired) without a notice, events past their retention, customers not yet reviewed this review period, rule segments due for a rebuild, pending referrals not looked at for an hour';
 COMMENT ON COLUMN @extschema@.job_health.oldest_due_age IS 'how long the oldest of them has been due; NULL when none';

@@ -42,7 +42,8 @@ TO loyalty_cashier;
 GRANT EXECUTE ON FUNCTION
     @extschema@.enrol_challenge(text, bigint, text, timestamptz),
     @extschema@.customer_challenges(text, bigint, timestamptz),
-    @extschema@.customer_achievements(text, bigint)
+    @extschema@.customer_achievements(text, bigint),
+    @extschema@.referral_code(text, bigint)
 TO loyalty_cashier, loyalty_admin;
 
 -- loyalty_admin: programmes, promotions, coupons, tiers, segments, customers,
@@ -50,7 +51,7 @@ TO loyalty_cashier, loyalty_admin;
 GRANT EXECUTE ON FUNCTION
     @extschema@.identify(text, text, text),
     @extschema@.balance(bigint, text),
-    @extschema@.enroll(text, text, text, text, date, text, jsonb),
+    @extschema@.enroll(text, text, text, text, date, text, jsonb, text),
     @extschema@.add_identifier(text, bigint, text, text, text),
     @extschema@.replace_card(text, text, text, text),
     @extschema@.set_identifier_status(text, text, text, text, text),
@@ -69,6 +70,7 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.release_expired_holds(integer, interval),
     @extschema@.notice_expiring(integer, interval),
     @extschema@.purge_events(integer),
+    @extschema@.settle_referrals(integer, interval),
     @extschema@.refresh_segments(interval, boolean),
     @extschema@.review_tiers(integer, interval),
     @extschema@.create_partitions(integer),
@@ -97,14 +99,15 @@ GRANT SELECT ON
     @extschema@.fraud_case_operation, @extschema@.fraud_cases_daily,
     @extschema@.achievement, @extschema@.challenge, @extschema@.challenge_step,
     @extschema@.challenge_progress, @extschema@.challenge_receipt, @extschema@.customer_achievement,
-    @extschema@.experiment, @extschema@.experiment_variant
+    @extschema@.experiment, @extschema@.experiment_variant,
+    @extschema@.referral_scheme, @extschema@.referral_code, @extschema@.referral
 TO loyalty_admin;
 GRANT INSERT, UPDATE ON @extschema@.program TO loyalty_admin;
 GRANT INSERT, UPDATE, DELETE ON
     @extschema@.currency, @extschema@.product, @extschema@.promotion, @extschema@.coupon,
     @extschema@.personal_offer, @extschema@.segment, @extschema@.segment_member, @extschema@.tier,
     @extschema@.fraud_rule, @extschema@.achievement, @extschema@.challenge, @extschema@.challenge_step,
-    @extschema@.experiment, @extschema@.experiment_variant
+    @extschema@.experiment, @extschema@.experiment_variant, @extschema@.referral_scheme
 TO loyalty_admin;
 
 -- loyalty_analyst: the views, nothing else.

@@ -1,10 +1,12 @@
 -- Scenarios of challenges from the field reports (docs/campaigns.md): the
 -- pizza chain's "3 pizzas in 14 days" (seeds 004: coins, an accrual queue,
 -- a reward the customer sees in the app), and the sports retailer's ski
--- quest of three steps (boots, skis, a service) unlocking an achievement.
+-- quest of three steps (boots, skis, a service) unlocking an achievement;
+-- and a referral: a friend's code at enrolment, both rewarded once the
+-- friend's first order has been kept for the return window.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
-SELECT plan(15);
+SELECT plan(23);
 
 INSERT INTO loyalty.program (code, name, default_currency, accrual_rate_bp, accrual_delay)
 VALUES ('pizza', 'Pizza', 'coins', 500, '2 hours');
@@ -95,6 +97,34 @@ SELECT is((SELECT state FROM loyalty.customer_challenges('ski', :ivan) WHERE cha
           'completed', 'boots, skis, then the service complete the quest');
 SELECT is((SELECT achievement || ' ' || level FROM loyalty.customer_achievements('ski', :ivan)),
           'ready-to-ski 1', 'and unlock the achievement');
+
+-- A referral: Olga gives her code to Pavel.
+INSERT INTO loyalty.referral_scheme (program_id, currency, referrer_points, referee_points, valid_for, return_days)
+VALUES (:pizza, 'coins', 200, 100, '60 days', 7);
+SELECT loyalty.enroll('pizza', phone => '+79165550001', email => 'olga@example.com') AS olga \gset
+SELECT loyalty.referral_code('pizza', :olga) AS olga_code \gset
+SELECT throws_ok(format($$SELECT loyalty.enroll('pizza', phone => '+7 916 555-00-01', referral_code => %L)$$, :'olga_code'),
+                 'P0L05', NULL, 'Olga cannot refer a second account of hers under her own phone');
+SELECT throws_ok(format($$SELECT loyalty.enroll('pizza', phone => '+79165550003', email => 'OLGA@example.com', referral_code => %L)$$, :'olga_code'),
+                 'P0L05', NULL, 'nor under her own e-mail');
+SELECT loyalty.enroll('pizza', phone => '+79165550002',
+                      referral_code => lower(substr(:'olga_code', 1, 4) || ' ' || substr(:'olga_code', 5))) AS pavel \gset
+SELECT is((SELECT referrer_id || ' ' || state FROM loyalty.referral WHERE referee_id = :pavel), :olga || ' pending',
+          'Pavel, who typed her code in lower case with a space, is Olga''s referral');
+SELECT loyalty.commit(jsonb_build_object('program', 'pizza', 'receipt_id', 'PAVEL-1',
+                                         'customer', jsonb_build_object('phone', '+79165550002'),
+                                         'lines', '[{"line": 1, "sku": "PEPPERONI", "qty": 1, "price": 649}]'::jsonb));
+SELECT is(loyalty.settle_referrals(), 0, 'right after his first order nothing is given: it may still be returned');
+-- eight days on (the order's commit moved back, with its key)
+UPDATE loyalty.receipt SET committed_at = committed_at - interval '8 days' WHERE receipt_id = 'PAVEL-1';
+UPDATE loyalty.receipt_key SET committed_at = committed_at - interval '8 days' WHERE receipt_id = 'PAVEL-1';
+SELECT is(loyalty.settle_referrals(), 1, 'eight days on, the order kept: the referral is settled');
+SELECT results_eq(format($$SELECT customer_id, amount, valid_to - valid_from FROM loyalty.lot WHERE kind = 'referral' ORDER BY customer_id$$),
+                  format($$VALUES (%s::bigint, 200::bigint, interval '60 days'), (%s, 100, interval '60 days')$$, :olga, :pavel),
+                  'Olga earns 200 coins and Pavel 100, valid for 60 days');
+SELECT is((SELECT string_agg(payload ->> 'role', ',' ORDER BY id) FROM loyalty.event WHERE type = 'referral_rewarded'),
+          'referrer,referee', 'each hears of it: referral_rewarded');
+SELECT is(loyalty.settle_referrals(), 0, 'and the job never rewards them twice');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -58,7 +58,7 @@ SELECT set_eq(
              ('loyalty_cashier', 'loyalty_balance(bigint,text)'),
              ('loyalty_admin', 'loyalty.identify(text,text,text)'),
              ('loyalty_admin', 'loyalty.balance(bigint,text)'),
-             ('loyalty_admin', 'loyalty.enroll(text,text,text,text,date,text,jsonb)'),
+             ('loyalty_admin', 'loyalty.enroll(text,text,text,text,date,text,jsonb,text)'),
              ('loyalty_admin', 'loyalty.add_identifier(text,bigint,text,text,text)'),
              ('loyalty_admin', 'loyalty.replace_card(text,text,text,text)'),
              ('loyalty_admin', 'loyalty.set_identifier_status(text,text,text,text,text)'),
@@ -77,6 +77,7 @@ SELECT set_eq(
              ('loyalty_admin', 'loyalty.release_expired_holds(integer,interval)'),
              ('loyalty_admin', 'loyalty.notice_expiring(integer,interval)'),
              ('loyalty_admin', 'loyalty.purge_events(integer)'),
+             ('loyalty_admin', 'loyalty.settle_referrals(integer,interval)'),
              ('loyalty_admin', 'loyalty.refresh_segments(interval,boolean)'),
              ('loyalty_admin', 'loyalty.review_tiers(integer,interval)'),
              ('loyalty_admin', 'loyalty.create_partitions(integer)'),
@@ -95,9 +96,11 @@ SELECT set_eq(
              ('loyalty_admin', 'loyalty.enrol_challenge(text,bigint,text,timestamp with time zone)'),
              ('loyalty_admin', 'loyalty.customer_challenges(text,bigint,timestamp with time zone)'),
              ('loyalty_admin', 'loyalty.customer_achievements(text,bigint)'),
+             ('loyalty_admin', 'loyalty.referral_code(text,bigint)'),
              ('loyalty_cashier', 'loyalty.enrol_challenge(text,bigint,text,timestamp with time zone)'),
              ('loyalty_cashier', 'loyalty.customer_challenges(text,bigint,timestamp with time zone)'),
              ('loyalty_cashier', 'loyalty.customer_achievements(text,bigint)'),
+             ('loyalty_cashier', 'loyalty.referral_code(text,bigint)'),
              ('loyalty_analyst', 'loyalty.job_health_rows()'),
              ('loyalty_analyst', 'loyalty.expiring_day(bigint,date)'),
              ('loyalty_analyst', 'loyalty.promotion_day(bigint,date)'),
@@ -128,7 +131,7 @@ SELECT set_eq(
              ('loyalty.coupon'), ('loyalty.personal_offer'), ('loyalty.segment'),
              ('loyalty.segment_member'), ('loyalty.tier'), ('loyalty.fraud_rule'),
              ('loyalty.achievement'), ('loyalty.challenge'), ('loyalty.challenge_step'),
-             ('loyalty.experiment'), ('loyalty.experiment_variant')$$,
+             ('loyalty.experiment'), ('loyalty.experiment_variant'), ('loyalty.referral_scheme')$$,
     'the admin writes the configuration tables only');
 SELECT is_empty(
     $$SELECT k.role, r.rel FROM role_kind k, relation r

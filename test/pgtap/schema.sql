@@ -12,7 +12,8 @@ SELECT tables_are('loyalty', ARRAY['program', 'currency', 'customer', 'identifie
                                    'receipt_refund', 'event', 'tier', 'tier_change', 'program_access',
                                    'fraud_rule', 'fraud_tally', 'fraud_case', 'fraud_case_operation',
                                    'achievement', 'challenge', 'challenge_step', 'challenge_progress',
-                                   'challenge_receipt', 'customer_achievement', 'experiment', 'experiment_variant']);
+                                   'challenge_receipt', 'customer_achievement', 'experiment', 'experiment_variant',
+                                   'referral_scheme', 'referral_code', 'referral']);
 SELECT views_are('loyalty', ARRAY['lot_usage', 'balances', 'ledger_entries', 'liability', 'job_health', 'lots',
                                   'expiring_points', 'promotion_performance', 'coupon_usage', 'tier_distribution',
                                   'tier_movements', 'customer_360', 'store_days', 'receipt_line', 'fraud_cases_daily']);
@@ -41,7 +42,8 @@ SELECT functions_are('loyalty', ARRAY[
     'fraud_decide', 'release_hold', 'confirm_fraud', 'set_customer_status', 'fraud_unhold',
     'challenge_check', 'challenge_customer', 'challenge_by_code', 'challenge_units', 'enrol_challenge', 'customer_challenges',
     'customer_achievements', 'experiment_variant_check', 'experiment_bucket', 't_quantile_975',
-    'experiment_report']);
+    'experiment_report', 'referral_code', 'referral_code_normal', 'referral_insert', 'referral_referrer',
+    'referral_scheme_of', 'settle_referrals']);
 SELECT has_type('loyalty', 'condition', 'the type loyalty.condition exists');
 SELECT has_opclass('loyalty', 'condition_ops', 'conditions sort with a btree opclass');
 SELECT has_opclass('loyalty', 'condition_hash_ops', 'conditions hash with a hash opclass');
@@ -95,7 +97,8 @@ SELECT set_eq(
           'loyalty.fraud_case_id_seq', 'loyalty.fraud_case_operation', 'loyalty.achievement',
           'loyalty.challenge', 'loyalty.challenge_id_seq', 'loyalty.challenge_step',
           'loyalty.challenge_progress', 'loyalty.challenge_receipt', 'loyalty.customer_achievement',
-          'loyalty.experiment', 'loyalty.experiment_id_seq', 'loyalty.experiment_variant'],
+          'loyalty.experiment', 'loyalty.experiment_id_seq', 'loyalty.experiment_variant',
+          'loyalty.referral_scheme', 'loyalty.referral_code', 'loyalty.referral'],
     'every table and sequence is marked for pg_dump');
 
 -- Functions with the owner's rights pin search_path and are not public.

@@ -6,7 +6,7 @@
 -- checked against the grants, so a function granted later without a
 -- cross-tenant test fails this suite.
 BEGIN;
-SELECT plan(109);
+SELECT plan(112);
 
 \ir tenants.psql
 
@@ -40,7 +40,9 @@ CREATE FUNCTION pg_temp.south_state(south bigint) RETURNS text LANGUAGE sql AS $
         (SELECT string_agg(concat_ws(',', customer_id, achievement, level), ';' ORDER BY customer_id)
            FROM loyalty.customer_achievement WHERE program_id = south),
         (SELECT string_agg(concat_ws(',', e.code, v.code, v.weight), ';' ORDER BY e.code, v.code)
-           FROM loyalty.experiment e JOIN loyalty.experiment_variant v ON v.experiment_id = e.id WHERE e.program_id = south)))
+           FROM loyalty.experiment e JOIN loyalty.experiment_variant v ON v.experiment_id = e.id WHERE e.program_id = south),
+        (SELECT count(*) FROM loyalty.referral_code WHERE program_id = south),
+        (SELECT string_agg(concat_ws(',', referee_id, state), ';' ORDER BY referee_id) FROM loyalty.referral WHERE program_id = south)))
 $$;
 SELECT pg_temp.south_state(:south) AS south_before \gset
 
@@ -83,14 +85,18 @@ SELECT pg_temp.across('loyalty.customer_challenges(text,bigint,timestamp with ti
     format($$SELECT count(*) FROM loyalty.customer_challenges('south', %s)$$, :s1));
 SELECT pg_temp.across('loyalty.customer_achievements(text,bigint)', 't_till_north',
     format($$SELECT count(*) FROM loyalty.customer_achievements('south', %s)$$, :s1));
+SELECT pg_temp.across('loyalty.referral_code(text,bigint)', 't_till_north',
+    format($$SELECT loyalty.referral_code('south', %s)$$, :s1));
 SELECT throws_ok(format($$SELECT pg_temp.as_role('t_till_north', 'SELECT count(*) FROM loyalty.customer_challenges(''north'', %s)')$$, :s1),
                  'P0002', NULL, 'a customer of south has no challenges in north');
 
 -- 2. The admin's functions, by an admin of north.
 SELECT pg_temp.across('loyalty.identify(text,text,text)', 't_admin_north', $$SELECT loyalty.identify('south', '22220001', 'card')$$);
 SELECT pg_temp.across('loyalty.balance(bigint,text)', 't_admin_north', format('SELECT loyalty.balance(%s)', :s1));
-SELECT pg_temp.across('loyalty.enroll(text,text,text,text,date,text,jsonb)', 't_admin_north',
+SELECT pg_temp.across('loyalty.enroll(text,text,text,text,date,text,jsonb,text)', 't_admin_north',
     $$SELECT loyalty.enroll('south', card => '22220009')$$);
+SELECT pg_temp.across('loyalty.referral_code(text,bigint)', 't_admin_north',
+    format($$SELECT loyalty.referral_code('south', %s)$$, :s1));
 SELECT pg_temp.across('loyalty.add_identifier(text,bigint,text,text,text)', 't_admin_north',
     format($$SELECT loyalty.add_identifier('south', %s, 'email', 'x@example.com', 'asked')$$, :s1));
 SELECT throws_ok(format($$SELECT pg_temp.as_role('t_admin_north', 'SELECT loyalty.add_identifier(''north'', %s, ''email'', ''x@example.com'', ''asked'')')$$, :s1),
@@ -160,7 +166,8 @@ SELECT pg_temp.across(j.fn, 't_admin_north', j.sql)
                ('loyalty.purge_events(integer)', 'SELECT loyalty.purge_events()'),
                ('loyalty.refresh_segments(interval,boolean)', 'SELECT loyalty.refresh_segments()'),
                ('loyalty.review_tiers(integer,interval)', 'SELECT loyalty.review_tiers()'),
-               ('loyalty.create_partitions(integer)', 'SELECT loyalty.create_partitions()')) j (fn, sql);
+               ('loyalty.create_partitions(integer)', 'SELECT loyalty.create_partitions()'),
+               ('loyalty.settle_referrals(integer,interval)', 'SELECT loyalty.settle_referrals()')) j (fn, sql);
 
 -- 3. The analyst's functions (the days of the reports), by an analyst of north.
 SELECT pg_temp.across('loyalty.experiment_report(text,text,tstzrange)', 't_analyst_north',
