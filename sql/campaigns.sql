@@ -305,6 +305,11 @@ SELECT state, message FROM pg_temp.err($$UPDATE loyalty.challenge SET goal = 'sp
 SELECT state, message FROM pg_temp.err($$UPDATE loyalty.challenge SET condition = 'sku = ''TV''' WHERE id = $$ || :c_visits);
 UPDATE loyalty.challenge SET target = 10, name = 'Ten visits' WHERE id = :c_visits;
 SELECT code, target, name FROM loyalty.challenge WHERE id = :c_visits;
+-- a challenge with enrolments is not deleted; one without is
+SELECT state, message FROM pg_temp.err($$DELETE FROM loyalty.challenge WHERE id = $$ || :c_visits);
+SELECT pg_temp.challenge('NOBODY', 'receipts', 1, 'sku = ''NONE''') AS c_nobody \gset
+DELETE FROM loyalty.challenge WHERE id = :c_nobody;
+SELECT count(*) AS nobody FROM loyalty.challenge WHERE code = 'NOBODY';
 
 -- 13. The customer's reads.
 SELECT challenge, goal, state, progress, target, remaining, reward_points

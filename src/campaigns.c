@@ -27,6 +27,7 @@
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/datetime.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
 #include "campaigns.h"
@@ -59,21 +60,36 @@ static KeptQuery named_query = {
 	CHALLENGE_COLUMNS " WHERE c.id = ANY ($1) ORDER BY c.id",
 	1, {INT8ARRAYOID}, NULL
 };
-static KeptQuery progress_query = {
-	"SELECT p.challenge_id, p.enrolled_at, p.window_end, p.progress, p.state = 'completed',"
-	"       p.completions, p.reward_lot_id, p.reward_coupon,"
-	"       p.keys, p.key_counts, p.periods, p.period_counts, p.last_at, p.last_receipt, p.xmin"
-	"  FROM loyalty.challenge_progress p"
-	" WHERE p.customer_id = $1 AND p.challenge_id = ANY ($2)",
-	2, {INT8OID, INT8ARRAYOID}, NULL
+/* a customer's enrolments: one row (docs/campaigns.md, "Concurrency and replays") */
+static KeptQuery state_query = {
+	"SELECT s.xmin, s.challenge_id, s.enrolled_at, s.window_end, s.progress, s.completions,"
+	"       s.completed_at, s.completed_receipt, s.reward_lot_id, s.reward_coupon, s.last_at, s.last_receipt,"
+	"       s.key_challenge, s.keys, s.key_counts, s.period_challenge, s.periods, s.period_counts"
+	"  FROM loyalty.challenge_state s WHERE s.customer_id = $1",
+	1, {INT8OID}, NULL
 };
-static KeptQuery enrol_query = {
-	"INSERT INTO loyalty.challenge_progress (challenge_id, customer_id, program_id, enrolled_at, window_end)"
-	" SELECT u.id, $2, $3, u.enrolled_at, u.window_end"
-	"   FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($4::timestamptz[]),"
-	"                   pg_catalog.unnest($5::timestamptz[])) u (id, enrolled_at, window_end)"
-	" ON CONFLICT (challenge_id, customer_id) DO NOTHING",
-	5, {INT8ARRAYOID, INT8OID, INT8OID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID}, NULL
+#define STATE_ARRAYS 17
+#define STATE_ARRAY_TYPES \
+	INT8ARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, INT4ARRAYOID, \
+	TIMESTAMPTZARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID, \
+	INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID, INT4ARRAYOID, INT4ARRAYOID
+static KeptQuery state_update_query = {
+	"UPDATE loyalty.challenge_state s"
+	"   SET challenge_id = $3, enrolled_at = $4, window_end = $5, progress = $6, completions = $7,"
+	"       completed_at = $8, completed_receipt = $9, reward_lot_id = $10, reward_coupon = $11,"
+	"       last_at = $12, last_receipt = $13, key_challenge = $14, keys = $15, key_counts = $16,"
+	"       period_challenge = $17, periods = $18, period_counts = $19, updated_at = pg_catalog.now()"
+	" WHERE s.customer_id = $1 AND s.xmin OPERATOR(pg_catalog.=) $2",
+	19, {INT8OID, XIDOID, STATE_ARRAY_TYPES}, NULL
+};
+static KeptQuery state_insert_query = {
+	"INSERT INTO loyalty.challenge_state (customer_id, program_id, challenge_id, enrolled_at, window_end,"
+	"                                     progress, completions, completed_at, completed_receipt,"
+	"                                     reward_lot_id, reward_coupon, last_at, last_receipt, key_challenge,"
+	"                                     keys, key_counts, period_challenge, periods, period_counts)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+	" ON CONFLICT (customer_id) DO NOTHING",
+	19, {INT8OID, INT8OID, STATE_ARRAY_TYPES}, NULL
 };
 static KeptQuery item_query = {
 	"INSERT INTO loyalty.challenge_receipt (program_id, receipt_id, customer_id, at, day, challenge_id,"
@@ -89,33 +105,6 @@ static KeptQuery steps_query = {
 	" WHERE r.customer_id = $1 AND r.challenge_id OPERATOR(pg_catalog.@>) ARRAY[$2::int8]"
 	" ORDER BY r.at, r.receipt_id COLLATE \"C\"",
 	2, {INT8OID, INT8OID}, NULL
-};
-static KeptQuery update_query = {
-	"UPDATE loyalty.challenge_progress p"
-	"   SET progress = u.progress, state = CASE WHEN u.done THEN 'completed' ELSE 'active' END,"
-	"       completions = u.completions,"
-	"       completed_at = CASE WHEN NOT u.done THEN NULL"
-	"                           WHEN p.state = 'completed' THEN p.completed_at ELSE pg_catalog.now() END,"
-	"       completed_receipt = CASE WHEN NOT u.done THEN NULL"
-	"                                WHEN p.state = 'completed' THEN p.completed_receipt ELSE $8 END,"
-	"       reward_lot_id = u.lot, reward_coupon = u.coupon,"
-	"       keys = ($9::text[])[u.k1:u.k2], key_counts = ($10::int4[])[u.k1:u.k2],"
-	"       periods = ($11::int4[])[u.p1:u.p2], period_counts = ($12::int4[])[u.p1:u.p2],"
-	"       last_at = u.last_at, last_receipt = u.last_receipt, updated_at = pg_catalog.now()"
-	"  FROM ROWS FROM (pg_catalog.unnest($2::int8[]), pg_catalog.unnest($3::int8[]),"
-	"                  pg_catalog.unnest($4::bool[]), pg_catalog.unnest($5::int4[]),"
-	"                  pg_catalog.unnest($6::int8[]), pg_catalog.unnest($7::text[]),"
-	"                  pg_catalog.unnest($13::int4[]), pg_catalog.unnest($14::int4[]),"
-	"                  pg_catalog.unnest($15::int4[]), pg_catalog.unnest($16::int4[]),"
-	"                  pg_catalog.unnest($17::timestamptz[]), pg_catalog.unnest($18::text[]),"
-	"                  pg_catalog.unnest($19::xid[]))"
-	"       u (id, progress, done, completions, lot, coupon, k1, k2, p1, p2, last_at, last_receipt, seen)"
-	" WHERE p.customer_id = $1 AND p.challenge_id = u.id"
-	"   AND (u.seen IS NULL OR p.xmin OPERATOR(pg_catalog.=) u.seen)",
-	19, {INT8OID, INT8ARRAYOID, INT8ARRAYOID, BOOLARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
-		TEXTARRAYOID, TEXTOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID,
-		INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID,
-		XIDARRAYOID}, NULL
 };
 static KeptQuery receipt_items_query = {
 	"SELECT r.challenge_id, r.total, r.value, r.key, r.lines, r.alive, r.key_of, r.key_line, r.day"
@@ -181,14 +170,16 @@ typedef struct ChKey
 /* A customer's enrolment, as read, with the state its goal keeps */
 typedef struct Enrolment
 {
+	int64		id;				/* the challenge */
 	bool		exists;
-	TransactionId seen;			/* the xmin of the row read */
 	bool		counts;			/* this receipt counts for it */
 	TimestampTz enrolled_at;
 	bool		has_window_end;
 	TimestampTz window_end;
 	int64		progress;
 	bool		completed;
+	TimestampTz completed_at;
+	char	   *completed_receipt;
 	int32		completions;
 	int64		lot;
 	char	   *coupon;
@@ -205,6 +196,15 @@ typedef struct Enrolment
 	TimestampTz last_at;
 	char	   *last_receipt;
 } Enrolment;
+
+/* A customer's challenge_state row, decoded: their enrolments by id */
+typedef struct ChState
+{
+	bool		exists;
+	TransactionId seen;			/* the xmin of the row read */
+	int			n;
+	Enrolment  *e;
+} ChState;
 
 static ChallengeGoal
 GoalOf(const char *s)
@@ -651,58 +651,240 @@ StepsRecount(int64 customer, const Challenge *c, Enrolment *e)
 	e->progress = done;
 }
 
+/* The elements and nulls of an array column of an SPI row */
+static int
+ArrayColumn(HeapTuple t, TupleDesc desc, int column, Oid type, Datum **items, bool **nulls)
+{
+	bool		isnull;
+	Datum		v = SPI_getbinval(t, desc, column, &isnull);
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			n;
+
+	if (isnull)
+		elog(ERROR, "column %d of a challenge_state row is null", column);
+	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+	deconstruct_array(DatumGetArrayTypePCopy(v), type, typlen, typbyval, typalign, items, nulls, &n);
+	return n;
+}
+
+static int
+enrolment_cmp(const void *a, const void *b)
+{
+	int64		x = ((const Enrolment *) a)->id;
+	int64		y = ((const Enrolment *) b)->id;
+
+	return x < y ? -1 : x > y;
+}
+
+static Enrolment *
+StateFind(ChState *st, int64 id)
+{
+	Enrolment	key = {.id = id};
+
+	return st->n == 0 ? NULL : bsearch(&key, st->e, st->n, sizeof(Enrolment), enrolment_cmp);
+}
+
+/* The customer's challenge_state row into st: every enrolment, by id */
+static void
+ReadState(int64 customer, ChState *st)
+{
+	Datum		args[1] = {Int64GetDatum(customer)};
+	HeapTuple	t;
+	TupleDesc	desc;
+	bool		isnull;
+	Datum	   *d[STATE_ARRAYS + 1];
+	bool	   *z[STATE_ARRAYS + 1];
+	int			n[STATE_ARRAYS + 1];
+	static const Oid types[STATE_ARRAYS + 1] = {InvalidOid, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+		INT8OID, INT4OID, TIMESTAMPTZOID, TEXTOID, INT8OID, TEXTOID, TIMESTAMPTZOID, TEXTOID,
+	INT8OID, TEXTOID, INT4OID, INT8OID, INT4OID, INT4OID};
+
+	memset(st, 0, sizeof(*st));
+	RunKept(&state_query, args, NULL, 0);
+	if (SPI_processed != 1)
+		return;
+	t = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	st->exists = true;
+	st->seen = DatumGetTransactionId(SPI_getbinval(t, desc, 1, &isnull));
+	for (int c = 1; c <= STATE_ARRAYS; c++)
+		n[c] = ArrayColumn(t, desc, c + 1, types[c], &d[c], &z[c]);
+	for (int c = 2; c <= 11; c++)
+		if (n[c] != n[1])
+			elog(ERROR, "challenge_state row of customer " INT64_FORMAT " has arrays of different lengths", customer);
+	if (n[13] != n[12] || n[14] != n[12] || n[16] != n[15] || n[17] != n[15])
+		elog(ERROR, "challenge_state row of customer " INT64_FORMAT " has arrays of different lengths", customer);
+	st->n = n[1];
+	st->e = palloc0(sizeof(Enrolment) * Max(st->n, 1));
+	for (int i = 0; i < st->n; i++)
+	{
+		Enrolment  *e = &st->e[i];
+
+		e->id = DatumGetInt64(d[1][i]);
+		e->exists = true;
+		e->enrolled_at = DatumGetTimestampTz(d[2][i]);
+		e->has_window_end = !z[3][i];
+		e->window_end = z[3][i] ? 0 : DatumGetTimestampTz(d[3][i]);
+		e->progress = DatumGetInt64(d[4][i]);
+		e->completions = DatumGetInt32(d[5][i]);
+		e->completed = !z[6][i];
+		e->completed_at = z[6][i] ? 0 : DatumGetTimestampTz(d[6][i]);
+		e->completed_receipt = z[7][i] ? NULL : TextDatumGetCString(d[7][i]);
+		e->lot = z[8][i] ? 0 : DatumGetInt64(d[8][i]);
+		e->coupon = z[9][i] ? NULL : TextDatumGetCString(d[9][i]);
+		e->has_last = !z[10][i];
+		e->last_at = z[10][i] ? 0 : DatumGetTimestampTz(d[10][i]);
+		e->last_receipt = z[11][i] ? "" : TextDatumGetCString(d[11][i]);
+	}
+	qsort(st->e, st->n, sizeof(Enrolment), enrolment_cmp);
+	/* the values and periods, each to its enrolment, in their stored order */
+	for (int k = 0; k < n[12]; k++)
+	{
+		Enrolment  *e = StateFind(st, DatumGetInt64(d[12][k]));
+
+		if (e == NULL || z[13][k] || z[14][k])
+			continue;			/* a value of no enrolment: dropped */
+		e->keys = e->keys ? repalloc(e->keys, sizeof(char *) * (e->nkeys + 1)) : palloc(sizeof(char *));
+		e->key_counts = e->key_counts ? repalloc(e->key_counts, sizeof(int32) * (e->nkeys + 1)) : palloc(sizeof(int32));
+		e->keys[e->nkeys] = TextDatumGetCString(d[13][k]);
+		e->key_counts[e->nkeys] = DatumGetInt32(d[14][k]);
+		e->nkeys++;
+	}
+	for (int k = 0; k < n[15]; k++)
+	{
+		Enrolment  *e = StateFind(st, DatumGetInt64(d[15][k]));
+
+		if (e == NULL || z[16][k] || z[17][k])
+			continue;
+		e->periods = e->periods ? repalloc(e->periods, sizeof(int32) * (e->nperiods + 1)) : palloc(sizeof(int32));
+		e->period_counts = e->period_counts ? repalloc(e->period_counts, sizeof(int32) * (e->nperiods + 1)) : palloc(sizeof(int32));
+		e->periods[e->nperiods] = DatumGetInt32(d[16][k]);
+		e->period_counts[e->nperiods] = DatumGetInt32(d[17][k]);
+		e->nperiods++;
+	}
+}
+
 /*
- * Read the customer's enrolments in ids[] into e[] (same order).  They are
- * not locked: the operation holds its customer's wallets, and writes a row
- * back only if it is still the version read (WriteProgress).
+ * Read the customer's enrolments in ids[] into e[] (same order), from
+ * their challenge_state row (kept in st).  The row is not locked: the
+ * operation holds its customer's wallets, and writes it back only if it
+ * is still the version read (WriteState).
  */
 static void
-ReadEnrolments(int64 customer, const int64 *ids, int n, Enrolment *e)
+ReadEnrolments(int64 customer, const int64 *ids, int n, Enrolment *e, ChState *st)
 {
-	Datum		args[2] = {Int64GetDatum(customer), SpiInt8Array(ids, n)};
-
-	RunKept(&progress_query, args, NULL, 0);
-	for (uint64 r = 0; r < SPI_processed; r++)
+	ReadState(customer, st);
+	for (int i = 0; i < n; i++)
 	{
-		HeapTuple	t = SPI_tuptable->vals[r];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		int64		id = DatumGetInt64(SPI_getbinval(t, desc, 1, &isnull));
-		Datum		d;
-		int			m;
+		Enrolment  *found = StateFind(st, ids[i]);
 
-		for (int i = 0; i < n; i++)
+		if (found)
+			e[i] = *found;
+		else
 		{
-			if (ids[i] != id)
-				continue;
-			e[i].exists = true;
-			e[i].enrolled_at = DatumGetTimestampTz(SPI_getbinval(t, desc, 2, &isnull));
-			d = SPI_getbinval(t, desc, 3, &isnull);
-			e[i].has_window_end = !isnull;
-			e[i].window_end = isnull ? 0 : DatumGetTimestampTz(d);
-			e[i].progress = DatumGetInt64(SPI_getbinval(t, desc, 4, &isnull));
-			e[i].completed = DatumGetBool(SPI_getbinval(t, desc, 5, &isnull));
-			e[i].completions = DatumGetInt32(SPI_getbinval(t, desc, 6, &isnull));
-			d = SPI_getbinval(t, desc, 7, &isnull);
-			e[i].lot = isnull ? 0 : DatumGetInt64(d);
-			e[i].coupon = SPI_getvalue(t, desc, 8);
-			e[i].keys = TextColumn(t, desc, 9, &e[i].nkeys);
-			e[i].key_counts = Int4Column(t, desc, 10, &m);
-			if (m != e[i].nkeys)
-				elog(ERROR, "challenge_progress row of challenge " INT64_FORMAT " has keys and counts of different lengths", id);
-			e[i].periods = Int4Column(t, desc, 11, &e[i].nperiods);
-			e[i].period_counts = Int4Column(t, desc, 12, &m);
-			if (m != e[i].nperiods)
-				elog(ERROR, "challenge_progress row of challenge " INT64_FORMAT " has periods and counts of different lengths", id);
-			d = SPI_getbinval(t, desc, 13, &isnull);
-			e[i].has_last = !isnull;
-			e[i].last_at = isnull ? 0 : DatumGetTimestampTz(d);
-			e[i].last_receipt = SPI_getvalue(t, desc, 14);
-			e[i].seen = DatumGetTransactionId(SPI_getbinval(t, desc, 15, &isnull));
-			if (e[i].has_last && e[i].last_receipt == NULL)
-				e[i].last_receipt = "";
+			memset(&e[i], 0, sizeof(Enrolment));
+			e[i].id = ids[i];
 		}
 	}
+}
+
+/* An enrolment into st, in place of the one of its challenge or in its place by id */
+static void
+StatePut(ChState *st, const Enrolment *x)
+{
+	Enrolment  *found = StateFind(st, x->id);
+	int			at = 0;
+
+	if (found)
+	{
+		*found = *x;
+		return;
+	}
+	while (at < st->n && st->e[at].id < x->id)
+		at++;
+	st->e = st->e ? repalloc(st->e, sizeof(Enrolment) * (st->n + 1)) : palloc(sizeof(Enrolment));
+	memmove(&st->e[at + 1], &st->e[at], sizeof(Enrolment) * (st->n - at));
+	st->e[at] = *x;
+	st->n++;
+}
+
+/*
+ * The customer's challenge_state row written back: updated if it is still
+ * the version read, inserted if they had none; else 40001, nothing written.
+ */
+static void
+WriteState(int64 program_id, int64 customer, const ChState *st, const char *rid)
+{
+	int			n = st->n;
+	int			nk = 0,
+				np = 0;
+	Datum	   *d[STATE_ARRAYS + 1];
+	bool	   *z[STATE_ARRAYS + 1];
+	Datum		args[STATE_ARRAYS + 2];
+	static const Oid types[STATE_ARRAYS + 1] = {InvalidOid, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+		INT8OID, INT4OID, TIMESTAMPTZOID, TEXTOID, INT8OID, TEXTOID, TIMESTAMPTZOID, TEXTOID,
+	INT8OID, TEXTOID, INT4OID, INT8OID, INT4OID, INT4OID};
+
+	for (int i = 0; i < n; i++)
+	{
+		nk += st->e[i].nkeys;
+		np += st->e[i].nperiods;
+	}
+	for (int c = 1; c <= STATE_ARRAYS; c++)
+	{
+		int			len = c <= 11 ? n : c <= 14 ? nk : np;
+
+		d[c] = palloc0(sizeof(Datum) * Max(len, 1));
+		z[c] = palloc0(sizeof(bool) * Max(len, 1));
+	}
+	nk = np = 0;
+	for (int i = 0; i < n; i++)
+	{
+		const Enrolment *e = &st->e[i];
+
+		d[1][i] = Int64GetDatum(e->id);
+		d[2][i] = TimestampTzGetDatum(e->enrolled_at);
+		z[3][i] = !e->has_window_end;
+		d[3][i] = TimestampTzGetDatum(e->window_end);
+		d[4][i] = Int64GetDatum(e->progress);
+		d[5][i] = Int32GetDatum(e->completions);
+		z[6][i] = !e->completed;
+		d[6][i] = TimestampTzGetDatum(e->completed_at);
+		z[7][i] = !e->completed || e->completed_receipt == NULL;
+		d[7][i] = z[7][i] ? (Datum) 0 : CStringGetTextDatum(e->completed_receipt);
+		z[8][i] = e->lot == 0;
+		d[8][i] = Int64GetDatum(e->lot);
+		z[9][i] = e->coupon == NULL;
+		d[9][i] = e->coupon ? CStringGetTextDatum(e->coupon) : (Datum) 0;
+		z[10][i] = !e->has_last;
+		d[10][i] = TimestampTzGetDatum(e->last_at);
+		z[11][i] = !e->has_last;
+		d[11][i] = e->has_last ? CStringGetTextDatum(e->last_receipt) : (Datum) 0;
+		for (int k = 0; k < e->nkeys; k++, nk++)
+		{
+			d[12][nk] = Int64GetDatum(e->id);
+			d[13][nk] = CStringGetTextDatum(e->keys[k]);
+			d[14][nk] = Int32GetDatum(e->key_counts[k]);
+		}
+		for (int k = 0; k < e->nperiods; k++, np++)
+		{
+			d[15][np] = Int64GetDatum(e->id);
+			d[16][np] = Int32GetDatum(e->periods[k]);
+			d[17][np] = Int32GetDatum(e->period_counts[k]);
+		}
+	}
+	args[0] = Int64GetDatum(customer);
+	args[1] = st->exists ? TransactionIdGetDatum(st->seen) : Int64GetDatum(program_id);
+	for (int c = 1; c <= STATE_ARRAYS; c++)
+		args[c + 1] = SpiArray(types[c], d[c], z[c], c <= 11 ? n : c <= 14 ? nk : np);
+	RunKept(st->exists ? &state_update_query : &state_insert_query, args, NULL, 0);
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("receipt \"%s\": the customer's challenges changed meanwhile", rid),
+				 errhint("Try the operation again.")));
 }
 
 /* The period of a streak a date falls in: days since 2000-01-01, or ISO weeks */
@@ -842,38 +1024,16 @@ TakeBack(int64 program_id, const Challenge *c, int64 customer, const char *rid, 
 }
 
 /*
- * Write the progress of the enrolments that moved: their rows, one
- * challenge_progress event for the receipt, then what each change of state
- * gives or takes (with its own events).
+ * Write the progress of the enrolments that moved: one challenge_progress
+ * event for the receipt, then what each change of state gives or takes
+ * (with its own events), then the customer's row.
  */
 static void
 WriteProgress(int64 program_id, const Challenge *const *cs, Enrolment *e, int n,
-			  int64 customer, const char *rid, bool returning)
+			  int64 customer, const char *rid, bool returning, ChState *st)
 {
-	int64	   *ids = palloc(sizeof(int64) * Max(n, 1));
-	int64	   *progress = palloc(sizeof(int64) * Max(n, 1));
-	Datum	   *done = palloc(sizeof(Datum) * Max(n, 1));
-	int32	   *completions = palloc(sizeof(int32) * Max(n, 1));
-	int64	   *lots = palloc(sizeof(int64) * Max(n, 1));
-	char	  **coupons = palloc(sizeof(char *) * Max(n, 1));
 	bool	   *was = palloc(sizeof(bool) * Max(n, 1));
-	int32	   *k1 = palloc(sizeof(int32) * Max(n, 1));
-	int32	   *k2 = palloc(sizeof(int32) * Max(n, 1));
-	int32	   *p1 = palloc(sizeof(int32) * Max(n, 1));
-	int32	   *p2 = palloc(sizeof(int32) * Max(n, 1));
-	Datum	   *last_at = palloc(sizeof(Datum) * Max(n, 1));
-	bool	   *last_null = palloc(sizeof(bool) * Max(n, 1));
-	char	  **last_receipt = palloc(sizeof(char *) * Max(n, 1));
-	Datum	   *seen = palloc(sizeof(Datum) * Max(n, 1));
-	bool	   *seen_null = palloc(sizeof(bool) * Max(n, 1));
-	int			nkeys = 0,
-				nperiods = 0;
-	char	  **keys;
-	int32	   *key_counts;
-	int32	   *periods;
-	int32	   *period_counts;
 	JsonBuild	jb = NULL;
-	int			m = 0;
 
 	/* the new states, and the receipt's event */
 	JbBeginObject(&jb, NULL);
@@ -889,87 +1049,41 @@ WriteProgress(int64 program_id, const Challenge *const *cs, Enrolment *e, int n,
 			continue;
 		was[i] = e[i].completed;
 		if (!was[i] && e[i].progress >= c->target)
+		{
 			e[i].completed = true;
+			e[i].completed_at = GetCurrentTransactionStartTimestamp();
+			e[i].completed_receipt = (char *) rid;
+		}
 		else if (was[i] && returning && e[i].progress < c->target && !c->keep_reward)
+		{
 			e[i].completed = false;
+			e[i].completed_receipt = NULL;
+		}
 		JbBeginObject(&jb, NULL);
 		JbText(&jb, "challenge", c->code);
 		JbInt(&jb, "progress", e[i].progress);
 		JbInt(&jb, "target", c->target);
 		JbText(&jb, "state", e[i].completed ? "completed" : "active");
 		JbEndObject(&jb);
-		nkeys += e[i].nkeys;
-		nperiods += e[i].nperiods;
 	}
 	JbEndArray(&jb);
 	Event(program_id, "challenge_progress", customer, &jb);
 
-	keys = palloc(sizeof(char *) * Max(nkeys, 1));
-	key_counts = palloc(sizeof(int32) * Max(nkeys, 1));
-	periods = palloc(sizeof(int32) * Max(nperiods, 1));
-	period_counts = palloc(sizeof(int32) * Max(nperiods, 1));
-	nkeys = nperiods = 0;
 	for (int i = 0; i < n; i++)
 	{
-		const Challenge *c = cs[i];
-
 		if (!e[i].counts)
 			continue;
 		if (!was[i] && e[i].completed)
 		{
 			e[i].completions++;
-			Grant(program_id, c, customer, rid, &e[i]);
+			Grant(program_id, cs[i], customer, rid, &e[i]);
 		}
 		else if (was[i] && !e[i].completed)
-			TakeBack(program_id, c, customer, rid, &e[i]);
-		ids[m] = c->id;
-		progress[m] = e[i].progress;
-		done[m] = BoolGetDatum(e[i].completed);
-		completions[m] = e[i].completions;
-		lots[m] = e[i].lot;
-		coupons[m] = e[i].coupon;
-		/* its keys and periods: a slice [k1:k2] of the flat arrays */
-		k1[m] = nkeys + 1;
-		for (int k = 0; k < e[i].nkeys; k++, nkeys++)
-		{
-			keys[nkeys] = e[i].keys[k];
-			key_counts[nkeys] = e[i].key_counts[k];
-		}
-		k2[m] = nkeys;
-		p1[m] = nperiods + 1;
-		for (int k = 0; k < e[i].nperiods; k++, nperiods++)
-		{
-			periods[nperiods] = e[i].periods[k];
-			period_counts[nperiods] = e[i].period_counts[k];
-		}
-		p2[m] = nperiods;
-		last_null[m] = !e[i].has_last;
-		last_at[m] = TimestampTzGetDatum(e[i].last_at);
-		last_receipt[m] = e[i].has_last ? e[i].last_receipt : NULL;
-		seen[m] = TransactionIdGetDatum(e[i].seen);
-		seen_null[m] = !e[i].exists;
-		m++;
+			TakeBack(program_id, cs[i], customer, rid, &e[i]);
+		e[i].exists = true;
+		StatePut(st, &e[i]);
 	}
-	if (m > 0)
-	{
-		Datum		args[19] = {Int64GetDatum(customer), SpiInt8Array(ids, m), SpiInt8Array(progress, m),
-			SpiArray(BOOLOID, done, NULL, m),
-			SpiInt4Array(completions, m), SpiInt8Array(lots, m),
-			SpiTextArray((const char *const *) coupons, m), CStringGetTextDatum(rid),
-			SpiTextArray((const char *const *) keys, nkeys), SpiInt4Array(key_counts, nkeys),
-			SpiInt4Array(periods, nperiods), SpiInt4Array(period_counts, nperiods),
-			SpiInt4Array(k1, m), SpiInt4Array(k2, m), SpiInt4Array(p1, m), SpiInt4Array(p2, m),
-			SpiArray(TIMESTAMPTZOID, last_at, last_null, m),
-			SpiTextArray((const char *const *) last_receipt, m),
-		SpiArray(XIDOID, seen, seen_null, m)};
-
-		RunKept(&update_query, args, NULL, 0);
-		if (SPI_processed != (uint64) m)
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("receipt \"%s\": the customer's progress in a challenge changed meanwhile", rid),
-					 errhint("Try the operation again.")));
-	}
+	WriteState(program_id, customer, st, rid);
 }
 
 /*
@@ -990,6 +1104,7 @@ CampaignCommit(Catalog *cat, const ReceiptPlan *plan, const char *rid)
 	int			nbytes = (plan->nlines + 7) / 8;
 	int64	   *ids;
 	Enrolment  *e;
+	ChState		st;
 	const Challenge **cs;
 	int			m = 0;
 	int64		customer = plan->customer_id;
@@ -1073,59 +1188,33 @@ CampaignCommit(Catalog *cat, const ReceiptPlan *plan, const char *rid)
 		ids[j] = cs[j]->id;
 	}
 	e = palloc0(sizeof(Enrolment) * nentries);
-	ReadEnrolments(customer, ids, nentries, e);
+	ReadEnrolments(customer, ids, nentries, e, &st);
 
-	/* enrol where it enrols; keep what counts */
+	/* enrol where it enrols (written with the row); keep what counts */
+	for (int j = 0; j < nentries; j++)
 	{
-		int64	   *new_ids = palloc(sizeof(int64) * nentries);
-		Datum	   *new_at = palloc(sizeof(Datum) * nentries);
-		Datum	   *new_end = palloc(sizeof(Datum) * nentries);
-		bool	   *new_end_null = palloc(sizeof(bool) * nentries);
-		int			nnew = 0;
+		const Challenge *ch = cs[j];
 
-		for (int j = 0; j < nentries; j++)
+		if (!e[j].exists)
 		{
-			const Challenge *ch = cs[j];
-
-			if (!e[j].exists)
-			{
-				if (ch->opt_in || !InAudience(ch, plan) || (ch->has_end && at >= ch->ends_at))
-					continue;
-				e[j].enrolled_at = at;
-				e[j].has_window_end = ch->has_duration || ch->has_end;
-				if (ch->has_duration)
-					e[j].window_end = DatumGetTimestampTz(DirectFunctionCall2(timestamp_pl_interval,
-																			  TimestampTzGetDatum(at),
-																			  IntervalPGetDatum(&ch->duration)));
-				else
-					e[j].window_end = ch->ends_at;
-				new_ids[nnew] = ch->id;
-				new_at[nnew] = TimestampTzGetDatum(at);
-				new_end[nnew] = TimestampTzGetDatum(e[j].window_end);
-				new_end_null[nnew] = !e[j].has_window_end;
-				nnew++;
-			}
-			else if (at < e[j].enrolled_at || (e[j].has_window_end && at >= e[j].window_end))
+			if (ch->opt_in || !InAudience(ch, plan) || (ch->has_end && at >= ch->ends_at))
 				continue;
-			e[j].counts = true;
-			m++;
+			e[j].enrolled_at = at;
+			e[j].has_window_end = ch->has_duration || ch->has_end;
+			if (ch->has_duration)
+				e[j].window_end = DatumGetTimestampTz(DirectFunctionCall2(timestamp_pl_interval,
+																		  TimestampTzGetDatum(at),
+																		  IntervalPGetDatum(&ch->duration)));
+			else
+				e[j].window_end = ch->ends_at;
 		}
-		if (m == 0)
-			return;
-		if (nnew > 0)
-		{
-			Datum		args[5] = {SpiInt8Array(new_ids, nnew), Int64GetDatum(customer),
-				Int64GetDatum(cat->program_id),
-				SpiArray(TIMESTAMPTZOID, new_at, NULL, nnew), SpiArray(TIMESTAMPTZOID, new_end, new_end_null, nnew)};
-
-			RunKept(&enrol_query, args, NULL, 0);
-			if (SPI_processed != (uint64) nnew)
-				ereport(ERROR,
-						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-						 errmsg("receipt \"%s\": the customer enrolled in a challenge while committing", rid),
-						 errhint("Calculate the receipt again.")));
-		}
+		else if (at < e[j].enrolled_at || (e[j].has_window_end && at >= e[j].window_end))
+			continue;
+		e[j].counts = true;
+		m++;
 	}
+	if (m == 0)
+		return;
 
 	/* the receipt's row: the entries of the challenges it counts for */
 	{
@@ -1217,7 +1306,7 @@ CampaignCommit(Catalog *cat, const ReceiptPlan *plan, const char *rid)
 				break;
 		}
 	}
-	WriteProgress(cat->program_id, cs, e, nentries, customer, rid, false);
+	WriteProgress(cat->program_id, cs, e, nentries, customer, rid, false, &st);
 }
 
 /* What f(refunded) = total - floor(total * refunded / qty) loses from before to after */
@@ -1261,6 +1350,7 @@ CampaignReturn(int64 program_id, const char *rid, int64 customer, int nlines,
 	int		   *chal;
 	const Challenge **csp;
 	Enrolment  *e;
+	ChState		st;
 	int		   *moved;
 	int			nmoved = 0;
 
@@ -1384,7 +1474,7 @@ CampaignReturn(int64 program_id, const char *rid, int64 customer, int nlines,
 		csp[x] = &cs[chal[moved[x]]];
 		ids[x] = csp[x]->id;
 	}
-	ReadEnrolments(customer, ids, nmoved, e);
+	ReadEnrolments(customer, ids, nmoved, e, &st);
 	for (int x = 0; x < nmoved; x++)
 	{
 		int			i = moved[x];
@@ -1417,5 +1507,5 @@ CampaignReturn(int64 program_id, const char *rid, int64 customer, int nlines,
 		}
 		e[x].progress = Max(e[x].progress, 0);
 	}
-	WriteProgress(program_id, csp, e, nmoved, customer, rid, true);
+	WriteProgress(program_id, csp, e, nmoved, customer, rid, true, &st);
 }

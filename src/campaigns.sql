@@ -204,54 +204,140 @@ CREATE TRIGGER challenge_step_catalog_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.challenge_step
     FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.catalog_changed();
 
-CREATE TABLE @extschema@.challenge_progress (
-    challenge_id      bigint NOT NULL REFERENCES @extschema@.challenge (id),
-    customer_id       bigint NOT NULL,
+-- A customer's enrolments, one row per customer: element i of each
+-- per-challenge array is their enrolment in challenge_id[i]; the values a
+-- distinct goal counted and the periods of a streak are lists of their
+-- own, each element naming its challenge (key_challenge, period_challenge).
+-- Commit reads and writes the one row (src/campaigns.c); the view
+-- challenge_progress shows a row per enrolment.
+CREATE TABLE @extschema@.challenge_state (
+    customer_id       bigint PRIMARY KEY,
     program_id        bigint NOT NULL,
-    enrolled_at       timestamptz NOT NULL,
-    window_end        timestamptz,
-    progress          bigint NOT NULL DEFAULT 0 CHECK (progress OPERATOR(pg_catalog.>=) 0),
-    state             text NOT NULL DEFAULT 'active'
-                      CHECK (state OPERATOR(pg_catalog.=) ANY ('{active,completed}'::text[])),
-    completions       integer NOT NULL DEFAULT 0,
-    completed_at      timestamptz,
-    completed_receipt text,
-    reward_lot_id     bigint,
-    reward_coupon     text,
+    challenge_id      bigint[] COMPRESSION lz4 NOT NULL DEFAULT '{}',
+    enrolled_at       timestamptz[] COMPRESSION lz4 NOT NULL DEFAULT '{}',
+    window_end        timestamptz[] COMPRESSION lz4 NOT NULL DEFAULT '{}',
+    progress          bigint[] COMPRESSION lz4 NOT NULL DEFAULT '{}',
+    completions       integer[] COMPRESSION lz4 NOT NULL DEFAULT '{}',
+    completed_at      timestamptz[] COMPRESSION lz4 NOT NULL DEFAULT '{}',
+    completed_receipt text[] COMPRESSION lz4 NOT NULL DEFAULT '{}',
+    reward_lot_id     bigint[] COMPRESSION lz4 NOT NULL DEFAULT '{}',
+    reward_coupon     text[] COMPRESSION lz4 NOT NULL DEFAULT '{}',
+    last_at           timestamptz[] COMPRESSION lz4 NOT NULL DEFAULT '{}',
+    last_receipt      text[] COMPRESSION lz4 NOT NULL DEFAULT '{}',
+    key_challenge     bigint[] COMPRESSION lz4 NOT NULL DEFAULT '{}',
+    keys              text[] COMPRESSION lz4 NOT NULL DEFAULT '{}',
+    key_counts        integer[] COMPRESSION lz4 NOT NULL DEFAULT '{}',
+    period_challenge  bigint[] COMPRESSION lz4 NOT NULL DEFAULT '{}',
+    periods           integer[] COMPRESSION lz4 NOT NULL DEFAULT '{}',
+    period_counts     integer[] COMPRESSION lz4 NOT NULL DEFAULT '{}',
     updated_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    keys              text[] NOT NULL DEFAULT '{}',
-    key_counts        integer[] NOT NULL DEFAULT '{}',
-    periods           integer[] NOT NULL DEFAULT '{}',
-    period_counts     integer[] NOT NULL DEFAULT '{}',
-    last_at           timestamptz,
-    last_receipt      text,
-    PRIMARY KEY (challenge_id, customer_id),
     FOREIGN KEY (program_id, customer_id) REFERENCES @extschema@.customer (program_id, id),
-    CONSTRAINT challenge_progress_completed_check CHECK ((state OPERATOR(pg_catalog.=) 'completed') OPERATOR(pg_catalog.=) (completed_at IS NOT NULL))
+    CONSTRAINT challenge_state_lengths_check CHECK (
+        pg_catalog.cardinality(enrolled_at) OPERATOR(pg_catalog.=) pg_catalog.cardinality(challenge_id)
+        AND pg_catalog.cardinality(window_end) OPERATOR(pg_catalog.=) pg_catalog.cardinality(challenge_id)
+        AND pg_catalog.cardinality(progress) OPERATOR(pg_catalog.=) pg_catalog.cardinality(challenge_id)
+        AND pg_catalog.cardinality(completions) OPERATOR(pg_catalog.=) pg_catalog.cardinality(challenge_id)
+        AND pg_catalog.cardinality(completed_at) OPERATOR(pg_catalog.=) pg_catalog.cardinality(challenge_id)
+        AND pg_catalog.cardinality(completed_receipt) OPERATOR(pg_catalog.=) pg_catalog.cardinality(challenge_id)
+        AND pg_catalog.cardinality(reward_lot_id) OPERATOR(pg_catalog.=) pg_catalog.cardinality(challenge_id)
+        AND pg_catalog.cardinality(reward_coupon) OPERATOR(pg_catalog.=) pg_catalog.cardinality(challenge_id)
+        AND pg_catalog.cardinality(last_at) OPERATOR(pg_catalog.=) pg_catalog.cardinality(challenge_id)
+        AND pg_catalog.cardinality(last_receipt) OPERATOR(pg_catalog.=) pg_catalog.cardinality(challenge_id)
+        AND pg_catalog.cardinality(keys) OPERATOR(pg_catalog.=) pg_catalog.cardinality(key_challenge)
+        AND pg_catalog.cardinality(key_counts) OPERATOR(pg_catalog.=) pg_catalog.cardinality(key_challenge)
+        AND pg_catalog.cardinality(periods) OPERATOR(pg_catalog.=) pg_catalog.cardinality(period_challenge)
+        AND pg_catalog.cardinality(period_counts) OPERATOR(pg_catalog.=) pg_catalog.cardinality(period_challenge))
 );
-CREATE INDEX challenge_progress_customer_idx ON @extschema@.challenge_progress (customer_id);
-COMMENT ON TABLE @extschema@.challenge_progress IS 'a customer enrolled in a challenge: the window, the progress, and the reward given';
+COMMENT ON TABLE @extschema@.challenge_state IS 'a customer''s enrolments in challenges, one row per customer (the arrays in parallel; read them as loyalty.challenge_progress)';
+COMMENT ON COLUMN @extschema@.challenge_state.customer_id IS 'the customer';
+COMMENT ON COLUMN @extschema@.challenge_state.program_id IS 'the programme';
+COMMENT ON COLUMN @extschema@.challenge_state.challenge_id IS 'per enrolment: the challenge (ascending, as commit writes them)';
+COMMENT ON COLUMN @extschema@.challenge_state.enrolled_at IS 'per enrolment: opt-in, when enrol_challenge enrolled them; automatic, the "at" of the first receipt that counted';
+COMMENT ON COLUMN @extschema@.challenge_state.window_end IS 'per enrolment: until when (exclusive) receipts count: enrolled_at + duration, or the challenge''s ends_at; NULL: open-ended';
+COMMENT ON COLUMN @extschema@.challenge_state.progress IS 'per enrolment: in the goal''s unit: receipts, minor units of money (spend), thousandths of a unit (quantity), distinct values, periods in a row, steps';
+COMMENT ON COLUMN @extschema@.challenge_state.completions IS 'per enrolment: how many times it was completed (a reward taken back by a return makes it active again)';
+COMMENT ON COLUMN @extschema@.challenge_state.completed_at IS 'per enrolment: when it was completed (the transaction''s time); NULL while active';
+COMMENT ON COLUMN @extschema@.challenge_state.completed_receipt IS 'per enrolment: the receipt that completed it';
+COMMENT ON COLUMN @extschema@.challenge_state.reward_lot_id IS 'per enrolment: the reward lot of the last completion';
+COMMENT ON COLUMN @extschema@.challenge_state.reward_coupon IS 'per enrolment: the code of the reward coupon of the last completion';
+COMMENT ON COLUMN @extschema@.challenge_state.last_at IS 'per enrolment, steps: the "at" of the latest receipt counted (receipts are counted in the order of at, then receipt_id)';
+COMMENT ON COLUMN @extschema@.challenge_state.last_receipt IS 'per enrolment, steps: that receipt''s id';
+COMMENT ON COLUMN @extschema@.challenge_state.key_challenge IS 'per value counted by a distinct goal: its challenge';
+COMMENT ON COLUMN @extschema@.challenge_state.keys IS 'per value: the value (in bytewise order within its challenge)';
+COMMENT ON COLUMN @extschema@.challenge_state.key_counts IS 'per value: the lines of receipts not returned that give it';
+COMMENT ON COLUMN @extschema@.challenge_state.period_challenge IS 'per period of a streak with a receipt: its challenge';
+COMMENT ON COLUMN @extschema@.challenge_state.periods IS 'per period: days since 2000-01-01, or weeks since Monday 2000-01-03 (ascending within its challenge)';
+COMMENT ON COLUMN @extschema@.challenge_state.period_counts IS 'per period: the receipts not returned in it';
+COMMENT ON COLUMN @extschema@.challenge_state.updated_at IS 'its last change';
+ALTER TABLE @extschema@.challenge_state ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON @extschema@.challenge_state USING (@extschema@.program_open(program_id));
+
+-- A row per enrolment (the view of challenge_state its readers use).
+CREATE VIEW @extschema@.challenge_progress WITH (security_invoker = true) AS
+SELECT u.challenge_id, s.customer_id, s.program_id, u.enrolled_at, u.window_end, u.progress,
+       CASE WHEN u.completed_at IS NULL THEN 'active' ELSE 'completed' END AS state,
+       u.completions, u.completed_at, u.completed_receipt, u.reward_lot_id, u.reward_coupon, s.updated_at,
+       ARRAY(SELECT k.key FROM ROWS FROM (pg_catalog.unnest(s.key_challenge), pg_catalog.unnest(s.keys))
+                          WITH ORDINALITY k (c, key, n)
+              WHERE k.c OPERATOR(pg_catalog.=) u.challenge_id ORDER BY k.n) AS keys,
+       ARRAY(SELECT k.count FROM ROWS FROM (pg_catalog.unnest(s.key_challenge), pg_catalog.unnest(s.key_counts))
+                            WITH ORDINALITY k (c, count, n)
+              WHERE k.c OPERATOR(pg_catalog.=) u.challenge_id ORDER BY k.n) AS key_counts,
+       ARRAY(SELECT k.period FROM ROWS FROM (pg_catalog.unnest(s.period_challenge), pg_catalog.unnest(s.periods))
+                             WITH ORDINALITY k (c, period, n)
+              WHERE k.c OPERATOR(pg_catalog.=) u.challenge_id ORDER BY k.n) AS periods,
+       ARRAY(SELECT k.count FROM ROWS FROM (pg_catalog.unnest(s.period_challenge), pg_catalog.unnest(s.period_counts))
+                            WITH ORDINALITY k (c, count, n)
+              WHERE k.c OPERATOR(pg_catalog.=) u.challenge_id ORDER BY k.n) AS period_counts,
+       u.last_at, u.last_receipt
+  FROM @extschema@.challenge_state s
+ CROSS JOIN LATERAL ROWS FROM (pg_catalog.unnest(s.challenge_id), pg_catalog.unnest(s.enrolled_at),
+                               pg_catalog.unnest(s.window_end), pg_catalog.unnest(s.progress),
+                               pg_catalog.unnest(s.completions), pg_catalog.unnest(s.completed_at),
+                               pg_catalog.unnest(s.completed_receipt), pg_catalog.unnest(s.reward_lot_id),
+                               pg_catalog.unnest(s.reward_coupon), pg_catalog.unnest(s.last_at),
+                               pg_catalog.unnest(s.last_receipt))
+       u (challenge_id, enrolled_at, window_end, progress, completions, completed_at, completed_receipt,
+          reward_lot_id, reward_coupon, last_at, last_receipt);
+COMMENT ON VIEW @extschema@.challenge_progress IS 'a customer enrolled in a challenge: the window, the progress, and the reward given (a row per enrolment of loyalty.challenge_state)';
 COMMENT ON COLUMN @extschema@.challenge_progress.challenge_id IS 'the challenge';
 COMMENT ON COLUMN @extschema@.challenge_progress.customer_id IS 'the customer';
 COMMENT ON COLUMN @extschema@.challenge_progress.program_id IS 'the programme';
 COMMENT ON COLUMN @extschema@.challenge_progress.enrolled_at IS 'opt-in: when enrol_challenge enrolled them; automatic: the "at" of the first receipt that counted';
 COMMENT ON COLUMN @extschema@.challenge_progress.window_end IS 'until when (exclusive) receipts count: enrolled_at + duration, or the challenge''s ends_at; NULL: open-ended';
 COMMENT ON COLUMN @extschema@.challenge_progress.progress IS 'in the goal''s unit: receipts, minor units of money (spend), thousandths of a unit (quantity), distinct values, periods in a row, steps';
-COMMENT ON COLUMN @extschema@.challenge_progress.state IS 'active or completed';
+COMMENT ON COLUMN @extschema@.challenge_progress.state IS 'active or completed (completed_at set)';
 COMMENT ON COLUMN @extschema@.challenge_progress.completions IS 'how many times it was completed (a reward taken back by a return makes it active again)';
 COMMENT ON COLUMN @extschema@.challenge_progress.completed_at IS 'when it was completed (the transaction''s time); NULL while active';
 COMMENT ON COLUMN @extschema@.challenge_progress.completed_receipt IS 'the receipt that completed it';
 COMMENT ON COLUMN @extschema@.challenge_progress.reward_lot_id IS 'the reward lot of the last completion';
 COMMENT ON COLUMN @extschema@.challenge_progress.reward_coupon IS 'the code of the reward coupon of the last completion';
-COMMENT ON COLUMN @extschema@.challenge_progress.updated_at IS 'its last change';
+COMMENT ON COLUMN @extschema@.challenge_progress.updated_at IS 'the last change of the customer''s row';
 COMMENT ON COLUMN @extschema@.challenge_progress.keys IS 'distinct: the values counted, in bytewise order';
 COMMENT ON COLUMN @extschema@.challenge_progress.key_counts IS 'distinct: per value, the lines of receipts not returned that give it';
 COMMENT ON COLUMN @extschema@.challenge_progress.periods IS 'streak: the periods with a receipt, ascending (days since 2000-01-01, or weeks since Monday 2000-01-03)';
 COMMENT ON COLUMN @extschema@.challenge_progress.period_counts IS 'streak: per period, the receipts not returned in it';
 COMMENT ON COLUMN @extschema@.challenge_progress.last_at IS 'steps: the "at" of the latest receipt counted (receipts are counted in the order of at, then receipt_id)';
 COMMENT ON COLUMN @extschema@.challenge_progress.last_receipt IS 'steps: that receipt''s id';
-ALTER TABLE @extschema@.challenge_progress ENABLE ROW LEVEL SECURITY;
-CREATE POLICY tenant ON @extschema@.challenge_progress USING (@extschema@.program_open(program_id));
+
+-- A challenge with enrolments is not deleted (their rows would name nothing).
+CREATE FUNCTION @extschema@.challenge_delete_check()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF EXISTS (SELECT FROM @extschema@.challenge_state s
+                WHERE s.program_id OPERATOR(pg_catalog.=) OLD.program_id
+                  AND s.challenge_id OPERATOR(pg_catalog.@>) ARRAY[OLD.id]) THEN
+        RAISE EXCEPTION 'challenge "%" has enrolments: end it (active false) instead of deleting it', OLD.code
+            USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    RETURN OLD;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@.challenge_delete_check() FROM PUBLIC;
+CREATE TRIGGER challenge_delete_check BEFORE DELETE ON @extschema@.challenge
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.challenge_delete_check();
 
 CREATE TABLE @extschema@.challenge_receipt (
     program_id   bigint NOT NULL,
@@ -413,18 +499,35 @@ BEGIN
                   DETAIL = pg_catalog.format('It is for customers of %s %s.', c.audience,
                                              pg_catalog.array_to_string(COALESCE(c.tiers, c.segments), ', '));
     END IF;
-    INSERT INTO @extschema@.challenge_progress AS x (challenge_id, customer_id, program_id, enrolled_at, window_end)
-    VALUES (c.id, cust.id, pid, t,
-            CASE WHEN c.duration IS NOT NULL
-                 THEN ((t AT TIME ZONE 'UTC') OPERATOR(pg_catalog.+) c.duration) AT TIME ZONE 'UTC'
-                 ELSE c.ends_at END)
-    ON CONFLICT ON CONSTRAINT challenge_progress_pkey DO NOTHING
-    RETURNING * INTO p;
-    fresh := FOUND;
-    IF NOT fresh THEN
-        SELECT * INTO p FROM @extschema@.challenge_progress x
-         WHERE x.challenge_id OPERATOR(pg_catalog.=) c.id AND x.customer_id OPERATOR(pg_catalog.=) cust.id;
+    -- the customer's row, locked (created if they have none): the enrolment
+    -- is appended unless there is one (commit writes the arrays back sorted)
+    INSERT INTO @extschema@.challenge_state AS x (customer_id, program_id)
+    VALUES (cust.id, pid) ON CONFLICT ON CONSTRAINT challenge_state_pkey DO NOTHING;
+    PERFORM FROM @extschema@.challenge_state x WHERE x.customer_id OPERATOR(pg_catalog.=) cust.id FOR UPDATE;
+    fresh := NOT EXISTS (SELECT FROM @extschema@.challenge_state x
+                          WHERE x.customer_id OPERATOR(pg_catalog.=) cust.id
+                            AND x.challenge_id OPERATOR(pg_catalog.@>) ARRAY[c.id]);
+    IF fresh THEN
+        UPDATE @extschema@.challenge_state x
+           SET challenge_id = x.challenge_id OPERATOR(pg_catalog.||) c.id,
+               enrolled_at = x.enrolled_at OPERATOR(pg_catalog.||) t,
+               window_end = x.window_end OPERATOR(pg_catalog.||)
+                            CASE WHEN c.duration IS NOT NULL
+                                 THEN ((t AT TIME ZONE 'UTC') OPERATOR(pg_catalog.+) c.duration) AT TIME ZONE 'UTC'
+                                 ELSE c.ends_at END,
+               progress = x.progress OPERATOR(pg_catalog.||) 0::bigint,
+               completions = x.completions OPERATOR(pg_catalog.||) 0,
+               completed_at = x.completed_at OPERATOR(pg_catalog.||) NULL::timestamptz,
+               completed_receipt = x.completed_receipt OPERATOR(pg_catalog.||) NULL::text,
+               reward_lot_id = x.reward_lot_id OPERATOR(pg_catalog.||) NULL::bigint,
+               reward_coupon = x.reward_coupon OPERATOR(pg_catalog.||) NULL::text,
+               last_at = x.last_at OPERATOR(pg_catalog.||) NULL::timestamptz,
+               last_receipt = x.last_receipt OPERATOR(pg_catalog.||) NULL::text,
+               updated_at = pg_catalog.now()
+         WHERE x.customer_id OPERATOR(pg_catalog.=) cust.id;
     END IF;
+    SELECT * INTO p FROM @extschema@.challenge_progress x
+     WHERE x.challenge_id OPERATOR(pg_catalog.=) c.id AND x.customer_id OPERATOR(pg_catalog.=) cust.id;
     RETURN pg_catalog.jsonb_build_object(
         'challenge', c.code, 'customer_id', cust.id, 'enrolled', fresh,
         'enrolled_at', p.enrolled_at, 'window_end', p.window_end,
@@ -507,7 +610,7 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.challenge', '');
 SELECT pg_catalog.pg_extension_config_dump(
     pg_catalog.pg_get_serial_sequence('@extschema@.challenge', 'id'), '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.challenge_step', '');
-SELECT pg_catalog.pg_extension_config_dump('@extschema@.challenge_progress', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.challenge_state', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.challenge_receipt', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.customer_achievement', '');
 

@@ -98,7 +98,8 @@ GRANT SELECT ON
     @extschema@.fraud_rule, @extschema@.fraud_tally, @extschema@.fraud_case,
     @extschema@.fraud_case_operation, @extschema@.fraud_cases_daily,
     @extschema@.achievement, @extschema@.challenge, @extschema@.challenge_step,
-    @extschema@.challenge_progress, @extschema@.challenge_receipt, @extschema@.customer_achievement,
+    @extschema@.challenge_state, @extschema@.challenge_progress, @extschema@.challenge_receipt,
+    @extschema@.customer_achievement,
     @extschema@.experiment, @extschema@.experiment_variant,
     @extschema@.referral_scheme, @extschema@.referral_code, @extschema@.referral
 TO loyalty_admin;

@@ -1,29 +1,17 @@
 -- loyalty 0.21 -> 0.22: a challenge's progress moves by the receipt alone.
--- challenge_receipt keeps one entry per challenge a receipt counted for
--- (what it gave, what it gives now, which lines gave it) instead of one
--- item per challenge and line; challenge_progress keeps the state its goal
--- needs (distinct values and periods with their counts, a quest's latest
--- receipt).  The rows 0.21 wrote are converted, and the state computed
--- from them, by this script.  And referrals (src/referral.sql): a
--- customer's code given at enrolment (enroll takes referral_code), both
--- rewarded by the job settle_referrals, and the event referral_rewarded.
+-- A customer's enrolments become one row of challenge_state (arrays in
+-- parallel, with the state each goal needs: distinct values and streak
+-- periods with their counts, a quest's latest receipt), read a row per
+-- enrolment through the view challenge_progress; challenge_receipt keeps
+-- one entry per challenge a receipt counted for (what it gave, what it
+-- gives now, which lines gave it) instead of one item per challenge and
+-- line.  Both are built here from what 0.21 kept.  And referrals
+-- (src/referral.sql): a customer's code given at enrolment (enroll takes
+-- referral_code), both rewarded by the job settle_referrals, and the event
+-- referral_rewarded.
 \echo Use "ALTER EXTENSION loyalty UPDATE TO '0.22'" to load this file. \quit
 
-ALTER TABLE @extschema@.challenge_progress
-    ADD COLUMN keys text[] NOT NULL DEFAULT '{}',
-    ADD COLUMN key_counts integer[] NOT NULL DEFAULT '{}',
-    ADD COLUMN periods integer[] NOT NULL DEFAULT '{}',
-    ADD COLUMN period_counts integer[] NOT NULL DEFAULT '{}',
-    ADD COLUMN last_at timestamptz,
-    ADD COLUMN last_receipt text;
-COMMENT ON COLUMN @extschema@.challenge_progress.keys IS 'distinct: the values counted, in bytewise order';
-COMMENT ON COLUMN @extschema@.challenge_progress.key_counts IS 'distinct: per value, the lines of receipts not returned that give it';
-COMMENT ON COLUMN @extschema@.challenge_progress.periods IS 'streak: the periods with a receipt, ascending (days since 2000-01-01, or weeks since Monday 2000-01-03)';
-COMMENT ON COLUMN @extschema@.challenge_progress.period_counts IS 'streak: per period, the receipts not returned in it';
-COMMENT ON COLUMN @extschema@.challenge_progress.last_at IS 'steps: the "at" of the latest receipt counted (receipts are counted in the order of at, then receipt_id)';
-COMMENT ON COLUMN @extschema@.challenge_progress.last_receipt IS 'steps: that receipt''s id';
-
--- The state of each enrolment, from the items of 0.21 (value > 0: not returned)
+-- 0.21's items (value > 0: not returned), with their challenges' goals
 CREATE TEMPORARY TABLE loyalty_items_0_21 AS
 SELECT r.program_id, r.receipt_id, r.customer_id, r.at, r.day, u.challenge_id, u.line_no,
        u.total, u.value, u.key, c.goal, c.streak_unit
@@ -33,49 +21,238 @@ SELECT r.program_id, r.receipt_id, r.customer_id, r.at, r.day, u.challenge_id, u
        AS u (challenge_id, line_no, total, value, key)
   LEFT JOIN @extschema@.challenge c ON c.id OPERATOR(pg_catalog.=) u.challenge_id;
 
-UPDATE @extschema@.challenge_progress p
-   SET keys = s.keys, key_counts = s.counts
-  FROM (SELECT k.customer_id, k.challenge_id,
-               pg_catalog.array_agg(k.key ORDER BY k.key COLLATE "C") AS keys,
-               pg_catalog.array_agg(k.n ORDER BY k.key COLLATE "C") AS counts
-          FROM (SELECT i.customer_id, i.challenge_id, i.key, pg_catalog.count(*)::integer AS n
-                  FROM pg_temp.loyalty_items_0_21 i
-                 WHERE i.goal OPERATOR(pg_catalog.=) 'distinct' AND i.value OPERATOR(pg_catalog.>) 0
-                 GROUP BY 1, 2, 3) k
-         GROUP BY 1, 2) s
- WHERE p.customer_id OPERATOR(pg_catalog.=) s.customer_id AND p.challenge_id OPERATOR(pg_catalog.=) s.challenge_id;
+-- The enrolments: 0.21's table out of the way, the row per customer in its place
+ALTER TABLE @extschema@.challenge_progress RENAME TO challenge_progress_0_21;
+ALTER TABLE @extschema@.challenge_progress_0_21 RENAME CONSTRAINT challenge_progress_pkey TO challenge_progress_0_21_pkey;
+ALTER INDEX @extschema@.challenge_progress_customer_idx RENAME TO challenge_progress_0_21_customer_idx;
 
-UPDATE @extschema@.challenge_progress p
-   SET periods = s.periods, period_counts = s.counts
-  FROM (SELECT k.customer_id, k.challenge_id,
-               pg_catalog.array_agg(k.period ORDER BY k.period) AS periods,
-               pg_catalog.array_agg(k.n ORDER BY k.period) AS counts
-          FROM (SELECT i.customer_id, i.challenge_id,
-                       CASE WHEN i.streak_unit OPERATOR(pg_catalog.=) 'week'
-                            THEN pg_catalog.floor(((i.day OPERATOR(pg_catalog.-) DATE '2000-01-01') OPERATOR(pg_catalog.-) 2)::numeric
-                                                  OPERATOR(pg_catalog./) 7)::integer
-                            ELSE i.day OPERATOR(pg_catalog.-) DATE '2000-01-01' END AS period,
-                       pg_catalog.count(DISTINCT i.receipt_id)::integer AS n
-                  FROM pg_temp.loyalty_items_0_21 i
-                 WHERE i.goal OPERATOR(pg_catalog.=) 'streak' AND i.value OPERATOR(pg_catalog.>) 0
-                 GROUP BY 1, 2, 3) k
-         GROUP BY 1, 2) s
- WHERE p.customer_id OPERATOR(pg_catalog.=) s.customer_id AND p.challenge_id OPERATOR(pg_catalog.=) s.challenge_id;
+-- A customer's enrolments, one row per customer: element i of each
+-- per-challenge array is their enrolment in challenge_id[i]; the values a
+-- distinct goal counted and the periods of a streak are lists of their
+-- own, each element naming its challenge (key_challenge, period_challenge).
+-- Commit reads and writes the one row (src/campaigns.c); the view
+-- challenge_progress shows a row per enrolment.
+CREATE TABLE @extschema@.challenge_state (
+    customer_id       bigint PRIMARY KEY,
+    program_id        bigint NOT NULL,
+    challenge_id      bigint[] COMPRESSION lz4 NOT NULL DEFAULT '{}',
+    enrolled_at       timestamptz[] COMPRESSION lz4 NOT NULL DEFAULT '{}',
+    window_end        timestamptz[] COMPRESSION lz4 NOT NULL DEFAULT '{}',
+    progress          bigint[] COMPRESSION lz4 NOT NULL DEFAULT '{}',
+    completions       integer[] COMPRESSION lz4 NOT NULL DEFAULT '{}',
+    completed_at      timestamptz[] COMPRESSION lz4 NOT NULL DEFAULT '{}',
+    completed_receipt text[] COMPRESSION lz4 NOT NULL DEFAULT '{}',
+    reward_lot_id     bigint[] COMPRESSION lz4 NOT NULL DEFAULT '{}',
+    reward_coupon     text[] COMPRESSION lz4 NOT NULL DEFAULT '{}',
+    last_at           timestamptz[] COMPRESSION lz4 NOT NULL DEFAULT '{}',
+    last_receipt      text[] COMPRESSION lz4 NOT NULL DEFAULT '{}',
+    key_challenge     bigint[] COMPRESSION lz4 NOT NULL DEFAULT '{}',
+    keys              text[] COMPRESSION lz4 NOT NULL DEFAULT '{}',
+    key_counts        integer[] COMPRESSION lz4 NOT NULL DEFAULT '{}',
+    period_challenge  bigint[] COMPRESSION lz4 NOT NULL DEFAULT '{}',
+    periods           integer[] COMPRESSION lz4 NOT NULL DEFAULT '{}',
+    period_counts     integer[] COMPRESSION lz4 NOT NULL DEFAULT '{}',
+    updated_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    FOREIGN KEY (program_id, customer_id) REFERENCES @extschema@.customer (program_id, id),
+    CONSTRAINT challenge_state_lengths_check CHECK (
+        pg_catalog.cardinality(enrolled_at) OPERATOR(pg_catalog.=) pg_catalog.cardinality(challenge_id)
+        AND pg_catalog.cardinality(window_end) OPERATOR(pg_catalog.=) pg_catalog.cardinality(challenge_id)
+        AND pg_catalog.cardinality(progress) OPERATOR(pg_catalog.=) pg_catalog.cardinality(challenge_id)
+        AND pg_catalog.cardinality(completions) OPERATOR(pg_catalog.=) pg_catalog.cardinality(challenge_id)
+        AND pg_catalog.cardinality(completed_at) OPERATOR(pg_catalog.=) pg_catalog.cardinality(challenge_id)
+        AND pg_catalog.cardinality(completed_receipt) OPERATOR(pg_catalog.=) pg_catalog.cardinality(challenge_id)
+        AND pg_catalog.cardinality(reward_lot_id) OPERATOR(pg_catalog.=) pg_catalog.cardinality(challenge_id)
+        AND pg_catalog.cardinality(reward_coupon) OPERATOR(pg_catalog.=) pg_catalog.cardinality(challenge_id)
+        AND pg_catalog.cardinality(last_at) OPERATOR(pg_catalog.=) pg_catalog.cardinality(challenge_id)
+        AND pg_catalog.cardinality(last_receipt) OPERATOR(pg_catalog.=) pg_catalog.cardinality(challenge_id)
+        AND pg_catalog.cardinality(keys) OPERATOR(pg_catalog.=) pg_catalog.cardinality(key_challenge)
+        AND pg_catalog.cardinality(key_counts) OPERATOR(pg_catalog.=) pg_catalog.cardinality(key_challenge)
+        AND pg_catalog.cardinality(periods) OPERATOR(pg_catalog.=) pg_catalog.cardinality(period_challenge)
+        AND pg_catalog.cardinality(period_counts) OPERATOR(pg_catalog.=) pg_catalog.cardinality(period_challenge))
+);
+COMMENT ON TABLE @extschema@.challenge_state IS 'a customer''s enrolments in challenges, one row per customer (the arrays in parallel; read them as loyalty.challenge_progress)';
+COMMENT ON COLUMN @extschema@.challenge_state.customer_id IS 'the customer';
+COMMENT ON COLUMN @extschema@.challenge_state.program_id IS 'the programme';
+COMMENT ON COLUMN @extschema@.challenge_state.challenge_id IS 'per enrolment: the challenge (ascending, as commit writes them)';
+COMMENT ON COLUMN @extschema@.challenge_state.enrolled_at IS 'per enrolment: opt-in, when enrol_challenge enrolled them; automatic, the "at" of the first receipt that counted';
+COMMENT ON COLUMN @extschema@.challenge_state.window_end IS 'per enrolment: until when (exclusive) receipts count: enrolled_at + duration, or the challenge''s ends_at; NULL: open-ended';
+COMMENT ON COLUMN @extschema@.challenge_state.progress IS 'per enrolment: in the goal''s unit: receipts, minor units of money (spend), thousandths of a unit (quantity), distinct values, periods in a row, steps';
+COMMENT ON COLUMN @extschema@.challenge_state.completions IS 'per enrolment: how many times it was completed (a reward taken back by a return makes it active again)';
+COMMENT ON COLUMN @extschema@.challenge_state.completed_at IS 'per enrolment: when it was completed (the transaction''s time); NULL while active';
+COMMENT ON COLUMN @extschema@.challenge_state.completed_receipt IS 'per enrolment: the receipt that completed it';
+COMMENT ON COLUMN @extschema@.challenge_state.reward_lot_id IS 'per enrolment: the reward lot of the last completion';
+COMMENT ON COLUMN @extschema@.challenge_state.reward_coupon IS 'per enrolment: the code of the reward coupon of the last completion';
+COMMENT ON COLUMN @extschema@.challenge_state.last_at IS 'per enrolment, steps: the "at" of the latest receipt counted (receipts are counted in the order of at, then receipt_id)';
+COMMENT ON COLUMN @extschema@.challenge_state.last_receipt IS 'per enrolment, steps: that receipt''s id';
+COMMENT ON COLUMN @extschema@.challenge_state.key_challenge IS 'per value counted by a distinct goal: its challenge';
+COMMENT ON COLUMN @extschema@.challenge_state.keys IS 'per value: the value (in bytewise order within its challenge)';
+COMMENT ON COLUMN @extschema@.challenge_state.key_counts IS 'per value: the lines of receipts not returned that give it';
+COMMENT ON COLUMN @extschema@.challenge_state.period_challenge IS 'per period of a streak with a receipt: its challenge';
+COMMENT ON COLUMN @extschema@.challenge_state.periods IS 'per period: days since 2000-01-01, or weeks since Monday 2000-01-03 (ascending within its challenge)';
+COMMENT ON COLUMN @extschema@.challenge_state.period_counts IS 'per period: the receipts not returned in it';
+COMMENT ON COLUMN @extschema@.challenge_state.updated_at IS 'its last change';
+ALTER TABLE @extschema@.challenge_state ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON @extschema@.challenge_state USING (@extschema@.program_open(program_id));
 
-UPDATE @extschema@.challenge_progress p
-   SET last_at = s.at, last_receipt = s.receipt_id
-  FROM (SELECT DISTINCT ON (i.customer_id, i.challenge_id) i.customer_id, i.challenge_id, i.at, i.receipt_id
-          FROM pg_temp.loyalty_items_0_21 i
-         WHERE i.goal OPERATOR(pg_catalog.=) 'steps'
-         ORDER BY i.customer_id, i.challenge_id, i.at DESC, i.receipt_id COLLATE "C" DESC) s
- WHERE p.customer_id OPERATOR(pg_catalog.=) s.customer_id AND p.challenge_id OPERATOR(pg_catalog.=) s.challenge_id;
+CREATE TEMPORARY TABLE loyalty_keys_0_21 AS
+SELECT i.customer_id, i.challenge_id, i.key, pg_catalog.count(*)::integer AS n
+  FROM pg_temp.loyalty_items_0_21 i
+ WHERE i.goal OPERATOR(pg_catalog.=) 'distinct' AND i.value OPERATOR(pg_catalog.>) 0
+ GROUP BY 1, 2, 3;
+CREATE TEMPORARY TABLE loyalty_periods_0_21 AS
+SELECT i.customer_id, i.challenge_id,
+       CASE WHEN i.streak_unit OPERATOR(pg_catalog.=) 'week'
+            THEN pg_catalog.floor(((i.day OPERATOR(pg_catalog.-) DATE '2000-01-01') OPERATOR(pg_catalog.-) 2)::numeric
+                                  OPERATOR(pg_catalog./) 7)::integer
+            ELSE i.day OPERATOR(pg_catalog.-) DATE '2000-01-01' END AS period,
+       pg_catalog.count(DISTINCT i.receipt_id)::integer AS n
+  FROM pg_temp.loyalty_items_0_21 i
+ WHERE i.goal OPERATOR(pg_catalog.=) 'streak' AND i.value OPERATOR(pg_catalog.>) 0
+ GROUP BY 1, 2, 3;
 
--- The receipts' rows: one entry per challenge
-ALTER TABLE @extschema@.challenge_receipt
-    ADD COLUMN lines bytea,
-    ADD COLUMN alive bytea,
-    ADD COLUMN key_of integer[],
-    ADD COLUMN key_line integer[];
+INSERT INTO @extschema@.challenge_state (customer_id, program_id, challenge_id, enrolled_at, window_end,
+                                         progress, completions, completed_at, completed_receipt,
+                                         reward_lot_id, reward_coupon, last_at, last_receipt,
+                                         key_challenge, keys, key_counts, period_challenge, periods, period_counts)
+SELECT p.customer_id, pg_catalog.min(p.program_id),
+       pg_catalog.array_agg(p.challenge_id ORDER BY p.challenge_id),
+       pg_catalog.array_agg(p.enrolled_at ORDER BY p.challenge_id),
+       pg_catalog.array_agg(p.window_end ORDER BY p.challenge_id),
+       pg_catalog.array_agg(p.progress ORDER BY p.challenge_id),
+       pg_catalog.array_agg(p.completions ORDER BY p.challenge_id),
+       pg_catalog.array_agg(p.completed_at ORDER BY p.challenge_id),
+       pg_catalog.array_agg(p.completed_receipt ORDER BY p.challenge_id),
+       pg_catalog.array_agg(p.reward_lot_id ORDER BY p.challenge_id),
+       pg_catalog.array_agg(p.reward_coupon ORDER BY p.challenge_id),
+       pg_catalog.array_agg(l.at ORDER BY p.challenge_id),
+       pg_catalog.array_agg(l.receipt_id ORDER BY p.challenge_id),
+       COALESCE((SELECT pg_catalog.array_agg(k.challenge_id ORDER BY k.challenge_id, k.key COLLATE "C")
+                   FROM pg_temp.loyalty_keys_0_21 k WHERE k.customer_id OPERATOR(pg_catalog.=) p.customer_id), '{}'),
+       COALESCE((SELECT pg_catalog.array_agg(k.key ORDER BY k.challenge_id, k.key COLLATE "C")
+                   FROM pg_temp.loyalty_keys_0_21 k WHERE k.customer_id OPERATOR(pg_catalog.=) p.customer_id), '{}'),
+       COALESCE((SELECT pg_catalog.array_agg(k.n ORDER BY k.challenge_id, k.key COLLATE "C")
+                   FROM pg_temp.loyalty_keys_0_21 k WHERE k.customer_id OPERATOR(pg_catalog.=) p.customer_id), '{}'),
+       COALESCE((SELECT pg_catalog.array_agg(k.challenge_id ORDER BY k.challenge_id, k.period)
+                   FROM pg_temp.loyalty_periods_0_21 k WHERE k.customer_id OPERATOR(pg_catalog.=) p.customer_id), '{}'),
+       COALESCE((SELECT pg_catalog.array_agg(k.period ORDER BY k.challenge_id, k.period)
+                   FROM pg_temp.loyalty_periods_0_21 k WHERE k.customer_id OPERATOR(pg_catalog.=) p.customer_id), '{}'),
+       COALESCE((SELECT pg_catalog.array_agg(k.n ORDER BY k.challenge_id, k.period)
+                   FROM pg_temp.loyalty_periods_0_21 k WHERE k.customer_id OPERATOR(pg_catalog.=) p.customer_id), '{}')
+  FROM @extschema@.challenge_progress_0_21 p
+  LEFT JOIN (SELECT DISTINCT ON (i.customer_id, i.challenge_id) i.customer_id, i.challenge_id, i.at, i.receipt_id
+               FROM pg_temp.loyalty_items_0_21 i
+              WHERE i.goal OPERATOR(pg_catalog.=) 'steps'
+              ORDER BY i.customer_id, i.challenge_id, i.at DESC, i.receipt_id COLLATE "C" DESC) l
+    ON l.customer_id OPERATOR(pg_catalog.=) p.customer_id AND l.challenge_id OPERATOR(pg_catalog.=) p.challenge_id
+ GROUP BY p.customer_id;
+ALTER EXTENSION loyalty DROP TABLE @extschema@.challenge_progress_0_21;
+DROP TABLE @extschema@.challenge_progress_0_21;
+
+-- A row per enrolment (the view of challenge_state its readers use).
+CREATE VIEW @extschema@.challenge_progress WITH (security_invoker = true) AS
+SELECT u.challenge_id, s.customer_id, s.program_id, u.enrolled_at, u.window_end, u.progress,
+       CASE WHEN u.completed_at IS NULL THEN 'active' ELSE 'completed' END AS state,
+       u.completions, u.completed_at, u.completed_receipt, u.reward_lot_id, u.reward_coupon, s.updated_at,
+       ARRAY(SELECT k.key FROM ROWS FROM (pg_catalog.unnest(s.key_challenge), pg_catalog.unnest(s.keys))
+                          WITH ORDINALITY k (c, key, n)
+              WHERE k.c OPERATOR(pg_catalog.=) u.challenge_id ORDER BY k.n) AS keys,
+       ARRAY(SELECT k.count FROM ROWS FROM (pg_catalog.unnest(s.key_challenge), pg_catalog.unnest(s.key_counts))
+                            WITH ORDINALITY k (c, count, n)
+              WHERE k.c OPERATOR(pg_catalog.=) u.challenge_id ORDER BY k.n) AS key_counts,
+       ARRAY(SELECT k.period FROM ROWS FROM (pg_catalog.unnest(s.period_challenge), pg_catalog.unnest(s.periods))
+                             WITH ORDINALITY k (c, period, n)
+              WHERE k.c OPERATOR(pg_catalog.=) u.challenge_id ORDER BY k.n) AS periods,
+       ARRAY(SELECT k.count FROM ROWS FROM (pg_catalog.unnest(s.period_challenge), pg_catalog.unnest(s.period_counts))
+                            WITH ORDINALITY k (c, count, n)
+              WHERE k.c OPERATOR(pg_catalog.=) u.challenge_id ORDER BY k.n) AS period_counts,
+       u.last_at, u.last_receipt
+  FROM @extschema@.challenge_state s
+ CROSS JOIN LATERAL ROWS FROM (pg_catalog.unnest(s.challenge_id), pg_catalog.unnest(s.enrolled_at),
+                               pg_catalog.unnest(s.window_end), pg_catalog.unnest(s.progress),
+                               pg_catalog.unnest(s.completions), pg_catalog.unnest(s.completed_at),
+                               pg_catalog.unnest(s.completed_receipt), pg_catalog.unnest(s.reward_lot_id),
+                               pg_catalog.unnest(s.reward_coupon), pg_catalog.unnest(s.last_at),
+                               pg_catalog.unnest(s.last_receipt))
+       u (challenge_id, enrolled_at, window_end, progress, completions, completed_at, completed_receipt,
+          reward_lot_id, reward_coupon, last_at, last_receipt);
+COMMENT ON VIEW @extschema@.challenge_progress IS 'a customer enrolled in a challenge: the window, the progress, and the reward given (a row per enrolment of loyalty.challenge_state)';
+COMMENT ON COLUMN @extschema@.challenge_progress.challenge_id IS 'the challenge';
+COMMENT ON COLUMN @extschema@.challenge_progress.customer_id IS 'the customer';
+COMMENT ON COLUMN @extschema@.challenge_progress.program_id IS 'the programme';
+COMMENT ON COLUMN @extschema@.challenge_progress.enrolled_at IS 'opt-in: when enrol_challenge enrolled them; automatic: the "at" of the first receipt that counted';
+COMMENT ON COLUMN @extschema@.challenge_progress.window_end IS 'until when (exclusive) receipts count: enrolled_at + duration, or the challenge''s ends_at; NULL: open-ended';
+COMMENT ON COLUMN @extschema@.challenge_progress.progress IS 'in the goal''s unit: receipts, minor units of money (spend), thousandths of a unit (quantity), distinct values, periods in a row, steps';
+COMMENT ON COLUMN @extschema@.challenge_progress.state IS 'active or completed (completed_at set)';
+COMMENT ON COLUMN @extschema@.challenge_progress.completions IS 'how many times it was completed (a reward taken back by a return makes it active again)';
+COMMENT ON COLUMN @extschema@.challenge_progress.completed_at IS 'when it was completed (the transaction''s time); NULL while active';
+COMMENT ON COLUMN @extschema@.challenge_progress.completed_receipt IS 'the receipt that completed it';
+COMMENT ON COLUMN @extschema@.challenge_progress.reward_lot_id IS 'the reward lot of the last completion';
+COMMENT ON COLUMN @extschema@.challenge_progress.reward_coupon IS 'the code of the reward coupon of the last completion';
+COMMENT ON COLUMN @extschema@.challenge_progress.updated_at IS 'the last change of the customer''s row';
+COMMENT ON COLUMN @extschema@.challenge_progress.keys IS 'distinct: the values counted, in bytewise order';
+COMMENT ON COLUMN @extschema@.challenge_progress.key_counts IS 'distinct: per value, the lines of receipts not returned that give it';
+COMMENT ON COLUMN @extschema@.challenge_progress.periods IS 'streak: the periods with a receipt, ascending (days since 2000-01-01, or weeks since Monday 2000-01-03)';
+COMMENT ON COLUMN @extschema@.challenge_progress.period_counts IS 'streak: per period, the receipts not returned in it';
+COMMENT ON COLUMN @extschema@.challenge_progress.last_at IS 'steps: the "at" of the latest receipt counted (receipts are counted in the order of at, then receipt_id)';
+COMMENT ON COLUMN @extschema@.challenge_progress.last_receipt IS 'steps: that receipt''s id';
+
+-- A challenge with enrolments is not deleted (their rows would name nothing).
+CREATE FUNCTION @extschema@.challenge_delete_check()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF EXISTS (SELECT FROM @extschema@.challenge_state s
+                WHERE s.program_id OPERATOR(pg_catalog.=) OLD.program_id
+                  AND s.challenge_id OPERATOR(pg_catalog.@>) ARRAY[OLD.id]) THEN
+        RAISE EXCEPTION 'challenge "%" has enrolments: end it (active false) instead of deleting it', OLD.code
+            USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    RETURN OLD;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@.challenge_delete_check() FROM PUBLIC;
+CREATE TRIGGER challenge_delete_check BEFORE DELETE ON @extschema@.challenge
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.challenge_delete_check();
+
+-- The receipts' rows: one entry per challenge (a new table, 0.21's dropped)
+ALTER TABLE @extschema@.challenge_receipt RENAME TO challenge_receipt_0_21;
+ALTER TABLE @extschema@.challenge_receipt_0_21 RENAME CONSTRAINT challenge_receipt_pkey TO challenge_receipt_0_21_pkey;
+ALTER INDEX @extschema@.challenge_receipt_customer_idx RENAME TO challenge_receipt_0_21_customer_idx;
+
+CREATE TABLE @extschema@.challenge_receipt (
+    program_id   bigint NOT NULL,
+    receipt_id   text NOT NULL,
+    customer_id  bigint NOT NULL,
+    at           timestamptz NOT NULL,
+    day          date NOT NULL,
+    challenge_id bigint[] NOT NULL,
+    total        bigint[] NOT NULL,
+    value        bigint[] NOT NULL,
+    key          text[] NOT NULL,
+    lines        bytea NOT NULL,
+    alive        bytea NOT NULL,
+    key_of       integer[] NOT NULL,
+    key_line     integer[] NOT NULL,
+    PRIMARY KEY (program_id, receipt_id)
+);
+CREATE INDEX challenge_receipt_customer_idx ON @extschema@.challenge_receipt (customer_id);
+COMMENT ON TABLE @extschema@.challenge_receipt IS 'what a committed receipt gave the challenges its customer was enrolled in: one entry per challenge (challenge_id, total, value and a bitmap in lines, in parallel), and the keys of its distinct and steps entries (key, key_of, key_line, in parallel)';
+COMMENT ON COLUMN @extschema@.challenge_receipt.program_id IS 'the programme';
+COMMENT ON COLUMN @extschema@.challenge_receipt.receipt_id IS 'the receipt';
+COMMENT ON COLUMN @extschema@.challenge_receipt.customer_id IS 'its customer';
+COMMENT ON COLUMN @extschema@.challenge_receipt.at IS 'the receipt''s "at"';
+COMMENT ON COLUMN @extschema@.challenge_receipt.day IS 'the receipt''s own date (its "at" at its own offset): what streaks count';
+COMMENT ON COLUMN @extschema@.challenge_receipt.challenge_id IS 'per entry: the challenge (ascending)';
+COMMENT ON COLUMN @extschema@.challenge_receipt.total IS 'per entry: what the receipt gave at commit: 1 (receipts, streak), its matching lines'' money after discounts (spend) or quantity in thousandths (quantity), its keys (distinct, steps)';
+COMMENT ON COLUMN @extschema@.challenge_receipt.value IS 'per entry: what it gives now, after returns, in the unit of total (0 once nothing is left)';
+COMMENT ON COLUMN @extschema@.challenge_receipt.key IS 'per key: the value of distinct_of (distinct) or the step number (steps) a line gave';
+COMMENT ON COLUMN @extschema@.challenge_receipt.lines IS 'per entry, ceil(n / 8) bytes for the receipt''s n lines: bit p % 8 of byte p / 8 is set when the line at 0-based place p counted';
+COMMENT ON COLUMN @extschema@.challenge_receipt.alive IS 'ceil(n / 8) bytes: the lines not returned whole (bit p as in lines)';
+COMMENT ON COLUMN @extschema@.challenge_receipt.key_of IS 'per key: its entry (1-based place in challenge_id)';
+COMMENT ON COLUMN @extschema@.challenge_receipt.key_line IS 'per key: its line (1-based place in the receipt''s lines)';
+ALTER TABLE @extschema@.challenge_receipt ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON @extschema@.challenge_receipt USING (@extschema@.program_open(program_id));
 
 CREATE TEMPORARY TABLE loyalty_places_0_21 AS
 SELECT i.*, pg_catalog.array_position(t.line_no, i.line_no) OPERATOR(pg_catalog.-) 1 AS pos,
@@ -100,10 +277,12 @@ BEGIN
 END
 $$;
 
-UPDATE @extschema@.challenge_receipt r
-   SET challenge_id = e.ids, total = e.totals, value = e.vals, lines = e.lines, alive = a.alive,
-       key = COALESCE(k.keys, '{}'), key_of = COALESCE(k.key_of, '{}'), key_line = COALESCE(k.key_line, '{}')
-  FROM (SELECT x.program_id, x.receipt_id,
+INSERT INTO @extschema@.challenge_receipt (program_id, receipt_id, customer_id, at, day, challenge_id,
+                                           total, value, key, lines, alive, key_of, key_line)
+SELECT r.program_id, r.receipt_id, r.customer_id, r.at, r.day, e.ids, e.totals, e.vals,
+       COALESCE(k.keys, '{}'), e.lines, a.alive, COALESCE(k.key_of, '{}'), COALESCE(k.key_line, '{}')
+  FROM @extschema@.challenge_receipt_0_21 r
+  JOIN (SELECT x.program_id, x.receipt_id,
                pg_catalog.array_agg(x.challenge_id ORDER BY x.entry) AS ids,
                pg_catalog.array_agg(x.total ORDER BY x.entry) AS totals,
                pg_catalog.array_agg(x.value ORDER BY x.entry) AS vals,
@@ -120,12 +299,13 @@ UPDATE @extschema@.challenge_receipt r
                   FROM pg_temp.loyalty_places_0_21 p
                  GROUP BY p.program_id, p.receipt_id, p.entry, p.challenge_id, p.goal) x
          GROUP BY x.program_id, x.receipt_id) e
+    ON e.program_id OPERATOR(pg_catalog.=) r.program_id AND e.receipt_id OPERATOR(pg_catalog.=) r.receipt_id
   JOIN (SELECT p.program_id, p.receipt_id,
                pg_temp.loyalty_bits(pg_catalog.max(p.nlines),
                                     pg_catalog.array_agg(p.pos) FILTER (WHERE p.value OPERATOR(pg_catalog.>) 0)) AS alive
           FROM pg_temp.loyalty_places_0_21 p
          GROUP BY p.program_id, p.receipt_id) a
-    ON a.program_id OPERATOR(pg_catalog.=) e.program_id AND a.receipt_id OPERATOR(pg_catalog.=) e.receipt_id
+    ON a.program_id OPERATOR(pg_catalog.=) r.program_id AND a.receipt_id OPERATOR(pg_catalog.=) r.receipt_id
   LEFT JOIN (SELECT p.program_id, p.receipt_id,
                     pg_catalog.array_agg(p.key ORDER BY p.entry, p.pos, p.key) AS keys,
                     pg_catalog.array_agg(p.entry::integer ORDER BY p.entry, p.pos, p.key) AS key_of,
@@ -133,28 +313,97 @@ UPDATE @extschema@.challenge_receipt r
                FROM pg_temp.loyalty_places_0_21 p
               WHERE p.goal OPERATOR(pg_catalog.=) ANY ('{distinct,steps}'::text[])
               GROUP BY p.program_id, p.receipt_id) k
-    ON k.program_id OPERATOR(pg_catalog.=) e.program_id AND k.receipt_id OPERATOR(pg_catalog.=) e.receipt_id
- WHERE r.program_id OPERATOR(pg_catalog.=) e.program_id AND r.receipt_id OPERATOR(pg_catalog.=) e.receipt_id;
--- a row whose receipt is gone, or without items, gives nothing
-DELETE FROM @extschema@.challenge_receipt WHERE lines IS NULL;
+    ON k.program_id OPERATOR(pg_catalog.=) r.program_id AND k.receipt_id OPERATOR(pg_catalog.=) r.receipt_id;
+ALTER EXTENSION loyalty DROP TABLE @extschema@.challenge_receipt_0_21;
+DROP TABLE @extschema@.challenge_receipt_0_21;
 DROP FUNCTION pg_temp.loyalty_bits(integer, integer[]);
-DROP TABLE pg_temp.loyalty_places_0_21, pg_temp.loyalty_items_0_21;
+DROP TABLE pg_temp.loyalty_places_0_21, pg_temp.loyalty_periods_0_21, pg_temp.loyalty_keys_0_21,
+           pg_temp.loyalty_items_0_21;
 
-ALTER TABLE @extschema@.challenge_receipt
-    DROP COLUMN line_no,
-    ALTER COLUMN lines SET NOT NULL,
-    ALTER COLUMN alive SET NOT NULL,
-    ALTER COLUMN key_of SET NOT NULL,
-    ALTER COLUMN key_line SET NOT NULL;
-COMMENT ON TABLE @extschema@.challenge_receipt IS 'what a committed receipt gave the challenges its customer was enrolled in: one entry per challenge (challenge_id, total, value and a bitmap in lines, in parallel), and the keys of its distinct and steps entries (key, key_of, key_line, in parallel)';
-COMMENT ON COLUMN @extschema@.challenge_receipt.challenge_id IS 'per entry: the challenge (ascending)';
-COMMENT ON COLUMN @extschema@.challenge_receipt.total IS 'per entry: what the receipt gave at commit: 1 (receipts, streak), its matching lines'' money after discounts (spend) or quantity in thousandths (quantity), its keys (distinct, steps)';
-COMMENT ON COLUMN @extschema@.challenge_receipt.value IS 'per entry: what it gives now, after returns, in the unit of total (0 once nothing is left)';
-COMMENT ON COLUMN @extschema@.challenge_receipt.key IS 'per key: the value of distinct_of (distinct) or the step number (steps) a line gave';
-COMMENT ON COLUMN @extschema@.challenge_receipt.lines IS 'per entry, ceil(n / 8) bytes for the receipt''s n lines: bit p % 8 of byte p / 8 is set when the line at 0-based place p counted';
-COMMENT ON COLUMN @extschema@.challenge_receipt.alive IS 'ceil(n / 8) bytes: the lines not returned whole (bit p as in lines)';
-COMMENT ON COLUMN @extschema@.challenge_receipt.key_of IS 'per key: its entry (1-based place in challenge_id)';
-COMMENT ON COLUMN @extschema@.challenge_receipt.key_line IS 'per key: its line (1-based place in the receipt''s lines)';
+CREATE OR REPLACE FUNCTION @extschema@.enrol_challenge(program text, customer_id bigint, challenge text,
+                                            at timestamptz DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pid bigint;
+    c @extschema@.challenge;
+    cust @extschema@.customer;
+    t timestamptz := COALESCE(enrol_challenge.at, pg_catalog.now());
+    p @extschema@.challenge_progress;
+    fresh boolean := false;
+BEGIN
+    IF enrol_challenge.challenge IS NULL THEN
+        RAISE EXCEPTION 'challenge must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    cust := @extschema@.challenge_customer(enrol_challenge.program, enrol_challenge.customer_id);
+    pid := cust.program_id;
+    c := @extschema@.challenge_by_code(pid, enrol_challenge.challenge);
+    IF cust.status OPERATOR(pg_catalog.<>) 'active' THEN
+        RAISE EXCEPTION 'customer % is %: only an active customer enrols in a challenge', cust.id, cust.status
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    IF NOT c.active THEN
+        RAISE EXCEPTION 'challenge "%" is not active', c.code
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    IF t OPERATOR(pg_catalog.<) c.starts_at OR t OPERATOR(pg_catalog.>=) c.ends_at THEN
+        RAISE EXCEPTION 'challenge "%" takes enrolments from % to %, not at %', c.code, c.starts_at,
+              COALESCE(c.ends_at::text, 'no end'), t
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'at is the instant of the enrolment; NULL: now.';
+    END IF;
+    IF (c.audience OPERATOR(pg_catalog.=) 'tiers' AND (cust.tier IS NULL OR cust.tier OPERATOR(pg_catalog.<>) ALL (c.tiers)))
+       OR (c.audience OPERATOR(pg_catalog.=) 'segments'
+           AND NOT EXISTS (SELECT FROM @extschema@.segment_member m
+                            WHERE m.customer_id OPERATOR(pg_catalog.=) cust.id
+                              AND m.segment OPERATOR(pg_catalog.=) ANY (c.segments))) THEN
+        RAISE EXCEPTION 'customer % is not in the audience of challenge "%"', cust.id, c.code
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = pg_catalog.format('It is for customers of %s %s.', c.audience,
+                                             pg_catalog.array_to_string(COALESCE(c.tiers, c.segments), ', '));
+    END IF;
+    -- the customer's row, locked (created if they have none): the enrolment
+    -- is appended unless there is one (commit writes the arrays back sorted)
+    INSERT INTO @extschema@.challenge_state AS x (customer_id, program_id)
+    VALUES (cust.id, pid) ON CONFLICT ON CONSTRAINT challenge_state_pkey DO NOTHING;
+    PERFORM FROM @extschema@.challenge_state x WHERE x.customer_id OPERATOR(pg_catalog.=) cust.id FOR UPDATE;
+    fresh := NOT EXISTS (SELECT FROM @extschema@.challenge_state x
+                          WHERE x.customer_id OPERATOR(pg_catalog.=) cust.id
+                            AND x.challenge_id OPERATOR(pg_catalog.@>) ARRAY[c.id]);
+    IF fresh THEN
+        UPDATE @extschema@.challenge_state x
+           SET challenge_id = x.challenge_id OPERATOR(pg_catalog.||) c.id,
+               enrolled_at = x.enrolled_at OPERATOR(pg_catalog.||) t,
+               window_end = x.window_end OPERATOR(pg_catalog.||)
+                            CASE WHEN c.duration IS NOT NULL
+                                 THEN ((t AT TIME ZONE 'UTC') OPERATOR(pg_catalog.+) c.duration) AT TIME ZONE 'UTC'
+                                 ELSE c.ends_at END,
+               progress = x.progress OPERATOR(pg_catalog.||) 0::bigint,
+               completions = x.completions OPERATOR(pg_catalog.||) 0,
+               completed_at = x.completed_at OPERATOR(pg_catalog.||) NULL::timestamptz,
+               completed_receipt = x.completed_receipt OPERATOR(pg_catalog.||) NULL::text,
+               reward_lot_id = x.reward_lot_id OPERATOR(pg_catalog.||) NULL::bigint,
+               reward_coupon = x.reward_coupon OPERATOR(pg_catalog.||) NULL::text,
+               last_at = x.last_at OPERATOR(pg_catalog.||) NULL::timestamptz,
+               last_receipt = x.last_receipt OPERATOR(pg_catalog.||) NULL::text,
+               updated_at = pg_catalog.now()
+         WHERE x.customer_id OPERATOR(pg_catalog.=) cust.id;
+    END IF;
+    SELECT * INTO p FROM @extschema@.challenge_progress x
+     WHERE x.challenge_id OPERATOR(pg_catalog.=) c.id AND x.customer_id OPERATOR(pg_catalog.=) cust.id;
+    RETURN pg_catalog.jsonb_build_object(
+        'challenge', c.code, 'customer_id', cust.id, 'enrolled', fresh,
+        'enrolled_at', p.enrolled_at, 'window_end', p.window_end,
+        'progress', @extschema@.challenge_units(c, p.progress), 'target', c.target, 'state', p.state);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.enrol_challenge(text, bigint, text, timestamptz) IS
+'enrol a customer in a challenge (opt-in, or an automatic one ahead of its first receipt) at an instant (NULL: now); enrolled false if they were already';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.challenge_state', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.challenge_receipt', '');
+GRANT SELECT ON @extschema@.challenge_state, @extschema@.challenge_progress, @extschema@.challenge_receipt
+TO loyalty_admin;
 
 -- Referrals (src/referral.sql, verbatim), the event they write, the
 -- enrolment that takes a code, and the job that settles them.

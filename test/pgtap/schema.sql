@@ -11,12 +11,13 @@ SELECT tables_are('loyalty', ARRAY['program', 'currency', 'customer', 'identifie
                                    'receipt_default', 'accrual_queue',
                                    'receipt_refund', 'event', 'tier', 'tier_change', 'program_access',
                                    'fraud_rule', 'fraud_tally', 'fraud_case', 'fraud_case_operation',
-                                   'achievement', 'challenge', 'challenge_step', 'challenge_progress',
+                                   'achievement', 'challenge', 'challenge_step', 'challenge_state',
                                    'challenge_receipt', 'customer_achievement', 'experiment', 'experiment_variant',
                                    'referral_scheme', 'referral_code', 'referral']);
 SELECT views_are('loyalty', ARRAY['lot_usage', 'balances', 'ledger_entries', 'liability', 'job_health', 'lots',
                                   'expiring_points', 'promotion_performance', 'coupon_usage', 'tier_distribution',
-                                  'tier_movements', 'customer_360', 'store_days', 'receipt_line', 'fraud_cases_daily']);
+                                  'tier_movements', 'customer_360', 'store_days', 'receipt_line', 'fraud_cases_daily',
+                                  'challenge_progress']);
 SELECT functions_are('loyalty', ARRAY[
     'normalize_phone', 'normalize_card', 'normalize_email', 'phone_country_valid',
     'phone_countries', 'normalize_identifier', 'identify', 'identifier_normalize_trigger',
@@ -40,7 +41,7 @@ SELECT functions_are('loyalty', ARRAY[
     'binding_program', 'expiring_day', 'promotion_day', 'tier_day', 'store_day',
     'fraud_seconds', 'fraud_rule_check', 'fraud_trip', 'fraud_forget', 'fraud_case_for_update',
     'fraud_decide', 'release_hold', 'confirm_fraud', 'set_customer_status', 'fraud_unhold',
-    'challenge_check', 'challenge_customer', 'challenge_by_code', 'challenge_units', 'enrol_challenge', 'customer_challenges',
+    'challenge_check', 'challenge_delete_check', 'challenge_customer', 'challenge_by_code', 'challenge_units', 'enrol_challenge', 'customer_challenges',
     'customer_achievements', 'experiment_variant_check', 'experiment_bucket', 't_quantile_975',
     'experiment_report', 'referral_code', 'referral_code_normal', 'referral_insert', 'referral_referrer',
     'referral_scheme_of', 'settle_referrals']);
@@ -96,7 +97,7 @@ SELECT set_eq(
           'loyalty.fraud_rule_id_seq', 'loyalty.fraud_tally', 'loyalty.fraud_case',
           'loyalty.fraud_case_id_seq', 'loyalty.fraud_case_operation', 'loyalty.achievement',
           'loyalty.challenge', 'loyalty.challenge_id_seq', 'loyalty.challenge_step',
-          'loyalty.challenge_progress', 'loyalty.challenge_receipt', 'loyalty.customer_achievement',
+          'loyalty.challenge_state', 'loyalty.challenge_receipt', 'loyalty.customer_achievement',
           'loyalty.experiment', 'loyalty.experiment_id_seq', 'loyalty.experiment_variant',
           'loyalty.referral_scheme', 'loyalty.referral_code', 'loyalty.referral'],
     'every table and sequence is marked for pg_dump');
