@@ -15,7 +15,7 @@ CREATE TABLE @extschema@.event (
                 CHECK (type OPERATOR(pg_catalog.=) ANY
                        ('{balance_changed,receipt_committed,receipt_cancelled,refund,points_expiring,tier_changed,fraud_flagged,fraud_hold,fraud_released,fraud_confirmed,challenge_progress,challenge_completed,achievement_unlocked,referral_rewarded}'::text[])),
     customer_id bigint,
-    payload     jsonb NOT NULL,
+    payload     jsonb COMPRESSION lz4 NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
 ) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 20000,
         autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 100000);
