@@ -460,7 +460,7 @@ psql_calc -c 'TRUNCATE loyalty.fraud_case_operation, loyalty.fraud_case, loyalty
 # (test/bench/campaigns.sql: 50 challenges of every goal, one experiment of
 # two variants), loaded inactive after what a previous run left is cleared;
 # campaigns_active true|false switches them all.
-psql_calc -c 'TRUNCATE loyalty.customer_achievement, loyalty.challenge_receipt, loyalty.challenge_progress,
+psql_calc -c 'TRUNCATE loyalty.customer_achievement, loyalty.challenge_receipt, loyalty.challenge_state,
                        loyalty.challenge_step, loyalty.challenge, loyalty.achievement,
                        loyalty.experiment_variant, loyalty.experiment' \
 	-f "$BENCH/campaigns.sql" >"$LOGDIR/campaigns.log"
