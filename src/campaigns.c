@@ -27,7 +27,6 @@
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/datetime.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
 #include "campaigns.h"
@@ -73,6 +72,10 @@ static KeptQuery state_query = {
 	INT8ARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, INT4ARRAYOID, \
 	TIMESTAMPTZARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID, \
 	INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID, INT4ARRAYOID, INT4ARRAYOID
+/* the element types of the arrays, by their column in state_query (from 2) less one */
+static const Oid state_types[STATE_ARRAYS + 1] = {InvalidOid, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+	INT8OID, INT4OID, TIMESTAMPTZOID, TEXTOID, INT8OID, TEXTOID, TIMESTAMPTZOID, TEXTOID,
+INT8OID, TEXTOID, INT4OID, INT8OID, INT4OID, INT4OID};
 static KeptQuery state_update_query = {
 	"UPDATE loyalty.challenge_state s"
 	"   SET challenge_id = $3, enrolled_at = $4, window_end = $5, progress = $6, completions = $7,"
@@ -651,24 +654,6 @@ StepsRecount(int64 customer, const Challenge *c, Enrolment *e)
 	e->progress = done;
 }
 
-/* The elements and nulls of an array column of an SPI row */
-static int
-ArrayColumn(HeapTuple t, TupleDesc desc, int column, Oid type, Datum **items, bool **nulls)
-{
-	bool		isnull;
-	Datum		v = SPI_getbinval(t, desc, column, &isnull);
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-	int			n;
-
-	if (isnull)
-		elog(ERROR, "column %d of a challenge_state row is null", column);
-	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
-	deconstruct_array(DatumGetArrayTypePCopy(v), type, typlen, typbyval, typalign, items, nulls, &n);
-	return n;
-}
-
 static int
 enrolment_cmp(const void *a, const void *b)
 {
@@ -697,9 +682,6 @@ ReadState(int64 customer, ChState *st)
 	Datum	   *d[STATE_ARRAYS + 1];
 	bool	   *z[STATE_ARRAYS + 1];
 	int			n[STATE_ARRAYS + 1];
-	static const Oid types[STATE_ARRAYS + 1] = {InvalidOid, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID,
-		INT8OID, INT4OID, TIMESTAMPTZOID, TEXTOID, INT8OID, TEXTOID, TIMESTAMPTZOID, TEXTOID,
-	INT8OID, TEXTOID, INT4OID, INT8OID, INT4OID, INT4OID};
 
 	memset(st, 0, sizeof(*st));
 	RunKept(&state_query, args, NULL, 0);
@@ -710,7 +692,7 @@ ReadState(int64 customer, ChState *st)
 	st->exists = true;
 	st->seen = DatumGetTransactionId(SPI_getbinval(t, desc, 1, &isnull));
 	for (int c = 1; c <= STATE_ARRAYS; c++)
-		n[c] = ArrayColumn(t, desc, c + 1, types[c], &d[c], &z[c]);
+		n[c] = SpiArrayElementsNulls(t, desc, c + 1, state_types[c], &d[c], &z[c]);
 	for (int c = 2; c <= 11; c++)
 		if (n[c] != n[1])
 			elog(ERROR, "challenge_state row of customer " INT64_FORMAT " has arrays of different lengths", customer);
@@ -823,9 +805,6 @@ WriteState(int64 program_id, int64 customer, const ChState *st, const char *rid)
 	Datum	   *d[STATE_ARRAYS + 1];
 	bool	   *z[STATE_ARRAYS + 1];
 	Datum		args[STATE_ARRAYS + 2];
-	static const Oid types[STATE_ARRAYS + 1] = {InvalidOid, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID,
-		INT8OID, INT4OID, TIMESTAMPTZOID, TEXTOID, INT8OID, TEXTOID, TIMESTAMPTZOID, TEXTOID,
-	INT8OID, TEXTOID, INT4OID, INT8OID, INT4OID, INT4OID};
 
 	for (int i = 0; i < n; i++)
 	{
@@ -878,7 +857,7 @@ WriteState(int64 program_id, int64 customer, const ChState *st, const char *rid)
 	args[0] = Int64GetDatum(customer);
 	args[1] = st->exists ? TransactionIdGetDatum(st->seen) : Int64GetDatum(program_id);
 	for (int c = 1; c <= STATE_ARRAYS; c++)
-		args[c + 1] = SpiArray(types[c], d[c], z[c], c <= 11 ? n : c <= 14 ? nk : np);
+		args[c + 1] = SpiArray(state_types[c], d[c], z[c], c <= 11 ? n : c <= 14 ? nk : np);
 	RunKept(st->exists ? &state_update_query : &state_insert_query, args, NULL, 0);
 	if (SPI_processed != 1)
 		ereport(ERROR,

@@ -108,6 +108,13 @@ LoadProgram(const char *code, LoyaltyProgram *program)
 int
 SpiArrayElements(HeapTuple row, TupleDesc desc, int column, Oid type, Datum **items)
 {
+	return SpiArrayElementsNulls(row, desc, column, type, items, NULL);
+}
+
+/* The same, with the elements' nulls (NULL: no element may be null) */
+int
+SpiArrayElementsNulls(HeapTuple row, TupleDesc desc, int column, Oid type, Datum **items, bool **nulls)
+{
 	bool		isnull;
 	Datum		v = SPI_getbinval(row, desc, column, &isnull);
 	int16		typlen;
@@ -118,7 +125,7 @@ SpiArrayElements(HeapTuple row, TupleDesc desc, int column, Oid type, Datum **it
 	if (isnull)
 		elog(ERROR, "column %d of a receipt row is a null array", column);
 	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
-	deconstruct_array(DatumGetArrayTypePCopy(v), type, typlen, typbyval, typalign, items, NULL, &n);
+	deconstruct_array(DatumGetArrayTypePCopy(v), type, typlen, typbyval, typalign, items, nulls, &n);
 	return n;
 }
 

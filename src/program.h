@@ -32,6 +32,8 @@ extern void LoadProgram(const char *code, LoyaltyProgram *program);
 extern SPIPlanPtr PrepareKept(const char *query, int nargs, Oid *argtypes);
 extern int	RunKept(KeptQuery *query, Datum *values, const char *nulls, long tcount);
 extern int	SpiArrayElements(HeapTuple row, TupleDesc desc, int column, Oid type, Datum **items);
+extern int	SpiArrayElementsNulls(HeapTuple row, TupleDesc desc, int column, Oid type, Datum **items,
+								  bool **nulls);
 extern Datum SpiArray(Oid type, Datum *items, bool *nulls, int n);
 extern Datum SpiTextArray(const char *const *items, int n);
 extern Datum SpiInt8Array(const int64 *items, int n);

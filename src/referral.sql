@@ -144,13 +144,15 @@ BEGIN
         RAISE EXCEPTION 'customer % is %: no referral code', customer_id, c.status
             USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
-    SELECT r.code INTO found_code FROM @extschema@.referral_code r
-     WHERE r.customer_id OPERATOR(pg_catalog.=) referral_code.customer_id;
-    IF FOUND THEN
-        RETURN found_code;
-    END IF;
-    -- eight characters drawn from a random UUID's bytes; a clash draws again
+    -- the customer's code; else eight characters drawn from a random UUID's
+    -- bytes: a clash with another code draws again, and a concurrent call
+    -- that gave this customer a code first has it read back
     LOOP
+        SELECT r.code INTO found_code FROM @extschema@.referral_code r
+         WHERE r.customer_id OPERATOR(pg_catalog.=) referral_code.customer_id;
+        IF FOUND THEN
+            RETURN found_code;
+        END IF;
         bytes := pg_catalog.uuid_send(pg_catalog.gen_random_uuid());
         candidate := '';
         FOR i IN 0 .. 7 LOOP
@@ -162,12 +164,6 @@ BEGIN
         ON CONFLICT DO NOTHING;
         IF FOUND THEN
             RETURN candidate;
-        END IF;
-        -- a concurrent call gave this customer a code: that one
-        SELECT r.code INTO found_code FROM @extschema@.referral_code r
-         WHERE r.customer_id OPERATOR(pg_catalog.=) referral_code.customer_id;
-        IF FOUND THEN
-            RETURN found_code;
         END IF;
     END LOOP;
 END
