@@ -114,6 +114,7 @@ SELECT loyalty.set_customer_status('shop', :boris, 'blocked', 'card fraud') IS N
 SELECT loyalty.set_customer_status('shop', :gleb, 'fraud_hold', 'under review') IS NOT NULL AS held;
 UPDATE loyalty.referral SET expires_at = now() - interval '1 second' WHERE referee_id = :dina;
 SELECT * FROM pg_temp.errc(format($$SELECT loyalty.enroll('shop', card => '10000007', referral_code => %L)$$, :'code_b'));
+SELECT * FROM pg_temp.err(format($$SELECT loyalty.referral_code('shop', %s)$$, :boris));
 SELECT loyalty.settle_referrals() AS settled;
 SELECT * FROM pg_temp.referrals();
 SELECT loyalty.set_customer_status('shop', :gleb, 'active', 'cleared') IS NOT NULL AS released;

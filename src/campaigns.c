@@ -14,9 +14,10 @@
  * with their receipts, a quest's latest receipt), so a commit reads no
  * earlier receipt; a return subtracts what its lines gave.  Only a quest
  * counts again from the customer's receipts, after a return or a receipt
- * older than its latest.  The progress row (challenge, customer) is locked
- * FOR UPDATE, after the customer's wallets, so that two receipts of one
- * customer complete a challenge once.
+ * older than its latest.  A customer's enrolments are one challenge_state
+ * row, read once and written back once, only if it is still the version
+ * read: the customer's wallets, locked first, make two receipts of one
+ * customer count one after the other, so a challenge is completed once.
  */
 #include "postgres.h"
 
@@ -158,7 +159,6 @@ typedef struct ChEntry
 {
 	int			challenge;		/* index in the challenges at hand */
 	int64		total;			/* what it gave at commit */
-	int64		value;			/* what it gives now */
 	uint8	   *lines;
 } ChEntry;
 
@@ -415,17 +415,17 @@ ByteaColumn(HeapTuple t, TupleDesc desc, int column, int *len)
 	return out;
 }
 
-/* An int8[] (or int4[]) column of an SPI row as int64 values */
+/* An int8[] column of an SPI row */
 static int64 *
-Int8Column(HeapTuple t, TupleDesc desc, int column, Oid type, int *n)
+Int8Column(HeapTuple t, TupleDesc desc, int column, int *n)
 {
 	Datum	   *elems;
 	int64	   *out;
 
-	*n = SpiArrayElements(t, desc, column, type, &elems);
+	*n = SpiArrayElements(t, desc, column, INT8OID, &elems);
 	out = palloc(sizeof(int64) * Max(*n, 1));
 	for (int i = 0; i < *n; i++)
-		out[i] = type == INT4OID ? DatumGetInt32(elems[i]) : DatumGetInt64(elems[i]);
+		out[i] = DatumGetInt64(elems[i]);
 	return out;
 }
 
@@ -630,7 +630,7 @@ StepsRecount(int64 customer, const Challenge *c, Enrolment *e)
 					m,
 					len,
 					mine = 0;
-		int64	   *cid = Int8Column(t, desc, 3, INT8OID, &n);
+		int64	   *cid = Int8Column(t, desc, 3, &n);
 		int32	   *key_of = Int4Column(t, desc, 4, &nk);
 		int32	   *key_line = Int4Column(t, desc, 5, &m);
 		char	  **key = TextColumn(t, desc, 6, &m);
@@ -1152,13 +1152,12 @@ CampaignCommit(Catalog *cat, const ReceiptPlan *plan, const char *rid)
 			en->total = 1;
 		else if (ch->goal == CG_DISTINCT || ch->goal == CG_STEPS)
 			en->total = nkeys - first_key;
-		en->value = en->total;
 		nentries++;
 	}
 	if (nentries == 0)
 		return;
 
-	/* lock the enrolments of the challenges it gives to, in catalogue (id) order */
+	/* the customer's enrolments in the challenges it gives to, in catalogue (id) order */
 	ids = palloc(sizeof(int64) * nentries);
 	cs = palloc(sizeof(Challenge *) * nentries);
 	for (int j = 0; j < nentries; j++)
@@ -1343,8 +1342,8 @@ CampaignReturn(int64 program_id, const char *rid, int64 customer, int nlines,
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
 
-		cid = Int8Column(t, desc, 1, INT8OID, &n);
-		value = Int8Column(t, desc, 3, INT8OID, &m);
+		cid = Int8Column(t, desc, 1, &n);
+		value = Int8Column(t, desc, 3, &m);
 		key = TextColumn(t, desc, 4, &nk);
 		bits = ByteaColumn(t, desc, 5, &len);
 		alive = ByteaColumn(t, desc, 6, &nbytes);
